@@ -1,0 +1,1 @@
+"""Experiments on the toy model: config, world, model, training, results, command line."""

@@ -1,0 +1,266 @@
+"""Experiment configuration: frozen dataclasses grouped as world / knowledge / mixture / train.
+
+A config is built from defaults, then a TOML file, then `--set section.key=value` overrides,
+and validated once at the end. Every problem raises `ConfigError`, whose message names the
+key, the bad value and what is allowed; the CLI turns it into exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from .errors import ConfigError
+
+
+
+@dataclass(frozen=True)
+class World:
+    n_subjects: int = 40
+    n_answers: int = 80
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    delta_c: float = 0.2
+    delta_m: float = 0.6
+    delta_s: float = 0.9
+    o_c: float = 1.0
+    o_r: float = 0.5
+
+
+@dataclass(frozen=True)
+class Mixture:
+    n_train: int = 20
+    context_critical: float = 0.5
+    counterfactual: float = 0.0
+    fact_recall: float = 0.0
+    fact_recall_seen: float = 1.0
+    n_test: int = 10
+    n_aligned: int = 10
+
+
+@dataclass(frozen=True)
+class Train:
+    lr: float = 1.0
+    steps: int = 300
+    value_lr: float = 0.0
+    seed: int = 0
+    dtype: str = "float64"
+
+
+@dataclass(frozen=True)
+class Config:
+    world: World = field(default_factory=World)
+    knowledge: Knowledge = field(default_factory=Knowledge)
+    mixture: Mixture = field(default_factory=Mixture)
+    train: Train = field(default_factory=Train)
+
+
+# (low, high, low_inclusive, high_inclusive) for numeric keys; choices for strings.
+_OPEN_UNIT = (0.0, 1.0, False, False)
+_UNIT = (0.0, 1.0, True, True)
+_POSITIVE = (0.0, math.inf, False, False)
+_RANGES: dict[str, Any] = {
+    "world.n_subjects": (1, math.inf, True, False),
+    "world.n_answers": (2, math.inf, True, False),
+    "knowledge.delta_c": _OPEN_UNIT,
+    "knowledge.delta_m": _OPEN_UNIT,
+    "knowledge.delta_s": _OPEN_UNIT,
+    "knowledge.o_c": _POSITIVE,
+    "knowledge.o_r": _POSITIVE,
+    "mixture.n_train": (1, math.inf, True, False),
+    "mixture.context_critical": _UNIT,
+    "mixture.counterfactual": _UNIT,
+    "mixture.fact_recall": _UNIT,
+    "mixture.fact_recall_seen": _UNIT,
+    "mixture.n_test": (1, math.inf, True, False),
+    "mixture.n_aligned": (0, math.inf, True, False),
+    "train.lr": _POSITIVE,
+    "train.steps": (1, math.inf, True, False),
+    "train.value_lr": (0.0, math.inf, True, False),
+    "train.seed": (0, 2**32 - 1, True, True),
+    "train.dtype": ("float64", "float32"),
+}
+
+
+def _section_class(name: str):
+    return {"world": World, "knowledge": Knowledge, "mixture": Mixture, "train": Train}[name]
+
+
+def all_keys() -> list[str]:
+    """Every valid `section.key` path."""
+    return list(_RANGES)
+
+
+def _field_type(key: str) -> type:
+    section, name = key.split(".")
+    return type(getattr(_section_class(section)(), name))
+
+
+def _describe_range(key: str) -> str:
+    spec = _RANGES[key]
+    if isinstance(spec[0], str):
+        return "one of " + ", ".join(repr(s) for s in spec)
+    lo, hi, lo_in, hi_in = spec
+    kind = "an integer" if _field_type(key) is int else "a number"
+    if hi == math.inf:
+        return f"{kind} {'>=' if lo_in else '>'} {lo:g}"
+    return f"{kind} in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+
+
+def _unknown_key(key: str) -> ConfigError:
+    """An error for an unknown key that suggests the closest valid one."""
+    keys = all_keys()
+    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    if not close:  # a known key name in the wrong section, or a typo in the name alone
+        by_leaf = {k.split(".")[1]: k for k in keys}
+        near = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(by_leaf), n=1, cutoff=0.6)
+        close = [by_leaf[near[0]]] if near else []
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown config key '{key}'{hint} (valid keys: {', '.join(keys)})")
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Check the type of one value against its field; ints are accepted where floats are."""
+    want = _field_type(key)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if want is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} = {value!r} is not finite; expected {_describe_range(key)}")
+    if not isinstance(value, want) or isinstance(value, bool) != (want is bool):
+        raise ConfigError(
+            f"{key} = {value!r} has the wrong type ({type(value).__name__}); "
+            f"expected {_describe_range(key)}"
+        )
+    return value
+
+
+def _check_range(key: str, value: Any) -> None:
+    spec = _RANGES[key]
+    if isinstance(spec[0], str):
+        ok = value in spec
+    else:
+        lo, hi, lo_in, hi_in = spec
+        ok = (value >= lo if lo_in else value > lo) and (value <= hi if hi_in else value < hi)
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is out of range; expected {_describe_range(key)}")
+
+
+def group_counts(mixture: Mixture) -> dict[str, int]:
+    """Training-point counts per group: round(fraction·n_train) for C, CF and S (Python's
+    round, half to even), C+S takes what is left; S splits into seen and unseen likewise."""
+    n = mixture.n_train
+    n_c = round(mixture.context_critical * n)
+    n_cf = round(mixture.counterfactual * n)
+    n_s = round(mixture.fact_recall * n)
+    n_s_seen = round(mixture.fact_recall_seen * n_s)
+    return {
+        "C": n_c,
+        "CS": n - n_c - n_cf - n_s,
+        "CF": n_cf,
+        "S_seen": n_s_seen,
+        "S_unseen": n_s - n_s_seen,
+    }
+
+
+def validate(config: Config) -> Config:
+    """Check every value's type and range and the mixture's consistency; return the config."""
+    for key in all_keys():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        _check_range(key, _coerce(key, value))
+    m = config.mixture
+    total = m.context_critical + m.counterfactual + m.fact_recall
+    counts = group_counts(m)
+    if total > 1.0 + 1e-12 or counts["CS"] < 0:
+        raise ConfigError(
+            "mixture fractions context_critical + counterfactual + fact_recall = "
+            f"{m.context_critical:g} + {m.counterfactual:g} + {m.fact_recall:g} = {total:g} "
+            f"(rounded counts {counts['C']} + {counts['CF']} + "
+            f"{counts['S_seen'] + counts['S_unseen']} of n_train = {m.n_train}); "
+            "they must sum to at most 1 (the rest are C+S points)"
+        )
+    return config
+
+
+def _apply(config: Config, key: str, value: Any) -> Config:
+    if key.count(".") != 1 or key not in _RANGES:
+        raise _unknown_key(key)
+    section, name = key.split(".")
+    value = _coerce(key, value)
+    new_section = dataclasses.replace(getattr(config, section), **{name: value})
+    return dataclasses.replace(config, **{section: new_section})
+
+
+def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
+    """Apply a nested {section: {key: value}} mapping (a parsed TOML file) to `base`."""
+    config = base or Config()
+    for section, entries in data.items():
+        if not isinstance(entries, dict):
+            raise _unknown_key(section)
+        for name, value in entries.items():
+            config = _apply(config, f"{section}.{name}", value)
+    return config
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse 'section.key=value'; the value is read as a TOML value, else as a bare string."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    if key not in _RANGES:
+        raise _unknown_key(key)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load_text(text: str, overrides: list[str] | tuple[str, ...] = (), source: str = "config") -> Config:
+    """Defaults, then the TOML `text`, then `overrides`; validated."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source} is not valid TOML: {err}") from None
+    config = from_dict(data)
+    for override in overrides:
+        config = _apply(config, *parse_override(override))
+    return validate(config)
+
+
+def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the TOML file at `path` (if any), then `overrides`; validated."""
+    if path is None:
+        return load_text("", overrides)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {err}") from None
+    return load_text(text, overrides, source=f"config file {str(path)!r}")
+
+
+def with_values(config: Config, values: dict[str, Any]) -> Config:
+    """A validated copy of `config` with some `section.key` values replaced."""
+    for key, value in values.items():
+        config = _apply(config, key, value)
+    return validate(config)
+
+
+def to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    return dataclasses.asdict(config)
+
+
+def to_toml(config: Config) -> str:
+    """The fully resolved config as TOML; `load` of this text reproduces `config` exactly."""
+    return tomli_w.dumps(to_dict(config))

@@ -1,0 +1,58 @@
+"""The paper's one-layer, one-head attention model, read at the last position.
+
+f_W(x) = softmax(φ(x)ᵀ W_KQ φ(x)) φ(x)ᵀ W_Vᵀ W_H; at the query r (the last slot) the
+attention over keys y is σ_y = softmax_y(φ(y)ᵀ W_KQ φ(r)) restricted to the unmasked keys,
+and the output logits are z = W_Hᵀ W_V Σ_y σ_y φ(y). One example in; `jax.vmap` for batches.
+This is the generic model: it stays exact when W_V trains.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+
+def attention(
+    w_kq: Float[Array, "d d"],
+    embed: Float[Array, "d K"],
+    tokens: Int[Array, "3"],
+    key_mask: Bool[Array, "3"],
+) -> Float[Array, "3"]:
+    """σ over the three slots: softmax of φ(y)ᵀ W_KQ φ(x_last) over unmasked keys, 0 elsewhere."""
+    x = embed[:, tokens]
+    scores = x.T @ (w_kq @ x[:, -1])
+    scores = jnp.where(key_mask, scores, -jnp.inf)
+    return jax.nn.softmax(scores)
+
+
+def logits(
+    params: dict,
+    embed: Float[Array, "d K"],
+    tokens: Int[Array, "3"],
+    key_mask: Bool[Array, "3"],
+) -> tuple[Float[Array, "K"], Float[Array, "3"]]:
+    """(z, σ): z = W_Hᵀ W_V φ(x) σ over the whole vocabulary, with the tied head W_H = Φ."""
+    sigma = attention(params["kq"], embed, tokens, key_mask)
+    z = embed.T @ (params["v"] @ (embed[:, tokens] @ sigma))
+    return z, sigma
+
+
+def point_loss(params: dict, embed, tokens, key_mask, answer) -> Float[Array, ""]:
+    """Cross-entropy ℓ = −log softmax(z)_a of one point."""
+    z, _ = logits(params, embed, tokens, key_mask)
+    return -jax.nn.log_softmax(z)[answer]
+
+
+def batch_losses(params: dict, embed, points) -> Float[Array, "n"]:
+    """Per-point losses of a batch of points (tokens, key_mask, answer arrays)."""
+    tokens, key_mask, answer = points
+    return jax.vmap(point_loss, in_axes=(None, None, 0, 0, 0))(
+        params, embed, tokens, key_mask, answer
+    )
+
+
+def batch_outputs(params: dict, embed, tokens, key_mask):
+    """(softmax(z), σ) for a batch of points."""
+    z, sigma = jax.vmap(logits, in_axes=(None, None, 0, 0))(params, embed, tokens, key_mask)
+    return jax.nn.softmax(z, axis=-1), sigma
