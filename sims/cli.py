@@ -79,6 +79,15 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_theory(args) -> int:
+    from .theory_report import format_report, theory_report
+
+    config = _load_config(args)
+    report = theory_report(config)
+    print(json.dumps(report, indent=2) if args.json else format_report(report, config))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cpi", description="Simulate context-parametric inversion in the paper's one-layer attention model."
@@ -89,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(run_p)
     run_p.add_argument("--out", metavar="DIR", help="output directory (default runs/<config hash>)")
     run_p.set_defaults(func=cmd_run)
+
+    theory_p = sub.add_parser("theory", help="closed forms and reduced-dynamics predictions for a config")
+    _add_config_args(theory_p)
+    theory_p.add_argument("--json", action="store_true", help="print one JSON object")
+    theory_p.set_defaults(func=cmd_theory)
     return parser
 
 

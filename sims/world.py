@@ -1,6 +1,7 @@
 """The world of one experiment: tokens, embeddings, the pretrained W_V, and the data points.
 
-Pieces kept separate so each can be replaced: `paper_embeddings` (Assumptions 2-4),
+Pieces kept separate so each can be replaced: the embeddings (`theory.embeddings`, the
+paper's Assumptions 2-4),
 `allocate_points` (which tokens form which data group, and what the pretrained model
 memorised), `pretrained_values` (W_V from the value-logit table of Lemma 3).
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from theory.embeddings import paper_embeddings, theta_directions
 from theory.pretrained import value_logit_table
 
 from .config import Config, ConfigError, group_counts
@@ -59,24 +61,6 @@ class World:
     @property
     def relation(self) -> int:
         return self.embed.shape[1] - 1
-
-
-def paper_embeddings(n_subjects: int, n_answers: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Φ with φ(s) = √½ s̃ + √½ θ_S, φ(c) = √½ c̃ + √½ θ_C, φ(r) orthonormal to all, in
-    d = K_S + K_A + 3 dimensions (basis: s̃…, c̃…, θ_S, θ_C, φ(r)). Returns (Φ, θ_C, θ_S)."""
-    k = n_subjects + n_answers + 1
-    d = k + 2
-    theta_s, theta_c = np.eye(d)[k - 1], np.eye(d)[k]
-    embed = np.zeros((d, k))
-    half = np.sqrt(0.5)
-    subjects = np.arange(n_subjects)
-    answers = np.arange(n_subjects, n_subjects + n_answers)
-    embed[subjects, subjects] = half
-    embed[:, subjects] += half * theta_s[:, None]
-    embed[answers, answers] = half
-    embed[:, answers] += half * theta_c[:, None]
-    embed[d - 1, k - 1] = 1.0
-    return embed, theta_c, theta_s
 
 
 def pretrained_values(embed: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -173,7 +157,8 @@ def build_world(config: Config) -> World:
     """The world of `config`: paper embeddings, allocated points, pretrained W_V."""
     k = config.knowledge
     train, test, aligned, fact, strength = allocate_points(config)
-    embed, theta_c, theta_s = paper_embeddings(config.world.n_subjects, config.world.n_answers)
+    embed = paper_embeddings(config.world.n_subjects, config.world.n_answers)
+    theta_c, theta_s = theta_directions(config.world.n_subjects, config.world.n_answers)
     table = value_logit_table(
         config.world.n_subjects, config.world.n_answers, k.o_c, k.o_r, k.delta_c, fact, strength
     )

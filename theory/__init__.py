@@ -1,2 +1,9 @@
 """Pure mathematics of the one-layer toy model: closed forms, exact reduced dynamics,
-asymptotics. Explicit numeric arguments only; never imports `sims`."""
+asymptotics. Explicit numeric arguments only; never imports `sims`.
+
+Modules: `pretrained` (Lemma 3 value table), `embeddings` (paper embeddings, token Gram),
+`closed_forms` (t = 0 closed forms, Lemmas 4-6, Proposition 1, Theorem 1's first steps,
+`paper_quantities`), `reduced` (exact α-dynamics: general and group forms, GD and flow),
+`asymptotics` (ρ*, ln t law, A∞, `summarize`, `classify_regime`), `eta_star` (η*,
+Theorem 1 check), `propositions` (Propositions 2 and 3). Derivations: NOTES.md.
+"""

@@ -70,7 +70,13 @@ def mix(g, v1, v2):
 
 
 def _answer_entry(x, answer):
-    return np.take_along_axis(x, np.asarray(answer)[..., None], axis=-1)[..., 0]
+    """x[..., a] with a broadcast against the leading axes of x."""
+    x = np.asarray(x)
+    answer = np.asarray(answer)
+    lead = np.broadcast_shapes(x.shape[:-1], answer.shape)
+    x = np.broadcast_to(x, lead + x.shape[-1:])
+    idx = np.broadcast_to(answer, lead)
+    return np.take_along_axis(x, idx[..., None], axis=-1)[..., 0]
 
 
 def drive(g, v1, v2, answer):
