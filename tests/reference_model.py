@@ -68,13 +68,21 @@ class Reference:
         self.table = v
         pinv = np.linalg.pinv(phi)  # (k, d): pinv Φ = I_k
         self.w_v = pinv.T @ v @ pinv
+        self._cache = {}
+
+    def _products(self, w_v):
+        """(W_Hᵀ W_V, W_Vᵀ W_H) with W_H = Φ, cached per value matrix."""
+        key = id(w_v)
+        if key not in self._cache:
+            self._cache = {key: (self.phi.T @ w_v, w_v.T @ self.phi, w_v)}
+        return self._cache[key][:2]
 
     def forward(self, w_kq, keys, w_v=None):
         """(p = softmax(z), σ) at query r over the visible keys, as in THEORY.md."""
         w_v = self.w_v if w_v is None else w_v
         x = self.phi[:, keys]
         sigma = _softmax(x.T @ w_kq @ self.phi[:, self.r])
-        z = self.phi.T @ w_v @ x @ sigma
+        z = self._products(w_v)[0] @ x @ sigma
         return _softmax(z), sigma
 
     def lemma1_neg_grad(self, w_kq, keys, answer, w_v=None):
@@ -85,7 +93,7 @@ class Reference:
         e = np.zeros(self.k)
         e[answer] = 1.0
         jac = np.diag(sigma) - np.outer(sigma, sigma)
-        return np.outer(x @ jac @ x.T @ w_v.T @ self.phi @ (e - p), self.phi[:, self.r])
+        return np.outer(x @ jac @ x.T @ self._products(w_v)[1] @ (e - p), self.phi[:, self.r])
 
     def reliance(self, w_kq):
         vals = []
