@@ -25,6 +25,8 @@ from .errors import ConfigError
 class World:
     n_subjects: int = 40
     n_answers: int = 80
+    n_relations: int = 1
+    relation_overlap: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Mixture:
     counterfactual: float = 0.0
     fact_recall: float = 0.0
     fact_recall_seen: float = 1.0
+    counterfactual_relation: int = 0
+    filter: float = 0.0
     n_test: int = 10
     n_aligned: int = 10
 
@@ -71,6 +75,8 @@ _POSITIVE = (0.0, math.inf, False, False)
 _RANGES: dict[str, Any] = {
     "world.n_subjects": (1, math.inf, True, False),
     "world.n_answers": (2, math.inf, True, False),
+    "world.n_relations": (1, math.inf, True, False),
+    "world.relation_overlap": (0.0, 1.0, True, False),
     "knowledge.delta_c": _OPEN_UNIT,
     "knowledge.delta_m": _OPEN_UNIT,
     "knowledge.delta_s": _OPEN_UNIT,
@@ -81,6 +87,8 @@ _RANGES: dict[str, Any] = {
     "mixture.counterfactual": _UNIT,
     "mixture.fact_recall": _UNIT,
     "mixture.fact_recall_seen": _UNIT,
+    "mixture.counterfactual_relation": (0, math.inf, True, False),
+    "mixture.filter": _UNIT,
     "mixture.n_test": (1, math.inf, True, False),
     "mixture.n_aligned": (0, math.inf, True, False),
     "train.lr": _POSITIVE,
@@ -187,6 +195,18 @@ def validate(config: Config) -> Config:
             f"(rounded counts {counts['C']} + {counts['CF']} + "
             f"{counts['S_seen'] + counts['S_unseen']} of n_train = {m.n_train}); "
             "they must sum to at most 1 (the rest are C+S points)"
+        )
+    w = config.world
+    if w.n_relations == 1 and w.relation_overlap != 0:
+        raise ConfigError(
+            f"world.relation_overlap = {w.relation_overlap:g} needs world.n_relations >= 2 "
+            "(one relation has nothing to overlap with); set it to 0"
+        )
+    if m.counterfactual_relation > w.n_relations:
+        raise ConfigError(
+            f"mixture.counterfactual_relation = {m.counterfactual_relation} is out of range; "
+            f"expected 0 (spread over all relations) or a relation in [1, {w.n_relations}] "
+            "(world.n_relations)"
         )
     return config
 

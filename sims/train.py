@@ -38,6 +38,7 @@ def pack(world: World, dtype: str = "float64") -> dict:
     """The arrays `simulate` needs, as one pytree (stackable along a new axis for vmap)."""
     f = jnp.dtype(dtype)
     onehot = (world.train.group[:, None] == np.arange(len(GROUPS))[None, :]).astype(dtype)
+    test_relation = world.test.tokens[:, 2] - world.relation
     return {
         "embed": jnp.asarray(world.embed, f),
         "theta_c": jnp.asarray(world.theta_c, f),
@@ -47,6 +48,10 @@ def pack(world: World, dtype: str = "float64") -> dict:
         "group_onehot": jnp.asarray(onehot),
         "test": _points(world.test),
         "test_fact": jnp.asarray(world.test.fact),
+        "test_relation_onehot": jnp.asarray(
+            (test_relation[:, None] == np.arange(world.n_relations)[None, :]).astype(dtype)
+        ),
+        "query": jnp.asarray(world.embed[:, world.relation], f),
         "aligned": _points(world.aligned),
     }
 
@@ -63,9 +68,11 @@ def metrics(params: dict, data: dict) -> dict:
     σ_c on them; aligned_accuracy: mean p_c on held-out points whose context is their
     memorised fact; loss_G / attention_context_G: per training group; u_theta_c/s: θ_Cᵀu and
     θ_Sᵀu for u = W_KQ φ(r); neg_grad_theta_c_G / neg_grad_theta_s_G: the θ_C / θ_S
-    components of −∇_{W_KQ} L_G φ(r), L_G = (1/n)Σ_{i∈G} ℓ_i (the groups sum to −∇L)."""
+    components of −∇_{W_KQ} L_G φ(r), L_G = (1/n)Σ_{i∈G} ℓ_i (the groups sum to −∇L).
+    With several relations, r is the first relation r_1 and reliance_r<j> is the mean M_C
+    over the conflict test points queried with relation j."""
     embed, onehot = data["embed"], data["group_onehot"]
-    relation = embed[:, -1]
+    relation = data["query"]
     n = onehot.shape[0]
 
     def train_losses(w_kq):
@@ -83,14 +90,20 @@ def metrics(params: dict, data: dict) -> dict:
     p_aligned = probs_aligned[jnp.arange(probs_aligned.shape[0]), data["aligned"][2]]
 
     u = params["kq"] @ relation
+    reliance = p_c / (p_c + p_a)
     out = {
-        "reliance": jnp.mean(p_c / (p_c + p_a)),
+        "reliance": jnp.mean(reliance),
         "attention_context": jnp.mean(sigma_test[:, 0]),
         "aligned_accuracy": jnp.mean(p_aligned),
         "loss": jnp.mean(losses),
         "u_theta_c": data["theta_c"] @ u,
         "u_theta_s": data["theta_s"] @ u,
     }
+    by_relation = data["test_relation_onehot"]
+    if by_relation.shape[1] > 1:
+        per_relation = _masked_mean(by_relation, reliance)
+        for j in range(by_relation.shape[1]):
+            out[f"reliance_r{j + 1}"] = per_relation[j]
     loss_g = _masked_mean(onehot, losses)
     attention_g = _masked_mean(onehot, sigma_train[:, 0])
     push_c, push_s = -(onehot.T @ d_theta_c) / n, -(onehot.T @ d_theta_s) / n

@@ -6,7 +6,7 @@ paper's Assumptions 2-4),
 memorised), `pretrained_values` (W_V from the value-logit table of Lemma 3).
 
 Token layout (shared with `theory.pretrained`): subjects 0..K_S-1, answers K_S..K_S+K_A-1,
-the relation K-1. Every data point is a triple of slots [context, subject, relation] with a
+the R relations K_S+K_A..K-1. Every data point is a triple of slots [context, subject, relation] with a
 key mask: context-bearing points see keys (c, s) and mask the relation key (σ_r = 0, as the
 paper assumes); subject-only points [s, r] leave the context slot masked and see (s, r).
 """
@@ -57,10 +57,12 @@ class World:
     train: Points
     test: Points  # conflict points: s memorised with fact a, context c ≠ a
     aligned: Points  # held-out points whose context is the memorised fact
+    n_relations: int = 1
 
     @property
     def relation(self) -> int:
-        return self.embed.shape[1] - 1
+        """The token of the first relation r_1 (the paper's single relation when R = 1)."""
+        return self.embed.shape[1] - self.n_relations
 
 
 def pretrained_values(embed: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -72,13 +74,15 @@ def pretrained_values(embed: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 def vocabulary_needs(config: Config) -> tuple[int, int]:
     """(subjects, answer tokens) the mixture uses: each subject/answer appears once
-    (Assumption 1); CF and conflict test points use two answer tokens each."""
+    (Assumption 1); CF and conflict test points use two answer tokens each; there are
+    n_test conflict test points per relation."""
     counts = group_counts(config.mixture)
     m = config.mixture
-    subjects = m.n_train + m.n_test + m.n_aligned
+    n_test = m.n_test * config.world.n_relations
+    subjects = m.n_train + n_test + m.n_aligned
     answers = (
         counts["C"] + counts["CS"] + 2 * counts["CF"] + counts["S_seen"] + counts["S_unseen"]
-        + 2 * m.n_test + m.n_aligned
+        + 2 * n_test + m.n_aligned
     )
     return subjects, answers
 
@@ -90,8 +94,8 @@ def check_vocabulary(config: Config) -> None:
     if need_s > w.n_subjects:
         raise ConfigError(
             f"world.n_subjects = {w.n_subjects} is too small: the mixture needs {need_s} "
-            f"distinct subjects (mixture.n_train {m.n_train} + n_test {m.n_test} + "
-            f"n_aligned {m.n_aligned}); set world.n_subjects >= {need_s}"
+            f"distinct subjects (mixture.n_train {m.n_train} + n_test {m.n_test} x "
+            f"{w.n_relations} relation(s) + n_aligned {m.n_aligned}); set world.n_subjects >= {need_s}"
         )
     if need_a > w.n_answers:
         raise ConfigError(
@@ -107,35 +111,39 @@ def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray,
 
     Returns (train, test, aligned, fact, strength) with fact/strength per subject token
     as `theory.pretrained.value_logit_table` takes them. Training points come in group
-    order C, C+S, CF, S (seen first), so the C points are the first round(ρ·n) ones."""
+    order C, C+S, CF, S (seen first), so the C points are the first round(ρ·n) ones. The
+    i-th point of a group is queried with relation i mod R, except that CF points all use
+    relation `mixture.counterfactual_relation` when it is not 0; conflict test points
+    number n_test per relation."""
     check_vocabulary(config)
     k_s, k_a = config.world.n_subjects, config.world.n_answers
+    n_relations = config.world.n_relations
     delta_m, delta_s = config.knowledge.delta_m, config.knowledge.delta_s
-    relation = k_s + k_a
     rng = np.random.default_rng(config.train.seed)
     subjects = iter(rng.permutation(k_s).tolist())
     answers = iter((k_s + rng.permutation(k_a)).tolist())
     fact = np.full(k_s, -1)
     strength = np.full(k_s, 0.5)
 
-    def make(kind: str, group: int) -> tuple[list[int], tuple[bool, ...], int, int, int]:
+    def make(kind: str, group: int, relation: int) -> tuple[list[int], tuple[bool, ...], int, int, int]:
+        r = k_s + k_a + relation
         s = next(subjects)
         if kind == "S_unseen":
             a = next(answers)
-            return [relation, s, relation], SUBJECT_ONLY_KEYS, a, -1, group
+            return [r, s, r], SUBJECT_ONLY_KEYS, a, -1, group
         if kind == "S_seen":
             a = next(answers)
             fact[s], strength[s] = a - k_s, delta_s
-            return [relation, s, relation], SUBJECT_ONLY_KEYS, a, a, group
+            return [r, s, r], SUBJECT_ONLY_KEYS, a, a, group
         c = next(answers)
         if kind == "C":
-            return [c, s, relation], CONTEXT_KEYS, c, -1, group
+            return [c, s, r], CONTEXT_KEYS, c, -1, group
         memorised = c if kind in ("CS", "aligned") else next(answers)  # CF and test: a ≠ c
         fact[s], strength[s] = memorised - k_s, delta_m
-        return [c, s, relation], CONTEXT_KEYS, c, memorised, group
+        return [c, s, r], CONTEXT_KEYS, c, memorised, group
 
-    def points(kinds: list[tuple[str, int]]) -> Points:
-        rows = [make(kind, group) for kind, group in kinds]
+    def points(kinds: list[tuple[str, int, int]]) -> Points:
+        rows = [make(*kind) for kind in kinds]
         cols = list(zip(*rows)) if rows else [[], [], [], [], []]
         return Points(
             tokens=np.array(cols[0], dtype=np.int32).reshape(-1, 3),
@@ -146,22 +154,50 @@ def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray,
         )
 
     counts = group_counts(config.mixture)
+    cf_relation = config.mixture.counterfactual_relation
     order = [("C", 0), ("CS", 1), ("CF", 2), ("S_seen", 3), ("S_unseen", 3)]
-    train = points([(kind, g) for kind, g in order for _ in range(counts[kind])])
-    test = points([("test", -1)] * config.mixture.n_test)
-    aligned = points([("aligned", -1)] * config.mixture.n_aligned)
+    train = points([
+        (kind, g, cf_relation - 1 if kind == "CF" and cf_relation else i % n_relations)
+        for kind, g in order for i in range(counts[kind])
+    ])
+    test = points([("test", -1, j) for j in range(n_relations) for _ in range(config.mixture.n_test)])
+    aligned = points([("aligned", -1, i % n_relations) for i in range(config.mixture.n_aligned)])
     return train, test, aligned, fact, strength
 
 
+def no_context_losses(table: np.ndarray, points: Points) -> np.ndarray:
+    """Loss of each point's answer on [s, r] alone under the pretrained model (W_KQ = 0, keys
+    s and r visible, σ = ½ each): −log softmax(½v(s) + ½v(r))_a."""
+    z = 0.5 * (table[:, points.tokens[:, 1]] + table[:, points.tokens[:, 2]])
+    z = z - z.max(axis=0)
+    log_p = z - np.log(np.exp(z).sum(axis=0))
+    return -log_p[points.answer, np.arange(len(points))]
+
+
+def filter_points(points: Points, table: np.ndarray, fraction: float) -> Points:
+    """Drop round(fraction · #context-bearing points) context-bearing points with the lowest
+    no-context loss (the paper's filtering: their subject already predicts the answer);
+    ties go in point order. Subject-only points are kept."""
+    context = np.flatnonzero(points.key_mask[:, 0])
+    n_drop = round(fraction * len(context))
+    losses = no_context_losses(table, points)[context]
+    dropped = context[np.argsort(losses, kind="stable")[:n_drop]]
+    keep = np.setdiff1d(np.arange(len(points)), dropped)
+    return Points(*(getattr(points, f)[keep] for f in ("tokens", "key_mask", "answer", "fact", "group")))
+
+
 def build_world(config: Config) -> World:
-    """The world of `config`: paper embeddings, allocated points, pretrained W_V."""
-    k = config.knowledge
+    """The world of `config`: paper embeddings, allocated points, pretrained W_V, and the
+    training set after filtering (`mixture.filter`)."""
+    k, w = config.knowledge, config.world
     train, test, aligned, fact, strength = allocate_points(config)
-    embed = paper_embeddings(config.world.n_subjects, config.world.n_answers)
-    theta_c, theta_s = theta_directions(config.world.n_subjects, config.world.n_answers)
+    embed = paper_embeddings(w.n_subjects, w.n_answers, w.n_relations, w.relation_overlap)
+    theta_c, theta_s = theta_directions(w.n_subjects, w.n_answers, w.n_relations)
     table = value_logit_table(
-        config.world.n_subjects, config.world.n_answers, k.o_c, k.o_r, k.delta_c, fact, strength
+        w.n_subjects, w.n_answers, k.o_c, k.o_r, k.delta_c, fact, strength, n_relations=w.n_relations
     )
+    if config.mixture.filter > 0:
+        train = filter_points(train, table, config.mixture.filter)
     return World(
         embed=embed,
         theta_c=theta_c,
@@ -171,4 +207,5 @@ def build_world(config: Config) -> World:
         train=train,
         test=test,
         aligned=aligned,
+        n_relations=w.n_relations,
     )
