@@ -10,10 +10,16 @@ import numpy as np
 from theory.asymptotics import classify_regime, long_time_law
 from theory.closed_forms import paper_quantities
 from theory.eta_star import eta_star
+from theory.pretrained import z0
 from theory.reduced import group_trajectory
+from theory.relations import relation_group_trajectory, relation_margins
 from theory.summary import summarize
 
-from .config import Config, group_counts
+from .config import Config
+from .world import build_world
+
+THEORY_GROUPS = ("C", "CS", "CF", "S_seen", "S_unseen")
+"""The group order of theory's count arrays."""
 
 
 def knowledge_args(config: Config) -> tuple:
@@ -22,18 +28,48 @@ def knowledge_args(config: Config) -> tuple:
     return (w.n_subjects, w.n_answers, k.delta_c, k.delta_m, k.o_c, k.o_r)
 
 
+def relation_counts(config: Config) -> np.ndarray:
+    """(R, 5) counts of the training points of `config` per relation and theory group,
+    read off the built world (so the relation assignment and `mixture.filter` apply)."""
+    world = build_world(config)
+    train = world.train
+    relation = train.tokens[:, 2] - world.relation
+    kind = np.where((train.group == 3) & (train.fact < 0), 4, train.group)  # S unseen
+    counts = np.zeros((world.n_relations, len(THEORY_GROUPS)), dtype=int)
+    np.add.at(counts, (relation, kind), 1)
+    return counts
+
+
 def count_args(config: Config) -> dict:
-    """Group counts as theory's keyword arguments (n_c, n_cs, n_cf, n_s_seen, n_s_unseen)."""
-    c = group_counts(config.mixture)
-    return dict(n_c=c["C"], n_cs=c["CS"], n_cf=c["CF"], n_s_seen=c["S_seen"], n_s_unseen=c["S_unseen"])
+    """Group counts over all relations as theory's keyword arguments
+    (n_c, n_cs, n_cf, n_s_seen, n_s_unseen), after filtering."""
+    totals = relation_counts(config).sum(axis=0)
+    return dict(zip(("n_c", "n_cs", "n_cf", "n_s_seen", "n_s_unseen"), (int(x) for x in totals)))
 
 
 def reduced_trajectory(config: Config, steps: int | None = None) -> dict:
-    """The exact reduced (group) dynamics of `config` with W_V frozen: metrics at steps 0..steps."""
-    return group_trajectory(
-        *knowledge_args(config), **count_args(config), delta_s=config.knowledge.delta_s,
-        lr=config.train.lr, steps=config.train.steps if steps is None else steps,
+    """The exact reduced dynamics of `config` with W_V frozen: metrics at steps 0..steps.
+
+    One relation: the group form (every per-group metric). Several: the relation group
+    form, reduced to what the simulator reports for them: `reliance` (mean over the
+    relations' equally many test points), `reliance_r<j>` and `attention_context`."""
+    steps = config.train.steps if steps is None else steps
+    k = config.knowledge
+    if config.world.n_relations == 1:
+        return group_trajectory(*knowledge_args(config), **count_args(config), delta_s=k.delta_s,
+                                lr=config.train.lr, steps=steps)
+    per_relation = relation_group_trajectory(
+        *knowledge_args(config), relation_counts(config), n_relations=config.world.n_relations,
+        relation_overlap=config.world.relation_overlap, delta_s=k.delta_s, lr=config.train.lr,
+        steps=steps,
     )
+    out = {
+        "reliance": np.mean(per_relation["reliance"], axis=0),
+        "attention_context": np.mean(per_relation["attention_context"], axis=0),
+    }
+    for j, reliance in enumerate(per_relation["reliance"]):
+        out[f"reliance_r{j + 1}"] = reliance
+    return out
 
 
 def _finite_or_none(x) -> float | None:
@@ -43,11 +79,14 @@ def _finite_or_none(x) -> float | None:
 
 def theory_report(config: Config) -> dict:
     """Closed forms (Z0, m_C, m_CS, ρ*, Lemma 5-6 checks, η*), the regime of the gradient
-    flow, the long-time law, and the reduced-dynamics prediction of `cpi run`'s summary."""
+    flow, the long-time law, and the reduced-dynamics prediction of `cpi run`'s summary.
+
+    With several relations, Z0 and the margins are those of the R-relation vocabulary, and
+    the single-relation quantities (η*, regime, long-time law) are left out (None)."""
     kargs, cargs = knowledge_args(config), count_args(config)
     q = paper_quantities(*kargs, delta_s=config.knowledge.delta_s)
     trajectory = reduced_trajectory(config)
-    n = config.mixture.n_train
+    n = sum(cargs.values())
     report = {
         "Z0": float(q["Z0"]),
         "m_C": float(q["m_C"]),
@@ -57,6 +96,7 @@ def theory_report(config: Config) -> dict:
         "k_CS": float(q["k_CS"]),
         "rho_star": float(q["rho_star"]),
         "rho": cargs["n_c"] / n,
+        "n_train_after_filter": n,
         "assumptions_hold": bool(q["assumptions"]),
         "lemma5_holds": bool(q["lemma5"]),
         "lemma6_holds": bool(q["lemma6"]),
@@ -66,6 +106,18 @@ def theory_report(config: Config) -> dict:
         "values_frozen": config.train.value_lr == 0,
         **summarize(np.asarray(trajectory["reliance"])),
     }
+    n_relations = config.world.n_relations
+    if n_relations > 1:
+        margins = relation_margins(*kargs, n_relations=n_relations, delta_s=config.knowledge.delta_s)
+        m_c, m_cs = float(margins[0]), float(margins[1])
+        report.update(
+            Z0=float(z0(*kargs[:2], *kargs[4:], n_relations=n_relations)), m_C=m_c, m_CS=m_cs,
+            m_CF=float(margins[2]), rho_star=-m_cs / (m_c - m_cs), eta_star=None, regime=None,
+            lemma6_holds=bool(abs(m_c) > abs(m_cs)), lemma5_holds=bool(m_c > 0 > m_cs),
+        )
+        for j in range(n_relations):
+            report[f"final_reliance_r{j + 1}"] = float(trajectory[f"reliance_r{j + 1}"][-1])
+        return report
     law = long_time_law(*kargs, **cargs, delta_s=config.knowledge.delta_s)
     if law["consistent"]:  # the matched asymptotics exist: A(t) ≈ slope·ln t + constant
         report["long_time_slope"] = round(law["slope"], 12) + 0.0  # exact 0 at n_C = n_CS
@@ -84,7 +136,7 @@ def format_report(report: dict, config: Config) -> str:
         f"  paper's assumptions hold: {report['assumptions_hold']}; Lemma 5 (m_C > 0 > m_CS): "
         f"{report['lemma5_holds']}; Lemma 6 (|m_C| > |m_CS|): {report['lemma6_holds']}",
         f"  eta* (Proposition 1's sign flip at t = 1): {'none' if eta is None else f'{eta:.6g}'}",
-        f"regime of the gradient flow: {report['regime']}",
+        f"regime of the gradient flow: {report['regime'] or 'n/a (several relations)'}",
     ]
     if "long_time_slope" in report:
         lines.append(
@@ -97,6 +149,8 @@ def format_report(report: dict, config: Config) -> str:
         f"{report['peak_step']} -> final {report['final_reliance']:.4f}; inversion: "
         f"{'yes' if report['inversion'] else 'no'}",
     ]
+    for j in range(1, config.world.n_relations + 1 if config.world.n_relations > 1 else 1):
+        lines.append(f"  relation {j}: final {report[f'final_reliance_r{j}']:.4f}")
     if not report["values_frozen"]:
         lines.append("  note: train.value_lr > 0; these predictions assume W_V frozen")
     return "\n".join(lines)

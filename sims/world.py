@@ -154,15 +154,34 @@ def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray,
         )
 
     counts = group_counts(config.mixture)
-    cf_relation = config.mixture.counterfactual_relation
-    order = [("C", 0), ("CS", 1), ("CF", 2), ("S_seen", 3), ("S_unseen", 3)]
-    train = points([
-        (kind, g, cf_relation - 1 if kind == "CF" and cf_relation else i % n_relations)
-        for kind, g in order for i in range(counts[kind])
-    ])
+    train = points(_training_kinds(counts, n_relations, config.mixture.counterfactual_relation))
     test = points([("test", -1, j) for j in range(n_relations) for _ in range(config.mixture.n_test)])
     aligned = points([("aligned", -1, i % n_relations) for i in range(config.mixture.n_aligned)])
     return train, test, aligned, fact, strength
+
+
+def _training_kinds(counts: dict, n_relations: int, cf_relation: int) -> list[tuple[str, int, int]]:
+    """(kind, group index, relation) of every training point, in group order.
+
+    The i-th point of a group is queried with relation i mod R. With cf_relation = j > 0
+    (counterfactual augmentation of one task), relations are dealt over the C+S and CF
+    points together, and the CF points take relation j's slots: the other relations get
+    exactly the points they would have with no CF points at all, and n is unchanged."""
+    slots = {kind: [i % n_relations for i in range(counts[kind])] for kind in counts}
+    if cf_relation:
+        aligned = [i % n_relations for i in range(counts["CS"] + counts["CF"])]
+        on_j = [i for i, r in enumerate(aligned) if r == cf_relation - 1]
+        if len(on_j) < counts["CF"]:
+            raise ConfigError(
+                f"mixture.counterfactual = {counts['CF']} points on relation {cf_relation} "
+                f"(mixture.counterfactual_relation) is too many: that relation has only "
+                f"{len(on_j)} context-aligned points for them to replace"
+            )
+        cf = set(on_j[: counts["CF"]])
+        slots["CF"] = [r for i, r in enumerate(aligned) if i in cf]
+        slots["CS"] = [r for i, r in enumerate(aligned) if i not in cf]
+    order = [("C", 0), ("CS", 1), ("CF", 2), ("S_seen", 3), ("S_unseen", 3)]
+    return [(kind, g, r) for kind, g in order for r in slots[kind]]
 
 
 def no_context_losses(table: np.ndarray, points: Points) -> np.ndarray:

@@ -5,5 +5,7 @@ Modules: `pretrained` (Lemma 3 value table), `embeddings` (paper embeddings, tok
 `closed_forms` (t = 0 closed forms, Lemmas 4-6, Proposition 1, Theorem 1's first steps,
 `paper_quantities`), `reduced` (exact α-dynamics: general and group forms, GD and flow),
 `asymptotics` (ρ*, ln t law, A∞, `summarize`, `classify_regime`), `eta_star` (η*,
-Theorem 1 check), `propositions` (Propositions 2 and 3). Derivations: NOTES.md.
+Theorem 1 check), `propositions` (Propositions 2 and 3), `relations` (several relations
+with overlap γ: combined Gram, relation group form, first-step transfer), `mitigations`
+(no-context-loss filtering, counterfactual augmentation). Derivations: NOTES.md.
 """

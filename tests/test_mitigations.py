@@ -1,0 +1,79 @@
+"""Mitigations and tasks in the full simulator (issue 5), each against theory or a control run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sims.config import load, with_values
+from sims.theory_report import THEORY_GROUPS, relation_counts, reduced_trajectory
+from sims.train import run
+from sims.world import build_world
+from theory.mitigations import filtered_counts
+
+TWO_TASKS = {"world.n_relations": 2, "world.n_subjects": 60, "world.n_answers": 120,
+             "mixture.context_critical": 0.3}
+
+
+def test_filtering_all_context_aligned_points_removes_the_drop():
+    config = with_values(load(), {"mixture.filter": 0.5})  # 10 of 20 context points: the C+S ones
+    counts = dict(zip(THEORY_GROUPS, relation_counts(config).sum(axis=0)))
+    assert counts["CS"] == 0 and counts["C"] == 10
+    reliance = run(config).metrics["reliance"]
+    assert np.all(np.diff(reliance) >= -1e-12) and reliance[-1] > 0.9
+    baseline = run(load()).metrics["reliance"]
+    assert baseline[-1] < baseline.max() - 0.3  # the unfiltered run has the drop
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.5, 0.8])
+def test_simulator_filter_drops_what_theory_predicts(fraction):
+    config = with_values(load(), {"mixture.filter": fraction, "mixture.counterfactual": 0.2,
+                                  "mixture.context_critical": 0.4})
+    unfiltered = relation_counts(with_values(config, {"mixture.filter": 0.0}))
+    np.testing.assert_array_equal(relation_counts(config).sum(axis=0),
+                                  filtered_counts(unfiltered.sum(axis=0), fraction))
+
+
+def test_counterfactual_augmentation_transfers_only_through_relation_overlap():
+    finals = {}
+    for overlap in [0.0, 0.3]:
+        base = with_values(load(), {**TWO_TASKS, "world.relation_overlap": overlap})
+        augmented = with_values(base, {"mixture.counterfactual": 0.3, "mixture.counterfactual_relation": 1})
+        a, b = run(augmented).metrics, run(base).metrics
+        assert a["reliance_r1"][-1] > b["reliance_r1"][-1] + 0.5  # the augmented task gains
+        finals[overlap] = np.abs(a["reliance_r2"] - b["reliance_r2"]).max()
+    assert finals[0.0] < 1e-10  # orthogonal relations: task 2 is untouched
+    assert finals[0.3] > 1e-2  # shared direction: augmentation transfers
+
+
+@pytest.mark.parametrize("overrides", [
+    {**TWO_TASKS, "world.relation_overlap": 0.3, "mixture.counterfactual": 0.2,
+     "mixture.fact_recall": 0.2, "mixture.fact_recall_seen": 0.5, "train.steps": 150},
+    {**TWO_TASKS, "world.n_relations": 3, "world.relation_overlap": 0.5, "mixture.counterfactual": 0.2,
+     "mixture.counterfactual_relation": 2, "train.steps": 150},
+    {"mixture.filter": 0.25, "mixture.counterfactual": 0.1, "train.steps": 300},
+])
+def test_reduced_dynamics_equal_the_full_model_with_relations_and_filtering(overrides):
+    config = with_values(load(), overrides)
+    simulated, reduced = run(config).metrics, reduced_trajectory(config)
+    keys = [k for k in simulated if k.startswith("reliance") or k == "attention_context"]
+    assert len(keys) >= 2
+    for key in keys:
+        np.testing.assert_allclose(reduced[key], simulated[key], atol=1e-10, rtol=0, err_msg=key)
+
+
+def test_proposition_3_one_value_step_makes_subjects_of_c_points_predictive():
+    config = with_values(load(), {"train.value_lr": 1.0, "train.steps": 1})
+    world = build_world(config)
+    result = run(config)
+    phi = world.embed
+
+    def prob(w_v, subject, answer):
+        z = phi.T @ w_v @ phi[:, subject]
+        p = np.exp(z - z.max())
+        return (p / p.sum())[answer]
+
+    c_points = world.train.group == 0
+    assert c_points.sum() == 10
+    for (c, s, _), answer in zip(world.train.tokens[c_points], world.train.answer[c_points]):
+        assert prob(result.params["v"], s, answer) > prob(world.w_v, s, answer) + 1e-6

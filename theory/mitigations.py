@@ -1,0 +1,222 @@
+"""Mitigations of the inversion in the reduced dynamics (issue 5): filtering by no-context
+loss and counterfactual augmentation.
+
+Filtering (the paper's mitigation for LLMs: drop the points with the lowest no-context
+loss). The no-context loss of a training point is the loss of its answer given [s, r] alone
+under the pretrained model (W_KQ = 0, keys s and r both visible, σ = ½ each):
+
+    ℓ_nc = −log softmax(½v(s) + ½v(r))_a.
+
+v(r) is flat over the answers (o_c on every answer row), so only the subject's column
+moves the answer away from the flat level: with Z' = K_A e^{o_c} + R e^{o_r} + K_S and
+L = logit δ_M + log Z₀ the memorised entry (L > o_c whenever δ_M exceeds the flat
+probability e^{o_c}/(Z₀ + e^{o_c})),
+
+    C, S_unseen : log Z' − o_c
+    CS          : log(Z' − e^{o_c} + e^{(L + o_c)/2}) − (L + o_c)/2          (< C)
+    CF          : log(Z' − e^{o_c} + e^{(L + o_c)/2}) − o_c                  (> C)
+    S_seen      : as CS with δ_S in place of δ_M.
+
+So the C+S points go first (their subject already predicts the answer), then C, then CF.
+
+Counterfactual augmentation: `counterfactual_needed` finds the smallest number of CF
+points to add to (or to put in place of C+S points of) a C/C+S mixture so that the
+conflict reliance no longer falls within a horizon. A horizon is needed: in the gradient
+flow CF points postpone the drop (geometrically in their number) rather than remove it
+(NOTES.md, section 13).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .closed_forms import GROUPS
+from .relations import class_columns
+
+__all__ = ["no_context_loss", "filtered_counts", "context_order", "reliance_drop", "has_drop", "counterfactual_needed"]
+
+_CONTEXT = (0, 1, 2)  # C, CS, CF
+_DEFAULT_ORDER = (1, 0, 2)  # CS, C, CF: lowest no-context loss first (see module docstring)
+
+
+def no_context_loss(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s=0.9, n_relations: int = 1) -> np.ndarray:
+    """ℓ_nc = −log softmax(½v(s) + ½v(r))_a for one point of each group, shape (…, 5) in
+    GROUPS order (C, CS, CF, S_seen, S_unseen); the numeric arguments broadcast.
+    δ_C does not enter (no context token is read)."""
+    cols = class_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_relations, delta_s)
+    subject = np.stack([cols["flat"], cols["mem_c"], cols["mem_b"], cols["seen"], cols["flat"]], axis=-2)
+    z = 0.5 * subject + 0.5 * cols["flat"][..., None, :]  # v(r) = the flat column
+    return logsumexp(z + cols["logmult"][..., None, :], axis=-1) - z[..., 2]
+
+
+def context_order(no_context_losses=None) -> tuple[int, ...]:
+    """Indices (into GROUPS) of the context-bearing groups, lowest no-context loss first;
+    ties keep GROUPS order. Without losses: (CS, C, CF), the order whenever the memorised
+    fact is stronger than the flat level (module docstring)."""
+    if no_context_losses is None:
+        return _DEFAULT_ORDER
+    losses = np.asarray(no_context_losses, dtype=np.float64)
+    if losses.shape != (len(GROUPS),):
+        raise ValueError("no_context_losses must have one entry per group (GROUPS order)")
+    return tuple(int(_CONTEXT[i]) for i in np.argsort(losses[list(_CONTEXT)], kind="stable"))
+
+
+def filtered_counts(counts, fraction: float, no_context_losses=None) -> np.ndarray:
+    """Drop round(fraction × (n_C + n_CS + n_CF)) context-bearing points, those with the
+    LOWEST no-context loss first (points of one group are interchangeable), and return the
+    new counts. S points are never dropped. counts: (…, 5) in GROUPS order (leading axes:
+    independent data sets, each filtered on its own; for relation counts (R, 5) this filters
+    each relation separately). round is Python's (half to even), as sims' group counts.
+    no_context_losses: (5,) from `no_context_loss`; None uses the order CS, C, CF."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction!r}")
+    counts = np.asarray(counts)
+    if counts.shape[-1] != len(GROUPS):
+        raise ValueError("counts must have shape (..., 5) in GROUPS order")
+    if np.any(counts < 0) or np.any(counts != np.round(counts)):
+        raise ValueError("counts must be non-negative integers")
+    order = context_order(no_context_losses)
+    out = counts.astype(np.int64).copy()
+    flat = out.reshape(-1, len(GROUPS))
+    for row in flat:
+        left = int(round(fraction * int(row[list(_CONTEXT)].sum())))
+        for gi in order:
+            take = min(left, int(row[gi]))
+            row[gi] -= take
+            left -= take
+    return flat.reshape(out.shape)
+
+
+def _base_counts(rho: float, n: int) -> tuple[int, int]:
+    n_c = round(rho * n)
+    return n_c, n - n_c
+
+
+def _mixture(n_c, n_cs, k, mode):
+    if mode == "add":
+        return n_c, n_cs, k
+    return n_c, n_cs - k, k
+
+
+def reliance_drop(reliance) -> np.ndarray:
+    """Largest fall of M_C below its running maximum, max_t (max_{t' ≤ t} M_C(t') − M_C(t)),
+    along the last axis (0 for a non-decreasing trajectory)."""
+    r = np.asarray(reliance, dtype=np.float64)
+    return np.max(np.maximum.accumulate(r, axis=-1) - r, axis=-1)
+
+
+def has_drop(
+    n_subjects,
+    n_answers,
+    delta_c,
+    delta_m,
+    o_c,
+    o_r,
+    n_c,
+    n_cs,
+    n_cf=0,
+    criterion: str = "flow",
+    t_max: float = 1e8,
+    tol: float = 1e-9,
+    lr=1.0,
+    steps: int = 300,
+    n_grid: int = 2000,
+):
+    """Whether the conflict reliance M_C of a C/C+S/CF mixture falls somewhere within a
+    horizon:
+
+    - "flow": the gradient flow on [0, t_max] (log grid of n_grid points) falls more than
+      tol below its running maximum (`reliance_drop`);
+    - "discrete": the same for GD at rate lr over `steps` steps (n_cf may be an array);
+    - "regime": `asymptotics.classify_regime(..., t_max)` is not "monotone rise" (turning
+      points of A, however small their effect on M_C, plus the long-time slope).
+    Every criterion needs a horizon: in the flow, CF points postpone the drop rather than
+    remove it (measured up to t = 1e13, with a heuristic argument in NOTES.md)."""
+    knowledge = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r)
+    if criterion == "flow":
+        from .reduced import group_flow
+
+        times = np.concatenate([[0.0], np.geomspace(1e-3, t_max, n_grid)])
+        return bool(reliance_drop(group_flow(*knowledge, n_c, n_cs, n_cf, times=times)["reliance"]) > tol)
+    if criterion == "discrete":
+        from .reduced import group_trajectory
+
+        return reliance_drop(group_trajectory(*knowledge, n_c, n_cs, n_cf, lr=lr, steps=steps)["reliance"]) > tol
+    if criterion == "regime":
+        from .asymptotics import classify_regime
+
+        return classify_regime(*knowledge, n_c, n_cs, n_cf, t_max=t_max) != "monotone rise"
+    raise ValueError(f"criterion must be 'flow', 'discrete' or 'regime', got {criterion!r}")
+
+
+def counterfactual_needed(
+    n_subjects,
+    n_answers,
+    delta_c,
+    delta_m,
+    o_c,
+    o_r,
+    rho: float,
+    n: int,
+    mode: str = "add",
+    criterion: str = "flow",
+    t_max: float = 1e8,
+    tol: float = 1e-9,
+    lr: float = 1.0,
+    steps: int = 300,
+    max_cf=None,
+    n_grid: int = 2000,
+) -> dict:
+    """Smallest number k of counterfactual points that removes the drop of a C/C+S mixture
+    (n_C = round(ρn), n_CS = n − n_C) within the horizon of `has_drop`'s `criterion`
+    (flow up to t_max, or GD at lr for `steps` steps, or the regime up to t_max).
+
+    mode "add" (the default, augmentation): the data become (n_C, n_CS, k), n + k points;
+    fraction = k/(n + k), the CF share of the augmented set. mode "replace": k of the C+S
+    points become CF points, (n_C, n_CS − k, k), n points; fraction = k/n.
+    Search: "discrete" tries every k in 0..max_cf at once (exact smallest); "flow" and
+    "regime" double then bisect, which assumes that a k without a drop stays without one
+    for larger k (true in every scan made, NOTES.md: more CF points push the peak later).
+    max_cf defaults to 20n (add) / n_CS (replace); n_grid is the flow's log grid.
+    Returns n_cf (None if no k ≤ max_cf works), fraction, per_n (= k/n), counts
+    (n_C, n_CS, n_CF) of the result, and base_has_drop (k = 0)."""
+    if mode not in ("add", "replace"):
+        raise ValueError(f"mode must be 'add' or 'replace', got {mode!r}")
+    knowledge = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r)
+    n_c, n_cs = _base_counts(rho, n)
+    if max_cf is None:
+        max_cf = 20 * n if mode == "add" else n_cs
+    if mode == "replace":
+        max_cf = min(max_cf, n_cs)
+    opts = dict(criterion=criterion, t_max=t_max, tol=tol, lr=lr, steps=steps, n_grid=n_grid)
+
+    def drop(k):
+        return bool(has_drop(*knowledge, *_mixture(n_c, n_cs, k, mode), **opts))
+
+    if criterion == "discrete":
+        ks = np.arange(max_cf + 1)
+        drops = np.asarray(has_drop(*knowledge, *_mixture(n_c, n_cs, ks, mode), **opts), dtype=bool)
+        ok = np.flatnonzero(~drops)
+        k = int(ok[0]) if ok.size else None
+        base = bool(drops[0])
+    else:
+        base = drop(0)
+        k = 0 if not base else None
+        if base:
+            lo, hi = 0, 1  # invariant: drop(lo)
+            while hi < max_cf and drop(hi):
+                lo, hi = hi, 2 * hi
+            hi = min(hi, max_cf)
+            if hi > lo and not drop(hi):
+                k = hi
+                while k - lo > 1:
+                    mid = (lo + k) // 2
+                    if drop(mid):
+                        lo = mid
+                    else:
+                        k = mid
+    if k is None:
+        return dict(n_cf=None, fraction=np.nan, per_n=np.nan, counts=None, base_has_drop=base)
+    total = n + k if mode == "add" else n
+    return dict(n_cf=k, fraction=k / total, per_n=k / n, counts=_mixture(n_c, n_cs, k, mode), base_has_drop=base)
