@@ -1,4 +1,5 @@
-"""The `cpi` command line: `cpi run`, `cpi theory`.
+"""The sims-level commands of `cpi`: `cpi run`, `cpi theory`, `cpi sweep` (`cpi.cli` adds
+`cpi figures` from the layer above).
 
 Exit status: 0 success, 2 bad input (the message names the key, the value and the allowed
 range; nothing is written), 1 anything else.
@@ -64,12 +65,17 @@ def cmd_run(args) -> int:
     elapsed = time.perf_counter() - start
     save_run(out, config, result.metrics, result.summary)
     s, m = result.summary, result.metrics
-    print(f"context reliance M_C on {config.mixture.n_test} conflict test points:")
+    n_rel = config.world.n_relations
+    per = f" ({config.mixture.n_test} per relation)" if n_rel > 1 else ""
+    print(f"context reliance M_C on {config.mixture.n_test * n_rel} conflict test points{per}:")
     print(
         f"  initial {s['initial_reliance']:.4f} -> peak {s['peak_reliance']:.4f} "
         f"at step {s['peak_step']} -> final {s['final_reliance']:.4f}"
     )
     print(f"  inversion (rise, then fall below the peak): {'yes' if s['inversion'] else 'no'}")
+    for j in range(1, n_rel + 1 if n_rel > 1 else 1):
+        r = m[f"reliance_r{j}"]
+        print(f"  relation {j}: initial {r[0]:.4f} -> peak {r.max():.4f} -> final {r[-1]:.4f}")
     if "aligned_accuracy" in m:
         print(
             f"aligned held-out accuracy: {m['aligned_accuracy'][0]:.4f} -> "
@@ -88,7 +94,9 @@ def cmd_theory(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra=()) -> argparse.ArgumentParser:
+    """The parser of the sims-level commands (run, theory, sweep); each function in `extra`
+    registers one more subcommand (layers above sims add theirs this way)."""
     parser = argparse.ArgumentParser(
         prog="cpi", description="Simulate context-parametric inversion in the paper's one-layer attention model."
     )
@@ -103,11 +111,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(theory_p)
     theory_p.add_argument("--json", action="store_true", help="print one JSON object")
     theory_p.set_defaults(func=cmd_theory)
+
+    from .sweep_cli import add_sweep_parser
+
+    add_sweep_parser(sub)
+    for register in extra:
+        register(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, extra=()) -> int:
+    args = build_parser(extra).parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as err:

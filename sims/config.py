@@ -108,7 +108,7 @@ def all_keys() -> list[str]:
     return list(_RANGES)
 
 
-def _field_type(key: str) -> type:
+def field_type(key: str) -> type:
     section, name = key.split(".")
     return type(getattr(_section_class(section)(), name))
 
@@ -118,13 +118,14 @@ def _describe_range(key: str) -> str:
     if isinstance(spec[0], str):
         return "one of " + ", ".join(repr(s) for s in spec)
     lo, hi, lo_in, hi_in = spec
-    kind = "an integer" if _field_type(key) is int else "a number"
+    kind = "an integer" if field_type(key) is int else "a number"
+    fmt = (lambda x: str(int(x))) if field_type(key) is int else (lambda x: f"{x:g}")
     if hi == math.inf:
-        return f"{kind} {'>=' if lo_in else '>'} {lo:g}"
-    return f"{kind} in {'[' if lo_in else '('}{lo:g}, {hi:g}{']' if hi_in else ')'}"
+        return f"{kind} {'>=' if lo_in else '>'} {fmt(lo)}"
+    return f"{kind} in {'[' if lo_in else '('}{fmt(lo)}, {fmt(hi)}{']' if hi_in else ')'}"
 
 
-def _unknown_key(key: str) -> ConfigError:
+def unknown_key(key: str) -> ConfigError:
     """An error for an unknown key that suggests the closest valid one."""
     keys = all_keys()
     close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
@@ -138,7 +139,7 @@ def _unknown_key(key: str) -> ConfigError:
 
 def _coerce(key: str, value: Any) -> Any:
     """Check the type of one value against its field; ints are accepted where floats are."""
-    want = _field_type(key)
+    want = field_type(key)
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if want is float and isinstance(value, float) and not math.isfinite(value):
@@ -149,6 +150,18 @@ def _coerce(key: str, value: Any) -> Any:
             f"expected {_describe_range(key)}"
         )
     return value
+
+
+def check_value(key: str, value: Any) -> Any:
+    """The value of `key` with its type checked (ints accepted as floats) and in range."""
+    value = _coerce(key, value)
+    _check_range(key, value)
+    return value
+
+
+def key_range(key: str) -> tuple:
+    """(low, high, low_inclusive, high_inclusive) of a numeric key, or its allowed strings."""
+    return _RANGES[key]
 
 
 def _check_range(key: str, value: Any) -> None:
@@ -183,8 +196,7 @@ def validate(config: Config) -> Config:
     """Check every value's type and range and the mixture's consistency; return the config."""
     for key in all_keys():
         section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        _check_range(key, _coerce(key, value))
+        check_value(key, getattr(getattr(config, section), name))
     m = config.mixture
     total = m.context_critical + m.counterfactual + m.fact_recall
     counts = group_counts(m)
@@ -213,7 +225,7 @@ def validate(config: Config) -> Config:
 
 def _apply(config: Config, key: str, value: Any) -> Config:
     if key.count(".") != 1 or key not in _RANGES:
-        raise _unknown_key(key)
+        raise unknown_key(key)
     section, name = key.split(".")
     value = _coerce(key, value)
     new_section = dataclasses.replace(getattr(config, section), **{name: value})
@@ -225,7 +237,7 @@ def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
     config = base or Config()
     for section, entries in data.items():
         if not isinstance(entries, dict):
-            raise _unknown_key(section)
+            raise unknown_key(section)
         for name, value in entries.items():
             config = _apply(config, f"{section}.{name}", value)
     return config
@@ -237,7 +249,7 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--set expects section.key=value, got {text!r}")
     key, raw = (part.strip() for part in text.split("=", 1))
     if key not in _RANGES:
-        raise _unknown_key(key)
+        raise unknown_key(key)
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

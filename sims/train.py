@@ -31,7 +31,8 @@ CHUNK_STEPS = 20_000
 
 
 def _points(points: Points) -> tuple:
-    return (jnp.asarray(points.tokens), jnp.asarray(points.key_mask), jnp.asarray(points.answer))
+    # device_put rather than jnp.asarray: no small compilation per integer-array shape.
+    return tuple(jax.device_put(np.asarray(x)) for x in (points.tokens, points.key_mask, points.answer))
 
 
 def pack(world: World, dtype: str = "float64") -> dict:
@@ -47,7 +48,7 @@ def pack(world: World, dtype: str = "float64") -> dict:
         "train": _points(world.train),
         "group_onehot": jnp.asarray(onehot),
         "test": _points(world.test),
-        "test_fact": jnp.asarray(world.test.fact),
+        "test_fact": jax.device_put(np.asarray(world.test.fact)),
         "test_relation_onehot": jnp.asarray(
             (test_relation[:, None] == np.arange(world.n_relations)[None, :]).astype(dtype)
         ),
@@ -215,9 +216,10 @@ def run(config: Config, progress: bool = False) -> RunResult:
     show = _stderr_progress if progress and config.train.steps > CHUNK_STEPS else None
     values, params = simulate(data, config.train.lr, config.train.value_lr, config.train.steps, train_values, show)
     absent = {g for i, g in enumerate(GROUPS) if not np.any(world.train.group == i)}
-    if len(world.aligned) == 0:
-        absent.add("aligned")
-    values = {k: np.asarray(v) for k, v in values.items() if k.rsplit("_", 1)[-1] not in absent}
+    values = {
+        k: np.asarray(v) for k, v in values.items()
+        if k.rsplit("_", 1)[-1] not in absent and not (k.startswith("aligned_") and len(world.aligned) == 0)
+    }
     check_finite(values, config)
     values["step"] = np.arange(config.train.steps + 1)
     params = {k: np.asarray(v) for k, v in params.items()}

@@ -106,3 +106,14 @@ def test_toml_file_and_overrides_compose(tmp_path):
     config = cfg.load(path, ["train.steps=12"])
     assert config.mixture.context_critical == 0.35 and config.train.steps == 12
     assert cfg.group_counts(config.mixture) == {"C": 7, "CS": 13, "CF": 0, "S_seen": 0, "S_unseen": 0}
+
+
+def test_run_without_aligned_points(tmp_path):
+    assert main(["run", *FAST, "--set", "mixture.n_aligned=0", "--out", str(tmp_path)]) == 0
+    _, metrics, _ = load_run(tmp_path)
+    assert "aligned_accuracy" not in metrics and np.all(np.isfinite(metrics["reliance"]))
+
+
+def test_seed_range_message_is_an_integer_range(capsys):
+    assert main(["run", "--set", "train.seed=-1"]) == 2
+    assert "[0, 4294967295]" in capsys.readouterr().err

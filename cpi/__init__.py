@@ -1,0 +1,1 @@
+"""The `cpi` command: the entry point above all layers (theory, sims, figures)."""
