@@ -9,6 +9,7 @@ import pytest
 from theory.closed_forms import GROUPS, sigmoid
 from theory.embeddings import paper_embeddings
 from theory.propositions import value_matrix
+from tests.explicit_descent import w_kq_trajectory
 from theory.reduced import general_flow, general_trajectory, group_flow, group_trajectory, paper_points
 
 jax.config.update("jax_enable_x64", True)
@@ -70,25 +71,8 @@ def test_group_form_equals_explicit_d_by_d_model():
     phi = jnp.asarray(paper_embeddings(n_s, n_a))
     w_v = jnp.asarray(value_matrix(pts["table"], np.asarray(phi)))
     r = phi[:, -1]
-    keys = jnp.asarray(pts["keys"])
-    answers = jnp.asarray(pts["answers"])
-
-    def loss(w):
-        u = w @ r
-        k1, k2 = phi[:, keys[:, 0]], phi[:, keys[:, 1]]  # (d, n)
-        sig = jax.nn.softmax(jnp.stack([k1.T @ u, k2.T @ u], -1), -1)  # (n, 2)
-        xbar = k1 * sig[:, 0] + k2 * sig[:, 1]
-        z = (phi.T @ (w_v @ xbar)).T
-        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), answers[:, None], 1))
-
-    @jax.jit
-    def run(w):
-        def body(w, _):
-            return w - lr * jax.grad(loss)(w), w
-
-        return jax.lax.scan(body, w, None, length=steps + 1)[1]
-
-    ws = run(jnp.zeros((phi.shape[0], phi.shape[0])))
+    queries = jnp.broadcast_to(r[:, None], (r.shape[0], len(pts["answers"])))
+    ws = w_kq_trajectory(phi, w_v, pts["keys"], queries, pts["answers"], lr, steps)
     c_t, s_t = (int(x) for x in pts["test_keys"][0])
     test_key = phi[:, c_t] - phi[:, s_t]  # the conflict point's key difference
     a_full = np.asarray(jnp.einsum("tij,j,i->t", ws, r, test_key))

@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.explicit_descent import w_kq_trajectory
+
 from theory.closed_forms import GROUPS, lemma4_margins, margin, sigmoid
 from theory.embeddings import (
     embedding_dim,
@@ -179,26 +181,7 @@ def test_relation_group_form_equals_explicit_d_by_d_model():
     w_v = jnp.asarray(value_matrix(pts["table"], phi_np))
     rt = relation_tokens(k_s, k_a, 2)
     queries = phi[:, rt[pts["relation"]]]
-    keys = jnp.asarray(pts["keys"])
-    answers = jnp.asarray(pts["answers"])
-
-    def loss(w):
-        k1, k2 = phi[:, keys[:, 0]], phi[:, keys[:, 1]]
-        l1 = jnp.einsum("dn,de,en->n", k1, w, queries)
-        l2 = jnp.einsum("dn,de,en->n", k2, w, queries)
-        sig = jax.nn.softmax(jnp.stack([l1, l2], -1), -1)
-        xbar = k1 * sig[:, 0] + k2 * sig[:, 1]
-        z = (phi.T @ (w_v @ xbar)).T
-        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), answers[:, None], 1))
-
-    @jax.jit
-    def run(w):
-        def body(w, _):
-            return w - lr * jax.grad(loss)(w), w
-
-        return jax.lax.scan(body, w, None, length=steps + 1)[1]
-
-    ws = run(jnp.zeros((phi.shape[0], phi.shape[0])))
+    ws = w_kq_trajectory(phi, w_v, pts["keys"], queries, pts["answers"], lr, steps)
     grp = relation_group_trajectory(*knowledge, counts, 2, gamma, delta_s=0.9, lr=lr, steps=steps)
     theta_c, theta_s = theta_directions(k_s, k_a, 2)
     for j in range(2):
