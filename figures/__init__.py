@@ -6,11 +6,16 @@ anything. `figures.make.make_figures` (`cpi figures`) computes or reuses the dat
 every figure as PNG and PDF. Figures are drawn on the Agg canvas without pyplot.
 """
 
+from .counterfactual import plot_counterfactual
+from .fact_recall import plot_fact_recall
+from .filtering import plot_filtering
 from .inversion import plot_inversion
 from .knowledge_strength import plot_knowledge_strength
 from .phase_diagram import plot_phase_diagram
+from .tasks import plot_tasks
 from .three_steps import plot_three_steps
 from .tug_of_war import plot_tug_of_war
+from .value_training import plot_value_training
 
 PLOTS = {
     "inversion": plot_inversion,
@@ -18,6 +23,11 @@ PLOTS = {
     "phase_diagram": plot_phase_diagram,
     "three_steps": plot_three_steps,
     "knowledge_strength": plot_knowledge_strength,
+    "filtering": plot_filtering,
+    "counterfactual": plot_counterfactual,
+    "value_training": plot_value_training,
+    "fact_recall": plot_fact_recall,
+    "tasks": plot_tasks,
 }
 """figure name -> plotting function, in the order `cpi figures` writes them."""
 

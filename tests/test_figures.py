@@ -96,12 +96,116 @@ def tiny_knowledge_strength() -> dict:
     return data
 
 
+def tiny_filtering() -> dict:
+    step = np.arange(6)
+    frac = np.array([0.0, 0.25, 0.5])
+    sim_rel = np.array([[0.3, 0.6, 0.8, 0.7, 0.6, 0.55], [0.3, 0.7, 0.9, 0.88, 0.87, 0.86], [0.3, 0.8, 0.9, 0.95, 0.95, 0.96]])
+    return dict(
+        step=step, rho=0.5, rho_star=0.27, n_context=4, lr=1.0,
+        theory_fraction=frac, theory_dropped=np.array([0, 1, 2]), theory_counts=np.array([[2, 2, 0], [2, 1, 0], [2, 0, 0]]),
+        theory_reliance=sim_rel + 1e-3, theory_aligned=np.full((3, 6), 0.3),
+        theory_aligned_final=np.array([0.33, 0.25, 0.2]), aligned_initial=0.38,
+        theory_peak=np.array([0.8, 0.9, 0.96]), theory_final=np.array([0.55, 0.86, 0.96]),
+        theory_drop=np.array([0.25, 0.04, 0.0]), theory_peak_step=np.array([2, 2, 5]),
+        theory_first_peak_step=np.array([2, 2, 5]), theory_depth=np.array([0.25, 0.04, 0.0]),
+        sim_fraction=np.array([0.0, 0.5]), sim_theory_reliance=sim_rel[[0, 2]] + 1e-3, sim_reliance=sim_rel[[0, 2]],
+        sim_aligned=np.full((2, 6), 0.3), sim_aligned_final=np.array([0.32, 0.21]),
+        sim_peak=np.array([0.8, 0.96]), sim_final=np.array([0.55, 0.96]), sim_drop=np.array([0.25, 0.0]),
+        sim_peak_step=np.array([2, 5]), sim_first_peak_step=np.array([2, 5]), sim_depth=np.array([0.25, 0.0]),
+        sim_configs=np.array(["a", "b"]),
+    )
+
+
+def tiny_counterfactual() -> dict:
+    step = np.arange(8)
+    th = np.array([[0.3, 0.6, 0.8, 0.7, 0.6, 0.55, 0.5, 0.5], [0.3, 0.7, 0.8, 0.9, 0.85, 0.8, 0.8, 0.8],
+                   [0.3, 0.8, 0.9, 0.95, 0.96, 0.96, 0.96, 0.96]])
+    return dict(
+        step=step, n_train=4, n_c=2, n_cs=2, rho=0.5, lr=1.0,
+        theory_k=np.arange(3), theory_fraction=np.arange(3) / 4, theory_reliance=th,
+        theory_peak=th.max(1), theory_final=th[:, -1], theory_drop=th.max(1) - th[:, -1],
+        theory_peak_step=th.argmax(1), theory_first_peak_step=np.array([2, 3, 7]), theory_depth=np.array([0.3, 0.1, 0.0]),
+        sim_k=np.array([0, 2]), sim_fraction=np.array([0.0, 0.5]), sim_reliance=th[[0, 2]] - 1e-3,
+        sim_peak=th.max(1)[[0, 2]], sim_final=th[[0, 2], -1], sim_drop=np.array([0.3, 0.0]),
+        sim_peak_step=np.array([2, 7]), sim_first_peak_step=np.array([2, 7]), sim_depth=np.array([0.3, 0.0]),
+        sim_configs=np.array(["a", "b"]),
+        flow_time=np.geomspace(1e-2, 1e6, 5), flow_reliance=np.tile(np.linspace(0.3, 0.9, 5), (3, 1)),
+        flow_peak_time=np.array([30.0, 3000.0, 1e6]), flow_depth=np.array([0.3, 0.01, 0.0]), flow_kind=np.array([0, 0, 2]),
+        needed_n=np.array([4, 8]), needed_horizon=np.array([10, 100, 1000]), needed=np.array([[0, 2, 3], [0, 1, -1]]),
+        needed_max_cf=5, check_steps=np.array([100]), check_needed=np.array([[2.0], [1.0]]),
+    )
+
+
+def tiny_value_training() -> dict:
+    step, checkpoint = np.arange(5), np.array([0, 2, 4])
+    value_lr = np.array([0.0, 0.5, 1.0])
+    rel = np.array([[0.3, 0.8, 0.7, 0.6, 0.55], [0.3, 0.8, 0.85, 0.8, 0.7], [0.3, 0.8, 0.9, 0.95, 0.96]])
+    blocks = {f"dv_{k}": np.arange(9.0).reshape(3, 3) / (i + 1)
+              for i, k in enumerate(("C_cs", "C_cc", "CS_cs", "CS_cc", "test_cc", "test_ac", "test_cs", "test_as"))}
+    return dict(
+        step=step, lr=1.0, value_lr=value_lr, checkpoint=checkpoint, sim_reliance=rel,
+        sim_attention=np.linspace(0.5, 0.9, 15).reshape(3, 5), sim_aligned=np.full((3, 5), 0.3),
+        sim_pull_C=np.full((3, 5), 0.1), sim_pull_CS=np.full((3, 5), -0.1),
+        sim_peak=rel.max(1), sim_final=rel[:, -1], sim_drop=rel.max(1) - rel[:, -1], sim_peak_step=rel.argmax(1),
+        sim_first_peak_step=np.array([1, 2, 4]), sim_depth=np.array([0.25, 0.15, 0.0]),
+        margin_C=np.full((3, 3), 3.0), margin_CS=np.array([[-1.8, -1.8, -1.8], [-1.8, -1.0, -1.5], [-1.8, 0.5, 2.0]]),
+        C_subject_prob=np.full((3, 3), 0.01), theory_reliance=rel[0] + 1e-3, theory_attention=np.linspace(0.5, 0.7, 5),
+        theory_sigma=np.linspace(0, 1, 5), theory_reliance_of_sigma=np.linspace(0.1, 0.95, 5),
+        test_value_gap_context=3.2, test_value_gap_subject=-4.0, shown_value_lr=np.array([0.0, 1.0]),
+        detail_value_lr=np.array([0.5, 1.0]), sim_configs=np.array(["a", "b", "c"]), **blocks,
+    )
+
+
+def tiny_fact_recall() -> dict:
+    step = np.arange(5)
+    th = np.stack([np.array([[0.3, 0.8, 0.7, 0.6, 0.55], [0.3, 0.7, 0.65, 0.6, 0.5], [0.3, 0.65, 0.6, 0.55, 0.5]]),
+                   np.array([[0.3, 0.8, 0.7, 0.6, 0.55], [0.3, 0.75, 0.8, 0.7, 0.6], [0.3, 0.7, 0.8, 0.75, 0.65]])])
+    sim = th[:, [0, 2]] - 1e-3
+    return dict(
+        step=step, lr=1.0, n_c=2, n_cs=2, n_cf=0, delta_s=0.9, theory_k=np.arange(3), theory_reliance=th,
+        theory_peak=th.max(-1), theory_final=th[..., -1], theory_drop=th.max(-1) - th[..., -1],
+        theory_peak_step=th.argmax(-1), theory_first_peak_step=th.argmax(-1), theory_depth=th.max(-1) - th[..., -1],
+        theory_sum_theta_c=np.full((2, 3), 3.3), theory_sum_theta_s=np.array([[-3.3, -1.0, 1.2], [-3.3, -3.3, -3.3]]),
+        theory_mean_theta_c=np.full((2, 3), 0.2), theory_mean_theta_s=np.full((2, 3), -0.2), prop2_holds=True,
+        sim_k=np.array([0, 2]), sim_reliance=sim, sim_peak=sim.max(-1), sim_final=sim[..., -1],
+        sim_drop=sim.max(-1) - sim[..., -1], sim_peak_step=sim.argmax(-1), sim_first_peak_step=sim.argmax(-1),
+        sim_depth=sim.max(-1) - sim[..., -1], sim_sum_theta_c=np.full((2, 2), 3.3),
+        sim_sum_theta_s=np.array([[-3.3, 1.2], [-3.3, -3.3]]), sim_configs=np.array(["a", "b"]),
+    )
+
+
+def tiny_tasks() -> dict:
+    step = np.arange(6)
+    gam = np.array([0.0, 0.3, 0.6, 0.9])
+    r = np.linspace(0.3, 0.9, 6)
+    data = dict(step=step, lr=1.0, theory_gamma=gam, counterfactual=0.25,
+                counts_aug=np.array([[2, 0, 2, 0, 0], [2, 2, 0, 0, 0]]), counts_ctrl=np.array([[2, 2, 0, 0, 0]] * 2))
+    for name, shift in (("aug_r1", 0.05), ("aug_r2", 0.02), ("ctrl_r1", 0.0), ("ctrl_r2", 0.0)):
+        data[f"theory_{name}"] = np.stack([r + shift * g for g in gam])
+        data[f"theory_{name}_final"] = data[f"theory_{name}"][:, -1]
+        data[f"theory_{name}_peak"] = data[f"theory_{name}"].max(-1)
+        data[f"sim_{name}"] = data[f"theory_{name}"][[0, 2]] - 1e-3
+        data[f"sim_{name}_final"] = data[f"sim_{name}"][:, -1]
+    data.update(
+        theory_transfer_final=data["theory_aug_r2_final"] - data["theory_ctrl_r2_final"],
+        theory_aug_r2_first_peak_step=np.array([1, 1, 1, 1]), theory_aug_r2_end_slope=np.array([0.0, 0.0, 0.0, -0.01]),
+        theory_step1_transfer_A=0.4 * gam, theory_step1_transfer_reliance=0.1 * gam, sim_gamma=np.array([0.0, 0.6]),
+        sim_transfer_final=np.array([0.0, 0.012]), sim_configs=np.array(["a", "b", "c", "d"]),
+    )
+    return data
+
+
 TINY = {
     "inversion": tiny_inversion,
     "tug_of_war": tiny_tug_of_war,
     "phase_diagram": tiny_phase_diagram,
     "three_steps": tiny_three_steps,
     "knowledge_strength": tiny_knowledge_strength,
+    "filtering": tiny_filtering,
+    "counterfactual": tiny_counterfactual,
+    "value_training": tiny_value_training,
+    "fact_recall": tiny_fact_recall,
+    "tasks": tiny_tasks,
 }
 
 
@@ -200,6 +304,96 @@ def test_knowledge_strength_plots_its_arrays():
         assert_offsets(fig, f"sim_{short}_none", d[f"sim_{short}"][~inv], d[f"sim_{short}_rho"][~inv])
 
 
+def test_filtering_plots_its_arrays():
+    d = tiny_filtering()
+    fig = figures.plot_filtering(d)
+    for i in range(2):
+        assert_line(fig, f"theory_reliance_{i}", d["step"], d["sim_theory_reliance"][i])
+        assert_line(fig, f"sim_reliance_{i}", d["step"], d["sim_reliance"][i])
+    for key in ("peak", "final", "drop"):
+        assert_line(fig, f"theory_{key}", d["theory_fraction"], d[f"theory_{key}"])
+        assert_line(fig, f"sim_{key}", d["sim_fraction"], d[f"sim_{key}"])
+    assert_line(fig, "theory_aligned_final", d["theory_fraction"], d["theory_aligned_final"])
+    assert_line(fig, "sim_aligned_final", d["sim_fraction"], d["sim_aligned_final"])
+    title = fig._suptitle.get_text()
+    assert "0.040 with 25% dropped" in title and "0.330 → 0.200" in title and "from 50% on" in title
+
+
+def test_counterfactual_plots_its_arrays():
+    d = tiny_counterfactual()
+    fig = figures.plot_counterfactual(d)
+    for i, k in enumerate(d["sim_k"]):
+        assert_line(fig, f"theory_reliance_{i}", d["step"], d["theory_reliance"][k])
+        assert_line(fig, f"sim_reliance_{i}", d["step"], d["sim_reliance"][i])
+    for key in ("peak", "final", "drop"):
+        assert_line(fig, f"theory_{key}", d["theory_k"], d[f"theory_{key}"])
+        assert_line(fig, f"sim_{key}", d["sim_k"], d[f"sim_{key}"])
+    assert_line(fig, "flow_peak_time", d["theory_k"], [30.0, 3000.0, np.nan])  # k = n_CS: no peak
+    assert_line(fig, "flow_depth", d["theory_k"], [0.3, 0.01, np.nan])
+    assert_line(fig, "sim_first_peak_step", [0], [2.0])  # the peak at the last step is not a peak
+    assert_line(fig, "needed_0", d["needed_horizon"], [0, 2, 3])
+    assert_line(fig, "needed_1", d["needed_horizon"], [0, 1, np.nan])  # none within max_cf
+    for i in range(2):
+        assert_line(fig, f"check_needed_{i}", d["check_steps"], d["check_needed"][i])
+    assert "×100" in fig._suptitle.get_text() and "postpone" in fig._suptitle.get_text()
+
+
+def test_value_training_plots_its_arrays():
+    d = tiny_value_training()
+    fig = figures.plot_value_training(d)
+    assert_line(fig, "theory_reliance", d["step"], d["theory_reliance"])
+    for i in (0, 2):  # shown: value_lr 0 and 1
+        assert_line(fig, f"sim_reliance_{i}", d["step"], d["sim_reliance"][i])
+        assert_line(fig, f"margin_CS_{i}", d["checkpoint"], d["margin_CS"][i])
+        assert_line(fig, f"sim_mc_sigma_{i}", d["sim_attention"][i], d["sim_reliance"][i])
+    for key in ("peak", "final", "depth"):
+        assert_line(fig, f"sim_{key}", d["value_lr"], d[f"sim_{key}"])
+    assert_line(fig, "sim_aligned_final", d["value_lr"], d["sim_aligned"][:, -1])
+    for i in (1, 2):  # detail: value_lr 0.5 and 1
+        for key in ("C_cs", "C_cc", "CS_cs", "CS_cc", "test_cc", "test_cs"):
+            assert_line(fig, f"dv_{key}_{i}", d["checkpoint"], d[f"dv_{key}"][i])
+    assert_line(fig, "theory_reliance_of_sigma", d["theory_sigma"], d["theory_reliance_of_sigma"])
+    title = fig._suptitle.get_text()
+    assert "value_lr ≤ 0.5" in title and "value_lr ≥ 1" in title and "frozen" in title
+
+
+def test_fact_recall_plots_its_arrays():
+    d = tiny_fact_recall()
+    fig = figures.plot_fact_recall(d)
+    for j, k in enumerate(d["sim_k"]):
+        for i in range(2):
+            if k == 0 and i == 1:
+                continue
+            assert_line(fig, f"theory_reliance_{i}_{j}", d["step"], d["theory_reliance"][i, k])
+            assert_line(fig, f"sim_reliance_{i}_{j}", d["step"], d["sim_reliance"][i, j])
+    for i in range(2):
+        for key in ("peak", "final"):
+            assert_line(fig, f"theory_{key}_{i}", d["theory_k"], d[f"theory_{key}"][i])
+            assert_line(fig, f"sim_{key}_{i}", d["sim_k"], d[f"sim_{key}"][i])
+        for key in ("c", "s"):
+            assert_line(fig, f"theory_sum_theta_{key}_{i}", d["theory_k"], d[f"theory_sum_theta_{key}"][i])
+            assert_line(fig, f"sim_sum_theta_{key}_{i}", d["sim_k"], d[f"sim_sum_theta_{key}"][i])
+    assert "-3.30 → 1.20" in fig._suptitle.get_text()
+
+
+def test_tasks_plots_its_arrays():
+    d = tiny_tasks()
+    fig = figures.plot_tasks(d)
+    for j, g in ((0, 0), (1, 2)):  # simulated γ 0 and 0.6 = theory rows 0 and 2
+        assert_line(fig, f"theory_aug_r2_{j}", d["step"], d["theory_aug_r2"][g])
+        assert_line(fig, f"sim_aug_r2_{j}", d["step"], d["sim_aug_r2"][j])
+        assert_line(fig, f"theory_ctrl_r2_{j}", d["step"], d["theory_ctrl_r2"][g])
+    for key in ("aug_r1", "aug_r2", "ctrl_r2"):
+        assert_line(fig, f"theory_{key}_final", d["theory_gamma"], d[f"theory_{key}_final"])
+        assert_line(fig, f"sim_{key}_final", d["sim_gamma"], d[f"sim_{key}_final"])
+    assert_line(fig, "theory_transfer_final", d["theory_gamma"], d["theory_transfer_final"])
+    assert_line(fig, "sim_transfer_final", d["sim_gamma"], d["sim_transfer_final"])
+    assert_line(fig, "theory_step1_transfer_A", d["theory_gamma"], d["theory_step1_transfer_A"])
+    title = fig._suptitle.get_text()
+    assert "+0.000 at $\\gamma$ = 0" in title and "+0.012 at $\\gamma$ = 0.6" in title
+    assert "$\\gamma$ ≥ 0.9 relation 2" in title  # the last γ is horizon-limited
+
+
 def test_first_peak_kinds():
     r = np.array([
         [0.3, 0.5, 0.9, 0.6, 0.7, 0.95],  # rises, falls to 0.6, recovers above the peak
@@ -251,6 +445,34 @@ def test_inversion_data_is_saved_and_reused(tmp_path, monkeypatch):
         fd.inversion_data(changed, data_dir=tmp_path)
     with pytest.raises(AssertionError, match="recomputed"):
         fd.inversion_data(base, data_dir=tmp_path, force=True)
+
+
+def test_counterfactual_needed_curve_is_counterfactual_needed_at_every_horizon():
+    from theory.mitigations import counterfactual_needed
+
+    knowledge = (40, 80, 0.2, 0.6, 1.0, 0.5)
+    curve = fd.counterfactual_needed_curve(knowledge, 0.5, 20, max_cf=12, steps=120)
+    assert curve[0] == 0 and np.all(np.diff(curve) >= 0)
+    for steps in (30, 60, 120):
+        expected = counterfactual_needed(*knowledge, rho=0.5, n=20, mode="add", criterion="discrete", steps=steps,
+                                         max_cf=12)["n_cf"]
+        assert curve[steps] == expected
+
+
+def test_value_training_run_is_the_simulator_and_test_rows_move_together():
+    from sims.train import run
+
+    base = cfg.with_values(tiny_base(), {"train.steps": 4})
+    out = fd.value_training_run(base, [0.0, 0.7], record_every=2)
+    for i, value_lr in enumerate((0.0, 0.7)):
+        expected = run(cfg.with_values(base, {"train.value_lr": value_lr}))
+        for key in ("reliance", "attention_context", "neg_grad_theta_c_CS"):
+            np.testing.assert_allclose(out[key][i], expected.metrics[key], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(out["checkpoint"], [0, 2, 4])
+    assert np.all(out["dv_C_cc"][0] == 0) and np.all(out["dv_C_cc"][1, 1:] > 0)  # frozen vs trained W_V
+    # unseen test tokens: the context row and the memorised-fact row of ΔV move together
+    np.testing.assert_allclose(out["dv_test_cc"], out["dv_test_ac"], atol=1e-12)
+    np.testing.assert_allclose(out["dv_test_cs"], out["dv_test_as"], atol=1e-12)
 
 
 def test_parameters_enter_the_inputs_hash(tmp_path, monkeypatch):
