@@ -52,7 +52,8 @@ def reduced_trajectory(config: Config, steps: int | None = None) -> dict:
 
     One relation: the group form (every per-group metric). Several: the relation group
     form, reduced to what the simulator reports for them: `reliance` (mean over the
-    relations' equally many test points), `reliance_r<j>` and `attention_context`."""
+    relations' equally many test points), `reliance_r<j>`, `attention_context` and
+    `aligned_accuracy`."""
     steps = config.train.steps if steps is None else steps
     k = config.knowledge
     if config.world.n_relations == 1:
@@ -63,9 +64,14 @@ def reduced_trajectory(config: Config, steps: int | None = None) -> dict:
         relation_overlap=config.world.relation_overlap, delta_s=k.delta_s, lr=config.train.lr,
         steps=steps,
     )
+    n_aligned = config.mixture.n_aligned
+    aligned_weights = np.bincount(np.arange(n_aligned) % config.world.n_relations,
+                                  minlength=config.world.n_relations) / max(n_aligned, 1)
     out = {
         "reliance": np.mean(per_relation["reliance"], axis=0),
         "attention_context": np.mean(per_relation["attention_context"], axis=0),
+        # aligned points are dealt round-robin over the relations
+        "aligned_accuracy": aligned_weights @ np.asarray(per_relation["aligned_accuracy"]),
     }
     for j, reliance in enumerate(per_relation["reliance"]):
         out[f"reliance_r{j + 1}"] = reliance

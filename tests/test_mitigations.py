@@ -56,8 +56,8 @@ def test_counterfactual_augmentation_transfers_only_through_relation_overlap():
 def test_reduced_dynamics_equal_the_full_model_with_relations_and_filtering(overrides):
     config = with_values(load(), overrides)
     simulated, reduced = run(config).metrics, reduced_trajectory(config)
-    keys = [k for k in simulated if k.startswith("reliance") or k == "attention_context"]
-    assert len(keys) >= 2
+    keys = [k for k in simulated if k.startswith("reliance") or k in ("attention_context", "aligned_accuracy")]
+    assert len(keys) >= 3
     for key in keys:
         np.testing.assert_allclose(reduced[key], simulated[key], atol=1e-10, rtol=0, err_msg=key)
 
@@ -77,3 +77,16 @@ def test_proposition_3_one_value_step_makes_subjects_of_c_points_predictive():
     assert c_points.sum() == 10
     for (c, s, _), answer in zip(world.train.tokens[c_points], world.train.answer[c_points]):
         assert prob(result.params["v"], s, answer) > prob(world.w_v, s, answer) + 1e-6
+
+
+def test_mitigation_knobs_sweep_like_run(tmp_path):
+    from sims.sweep import run_sweep
+
+    base = with_values(load(), {**TWO_TASKS, "world.relation_overlap": 0.2, "mixture.counterfactual": 0.2,
+                                "mixture.counterfactual_relation": 1, "train.steps": 60})
+    result = run_sweep(base, ["mixture.filter=0,0.25", "world.relation_overlap=0,0.2"], out=tmp_path)
+    assert result.n_groups == 2  # filtering changes the number of training points
+    for i, config in enumerate(result.configs):
+        expected = run(config).metrics
+        for key in ["reliance", "reliance_r1", "reliance_r2"]:
+            np.testing.assert_allclose(result.metrics[key][i], expected[key], atol=1e-12, err_msg=key)
