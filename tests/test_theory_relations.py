@@ -22,7 +22,7 @@ from theory.embeddings import (
 )
 from theory.pretrained import logit, value_logit_table, z0
 from theory.propositions import value_matrix
-from theory.reduced import general_trajectory, group_trajectory, paper_points
+from theory.reduced import general_trajectory, group_trajectory
 from theory.relations import (
     first_step_gaps,
     relation_gram,
@@ -87,10 +87,14 @@ def test_single_relation_arrays_unchanged_bitwise():
 
 def test_single_relation_group_and_points_reduce_to_paper_forms():
     counts = (5, 3, 2, 4, 1)
-    pts = paper_points(*DEFAULT, *counts)
     rel = relation_points(*DEFAULT, np.array([counts]))
-    for key in ("gram", "v1", "v2", "answers", "keys", "table", "test_inner", "test_keys"):
-        assert np.array_equal(pts[key], rel[key]), key
+    # The paper's key-difference inner products, written out: context points 1 apart and 2
+    # with themselves, subject-only points 3/2 apart and 2 with themselves, −1/2 across.
+    is_s = np.isin(rel["group"], [3, 4])
+    expected = np.where(is_s[:, None] & is_s[None, :], 1.5, np.where(is_s[:, None] ^ is_s[None, :], -0.5, 1.0))
+    np.fill_diagonal(expected, 2.0)
+    np.testing.assert_allclose(rel["gram"], expected, atol=1e-12)
+    np.testing.assert_allclose(rel["test_inner"], np.where(is_s, -0.5, 1.0)[None, :].repeat(2, 0), atol=1e-12)
     a = group_trajectory(*DEFAULT, *counts, lr=1.3, steps=80)
     b = relation_group_trajectory(*DEFAULT, np.array([counts]), lr=1.3, steps=80)
     for key, val in a.items():

@@ -42,8 +42,8 @@ from .closed_forms import (  # noqa: E402
     drive,
     point_loss,
 )
-from .embeddings import key_differences, paper_embeddings  # noqa: E402
-from .pretrained import logit, value_logit_table, z0  # noqa: E402
+from .pretrained import logit, z0  # noqa: E402
+from .relations import relation_points  # noqa: E402
 
 # ----------------------------------------------------------------------------- general form
 
@@ -132,73 +132,14 @@ def paper_points(
 
     Returns gram, v1, v2, answers, group (index into GROUPS), keys (n, 2) token ids,
     table, test_inner (2, n), test_keys (2, 2), test_v1, test_v2 (2, K), test_context,
-    test_fact (2,)."""
-    counts = [n_c, n_cs, n_cf, n_s_seen, n_s_unseen]
-    n = int(sum(counts))
-    k = n_subjects + n_answers + 1
-    relation = k - 1
-    fact = -np.ones(n_subjects, dtype=int)
-    strength = np.full(n_subjects, 0.5)
-    next_answer = iter(range(n_answers))
-
-    def answer_token() -> int:
-        return n_subjects + next(next_answer)
-
-    keys, answers, group = [], [], []
-    subject = 0
-    for gi, count in enumerate(counts):
-        for _ in range(count):
-            s = subject
-            subject += 1
-            if GROUPS[gi] in ("C", "CS", "CF"):
-                c = answer_token()
-                keys.append((c, s))
-                answers.append(c)
-                if GROUPS[gi] == "CS":
-                    fact[s], strength[s] = c - n_subjects, delta_m
-                elif GROUPS[gi] == "CF":
-                    fact[s], strength[s] = answer_token() - n_subjects, delta_m
-            else:
-                a = answer_token()
-                keys.append((s, relation))
-                answers.append(a)
-                if GROUPS[gi] == "S_seen":
-                    fact[s], strength[s] = a - n_subjects, delta_s
-            group.append(gi)
-    # held-out points: conflict (fact a ≠ c) and aligned (fact = c)
-    test_context, test_fact, test_keys = [], [], []
-    for aligned in (False, True):
-        s = subject
-        subject += 1
-        c = answer_token()
-        a = c if aligned else answer_token()
-        fact[s], strength[s] = a - n_subjects, delta_m
-        test_keys.append((c, s))
-        test_context.append(c)
-        test_fact.append(a)
-    if subject > n_subjects:
-        raise ValueError("not enough subjects for fresh tokens per point")
-    table = value_logit_table(n_subjects, n_answers, o_c, o_r, delta_c, fact, strength)
-    keys = np.array(keys, dtype=int).reshape(n, 2)
-    test_keys = np.array(test_keys, dtype=int)
-    phi = paper_embeddings(n_subjects, n_answers)
-    kd = key_differences(phi, keys[:, 0], keys[:, 1])
-    kt = key_differences(phi, test_keys[:, 0], test_keys[:, 1])
-    return dict(
-        gram=kd.T @ kd,
-        v1=table[:, keys[:, 0]].T,
-        v2=table[:, keys[:, 1]].T,
-        answers=np.array(answers, dtype=int),
-        group=np.array(group, dtype=int),
-        keys=keys,
-        table=table,
-        test_inner=kt.T @ kd,
-        test_v1=table[:, test_keys[:, 0]].T,
-        test_v2=table[:, test_keys[:, 1]].T,
-        test_keys=test_keys,
-        test_context=np.array(test_context),
-        test_fact=np.array(test_fact),
+    test_fact (2,). This is `relations.relation_points` with one relation."""
+    pts = relation_points(
+        n_subjects, n_answers, delta_c, delta_m, o_c, o_r,
+        np.array([[n_c, n_cs, n_cf, n_s_seen, n_s_unseen]]), 0.0, delta_s,
     )
+    keep = ("gram", "v1", "v2", "answers", "group", "keys", "table", "test_inner", "test_v1",
+            "test_v2", "test_keys", "test_context", "test_fact")
+    return {key: pts[key] for key in keep}
 
 
 # ------------------------------------------------------------------------------- group form
