@@ -1,9 +1,9 @@
 """The world of one experiment: tokens, embeddings, the pretrained W_V, and the data points.
 
 Pieces kept separate so each can be replaced: the embeddings (`theory.embeddings`, the
-paper's Assumptions 2-4),
-`allocate_points` (which tokens form which data group, and what the pretrained model
-memorised), `pretrained_values` (W_V from the value-logit table of Lemma 3).
+paper's Assumptions 2-4), `allocate_points` (which tokens form which data group, and what
+the pretrained model memorised), `pretrained_values` (W_V from the value-logit table of
+Lemma 3), and `filter_points` (the paper's filtering by no-context loss).
 
 Token layout (shared with `theory.pretrained`): subjects 0..K_S-1, answers K_S..K_S+K_A-1,
 the R relations K_S+K_A..K-1. Every data point is a triple of slots [context, subject, relation] with a
