@@ -6,29 +6,31 @@ anything. `figures.make.make_figures` (`cpi figures`) computes or reuses the dat
 every figure as PNG and PDF. Figures are drawn on the Agg canvas without pyplot.
 """
 
-from .counterfactual import plot_counterfactual
-from .fact_recall import plot_fact_recall
-from .filtering import plot_filtering
-from .inversion import plot_inversion
-from .knowledge_strength import plot_knowledge_strength
-from .phase_diagram import plot_phase_diagram
-from .tasks import plot_tasks
-from .three_steps import plot_three_steps
-from .tug_of_war import plot_tug_of_war
-from .value_training import plot_value_training
+NAMES = (
+    "inversion",
+    "tug_of_war",
+    "phase_diagram",
+    "three_steps",
+    "knowledge_strength",
+    "filtering",
+    "counterfactual",
+    "value_training",
+    "fact_recall",
+    "tasks",
+)
+"""The figures, in the order `cpi figures` writes them (known without importing matplotlib)."""
 
-PLOTS = {
-    "inversion": plot_inversion,
-    "tug_of_war": plot_tug_of_war,
-    "phase_diagram": plot_phase_diagram,
-    "three_steps": plot_three_steps,
-    "knowledge_strength": plot_knowledge_strength,
-    "filtering": plot_filtering,
-    "counterfactual": plot_counterfactual,
-    "value_training": plot_value_training,
-    "fact_recall": plot_fact_recall,
-    "tasks": plot_tasks,
-}
-"""figure name -> plotting function, in the order `cpi figures` writes them."""
 
-__all__ = ["PLOTS", *(f.__name__ for f in PLOTS.values())]
+def __getattr__(name: str):
+    """`PLOTS` and the plot functions, imported on first use: the CLI can list the figures
+    without loading matplotlib."""
+    if name == "PLOTS" or name.startswith("plot_"):
+        from importlib import import_module
+
+        plots = {n: getattr(import_module(f".{n}", __name__), f"plot_{n}") for n in NAMES}
+        globals().update({f"plot_{n}": f for n, f in plots.items()}, PLOTS=plots)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["NAMES", "PLOTS", *(f"plot_{n}" for n in NAMES)]

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import PLOTS
+from . import NAMES
 
 DPI = 150
 PDF_METADATA = {"CreationDate": None}
@@ -44,7 +44,9 @@ def make_figures(
 
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir is not None else out_dir / "data"
-    names = list(names) if names is not None else list(PLOTS)
+    from . import PLOTS
+
+    names = list(names) if names is not None else list(NAMES)
     written: list[Path] = []
     for i, name in enumerate(names, 1):
         start = time.perf_counter()
@@ -80,7 +82,7 @@ def add_figures_parser(subparsers) -> argparse.ArgumentParser:
         description=(
             "Compute the data of every figure (simulations and theory) for a config, or reuse "
             "the data saved by an earlier run with the same config, and write OUT/<name>.png "
-            "and OUT/<name>.pdf for: " + ", ".join(PLOTS) + "."
+            "and OUT/<name>.pdf for: " + ", ".join(NAMES) + "."
         ),
     )
     parser.add_argument("--out", default="figures", metavar="DIR", help="output directory (default figures)")

@@ -745,13 +745,13 @@ def _value_block_means(world, w_v: np.ndarray, w_v0: np.ndarray) -> dict:
 
 def value_training_run(config: Config, value_lrs, record_every: int = 10) -> dict:
     """Train `config`'s world with W_V trained at each step size in `value_lrs` (W_KQ at
-    train.lr), as one computation vmapped over value_lr, with `sims.train.simulate_chunk` (the
-    simulator's own step). Returns every metric of `sims.train.metrics` as (V, steps + 1)
+    train.lr), as one computation vmapped over value_lr, with `sims.generic.simulate_chunk` (the
+    simulator's own step). Returns every metric of `sims.generic.metrics` as (V, steps + 1)
     arrays and, every `record_every` steps (`checkpoint`), the `_value_block_means` of W_V as
     (V, checkpoints) arrays. value_lr = 0 points get exactly-zero W_V updates (frozen)."""
     import jax
 
-    from .train import final_metrics, initial_state, pack, simulate_chunk
+    from .generic import final_metrics, initial_state, pack, simulate_chunk
     from .world import build_world
 
     world = build_world(config)

@@ -5,59 +5,52 @@ inclusive, evenly spaced) or `section.key=v1,v2,...`; several specs form their C
 product (the first spec varies slowest), and `seeds` N adds an innermost axis
 train.seed = base seed + 0..N-1. Every point is a validated `Config`.
 
-Points that share every static quantity (the array shapes of `sims.train.pack`, the number
-of steps and the dtype) form a *shape group*. Each group runs as one compiled call of
-`sims.train.simulate_chunk` vmapped over the packed worlds, step sizes and initial states
-(cut into chunks of `sims.train.CHUNK_STEPS` steps like `sims.train.simulate`), sharded over
-the devices when there are several. A group trains W_V when any of its points has
-value_lr > 0; the others then get an exactly-zero W_V update.
+How the points are computed (shape groups, chunks of points, devices, processes, and the
+"full" or "reduced" engine) is `sims.chunks`.
 
-Results go to one directory: `sweep.npz` (coordinates and every metric stacked per point),
-`summary.csv` and `summary.json` (one row per point), `config.toml` (the base config), and
-`groups/<hash>.npz`, each group's stacked metrics keyed by a hash of its points' resolved
-configs, so a rerun computes only the groups that are missing. Metrics of absent data groups
-stay NaN. Unlike `sims.train.run`, a point whose numbers become non-finite does not fail the
-sweep: its row's `nonfinite_step` says where (None/empty when all is well).
+Results go to one directory: `sweep.npz` (coordinates, the per-point summary as
+`summary_<field>`, `steps`, and, unless summaries-only, every metric stacked per point at
+the recorded steps `step`), `summary.csv` and `summary.json` (one row per point),
+`config.toml` (the base config), and `groups/<hash>.npz`, one file per chunk of points,
+keyed by a hash of its points' resolved configs and of what is recorded, written as soon
+as the chunk is computed, so an interrupted or extended sweep computes only the chunks that
+are missing. Metrics of absent data groups stay NaN. Unlike `sims.train.run`, a point whose
+numbers become non-finite does not fail the sweep: its row's `nonfinite_step` says where
+(None/empty when all is well).
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import io
 import itertools
 import json
 import math
-import sys
 import time
 import tomllib
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import jax
 import numpy as np
-
-from theory.summary import summarize
 
 from . import config as cfg
 from .config import Config
 from .errors import ConfigError
+from . import chunks, distributed
+from .budget import available_memory, human_bytes, recorded_bytes
+from .chunks import SUMMARY_FIELDS
+from .distributed import Processes
+from .engine import recorded_steps
+from .progress import StepProgress
 from .results import json_bytes, npz_bytes, write_atomic
-from .train import CHUNK_STEPS, final_metrics, initial_state, pack, simulate_chunk
-from .world import build_world, check_vocabulary
-
-CACHE_VERSION = 1
-"""Part of every group's cache key; bump it when the simulator's numbers change."""
+from .world import check_vocabulary
 
 SIGNIFICANT_DIGITS = 12
 """Range values of float keys are rounded to this many significant digits, so that
 `0:1:41` gives 0.025, 0.05, ... exactly as one would type them (and as `cpi run --set`
 reads them): round(ρ·n_train) must not depend on the last bit of a linspace."""
-
-SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion")
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,124 +226,16 @@ def expand_grid(base: Config, grid: list[str] | tuple[str, ...] = (), seeds: int
 
 
 # --------------------------------------------------------------------------------------------
-# Shape groups and the vmapped runner
-
-
-def _array_shapes(obj) -> Any:
-    """The shapes of every array in a (nested) world dataclass, and its integer fields."""
-    if isinstance(obj, np.ndarray):
-        return obj.shape, obj.dtype.str
-    if dataclasses.is_dataclass(obj):
-        return tuple((f.name, _array_shapes(getattr(obj, f.name))) for f in dataclasses.fields(obj))
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    return None
-
-
-def shape_key(config: Config) -> tuple:
-    """Everything static about a run: the shapes of every array of its world (so of
-    `pack(world)`: vocabulary, relations, training points after filtering, test and aligned
-    points), the number of steps and the dtype. Builds the world (NumPy only)."""
-    return _array_shapes(build_world(config)), config.train.steps, config.train.dtype
-
-
-def group_points(configs) -> list[list[int]]:
-    """Indices of the points of each shape group, groups in order of first appearance."""
-    groups: dict[tuple, list[int]] = {}
-    for i, config in enumerate(configs):
-        groups.setdefault(shape_key(config), []).append(i)
-    return list(groups.values())
-
-
-def group_hash(configs) -> str:
-    """The cache key of a shape group: its points' resolved configs, in order."""
-    text = f"cache {CACHE_VERSION}\n" + "\n".join(cfg.to_toml(c) for c in configs)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-TRACES = 0
-"""How many times the group runner has been traced (each trace is one XLA compilation)."""
-
-
-@partial(jax.jit, static_argnames=("steps", "train_values", "last"))
-def _run_group_chunk(data, lr, value_lr, state, steps: int, train_values: bool, last: bool):
-    """`steps` steps of every point of a group at once (leading axis: the points). With
-    state None it starts from `initial_state`; with `last` it appends the final metrics."""
-    global TRACES
-    TRACES += 1
-
-    def one(d, eta, eta_v, s):
-        if s is None:
-            s = initial_state(d, eta, eta_v, train_values)
-        s, recorded = simulate_chunk(d, eta, eta_v, s, steps=steps, train_values=train_values)
-        return s, recorded, (final_metrics(d, s, train_values=train_values) if last else None)
-
-    return jax.vmap(one)(data, lr, value_lr, state)
-
-
-def _stack(trees: list) -> Any:
-    """Host copies of pytrees with identical structure, stacked along a new leading axis."""
-    leaves = [jax.tree_util.tree_flatten(t) for t in trees]
-    columns = []
-    for parts in zip(*(ls for ls, _ in leaves)):
-        arrays = [np.asarray(p) for p in parts]
-        if len({(a.shape, a.dtype) for a in arrays}) != 1:  # shape_key missed a static quantity
-            raise RuntimeError(f"points of one shape group pack to different shapes: {[a.shape for a in arrays]}")
-        columns.append(np.stack(arrays))
-    return jax.tree_util.tree_unflatten(leaves[0][1], columns)
-
-
-def _place(tree, n: int):
-    """Put the stacked points on the devices: sharded along the points when there are
-    several devices (padded with copies of the last point to a multiple of their number)."""
-    devices = jax.devices()
-    if len(devices) < 2 or n < 2:
-        return jax.device_put(tree)
-    padded = -(-n // len(devices)) * len(devices)
-
-    def pad(x):
-        return np.concatenate([x, np.repeat(x[-1:], padded - n, axis=0)]) if padded > n else x
-
-    mesh = jax.sharding.Mesh(np.array(devices), ("points",))
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("points"))
-    return jax.device_put(jax.tree_util.tree_map(pad, tree), sharding)
-
-
-def simulate_group(configs, progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
-    """Train every config of one shape group as one vmapped computation; returns each metric
-    stacked as (points, steps + 1), absent groups' metrics NaN."""
-    first = configs[0]
-    steps, dtype = first.train.steps, first.train.dtype
-    n = len(configs)
-    data = _stack([pack(build_world(c), dtype) for c in configs])
-    lr = np.array([c.train.lr for c in configs], dtype=dtype)
-    value_lr = np.array([c.train.value_lr for c in configs], dtype=dtype)
-    train_values = bool(np.any(value_lr > 0))
-    data, lr, value_lr = _place((data, lr, value_lr), n)
-    state, pieces, done = None, [], 0
-    while done < steps:
-        length = min(CHUNK_STEPS, steps - done)
-        last = done + length == steps
-        state, recorded, final = _run_group_chunk(data, lr, value_lr, state, length, train_values, last)
-        pieces.append(recorded)
-        done += length
-        if progress is not None:
-            progress(done, steps)
-    # Host copies only from here on: no eager device op (each would compile).
-    pieces = [{k: np.asarray(v)[:n] for k, v in p.items()} for p in pieces]
-    pieces.append({k: np.asarray(v)[:n, None] for k, v in final.items()})
-    return {k: np.concatenate([p[k] for p in pieces], axis=1) for k in final}
-
-
-# --------------------------------------------------------------------------------------------
 # Results
 
 
 @dataclass
 class SweepResult:
     """A finished sweep. Point i has config `configs[i]`, coordinates `coords[key][i]` (every
-    swept key, and `seed`), metrics `metrics[name][i, :steps[i] + 1]` (NaN-padded to the
-    longest run; `metrics["step"]` is 0..max steps) and summary row `summaries[i]`."""
+    swept key, and `seed`), summary row `summaries[i]` (from every step) and, unless the sweep
+    was summaries-only, metrics `metrics[name][i, j]` at step `metrics["step"][j]` (steps 0,
+    N, 2N, ... for `record_every` N; NaN-padded after a point's last recorded step, which
+    is its final step `steps[i]`)."""
 
     grid: Grid
     coords: dict[str, np.ndarray]
@@ -358,9 +243,11 @@ class SweepResult:
     steps: np.ndarray
     summaries: list[dict]
     out: Path | None = None
-    seconds: float = 0.0  # compile + run time of the groups computed by this call
-    computed_groups: int = 0
-    reused_groups: int = 0
+    record_every: int = 1
+    engine: str = "full"
+    seconds: float = 0.0  # compile + run time of the chunks computed by this call
+    computed_chunks: int = 0
+    reused_chunks: int = 0
     n_groups: int = 0
 
     @property
@@ -371,47 +258,54 @@ class SweepResult:
         return len(self.grid)
 
     def point_metrics(self, i: int) -> dict[str, np.ndarray]:
-        """The metrics of point i as `sims.train.run` returns them (length steps + 1), with the
-        metrics of absent groups (NaN from the first step) left out."""
-        n = int(self.steps[i]) + 1
+        """The metrics of point i as `sims.train.run` returns them (with the same
+        record_every), the metrics of absent groups (NaN from the first step) left out."""
+        recorded = recorded_steps(int(self.steps[i]), self.record_every)
+        n = len(recorded)
         out = {k: v[i, :n] for k, v in self.metrics.items() if k != "step" and not np.isnan(v[i, 0])}
-        out["step"] = np.arange(n)
+        out["step"] = recorded
         return out
 
 
-def _nonfinite_step(values: dict[str, np.ndarray], n: int, i: int) -> int | None:
-    """The first step at which a metric that was finite at step 0 is not (None: none)."""
-    bad = [
-        int(np.argmax(~np.isfinite(v[i, :n])))
-        for v in values.values()
-        if np.isfinite(v[i, 0]) and not np.all(np.isfinite(v[i, :n]))
-    ]
-    return min(bad) if bad else None
+def _summary_rows(grid: Grid, summary: dict[str, np.ndarray]) -> list[dict]:
+    rows = []
+    for i, point in enumerate(grid.points):
+        row = dict(point)
+        row["seed"] = grid.configs[i].train.seed
+        row["initial_reliance"] = float(summary["initial_reliance"][i])
+        row["peak_reliance"] = float(summary["peak_reliance"][i])
+        row["peak_step"] = int(summary["peak_step"][i])
+        row["final_reliance"] = float(summary["final_reliance"][i])
+        row["inversion"] = bool(summary["inversion"][i])
+        bad = int(summary["nonfinite_step"][i])
+        row["nonfinite_step"] = None if bad < 0 else bad
+        rows.append(row)
+    return rows
 
 
-def _assemble(grid: Grid, group_values: list[tuple[list[int], dict]]) -> tuple[dict, np.ndarray, list]:
+def _assemble(grid: Grid, chunk_values: list[tuple[list[int], dict]], record_every: int) -> tuple[dict, dict]:
+    """(metrics, summary arrays) over all points from each chunk's (indices, values)."""
     n = len(grid)
-    steps = np.array([c.train.steps for c in grid.configs], dtype=np.int64)
-    width = int(steps.max()) + 1
-    names = sorted({name for _, values in group_values for name in values})
+    summary = {}
+    for field in SUMMARY_FIELDS:
+        first = chunk_values[0][1][field]
+        summary[field] = np.empty(n, dtype=first.dtype)
+        for indices, values in chunk_values:
+            summary[field][indices] = values[field]
+    steps = max(c.train.steps for c in grid.configs)
+    recorded = recorded_steps(steps, record_every)
+    names = sorted({name for _, values in chunk_values for name in values} - set(SUMMARY_FIELDS))
     metrics = {}
     for name in names:  # a metric some groups lack (reliance_r2 with one relation, say) is NaN there
-        dtype = np.result_type(*(values[name].dtype for _, values in group_values if name in values))
-        stacked = np.full((n, width), np.nan, dtype=dtype)
-        for indices, values in group_values:
+        dtype = np.result_type(*(values[name].dtype for _, values in chunk_values if name in values))
+        stacked = np.full((n, len(recorded)), np.nan, dtype=dtype)
+        for indices, values in chunk_values:
             if name in values:
                 stacked[indices, : values[name].shape[1]] = values[name]
         metrics[name] = stacked
-    summaries = []
-    for i, point in enumerate(grid.points):
-        k = int(steps[i]) + 1
-        row = dict(point)
-        row["seed"] = grid.configs[i].train.seed
-        row.update(summarize(metrics["reliance"][i, :k]))
-        row["nonfinite_step"] = _nonfinite_step(metrics, k, i)
-        summaries.append(row)
-    metrics["step"] = np.arange(width)
-    return metrics, steps, summaries
+    if metrics:
+        metrics["step"] = recorded
+    return metrics, summary
 
 
 def _coords(grid: Grid) -> dict[str, np.ndarray]:
@@ -427,7 +321,7 @@ def _json_value(v):
 
 
 def _csv_bytes(keys: list[str], rows: list[dict]) -> bytes:
-    columns = [*keys, "seed", *SUMMARY_FIELDS, "nonfinite_step"]
+    columns = [*keys, "seed", *SUMMARY_FIELDS]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
@@ -451,19 +345,73 @@ def default_sweep_dir(base: Config, grid, seeds: int = 1) -> Path:
     return Path("sweeps") / sweep_digest(base, grid, seeds)
 
 
-def _load_group(path: Path, n: int, steps: int) -> dict[str, np.ndarray] | None:
+def _load_chunk(path: Path, n: int, n_recorded: int, record: bool) -> dict[str, np.ndarray] | None:
+    """A saved chunk, or None when it is missing, damaged or of the wrong size."""
+    if not path.exists():
+        return None
     try:
         with np.load(path) as archive:
             values = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError, KeyError):
         return None
-    if not values or any(v.shape != (n, steps + 1) for v in values.values()):
+    if any(values.get(f) is None or values[f].shape != (n,) for f in SUMMARY_FIELDS):
+        return None
+    metric_shapes = {v.shape for k, v in values.items() if k not in SUMMARY_FIELDS}
+    if (record and metric_shapes != {(n, n_recorded)}) or (not record and metric_shapes):
         return None
     return values
 
 
-def _stderr_progress(line: str, end: bool = False) -> None:
-    print(f"\r{line:<78}", end="\n" if end else "", file=sys.stderr, flush=True)
+# --------------------------------------------------------------------------------------------
+# Running a sweep
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    group: int
+    indices: list[int]
+    size: int  # padded size of every chunk of its group
+    path: Path
+
+
+def _plan(expanded: Grid, out: Path, engine_name: str, record_every: int, record: bool) -> tuple[list[_Chunk], int]:
+    groups = chunks.group_points(expanded.configs)
+    plan = []
+    for g, indices in enumerate(groups):
+        size = chunks.chunk_size(expanded.configs[indices[0]], record_every, record)
+        size = min(size, len(indices))
+        for part in chunks.split_chunks(indices, size):
+            configs = [expanded.configs[i] for i in part]
+            digest = chunks.chunk_hash(configs, engine_name, record_every, record)
+            plan.append(_Chunk(g, part, size, out / "groups" / f"{digest}.npz"))
+    return plan, len(groups)
+
+
+def check_sweep_budget(expanded: Grid, record_every: int, record: bool) -> None:
+    """Refuse a sweep whose assembled results would not fit in memory (ConfigError)."""
+    need = sum(recorded_bytes(c, record_every, record) // 2 for c in expanded.configs)
+    need += 64 * len(expanded) * (len(SUMMARY_FIELDS) + len(expanded.axes) + 1)
+    have = available_memory()
+    if need > have:
+        steps = sum(c.train.steps for c in expanded.configs)
+        raise ConfigError(
+            f"the sweep's {len(expanded)} points x {steps / len(expanded):.0f} steps would record about "
+            f"{human_bytes(need)} of metrics, more than the {human_bytes(have)} of memory available; "
+            "record fewer steps (--record-every N) or only the summaries (--summaries-only)"
+        )
+
+
+def check_engine(expanded: Grid, engine_name: str) -> None:
+    """ConfigError unless every point can be computed exactly by `engine_name`."""
+    if engine_name not in chunks.ENGINES:
+        raise ConfigError(f"--engine {engine_name!r} is not one of {', '.join(chunks.ENGINES)}")
+    if engine_name == "reduced":
+        for point, config in zip(expanded.points, expanded.configs):
+            problem = chunks.reduced_engine_problem(config)
+            if problem:
+                where = ", ".join(f"{k}={v!r}" for k, v in point.items()) or "the base config"
+                raise ConfigError(f"--engine reduced cannot compute grid point {where} exactly: {problem}; "
+                                  "use --engine full")
 
 
 def run_sweep(
@@ -472,64 +420,139 @@ def run_sweep(
     seeds: int = 1,
     out: str | Path | None = None,
     progress: bool = False,
-) -> SweepResult:
+    record_every: int = 1,
+    summaries_only: bool = False,
+    engine: str = "full",
+    processes: Processes | None = None,
+) -> SweepResult | None:
     """Train every point of the grid and save the results under `out` (default
-    sweeps/<hash of base, grid, seeds>); groups already saved there are reused, not rerun.
+    sweeps/<hash of base, grid, seeds>); chunks already saved there are reused, not rerun,
+    and every chunk is saved as soon as it is computed.
 
-    Raises ConfigError (before anything is written) when a spec or a point is bad."""
+    record_every: record metrics every N steps (and at the last step); summaries_only:
+    record none (the summaries always come from every step). engine: "full" (the fast exact
+    engine) or "reduced" (the exact group recursion, where it is exact). processes: this
+    process's place when several run the sweep (`sims.distributed.join`); only process 0
+    writes and returns the result, the others return None.
+
+    Raises ConfigError (before anything is written) when a spec, a point, the engine or the
+    memory needed is bad."""
+    processes = processes or Processes()
     check_vocabulary(cfg.validate(base))
+    if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
+        raise ConfigError(f"--record-every {record_every!r} is out of range; expected an integer >= 1")
     grid = list(grid) if not isinstance(grid, str) else [grid]
     expanded = expand_grid(base, grid, seeds)
+    check_engine(expanded, engine)
+    record = not summaries_only
+    check_sweep_budget(expanded, record_every, record)
     out = Path(out) if out is not None else default_sweep_dir(base, grid, seeds)
-    groups = group_points(expanded.configs)
+    plan, n_groups = _plan(expanded, out, engine, record_every, record)
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").unlink(missing_ok=True)  # the directory is incomplete until the end
-    write_atomic(out / "config.toml", cfg.to_toml(base).encode())
-    (out / "groups").mkdir(exist_ok=True)
+    def n_recorded(chunk):
+        return len(recorded_steps(expanded.configs[chunk.indices[0]].train.steps, record_every))
 
-    group_values, seconds, computed = [], 0.0, 0
-    for g, indices in enumerate(groups):
-        configs = [expanded.configs[i] for i in indices]
-        steps = configs[0].train.steps
-        path = out / "groups" / f"{group_hash(configs)}.npz"
-        values = _load_group(path, len(configs), steps) if path.exists() else None
-        label = f"  group {g + 1}/{len(groups)}: {len(configs)} points x {steps} steps"
-        if values is None:
-            show = None
-            if progress:
-                _stderr_progress(f"{label}: compiling and running")
+    if processes.writer:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").unlink(missing_ok=True)  # the directory is incomplete until the end
+        write_atomic(out / "config.toml", cfg.to_toml(base).encode())
+        (out / "groups").mkdir(exist_ok=True)
+    saved = {}
+    if processes.writer:
+        for chunk in plan:
+            values = _load_chunk(chunk.path, len(chunk.indices), n_recorded(chunk), record)
+            if values is not None:
+                saved[chunk.path] = values
+    missing = [i for i, chunk in enumerate(plan) if chunk.path not in saved]
+    if processes.count > 1:
+        flags = np.zeros(len(plan), dtype=bool)
+        flags[missing] = True
+        missing = np.flatnonzero(np.asarray(distributed.broadcast(flags))).tolist()
 
-                def show(done, total, label=label):
-                    _stderr_progress(f"{label}: step {done}/{total}", end=done == total)
+    total = sum(len(plan[i].indices) * expanded.configs[plan[i].indices[0]].train.steps for i in missing)
+    finished = [0]
+    bar = StepProgress(total, "point-steps", enabled=progress and processes.writer and total > 0,
+                       description=f"{len(missing)} chunk(s)")
 
-            start = time.perf_counter()
-            values = simulate_group(configs, show)
-            seconds += time.perf_counter() - start
-            computed += 1
-            write_atomic(path, npz_bytes(values))
-        elif progress:
-            _stderr_progress(f"{label}: reused {path.name}", end=True)
-        group_values.append((indices, values))
+    def compute(chunk, report):
+        configs = [expanded.configs[i] for i in chunk.indices]
+        if engine == "reduced":
+            return chunks.reduced_chunk(configs, record_every, record, report)
+        return chunks.full_chunk(configs, chunk.size, record_every, record, report)
 
-    metrics, steps, summaries = _assemble(expanded, group_values)
+    start = time.perf_counter()
+    with bar:
+        if processes.count == 1:
+            for i in missing:
+                chunk = plan[i]
+                values = compute(chunk, lambda done: bar.advance_to(finished[0] + done))
+                finished[0] += len(chunk.indices) * expanded.configs[chunk.indices[0]].train.steps
+                write_atomic(chunk.path, npz_bytes(values))
+                saved[chunk.path] = values
+        else:
+            _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded)
+    seconds = time.perf_counter() - start
+    if not processes.writer:
+        return None
+
+    chunk_values = [(chunk.indices, saved[chunk.path]) for chunk in plan]
+    metrics, summary = _assemble(expanded, chunk_values, record_every)
+    summaries = _summary_rows(expanded, summary)
     coords = _coords(expanded)
-    arrays = {**coords, **metrics, "steps": steps}
+    steps = np.array([c.train.steps for c in expanded.configs], dtype=np.int64)
+    arrays = {**coords, **metrics, **{f"summary_{k}": v for k, v in summary.items()}, "steps": steps}
     write_atomic(out / "sweep.npz", npz_bytes(arrays))
     write_atomic(out / "summary.csv", _csv_bytes(expanded.keys, summaries))
-    write_atomic(out / "summary.json", json_bytes(_summary_document(base, grid, seeds, expanded, summaries)))
+    document = _summary_document(base, grid, seeds, expanded, summaries, record_every, record, engine)
+    write_atomic(out / "summary.json", json_bytes(document))
     return SweepResult(
         grid=expanded, coords=coords, metrics=metrics, steps=steps, summaries=summaries, out=out,
-        seconds=seconds, computed_groups=computed, reused_groups=len(groups) - computed,
-        n_groups=len(groups),
+        record_every=record_every, engine=engine, seconds=seconds, computed_chunks=len(missing),
+        reused_chunks=len(plan) - len(missing), n_groups=n_groups,
     )
 
 
-def _summary_document(base, grid, seeds, expanded: Grid, summaries) -> dict:
+def _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded) -> None:
+    """Deal the missing chunks of each shape group round-robin over the processes; after each
+    round gather every process's chunk (padded to the group's chunk size) and let process 0
+    save them. A process without a chunk in the last round sends its first chunk again."""
+    by_group: dict[int, list[int]] = {}
+    for i in missing:
+        by_group.setdefault(plan[i].group, []).append(i)
+    p, rank = processes.count, processes.index
+    for members in by_group.values():
+        for start in range(0, len(members), p):
+            round_ = members[start:start + p]
+            mine = plan[round_[rank] if rank < len(round_) else round_[0]]
+            values = compute(mine, None)
+            padded = {k: _pad_rows(v, mine.size) for k, v in values.items()}
+            gathered = distributed.gather(padded)
+            for q, i in enumerate(round_):
+                chunk = plan[i]
+                n = len(chunk.indices)
+                got = {k: np.asarray(v[q])[:n] for k, v in gathered.items()}
+                if processes.writer:
+                    write_atomic(chunk.path, npz_bytes(got))
+                    saved[chunk.path] = got
+                finished[0] += n * expanded.configs[chunk.indices[0]].train.steps
+            bar.advance_to(finished[0])
+
+
+def _pad_rows(x: np.ndarray, size: int) -> np.ndarray:
+    x = np.asarray(x)
+    if x.shape[0] == size:
+        return x
+    return np.concatenate([x, np.repeat(x[-1:], size - x.shape[0], axis=0)])
+
+
+def _summary_document(base, grid, seeds, expanded: Grid, summaries, record_every, record, engine) -> dict:
     return {
         "grid": [s.strip() for s in grid],
         "seeds": int(seeds),
         "keys": expanded.keys,
+        "record_every": int(record_every),
+        "summaries_only": not record,
+        "engine": engine,
         "base_config_sha256": hashlib.sha256(cfg.to_toml(base).encode()).hexdigest(),
         "points": [{k: _json_value(v) for k, v in row.items()} for row in summaries],
     }
@@ -545,5 +568,7 @@ def load_sweep(sweep_dir: str | Path) -> SweepResult:
         arrays = {k: archive[k] for k in archive.files}
     coords = {k: arrays.pop(k) for k in [*expanded.keys, "seed"]}
     steps = arrays.pop("steps")
-    _, _, summaries = _assemble(expanded, [(list(range(len(expanded))), {k: v for k, v in arrays.items() if k != "step"})])
-    return SweepResult(grid=expanded, coords=coords, metrics=arrays, steps=steps, summaries=summaries, out=sweep_dir)
+    summary = {f: arrays.pop(f"summary_{f}") for f in SUMMARY_FIELDS}
+    return SweepResult(grid=expanded, coords=coords, metrics=arrays, steps=steps,
+                       summaries=_summary_rows(expanded, summary), out=sweep_dir,
+                       record_every=document.get("record_every", 1), engine=document.get("engine", "full"))

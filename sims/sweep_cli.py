@@ -19,7 +19,8 @@ last TAIL_ROWS rows of the table only."""
 
 def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     """Register `cpi sweep` on an `add_subparsers()` object; returns its parser."""
-    from .cli import _add_config_args
+    from .chunks import ENGINES
+    from .cli import _add_config_args, add_record_every
 
     parser = subparsers.add_parser(
         "sweep",
@@ -44,6 +45,25 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
         help="also sweep train.seed over base seed + 0..N-1 (default 1)",
     )
     parser.add_argument("--out", metavar="DIR", help="output directory (default sweeps/<hash of config, grid, seeds>)")
+    add_record_every(parser)
+    parser.add_argument(
+        "--summaries-only", action="store_true",
+        help="record no per-step metrics, only each point's summary (computed from every step)",
+    )
+    parser.add_argument(
+        "--engine", choices=ENGINES, default="full",
+        help="full: the fast exact simulator (default); reduced: the exact group recursion of the "
+             "theory, for W_V frozen, full-batch GD, one relation, float64 (refused otherwise)",
+    )
+    group = parser.add_argument_group(
+        "several processes (jax.distributed)",
+        "Run one sweep over N processes, e.g. one per node of a cluster: each computes its share "
+        "of the chunks and process 0 writes the results. Without these flags, a SLURM or Open MPI "
+        "job of several tasks is detected by JAX itself.",
+    )
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
+    group.add_argument("--num-processes", type=int, metavar="N", help="how many processes run the sweep")
+    group.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0..N-1")
     parser.set_defaults(func=cmd_sweep)
     return parser
 
@@ -83,19 +103,36 @@ def _table(result) -> list[str]:
 
 
 def cmd_sweep(args) -> int:
-    from .cli import _describe, _load_config
-    from .sweep import expand_grid, run_sweep
+    from .cli import _describe, _load_config, check_record_every
+    from .distributed import check_flags, join
+    from .sweep import check_engine, check_sweep_budget, expand_grid, run_sweep
 
     base = _load_config(args)
-    expand_grid(base, args.grid, args.seeds)  # every ConfigError before anything is printed or written
-    print(f"cpi sweep: base config {_describe(base)}", file=sys.stderr)
+    check_record_every(args.record_every)
+    check_flags(args.coordinator, args.num_processes, args.process_id)
+    # every ConfigError before anything is printed, joined or written
+    expanded = expand_grid(base, args.grid, args.seeds)
+    check_engine(expanded, args.engine)
+    check_sweep_budget(expanded, args.record_every, not args.summaries_only)
+    processes = join(args.coordinator, args.num_processes, args.process_id)
+    point_steps = sum(c.train.steps for c in expanded.configs)
+    if processes.writer:
+        print(f"cpi sweep: base config {_describe(base)}", file=sys.stderr)
+        print(f"  {len(expanded)} points, {point_steps:.3g} point-steps, engine {args.engine}"
+              + (f", {processes.count} processes" if processes.count > 1 else ""), file=sys.stderr)
     start = time.perf_counter()
-    result = run_sweep(base, args.grid, args.seeds, Path(args.out) if args.out else None, progress=True)
+    result = run_sweep(base, args.grid, args.seeds, Path(args.out) if args.out else None, progress=True,
+                       record_every=args.record_every, summaries_only=args.summaries_only,
+                       engine=args.engine, processes=processes)
     elapsed = time.perf_counter() - start
+    if result is None:  # not process 0: it writes and reports
+        print(f"cpi sweep: process {processes.index} of {processes.count} done in {elapsed:.1f} s", file=sys.stderr)
+        return 0
     n_inv = sum(bool(r["inversion"]) for r in result.summaries)
     print(
-        f"{len(result)} points in {result.n_groups} shape group(s) "
-        f"({result.computed_groups} computed, {result.reused_groups} reused); "
+        f"{len(result)} points in {result.n_groups} shape group(s), "
+        f"{result.computed_chunks + result.reused_chunks} chunk(s) "
+        f"({result.computed_chunks} computed, {result.reused_chunks} reused); "
         f"compile+run {result.seconds:.1f} s, {elapsed:.1f} s in all"
     )
     print(f"context reliance M_C on the conflict test points; inversion at {n_inv} of {len(result)} points:")

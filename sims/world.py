@@ -14,6 +14,7 @@ paper assumes); subject-only points [s, r] leave the context slot masked and see
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -53,11 +54,16 @@ class World:
     theta_c: np.ndarray  # (d,) shared context direction θ_C
     theta_s: np.ndarray  # (d,) shared subject direction θ_S
     value_table: np.ndarray  # (K, K) V[a, y] = φ(a)ᵀ W_V φ(y) before finetuning
-    w_v: np.ndarray  # (d, d) pretrained value matrix
     train: Points
     test: Points  # conflict points: s memorised with fact a, context c ≠ a
     aligned: Points  # held-out points whose context is the memorised fact
     n_relations: int = 1
+
+    @cached_property
+    def w_v(self) -> np.ndarray:
+        """(d, d) the pretrained value matrix, built from the table (`pretrained_values`);
+        computed on first use (a sweep's fast engine needs only `value_table`)."""
+        return pretrained_values(self.embed, self.value_table)
 
     @property
     def relation(self) -> int:
@@ -222,7 +228,6 @@ def build_world(config: Config) -> World:
         theta_c=theta_c,
         theta_s=theta_s,
         value_table=table,
-        w_v=pretrained_values(embed, table),
         train=train,
         test=test,
         aligned=aligned,

@@ -9,7 +9,8 @@ import pytest
 
 from sims.config import load, with_values
 from sims.model import batch_losses, logits
-from sims.train import pack, run
+from sims.generic import pack
+from sims.train import run
 from sims.world import build_world
 from tests.reference_model import Reference
 

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import pytest
 
+import sims.chunks as chunks
 import sims.sweep as sweep
 from sims import config as cfg
 from sims.errors import ConfigError
@@ -170,12 +171,12 @@ def test_shape_groups_follow_the_built_worlds():
     drops training points); step sizes, knowledge and ρ alone do not."""
     grid = expand_grid(base(), ["mixture.filter=0,0.3", "mixture.context_critical=0.25,0.5",
                                 "train.lr=0.5,1", "knowledge.delta_m=0.5,0.6"])
-    groups = sweep.group_points(grid.configs)
+    groups = chunks.group_points(grid.configs)
     assert [len(g) for g in groups] == [8, 8]
     assert {grid.points[i]["mixture.filter"] for i in groups[1]} == {0.3}
     more = expand_grid(base(), ["train.steps=20,30", "train.dtype=float64,float32",
                                 "mixture.n_aligned=0,10"])
-    assert len(sweep.group_points(more.configs)) == 8
+    assert len(chunks.group_points(more.configs)) == 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,16 +186,16 @@ def test_shape_groups_follow_the_built_worlds():
 @pytest.fixture(scope="module")
 def rho_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("rho")
-    traces = sweep.TRACES
+    traces = chunks.TRACES
     with compilations() as compiled:
         result = run_sweep(base(), ["mixture.context_critical=0:1:5"], out=out)
-    return result, sweep.TRACES - traces, [name for name in compiled if name != STAGE]
+    return result, chunks.TRACES - traces, [name for name in compiled if name != STAGE]
 
 
 def test_sweep_equals_run_at_every_point(rho_sweep):
     result, traces, compiled = rho_sweep
     # One vmapped computation (none if this shape was compiled before in this process).
-    assert traces <= 1 and compiled in ([], ["jit(_run_group_chunk)"])
+    assert traces <= 1 and compiled in ([], ["jit(_counted_advance)"])
     assert result.n_groups == 1 and len(result) == 5
     np.testing.assert_array_equal(result.coords["mixture.context_critical"], [0, 0.25, 0.5, 0.75, 1])
     assert_matches_run(result)
@@ -241,7 +242,7 @@ PAIR = ["mixture.context_critical=0.25,0.5"]
 
 def test_mixed_shapes_split_into_groups_and_equal_run(tmp_path):
     result = run_sweep(base(), ["mixture.n_train=16,20", *PAIR], out=tmp_path)
-    assert result.n_groups == 2 and result.computed_groups == 2
+    assert result.n_groups == 2 and result.computed_chunks == 2
     assert result.coords["mixture.n_train"].tolist() == [16, 16, 20, 20]
     assert result.coords["mixture.context_critical"].tolist() == [0.25, 0.5, 0.25, 0.5]
     assert_matches_run(result)
@@ -259,10 +260,10 @@ def test_different_steps_are_padded_with_nan(tmp_path):
         assert archive["train.steps"].tolist() == [30, 30, 50, 50]
 
 
-def test_step_sizes_incl_frozen_values_share_a_group_and_equal_run(tmp_path):
+def test_step_sizes_share_a_group_frozen_and_trained_values_split_and_equal_run(tmp_path):
     result = run_sweep(base(**{"mixture.fact_recall": 0.2}),
                        ["train.lr=0.5,2", "train.value_lr=0,0.3"], out=tmp_path)
-    assert result.n_groups == 1  # trains W_V for all; value_lr = 0 gets an exactly-zero update
+    assert result.n_groups == 2  # W_V frozen and W_V trained compile differently
     assert_matches_run(result)
     frozen = run_sweep(base(**{"mixture.fact_recall": 0.2}), ["train.lr=0.5,2"], out=tmp_path / "f")
     np.testing.assert_allclose(frozen.metrics["reliance"], result.metrics["reliance"][[0, 2]], atol=1e-12, rtol=0)
@@ -294,17 +295,18 @@ def test_diverging_point_is_flagged_not_fatal(tmp_path):
 def test_rerun_reuses_results_without_compiling_or_running(tmp_path, monkeypatch):
     grid = [*PAIR, "mixture.n_train=16,20"]
     first = run_sweep(base(), grid, out=tmp_path)
-    assert first.computed_groups == 2
+    assert first.computed_chunks == 2
     files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
 
     def refuse(*a, **k):
         raise AssertionError("a rerun with nothing new must not run anything")
 
-    monkeypatch.setattr(sweep, "_run_group_chunk", refuse)
-    monkeypatch.setattr(sweep, "pack", refuse)
+    monkeypatch.setattr(chunks, "full_chunk", refuse)
+    monkeypatch.setattr(chunks, "reduced_chunk", refuse)
+    monkeypatch.setattr(chunks, "build_world", refuse)
     with compilations() as compiled:
         second = run_sweep(base(), grid, out=tmp_path)
-    assert compiled == [] and second.computed_groups == 0 and second.reused_groups == 2
+    assert compiled == [] and second.computed_chunks == 0 and second.reused_chunks == 2
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files  # byte-identical
     assert second.summaries == first.summaries
     for key in first.metrics:
@@ -314,7 +316,7 @@ def test_rerun_reuses_results_without_compiling_or_running(tmp_path, monkeypatch
     # 50-step points of this one are the n_train = 20 points above.
     monkeypatch.undo()
     third = run_sweep(base(), [*PAIR, "train.steps=30,50"], out=tmp_path)
-    assert third.computed_groups == 1 and third.reused_groups == 1
+    assert third.computed_chunks == 1 and third.reused_chunks == 1
     np.testing.assert_array_equal(third.metrics["reliance"][[1, 3]], first.metrics["reliance"][[1, 3]])
 
 
@@ -323,7 +325,7 @@ def test_a_damaged_group_file_is_recomputed(tmp_path):
     (group,) = (tmp_path / "groups").iterdir()
     group.write_bytes(b"not an npz")
     second = run_sweep(base(), PAIR, out=tmp_path)
-    assert second.computed_groups == 1
+    assert second.computed_chunks == 1
     np.testing.assert_array_equal(second.metrics["reliance"], first.metrics["reliance"])
 
 
@@ -340,7 +342,7 @@ def test_cli_sweep_prints_a_table_and_writes_under_sweeps(tmp_path, capsys, monk
     assert len(out.name) == 10 and str(out.relative_to(tmp_path)) in printed
     assert out.name == sweep.sweep_digest(cfg.load(overrides=["train.steps=50"]),
                                           ["mixture.context_critical=0.5"], 2)
-    assert "2 points in 1 shape group(s) (1 computed, 0 reused)" in printed
+    assert "2 points in 1 shape group(s), 1 chunk(s) (1 computed, 0 reused)" in printed
     rows = json.loads((out / "summary.json").read_text())["points"]
     assert [row["seed"] for row in rows] == [0, 1]
     assert f"{rows[1]['peak_reliance']:.4f}" in printed and "seed" in printed
@@ -397,13 +399,13 @@ print("ok", len(result))
 @pytest.mark.slow
 def test_41_point_rho_sweep_is_one_compiled_call_and_equals_run(tmp_path):
     jax.clear_caches()
-    traces = sweep.TRACES
+    traces = chunks.TRACES
     start = time.perf_counter()
     with compilations() as compiled:
         result = run_sweep(cfg.load(), ["mixture.context_critical=0:1:41"], out=tmp_path)
     cold = time.perf_counter() - start
-    assert sweep.TRACES - traces == 1
-    assert [name for name in compiled if name != STAGE] == ["jit(_run_group_chunk)"], compiled
+    assert chunks.TRACES - traces == 1
+    assert [name for name in compiled if name != STAGE] == ["jit(_counted_advance)"], compiled
     assert len(result) == 41 and result.n_groups == 1 and result.metrics["reliance"].shape == (41, 301)
     assert_matches_run(result, [0, 7, 20, 33, 40])
     assert result.summaries[20]["peak_step"] == 32 and result.summaries[20]["inversion"] is True

@@ -1,0 +1,239 @@
+"""How the points of a sweep are computed: shape groups, chunks of points, the devices and
+processes they are spread over, and the engine that computes a chunk.
+
+Points that share every static quantity (the array shapes of their packed worlds, steps,
+dtype, whether W_V trains) form a *shape group*; a group is cut into chunks of at most
+`chunk_size` points, so memory stays bounded whatever the size of the sweep, and every chunk
+of a group is padded to the same size so that it compiles once. A chunk runs as one vmapped
+computation (`sims.engine.simulate`) sharded over the local devices (on CPU, one host device
+per core when the entry point set that up; on GPU, every GPU). With several processes
+(`jax.distributed`), the chunks of a group are dealt round-robin over the processes and each
+chunk's results are gathered to every process; only process 0 writes.
+
+Engines: "full" is the fast exact engine (`sims.engine`); "reduced" is the theory's group
+recursion (`theory.reduced.group_trajectory`), exact where W_V is frozen, training is
+full-batch GD and the embeddings are the paper's (`reduced_engine_problem` says why not).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+import jax
+import numpy as np
+
+from . import config as cfg
+from . import engine
+from .budget import recorded_bytes, world_bytes
+from .config import Config
+from .world import build_world
+
+CACHE_VERSION = 2
+"""Part of every chunk's cache key; bump it when the simulator's numbers change."""
+
+CHUNK_BYTES = 512 * 2**20
+MAX_CHUNK_POINTS = 4096
+"""A chunk holds at most MAX_CHUNK_POINTS points and about CHUNK_BYTES of worlds and records."""
+
+SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion", "nonfinite_step")
+ENGINES = ("full", "reduced")
+
+TRACES = 0
+"""How many times the batched engine has been traced for a sweep (each trace is one XLA
+compilation); tests use it to check that a shape group compiles once."""
+
+
+def training_points_after_filter(config: Config) -> int:
+    """Training points left after `mixture.filter` drops round(filter · #context-bearing)
+    of them (`sims.world.filter_points`), from the counts alone."""
+    counts = cfg.group_counts(config.mixture)
+    n = config.mixture.n_train
+    return n - round(config.mixture.filter * (n - counts["S_seen"] - counts["S_unseen"]))
+
+
+def shape_key(config: Config) -> tuple:
+    """Everything static about a point: the shapes of its packed world (vocabulary,
+    relations, training points after filtering, test and aligned points), the number of
+    steps, the dtype and whether W_V trains. Computed from the config (no world is built)."""
+    w, m, t = config.world, config.mixture, config.train
+    return (w.n_subjects, w.n_answers, w.n_relations, training_points_after_filter(config),
+            m.n_test, m.n_aligned, t.steps, t.dtype, t.value_lr > 0)
+
+
+def group_points(configs) -> list[list[int]]:
+    """Indices of the points of each shape group, groups in order of first appearance."""
+    groups: dict[tuple, list[int]] = {}
+    for i, config in enumerate(configs):
+        groups.setdefault(shape_key(config), []).append(i)
+    return list(groups.values())
+
+
+def chunk_size(config: Config, record_every: int, record: bool) -> int:
+    """Points per chunk for a group whose points look like `config`."""
+    per_point = world_bytes(config) + recorded_bytes(config, record_every, record)
+    return int(max(1, min(MAX_CHUNK_POINTS, CHUNK_BYTES // per_point)))
+
+
+def split_chunks(indices: list[int], size: int) -> list[list[int]]:
+    return [indices[i:i + size] for i in range(0, len(indices), size)]
+
+
+def chunk_hash(configs, engine_name: str, record_every: int, record: bool) -> str:
+    """The cache key of a chunk: its points' resolved configs, in order, and what is recorded."""
+    head = f"cache {CACHE_VERSION} engine {engine_name} record_every {record_every} record {record}\n"
+    text = head + "\n".join(cfg.to_toml(c) for c in configs)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------
+# Devices
+
+
+def _pad(tree, n: int, to: int):
+    """Pad the leading axis from n to `to` with copies of the last point."""
+    if to == n:
+        return tree
+    return jax.tree_util.tree_map(lambda x: np.concatenate([x, np.repeat(x[-1:], to - n, axis=0)]), tree)
+
+
+def _place(tree):
+    """Put stacked points on the local devices, sharded along the points when there are
+    several (the leading axis must be a multiple of their number)."""
+    devices = jax.local_devices()
+    if len(devices) < 2:
+        return jax.device_put(tree, devices[0])
+    mesh = jax.sharding.Mesh(np.array(devices), ("points",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("points"))
+    return jax.device_put(tree, sharding)
+
+
+def padded_size(n: int) -> int:
+    """n rounded up to a multiple of the number of local devices."""
+    d = len(jax.local_devices())
+    return -(-n // d) * d
+
+
+# --------------------------------------------------------------------------------------------
+# The full engine
+
+
+def _stack(trees: list):
+    leaves = [jax.tree_util.tree_flatten(t) for t in trees]
+    columns = []
+    for parts in zip(*(ls for ls, _ in leaves)):
+        arrays = [np.asarray(p) for p in parts]
+        if len({(a.shape, a.dtype) for a in arrays}) != 1:  # shape_key missed a static quantity
+            raise RuntimeError(f"points of one shape group pack to different shapes: {[a.shape for a in arrays]}")
+        columns.append(np.stack(arrays))
+    return jax.tree_util.tree_unflatten(leaves[0][1], columns)
+
+
+def _counted_advance(*args, **kwargs):
+    global TRACES
+    TRACES += 1
+    return engine._advance_batch(*args, **kwargs)
+
+
+_advance_batch = jax.jit(_counted_advance, static_argnames=("shared_axis", *engine._STATIC))
+
+
+def full_chunk(configs, size: int, record_every: int, record: bool,
+               progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """Train every config of one chunk (one shape group) with the fast exact engine, padded to
+    `size` points. Returns the summary fields as (n,) arrays and, when `record`, every metric
+    as (n, recorded steps)."""
+    first = configs[0]
+    steps, dtype = first.train.steps, first.train.dtype
+    n = len(configs)
+    worlds = [build_world(c) for c in configs]
+    overlaps = {c.world.relation_overlap for c in configs}
+    shared_axis = None if len(overlaps) == 1 else 0  # the embeddings differ only through γ
+    shared = engine.pack_shared(worlds[0], dtype) if shared_axis is None else _stack(
+        [engine.pack_shared(w, dtype) for w in worlds])
+    points = _stack([engine.pack_points(w, dtype) for w in worlds])
+    lr = np.array([c.train.lr for c in configs], dtype=dtype)
+    value_lr = np.array([c.train.value_lr for c in configs], dtype=dtype)
+    train_values = first.train.value_lr > 0  # one shape group: the same for every point
+    total = padded_size(max(size, n))
+    points, lr, value_lr = _place(_pad((points, lr, value_lr), n, total))
+    if shared_axis == 0:
+        shared = _place(_pad(shared, n, total))
+    else:
+        shared = jax.device_put(shared)
+    recorded, summary, _ = engine.simulate(
+        shared, points, lr, value_lr, steps, train_values,
+        record_every=record_every, record=record, batched=True, shared_axis=shared_axis,
+        progress=None if progress is None else (lambda done: progress(done * n)), advance_fn=_advance_batch,
+    )
+    out = {k: np.asarray(v)[:n] for k, v in summary.items()}
+    if recorded is not None:
+        out.update({k: np.asarray(v)[:n] for k, v in recorded.items()})
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The reduced engine
+
+
+def reduced_engine_problem(config: Config) -> str | None:
+    """Why the group-reduced dynamics is not exact (or not available) for `config`; None
+    when `--engine reduced` computes it exactly."""
+    if config.train.value_lr > 0:
+        return f"train.value_lr = {config.train.value_lr:g} trains W_V, and the reduction needs W_V frozen (0)"
+    if config.world.n_relations > 1:
+        return (f"world.n_relations = {config.world.n_relations}: the reduced engine records the per-group "
+                "metrics of one relation only")
+    if config.train.dtype != "float64":
+        return f"train.dtype = {config.train.dtype!r}: the reduced engine computes in float64 only"
+    return None
+
+
+def _reduced_counts(config: Config) -> tuple[int, ...]:
+    """(n_C, n_CS, n_CF, n_S_seen, n_S_unseen) of the training set, after filtering."""
+    if config.mixture.filter == 0:
+        c = cfg.group_counts(config.mixture)
+        return c["C"], c["CS"], c["CF"], c["S_seen"], c["S_unseen"]
+    world = build_world(config)
+    train = world.train
+    kind = np.where((train.group == 3) & (train.fact < 0), 4, train.group)
+    return tuple(int(x) for x in np.bincount(kind, minlength=5))
+
+
+def reduced_chunk(configs, record_every: int, record: bool,
+                  progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+    """The chunk's points by the exact group recursion, in the full engine's output format."""
+    from theory.reduced import group_trajectory
+    from theory.summary import summarize
+
+    steps = configs[0].train.steps
+    counts = np.array([_reduced_counts(c) for c in configs], dtype=np.float64)
+    args = {name: np.array([getattr(getattr(c, s), name) for c in configs], dtype=np.float64)
+            for s, name in (("world", "n_subjects"), ("world", "n_answers"), ("knowledge", "delta_c"),
+                            ("knowledge", "delta_m"), ("knowledge", "o_c"), ("knowledge", "o_r"),
+                            ("knowledge", "delta_s"), ("train", "lr"))}
+    th = group_trajectory(*(args[k] for k in ("n_subjects", "n_answers", "delta_c", "delta_m", "o_c", "o_r")),
+                          *counts.T, delta_s=args["delta_s"], lr=args["lr"], steps=steps)
+    n_train = counts.sum(axis=1)
+    loss_terms = np.nan_to_num(np.stack([th[f"loss_{g}"] for g in ("C", "CS", "CF", "S")], axis=-1))
+    weights = np.stack([counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] + counts[:, 4]], axis=-1)
+    metrics = {name: th[name] for name in engine.metric_names(1) if name in th}
+    metrics["loss"] = np.einsum("ntg,ng->nt", loss_terms, weights) / n_train[:, None]
+    missing = set(engine.metric_names(1)) - set(metrics)
+    if missing:
+        raise RuntimeError(f"the reduced dynamics lacks metrics {sorted(missing)}")
+    if min(c.mixture.n_aligned for c in configs) == 0:  # the theory always has an aligned point
+        metrics["aligned_accuracy"] = np.where(
+            np.array([c.mixture.n_aligned == 0 for c in configs])[:, None], np.nan, metrics["aligned_accuracy"])
+    rows = [summarize(r) for r in metrics["reliance"]]
+    out = {f: np.array([r[f] for r in rows]) for f in SUMMARY_FIELDS[:-1]}
+    values = np.stack([metrics[k] for k in engine.metric_names(1)], axis=-1)  # (n, T, M)
+    finite = np.isfinite(values)
+    bad = np.any(finite[:, :1] & ~finite, axis=-1)
+    out["nonfinite_step"] = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
+    if record:
+        columns = engine.recorded_steps(steps, record_every)
+        out.update({k: np.ascontiguousarray(v[:, columns]) for k, v in metrics.items()})
+    if progress is not None:
+        progress(len(configs) * steps)
+    return out

@@ -1,0 +1,178 @@
+"""The generic engine: full-batch finetuning of the d×d model (`sims.model`) under
+`jax.lax.scan`, with metrics every step, evaluated literally (autodiff, jvps for the θ pushes).
+
+It is the definition and the test oracle of the fast engine (`sims.engine`), which `cpi run`
+and `cpi sweep` use; `simulate` is a pure function of packed world arrays and the step sizes. Step 0 of every metric is before any update; step t is after t
+updates. W_KQ starts at 0; W_V starts at its pretrained value and trains only when
+value_lr > 0 (with its own step size).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from .model import batch_losses, batch_outputs
+from .world import GROUPS, Points, World
+
+jax.config.update("jax_enable_x64", True)
+
+CHUNK_STEPS = 20_000
+"""Runs longer than this are cut into scans of at most this many steps, with progress shown."""
+
+
+def _points(points: Points) -> tuple:
+    # device_put rather than jnp.asarray: no small compilation per integer-array shape.
+    return tuple(jax.device_put(np.asarray(x)) for x in (points.tokens, points.key_mask, points.answer))
+
+
+def pack(world: World, dtype: str = "float64") -> dict:
+    """The arrays `simulate` needs, as one pytree (stackable along a new axis for vmap)."""
+    f = jnp.dtype(dtype)
+    onehot = (world.train.group[:, None] == np.arange(len(GROUPS))[None, :]).astype(dtype)
+    test_relation = world.test.tokens[:, 2] - world.relation
+    return {
+        "embed": jnp.asarray(world.embed, f),
+        "theta_c": jnp.asarray(world.theta_c, f),
+        "theta_s": jnp.asarray(world.theta_s, f),
+        "w_v": jnp.asarray(world.w_v, f),
+        "train": _points(world.train),
+        "group_onehot": jnp.asarray(onehot),
+        "test": _points(world.test),
+        "test_fact": jax.device_put(np.asarray(world.test.fact)),
+        "test_relation_onehot": jnp.asarray(
+            (test_relation[:, None] == np.arange(world.n_relations)[None, :]).astype(dtype)
+        ),
+        "query": jnp.asarray(world.embed[:, world.relation], f),
+        "aligned": _points(world.aligned),
+    }
+
+
+def _masked_mean(onehot, values):
+    """Mean of `values` within each group (NaN for an empty group)."""
+    return (onehot.T @ values) / onehot.sum(axis=0)
+
+
+def metrics(params: dict, data: dict) -> dict:
+    """Every per-step quantity, in the paper's notation.
+
+    reliance: mean M_C = p_c/(p_c + p_a) over conflict test points; attention_context: mean
+    σ_c on them; aligned_accuracy: mean p_c on held-out points whose context is their
+    memorised fact; loss_G / attention_context_G: per training group; u_theta_c/s: θ_Cᵀu and
+    θ_Sᵀu for u = W_KQ φ(r); neg_grad_theta_c_G / neg_grad_theta_s_G: the θ_C / θ_S
+    components of −∇_{W_KQ} L_G φ(r), L_G = (1/n)Σ_{i∈G} ℓ_i (the groups sum to −∇L).
+    With several relations, r is the first relation r_1 and reliance_r<j> is the mean M_C
+    over the conflict test points queried with relation j."""
+    embed, onehot = data["embed"], data["group_onehot"]
+    relation = data["query"]
+    n = onehot.shape[0]
+
+    def train_losses(w_kq):
+        return batch_losses({"kq": w_kq, "v": params["v"]}, embed, data["train"])
+
+    # Directional derivatives of every point's loss along θ φ(r)ᵀ: θᵀ ∇_{W_KQ} ℓ_i φ(r).
+    losses, d_theta_c = jax.jvp(train_losses, (params["kq"],), (jnp.outer(data["theta_c"], relation),))
+    _, d_theta_s = jax.jvp(train_losses, (params["kq"],), (jnp.outer(data["theta_s"], relation),))
+    _, sigma_train = batch_outputs(params, embed, *data["train"][:2])
+
+    probs, sigma_test = batch_outputs(params, embed, *data["test"][:2])
+    rows = jnp.arange(probs.shape[0])
+    p_c, p_a = probs[rows, data["test"][2]], probs[rows, data["test_fact"]]
+    probs_aligned, _ = batch_outputs(params, embed, *data["aligned"][:2])
+    p_aligned = probs_aligned[jnp.arange(probs_aligned.shape[0]), data["aligned"][2]]
+
+    u = params["kq"] @ relation
+    reliance = p_c / (p_c + p_a)
+    out = {
+        "reliance": jnp.mean(reliance),
+        "attention_context": jnp.mean(sigma_test[:, 0]),
+        "aligned_accuracy": jnp.mean(p_aligned),
+        "loss": jnp.mean(losses),
+        "u_theta_c": data["theta_c"] @ u,
+        "u_theta_s": data["theta_s"] @ u,
+    }
+    by_relation = data["test_relation_onehot"]
+    if by_relation.shape[1] > 1:
+        per_relation = _masked_mean(by_relation, reliance)
+        for j in range(by_relation.shape[1]):
+            out[f"reliance_r{j + 1}"] = per_relation[j]
+    loss_g = _masked_mean(onehot, losses)
+    attention_g = _masked_mean(onehot, sigma_train[:, 0])
+    push_c, push_s = -(onehot.T @ d_theta_c) / n, -(onehot.T @ d_theta_s) / n
+    for i, g in enumerate(GROUPS):
+        out[f"loss_{g}"] = loss_g[i]
+        if g != "S":  # subject-only points have no context to attend to
+            out[f"attention_context_{g}"] = attention_g[i]
+        out[f"neg_grad_theta_c_{g}"] = jnp.where(onehot[:, i].sum() > 0, push_c[i], jnp.nan)
+        out[f"neg_grad_theta_s_{g}"] = jnp.where(onehot[:, i].sum() > 0, push_s[i], jnp.nan)
+    return out
+
+
+def optimizer(lr, value_lr, train_values: bool) -> optax.GradientTransformation:
+    """Full-batch gradient descent: step lr on W_KQ, value_lr on W_V (if it trains)."""
+    if not train_values:
+        return optax.multi_transform({"kq": optax.sgd(lr)}, {"kq": "kq"})
+    return optax.multi_transform(
+        {"kq": optax.sgd(lr), "v": optax.sgd(value_lr)}, {"kq": "kq", "v": "v"}
+    )
+
+
+def _full(params: dict, data: dict, train_values: bool) -> dict:
+    """All model parameters; a frozen W_V comes from the data, not from the scan carry."""
+    return {"kq": params["kq"], "v": params["v"] if train_values else data["w_v"]}
+
+
+def initial_state(data: dict, lr, value_lr, train_values: bool):
+    d = data["embed"].shape[0]
+    params = {"kq": jnp.zeros((d, d), data["embed"].dtype)}
+    if train_values:
+        params["v"] = data["w_v"]
+    return params, optimizer(lr, value_lr, train_values).init(params)
+
+
+@partial(jax.jit, static_argnames=("steps", "train_values"))
+def simulate_chunk(data, lr, value_lr, state, steps: int, train_values: bool):
+    """`steps` gradient steps from `state`; returns (new state, metrics before each step)."""
+    tx = optimizer(lr, value_lr, train_values)
+
+    def step(carry, _):
+        params, opt_state = carry
+        recorded = metrics(_full(params, data, train_values), data)
+
+        def loss(p):
+            return jnp.mean(batch_losses(_full(p, data, train_values), data["embed"], data["train"]))
+
+        grads = jax.grad(loss)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), recorded
+
+    return jax.lax.scan(step, state, None, length=steps)
+
+
+@partial(jax.jit, static_argnames=("train_values",))
+def final_metrics(data, state, train_values: bool):
+    return metrics(_full(state[0], data, train_values), data)
+
+
+def simulate(data, lr, value_lr, steps: int, train_values: bool, progress=None) -> tuple[dict, dict]:
+    """(metrics at steps 0..steps as arrays of length steps + 1, final parameters {kq, v}).
+
+    Long runs are cut into scans of CHUNK_STEPS steps; `progress(done, total)` is called
+    after each chunk."""
+    state = initial_state(data, lr, value_lr, train_values)
+    pieces = []
+    done = 0
+    while done < steps:
+        length = min(CHUNK_STEPS, steps - done)
+        state, recorded = simulate_chunk(data, lr, value_lr, state, length, train_values)
+        pieces.append(recorded)
+        done += length
+        if progress is not None:
+            progress(done, steps)
+    last = final_metrics(data, state, train_values)
+    values = {k: jnp.concatenate([p[k] for p in pieces] + [last[k][None]]) for k in last}
+    return values, _full(state[0], data, train_values)
