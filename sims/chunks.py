@@ -143,6 +143,11 @@ def full_chunk(configs, size: int, record_every: int, record: bool,
     """Train every config of one chunk (one shape group) with the fast exact engine, padded to
     `size` points. Returns the summary fields as (n,) arrays and, when `record`, every metric
     as (n, recorded steps)."""
+    with engine.precision(configs[0].train.dtype):
+        return _full_chunk(configs, size, record_every, record, progress)
+
+
+def _full_chunk(configs, size, record_every, record, progress):
     first = configs[0]
     steps, dtype = first.train.steps, first.train.dtype
     n = len(configs)

@@ -12,6 +12,8 @@ several tasks (SLURM, Open MPI); otherwise one process.
 from __future__ import annotations
 
 import os
+import socket
+import time
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -59,6 +61,28 @@ def check_flags(coordinator: str | None, num_processes: int | None, process_id: 
                           f"(--num-processes {num_processes})")
 
 
+def _reachable(coordinator: str, process_id: int, timeout: float) -> str | None:
+    """Why the coordinator cannot be used (None: it can). JAX aborts the whole process when
+    it cannot reach the coordinator, so the other processes first wait for its port here;
+    process 0, which serves it, checks that its host name resolves."""
+    host, _, port = coordinator.rpartition(":")
+    try:
+        socket.getaddrinfo(host, int(port))
+    except OSError as err:
+        return f"host {host!r} does not resolve ({err})"
+    if process_id == 0:
+        return None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1.0):
+                return None
+        except OSError as err:
+            if time.monotonic() >= deadline:
+                return f"nothing answers there within {timeout} s ({err})"
+            time.sleep(0.2)
+
+
 def join(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None,
          timeout: int = JOIN_TIMEOUT_SECONDS) -> Processes:
     """Join the group of processes (before any other JAX work) and return this one's place.
@@ -71,6 +95,10 @@ def join(coordinator: str | None = None, num_processes: int | None = None, proce
         return Processes()
     import jax
 
+    if coordinator is not None:
+        problem = _reachable(coordinator, process_id, timeout)
+        if problem:
+            raise ConfigError(f"cannot join the sweep's processes through coordinator {coordinator}: {problem}")
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         if coordinator is None:
@@ -86,14 +114,19 @@ def join(coordinator: str | None = None, num_processes: int | None = None, proce
 
 
 def gather(tree):
-    """The pytree of NumPy arrays of every process, stacked along a new leading axis."""
+    """The pytree of NumPy arrays of every process, stacked along a new leading axis (in
+    64-bit mode, so that float64 and int64 results travel unchanged)."""
+    import jax
     from jax.experimental import multihost_utils
 
-    return multihost_utils.process_allgather(tree)
+    with jax.enable_x64(True):
+        return multihost_utils.process_allgather(tree)
 
 
 def broadcast(tree):
     """Process 0's pytree of arrays, on every process."""
+    import jax
     from jax.experimental import multihost_utils
 
-    return multihost_utils.broadcast_one_to_all(tree)
+    with jax.enable_x64(True):
+        return multihost_utils.broadcast_one_to_all(tree)

@@ -32,6 +32,7 @@ stride N (`record_every`), or not at all (summaries only).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, NamedTuple
 
 import jax
@@ -76,6 +77,12 @@ class State(NamedTuple):
     kq: jax.Array  # (K, R) A
     table: jax.Array | None  # (K, K) T(t)
     v: jax.Array | None  # (K, K) B
+
+
+def precision(dtype: str):
+    """The context in which a run of `dtype` computes: float64 needs JAX's 64-bit mode,
+    switched on here for the duration (thread-local) rather than for the whole process."""
+    return jax.enable_x64(True) if np.dtype(dtype) == np.float64 else contextlib.nullcontext()
 
 
 def pack_shared(world: World, dtype: str = "float64") -> Shared:
@@ -292,11 +299,12 @@ def initial_carry(shared, points, train_values: bool, n_metrics: int):
     return state, fold_init(n_metrics, points.table.dtype), jnp.zeros((), jnp.int32)
 
 
-def chunk_plan(steps: int, record_every: int, chunk_steps: int = CHUNK_STEPS) -> list[dict]:
+def chunk_plan(steps: int, record_every: int, chunk_steps: int | None = None) -> list[dict]:
     """The chunks a run of `steps` steps is cut into: each a dict of the static arguments of
     `advance` (n_records, stride, tail, last). Chunk lengths are multiples of the stride
     except the last, so the recorded steps are 0, N, 2N, ... < steps, and steps."""
     stride = record_every
+    chunk_steps = CHUNK_STEPS if chunk_steps is None else chunk_steps
     length = max(stride, chunk_steps // stride * stride)
     plan, done = [], 0
     while done < steps:

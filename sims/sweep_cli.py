@@ -64,6 +64,8 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0")
     group.add_argument("--num-processes", type=int, metavar="N", help="how many processes run the sweep")
     group.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0..N-1")
+    group.add_argument("--join-timeout", type=int, default=60, metavar="SECONDS",
+                       help="give up (exit 2) when the processes have not all joined in time (default 60)")
     parser.set_defaults(func=cmd_sweep)
     return parser
 
@@ -114,7 +116,7 @@ def cmd_sweep(args) -> int:
     expanded = expand_grid(base, args.grid, args.seeds)
     check_engine(expanded, args.engine)
     check_sweep_budget(expanded, args.record_every, not args.summaries_only)
-    processes = join(args.coordinator, args.num_processes, args.process_id)
+    processes = join(args.coordinator, args.num_processes, args.process_id, timeout=args.join_timeout)
     point_steps = sum(c.train.steps for c in expanded.configs)
     if processes.writer:
         print(f"cpi sweep: base config {_describe(base)}", file=sys.stderr)

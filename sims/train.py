@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-import jax
 import numpy as np
 
 from . import engine
@@ -19,8 +18,6 @@ from .config import Config
 from .errors import SimulationError
 from .progress import StepProgress
 from .world import GROUPS, World, build_world
-
-jax.config.update("jax_enable_x64", True)
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ def run(config: Config, progress: bool = False, record_every: int = 1) -> RunRes
     world = build_world(config)
     train_values = config.train.value_lr > 0
     bar = StepProgress(steps, "steps", enabled=progress and steps > engine.CHUNK_STEPS)
-    with bar:
+    with bar, engine.precision(config.train.dtype):
         values, summary, state = engine.simulate(
             engine.pack_shared(world, config.train.dtype),
             engine.pack_points(world, config.train.dtype),
