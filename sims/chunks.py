@@ -36,6 +36,10 @@ CHUNK_BYTES = 512 * 2**20
 MAX_CHUNK_POINTS = 4096
 """A chunk holds at most MAX_CHUNK_POINTS points and about CHUNK_BYTES of worlds and records."""
 
+CLASS_ROUNDING = 8
+"""The output classes of a chunk's points (`sims.engine.output_classes`) are padded to a
+multiple of this, so that the chunks of a shape group usually compile once."""
+
 SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion", "nonfinite_step")
 ENGINES = ("full", "reduced")
 
@@ -156,10 +160,14 @@ def _full_chunk(configs, size, record_every, record, progress):
     shared_axis = None if len(overlaps) == 1 else 0  # the embeddings differ only through γ
     shared = engine.pack_shared(worlds[0], dtype) if shared_axis is None else _stack(
         [engine.pack_shared(w, dtype) for w in worlds])
-    points = _stack([engine.pack_points(w, dtype) for w in worlds])
+    train_values = first.train.value_lr > 0  # one shape group: the same for every point
+    packed = [engine.pack_points(w, dtype, frozen_values=not train_values) for w in worlds]
+    if not train_values:  # a common number of output classes, rounded up so chunks share it
+        classes = -(-max(p.class_values.shape[1] for p in packed) // CLASS_ROUNDING) * CLASS_ROUNDING
+        packed = [engine.pad_classes(p, classes) for p in packed]
+    points = _stack(packed)
     lr = np.array([c.train.lr for c in configs], dtype=dtype)
     value_lr = np.array([c.train.value_lr for c in configs], dtype=dtype)
-    train_values = first.train.value_lr > 0  # one shape group: the same for every point
     total = padded_size(max(size, n))
     points, lr, value_lr = _place(_pad((points, lr, value_lr), n, total))
     if shared_axis == 0:

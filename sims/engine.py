@@ -69,6 +69,11 @@ class Points(NamedTuple):
     test_fact: jax.Array  # (m,) int32 the memorised fact a of each conflict test point
     group_onehot: jax.Array  # (n, len(GROUPS)) float
     test_relation_onehot: jax.Array  # (m, R) float
+    # With W_V frozen, each point's output classes (`output_classes`); None when W_V trains.
+    class_values: jax.Array | None = None  # (N, C, 3) T[y, slot token] of each class
+    class_log_mult: jax.Array | None = None  # (N, C) log of the number of tokens in it (−inf: padding)
+    answer_class: jax.Array | None = None  # (N,) int32 the class of the target token
+    fact_class: jax.Array | None = None  # (m,) int32 the class of the memorised fact
 
 
 class State(NamedTuple):
@@ -99,21 +104,79 @@ def pack_shared(world: World, dtype: str = "float64") -> Shared:
     )
 
 
-def pack_points(world: World, dtype: str = "float64") -> Points:
-    """The per-world arrays of `world` as host (NumPy) arrays, ready to stack over a sweep."""
+def output_classes(table: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Group each point's K output tokens into classes of equal value rows.
+
+    Token y's logit on point i is z_y = Σ_slot σ_slot T[y, t_slot]: tokens whose three values
+    T[y, t_1..3] are equal have equal logits for every attention σ, so with W_V frozen the
+    softmax over K tokens is exactly a softmax over the distinct rows weighted by their
+    multiplicities (the paper's table has about five per point instead of K).
+
+    Returns (values (N, C, 3), multiplicity (N, C), class_of (N, K)), C the most classes of
+    any point; the unused classes of a point have multiplicity 0."""
+    n, k = tokens.shape[0], table.shape[0]
+    rows = np.transpose(table[:, tokens], (1, 0, 2)).reshape(n * k, 3)  # point-major, then token
+    point = np.repeat(np.arange(n), k)
+    order = np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0], point))
+    rows, point = rows[order], point[order]
+    new = np.ones(n * k, dtype=bool)
+    new[1:] = (point[1:] != point[:-1]) | np.any(rows[1:] != rows[:-1], axis=1)
+    global_id = np.cumsum(new) - 1
+    first = global_id[np.searchsorted(point, np.arange(n))]
+    local = global_id - first[point]
+    c = int(local.max()) + 1
+    values = np.zeros((n, c, 3), dtype=table.dtype)
+    values[point[new], local[new]] = rows[new]
+    multiplicity = np.zeros((n, c))
+    np.add.at(multiplicity, (point, local), 1)
+    class_of = np.empty((n, k), dtype=np.int32)
+    class_of[point, order % k] = local
+    return values, multiplicity, class_of
+
+
+def pad_classes(points: Points, size: int) -> Points:
+    """`points` with its output classes padded to `size` (multiplicity 0), so that the
+    points of several worlds stack."""
+    extra = size - points.class_values.shape[1]
+    if extra <= 0:
+        return points
+    values = np.concatenate([points.class_values, np.zeros((points.class_values.shape[0], extra, 3),
+                                                           points.class_values.dtype)], axis=1)
+    log_mult = np.concatenate([points.class_log_mult, np.full((points.class_log_mult.shape[0], extra), -np.inf,
+                                                              points.class_log_mult.dtype)], axis=1)
+    return points._replace(class_values=values, class_log_mult=log_mult)
+
+
+def pack_points(world: World, dtype: str = "float64", frozen_values: bool = True) -> Points:
+    """The per-world arrays of `world` as host (NumPy) arrays, ready to stack over a sweep;
+    with `frozen_values`, also each point's output classes (`output_classes`)."""
     f = np.dtype(dtype)
     sets = (world.train, world.test, world.aligned)
     tokens = np.concatenate([p.tokens for p in sets]).astype(np.int32)
+    answer = np.concatenate([p.answer for p in sets]).astype(np.int32)
     test_relation = world.test.tokens[:, 2] - world.relation
+    classes = {}
+    if frozen_values:
+        table = np.asarray(world.value_table, f)
+        values, multiplicity, class_of = output_classes(table, tokens)
+        n = len(world.train)
+        with np.errstate(divide="ignore"):
+            log_mult = np.log(multiplicity).astype(f)
+        classes = dict(
+            class_values=values, class_log_mult=log_mult,
+            answer_class=class_of[np.arange(len(tokens)), answer].astype(np.int32),
+            fact_class=class_of[n + np.arange(len(world.test)), world.test.fact].astype(np.int32),
+        )
     return Points(
         table=np.asarray(world.value_table, f),
         tokens=tokens,
         key_mask=np.concatenate([p.key_mask for p in sets]).astype(bool),
-        answer=np.concatenate([p.answer for p in sets]).astype(np.int32),
+        answer=answer,
         relation=(tokens[:, 2] - world.relation).astype(np.int32),
         test_fact=world.test.fact.astype(np.int32),
         group_onehot=(world.train.group[:, None] == np.arange(len(GROUPS))[None, :]).astype(f),
         test_relation_onehot=(test_relation[:, None] == np.arange(world.n_relations)[None, :]).astype(f),
+        **classes,
     )
 
 
@@ -130,53 +193,106 @@ def _masked_mean(onehot, values):
     return (onehot.T @ values) / onehot.sum(axis=0)
 
 
-def _forward(shared: Shared, points: Points, kq, columns):
-    """σ (N, 3), log p (N, K) and the value columns' gradient pieces of every point.
+class Prepared(NamedTuple):
+    """Constant per-world arrays, computed once per compiled chunk (outside the scan), in
+    dense one-hot form: batched over worlds, dense products run far faster than the
+    gathers and scatters they replace."""
 
-    columns: (N, 3, K) the value columns T[:, tokens_i] of each point's three slots."""
-    scores_table = shared.gram @ kq @ shared.relation_gram  # (K, R): φ(y)ᵀ W_KQ φ(r_j)
-    scores = scores_table[points.tokens, points.relation[:, None]]
-    sigma = jax.nn.softmax(jnp.where(points.key_mask, scores, -jnp.inf), axis=-1)
-    z = jnp.einsum("nsk,ns->nk", columns, sigma)
-    return sigma, jax.nn.log_softmax(z, axis=-1)
+    slots: jax.Array  # (N, 3, K) one-hot of each slot's token
+    key_rows: jax.Array  # (N, 3, K) rows of G for each slot's token: φ(y)ᵀΦ
+    answer: jax.Array  # (N, K) one-hot of the target token
+    fact: jax.Array  # (m, K) one-hot of each conflict test point's memorised fact
+    relation: jax.Array  # (N, R) one-hot of the query relation
+    theta_c: jax.Array  # (N, 3) θ_Cᵀφ(y) for each slot
+    theta_s: jax.Array  # (N, 3) θ_Sᵀφ(y) for each slot
+    to_first: jax.Array  # (N,) φ(r_j)ᵀφ(r_1), Γ[j, 1]
+    answer_class: jax.Array | None  # (N, C) one-hot of the target's output class (W_V frozen)
+    fact_class: jax.Array | None  # (m, C) one-hot of the memorised fact's output class
 
 
-def step_metrics_and_grads(shared: Shared, points: Points, state: State, columns, train_values: bool):
+def prepare(shared: Shared, points: Points) -> Prepared:
+    k, r = points.table.shape[0], shared.relation_gram.shape[0]
+    dtype = points.table.dtype
+    slots = jax.nn.one_hot(points.tokens, k, dtype=dtype)
+    relation = jax.nn.one_hot(points.relation, r, dtype=dtype)
+    return Prepared(
+        slots=slots,
+        key_rows=slots @ shared.gram,
+        answer=jax.nn.one_hot(points.answer, k, dtype=dtype),
+        fact=jax.nn.one_hot(points.test_fact, k, dtype=dtype),
+        relation=relation,
+        theta_c=slots @ shared.theta_c,
+        theta_s=slots @ shared.theta_s,
+        to_first=relation @ shared.relation_gram[:, 0],
+        answer_class=None if points.class_values is None else jax.nn.one_hot(
+            points.answer_class, points.class_values.shape[1], dtype=dtype),
+        fact_class=None if points.class_values is None else jax.nn.one_hot(
+            points.fact_class, points.class_values.shape[1], dtype=dtype),
+    )
+
+
+class Outputs(NamedTuple):
+    """What the loss needs of the output layer, over C output classes (the K tokens
+    themselves when W_V trains): values[i, c, slot] = T[y, t_slot] for the tokens y of class c."""
+
+    values: jax.Array  # (N, C, 3)
+    log_mult: jax.Array | None  # (N, C) log multiplicities; None: every class is one token
+    answer: jax.Array  # (N, C) one-hot of the target's class
+    fact: jax.Array  # (m, C) one-hot of the memorised fact's class (conflict test points)
+
+
+def _outputs(points: Points, prepared: Prepared, table) -> Outputs:
+    """The output classes: compressed (W_V frozen) or every token of the current table T."""
+    if points.class_values is not None:
+        return Outputs(points.class_values, points.class_log_mult, prepared.answer_class, prepared.fact_class)
+    columns = prepared.slots @ table.T  # (N, 3, K): T[:, y] of every slot's token y
+    return Outputs(jnp.swapaxes(columns, 1, 2), None, prepared.answer, prepared.fact)
+
+
+def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, state: State, outputs: Outputs,
+                           train_values: bool):
     """(metrics, C, D): every recorded quantity at `state` (the keys of `sims.generic.metrics`)
     and the mean-loss gradient coefficients C (of A) and D (of B; None if W_V is frozen)."""
     n, m = points.group_onehot.shape[0], points.test_fact.shape[0]
-    sigma, log_p = _forward(shared, points, state.kq, columns)
-    p = jnp.exp(log_p)
-    rows = jnp.arange(points.answer.shape[0])
-    losses = -log_p[rows, points.answer]
+    u_table = state.kq @ shared.relation_gram  # (K, R): Φᵀ W_KQ φ(r_j) = G A Γ, before the G
+    scores = jnp.sum((prepared.key_rows @ u_table) * prepared.relation[:, None, :], axis=-1)  # φ(y)ᵀ W_KQ φ(r_j)
+    sigma = jax.nn.softmax(jnp.where(points.key_mask, scores, -jnp.inf), axis=-1)
+    # One exponential per class: the softmax over K tokens as a weighted softmax over classes.
+    z = jnp.sum(outputs.values * sigma[:, None, :], axis=-1)  # (N, C) the logit of each class's tokens
+    weighted = z if outputs.log_mult is None else z + outputs.log_mult
+    top = jax.lax.stop_gradient(jnp.max(weighted, axis=-1, keepdims=True))
+    scaled = jnp.exp(weighted - top)
+    total = jnp.sum(scaled, axis=-1, keepdims=True)
+    class_p = scaled / total  # (N, C) probability of the whole class
+    lse = (top + jnp.log(total))[:, 0]
+    z_answer = jnp.sum(z * outputs.answer, axis=-1)
+    losses = lse - z_answer
 
     # Training points: w_iy = ∂ℓ_i/∂score_y = σ_y(e_y − σᵀe), e = T[:, tokens]ᵀ(p − e_a).
     tr = slice(0, n)
-    residual = p[tr].at[jnp.arange(n), points.answer[tr]].add(-1.0)  # p − e_a
-    e = jnp.einsum("nsk,nk->ns", columns[tr], residual)
+    residual = class_p[tr] - outputs.answer[tr]
+    e = jnp.sum(outputs.values[tr] * residual[..., None], axis=1)
     w = sigma[tr] * (e - jnp.sum(sigma[tr] * e, axis=-1, keepdims=True))
-    relation_tr = points.relation[tr]
-    grad_kq = jnp.zeros_like(state.kq).at[points.tokens[tr], relation_tr[:, None]].add(w / n)
+    grad_kq = jnp.einsum("nsk,nsr->kr", prepared.slots[tr], w[..., None] * prepared.relation[tr][:, None, :]) / n
     grad_v = None
     if train_values:
-        spread = jnp.zeros_like(residual).at[jnp.arange(n)[:, None], points.tokens[tr]].add(sigma[tr])
+        spread = jnp.einsum("nsk,ns->nk", prepared.slots[tr], sigma[tr])  # σ_i on the tokens
         grad_v = residual.T @ spread / n
 
     # θᵀ ∇ℓ_i φ(r_1) for each training point, from the same w.
-    to_first = shared.relation_gram[relation_tr, 0]
-    d_theta_c = jnp.sum(w * shared.theta_c[points.tokens[tr]], axis=-1) * to_first
-    d_theta_s = jnp.sum(w * shared.theta_s[points.tokens[tr]], axis=-1) * to_first
+    d_theta_c = jnp.sum(w * prepared.theta_c[tr], axis=-1) * prepared.to_first[tr]
+    d_theta_s = jnp.sum(w * prepared.theta_s[tr], axis=-1) * prepared.to_first[tr]
 
-    te = slice(n, n + m)
-    test_rows = jnp.arange(m)
-    p_c, p_a = p[te][test_rows, points.answer[te]], p[te][test_rows, points.test_fact]
+    te, al = slice(n, n + m), slice(n + m, None)
+    p_answer = jnp.exp(z_answer - lse)  # of the target token itself
+    p_c = p_answer[te]
+    p_a = jnp.exp(jnp.sum(z[te] * outputs.fact, axis=-1) - lse[te])
     reliance = p_c / (p_c + p_a)
-    al = slice(n + m, None)
-    u_first = state.kq @ shared.relation_gram[:, 0]  # A Γ e_1: u = W_KQ φ(r_1) = Φ A Γ e_1
+    u_first = u_table[:, 0]  # A Γ e_1: u = W_KQ φ(r_1) = Φ A Γ e_1
     out = {
         "reliance": jnp.mean(reliance),
         "attention_context": jnp.mean(sigma[te, 0]),
-        "aligned_accuracy": jnp.mean(p[al][jnp.arange(p[al].shape[0]), points.answer[al]]),
+        "aligned_accuracy": jnp.mean(p_answer[al]),
         "loss": jnp.mean(losses[tr]),
         "u_theta_c": shared.theta_c @ u_first,
         "u_theta_s": shared.theta_s @ u_first,
@@ -213,11 +329,6 @@ def metric_names(n_relations: int) -> list[str]:
     return names
 
 
-def _columns(points: Points, table) -> jax.Array:
-    """(N, 3, K): T[:, tokens_i] for every point (rows of Tᵀ)."""
-    return table.T[points.tokens]
-
-
 def _advance(shared, points, lr, value_lr, carry, n_records: int, stride: int, tail: int,
              train_values: bool, record: bool, last: bool):
     """Run n_records·stride + tail steps from carry = (state, fold, step); record the metrics
@@ -226,12 +337,13 @@ def _advance(shared, points, lr, value_lr, carry, n_records: int, stride: int, t
     (carry, recorded dict or None)."""
     if carry is None:
         carry = initial_carry(shared, points, train_values, len(metric_names(shared.relation_gram.shape[-1])))
-    frozen_columns = None if train_values else _columns(points, points.table)
+    prepared = prepare(shared, points)
+    frozen_outputs = None if train_values else _outputs(points, prepared, points.table)
 
     def one(c):
         state, fold, t = c
-        columns = _columns(points, state.table) if train_values else frozen_columns
-        m, grad_kq, grad_v = step_metrics_and_grads(shared, points, state, columns, train_values)
+        outputs = _outputs(points, prepared, state.table) if train_values else frozen_outputs
+        m, grad_kq, grad_v = step_metrics_and_grads(shared, points, prepared, state, outputs, train_values)
         fold = fold_update(fold, m["reliance"], jnp.stack(list(m.values())), t)
         if train_values:
             state = State(
@@ -263,8 +375,8 @@ def _advance(shared, points, lr, value_lr, carry, n_records: int, stride: int, t
         pieces.append(rec)
     if last:
         state, fold, t = carry
-        columns = _columns(points, state.table) if train_values else frozen_columns
-        m, _, _ = step_metrics_and_grads(shared, points, state, columns, train_values)
+        outputs = _outputs(points, prepared, state.table) if train_values else frozen_outputs
+        m, _, _ = step_metrics_and_grads(shared, points, prepared, state, outputs, train_values)
         carry = (state, fold_update(fold, m["reliance"], jnp.stack(list(m.values())), t), t)
         pieces.append(jax.tree_util.tree_map(lambda x: x[None], m))
     if not record or not pieces:

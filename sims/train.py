@@ -67,7 +67,7 @@ def run(config: Config, progress: bool = False, record_every: int = 1) -> RunRes
     with bar, engine.precision(config.train.dtype):
         values, summary, state = engine.simulate(
             engine.pack_shared(world, config.train.dtype),
-            engine.pack_points(world, config.train.dtype),
+            engine.pack_points(world, config.train.dtype, frozen_values=not train_values),
             config.train.lr, config.train.value_lr, steps, train_values,
             record_every=record_every, progress=bar.advance_to,
         )
