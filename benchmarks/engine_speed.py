@@ -158,7 +158,7 @@ def spawn(cmd, env=None, timeout=3600):
 
 
 def cpi(args, cache_dir):
-    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache_dir))
+    env = dict(os.environ, CPI_COMPILATION_CACHE_DIR=str(cache_dir))
     wall, rc, out, rss = spawn([CPI, *args], env)
     if rc == 0:
         return wall, rss, None, out
@@ -170,7 +170,7 @@ def cpi(args, cache_dir):
 def compile_note(out):
     """What cpi itself says about compile/run time, if anything (format not relied on)."""
     lines = re.split(r"[\r\n]+", out)
-    frags = [f.strip() for line in lines for f in re.split(r"[;,()]", line) if "compil" in f and re.search(r"\d s", f)]
+    frags = [f.strip() for line in lines for f in re.split(r"[;,()]", line) if "compil" in f and re.search(r"\d s\b", f)]
     return f" [cpi says: {'; '.join(frags[-2:])}]" if frags else ""
 
 
@@ -181,15 +181,19 @@ def per_step(seconds, points, steps):
 def read_summary(path):
     """summary.csv -> {(rho, delta_m): row}; delta_m defaults to 0.6 when not swept."""
     with open(path) as f:
-        return {(float(r["mixture.context_critical"]), float(r.get("knowledge.delta_m", 0.6))): r
+        return {_key(float(r["mixture.context_critical"]), float(r.get("knowledge.delta_m", 0.6))): r
                 for r in csv.DictReader(f)}
+
+
+def _key(rho, delta_m):
+    return round(rho, 9), round(delta_m, 9)
 
 
 def compare_summaries(results, summary):
     """Max |Δ| of peak and final reliance (and peak step) of NumPy points vs cpi's summary.csv."""
     worst, steps, matched = 0.0, 0, 0
     for key, (rel, _) in results.items():
-        row = next((v for k, v in summary.items() if np.allclose(k, key, rtol=0, atol=1e-9)), None)
+        row = summary.get(_key(*key))
         if row is None or row["nonfinite_step"]:
             continue
         matched += 1
@@ -209,8 +213,8 @@ def job_run(tmp):
     cold, _, err, out = cpi(["run", "--out", str(tmp / "run1")], cache)
     second, _, err2, out2 = cpi(["run", "--out", str(tmp / "run2")], cache)
     floor, *_ = spawn([sys.executable, "-c", "import jax, jax.numpy as jnp; jnp.zeros(1).block_until_ready()"],
-                      dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache)))
-    np_proc, rc, np_out, _ = spawn([sys.executable, __file__, "--numpy-only", "run"])
+                      dict(os.environ, CPI_COMPILATION_CACHE_DIR=str(cache)))
+    np_proc, rc, _, _ = spawn([sys.executable, __file__, "--numpy-only", "run"])
     np_in, _, _, results = numpy_job("run")
     rel, acc = results[(0.5, 0.6)]
     got = (rel[0], rel.max(), int(np.argmax(rel)), rel[-1])

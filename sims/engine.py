@@ -190,44 +190,28 @@ def initial_state(shared: Shared, points: Points, train_values: bool) -> State:
 
 def _masked_mean(onehot, values):
     """Mean of `values` within each group (NaN for an empty group)."""
-    return (onehot.T @ values) / onehot.sum(axis=0)
+    return jnp.sum(onehot * values[:, None], axis=0) / onehot.sum(axis=0)
 
 
 class Prepared(NamedTuple):
-    """Constant per-world arrays, computed once per compiled chunk (outside the scan), in
-    dense one-hot form: batched over worlds, dense products run far faster than the
-    gathers and scatters they replace."""
+    """Constant per-world arrays, computed once per compiled chunk (outside the scan)."""
 
-    slots: jax.Array  # (N, 3, K) one-hot of each slot's token
-    key_rows: jax.Array  # (N, 3, K) rows of G for each slot's token: φ(y)ᵀΦ
-    answer: jax.Array  # (N, K) one-hot of the target token
-    fact: jax.Array  # (m, K) one-hot of each conflict test point's memorised fact
-    relation: jax.Array  # (N, R) one-hot of the query relation
-    theta_c: jax.Array  # (N, 3) θ_Cᵀφ(y) for each slot
-    theta_s: jax.Array  # (N, 3) θ_Sᵀφ(y) for each slot
+    theta_c: jax.Array  # (N, 3) θ_Cᵀφ(y) for each slot's token y
+    theta_s: jax.Array  # (N, 3) θ_Sᵀφ(y) for each slot's token y
     to_first: jax.Array  # (N,) φ(r_j)ᵀφ(r_1), Γ[j, 1]
     answer_class: jax.Array | None  # (N, C) one-hot of the target's output class (W_V frozen)
     fact_class: jax.Array | None  # (m, C) one-hot of the memorised fact's output class
 
 
 def prepare(shared: Shared, points: Points) -> Prepared:
-    k, r = points.table.shape[0], shared.relation_gram.shape[0]
     dtype = points.table.dtype
-    slots = jax.nn.one_hot(points.tokens, k, dtype=dtype)
-    relation = jax.nn.one_hot(points.relation, r, dtype=dtype)
+    frozen = points.class_values is not None
     return Prepared(
-        slots=slots,
-        key_rows=slots @ shared.gram,
-        answer=jax.nn.one_hot(points.answer, k, dtype=dtype),
-        fact=jax.nn.one_hot(points.test_fact, k, dtype=dtype),
-        relation=relation,
-        theta_c=slots @ shared.theta_c,
-        theta_s=slots @ shared.theta_s,
-        to_first=relation @ shared.relation_gram[:, 0],
-        answer_class=None if points.class_values is None else jax.nn.one_hot(
-            points.answer_class, points.class_values.shape[1], dtype=dtype),
-        fact_class=None if points.class_values is None else jax.nn.one_hot(
-            points.fact_class, points.class_values.shape[1], dtype=dtype),
+        theta_c=shared.theta_c[points.tokens],
+        theta_s=shared.theta_s[points.tokens],
+        to_first=shared.relation_gram[points.relation, 0],
+        answer_class=jax.nn.one_hot(points.answer_class, points.class_values.shape[1], dtype=dtype) if frozen else None,
+        fact_class=jax.nn.one_hot(points.fact_class, points.class_values.shape[1], dtype=dtype) if frozen else None,
     )
 
 
@@ -245,8 +229,10 @@ def _outputs(points: Points, prepared: Prepared, table) -> Outputs:
     """The output classes: compressed (W_V frozen) or every token of the current table T."""
     if points.class_values is not None:
         return Outputs(points.class_values, points.class_log_mult, prepared.answer_class, prepared.fact_class)
-    columns = prepared.slots @ table.T  # (N, 3, K): T[:, y] of every slot's token y
-    return Outputs(jnp.swapaxes(columns, 1, 2), None, prepared.answer, prepared.fact)
+    k = table.shape[0]
+    columns = table.T[points.tokens]  # (N, 3, K): T[:, y] of every slot's token y
+    return Outputs(jnp.swapaxes(columns, 1, 2), None, jax.nn.one_hot(points.answer, k, dtype=table.dtype),
+                   jax.nn.one_hot(points.test_fact, k, dtype=table.dtype))
 
 
 def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, state: State, outputs: Outputs,
@@ -254,8 +240,11 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
     """(metrics, C, D): every recorded quantity at `state` (the keys of `sims.generic.metrics`)
     and the mean-loss gradient coefficients C (of A) and D (of B; None if W_V is frozen)."""
     n, m = points.group_onehot.shape[0], points.test_fact.shape[0]
-    u_table = state.kq @ shared.relation_gram  # (K, R): Φᵀ W_KQ φ(r_j) = G A Γ, before the G
-    scores = jnp.sum((prepared.key_rows @ u_table) * prepared.relation[:, None, :], axis=-1)  # φ(y)ᵀ W_KQ φ(r_j)
+    # Small products as multiply-and-sum (XLA's CPU backend runs tiny batched dots slowly).
+    u_table = jnp.sum(state.kq[:, :, None] * shared.relation_gram[None], axis=1)  # (K, R): A Γ
+    # Batched over worlds that share G, `gram @ u_table` is one matrix product for all of them;
+    # gathers and scatters of a few tokens per point then cost next to nothing.
+    scores = (shared.gram @ u_table)[points.tokens, points.relation[:, None]]  # φ(y)ᵀ W_KQ φ(r_j)
     sigma = jax.nn.softmax(jnp.where(points.key_mask, scores, -jnp.inf), axis=-1)
     # One exponential per class: the softmax over K tokens as a weighted softmax over classes.
     z = jnp.sum(outputs.values * sigma[:, None, :], axis=-1)  # (N, C) the logit of each class's tokens
@@ -273,10 +262,10 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
     residual = class_p[tr] - outputs.answer[tr]
     e = jnp.sum(outputs.values[tr] * residual[..., None], axis=1)
     w = sigma[tr] * (e - jnp.sum(sigma[tr] * e, axis=-1, keepdims=True))
-    grad_kq = jnp.einsum("nsk,nsr->kr", prepared.slots[tr], w[..., None] * prepared.relation[tr][:, None, :]) / n
+    grad_kq = jnp.zeros_like(state.kq).at[points.tokens[tr], points.relation[tr][:, None]].add(w / n)
     grad_v = None
     if train_values:
-        spread = jnp.einsum("nsk,ns->nk", prepared.slots[tr], sigma[tr])  # σ_i on the tokens
+        spread = jnp.zeros_like(residual).at[jnp.arange(n)[:, None], points.tokens[tr]].add(sigma[tr])  # σ_i on its tokens
         grad_v = residual.T @ spread / n
 
     # θᵀ ∇ℓ_i φ(r_1) for each training point, from the same w.
@@ -294,8 +283,8 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
         "attention_context": jnp.mean(sigma[te, 0]),
         "aligned_accuracy": jnp.mean(p_answer[al]),
         "loss": jnp.mean(losses[tr]),
-        "u_theta_c": shared.theta_c @ u_first,
-        "u_theta_s": shared.theta_s @ u_first,
+        "u_theta_c": jnp.sum(shared.theta_c * u_first),
+        "u_theta_s": jnp.sum(shared.theta_s * u_first),
     }
     by_relation = points.test_relation_onehot
     if by_relation.shape[1] > 1:
@@ -305,7 +294,8 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
     onehot = points.group_onehot
     loss_g = _masked_mean(onehot, losses[tr])
     attention_g = _masked_mean(onehot, sigma[tr, 0])
-    push_c, push_s = -(onehot.T @ d_theta_c) / n, -(onehot.T @ d_theta_s) / n
+    push_c = -jnp.sum(onehot * d_theta_c[:, None], axis=0) / n
+    push_s = -jnp.sum(onehot * d_theta_s[:, None], axis=0) / n
     present = onehot.sum(axis=0) > 0
     for i, g in enumerate(GROUPS):
         out[f"loss_{g}"] = loss_g[i]
