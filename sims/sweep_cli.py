@@ -29,9 +29,10 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
             "Train every point of a grid of configs. A spec is section.key=start:stop:num "
             "(num evenly spaced values, both ends included) or section.key=v1,v2,...; "
             "several --grid specs form their Cartesian product. Points with the same array "
-            "shapes, steps and dtype run as one compiled, vmapped computation. Writes "
-            "DIR/sweep.npz, DIR/summary.csv, DIR/summary.json and DIR/config.toml; a rerun "
-            "with the same arguments reuses the groups already computed in DIR."
+            "shapes, steps and dtype run as compiled, vmapped chunks sharded over the local "
+            "devices. Writes DIR/sweep.npz, DIR/summary.csv, DIR/summary.json and "
+            "DIR/config.toml; every chunk is saved under DIR/groups as it finishes, and a rerun "
+            "(after an interruption, or with a larger grid) computes only the missing chunks."
         ),
     )
     _add_config_args(parser)
