@@ -32,7 +32,7 @@ def compilation_cache_dir() -> Path | None:
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def configure_jax() -> None:
+def configure_process() -> None:
     """BLAS threads, host devices and the compilation cache; call before anything imports
     NumPy or JAX."""
     for name in BLAS_THREAD_VARIABLES:
@@ -51,7 +51,7 @@ def configure_jax() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_jax()
+    configure_process()
     from figures.make import add_figures_parser
     from sims.cli import main as sims_main
 

@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from .config import Config
-from .engine import metric_names, recorded_steps
+from .engine import metric_names, n_recorded
 from .errors import ConfigError
+
+
+def check_record_every(record_every) -> None:
+    """ConfigError unless `record_every` is an integer >= 1."""
+    if isinstance(record_every, bool) or not isinstance(record_every, (int, np.integer)) or record_every < 1:
+        raise ConfigError(f"--record-every {record_every!r} is out of range; expected an integer >= 1")
 
 
 def available_memory() -> int:
@@ -36,9 +44,8 @@ def recorded_bytes(config: Config, record_every: int, record: bool = True) -> in
     twice in the worst case: on the device and on the host)."""
     if not record:
         return 0
-    itemsize = 8 if config.train.dtype == "float64" else 4
-    n_steps = -(-config.train.steps // record_every) + 1
-    return 2 * itemsize * len(metric_names(config.world.n_relations)) * n_steps
+    itemsize = np.dtype(config.train.dtype).itemsize
+    return 2 * itemsize * len(metric_names(config.world.n_relations)) * n_recorded(config.train.steps, record_every)
 
 
 def world_bytes(config: Config) -> int:
@@ -46,7 +53,7 @@ def world_bytes(config: Config) -> int:
     the trained table and its coefficients when W_V trains) plus the token Gram."""
     w = config.world
     k = w.n_subjects + w.n_answers + w.n_relations
-    itemsize = 8 if config.train.dtype == "float64" else 4
+    itemsize = np.dtype(config.train.dtype).itemsize
     tables = 4 if config.train.value_lr > 0 else 2
     points = config.mixture.n_train + config.mixture.n_test * w.n_relations + config.mixture.n_aligned
     return itemsize * (tables * k * k + 8 * points * k)
@@ -58,9 +65,8 @@ def check_run_budget(config: Config, record_every: int = 1, record: bool = True)
     have = available_memory()
     if need > have:
         steps = config.train.steps
-        n = len(recorded_steps(steps, record_every)) if steps < 10**7 else -(-steps // record_every) + 1
         raise ConfigError(
-            f"train.steps = {steps} with --record-every {record_every} records {n} steps of "
+            f"train.steps = {steps} with --record-every {record_every} records {n_recorded(steps, record_every)} steps of "
             f"{len(metric_names(config.world.n_relations))} metrics: about {human_bytes(need)}, more than the "
             f"{human_bytes(have)} of memory available; record fewer steps (--record-every N) or fewer steps"
         )

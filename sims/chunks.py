@@ -43,11 +43,6 @@ multiple of this, so that the chunks of a shape group usually compile once."""
 SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion", "nonfinite_step")
 ENGINES = ("full", "reduced")
 
-TRACES = 0
-"""How many times the batched engine has been traced for a sweep (each trace is one XLA
-compilation); tests use it to check that a shape group compiles once."""
-
-
 def training_points_after_filter(config: Config) -> int:
     """Training points left after `mixture.filter` drops round(filter · #context-bearing)
     of them (`sims.world.filter_points`), from the counts alone."""
@@ -94,11 +89,13 @@ def chunk_hash(configs, engine_name: str, record_every: int, record: bool) -> st
 # Devices
 
 
-def _pad(tree, n: int, to: int):
-    """Pad the leading axis from n to `to` with copies of the last point."""
-    if to == n:
-        return tree
-    return jax.tree_util.tree_map(lambda x: np.concatenate([x, np.repeat(x[-1:], to - n, axis=0)]), tree)
+def pad_rows(tree, size: int):
+    """Pad the leading axis of every array of `tree` to `size` with copies of its last row."""
+    def pad(x):
+        x = np.asarray(x)
+        return x if x.shape[0] == size else np.concatenate([x, np.repeat(x[-1:], size - x.shape[0], axis=0)])
+
+    return jax.tree_util.tree_map(pad, tree)
 
 
 def _place(tree):
@@ -133,15 +130,6 @@ def _stack(trees: list):
     return jax.tree_util.tree_unflatten(leaves[0][1], columns)
 
 
-def _counted_advance(*args, **kwargs):
-    global TRACES
-    TRACES += 1
-    return engine._advance_batch(*args, **kwargs)
-
-
-_advance_batch = jax.jit(_counted_advance, static_argnames=("shared_axis", *engine._STATIC))
-
-
 def full_chunk(configs, size: int, record_every: int, record: bool,
                progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Train every config of one chunk (one shape group) with the fast exact engine, padded to
@@ -169,15 +157,15 @@ def _full_chunk(configs, size, record_every, record, progress):
     lr = np.array([c.train.lr for c in configs], dtype=dtype)
     value_lr = np.array([c.train.value_lr for c in configs], dtype=dtype)
     total = padded_size(max(size, n))
-    points, lr, value_lr = _place(_pad((points, lr, value_lr), n, total))
+    points, lr, value_lr = _place(pad_rows((points, lr, value_lr), total))
     if shared_axis == 0:
-        shared = _place(_pad(shared, n, total))
+        shared = _place(pad_rows(shared, total))
     else:
         shared = jax.device_put(shared)
     recorded, summary, _ = engine.simulate(
         shared, points, lr, value_lr, steps, train_values,
         record_every=record_every, record=record, batched=True, shared_axis=shared_axis,
-        progress=None if progress is None else (lambda done: progress(done * n)), advance_fn=_advance_batch,
+        progress=None if progress is None else (lambda done: progress(done * n)),
     )
     out = {k: np.asarray(v)[:n] for k, v in summary.items()}
     if recorded is not None:

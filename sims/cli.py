@@ -58,10 +58,6 @@ def cmd_run(args) -> int:
     from .train import run
 
     config = _load_config(args)
-    check_record_every(args.record_every)
-    from .budget import check_run_budget
-
-    check_run_budget(config, args.record_every)
     out = Path(args.out) if args.out else default_run_dir(config)
     print(f"cpi run: {_describe(config)}", file=sys.stderr)
     start = time.perf_counter()
@@ -88,11 +84,6 @@ def cmd_run(args) -> int:
         )
     print(f"wrote {out}/config.toml, metrics.npz, summary.json ({elapsed:.1f} s incl. compile)")
     return 0
-
-
-def check_record_every(value: int) -> None:
-    if value < 1:
-        raise ConfigError(f"--record-every {value} is out of range; expected an integer >= 1")
 
 
 def add_record_every(parser: argparse.ArgumentParser) -> None:

@@ -16,9 +16,10 @@ and everything the model computes is a function of small tables:
 
 with the updates A ← A − η C, C[y, j] = (1/n) Σ_i w_iy [token y, relation j of point i], and
 (W_V training) B ← B − η_V D, T ← T − η_V G D G, D = (1/n) Σ_i (p_i − e_{a_i}) s_iᵀ.
-Per point and step that is one softmax over K tokens and O(K) work; shared work (G A Γ, and
-G D G when W_V trains) is done once per step; with W_V frozen the value columns T[:, tokens]
-are gathered once, outside the scan. The θ_C / θ_S pushes of each group come from the same
+Shared work (G A Γ, and G D G when W_V trains) is done once per step, and per point the
+work is a gather of a few scores and a softmax over K tokens; with W_V frozen that softmax
+runs over the point's few distinct output rows (`output_classes`), set up once, outside the
+scan. The θ_C / θ_S pushes of each group come from the same
 w_iy (θᵀ∇ℓ_i φ(r_1) = Σ_y w_iy θᵀφ(y) Γ[j_i, 1]) instead of extra jvps.
 
 The tests check this engine against the generic d×d model to 1e-12 in float64 (W_V frozen
@@ -45,6 +46,10 @@ from .world import GROUPS, World
 
 CHUNK_STEPS = 20_000
 """Runs longer than this are cut into scans of at most this many steps (progress between)."""
+
+TRACES = 0
+"""How many times the batched engine has been traced (each trace is one XLA compilation);
+tests use it to check that a sweep's shape group compiles once."""
 
 
 class Shared(NamedTuple):
@@ -330,11 +335,15 @@ def _advance(shared, points, lr, value_lr, carry, n_records: int, stride: int, t
     prepared = prepare(shared, points)
     frozen_outputs = None if train_values else _outputs(points, prepared, points.table)
 
-    def one(c):
-        state, fold, t = c
+    def measure(state, fold, t):
+        """Metrics and gradients at `state` (step t), folded into the summary."""
         outputs = _outputs(points, prepared, state.table) if train_values else frozen_outputs
         m, grad_kq, grad_v = step_metrics_and_grads(shared, points, prepared, state, outputs, train_values)
-        fold = fold_update(fold, m["reliance"], jnp.stack(list(m.values())), t)
+        return m, grad_kq, grad_v, fold_update(fold, m["reliance"], jnp.stack(list(m.values())), t)
+
+    def one(c):
+        state, fold, t = c
+        m, grad_kq, grad_v, fold = measure(state, fold, t)
         if train_values:
             state = State(
                 state.kq - lr * grad_kq,
@@ -365,9 +374,8 @@ def _advance(shared, points, lr, value_lr, carry, n_records: int, stride: int, t
         pieces.append(rec)
     if last:
         state, fold, t = carry
-        outputs = _outputs(points, prepared, state.table) if train_values else frozen_outputs
-        m, _, _ = step_metrics_and_grads(shared, points, prepared, state, outputs, train_values)
-        carry = (state, fold_update(fold, m["reliance"], jnp.stack(list(m.values())), t), t)
+        m, _, _, fold = measure(state, fold, t)
+        carry = (state, fold, t)
         pieces.append(jax.tree_util.tree_map(lambda x: x[None], m))
     if not record or not pieces:
         return carry, None
@@ -380,12 +388,9 @@ advance = jax.jit(_advance, static_argnames=_STATIC)
 
 
 def _advance_batch(shared, points, lr, value_lr, carry, shared_axis, **static):
-    if carry is None:
-        return jax.vmap(
-            lambda s, p, eta, eta_v: _advance(s, p, eta, eta_v, None, **static),
-            in_axes=(shared_axis, 0, 0, 0),
-        )(shared, points, lr, value_lr)
-    return jax.vmap(
+    global TRACES
+    TRACES += 1
+    return jax.vmap(  # a carry of None has no leaves: vmap passes it through
         lambda s, p, eta, eta_v, c: _advance(s, p, eta, eta_v, c, **static),
         in_axes=(shared_axis, 0, 0, 0, 0),
     )(shared, points, lr, value_lr, carry)
@@ -417,6 +422,11 @@ def chunk_plan(steps: int, record_every: int, chunk_steps: int | None = None) ->
     return plan
 
 
+def n_recorded(steps: int, record_every: int) -> int:
+    """len(recorded_steps(steps, record_every)), without building the array."""
+    return -(-steps // record_every) + 1
+
+
 def recorded_steps(steps: int, record_every: int) -> np.ndarray:
     """The steps whose metrics are recorded with stride `record_every`: 0, N, 2N, ... < steps,
     and the last step."""
@@ -435,7 +445,6 @@ def simulate(
     progress: Callable[[int], None] | None = None,
     batched: bool = False,
     shared_axis: int | None = None,
-    advance_fn=None,
 ) -> tuple[dict | None, dict, State]:
     """Train one world (or, `batched`, a leading axis of worlds) for `steps` steps.
 
@@ -443,15 +452,14 @@ def simulate(
     a leading point axis when batched; None when not `record`), the summary fold of every
     step (`theory.summary.fold_finish`: initial/peak/peak_step/final reliance and the first
     non-finite step), and the final State. `progress(steps_done)` is called after each chunk
-    has finished computing (not when it is dispatched). `advance_fn` replaces the compiled
-    batched chunk (`advance_batch`)."""
+    has finished computing (not when it is dispatched)."""
     names = metric_names(shared.relation_gram.shape[-1])
     carry = None
     pieces, done = [], 0
     for chunk in chunk_plan(steps, record_every):
         length = chunk.pop("steps")
         if batched:
-            carry, rec = (advance_fn or advance_batch)(shared, points, lr, value_lr, carry, shared_axis=shared_axis,
+            carry, rec = advance_batch(shared, points, lr, value_lr, carry, shared_axis=shared_axis,
                                        train_values=train_values, record=record, **chunk)
         else:
             carry, rec = advance(shared, points, lr, value_lr, carry, train_values=train_values,

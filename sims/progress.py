@@ -26,13 +26,6 @@ class StepProgress:
         if self._bar is not None:
             self._bar.update(done - self._bar.n)
 
-    def write(self, line: str) -> None:
-        """A line above the bar (or on stderr when there is none)."""
-        if self._bar is not None:
-            self._bar.write(line, file=sys.stderr)
-        else:
-            print(line, file=sys.stderr)
-
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.close()

@@ -39,10 +39,10 @@ from . import config as cfg
 from .config import Config
 from .errors import ConfigError
 from . import chunks, distributed
-from .budget import available_memory, human_bytes, recorded_bytes
+from .budget import available_memory, check_record_every, human_bytes, recorded_bytes
 from .chunks import SUMMARY_FIELDS
 from .distributed import Processes
-from .engine import recorded_steps
+from .engine import n_recorded, recorded_steps
 from .progress import StepProgress
 from .results import json_bytes, npz_bytes, write_atomic
 from .world import check_vocabulary
@@ -414,6 +414,18 @@ def check_engine(expanded: Grid, engine_name: str) -> None:
                                   "use --engine full")
 
 
+def check_sweep(base: Config, grid=(), seeds: int = 1, record_every: int = 1, summaries_only: bool = False,
+                engine: str = "full") -> Grid:
+    """The expanded grid, once every input is checked: the base config, the specs and their
+    points, the stride, the engine and the memory needed; raises ConfigError otherwise."""
+    check_vocabulary(cfg.validate(base))
+    check_record_every(record_every)
+    expanded = expand_grid(base, grid, seeds)
+    check_engine(expanded, engine)
+    check_sweep_budget(expanded, record_every, not summaries_only)
+    return expanded
+
+
 def run_sweep(
     base: Config,
     grid: list[str] | tuple[str, ...] = (),
@@ -424,6 +436,7 @@ def run_sweep(
     summaries_only: bool = False,
     engine: str = "full",
     processes: Processes | None = None,
+    expanded: Grid | None = None,
 ) -> SweepResult | None:
     """Train every point of the grid and save the results under `out` (default
     sweeps/<hash of base, grid, seeds>); chunks already saved there are reused, not rerun,
@@ -433,24 +446,21 @@ def run_sweep(
     record none (the summaries always come from every step). engine: "full" (the fast exact
     engine) or "reduced" (the exact group recursion, where it is exact). processes: this
     process's place when several run the sweep (`sims.distributed.join`); only process 0
-    writes and returns the result, the others return None.
+    writes and returns the result, the others return None. expanded: what `check_sweep`
+    returned for these arguments (saves expanding the grid twice).
 
     Raises ConfigError (before anything is written) when a spec, a point, the engine or the
     memory needed is bad."""
     processes = processes or Processes()
-    check_vocabulary(cfg.validate(base))
-    if isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1:
-        raise ConfigError(f"--record-every {record_every!r} is out of range; expected an integer >= 1")
     grid = list(grid) if not isinstance(grid, str) else [grid]
-    expanded = expand_grid(base, grid, seeds)
-    check_engine(expanded, engine)
+    if expanded is None:
+        expanded = check_sweep(base, grid, seeds, record_every, summaries_only, engine)
     record = not summaries_only
-    check_sweep_budget(expanded, record_every, record)
     out = Path(out) if out is not None else default_sweep_dir(base, grid, seeds)
     plan, n_groups = _plan(expanded, out, engine, record_every, record)
 
-    def n_recorded(chunk):
-        return len(recorded_steps(expanded.configs[chunk.indices[0]].train.steps, record_every))
+    def recorded_columns(chunk):
+        return n_recorded(expanded.configs[chunk.indices[0]].train.steps, record_every)
 
     if processes.writer:
         out.mkdir(parents=True, exist_ok=True)
@@ -460,7 +470,7 @@ def run_sweep(
     saved = {}
     if processes.writer:
         for chunk in plan:
-            values = _load_chunk(chunk.path, len(chunk.indices), n_recorded(chunk), record)
+            values = _load_chunk(chunk.path, len(chunk.indices), recorded_columns(chunk), record)
             if values is not None:
                 saved[chunk.path] = values
     missing = [i for i, chunk in enumerate(plan) if chunk.path not in saved]
@@ -525,7 +535,7 @@ def _run_distributed(plan, missing, processes, compute, saved, bar, finished, ex
             round_ = members[start:start + p]
             mine = plan[round_[rank] if rank < len(round_) else round_[0]]
             values = compute(mine, None)
-            padded = {k: _pad_rows(v, mine.size) for k, v in values.items()}
+            padded = chunks.pad_rows(values, mine.size)
             gathered = distributed.gather(padded)
             for q, i in enumerate(round_):
                 chunk = plan[i]
@@ -536,13 +546,6 @@ def _run_distributed(plan, missing, processes, compute, saved, bar, finished, ex
                     saved[chunk.path] = got
                 finished[0] += n * expanded.configs[chunk.indices[0]].train.steps
             bar.advance_to(finished[0])
-
-
-def _pad_rows(x: np.ndarray, size: int) -> np.ndarray:
-    x = np.asarray(x)
-    if x.shape[0] == size:
-        return x
-    return np.concatenate([x, np.repeat(x[-1:], size - x.shape[0], axis=0)])
 
 
 def _summary_document(base, grid, seeds, expanded: Grid, summaries, record_every, record, engine) -> dict:

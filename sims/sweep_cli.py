@@ -106,17 +106,14 @@ def _table(result) -> list[str]:
 
 
 def cmd_sweep(args) -> int:
-    from .cli import _describe, _load_config, check_record_every
+    from .cli import _describe, _load_config
     from .distributed import check_flags, join
-    from .sweep import check_engine, check_sweep_budget, expand_grid, run_sweep
+    from .sweep import check_sweep, run_sweep
 
     base = _load_config(args)
-    check_record_every(args.record_every)
-    check_flags(args.coordinator, args.num_processes, args.process_id)
     # every ConfigError before anything is printed, joined or written
-    expanded = expand_grid(base, args.grid, args.seeds)
-    check_engine(expanded, args.engine)
-    check_sweep_budget(expanded, args.record_every, not args.summaries_only)
+    check_flags(args.coordinator, args.num_processes, args.process_id)
+    expanded = check_sweep(base, args.grid, args.seeds, args.record_every, args.summaries_only, args.engine)
     processes = join(args.coordinator, args.num_processes, args.process_id, timeout=args.join_timeout)
     point_steps = sum(c.train.steps for c in expanded.configs)
     if processes.writer:
@@ -126,7 +123,7 @@ def cmd_sweep(args) -> int:
     start = time.perf_counter()
     result = run_sweep(base, args.grid, args.seeds, Path(args.out) if args.out else None, progress=True,
                        record_every=args.record_every, summaries_only=args.summaries_only,
-                       engine=args.engine, processes=processes)
+                       engine=args.engine, processes=processes, expanded=expanded)
     elapsed = time.perf_counter() - start
     if result is None:  # not process 0: it writes and reports
         print(f"cpi sweep: process {processes.index} of {processes.count} done in {elapsed:.1f} s", file=sys.stderr)

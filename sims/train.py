@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from . import engine
-from .budget import check_run_budget
+from .budget import check_record_every, check_run_budget
 from .config import Config
 from .errors import SimulationError
 from .progress import StepProgress
@@ -57,9 +57,11 @@ def absent_metrics(world) -> set[str]:
 def run(config: Config, progress: bool = False, record_every: int = 1) -> RunResult:
     """Build the world of `config`, train, and return the metrics recorded every
     `record_every` steps (and at the last step), the summary of every step, and the final
-    parameters. Raises ConfigError when the recorded metrics would not fit in memory, and
+    parameters. Raises ConfigError when record_every is not an integer >= 1 or the recorded
+    metrics would not fit in memory, and
     SimulationError when the numbers become non-finite."""
     steps = config.train.steps
+    check_record_every(record_every)
     check_run_budget(config, record_every)
     world = build_world(config)
     train_values = config.train.value_lr > 0

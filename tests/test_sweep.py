@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import sims.chunks as chunks
+import sims.engine as engine
 import sims.sweep as sweep
 from sims import config as cfg
 from sims.errors import ConfigError
@@ -186,16 +187,16 @@ def test_shape_groups_follow_the_built_worlds():
 @pytest.fixture(scope="module")
 def rho_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("rho")
-    traces = chunks.TRACES
+    traces = engine.TRACES
     with compilations() as compiled:
         result = run_sweep(base(), ["mixture.context_critical=0:1:5"], out=out)
-    return result, chunks.TRACES - traces, [name for name in compiled if name != STAGE]
+    return result, engine.TRACES - traces, [name for name in compiled if name != STAGE]
 
 
 def test_sweep_equals_run_at_every_point(rho_sweep):
     result, traces, compiled = rho_sweep
     # One vmapped computation (none if this shape was compiled before in this process).
-    assert traces <= 1 and compiled in ([], ["jit(_counted_advance)"])
+    assert traces <= 1 and compiled in ([], ["jit(_advance_batch)"])
     assert result.n_groups == 1 and len(result) == 5
     np.testing.assert_array_equal(result.coords["mixture.context_critical"], [0, 0.25, 0.5, 0.75, 1])
     assert_matches_run(result)
@@ -399,13 +400,13 @@ print("ok", len(result))
 @pytest.mark.slow
 def test_41_point_rho_sweep_is_one_compiled_call_and_equals_run(tmp_path):
     jax.clear_caches()
-    traces = chunks.TRACES
+    traces = engine.TRACES
     start = time.perf_counter()
     with compilations() as compiled:
         result = run_sweep(cfg.load(), ["mixture.context_critical=0:1:41"], out=tmp_path)
     cold = time.perf_counter() - start
-    assert chunks.TRACES - traces == 1
-    assert [name for name in compiled if name != STAGE] == ["jit(_counted_advance)"], compiled
+    assert engine.TRACES - traces == 1
+    assert [name for name in compiled if name != STAGE] == ["jit(_advance_batch)"], compiled
     assert len(result) == 41 and result.n_groups == 1 and result.metrics["reliance"].shape == (41, 301)
     assert_matches_run(result, [0, 7, 20, 33, 40])
     assert result.summaries[20]["peak_step"] == 32 and result.summaries[20]["inversion"] is True
