@@ -4,7 +4,8 @@ The entry point is the one place that configures the process, before NumPy and J
 initialise: one BLAS thread (NumPy's work here is small matrices, which several BLAS threads
 slow down by up to 100x on a busy machine; a value already in the environment wins), one
 host device per CPU core (so that sweeps shard their points over the
-cores; a flag already in XLA_FLAGS wins) and a persistent compilation cache, so that a
+cores; a flag already in XLA_FLAGS wins), XLA's own CPU reductions instead of YNNPACK's
+(`xla_flags_for_speed`) and a persistent compilation cache, so that a
 second `cpi run` of a config does not compile again. The cache lives in
 $CPI_COMPILATION_CACHE_DIR, else $XDG_CACHE_HOME/cpi/jax (~/.cache/cpi/jax);
 CPI_COMPILATION_CACHE=0 turns it off.
@@ -31,6 +32,25 @@ def compilation_cache_dir() -> Path | None:
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
+YNN_FUSION_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
+YNN_REDUCE_OFF = f"{YNN_FUSION_FLAG}=-LIBRARY_FUSION_TYPE_REDUCE"
+YNN_FLAG_JAXLIB = ("0.10.",)
+"""jaxlib releases on which the flag is known to exist (XLA aborts on an unknown flag)."""
+
+
+def xla_flags_for_speed() -> list[str]:
+    """XLA flags that make the engine faster on this jaxlib: the CPU backend of jaxlib 0.10
+    hands reductions to YNNPACK, which is about 3x slower on the engine's small reductions
+    (over 3 slots and a few output classes per point) than XLA's own loops; measured with
+    `benchmarks/engine_speed.py`. Empty on other jaxlib versions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        jaxlib = version("jaxlib")
+    except PackageNotFoundError:
+        return []
+    return [YNN_REDUCE_OFF] if jaxlib.startswith(YNN_FLAG_JAXLIB) else []
+
 
 def configure_process() -> None:
     """BLAS threads, host devices and the compilation cache; call before anything imports
@@ -40,7 +60,10 @@ def configure_process() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if DEVICE_COUNT_FLAG not in flags:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        os.environ["XLA_FLAGS"] = f"{flags} {DEVICE_COUNT_FLAG}={cores}".strip()
+        flags = f"{flags} {DEVICE_COUNT_FLAG}={cores}".strip()
+    if YNN_FUSION_FLAG not in flags:
+        flags = " ".join([flags, *xla_flags_for_speed()]).strip()
+    os.environ["XLA_FLAGS"] = flags
     cache = compilation_cache_dir()
     if cache is not None:
         import jax
