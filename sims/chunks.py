@@ -36,9 +36,18 @@ CHUNK_BYTES = 512 * 2**20
 MAX_CHUNK_POINTS = 4096
 """A chunk holds at most MAX_CHUNK_POINTS points and about CHUNK_BYTES of worlds and records."""
 
-CLASS_ROUNDING = 8
-"""The output classes of a chunk's points (`sims.engine.output_classes`) are padded to a
-multiple of this, so that the chunks of a shape group usually compile once."""
+PAPER_CLASSES = 5
+CLASS_ROUNDING = 4
+
+
+def padded_classes(classes: int) -> int:
+    """How many output classes (`sims.engine.output_classes`) a chunk whose points have at
+    most `classes` is padded to, so that the chunks of a shape group usually compile once:
+    PAPER_CLASSES (the paper's table gives every point five) or more, rounded up to a
+    multiple of CLASS_ROUNDING. Every padded class costs as much as a real one."""
+    if classes <= PAPER_CLASSES:
+        return PAPER_CLASSES
+    return -(-classes // CLASS_ROUNDING) * CLASS_ROUNDING
 
 SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion", "nonfinite_step")
 ENGINES = ("full", "reduced")
@@ -151,7 +160,7 @@ def _full_chunk(configs, size, record_every, record, progress):
     train_values = first.train.value_lr > 0  # one shape group: the same for every point
     packed = [engine.pack_points(w, dtype, frozen_values=not train_values) for w in worlds]
     if not train_values:  # a common number of output classes, rounded up so chunks share it
-        classes = -(-max(p.class_values.shape[1] for p in packed) // CLASS_ROUNDING) * CLASS_ROUNDING
+        classes = padded_classes(max(p.class_values.shape[1] for p in packed))
         packed = [engine.pad_classes(p, classes) for p in packed]
     points = _stack(packed)
     lr = np.array([c.train.lr for c in configs], dtype=dtype)
