@@ -14,11 +14,12 @@ from matplotlib.collections import PathCollection
 
 import figures
 import figures.make
-from figures import PLOTS
+from experiments import EXPERIMENTS, NAMES, get
+from experiments.analysis import INVERSION, NO_PEAK, NO_RISE, first_peak
+from experiments.cache import data_bytes, is_saved
 from figures.make import add_figures_parser, make_figures
 from figures.style import artist
 from sims import config as cfg
-from sims import figure_data as fd
 
 
 # ---------------------------------------------------------------------------- tiny data dicts
@@ -230,9 +231,15 @@ def mesh_values(fig, gid, shape):
 # ---------------------------------------------------------------------------- plotting functions
 
 
-def test_every_figure_has_a_plot_and_a_data_function():
-    assert list(PLOTS) == list(fd.FIGURES) == list(fd.COMPUTE) == list(fd.PARAMS)
-    assert list(TINY) == list(PLOTS)
+def test_every_experiment_has_parameters_a_computation_and_a_plot():
+    assert list(figures.NAMES) == list(NAMES) == [e.name for e in EXPERIMENTS]
+    assert list(TINY) == list(NAMES)
+    for experiment in EXPERIMENTS:
+        assert get(experiment.name) is experiment
+        assert callable(experiment.compute) and isinstance(experiment.params, dict)
+        assert figures.plot_function(experiment.name) is getattr(figures, f"plot_{experiment.name}")
+    with pytest.raises(KeyError, match="experiments: inversion"):
+        get("inverse")
 
 
 def test_inversion_plots_its_arrays():
@@ -400,8 +407,8 @@ def test_first_peak_kinds():
         [0.3, 0.2, 0.1, 0.15, 0.1, 0.05],  # falls from step 0
         [0.3, 0.4, 0.5, 0.6, 0.7, 0.8],  # still rising
     ])
-    out = fd.first_peak(r)
-    np.testing.assert_array_equal(out["kind"], [fd.INVERSION, fd.NO_RISE, fd.NO_PEAK])
+    out = first_peak(r)
+    np.testing.assert_array_equal(out["kind"], [INVERSION, NO_RISE, NO_PEAK])
     np.testing.assert_array_equal(out["peak_step"], [2, 0, 5])
     np.testing.assert_allclose(out["depth"], [0.3, 0.3 - 0.05, 0.0])
 
@@ -419,7 +426,8 @@ def tiny_base() -> cfg.Config:
 
 def test_inversion_data_is_saved_and_reused(tmp_path, monkeypatch):
     base = tiny_base()
-    first = fd.inversion_data(base, data_dir=tmp_path)
+    inversion = get("inversion")
+    first = inversion.data(base, data_dir=tmp_path)
     # simulation and exact reduced theory agree (the figure's premise)
     np.testing.assert_allclose(first["sim_reliance"], first["theory_reliance"], atol=1e-10)
     np.testing.assert_allclose(first["sim_aligned"], first["theory_aligned"], atol=1e-10)
@@ -431,27 +439,28 @@ def test_inversion_data_is_saved_and_reused(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("recomputed although the saved data match")
 
-    monkeypatch.setitem(fd.COMPUTE, "inversion", boom)
-    again = fd.inversion_data(base, data_dir=tmp_path)
+    monkeypatch.setattr(inversion.module, "compute", boom)
+    again = inversion.data(base, data_dir=tmp_path)
     assert again.keys() == first.keys()
     for key in first:
         np.testing.assert_array_equal(again[key], first[key])
     assert saved.read_bytes() == before
-    assert fd.is_saved("inversion", base, tmp_path)
+    assert is_saved("inversion", base, tmp_path)
     # a changed base config or force recomputes
     changed = cfg.with_values(base, {"train.lr": 0.5})
-    assert not fd.is_saved("inversion", changed, tmp_path)
+    assert not is_saved("inversion", changed, tmp_path)
     with pytest.raises(AssertionError, match="recomputed"):
-        fd.inversion_data(changed, data_dir=tmp_path)
+        inversion.data(changed, data_dir=tmp_path)
     with pytest.raises(AssertionError, match="recomputed"):
-        fd.inversion_data(base, data_dir=tmp_path, force=True)
+        inversion.data(base, data_dir=tmp_path, force=True)
 
 
 def test_counterfactual_needed_curve_is_counterfactual_needed_at_every_horizon():
+    from experiments.counterfactual import counterfactual_needed_curve
     from theory.mitigations import counterfactual_needed
 
     knowledge = (40, 80, 0.2, 0.6, 1.0, 0.5)
-    curve = fd.counterfactual_needed_curve(knowledge, 0.5, 20, max_cf=12, steps=120)
+    curve = counterfactual_needed_curve(knowledge, 0.5, 20, max_cf=12, steps=120)
     assert curve[0] == 0 and np.all(np.diff(curve) >= 0)
     for steps in (30, 60, 120):
         expected = counterfactual_needed(*knowledge, rho=0.5, n=20, mode="add", criterion="discrete", steps=steps,
@@ -461,9 +470,10 @@ def test_counterfactual_needed_curve_is_counterfactual_needed_at_every_horizon()
 
 def test_value_training_run_is_the_simulator_and_test_rows_move_together():
     from sims.train import run
+    from sims.value_training import value_training_run
 
     base = cfg.with_values(tiny_base(), {"train.steps": 4})
-    out = fd.value_training_run(base, [0.0, 0.7], record_every=2)
+    out = value_training_run(base, [0.0, 0.7], record_every=2)
     for i, value_lr in enumerate((0.0, 0.7)):
         expected = run(cfg.with_values(base, {"train.value_lr": value_lr}))
         for key in ("reliance", "attention_context", "neg_grad_theta_c_CS"):
@@ -482,19 +492,20 @@ def test_parameters_enter_the_inputs_hash(tmp_path, monkeypatch):
         calls.append(params)
         return tiny_three_steps()
 
-    monkeypatch.setitem(fd.COMPUTE, "three_steps", fake)
-    fd.three_steps_data(data_dir=tmp_path)
-    fd.three_steps_data(data_dir=tmp_path)
-    assert len(calls) == 1 and calls[0] == fd.PARAMS["three_steps"]
-    fd.three_steps_data(data_dir=tmp_path, n_eta=5)
+    three_steps = get("three_steps")
+    monkeypatch.setattr(three_steps.module, "compute", fake)
+    three_steps.data(data_dir=tmp_path)
+    three_steps.data(data_dir=tmp_path)
+    assert len(calls) == 1 and calls[0] == three_steps.params
+    three_steps.data(data_dir=tmp_path, n_eta=5)
     assert len(calls) == 2 and calls[1]["n_eta"] == 5
     with pytest.raises(TypeError, match="no parameter"):
-        fd.three_steps_data(data_dir=tmp_path, bogus=1)
+        three_steps.data(data_dir=tmp_path, bogus=1)
 
 
 def test_saved_data_have_deterministic_bytes():
     d = tiny_phase_diagram()
-    assert fd.data_bytes(d) == fd.data_bytes(dict(reversed(list(d.items()))))
+    assert data_bytes(d) == data_bytes(dict(reversed(list(d.items()))))
 
 
 # ---------------------------------------------------------------------------- make step and CLI
@@ -504,20 +515,20 @@ def test_saved_data_have_deterministic_bytes():
 def fake_data(monkeypatch):
     """Every figure's computation replaced by its tiny data dict."""
     for name, make in TINY.items():
-        monkeypatch.setitem(fd.COMPUTE, name, lambda base, work, _make=make, **params: _make())
+        monkeypatch.setattr(get(name).module, "compute", lambda base, work, _make=make, **params: _make())
 
 
 def test_make_figures_writes_png_and_pdf(tmp_path, fake_data, capsys, monkeypatch):
     monkeypatch.setattr(figures.make, "DPI", 40)  # small PNGs: the test is about what is written
     paths = make_figures(tmp_path / "out")
-    expected = [tmp_path / "out" / f"{name}.{ext}" for name in PLOTS for ext in ("png", "pdf")]
+    expected = [tmp_path / "out" / f"{name}.{ext}" for name in NAMES for ext in ("png", "pdf")]
     assert paths == expected
     for path in paths:
         head = path.read_bytes()[:8]
         assert head.startswith(b"\x89PNG" if path.suffix == ".png" else b"%PDF")
-    assert all((tmp_path / "out" / "data" / f"{name}.npz").exists() for name in PLOTS)
+    assert all((tmp_path / "out" / "data" / f"{name}.npz").exists() for name in NAMES)
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == len(PLOTS) and all("data computed" in line for line in err)
+    assert len(err) == len(NAMES) and all("data computed" in line for line in err)
     pdf = (tmp_path / "out" / "inversion.pdf").read_bytes()
     make_figures(tmp_path / "out", names=["inversion"])
     assert "data reused" in capsys.readouterr().err
@@ -541,7 +552,8 @@ def test_figures_subcommand(tmp_path, monkeypatch):
 def test_presentation_layer_does_not_import_the_simulator():
     code = (
         "import sys, figures, figures.make\n"
-        "bad = [m for m in ('jax', 'sims', 'sims.train', 'sims.figure_data') if m in sys.modules]\n"
+        "bad = [m for m in ('jax', 'sims', 'sims.train', 'experiments.cache', 'experiments.inversion')\n"
+        "       if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
