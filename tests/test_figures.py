@@ -249,7 +249,7 @@ def test_inversion_plots_its_arrays():
         assert_line(fig, key, d["step"], d[key])
     assert_line(fig, "sim_peak", [2], [0.8])
     assert "0.800" in fig._suptitle.get_text() and "step 2" in fig._suptitle.get_text()
-    labels = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for legend in legends(fig) for t in legend.get_texts()]
     assert any("simulation (markers)" in s for s in labels) and any("theory (line)" in s for s in labels)
 
 
@@ -399,6 +399,132 @@ def test_tasks_plots_its_arrays():
     title = fig._suptitle.get_text()
     assert "+0.000 at $\\gamma$ = 0" in title and "+0.012 at $\\gamma$ = 0.6" in title
     assert "$\\gamma$ ≥ 0.9 relation 2" in title  # the last γ is horizon-limited
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+def inversion_at_rho_035() -> dict:
+    """Inversion data shaped like the default config at ρ = 0.35 (M_C falls far below its
+    start, aligned accuracy ends near its top): the case whose legends used to cover data."""
+    step = np.arange(301)
+
+    def curve(*points):
+        t, y = zip(*points)
+        return np.interp(step, t, y)
+
+    reliance = curve((0, 0.29), (16, 0.581), (50, 0.37), (100, 0.25), (200, 0.16), (300, 0.133))
+    attention = curve((0, 0.5), (16, 0.65), (100, 0.48), (300, 0.38))
+    aligned = curve((0, 0.38), (16, 0.319), (100, 0.39), (300, 0.432))
+    return dict(
+        step=step, sim_reliance=reliance, theory_reliance=reliance, sim_attention=attention,
+        theory_attention=attention, sim_aligned=aligned, theory_aligned=aligned, sim_peak=0.581, sim_peak_step=16,
+        theory_peak=0.581, theory_peak_step=16, rho=0.35, rho_star=0.27, lr=1.0, values_frozen=True,
+    )
+
+
+def phase_diagram_like_the_default() -> dict:
+    """Phase-diagram data shaped like the default config's: peak and final rise across ρ, the
+    drop peaks near ρ = 0.4, and the flows end at A = −7.6 ... 13 with slopes −8/21 ... 4/7."""
+    d = tiny_phase_diagram()
+    rho = np.linspace(0, 1, 101)
+    peak = 0.29 + 0.67 / (1 + np.exp(-(rho - 0.36) / 0.04))
+    final = 0.01 + 0.95 / (1 + np.exp(-(rho - 0.5) / 0.04))
+    slopes = np.array([-8, 0, 4, 8, 12]) / 21
+    t = np.geomspace(1e-2, 1e10, 200)
+    d.update(
+        theory_rho_lines=rho, theory_initial=np.full(101, 0.29), theory_peak=peak, theory_final=final,
+        theory_drop=peak - final, theory_lines_peak_step=np.where(rho > 0.27, 10 + 990 * rho ** 4, 0).astype(int),
+        sim_rho=rho[::5], sim_initial=np.full(21, 0.29), sim_peak=peak[::5], sim_final=final[::5],
+        sim_drop=(peak - final)[::5], sim_peak_step=np.where(rho[::5] > 0.27, 20, 0),
+        sim_inversion=rho[::5] > 0.27, flow_time=t, flow_rho=np.array([0.3, 0.5, 0.6, 0.7, 0.8]),
+        flow_A=slopes[:, None] * np.log(t) + np.array([1.2, 0.6, 0.2, -0.1, -0.2])[:, None],
+        flow_slope=slopes, flow_constant=np.array([1.2, 0.6, 0.2, -0.1, -0.2]), flow_consistent=np.ones(5, bool),
+        step=np.arange(1001),
+    )
+    d["theory_reliance"] = np.tile(np.linspace(0.3, 0.9, 1001), (3, 1))
+    return d
+
+
+def within(box, xy: np.ndarray) -> np.ndarray:
+    """Which display points (N, 2) lie inside the box."""
+    return (xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1) & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1)
+
+
+def drawn(fig):
+    fig.canvas.draw()  # constrained layout runs at draw time
+    return fig.canvas.get_renderer()
+
+
+def data_points(fig) -> np.ndarray:
+    """Display coordinates of every plotted data point (artists tagged with a gid: lines, with
+    their segments sampled finely, and marker collections) that lies inside its axes."""
+    from matplotlib.lines import Line2D
+
+    out = []
+    for ax in fig.axes:
+        box = ax.get_window_extent()
+        for a in ax.get_children():
+            if a.get_gid() is None or not a.get_visible():
+                continue
+            if isinstance(a, Line2D):
+                xy = a.get_transform().transform(np.column_stack([a.get_xdata(), a.get_ydata()]).astype(float))
+                xy = xy[np.all(np.isfinite(xy), axis=1)]
+                if a.get_linestyle() not in ("None", "none", "") and len(xy) > 1:
+                    f = np.linspace(0, 1, 25)[:, None, None]
+                    xy = (xy[:-1] * (1 - f) + xy[1:] * f).reshape(-1, 2)
+            elif isinstance(a, PathCollection):
+                xy = a.get_offset_transform().transform(a.get_offsets())
+            else:
+                continue
+            out.append(xy[within(box, xy)] if len(xy) else xy)
+    return np.concatenate(out) if out else np.empty((0, 2))
+
+
+def legends(fig) -> list:
+    return [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
+
+
+@pytest.mark.parametrize("name, make", [("inversion", inversion_at_rho_035), ("phase_diagram", phase_diagram_like_the_default)])
+def test_legends_and_labels_cover_no_data(name, make):
+    fig = figures.plot(name, make())
+    renderer = drawn(fig)
+    points = data_points(fig)
+    assert len(points) > 100
+    boxes = [legend.get_window_extent(renderer) for legend in legends(fig)]
+    boxes += [t.get_window_extent(renderer) for ax in fig.axes for t in ax.texts if t.get_text()]
+    assert boxes
+    for box in boxes:
+        inside = within(box, points)
+        assert not inside.any(), f"{inside.sum()} data points under {box}"
+
+
+LAYOUT_CASES = [*TINY.items(), ("inversion", inversion_at_rho_035), ("phase_diagram", phase_diagram_like_the_default)]
+
+
+@pytest.mark.parametrize("name, make", LAYOUT_CASES, ids=[f"{n}-{m.__name__}" for n, m in LAYOUT_CASES])
+def test_every_text_lies_within_the_figure(name, make):
+    from matplotlib.text import Text
+
+    fig = figures.plot(name, make())
+    renderer = drawn(fig)
+    page = fig.bbox
+
+    def inside(box):
+        return box.x0 >= page.x0 - 1 and box.y0 >= page.y0 - 1 and box.x1 <= page.x1 + 1 and box.y1 <= page.y1 + 1
+
+    axes = [axis for ax in fig.axes if ax.axison for axis in (ax.xaxis, ax.yaxis)]
+    # Tick labels exist for ticks outside the view too; an axis's extent counts only the drawn ones.
+    tick_labels = {id(t) for axis in axes for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+                   for t in (tick.label1, tick.label2)}
+    for axis in axes:
+        box = axis.get_tightbbox(renderer)
+        assert box is None or inside(box), (axis, box, page)
+    for text in fig.findobj(Text):
+        if id(text) in tick_labels or not text.get_visible() or not text.get_text().strip():
+            continue
+        box = text.get_window_extent(renderer)
+        assert inside(box), (text.get_text(), box, page)
 
 
 def test_first_peak_kinds():
