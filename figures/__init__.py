@@ -1,36 +1,35 @@
 """Presentation layer: one function per figure, data dict -> matplotlib `Figure`.
 
-The data dicts come from `sims.figure_data` (or from saved `<data_dir>/<figure>.npz` files);
-nothing here trains or imports the simulator, so a figure can be restyled without re-running
-anything. `figures.make.make_figures` (`cpi figures`) computes or reuses the data and writes
-every figure as PNG and PDF. Figures are drawn on the Agg canvas without pyplot.
+The data dicts come from the experiments (`experiments`, or saved `<data_dir>/<figure>.npz`
+files); nothing here trains or imports the simulator, so a figure can be restyled without
+re-running anything. Which figures exist, and which plot function draws each, is read from
+`experiments.registry` (`plot_<name>` in `figures/<name>.py`). `figures.make.make_figures`
+(`cpi figures`) computes or reuses the data and writes every figure as PNG and PDF. Figures
+are drawn on the Agg canvas without pyplot.
 """
 
-NAMES = (
-    "inversion",
-    "tug_of_war",
-    "phase_diagram",
-    "three_steps",
-    "knowledge_strength",
-    "filtering",
-    "counterfactual",
-    "value_training",
-    "fact_recall",
-    "tasks",
-)
-"""The figures, in the order `cpi figures` writes them (known without importing matplotlib)."""
+from importlib import import_module
+
+from experiments.registry import NAMES, get
+
+__all__ = ["NAMES", "plot", "plot_function", *(f"plot_{n}" for n in NAMES)]
+
+
+def plot_function(name: str):
+    """The function that draws experiment `name`'s data (imports matplotlib on first use)."""
+    return getattr(import_module(f".{name}", __name__), get(name).plot)
+
+
+def plot(name: str, data: dict):
+    """The Figure of experiment `name` for its data dict."""
+    return plot_function(name)(data)
 
 
 def __getattr__(name: str):
-    """`PLOTS` and the plot functions, imported on first use: the CLI can list the figures
-    without loading matplotlib."""
-    if name == "PLOTS" or name.startswith("plot_"):
-        from importlib import import_module
-
-        plots = {n: getattr(import_module(f".{n}", __name__), f"plot_{n}") for n in NAMES}
-        globals().update({f"plot_{n}": f for n, f in plots.items()}, PLOTS=plots)
-        return globals()[name]
+    """`plot_<experiment>`, imported on first use: the CLI can list the figures without
+    loading matplotlib."""
+    if name.startswith("plot_") and name[len("plot_"):] in NAMES:
+        function = plot_function(name[len("plot_"):])
+        globals()[name] = function
+        return function
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["NAMES", "PLOTS", *(f"plot_{n}" for n in NAMES)]

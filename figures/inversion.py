@@ -19,7 +19,10 @@ def plot_inversion(data: dict):
     frozen = bool(scalar(data, "values_frozen", True))
     theory_note = "exact reduced theory" + ("" if frozen else " (assumes $W_V$ frozen)")
 
-    fig, (ax, bx) = new_figure(11.5, 4.4, ncols=2)
+    # A row under the panels holds their legends and the note: nothing there can cover data.
+    fig, (ax, bx, a_key, b_key) = new_figure(11.5, 5.2, ncols=2, nrows=2, gridspec_kw=dict(height_ratios=(4.4, 0.85)))
+    for key in (a_key, b_key):
+        key.axis("off")
     theory_line(ax, step, data["theory_reliance"], "theory_reliance", f"$M_C$, {theory_note} (line)", color=BLUE)
     sim_line(ax, step, reliance, "sim_reliance", "$M_C$, simulation (markers)", every, color=BLUE)
     theory_line(ax, step, data["theory_attention"], "theory_attention", f"$\\sigma_c$, {theory_note} (line)", color=ORANGE)
@@ -33,7 +36,7 @@ def plot_inversion(data: dict):
     ax.set_ylabel("mean over held-out conflict points")
     ax.set_ylim(0, 1.02)
     ax.set_xlim(step[0], step[-1])
-    ax.legend(fontsize=8, loc="lower right")
+    a_key.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="upper center", ncol=2, frameon=False)
     panel_label(ax, "(a) context reliance $M_C = p_c/(p_c + p_a)$ and attention $\\sigma_c$")
 
     if "sim_aligned" in data:
@@ -47,14 +50,14 @@ def plot_inversion(data: dict):
     bx.set_xlabel("training step t")
     bx.set_ylabel("$p_c$ on held-out aligned points")
     bx.set_xlim(step[0], step[-1])
-    bx.legend(fontsize=8, loc="upper right")
+    b_key.legend(*bx.get_legend_handles_labels(), fontsize=8, loc="upper left", frameon=False)
     note = (
         f"$W_V$ {'frozen' if frozen else 'trained'}: accuracy {aligned[0]:.3f} at t = 0\n"
         f"dips to {aligned[low]:.3f} (t = {low}) while attention\nmoves to the context, then "
         f"{'recovers' if aligned[-1] > aligned[low] else 'stays low'} to {aligned[-1]:.3f}\n(t = {step[-1]}) as $M_C$ falls"
         + ("; it stays\nbelow its start" if aligned[-1] < aligned[0] else "")
     )
-    bx.text(0.97, 0.04, note, transform=bx.transAxes, ha="right", va="bottom", **ANNOTATION)
+    b_key.text(1.0, 1.0, note, transform=b_key.transAxes, ha="right", va="top", **ANNOTATION)
     bx.set_title("context = the memorised fact", loc="right", fontsize=8.5, color="0.35")
     panel_label(bx, "(b) accuracy on held-out aligned points")
 

@@ -12,7 +12,7 @@ from matplotlib.patches import Patch
 from .style import headline, new_figure, panel_label, scalar
 
 CMAP = "magma"
-INVERSION, NO_RISE, NO_PEAK = 0, 1, 2  # as in sims.figure_data.first_peak
+INVERSION, NO_RISE, NO_PEAK = 0, 1, 2  # as in experiments.analysis.first_peak
 STAR_COLOR = "#00bfff"
 
 

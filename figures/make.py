@@ -1,7 +1,7 @@
 """`cpi figures`: compute (or reuse) every figure's data and write `<out>/<name>.png` and `.pdf`.
 
-Data come from `sims.figure_data` and are saved as `<data_dir>/<name>.npz` (default
-`<out>/data`), with the simulations they ran under `<data_dir>/sims`; a second run with an
+Data come from the experiments (`experiments.cache.experiment_data`) and are saved as
+`<data_dir>/<name>.npz` (default `<out>/data`), with the simulations they ran under `<data_dir>/sims`; a second run with an
 unchanged config only re-plots.
 """
 
@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import NAMES
+from . import NAMES, plot
 
 DPI = 150
 PDF_METADATA = {"CreationDate": None}
@@ -40,20 +40,18 @@ def make_figures(
     as PNG and PDF under `out_dir`; returns the paths written. Data are reused from
     `data_dir` (default `<out_dir>/data`) unless `force` or the config changed. One progress
     line per figure goes to stderr."""
-    from sims import figure_data as fd  # the experiment layer, only when data are needed
+    from experiments.cache import experiment_data, is_saved  # the experiment layer, only when data are needed
 
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir is not None else out_dir / "data"
-    from . import PLOTS
-
     names = list(names) if names is not None else list(NAMES)
     written: list[Path] = []
     for i, name in enumerate(names, 1):
         start = time.perf_counter()
-        reused = not force and fd.is_saved(name, config, data_dir)
-        data = fd.figure_data(name, config, data_dir, force)
+        reused = not force and is_saved(name, config, data_dir)
+        data = experiment_data(name, config, data_dir, force)
         middle = time.perf_counter()
-        fig = PLOTS[name](data)
+        fig = plot(name, data)
         paths = save_figure(fig, out_dir, name)
         written += paths
         if progress:

@@ -19,8 +19,24 @@ def _slope_text(slope: float, n: int) -> str:
         return "0"
     frac = Fraction(slope).limit_denominator(4 * (n + 1))
     if abs(float(frac) - slope) < 1e-9 and frac.denominator > 1:
-        return f"{frac.numerator}/{frac.denominator}"
-    return f"{slope:.3g}"
+        return f"{frac.numerator}/{frac.denominator}".replace("-", "−")
+    return f"{slope:.3g}".replace("-", "−")
+
+
+def _label_line_ends(ax, labels, gap: float = 0.06) -> None:
+    """Write each (y, text, color, index) label just right of the axes at the height y where
+    its curve ends, moved apart to at least `gap` of the y range: beside the curves, never on
+    them."""
+    lo, hi = ax.get_ylim()
+    step = gap * (hi - lo)
+    placed = []
+    for y, text, color, i in sorted(labels):
+        y = max(y, placed[-1] + step) if placed else y
+        placed.append(y)
+        label = ax.annotate(text, xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(4, 0),
+                            textcoords="offset points", ha="left", va="center", color=color, fontsize=8.5,
+                            annotation_clip=False)
+        label.set_gid(f"flow_label_{i}")
 
 
 def plot_phase_diagram(data: dict):
@@ -31,7 +47,12 @@ def plot_phase_diagram(data: dict):
     step = np.asarray(data["step"])
     last = int(step[-1])
     n = int(scalar(data, "n_train", 20))
-    fig, (ax, bx, cx) = new_figure(16.5, 5.0, ncols=3)
+    # A row under the panels holds their legends: nothing there can cover data.
+    fig, (ax, bx, cx, a_key, b_key, c_key) = new_figure(
+        16.5, 6.0, ncols=3, nrows=2, gridspec_kw=dict(height_ratios=(5.0, 1.0))
+    )
+    for key in (a_key, b_key, c_key):
+        key.axis("off")
 
     # (a) heat map
     rho = np.asarray(data["theory_rho"])
@@ -53,7 +74,8 @@ def plot_phase_diagram(data: dict):
     ax.axvline(rho_star, color="white", linestyle="--", linewidth=1.2, label=rf"$\rho^*$ = {rho_star:.3f}")
     ax.set_xlabel(r"fraction of context-critical points $\rho = n_C/n$")
     ax.set_ylabel(r"training step $t$ (symlog scale)")
-    ax.legend(fontsize=8, loc="upper left", facecolor="0.85")
+    a_key.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="upper center", ncol=2,
+                 facecolor="0.8", edgecolor="none")  # grey: the handles are white, as on the heat map
     panel_label(ax, r"(a) $M_C$ over ($\rho$, step); no rise left of $\rho^*$")
 
     # (b) peak, final, drop vs ρ
@@ -75,13 +97,14 @@ def plot_phase_diagram(data: dict):
     bx.set_ylabel(r"context reliance $M_C$")
     bx.set_ylim(-0.02, 1.02)
     bx.set_xlim(lines_rho[0], lines_rho[-1])
-    bx.legend(fontsize=7.5, loc="center right")
+    b_key.legend(*bx.get_legend_handles_labels(), fontsize=7.5, loc="upper center", ncol=2, frameon=False)
     panel_label(bx, rf"(b) peak, final and drop of $M_C$ over {last} steps ($\eta$ = {scalar(data, 'lr', 1.0):g})")
 
     # (c) long-time gradient flow
     t = np.asarray(data["flow_time"])
     colors = [PURPLE, BLUE, "#17becf", ORANGE, RED, "#8c564b", "#e377c2"]
     t_late = t[t >= 1e2]
+    labels = []
     for i, (r, a, slope, const) in enumerate(
         zip(data["flow_rho"], data["flow_A"], data["flow_slope"], data["flow_constant"])
     ):
@@ -89,21 +112,21 @@ def plot_phase_diagram(data: dict):
         theory_line(cx, t, a, f"flow_A_{i}", color=color)
         text = rf"$\rho$ = {r:.2g}"
         if np.isfinite(const):
-            (asym,) = cx.plot(t_late, slope * np.log(t_late) + const, color=color, linestyle="--", linewidth=1.1,
-)
+            (asym,) = cx.plot(t_late, slope * np.log(t_late) + const, color=color, linestyle="--", linewidth=1.1)
             asym.set_gid(f"flow_law_{i}")
             text += f", slope {_slope_text(float(slope), n)}"
-        cx.text(t[-1] / 1.5, a[-1], text, color=color, ha="right", va="bottom", fontsize=8.5)
+        labels.append((float(a[-1]), text, color, i))
     cx.axhline(0.0, color="0.6", linewidth=0.8)
     cx.set_xscale("log")
     cx.set_xlim(t[0], t[-1])
+    _label_line_ends(cx, labels)
     cx.set_xlabel(r"time $t = \eta \times$ steps (log scale, so $\ln t$ is linear)")
     cx.set_ylabel(r"test attention gap $A = \mathrm{logit}\,\sigma_c$")
-    cx.legend(
+    c_key.legend(
         handles=[Line2D([], [], color="black", **THEORY_STYLE, label=r"gradient flow $A(t)$ (exact reduced theory)"),
                  Line2D([], [], color="black", linestyle="--", linewidth=1.1,
                         label=r"$\ln t$ law: $(n+1)A \approx (n_C - n_{CS})\ln t$ + const")],
-        fontsize=8, loc="upper left",
+        fontsize=8, loc="upper center", frameon=False,
     )
     panel_label(cx, r"(c) gradient flow: $A(t)$ vs $\ln t$ and the predicted slopes")
 

@@ -5,6 +5,10 @@ It is the definition and the test oracle of the fast engine (`sims.engine`), whi
 and `cpi sweep` use; `simulate` is a pure function of packed world arrays and the step sizes. Step 0 of every metric is before any update; step t is after t
 updates. W_KQ starts at 0; W_V starts at its pretrained value and trains only when
 value_lr > 0 (with its own step size).
+
+Precision: `pack` and `simulate` compute in the dtype they are given, switching JAX's 64-bit
+mode on for their own duration when it is float64 (`sims.engine.precision`), never for the
+whole process; `metrics`, `simulate_chunk` and `final_metrics` follow their caller's mode.
 """
 
 from __future__ import annotations
@@ -16,10 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from .engine import precision
 from .model import batch_losses, batch_outputs
 from .world import GROUPS, Points, World
-
-jax.config.update("jax_enable_x64", True)
 
 CHUNK_STEPS = 20_000
 """Runs longer than this are cut into scans of at most this many steps, with progress shown."""
@@ -32,6 +35,11 @@ def _points(points: Points) -> tuple:
 
 def pack(world: World, dtype: str = "float64") -> dict:
     """The arrays `simulate` needs, as one pytree (stackable along a new axis for vmap)."""
+    with precision(dtype):
+        return _pack(world, dtype)
+
+
+def _pack(world: World, dtype: str) -> dict:
     f = jnp.dtype(dtype)
     onehot = (world.train.group[:, None] == np.arange(len(GROUPS))[None, :]).astype(dtype)
     test_relation = world.test.tokens[:, 2] - world.relation
@@ -163,6 +171,11 @@ def simulate(data, lr, value_lr, steps: int, train_values: bool, progress=None) 
 
     Long runs are cut into scans of CHUNK_STEPS steps; `progress(done, total)` is called
     after each chunk."""
+    with precision(data["embed"].dtype):
+        return _simulate(data, lr, value_lr, steps, train_values, progress)
+
+
+def _simulate(data, lr, value_lr, steps: int, train_values: bool, progress) -> tuple[dict, dict]:
     state = initial_state(data, lr, value_lr, train_values)
     pieces = []
     done = 0

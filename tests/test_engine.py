@@ -65,8 +65,9 @@ def test_chunks_of_a_long_run_equal_one_scan(monkeypatch):
     monkeypatch.setattr(engine, "CHUNK_STEPS", 20)
     calls = []
     world = build_world(config)
-    recorded, summary, _ = engine.simulate(engine.pack_shared(world), engine.pack_points(world), 1.0, 0.0, 70,
-                                           False, record_every=3, progress=calls.append)
+    with engine.precision("float64"):  # as sims.train.run calls it
+        recorded, summary, _ = engine.simulate(engine.pack_shared(world), engine.pack_points(world), 1.0, 0.0, 70,
+                                               False, record_every=3, progress=calls.append)
     assert calls == [18, 36, 54, 70]  # chunk lengths are multiples of the stride
     np.testing.assert_array_equal(recorded["reliance"], whole.metrics["reliance"][engine.recorded_steps(70, 3)])
     summary.pop("nonfinite_step")
@@ -82,12 +83,14 @@ def test_the_plan_records_multiples_of_the_stride_and_the_last_step():
 
 
 def _fold(reliance, metrics):
+    import jax
     import jax.numpy as jnp
 
-    fold = fold_init(metrics.shape[1], jnp.float64)
-    for t, (r, m) in enumerate(zip(reliance, metrics)):
-        fold = fold_update(fold, jnp.asarray(r), jnp.asarray(m), t)
-    return fold_finish(fold)
+    with jax.enable_x64(True):  # the fold in float64, as the engine runs it
+        fold = fold_init(metrics.shape[1], jnp.float64)
+        for t, (r, m) in enumerate(zip(reliance, metrics)):
+            fold = fold_update(fold, jnp.asarray(r), jnp.asarray(m), t)
+        return fold_finish(fold)
 
 
 @settings(max_examples=40, deadline=None)

@@ -14,11 +14,12 @@ from matplotlib.collections import PathCollection
 
 import figures
 import figures.make
-from figures import PLOTS
+from experiments import EXPERIMENTS, NAMES, get
+from experiments.analysis import INVERSION, NO_PEAK, NO_RISE, first_peak
+from experiments.cache import data_bytes, is_saved
 from figures.make import add_figures_parser, make_figures
 from figures.style import artist
 from sims import config as cfg
-from sims import figure_data as fd
 
 
 # ---------------------------------------------------------------------------- tiny data dicts
@@ -230,9 +231,15 @@ def mesh_values(fig, gid, shape):
 # ---------------------------------------------------------------------------- plotting functions
 
 
-def test_every_figure_has_a_plot_and_a_data_function():
-    assert list(PLOTS) == list(fd.FIGURES) == list(fd.COMPUTE) == list(fd.PARAMS)
-    assert list(TINY) == list(PLOTS)
+def test_every_experiment_has_parameters_a_computation_and_a_plot():
+    assert list(figures.NAMES) == list(NAMES) == [e.name for e in EXPERIMENTS]
+    assert list(TINY) == list(NAMES)
+    for experiment in EXPERIMENTS:
+        assert get(experiment.name) is experiment
+        assert callable(experiment.compute) and isinstance(experiment.params, dict)
+        assert figures.plot_function(experiment.name) is getattr(figures, f"plot_{experiment.name}")
+    with pytest.raises(KeyError, match="experiments: inversion"):
+        get("inverse")
 
 
 def test_inversion_plots_its_arrays():
@@ -242,7 +249,7 @@ def test_inversion_plots_its_arrays():
         assert_line(fig, key, d["step"], d[key])
     assert_line(fig, "sim_peak", [2], [0.8])
     assert "0.800" in fig._suptitle.get_text() and "step 2" in fig._suptitle.get_text()
-    labels = [t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()]
+    labels = [t.get_text() for legend in legends(fig) for t in legend.get_texts()]
     assert any("simulation (markers)" in s for s in labels) and any("theory (line)" in s for s in labels)
 
 
@@ -394,14 +401,140 @@ def test_tasks_plots_its_arrays():
     assert "$\\gamma$ ≥ 0.9 relation 2" in title  # the last γ is horizon-limited
 
 
+# ---------------------------------------------------------------------------- layout
+
+
+def inversion_at_rho_035() -> dict:
+    """Inversion data shaped like the default config at ρ = 0.35 (M_C falls far below its
+    start, aligned accuracy ends near its top): the case whose legends used to cover data."""
+    step = np.arange(301)
+
+    def curve(*points):
+        t, y = zip(*points)
+        return np.interp(step, t, y)
+
+    reliance = curve((0, 0.29), (16, 0.581), (50, 0.37), (100, 0.25), (200, 0.16), (300, 0.133))
+    attention = curve((0, 0.5), (16, 0.65), (100, 0.48), (300, 0.38))
+    aligned = curve((0, 0.38), (16, 0.319), (100, 0.39), (300, 0.432))
+    return dict(
+        step=step, sim_reliance=reliance, theory_reliance=reliance, sim_attention=attention,
+        theory_attention=attention, sim_aligned=aligned, theory_aligned=aligned, sim_peak=0.581, sim_peak_step=16,
+        theory_peak=0.581, theory_peak_step=16, rho=0.35, rho_star=0.27, lr=1.0, values_frozen=True,
+    )
+
+
+def phase_diagram_like_the_default() -> dict:
+    """Phase-diagram data shaped like the default config's: peak and final rise across ρ, the
+    drop peaks near ρ = 0.4, and the flows end at A = −7.6 ... 13 with slopes −8/21 ... 4/7."""
+    d = tiny_phase_diagram()
+    rho = np.linspace(0, 1, 101)
+    peak = 0.29 + 0.67 / (1 + np.exp(-(rho - 0.36) / 0.04))
+    final = 0.01 + 0.95 / (1 + np.exp(-(rho - 0.5) / 0.04))
+    slopes = np.array([-8, 0, 4, 8, 12]) / 21
+    t = np.geomspace(1e-2, 1e10, 200)
+    d.update(
+        theory_rho_lines=rho, theory_initial=np.full(101, 0.29), theory_peak=peak, theory_final=final,
+        theory_drop=peak - final, theory_lines_peak_step=np.where(rho > 0.27, 10 + 990 * rho ** 4, 0).astype(int),
+        sim_rho=rho[::5], sim_initial=np.full(21, 0.29), sim_peak=peak[::5], sim_final=final[::5],
+        sim_drop=(peak - final)[::5], sim_peak_step=np.where(rho[::5] > 0.27, 20, 0),
+        sim_inversion=rho[::5] > 0.27, flow_time=t, flow_rho=np.array([0.3, 0.5, 0.6, 0.7, 0.8]),
+        flow_A=slopes[:, None] * np.log(t) + np.array([1.2, 0.6, 0.2, -0.1, -0.2])[:, None],
+        flow_slope=slopes, flow_constant=np.array([1.2, 0.6, 0.2, -0.1, -0.2]), flow_consistent=np.ones(5, bool),
+        step=np.arange(1001),
+    )
+    d["theory_reliance"] = np.tile(np.linspace(0.3, 0.9, 1001), (3, 1))
+    return d
+
+
+def within(box, xy: np.ndarray) -> np.ndarray:
+    """Which display points (N, 2) lie inside the box."""
+    return (xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1) & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1)
+
+
+def drawn(fig):
+    fig.canvas.draw()  # constrained layout runs at draw time
+    return fig.canvas.get_renderer()
+
+
+def data_points(fig) -> np.ndarray:
+    """Display coordinates of every plotted data point (artists tagged with a gid: lines, with
+    their segments sampled finely, and marker collections) that lies inside its axes."""
+    from matplotlib.lines import Line2D
+
+    out = []
+    for ax in fig.axes:
+        box = ax.get_window_extent()
+        for a in ax.get_children():
+            if a.get_gid() is None or not a.get_visible():
+                continue
+            if isinstance(a, Line2D):
+                xy = a.get_transform().transform(np.column_stack([a.get_xdata(), a.get_ydata()]).astype(float))
+                xy = xy[np.all(np.isfinite(xy), axis=1)]
+                if a.get_linestyle() not in ("None", "none", "") and len(xy) > 1:
+                    f = np.linspace(0, 1, 25)[:, None, None]
+                    xy = (xy[:-1] * (1 - f) + xy[1:] * f).reshape(-1, 2)
+            elif isinstance(a, PathCollection):
+                xy = a.get_offset_transform().transform(a.get_offsets())
+            else:
+                continue
+            out.append(xy[within(box, xy)] if len(xy) else xy)
+    return np.concatenate(out) if out else np.empty((0, 2))
+
+
+def legends(fig) -> list:
+    return [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
+
+
+@pytest.mark.parametrize("name, make", [("inversion", inversion_at_rho_035), ("phase_diagram", phase_diagram_like_the_default)])
+def test_legends_and_labels_cover_no_data(name, make):
+    fig = figures.plot(name, make())
+    renderer = drawn(fig)
+    points = data_points(fig)
+    assert len(points) > 100
+    boxes = [legend.get_window_extent(renderer) for legend in legends(fig)]
+    boxes += [t.get_window_extent(renderer) for ax in fig.axes for t in ax.texts if t.get_text()]
+    assert boxes
+    for box in boxes:
+        inside = within(box, points)
+        assert not inside.any(), f"{inside.sum()} data points under {box}"
+
+
+LAYOUT_CASES = [*TINY.items(), ("inversion", inversion_at_rho_035), ("phase_diagram", phase_diagram_like_the_default)]
+
+
+@pytest.mark.parametrize("name, make", LAYOUT_CASES, ids=[f"{n}-{m.__name__}" for n, m in LAYOUT_CASES])
+def test_every_text_lies_within_the_figure(name, make):
+    from matplotlib.text import Text
+
+    fig = figures.plot(name, make())
+    renderer = drawn(fig)
+    page = fig.bbox
+
+    def inside(box):
+        return box.x0 >= page.x0 - 1 and box.y0 >= page.y0 - 1 and box.x1 <= page.x1 + 1 and box.y1 <= page.y1 + 1
+
+    axes = [axis for ax in fig.axes if ax.axison for axis in (ax.xaxis, ax.yaxis)]
+    # Tick labels exist for ticks outside the view too; an axis's extent counts only the drawn ones.
+    tick_labels = {id(t) for axis in axes for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+                   for t in (tick.label1, tick.label2)}
+    for axis in axes:
+        box = axis.get_tightbbox(renderer)
+        assert box is None or inside(box), (axis, box, page)
+    for text in fig.findobj(Text):
+        if id(text) in tick_labels or not text.get_visible() or not text.get_text().strip():
+            continue
+        box = text.get_window_extent(renderer)
+        assert inside(box), (text.get_text(), box, page)
+
+
 def test_first_peak_kinds():
     r = np.array([
         [0.3, 0.5, 0.9, 0.6, 0.7, 0.95],  # rises, falls to 0.6, recovers above the peak
         [0.3, 0.2, 0.1, 0.15, 0.1, 0.05],  # falls from step 0
         [0.3, 0.4, 0.5, 0.6, 0.7, 0.8],  # still rising
     ])
-    out = fd.first_peak(r)
-    np.testing.assert_array_equal(out["kind"], [fd.INVERSION, fd.NO_RISE, fd.NO_PEAK])
+    out = first_peak(r)
+    np.testing.assert_array_equal(out["kind"], [INVERSION, NO_RISE, NO_PEAK])
     np.testing.assert_array_equal(out["peak_step"], [2, 0, 5])
     np.testing.assert_allclose(out["depth"], [0.3, 0.3 - 0.05, 0.0])
 
@@ -419,7 +552,8 @@ def tiny_base() -> cfg.Config:
 
 def test_inversion_data_is_saved_and_reused(tmp_path, monkeypatch):
     base = tiny_base()
-    first = fd.inversion_data(base, data_dir=tmp_path)
+    inversion = get("inversion")
+    first = inversion.data(base, data_dir=tmp_path)
     # simulation and exact reduced theory agree (the figure's premise)
     np.testing.assert_allclose(first["sim_reliance"], first["theory_reliance"], atol=1e-10)
     np.testing.assert_allclose(first["sim_aligned"], first["theory_aligned"], atol=1e-10)
@@ -431,27 +565,28 @@ def test_inversion_data_is_saved_and_reused(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("recomputed although the saved data match")
 
-    monkeypatch.setitem(fd.COMPUTE, "inversion", boom)
-    again = fd.inversion_data(base, data_dir=tmp_path)
+    monkeypatch.setattr(inversion.module, "compute", boom)
+    again = inversion.data(base, data_dir=tmp_path)
     assert again.keys() == first.keys()
     for key in first:
         np.testing.assert_array_equal(again[key], first[key])
     assert saved.read_bytes() == before
-    assert fd.is_saved("inversion", base, tmp_path)
+    assert is_saved("inversion", base, tmp_path)
     # a changed base config or force recomputes
     changed = cfg.with_values(base, {"train.lr": 0.5})
-    assert not fd.is_saved("inversion", changed, tmp_path)
+    assert not is_saved("inversion", changed, tmp_path)
     with pytest.raises(AssertionError, match="recomputed"):
-        fd.inversion_data(changed, data_dir=tmp_path)
+        inversion.data(changed, data_dir=tmp_path)
     with pytest.raises(AssertionError, match="recomputed"):
-        fd.inversion_data(base, data_dir=tmp_path, force=True)
+        inversion.data(base, data_dir=tmp_path, force=True)
 
 
 def test_counterfactual_needed_curve_is_counterfactual_needed_at_every_horizon():
+    from experiments.counterfactual import counterfactual_needed_curve
     from theory.mitigations import counterfactual_needed
 
     knowledge = (40, 80, 0.2, 0.6, 1.0, 0.5)
-    curve = fd.counterfactual_needed_curve(knowledge, 0.5, 20, max_cf=12, steps=120)
+    curve = counterfactual_needed_curve(knowledge, 0.5, 20, max_cf=12, steps=120)
     assert curve[0] == 0 and np.all(np.diff(curve) >= 0)
     for steps in (30, 60, 120):
         expected = counterfactual_needed(*knowledge, rho=0.5, n=20, mode="add", criterion="discrete", steps=steps,
@@ -461,9 +596,10 @@ def test_counterfactual_needed_curve_is_counterfactual_needed_at_every_horizon()
 
 def test_value_training_run_is_the_simulator_and_test_rows_move_together():
     from sims.train import run
+    from sims.value_training import value_training_run
 
     base = cfg.with_values(tiny_base(), {"train.steps": 4})
-    out = fd.value_training_run(base, [0.0, 0.7], record_every=2)
+    out = value_training_run(base, [0.0, 0.7], record_every=2)
     for i, value_lr in enumerate((0.0, 0.7)):
         expected = run(cfg.with_values(base, {"train.value_lr": value_lr}))
         for key in ("reliance", "attention_context", "neg_grad_theta_c_CS"):
@@ -482,19 +618,20 @@ def test_parameters_enter_the_inputs_hash(tmp_path, monkeypatch):
         calls.append(params)
         return tiny_three_steps()
 
-    monkeypatch.setitem(fd.COMPUTE, "three_steps", fake)
-    fd.three_steps_data(data_dir=tmp_path)
-    fd.three_steps_data(data_dir=tmp_path)
-    assert len(calls) == 1 and calls[0] == fd.PARAMS["three_steps"]
-    fd.three_steps_data(data_dir=tmp_path, n_eta=5)
+    three_steps = get("three_steps")
+    monkeypatch.setattr(three_steps.module, "compute", fake)
+    three_steps.data(data_dir=tmp_path)
+    three_steps.data(data_dir=tmp_path)
+    assert len(calls) == 1 and calls[0] == three_steps.params
+    three_steps.data(data_dir=tmp_path, n_eta=5)
     assert len(calls) == 2 and calls[1]["n_eta"] == 5
     with pytest.raises(TypeError, match="no parameter"):
-        fd.three_steps_data(data_dir=tmp_path, bogus=1)
+        three_steps.data(data_dir=tmp_path, bogus=1)
 
 
 def test_saved_data_have_deterministic_bytes():
     d = tiny_phase_diagram()
-    assert fd.data_bytes(d) == fd.data_bytes(dict(reversed(list(d.items()))))
+    assert data_bytes(d) == data_bytes(dict(reversed(list(d.items()))))
 
 
 # ---------------------------------------------------------------------------- make step and CLI
@@ -504,20 +641,20 @@ def test_saved_data_have_deterministic_bytes():
 def fake_data(monkeypatch):
     """Every figure's computation replaced by its tiny data dict."""
     for name, make in TINY.items():
-        monkeypatch.setitem(fd.COMPUTE, name, lambda base, work, _make=make, **params: _make())
+        monkeypatch.setattr(get(name).module, "compute", lambda base, work, _make=make, **params: _make())
 
 
 def test_make_figures_writes_png_and_pdf(tmp_path, fake_data, capsys, monkeypatch):
     monkeypatch.setattr(figures.make, "DPI", 40)  # small PNGs: the test is about what is written
     paths = make_figures(tmp_path / "out")
-    expected = [tmp_path / "out" / f"{name}.{ext}" for name in PLOTS for ext in ("png", "pdf")]
+    expected = [tmp_path / "out" / f"{name}.{ext}" for name in NAMES for ext in ("png", "pdf")]
     assert paths == expected
     for path in paths:
         head = path.read_bytes()[:8]
         assert head.startswith(b"\x89PNG" if path.suffix == ".png" else b"%PDF")
-    assert all((tmp_path / "out" / "data" / f"{name}.npz").exists() for name in PLOTS)
+    assert all((tmp_path / "out" / "data" / f"{name}.npz").exists() for name in NAMES)
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == len(PLOTS) and all("data computed" in line for line in err)
+    assert len(err) == len(NAMES) and all("data computed" in line for line in err)
     pdf = (tmp_path / "out" / "inversion.pdf").read_bytes()
     make_figures(tmp_path / "out", names=["inversion"])
     assert "data reused" in capsys.readouterr().err
@@ -541,7 +678,8 @@ def test_figures_subcommand(tmp_path, monkeypatch):
 def test_presentation_layer_does_not_import_the_simulator():
     code = (
         "import sys, figures, figures.make\n"
-        "bad = [m for m in ('jax', 'sims', 'sims.train', 'sims.figure_data') if m in sys.modules]\n"
+        "bad = [m for m in ('jax', 'sims', 'sims.train', 'experiments.cache', 'experiments.inversion')\n"
+        "       if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -78,8 +78,9 @@ def test_forward_pass_matches_direct_numpy():
         sigma = np.exp(scores - scores.max())
         sigma /= sigma.sum()
         z_expected = phi.T @ params["v"] @ (x @ sigma)
-        z, s = logits({k: jnp.asarray(v) for k, v in params.items()}, jnp.asarray(phi),
-                      jnp.asarray(tokens), jnp.asarray(mask))
+        with jax.enable_x64(True):  # the model in float64, for this computation only
+            z, s = logits({k: jnp.asarray(v) for k, v in params.items()}, jnp.asarray(phi),
+                          jnp.asarray(tokens), jnp.asarray(mask))
         np.testing.assert_allclose(np.asarray(z), z_expected, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(np.asarray(s)[mask], sigma, rtol=1e-12, atol=1e-15)
         assert np.all(np.asarray(s)[~mask] == 0)
@@ -92,9 +93,10 @@ def test_autodiff_gradient_equals_lemma_1():
     ref = Reference()  # only its Lemma 1 formula is used, with this world's Φ and W_V
     ref.phi, ref.k, ref.r = world.embed, world.embed.shape[1], world.relation
     data = pack(world)
-    grad = jax.grad(lambda kq: jnp.mean(batch_losses({"kq": kq, "v": jnp.asarray(params["v"])},
-                                                       data["embed"], data["train"])))(
-        jnp.asarray(params["kq"]))
+    with jax.enable_x64(True):  # the oracle's float64, for this computation only
+        grad = jax.grad(lambda kq: jnp.mean(batch_losses({"kq": kq, "v": jnp.asarray(params["v"])},
+                                                           data["embed"], data["train"])))(
+            jnp.asarray(params["kq"]))
     expected = -np.mean(
         [ref.lemma1_neg_grad(params["kq"], list(t[m]), a, w_v=params["v"])
          for t, m, a in zip(world.train.tokens, world.train.key_mask, world.train.answer)],

@@ -1,0 +1,70 @@
+"""Filtering as a mitigation: drop the context-bearing training points whose subject alone
+already predicts the answer (lowest no-context loss), `mixture.filter` of them.
+
+Varies the filtered fraction. Computes M_C vs step, its peak, final value, drop and
+first-peak depth, and the final accuracy on aligned points: from the reduced dynamics of the
+filtered counts at every fraction, and from one simulation at each of a few fractions (each
+filtered set has its own size).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sims import config as cfg
+from sims.config import Config
+from sims.theory_report import count_args, knowledge_args, reduced_trajectory
+from theory.closed_forms import paper_quantities
+
+from .analysis import prefixed, window_summary
+from .cache import cached_run
+from .configs import with_values
+
+PARAMS = dict(fractions=tuple(round(0.05 * i, 2) for i in range(13)), sim_fractions=(0.0, 0.1, 0.25, 0.4, 0.6))
+"""fractions: the filtered fractions of the theory; sim_fractions: those simulated."""
+
+
+def compute(base: Config, work: Path, fractions, sim_fractions) -> dict:
+    """Theory (reduced dynamics of the filtered counts) at every fraction of `fractions`,
+    simulations at `sim_fractions`."""
+    counts0 = count_args(base)
+    n_context = counts0["n_c"] + counts0["n_cs"] + counts0["n_cf"]
+
+    def theory(f):
+        config = with_values(base, mixture__filter=float(f))
+        t = reduced_trajectory(config)
+        aligned = t.get("aligned_accuracy", np.full_like(t["reliance"], np.nan))
+        return count_args(config), np.asarray(t["reliance"]), np.asarray(aligned)
+
+    th = [theory(f) for f in fractions]
+    at_sim = [theory(f) for f in sim_fractions]
+    sims = [cached_run(with_values(base, mixture__filter=float(f)), work) for f in sim_fractions]
+    th_rel, th_aligned = np.stack([t[1] for t in th]), np.stack([t[2] for t in th])
+    sim_rel = np.stack([m["reliance"] for m, _ in sims])
+    sim_aligned = np.stack([m.get("aligned_accuracy", np.full(sim_rel.shape[1], np.nan)) for m, _ in sims])
+    q = paper_quantities(*knowledge_args(base), delta_s=base.knowledge.delta_s)
+    return dict(
+        config=cfg.to_toml(base),
+        step=np.arange(sim_rel.shape[1]),
+        rho=counts0["n_c"] / base.mixture.n_train,
+        rho_star=q["rho_star"],
+        n_context=n_context,
+        lr=base.train.lr,
+        theory_fraction=np.asarray(fractions, dtype=np.float64),
+        theory_dropped=np.array([n_context - sum(t[0][k] for k in ("n_c", "n_cs", "n_cf")) for t in th]),
+        theory_counts=np.array([[t[0][k] for k in ("n_c", "n_cs", "n_cf")] for t in th]),
+        theory_reliance=th_rel,
+        theory_aligned=th_aligned,
+        theory_aligned_final=th_aligned[:, -1],
+        aligned_initial=float(th_aligned[0, 0]),
+        **prefixed("theory", window_summary(th_rel)),
+        sim_fraction=np.asarray(sim_fractions, dtype=np.float64),
+        sim_theory_reliance=np.stack([t[1] for t in at_sim]),
+        sim_reliance=sim_rel,
+        sim_aligned=sim_aligned,
+        sim_aligned_final=sim_aligned[:, -1],
+        **prefixed("sim", window_summary(sim_rel)),
+        sim_configs=np.array([cfg.to_toml(with_values(base, mixture__filter=float(f))) for f in sim_fractions]),
+    )

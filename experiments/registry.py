@@ -1,0 +1,87 @@
+"""The experiments, in the order `cpi figures` draws them: one `Experiment` record each.
+
+A record knows its name, what it shows, its module (`experiments.<name>`: the parameters
+with their defaults, `PARAMS`, and the computation, `compute`) and the plot function that
+draws its data (`figures.<name>.plot_<name>`). Names and plot functions are known without
+importing anything: the CLI lists the experiments and `figures` re-plots saved data without
+loading JAX or the simulator. `params`, `compute` and `data` import the experiment's module
+on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment: `compute(base, work, **params)` -> data dict, drawn by `plot`."""
+
+    name: str
+    description: str  # one line: what the data show
+
+    @property
+    def module(self):
+        """`experiments.<name>`, imported on first use."""
+        return import_module(f"{__package__}.{self.name}")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The experiment's own parameters and their defaults (overridable per call)."""
+        return dict(self.module.PARAMS)
+
+    @property
+    def compute(self) -> Callable[..., dict]:
+        """(base config, work directory, **params) -> data dict (looked up at call time)."""
+        return self.module.compute
+
+    @property
+    def plot(self) -> str:
+        """The plot function: `plot_<name>` in `figures/<name>.py` (data dict -> Figure)."""
+        return f"plot_{self.name}"
+
+    def resolve(self, params: dict) -> dict:
+        """The defaults updated with `params`; unknown names raise TypeError."""
+        defaults = self.params
+        unknown = set(params) - set(defaults)
+        if unknown:
+            raise TypeError(
+                f"experiment {self.name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(defaults)}"
+            )
+        return {**defaults, **params}
+
+    def data(self, base=None, data_dir: str | Path | None = None, force: bool = False, **params) -> dict:
+        """The data for `base` (default: the default config), reused from
+        `<data_dir>/<name>.npz` when its inputs match (`experiments.cache.experiment_data`)."""
+        from .cache import experiment_data
+
+        return experiment_data(self.name, base, data_dir, force, **params)
+
+
+EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment("inversion", "M_C, σ_c and aligned accuracy vs step: simulation and exact reduced theory"),
+    Experiment("tug_of_war", "θ_C components of −∇L from C and C+S points vs step: simulation and theory"),
+    Experiment("phase_diagram", "M_C over (ρ, step), peak/final/drop vs ρ, long-time gradient flows"),
+    Experiment("three_steps", "M_C at steps 0, 1, 2 and the t = 1 θ_C component vs η (Prop. 1, Theorem 1)"),
+    Experiment("knowledge_strength", "depth of the inversion over (δ_M, ρ) and (δ_C, ρ), ρ* curves"),
+    Experiment("filtering", "M_C, peak/final/drop and aligned accuracy vs the filtered fraction"),
+    Experiment("counterfactual", "M_C vs the counterfactual fraction, flow peak times, CF points needed"),
+    Experiment("value_training", "W_V trained at several value_lr: M_C, the C+S pull, value-logit blocks"),
+    Experiment("fact_recall", "M_C with seen / unseen fact-recall points added, Proposition 2 at t = 0"),
+    Experiment("tasks", "two relations, CF points on relation 1: M_C per relation vs the overlap γ"),
+)
+
+NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)
+
+_BY_NAME = {e.name: e for e in EXPERIMENTS}
+
+
+def get(name: str) -> Experiment:
+    """The experiment called `name` (KeyError naming the known ones otherwise)."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown experiment {name!r}; experiments: {', '.join(NAMES)}") from None

@@ -1,0 +1,39 @@
+"""The tug of war behind the inversion, at the base config: nothing is varied.
+
+Computes the θ_C component of −∇L contributed by the C and the C+S points at every step
+(simulation and exact reduced theory), their sum, the total over every context group, the
+first step at which the C + C+S sum is no longer positive, and the peak step of M_C.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sims import config as cfg
+from sims.config import Config
+from sims.theory_report import count_args, reduced_trajectory
+
+from .analysis import first_nonpositive, theta_c_sum
+from .cache import cached_run
+
+PARAMS: dict = {}
+"""No parameters of its own: everything comes from the base config."""
+
+
+def compute(base: Config, work: Path) -> dict:
+    """θ_C pushes of the C and C+S groups vs step, their sum and its sign change."""
+    metrics, summary = cached_run(base, work)
+    theory = reduced_trajectory(base)
+    data = dict(config=cfg.to_toml(base), step=metrics["step"], lr=base.train.lr)
+    for values, prefix in ((metrics, "sim"), (theory, "theory")):
+        for g in ("C", "CS"):
+            key = f"neg_grad_theta_c_{g}"
+            data[f"{prefix}_{g}"] = values[key] if key in values else np.zeros_like(values["reliance"])
+        data[f"{prefix}_sum"] = data[f"{prefix}_C"] + data[f"{prefix}_CS"]
+        data[f"{prefix}_total"] = theta_c_sum(values)
+        data[f"{prefix}_sign_change"] = first_nonpositive(data[f"{prefix}_sum"])
+        data[f"{prefix}_peak_step"] = int(np.argmax(values["reliance"]))
+    data["other_groups"] = any(count_args(base)[k] for k in ("n_cf", "n_s_seen", "n_s_unseen"))
+    return data
