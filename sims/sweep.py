@@ -39,7 +39,7 @@ from . import config as cfg
 from .config import Config
 from .errors import ConfigError
 from . import chunks, distributed
-from .budget import available_memory, check_record_every, human_bytes, recorded_bytes
+from .budget import available_memory, check_record_every, check_world_budget, human_bytes, recorded_bytes
 from .chunks import SUMMARY_FIELDS
 from .distributed import Processes
 from .engine import n_recorded, recorded_steps
@@ -422,8 +422,81 @@ def check_sweep(base: Config, grid=(), seeds: int = 1, record_every: int = 1, su
     check_record_every(record_every)
     expanded = expand_grid(base, grid, seeds)
     check_engine(expanded, engine)
+    check_world_budget(expanded.configs)
     check_sweep_budget(expanded, record_every, not summaries_only)
     return expanded
+
+
+MANIFEST = "sweep.json"
+"""Written first into a sweep directory: what it computes (base config, grid, seeds, what is
+recorded, engine), so that a rerun can tell a resumed sweep from another one."""
+
+
+def sweep_identity(base: Config, grid, seeds: int = 1, record_every: int = 1, summaries_only: bool = False,
+                   engine: str = "full") -> dict:
+    """What makes two sweeps the same sweep: the resolved base config, the grid specs, the
+    seeds, what is recorded and the engine."""
+    return {
+        "grid": [s.strip() for s in ([grid] if isinstance(grid, str) else grid)],
+        "seeds": int(seeds),
+        "record_every": int(record_every),
+        "summaries_only": bool(summaries_only),
+        "engine": engine,
+        "base_config_sha256": hashlib.sha256(cfg.to_toml(base).encode()).hexdigest(),
+    }
+
+
+def _saved_identity(out: Path) -> dict | None:
+    """The identity recorded in a sweep directory (its manifest, else the summary of a
+    sweep written before manifests existed); None when it holds no sweep."""
+    for name in (MANIFEST, "summary.json"):
+        path = out / name
+        if path.exists():
+            try:
+                document = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return {"unreadable": name}
+            return {k: document.get(k) for k in ("grid", "seeds", "record_every", "summaries_only", "engine",
+                                                 "base_config_sha256")}
+    return None
+
+
+def check_sweep_dir(out: str | Path, identity: dict, force: bool = False) -> None:
+    """ConfigError when `out` holds another sweep (a different base config, grid, seeds,
+    recording or engine) or a run, unless `force`. The same sweep is resumed."""
+    out = Path(out)
+    if force or not out.is_dir():
+        return
+    if (out / "metrics.npz").exists() and not (out / MANIFEST).exists():
+        raise ConfigError(f"--out {str(out)!r} holds a run, not a sweep; choose another directory "
+                          "(or --force to write the sweep there anyway)")
+    saved = _saved_identity(out)
+    if saved is None or saved == identity:
+        return
+    names = {"grid": "--grid", "seeds": "--seeds", "record_every": "--record-every",
+             "summaries_only": "--summaries-only", "engine": "--engine", "base_config_sha256": "the base config"}
+    differ = [names[k] for k in names if saved.get(k) != identity.get(k)] or ["its files"]
+    raise ConfigError(
+        f"--out {str(out)!r} holds another sweep (it differs in {', '.join(differ)}); choose another "
+        "directory, or --force to replace it (chunks the two sweeps share are kept, the others deleted)"
+    )
+
+
+def _remove_stale_chunks(out: Path, plan) -> int:
+    """Delete the chunk files under out/groups that this sweep's plan does not use (and
+    temporary files of an interrupted write); returns how many."""
+    keep = {chunk.path.name for chunk in plan}
+    stale = [p for p in (out / "groups").iterdir() if p.is_file() and p.name not in keep]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
+def saved_chunk_count(expanded: Grid, out: str | Path, record_every: int = 1, summaries_only: bool = False,
+                      engine: str = "full") -> tuple[int, int]:
+    """(chunks of this sweep saved under out/groups, chunks in all)."""
+    plan, _ = _plan(expanded, Path(out), engine, record_every, not summaries_only)
+    return sum(chunk.path.exists() for chunk in plan), len(plan)
 
 
 def run_sweep(
@@ -437,6 +510,7 @@ def run_sweep(
     engine: str = "full",
     processes: Processes | None = None,
     expanded: Grid | None = None,
+    force: bool = False,
 ) -> SweepResult | None:
     """Train every point of the grid and save the results under `out` (default
     sweeps/<hash of base, grid, seeds>); chunks already saved there are reused, not rerun,
@@ -449,14 +523,20 @@ def run_sweep(
     writes and returns the result, the others return None. expanded: what `check_sweep`
     returned for these arguments (saves expanding the grid twice).
 
-    Raises ConfigError (before anything is written) when a spec, a point, the engine or the
-    memory needed is bad."""
+    A directory that holds another sweep (`check_sweep_dir`) is refused unless `force`, which
+    replaces it, keeping the chunks the two sweeps share and deleting the others.
+
+    Raises ConfigError (before anything is written) when a spec, a point, the engine, the
+    memory needed or the directory is bad."""
     processes = processes or Processes()
     grid = list(grid) if not isinstance(grid, str) else [grid]
     if expanded is None:
         expanded = check_sweep(base, grid, seeds, record_every, summaries_only, engine)
     record = not summaries_only
     out = Path(out) if out is not None else default_sweep_dir(base, grid, seeds)
+    identity = sweep_identity(base, grid, seeds, record_every, summaries_only, engine)
+    if processes.writer:
+        check_sweep_dir(out, identity, force)
     plan, n_groups = _plan(expanded, out, engine, record_every, record)
 
     def recorded_columns(chunk):
@@ -465,8 +545,11 @@ def run_sweep(
     if processes.writer:
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").unlink(missing_ok=True)  # the directory is incomplete until the end
+        write_atomic(out / MANIFEST, json_bytes(identity))
         write_atomic(out / "config.toml", cfg.to_toml(base).encode())
         (out / "groups").mkdir(exist_ok=True)
+        if force:
+            _remove_stale_chunks(out, plan)
     saved = {}
     if processes.writer:
         for chunk in plan:
@@ -513,7 +596,9 @@ def run_sweep(
     arrays = {**coords, **metrics, **{f"summary_{k}": v for k, v in summary.items()}, "steps": steps}
     write_atomic(out / "sweep.npz", npz_bytes(arrays))
     write_atomic(out / "summary.csv", _csv_bytes(expanded.keys, summaries))
-    document = _summary_document(base, grid, seeds, expanded, summaries, record_every, record, engine)
+    document = {"grid": identity["grid"], "seeds": identity["seeds"], "keys": expanded.keys,
+                **{k: v for k, v in identity.items() if k not in ("grid", "seeds")},
+                "points": [{k: _json_value(v) for k, v in row.items()} for row in summaries]}
     write_atomic(out / "summary.json", json_bytes(document))
     return SweepResult(
         grid=expanded, coords=coords, metrics=metrics, steps=steps, summaries=summaries, out=out,
@@ -546,19 +631,6 @@ def _run_distributed(plan, missing, processes, compute, saved, bar, finished, ex
                     saved[chunk.path] = got
                 finished[0] += n * expanded.configs[chunk.indices[0]].train.steps
             bar.advance_to(finished[0])
-
-
-def _summary_document(base, grid, seeds, expanded: Grid, summaries, record_every, record, engine) -> dict:
-    return {
-        "grid": [s.strip() for s in grid],
-        "seeds": int(seeds),
-        "keys": expanded.keys,
-        "record_every": int(record_every),
-        "summaries_only": not record,
-        "engine": engine,
-        "base_config_sha256": hashlib.sha256(cfg.to_toml(base).encode()).hexdigest(),
-        "points": [{k: _json_value(v) for k, v in row.items()} for row in summaries],
-    }
 
 
 def load_sweep(sweep_dir: str | Path) -> SweepResult:
