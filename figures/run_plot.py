@@ -54,9 +54,9 @@ def plot_run(metrics: dict, summary: dict, title: str = "One run"):
     for group, color in GROUP_COLORS.items():
         key = f"loss_{group}"
         if key in metrics:
-            cx.plot(step, metrics[key], color=color, linewidth=1.2, label=f"group {group} (share of the loss)", gid=key)
+            cx.plot(step, metrics[key], color=color, linewidth=1.2, label=f"group {group} (mean over its points)", gid=key)
     cx.set_xlabel("training step")
-    cx.set_yscale("log")
+    cx.set_ylabel("cross-entropy loss")
     cx.legend(fontsize=8, loc="best")
     panel_label(cx, "(c) training loss per group")
 
