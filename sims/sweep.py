@@ -1,9 +1,5 @@
-"""Parameter sweeps: a grid of configs trained as one vmapped computation per shape.
-
-A grid is a list of specs, each `section.key=start:stop:num` (num values from start to stop
-inclusive, evenly spaced) or `section.key=v1,v2,...`; several specs form their Cartesian
-product (the first spec varies slowest), and `seeds` N adds an innermost axis
-train.seed = base seed + 0..N-1. Every point is a validated `Config`.
+"""Parameter sweeps: a grid of configs (`sims.grid`) trained as one vmapped computation per
+shape, saved in one directory.
 
 How the points are computed (shape groups, chunks of points, devices, processes, and the
 "full" or "reduced" engine) is `sims.chunks`.
@@ -16,7 +12,8 @@ keyed by a hash of its points' resolved configs and of what is recorded, written
 as the chunk is computed, so an interrupted or extended sweep computes only the chunks that
 are missing. Metrics of absent data groups stay NaN. Unlike `sims.train.run`, a point whose
 numbers become non-finite does not fail the sweep: its row's `nonfinite_step` says where
-(None/empty when all is well).
+(None/empty when all is well). `sweep.json` (`sims.sweep_dir`) names the sweep a directory
+computes, so that another sweep is not mixed into it.
 """
 
 from __future__ import annotations
@@ -24,209 +21,27 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import itertools
 import json
 import math
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from . import config as cfg
-from .config import Config
-from .errors import ConfigError
 from . import chunks, distributed
+from . import config as cfg
 from .budget import available_memory, check_record_every, check_world_budget, human_bytes, recorded_bytes
 from .chunks import SUMMARY_FIELDS
+from .config import Config
 from .distributed import Processes
 from .engine import n_recorded, recorded_steps
+from .errors import ConfigError
+from .grid import Axis, Grid, expand_grid, parse_spec  # noqa: F401  (the grid half of the sweep API)
 from .progress import StepProgress
 from .results import json_bytes, npz_bytes, write_atomic
+from .sweep_dir import MANIFEST, check_sweep_dir, remove_stale_chunks, sweep_identity  # noqa: F401
 from .world import check_vocabulary
-
-SIGNIFICANT_DIGITS = 12
-"""Range values of float keys are rounded to this many significant digits, so that
-`0:1:41` gives 0.025, 0.05, ... exactly as one would type them (and as `cpi run --set`
-reads them): round(ρ·n_train) must not depend on the last bit of a linspace."""
-
-
-# --------------------------------------------------------------------------------------------
-# Grid specs
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One swept key: its values (already of the key's type) and the spec they came from."""
-
-    key: str
-    values: tuple
-    spec: str
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The expanded grid: axes, and per point its swept values and its validated config."""
-
-    axes: tuple[Axis, ...]
-    seeds: int
-    points: tuple[dict[str, Any], ...]  # swept key -> value, in axis order
-    configs: tuple[Config, ...]
-
-    @property
-    def keys(self) -> list[str]:
-        return [a.key for a in self.axes]
-
-    def __len__(self) -> int:
-        return len(self.configs)
-
-
-def _check_value(key: str, value: Any) -> Any:
-    """Type and range of one value on its own (`Config` consistency is checked per point)."""
-    value = cfg.check_value(key, value)
-    return value
-
-
-def _parse_scalar(raw: str) -> Any:
-    """An int, a float, a TOML value (a quoted string) or the bare string."""
-    raw = raw.strip()
-    for parse in (int, float):
-        try:
-            return parse(raw)
-        except ValueError:
-            pass
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
-def _integral(key: str, value: Any, spec: str) -> Any:
-    """Integral floats become ints for an integer key; other floats are an error."""
-    if isinstance(value, float) and not isinstance(value, bool):
-        if not math.isfinite(value) or abs(value - round(value)) > 1e-9 * max(1.0, abs(value)):
-            raise ConfigError(
-                f"--grid {spec!r}: {key} takes integers, but the grid has {value!r}"
-            )
-        return int(round(value))
-    return value
-
-
-def _range_values(key: str, text: str, spec: str, kind: type) -> list:
-    parts = text.split(":")
-    if len(parts) != 3:
-        raise ConfigError(
-            f"--grid {spec!r}: a range is start:stop:num (num values from start to stop "
-            f"inclusive), got {text!r}"
-        )
-    if kind is str:
-        raise ConfigError(
-            f"--grid {spec!r}: {key} is not numeric, so it takes a list v1,v2,... not a range"
-        )
-    bounds = []
-    for name, part in zip(("start", "stop"), parts[:2]):
-        try:
-            bound = float(part)
-        except ValueError:
-            bound = math.nan
-        if not math.isfinite(bound):
-            raise ConfigError(f"--grid {spec!r}: range {name} {part.strip()!r} is not a finite number")
-        bounds.append(bound)
-    try:
-        num = int(parts[2])
-    except ValueError:
-        num = 0
-    if num < 1:
-        raise ConfigError(
-            f"--grid {spec!r}: range num {parts[2].strip()!r} must be an integer >= 1"
-        )
-    start, stop = bounds
-    if num == 1:
-        raw = [start]
-    else:
-        raw = [start + (stop - start) * i / (num - 1) for i in range(num - 1)] + [stop]
-    if kind is int:
-        return [_integral(key, v, spec) for v in raw]
-    return [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in raw]
-
-
-def parse_spec(spec: str) -> Axis:
-    """One `section.key=start:stop:num` or `section.key=v1,v2,...` spec, each value checked
-    for its type and range; raises ConfigError naming the spec."""
-    if "=" not in spec:
-        raise ConfigError(
-            f"--grid {spec!r}: expected section.key=start:stop:num or section.key=v1,v2,..."
-        )
-    key, text = (part.strip() for part in spec.split("=", 1))
-    if key not in cfg.all_keys():
-        raise ConfigError(f"--grid {spec!r}: {cfg.unknown_key(key)}")
-    kind = cfg.field_type(key)
-    if ":" in text:
-        values = _range_values(key, text, spec, kind)
-    else:
-        items = [item.strip() for item in text.split(",")]
-        if not text or any(not item for item in items):
-            raise ConfigError(f"--grid {spec!r}: empty value in the list {text!r}")
-        values = [_parse_scalar(item) for item in items]
-        if kind is int:
-            values = [_integral(key, v, spec) for v in values]
-    try:
-        values = [_check_value(key, v) for v in values]
-    except ConfigError as err:
-        raise ConfigError(f"--grid {spec!r}: {err}") from None
-    return Axis(key, tuple(values), spec)
-
-
-def expand_grid(base: Config, grid: list[str] | tuple[str, ...] = (), seeds: int = 1) -> Grid:
-    """Every point of the grid (Cartesian product of the specs, then the seeds), each a
-    validated config; raises ConfigError naming the spec (or the point) that is bad."""
-    if isinstance(grid, str):
-        grid = [grid]
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
-        raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
-    seeds = int(seeds)
-    axes: list[Axis] = []
-    for spec in grid:
-        axis = parse_spec(spec)
-        for other in axes:
-            if other.key == axis.key:
-                raise ConfigError(
-                    f"--grid {spec!r}: {axis.key} is already swept by --grid {other.spec!r}"
-                )
-        axes.append(axis)
-    if seeds > 1 and any(a.key == "train.seed" for a in axes):
-        raise ConfigError(
-            f"--seeds {seeds} cannot be combined with a grid over train.seed; use one of them"
-        )
-    last_seed, max_seed = base.train.seed + seeds - 1, int(cfg.key_range("train.seed")[1])
-    if seeds > 1 and last_seed > max_seed:
-        raise ConfigError(
-            f"--seeds {seeds} from train.seed = {base.train.seed} reaches train.seed = {last_seed}, "
-            f"out of range; train.seed is an integer in [0, {max_seed}]"
-        )
-    sources = ", ".join([f"--grid {a.spec!r}" for a in axes] + ([f"--seeds {seeds}"] if seeds > 1 else []))
-    points, configs = [], []
-    for values in itertools.product(*(a.values for a in axes)):
-        point = dict(zip((a.key for a in axes), values))
-        for offset in range(seeds):
-            overrides = dict(point)
-            if seeds > 1:
-                overrides["train.seed"] = base.train.seed + offset
-            try:
-                config = cfg.with_values(base, overrides)
-                check_vocabulary(config)
-            except ConfigError as err:
-                where = ", ".join(f"{k}={v!r}" for k, v in overrides.items()) or "the base config"
-                raise ConfigError(f"grid point {where} (from {sources or 'the base config'}): {err}") from None
-            points.append(dict(point))
-            configs.append(config)
-    return Grid(tuple(axes), seeds, tuple(points), tuple(configs))
-
-
-# --------------------------------------------------------------------------------------------
-# Results
 
 
 @dataclass
@@ -427,71 +242,6 @@ def check_sweep(base: Config, grid=(), seeds: int = 1, record_every: int = 1, su
     return expanded
 
 
-MANIFEST = "sweep.json"
-"""Written first into a sweep directory: what it computes (base config, grid, seeds, what is
-recorded, engine), so that a rerun can tell a resumed sweep from another one."""
-
-
-def sweep_identity(base: Config, grid, seeds: int = 1, record_every: int = 1, summaries_only: bool = False,
-                   engine: str = "full") -> dict:
-    """What makes two sweeps the same sweep: the resolved base config, the grid specs, the
-    seeds, what is recorded and the engine."""
-    return {
-        "grid": [s.strip() for s in ([grid] if isinstance(grid, str) else grid)],
-        "seeds": int(seeds),
-        "record_every": int(record_every),
-        "summaries_only": bool(summaries_only),
-        "engine": engine,
-        "base_config_sha256": hashlib.sha256(cfg.to_toml(base).encode()).hexdigest(),
-    }
-
-
-def _saved_identity(out: Path) -> dict | None:
-    """The identity recorded in a sweep directory (its manifest, else the summary of a
-    sweep written before manifests existed); None when it holds no sweep."""
-    for name in (MANIFEST, "summary.json"):
-        path = out / name
-        if path.exists():
-            try:
-                document = json.loads(path.read_text())
-            except (OSError, ValueError):
-                return {"unreadable": name}
-            return {k: document.get(k) for k in ("grid", "seeds", "record_every", "summaries_only", "engine",
-                                                 "base_config_sha256")}
-    return None
-
-
-def check_sweep_dir(out: str | Path, identity: dict, force: bool = False) -> None:
-    """ConfigError when `out` holds another sweep (a different base config, grid, seeds,
-    recording or engine) or a run, unless `force`. The same sweep is resumed."""
-    out = Path(out)
-    if force or not out.is_dir():
-        return
-    if (out / "metrics.npz").exists() and not (out / MANIFEST).exists():
-        raise ConfigError(f"--out {str(out)!r} holds a run, not a sweep; choose another directory "
-                          "(or --force to write the sweep there anyway)")
-    saved = _saved_identity(out)
-    if saved is None or saved == identity:
-        return
-    names = {"grid": "--grid", "seeds": "--seeds", "record_every": "--record-every",
-             "summaries_only": "--summaries-only", "engine": "--engine", "base_config_sha256": "the base config"}
-    differ = [names[k] for k in names if saved.get(k) != identity.get(k)] or ["its files"]
-    raise ConfigError(
-        f"--out {str(out)!r} holds another sweep (it differs in {', '.join(differ)}); choose another "
-        "directory, or --force to replace it (chunks the two sweeps share are kept, the others deleted)"
-    )
-
-
-def _remove_stale_chunks(out: Path, plan) -> int:
-    """Delete the chunk files under out/groups that this sweep's plan does not use (and
-    temporary files of an interrupted write); returns how many."""
-    keep = {chunk.path.name for chunk in plan}
-    stale = [p for p in (out / "groups").iterdir() if p.is_file() and p.name not in keep]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
-
-
 def saved_chunk_count(expanded: Grid, out: str | Path, record_every: int = 1, summaries_only: bool = False,
                       engine: str = "full") -> tuple[int, int]:
     """(chunks of this sweep saved under out/groups, chunks in all)."""
@@ -549,7 +299,7 @@ def run_sweep(
         write_atomic(out / "config.toml", cfg.to_toml(base).encode())
         (out / "groups").mkdir(exist_ok=True)
         if force:
-            _remove_stale_chunks(out, plan)
+            remove_stale_chunks(out, {chunk.path.name for chunk in plan})
     saved = {}
     if processes.writer:
         for chunk in plan:
