@@ -13,7 +13,13 @@ import hashlib
 from pathlib import Path
 
 from sims import config as cfg
-from sims.results import check_out_dir, check_out_file  # noqa: F401  (the commands' --out checks)
+from sims.results import check_out_dir, check_out_file
+
+__all__ = [
+    "EXIT_FAILURE", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "KEYS_HINT", "add_config_arguments", "load_config",
+    "add_record_every", "add_force", "check_out_dir", "check_out_file", "default_run_dir", "training_counts",
+    "describe_run",
+]
 
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2

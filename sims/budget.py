@@ -75,11 +75,16 @@ def build_bytes(config: Config) -> int:
     return 8 * (tables * k * k + 5 * points * k)
 
 
+def run_bytes(config: Config, record_every: int = 1, record: bool = True) -> int:
+    """Estimated peak memory of a `cpi run` process: the process, the world, the records."""
+    return PROCESS_BYTES + build_bytes(config) + recorded_bytes(config, record_every, record)
+
+
 def check_run_budget(config: Config, record_every: int = 1, record: bool = True) -> None:
     """Refuse (ConfigError, with the estimate) a run whose world or recorded metrics would
     not fit in the memory available now."""
     world, records = build_bytes(config), recorded_bytes(config, record_every, record)
-    need = PROCESS_BYTES + world + records
+    need = run_bytes(config, record_every, record)
     have = available_memory()
     if need <= have:
         return

@@ -237,8 +237,8 @@ def check_sweep(base: Config, grid=(), seeds: int = 1, record_every: int = 1, su
     check_record_every(record_every)
     expanded = expand_grid(base, grid, seeds)
     check_engine(expanded, engine)
-    check_world_budget(expanded.configs)
     check_sweep_budget(expanded, record_every, not summaries_only)
+    check_world_budget(expanded.configs)
     return expanded
 
 

@@ -169,6 +169,13 @@ def test_a_large_vocabulary_is_refused_where_memory_is_short(capsys, monkeypatch
     assert "6041 tokens" in err and "GiB" in err and "1 GiB available" in err
 
 
+def test_a_run_that_needs_much_memory_says_how_much(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(budget, "PROCESS_BYTES", 3 * 2**30)
+    monkeypatch.setattr(budget, "available_memory", lambda: 4 * 2**30)
+    assert main(["run", *FAST, "--out", str(tmp_path / "r")]) == 0
+    assert "memory: about 3 GiB (of 4 GiB available)" in capsys.readouterr().err
+
+
 def test_the_memory_estimate_bounds_a_measured_run(tmp_path):
     """The estimate is above the peak memory of a real run, and not far above it."""
     config = cfg.load(overrides=["world.n_answers=3000", "train.steps=5"])

@@ -52,7 +52,7 @@ def cmd_figures(args) -> int:
     names = _names(args.only)
     check_out_dir(args.out)
     if args.data is not None:
-        check_out_dir(args.data)
+        check_out_dir(args.data, flag="--data")
     kwargs = {"data_dir": args.data, "force": args.force, "config": config}
     if names is not None:
         kwargs["names"] = names

@@ -9,6 +9,9 @@ from pathlib import Path
 from ..arguments import (add_config_arguments, add_force, add_record_every, check_out_dir, default_run_dir,
                          describe_run, load_config)
 
+MEMORY_NOTE_BYTES = 2**30
+"""Runs estimated to need more memory than this say so in their header."""
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -30,7 +33,7 @@ def add_parser(subparsers):
 
 
 def cmd_run(args) -> int:
-    from sims.budget import check_record_every, check_run_budget
+    from sims.budget import available_memory, check_record_every, check_run_budget, human_bytes, run_bytes
     from sims.results import check_run_dir, save_run
     from sims.train import run
 
@@ -41,6 +44,9 @@ def cmd_run(args) -> int:
     check_record_every(args.record_every)
     check_run_budget(config, args.record_every)
     print(f"cpi run: {describe_run(config)}", file=sys.stderr)
+    need = run_bytes(config, args.record_every)
+    if need > MEMORY_NOTE_BYTES:
+        print(f"  memory: about {human_bytes(need)} (of {human_bytes(available_memory())} available)", file=sys.stderr)
     start = time.perf_counter()
     result = run(config, progress=True, record_every=args.record_every)
     elapsed = time.perf_counter() - start
