@@ -81,6 +81,9 @@ def test_the_cli_modules_import_no_command_from_each_other():
         text = path.read_text()
         assert not re.search(r"from \.(?!\.)\w+ import|from cpi\.commands", text), path.name
     assert not (ROOT / "sims" / "cli.py").exists() and not (ROOT / "sims" / "sweep_cli.py").exists()
+    for layer in ("theory", "sims", "figures"):  # the layers below never import the CLI
+        for path in (ROOT / layer).glob("*.py"):
+            assert not re.search(r"^\s*(from|import) cpi\b", path.read_text(), flags=re.M), path
     assert "argparse" not in (ROOT / "figures" / "make.py").read_text()
 
 
@@ -178,6 +181,14 @@ def test_plot_bad_input_exits_2(runs, tmp_path, capsys, args, words):
     err = capsys.readouterr().err
     for word in words:
         assert word in err
+
+
+def test_plot_refuses_a_sweep_over_three_keys(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    assert main(["sweep", "--set", "train.steps=5", "--grid", "train.lr=1", "--grid", "knowledge.delta_m=0.6",
+                 "--grid", "mixture.n_test=10", "--out", str(sweep)]) == 0
+    assert main(["plot", str(sweep)]) == 2
+    assert "one or two keys" in capsys.readouterr().err and not (sweep / "plot.png").exists()
 
 
 def test_the_plots_show_the_saved_numbers(runs):
