@@ -1,4 +1,5 @@
-"""`cpi run | theory | sweep | figures`: the sims-level commands plus `figures`.
+"""The `cpi` command: `main` is the entry point, `execute` parses and runs one command line
+(the commands live in `cpi.commands`, one module each; what they share in `cpi.arguments`).
 
 The entry point is the one place that configures the process, before NumPy and JAX
 initialise: one BLAS thread (NumPy's work here is small matrices, which several BLAS threads
@@ -13,6 +14,7 @@ CPI_COMPILATION_CACHE=0 turns it off.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -73,12 +75,71 @@ def configure_process() -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def main(argv: list[str] | None = None) -> int:
-    configure_process()
-    from figures.make import add_figures_parser
-    from sims.cli import main as sims_main
+def version() -> str:
+    """The installed version of the cpi-sim package (from its metadata)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
 
-    return sims_main(argv, extra=(add_figures_parser,))
+    try:
+        return installed_version("cpi-sim")
+    except PackageNotFoundError:
+        return "unknown (not installed; `pip install -e .` records it)"
+
+
+EPILOG = """\
+config keys: every command that trains or predicts takes --config FILE.toml and repeatable
+  --set section.key=value; `cpi config` lists every key with its default, allowed values and
+  meaning.
+where results go: cpi run -> runs/<config hash>/ (config.toml, metrics.npz, summary.json);
+  cpi sweep -> sweeps/<hash>/ (sweep.npz, summary.csv, summary.json, groups/); cpi figures ->
+  results/figures/ (PNG, PDF, data/); cpi plot -> DIR/plot.png; cpi export -> standard output.
+  --out chooses another place; an --out holding a different run or sweep is refused unless --force.
+exit status: 0 done, 2 bad input (nothing written), 1 failure, 130 interrupted.
+`cpi COMMAND --help` describes each command."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every `cpi` command."""
+    from .commands import COMMANDS
+
+    parser = argparse.ArgumentParser(
+        prog="cpi",
+        description="Simulate context-parametric inversion (Goyal et al., ICLR 2025) in the paper's "
+                    "one-layer attention model: train it, predict it exactly, sweep it, draw it.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cpi {version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def execute(argv: list[str] | None = None) -> int:
+    """Parse and run one `cpi` command line in this process as it is (no process setup);
+    returns the exit status."""
+    from sims.errors import ConfigError, SimulationError
+
+    from .arguments import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"cpi {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SimulationError as err:
+        print(f"cpi {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"\ncpi {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The `cpi` entry point: configure the process, then `execute`."""
+    configure_process()
+    return execute(argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""`cpi figures`: compute (or reuse) every figure's data and write `<out>/<name>.png` and `.pdf`.
+"""Compute (or reuse) every figure's data and write `<out>/<name>.png` and `.pdf` (the
+`cpi figures` command, in `cpi.commands.figures`, calls `make_figures`).
 
 Data come from the experiments (`experiments.cache.experiment_data`) and are saved as
 `<data_dir>/<name>.npz` (default `<out>/data`), with the simulations they ran under `<data_dir>/sims`; a second run with an
@@ -7,7 +8,6 @@ unchanged config only re-plots.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -62,34 +62,3 @@ def make_figures(
                 file=sys.stderr, flush=True,
             )
     return written
-
-
-def cmd_figures(args) -> int:
-    from sims import config as cfg
-
-    config = cfg.load(args.config, args.overrides)
-    make_figures(args.out, data_dir=args.data, force=args.force, config=config)
-    return 0
-
-
-def add_figures_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `cpi figures [--out DIR] [--data DIR] [--force] [--config F] [--set K=V]`."""
-    parser = subparsers.add_parser(
-        "figures",
-        help="regenerate every figure (PNG and PDF) from saved or freshly computed data",
-        description=(
-            "Compute the data of every figure (simulations and theory) for a config, or reuse "
-            "the data saved by an earlier run with the same config, and write OUT/<name>.png "
-            "and OUT/<name>.pdf for: " + ", ".join(NAMES) + "."
-        ),
-    )
-    parser.add_argument("--out", default="figures", metavar="DIR", help="output directory (default figures)")
-    parser.add_argument("--data", metavar="DIR", help="where the figures' data are saved (default OUT/data)")
-    parser.add_argument("--force", action="store_true", help="recompute the data even where saved data match")
-    parser.add_argument("--config", metavar="FILE.toml", help="base config (default: the default config)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-        help="override one base config value (repeatable)",
-    )
-    parser.set_defaults(func=cmd_figures)
-    return parser

@@ -59,14 +59,62 @@ def world_bytes(config: Config) -> int:
     return itemsize * (tables * k * k + 8 * points * k)
 
 
+PROCESS_BYTES = 400 * 2**20
+"""Memory of the process before any world exists (Python, NumPy, JAX and its compiler)."""
+
+
+def build_bytes(config: Config) -> int:
+    """Peak host memory of building, packing and training one point's world, as measured
+    (`cpi run` at K = 2 000 to 6 000 tokens): about 4 K×K float64 arrays (embeddings, token Gram,
+    value table and their device copies; 10 when W_V trains) and 5 float64 numbers per
+    point and token (each point's output rows over the vocabulary), for K tokens and N points."""
+    w, m = config.world, config.mixture
+    k = w.n_subjects + w.n_answers + w.n_relations
+    points = m.n_train + m.n_test * w.n_relations + m.n_aligned
+    tables = 10 if config.train.value_lr > 0 else 4
+    return 8 * (tables * k * k + 5 * points * k)
+
+
+def run_bytes(config: Config, record_every: int = 1, record: bool = True) -> int:
+    """Estimated peak memory of a `cpi run` process: the process, the world, the records."""
+    return PROCESS_BYTES + build_bytes(config) + recorded_bytes(config, record_every, record)
+
+
 def check_run_budget(config: Config, record_every: int = 1, record: bool = True) -> None:
-    """Refuse a run whose recorded metrics (or world) would not fit in memory."""
-    need = recorded_bytes(config, record_every, record) + world_bytes(config)
+    """Refuse (ConfigError, with the estimate) a run whose world or recorded metrics would
+    not fit in the memory available now."""
+    world, records = build_bytes(config), recorded_bytes(config, record_every, record)
+    need = run_bytes(config, record_every, record)
+    have = available_memory()
+    if need <= have:
+        return
+    w, m = config.world, config.mixture
+    k = w.n_subjects + w.n_answers + w.n_relations
+    steps = config.train.steps
+    parts = [f"its world of {k} tokens and {m.n_train} training points about {human_bytes(world)}"]
+    if record:
+        parts.append(f"train.steps = {steps} with --record-every {record_every}: {n_recorded(steps, record_every)} "
+                     f"recorded steps of {len(metric_names(w.n_relations))} metrics about {human_bytes(records)}")
+    fix = ("a smaller vocabulary (world.n_subjects, world.n_answers) and fewer points (mixture.n_train)"
+           if world >= records else "record fewer steps (--record-every N) or train fewer steps")
+    raise ConfigError(
+        f"this run needs about {human_bytes(need)} of memory ({'; '.join(parts)}), more than the "
+        f"{human_bytes(have)} available; use {fix}"
+    )
+
+
+def check_world_budget(configs) -> None:
+    """Refuse (ConfigError, with the estimate) configs of which one world alone would not fit
+    in the memory available now (`build_bytes`): a sweep builds at least one at a time."""
+    config = max(configs, key=build_bytes)
+    need = PROCESS_BYTES + build_bytes(config)
     have = available_memory()
     if need > have:
-        steps = config.train.steps
+        w = config.world
+        k = w.n_subjects + w.n_answers + w.n_relations
         raise ConfigError(
-            f"train.steps = {steps} with --record-every {record_every} records {n_recorded(steps, record_every)} steps of "
-            f"{len(metric_names(config.world.n_relations))} metrics: about {human_bytes(need)}, more than the "
-            f"{human_bytes(have)} of memory available; record fewer steps (--record-every N) or fewer steps"
+            f"a world of {k} tokens (world.n_subjects {w.n_subjects} + n_answers {w.n_answers} + "
+            f"n_relations {w.n_relations}) and {config.mixture.n_train} training points needs about "
+            f"{human_bytes(need)} of memory, more than the {human_bytes(have)} available; use a smaller "
+            "vocabulary and fewer points (mixture.n_train)"
         )

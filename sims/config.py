@@ -72,31 +72,58 @@ class Config:
 _OPEN_UNIT = (0.0, 1.0, False, False)
 _UNIT = (0.0, 1.0, True, True)
 _POSITIVE = (0.0, math.inf, False, False)
-_RANGES: dict[str, Any] = {
-    "world.n_subjects": (1, math.inf, True, False),
-    "world.n_answers": (2, math.inf, True, False),
-    "world.n_relations": (1, math.inf, True, False),
-    "world.relation_overlap": (0.0, 1.0, True, False),
-    "knowledge.delta_c": _OPEN_UNIT,
-    "knowledge.delta_m": _OPEN_UNIT,
-    "knowledge.delta_s": _OPEN_UNIT,
-    "knowledge.o_c": _POSITIVE,
-    "knowledge.o_r": _POSITIVE,
-    "mixture.n_train": (1, math.inf, True, False),
-    "mixture.context_critical": _UNIT,
-    "mixture.counterfactual": _UNIT,
-    "mixture.fact_recall": _UNIT,
-    "mixture.fact_recall_seen": _UNIT,
-    "mixture.counterfactual_relation": (0, math.inf, True, False),
-    "mixture.filter": _UNIT,
-    "mixture.n_test": (1, math.inf, True, False),
-    "mixture.n_aligned": (0, math.inf, True, False),
-    "train.lr": _POSITIVE,
-    "train.steps": (1, math.inf, True, False),
-    "train.value_lr": (0.0, math.inf, True, False),
-    "train.seed": (0, 2**32 - 1, True, True),
-    "train.dtype": ("float64", "float32"),
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """What one config key allows and means: `allowed` is (low, high, low_inclusive,
+    high_inclusive) for a number, or the tuple of allowed strings."""
+
+    allowed: tuple
+    meaning: str
+
+
+SEED_NOTE = (
+    "under the paper's embeddings every subject and every answer token is interchangeable, so "
+    "the seed only relabels tokens and every seed gives the same numbers"
+)
+
+KEYS: dict[str, KeySpec] = {
+    "world.n_subjects": KeySpec((1, math.inf, True, False), "K_S: subject tokens in the vocabulary"),
+    "world.n_answers": KeySpec((2, math.inf, True, False), "K_A: answer/context tokens in the vocabulary"),
+    "world.n_relations": KeySpec((1, math.inf, True, False), "R: relations (tasks), one query token each"),
+    "world.relation_overlap": KeySpec(
+        (0.0, 1.0, True, False), "γ: the relations share one direction with overlap γ (0: orthonormal)"),
+    "knowledge.delta_c": KeySpec(_OPEN_UNIT, "δ_C: probability a context token's value gives to itself"),
+    "knowledge.delta_m": KeySpec(_OPEN_UNIT, "δ_M: probability a memorised subject's value gives to its fact"),
+    "knowledge.delta_s": KeySpec(_OPEN_UNIT, "probability for the subjects of seen fact-recall (S) points"),
+    "knowledge.o_c": KeySpec(_POSITIVE, "value logit of the other answers (Lemma 3)"),
+    "knowledge.o_r": KeySpec(_POSITIVE, "value logit of the relation (Lemma 3)"),
+    "mixture.n_train": KeySpec((1, math.inf, True, False), "n: training points (before filtering)"),
+    "mixture.context_critical": KeySpec(_UNIT, "fraction ρ of C points: only the context predicts the answer"),
+    "mixture.counterfactual": KeySpec(
+        _UNIT, "fraction of CF points: the context contradicts the memorised fact, answer = context"),
+    "mixture.fact_recall": KeySpec(_UNIT, "fraction of S points [s, r] with no context"),
+    "mixture.fact_recall_seen": KeySpec(_UNIT, "fraction of the S points whose fact was memorised (seen)"),
+    "mixture.counterfactual_relation": KeySpec(
+        (0, math.inf, True, False),
+        "0 spreads CF points over the relations; j puts them all on relation j, in place of its C+S points"),
+    "mixture.filter": KeySpec(
+        _UNIT, "fraction of context-bearing points dropped, those with the lowest loss on [s, r] alone "
+               "under the pretrained model (the paper's filtering); some training points must remain"),
+    "mixture.n_test": KeySpec((1, math.inf, True, False), "held-out conflict test points per relation"),
+    "mixture.n_aligned": KeySpec(
+        (0, math.inf, True, False), "held-out points whose context is the memorised fact"),
+    "train.lr": KeySpec(_POSITIVE, "step size η on W_KQ (full-batch gradient descent)"),
+    "train.steps": KeySpec((1, math.inf, True, False), "gradient-descent steps"),
+    "train.value_lr": KeySpec((0.0, math.inf, True, False), "step size on W_V (0 keeps W_V frozen, as the theory assumes)"),
+    "train.seed": KeySpec((0, 2**32 - 1, True, True), "seed of the token draw; " + SEED_NOTE),
+    "train.dtype": KeySpec(("float64", "float32"), "floating-point precision of training"),
 }
+"""Every config key: its allowed values and its meaning (`cpi config` and the README table
+print these words)."""
+
+_RANGES: dict[str, Any] = {key: spec.allowed for key, spec in KEYS.items()}
 
 
 def _section_class(name: str):
@@ -111,6 +138,40 @@ def all_keys() -> list[str]:
 def field_type(key: str) -> type:
     section, name = key.split(".")
     return type(getattr(_section_class(section)(), name))
+
+
+def default_value(key: str) -> Any:
+    """The default value of `section.key`."""
+    section, name = key.split(".")
+    return getattr(_section_class(section)(), name)
+
+
+def allowed_text(key: str) -> str:
+    """The allowed values of `key` in words, e.g. 'a number in [0, 1]'."""
+    return _describe_range(key)
+
+
+def keys_table() -> list[tuple[str, str, str, str]]:
+    """(key, default as TOML would write it, allowed values, meaning) of every key."""
+    rows = []
+    for key, spec in KEYS.items():
+        default = default_value(key)
+        shown = f'"{default}"' if isinstance(default, str) else f"{default:g}" if isinstance(default, float) else str(default)
+        rows.append((key, shown, allowed_text(key), spec.meaning))
+    return rows
+
+
+def keys_markdown() -> str:
+    """The README's table of config keys (one row per key, from `KEYS`)."""
+    lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
+    lines += [f"| `{key}` | {default} | {allowed} | {meaning} |" for key, default, allowed, meaning in keys_table()]
+    return "\n".join(lines)
+
+
+def seeds_matter(config: "Config") -> bool:
+    """Whether train.seed can change any number of `config`: never, under the paper's
+    embeddings (`SEED_NOTE`); a replaceable embedding would answer here."""
+    return False
 
 
 def _describe_range(key: str) -> str:
@@ -192,6 +253,28 @@ def group_counts(mixture: Mixture) -> dict[str, int]:
     }
 
 
+def training_points_after_filter(mixture: Mixture) -> int:
+    """Training points left after `mixture.filter` drops round(filter · #context-bearing
+    points) of them (`sims.world.filter_points`), from the counts alone."""
+    counts = group_counts(mixture)
+    n_context = mixture.n_train - counts["S_seen"] - counts["S_unseen"]
+    return mixture.n_train - round(mixture.filter * n_context)
+
+
+def _check_filter(m: Mixture) -> None:
+    if m.filter == 0 or training_points_after_filter(m) > 0:
+        return
+    counts = group_counts(m)
+    n_context = m.n_train - counts["S_seen"] - counts["S_unseen"]
+    limit = (n_context - 0.5) / n_context  # round(f·n_context) < n_context below it
+    raise ConfigError(
+        f"mixture.filter = {m.filter:g}: the filter leaves no training points (it drops "
+        f"round({m.filter:g} x {n_context}) = {n_context} of the {n_context} context-bearing points, "
+        f"and the mixture has no subject-only points); expected mixture.filter < {limit:.6g}, "
+        "or some mixture.fact_recall"
+    )
+
+
 def validate(config: Config) -> Config:
     """Check every value's type and range and the mixture's consistency; return the config."""
     for key in all_keys():
@@ -208,6 +291,7 @@ def validate(config: Config) -> Config:
             f"{counts['S_seen'] + counts['S_unseen']} of n_train = {m.n_train}); "
             "they must sum to at most 1 (the rest are C+S points)"
         )
+    _check_filter(m)
     w = config.world
     if w.n_relations == 1 and w.relation_overlap != 0:
         raise ConfigError(

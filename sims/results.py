@@ -7,6 +7,7 @@ timestamps, so the same numbers give the same bytes.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as cfg
+from .errors import ConfigError
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -54,6 +56,74 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def json_bytes(obj) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+
+
+def check_out_dir(path: str | Path, flag: str = "--out") -> None:
+    """ConfigError unless `path` is a directory that exists or can be created, and that this
+    process can write in; nothing is created (a probe file in the nearest existing directory
+    is removed at once)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r} is a file, not a directory; choose another path")
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            raise ConfigError(f"{flag} {str(path)!r} cannot be created: {str(existing)!r} is a broken link")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{flag} {str(path)!r} cannot be created: {str(existing)!r} is a file, not a directory"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=".cpi-probe-"):
+            pass
+    except OSError as err:
+        where = "" if existing == path else f" ({str(existing)!r}, where it would be created)"
+        raise ConfigError(f"{flag} {str(path)!r} is not writable{where}: {err.strerror or err}") from None
+
+
+def check_out_file(path: str | Path, flag: str = "--out") -> None:
+    """ConfigError unless a file can be written at `path` (its directory exists or can be
+    created and is writable, and `path` is not a directory)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r} is a directory; expected a file name")
+    check_out_dir(path.parent if str(path.parent) else Path("."), flag=f"{flag} {str(path)!r}: directory")
+
+
+def check_run_dir(out_dir: str | Path, config: cfg.Config, force: bool = False) -> None:
+    """ConfigError when `out_dir` already holds a run (a config.toml) of another config, or a
+    sweep, unless `force`: a run is only ever replaced by the same run."""
+    out = Path(out_dir)
+    if force or not out.is_dir():
+        return
+    if (out / "sweep.npz").exists() or (out / "groups").is_dir():
+        raise ConfigError(f"--out {str(out)!r} holds a sweep, not a run; choose another directory "
+                          "(or --force to write the run there anyway)")
+    saved = out / "config.toml"
+    if not saved.exists():
+        return
+    try:
+        same = cfg.load(saved) == config
+    except ConfigError:
+        same = False
+    if not same:
+        raise ConfigError(
+            f"--out {str(out)!r} holds a run of another config ({saved}); choose another directory, "
+            "or --force to replace it (`cpi compare` shows how the configs differ)"
+        )
+
+
+def metrics_csv_bytes(metrics: dict[str, np.ndarray]) -> bytes:
+    """The per-step metrics of one run as CSV: a `step` column, then one column per metric
+    in name order, one row per recorded step; floats written exactly (repr)."""
+    names = ["step", *sorted(k for k in metrics if k != "step")]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(names)
+    columns = [np.asarray(metrics[k]).tolist() for k in names]
+    writer.writerows(zip(*columns))
+    return buffer.getvalue().encode()
 
 
 def save_run(out_dir: str | Path, config: cfg.Config, metrics: dict, summary: dict) -> Path:

@@ -1,9 +1,5 @@
-"""Parameter sweeps: a grid of configs trained as one vmapped computation per shape.
-
-A grid is a list of specs, each `section.key=start:stop:num` (num values from start to stop
-inclusive, evenly spaced) or `section.key=v1,v2,...`; several specs form their Cartesian
-product (the first spec varies slowest), and `seeds` N adds an innermost axis
-train.seed = base seed + 0..N-1. Every point is a validated `Config`.
+"""Parameter sweeps: a grid of configs (`sims.grid`) trained as one vmapped computation per
+shape, saved in one directory.
 
 How the points are computed (shape groups, chunks of points, devices, processes, and the
 "full" or "reduced" engine) is `sims.chunks`.
@@ -16,7 +12,8 @@ keyed by a hash of its points' resolved configs and of what is recorded, written
 as the chunk is computed, so an interrupted or extended sweep computes only the chunks that
 are missing. Metrics of absent data groups stay NaN. Unlike `sims.train.run`, a point whose
 numbers become non-finite does not fail the sweep: its row's `nonfinite_step` says where
-(None/empty when all is well).
+(None/empty when all is well). `sweep.json` (`sims.sweep_dir`) names the sweep a directory
+computes, so that another sweep is not mixed into it.
 """
 
 from __future__ import annotations
@@ -24,209 +21,27 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import itertools
 import json
 import math
 import time
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from . import config as cfg
-from .config import Config
-from .errors import ConfigError
 from . import chunks, distributed
-from .budget import available_memory, check_record_every, human_bytes, recorded_bytes
+from . import config as cfg
+from .budget import available_memory, check_record_every, check_world_budget, human_bytes, recorded_bytes
 from .chunks import SUMMARY_FIELDS
+from .config import Config
 from .distributed import Processes
 from .engine import n_recorded, recorded_steps
+from .errors import ConfigError
+from .grid import Axis, Grid, expand_grid, parse_spec  # noqa: F401  (the grid half of the sweep API)
 from .progress import StepProgress
 from .results import json_bytes, npz_bytes, write_atomic
+from .sweep_dir import MANIFEST, check_sweep_dir, remove_stale_chunks, sweep_identity  # noqa: F401
 from .world import check_vocabulary
-
-SIGNIFICANT_DIGITS = 12
-"""Range values of float keys are rounded to this many significant digits, so that
-`0:1:41` gives 0.025, 0.05, ... exactly as one would type them (and as `cpi run --set`
-reads them): round(ρ·n_train) must not depend on the last bit of a linspace."""
-
-
-# --------------------------------------------------------------------------------------------
-# Grid specs
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One swept key: its values (already of the key's type) and the spec they came from."""
-
-    key: str
-    values: tuple
-    spec: str
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The expanded grid: axes, and per point its swept values and its validated config."""
-
-    axes: tuple[Axis, ...]
-    seeds: int
-    points: tuple[dict[str, Any], ...]  # swept key -> value, in axis order
-    configs: tuple[Config, ...]
-
-    @property
-    def keys(self) -> list[str]:
-        return [a.key for a in self.axes]
-
-    def __len__(self) -> int:
-        return len(self.configs)
-
-
-def _check_value(key: str, value: Any) -> Any:
-    """Type and range of one value on its own (`Config` consistency is checked per point)."""
-    value = cfg.check_value(key, value)
-    return value
-
-
-def _parse_scalar(raw: str) -> Any:
-    """An int, a float, a TOML value (a quoted string) or the bare string."""
-    raw = raw.strip()
-    for parse in (int, float):
-        try:
-            return parse(raw)
-        except ValueError:
-            pass
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
-def _integral(key: str, value: Any, spec: str) -> Any:
-    """Integral floats become ints for an integer key; other floats are an error."""
-    if isinstance(value, float) and not isinstance(value, bool):
-        if not math.isfinite(value) or abs(value - round(value)) > 1e-9 * max(1.0, abs(value)):
-            raise ConfigError(
-                f"--grid {spec!r}: {key} takes integers, but the grid has {value!r}"
-            )
-        return int(round(value))
-    return value
-
-
-def _range_values(key: str, text: str, spec: str, kind: type) -> list:
-    parts = text.split(":")
-    if len(parts) != 3:
-        raise ConfigError(
-            f"--grid {spec!r}: a range is start:stop:num (num values from start to stop "
-            f"inclusive), got {text!r}"
-        )
-    if kind is str:
-        raise ConfigError(
-            f"--grid {spec!r}: {key} is not numeric, so it takes a list v1,v2,... not a range"
-        )
-    bounds = []
-    for name, part in zip(("start", "stop"), parts[:2]):
-        try:
-            bound = float(part)
-        except ValueError:
-            bound = math.nan
-        if not math.isfinite(bound):
-            raise ConfigError(f"--grid {spec!r}: range {name} {part.strip()!r} is not a finite number")
-        bounds.append(bound)
-    try:
-        num = int(parts[2])
-    except ValueError:
-        num = 0
-    if num < 1:
-        raise ConfigError(
-            f"--grid {spec!r}: range num {parts[2].strip()!r} must be an integer >= 1"
-        )
-    start, stop = bounds
-    if num == 1:
-        raw = [start]
-    else:
-        raw = [start + (stop - start) * i / (num - 1) for i in range(num - 1)] + [stop]
-    if kind is int:
-        return [_integral(key, v, spec) for v in raw]
-    return [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in raw]
-
-
-def parse_spec(spec: str) -> Axis:
-    """One `section.key=start:stop:num` or `section.key=v1,v2,...` spec, each value checked
-    for its type and range; raises ConfigError naming the spec."""
-    if "=" not in spec:
-        raise ConfigError(
-            f"--grid {spec!r}: expected section.key=start:stop:num or section.key=v1,v2,..."
-        )
-    key, text = (part.strip() for part in spec.split("=", 1))
-    if key not in cfg.all_keys():
-        raise ConfigError(f"--grid {spec!r}: {cfg.unknown_key(key)}")
-    kind = cfg.field_type(key)
-    if ":" in text:
-        values = _range_values(key, text, spec, kind)
-    else:
-        items = [item.strip() for item in text.split(",")]
-        if not text or any(not item for item in items):
-            raise ConfigError(f"--grid {spec!r}: empty value in the list {text!r}")
-        values = [_parse_scalar(item) for item in items]
-        if kind is int:
-            values = [_integral(key, v, spec) for v in values]
-    try:
-        values = [_check_value(key, v) for v in values]
-    except ConfigError as err:
-        raise ConfigError(f"--grid {spec!r}: {err}") from None
-    return Axis(key, tuple(values), spec)
-
-
-def expand_grid(base: Config, grid: list[str] | tuple[str, ...] = (), seeds: int = 1) -> Grid:
-    """Every point of the grid (Cartesian product of the specs, then the seeds), each a
-    validated config; raises ConfigError naming the spec (or the point) that is bad."""
-    if isinstance(grid, str):
-        grid = [grid]
-    if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
-        raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
-    seeds = int(seeds)
-    axes: list[Axis] = []
-    for spec in grid:
-        axis = parse_spec(spec)
-        for other in axes:
-            if other.key == axis.key:
-                raise ConfigError(
-                    f"--grid {spec!r}: {axis.key} is already swept by --grid {other.spec!r}"
-                )
-        axes.append(axis)
-    if seeds > 1 and any(a.key == "train.seed" for a in axes):
-        raise ConfigError(
-            f"--seeds {seeds} cannot be combined with a grid over train.seed; use one of them"
-        )
-    last_seed, max_seed = base.train.seed + seeds - 1, int(cfg.key_range("train.seed")[1])
-    if seeds > 1 and last_seed > max_seed:
-        raise ConfigError(
-            f"--seeds {seeds} from train.seed = {base.train.seed} reaches train.seed = {last_seed}, "
-            f"out of range; train.seed is an integer in [0, {max_seed}]"
-        )
-    sources = ", ".join([f"--grid {a.spec!r}" for a in axes] + ([f"--seeds {seeds}"] if seeds > 1 else []))
-    points, configs = [], []
-    for values in itertools.product(*(a.values for a in axes)):
-        point = dict(zip((a.key for a in axes), values))
-        for offset in range(seeds):
-            overrides = dict(point)
-            if seeds > 1:
-                overrides["train.seed"] = base.train.seed + offset
-            try:
-                config = cfg.with_values(base, overrides)
-                check_vocabulary(config)
-            except ConfigError as err:
-                where = ", ".join(f"{k}={v!r}" for k, v in overrides.items()) or "the base config"
-                raise ConfigError(f"grid point {where} (from {sources or 'the base config'}): {err}") from None
-            points.append(dict(point))
-            configs.append(config)
-    return Grid(tuple(axes), seeds, tuple(points), tuple(configs))
-
-
-# --------------------------------------------------------------------------------------------
-# Results
 
 
 @dataclass
@@ -423,7 +238,15 @@ def check_sweep(base: Config, grid=(), seeds: int = 1, record_every: int = 1, su
     expanded = expand_grid(base, grid, seeds)
     check_engine(expanded, engine)
     check_sweep_budget(expanded, record_every, not summaries_only)
+    check_world_budget(expanded.configs)
     return expanded
+
+
+def saved_chunk_count(expanded: Grid, out: str | Path, record_every: int = 1, summaries_only: bool = False,
+                      engine: str = "full") -> tuple[int, int]:
+    """(chunks of this sweep saved under out/groups, chunks in all)."""
+    plan, _ = _plan(expanded, Path(out), engine, record_every, not summaries_only)
+    return sum(chunk.path.exists() for chunk in plan), len(plan)
 
 
 def run_sweep(
@@ -437,6 +260,7 @@ def run_sweep(
     engine: str = "full",
     processes: Processes | None = None,
     expanded: Grid | None = None,
+    force: bool = False,
 ) -> SweepResult | None:
     """Train every point of the grid and save the results under `out` (default
     sweeps/<hash of base, grid, seeds>); chunks already saved there are reused, not rerun,
@@ -449,14 +273,20 @@ def run_sweep(
     writes and returns the result, the others return None. expanded: what `check_sweep`
     returned for these arguments (saves expanding the grid twice).
 
-    Raises ConfigError (before anything is written) when a spec, a point, the engine or the
-    memory needed is bad."""
+    A directory that holds another sweep (`check_sweep_dir`) is refused unless `force`, which
+    replaces it, keeping the chunks the two sweeps share and deleting the others.
+
+    Raises ConfigError (before anything is written) when a spec, a point, the engine, the
+    memory needed or the directory is bad."""
     processes = processes or Processes()
     grid = list(grid) if not isinstance(grid, str) else [grid]
     if expanded is None:
         expanded = check_sweep(base, grid, seeds, record_every, summaries_only, engine)
     record = not summaries_only
     out = Path(out) if out is not None else default_sweep_dir(base, grid, seeds)
+    identity = sweep_identity(base, grid, seeds, record_every, summaries_only, engine)
+    if processes.writer:
+        check_sweep_dir(out, identity, force)
     plan, n_groups = _plan(expanded, out, engine, record_every, record)
 
     def recorded_columns(chunk):
@@ -465,8 +295,11 @@ def run_sweep(
     if processes.writer:
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").unlink(missing_ok=True)  # the directory is incomplete until the end
+        write_atomic(out / MANIFEST, json_bytes(identity))
         write_atomic(out / "config.toml", cfg.to_toml(base).encode())
         (out / "groups").mkdir(exist_ok=True)
+        if force:
+            remove_stale_chunks(out, {chunk.path.name for chunk in plan})
     saved = {}
     if processes.writer:
         for chunk in plan:
@@ -513,7 +346,9 @@ def run_sweep(
     arrays = {**coords, **metrics, **{f"summary_{k}": v for k, v in summary.items()}, "steps": steps}
     write_atomic(out / "sweep.npz", npz_bytes(arrays))
     write_atomic(out / "summary.csv", _csv_bytes(expanded.keys, summaries))
-    document = _summary_document(base, grid, seeds, expanded, summaries, record_every, record, engine)
+    document = {"grid": identity["grid"], "seeds": identity["seeds"], "keys": expanded.keys,
+                **{k: v for k, v in identity.items() if k not in ("grid", "seeds")},
+                "points": [{k: _json_value(v) for k, v in row.items()} for row in summaries]}
     write_atomic(out / "summary.json", json_bytes(document))
     return SweepResult(
         grid=expanded, coords=coords, metrics=metrics, steps=steps, summaries=summaries, out=out,
@@ -546,19 +381,6 @@ def _run_distributed(plan, missing, processes, compute, saved, bar, finished, ex
                     saved[chunk.path] = got
                 finished[0] += n * expanded.configs[chunk.indices[0]].train.steps
             bar.advance_to(finished[0])
-
-
-def _summary_document(base, grid, seeds, expanded: Grid, summaries, record_every, record, engine) -> dict:
-    return {
-        "grid": [s.strip() for s in grid],
-        "seeds": int(seeds),
-        "keys": expanded.keys,
-        "record_every": int(record_every),
-        "summaries_only": not record,
-        "engine": engine,
-        "base_config_sha256": hashlib.sha256(cfg.to_toml(base).encode()).hexdigest(),
-        "points": [{k: _json_value(v) for k, v in row.items()} for row in summaries],
-    }
 
 
 def load_sweep(sweep_dir: str | Path) -> SweepResult:

@@ -94,21 +94,28 @@ def vocabulary_needs(config: Config) -> tuple[int, int]:
 
 
 def check_vocabulary(config: Config) -> None:
-    """Raise ConfigError when world.n_subjects or world.n_answers is too small for the mixture."""
+    """Raise ConfigError when world.n_subjects or world.n_answers (or both: every violated
+    bound is named at once) is too small for the mixture, with the values that would fit."""
     need_s, need_a = vocabulary_needs(config)
     w, m = config.world, config.mixture
+    problems, fixes = [], []
     if need_s > w.n_subjects:
-        raise ConfigError(
+        problems.append(
             f"world.n_subjects = {w.n_subjects} is too small: the mixture needs {need_s} "
             f"distinct subjects (mixture.n_train {m.n_train} + n_test {m.n_test} x "
-            f"{w.n_relations} relation(s) + n_aligned {m.n_aligned}); set world.n_subjects >= {need_s}"
+            f"{w.n_relations} relation(s) + n_aligned {m.n_aligned})"
         )
+        fixes.append(f"world.n_subjects >= {need_s}")
     if need_a > w.n_answers:
-        raise ConfigError(
+        problems.append(
             f"world.n_answers = {w.n_answers} is too small: the mixture needs {need_a} distinct "
             "answer tokens (one per C, C+S and S point, two per counterfactual and conflict "
-            f"test point, one per aligned point); set world.n_answers >= {need_a}"
+            "test point, one per aligned point)"
         )
+        fixes.append(f"world.n_answers >= {need_a}")
+    if problems:
+        raise ConfigError("; ".join(problems) + "; set " + " and ".join(fixes)
+                          + " (e.g. " + " ".join(f"--set {f.replace(' >= ', '=')}" for f in fixes) + ")")
 
 
 def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray, np.ndarray]:

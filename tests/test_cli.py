@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sims import config as cfg
-from sims.cli import main
+from cpi.cli import execute as main
 from sims.results import load_run
 
 FAST = ["--set", "train.steps=40"]

@@ -4,7 +4,6 @@ simulator."""
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ import figures.make
 from experiments import EXPERIMENTS, NAMES, get
 from experiments.analysis import INVERSION, NO_PEAK, NO_RISE, first_peak
 from experiments.cache import data_bytes, is_saved
-from figures.make import add_figures_parser, make_figures
+from figures.make import make_figures
 from figures.style import artist
 from sims import config as cfg
 
@@ -659,20 +658,6 @@ def test_make_figures_writes_png_and_pdf(tmp_path, fake_data, capsys, monkeypatc
     make_figures(tmp_path / "out", names=["inversion"])
     assert "data reused" in capsys.readouterr().err
     assert (tmp_path / "out" / "inversion.pdf").read_bytes() == pdf  # no timestamps
-
-
-def test_figures_subcommand(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(figures.make, "make_figures", lambda *a, **k: calls.append((a, k)))
-    parser = argparse.ArgumentParser(prog="cpi")
-    add_figures_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["figures", "--out", str(tmp_path / "f"), "--force", "--set", "train.lr=0.5"])
-    assert args.func(args) == 0
-    (a, k), = calls
-    assert a == (str(tmp_path / "f"),) and k["force"] and k["data_dir"] is None
-    assert k["config"] == cfg.with_values(cfg.Config(), {"train.lr": 0.5})
-    defaults = parser.parse_args(["figures"])
-    assert defaults.out == "figures" and not defaults.force
 
 
 def test_presentation_layer_does_not_import_the_simulator():

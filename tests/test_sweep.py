@@ -21,8 +21,8 @@ import sims.sweep as sweep
 from sims import config as cfg
 from sims.errors import ConfigError
 from sims.sweep import expand_grid, load_sweep, parse_spec, run_sweep
-from sims import sweep_cli
-from sims.cli import main
+from cpi.commands import sweep as sweep_cli
+from cpi.cli import execute as main
 from sims.train import run
 
 SUMMARY = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion")
@@ -215,7 +215,8 @@ def test_absent_groups_stay_nan(rho_sweep):
 def test_saved_files(rho_sweep):
     result, _, _ = rho_sweep
     out = result.out
-    assert {p.name for p in out.iterdir()} == {"config.toml", "groups", "summary.csv", "summary.json", "sweep.npz"}
+    assert {p.name for p in out.iterdir()} == {"config.toml", "groups", "summary.csv", "summary.json", "sweep.json",
+                                               "sweep.npz"}
     assert cfg.load(out / "config.toml") == base()
     with np.load(out / "sweep.npz") as archive:
         arrays = {k: archive[k] for k in archive.files}
@@ -313,11 +314,15 @@ def test_rerun_reuses_results_without_compiling_or_running(tmp_path, monkeypatch
     for key in first.metrics:
         np.testing.assert_array_equal(second.metrics[key], first.metrics[key])
 
-    # Another grid in the same directory computes only the groups it does not share: the
-    # 50-step points of this one are the n_train = 20 points above.
+    # Another grid in the same directory is refused; with force it computes only the groups
+    # it does not share (the 50-step points of this one are the n_train = 20 points above)
+    # and deletes the chunk it does not use.
     monkeypatch.undo()
-    third = run_sweep(base(), [*PAIR, "train.steps=30,50"], out=tmp_path)
+    with pytest.raises(ConfigError, match="holds another sweep"):
+        run_sweep(base(), [*PAIR, "train.steps=30,50"], out=tmp_path)
+    third = run_sweep(base(), [*PAIR, "train.steps=30,50"], out=tmp_path, force=True)
     assert third.computed_chunks == 1 and third.reused_chunks == 1
+    assert len(list((tmp_path / "groups").iterdir())) == 2
     np.testing.assert_array_equal(third.metrics["reliance"][[1, 3]], first.metrics["reliance"][[1, 3]])
 
 

@@ -16,7 +16,7 @@ import pytest
 import sims.chunks as chunks
 from sims import budget
 from sims import config as cfg
-from sims.cli import main
+from cpi.cli import execute as main
 from sims.sweep import load_sweep, run_sweep
 from sims.train import run
 
@@ -156,7 +156,7 @@ PROCESS = """
 import sys
 import sims.chunks as chunks
 chunks.MAX_CHUNK_POINTS = 2
-from sims.cli import main
+from cpi.cli import execute as main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sims.cli import main
+from cpi.cli import execute as main
 from sims.config import load, with_values
 from sims.theory_report import count_args, knowledge_args, reduced_trajectory, theory_report
 from sims.train import run

@@ -1,15 +1,21 @@
 """`cpi sweep`: train a grid of configs (vmapped per shape group) and save one table.
 
-Wired into `sims.cli` by `add_sweep_parser(subparsers)`; bad input raises ConfigError before
-anything is written, which `sims.cli.main` turns into exit status 2.
+Ctrl-C stops at once: the sweep runs in a worker thread, so the main thread receives the
+interrupt even while a compiled chunk is running; it reports the chunk files already saved
+(each is complete: written to a temporary name and renamed) and how to resume, and the
+process exits with status 130 without waiting for the chunk in flight.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 import sys
+import threading
 import time
 from pathlib import Path
+
+from ..arguments import (EXIT_INTERRUPTED, add_config_arguments, add_force, add_record_every, check_out_dir,
+                         describe_run, load_config)
 
 FULL_TABLE_ROWS = 40
 TAIL_ROWS = 5
@@ -17,10 +23,8 @@ TAIL_ROWS = 5
 last TAIL_ROWS rows of the table only."""
 
 
-def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `cpi sweep` on an `add_subparsers()` object; returns its parser."""
-    from .chunks import ENGINES
-    from .cli import _add_config_args, add_record_every
+def add_parser(subparsers):
+    from sims.chunks import ENGINES
 
     parser = subparsers.add_parser(
         "sweep",
@@ -30,12 +34,14 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
             "(num evenly spaced values, both ends included) or section.key=v1,v2,...; "
             "several --grid specs form their Cartesian product. Points with the same array "
             "shapes, steps and dtype run as compiled, vmapped chunks sharded over the local "
-            "devices. Writes DIR/sweep.npz, DIR/summary.csv, DIR/summary.json and "
-            "DIR/config.toml; every chunk is saved under DIR/groups as it finishes, and a rerun "
-            "(after an interruption, or with a larger grid) computes only the missing chunks."
+            "devices. Writes DIR/sweep.npz, DIR/summary.csv, DIR/summary.json, DIR/config.toml and "
+            "DIR/sweep.json (what the directory computes); every chunk is saved under DIR/groups as "
+            "it finishes, and a rerun of the same command (after an interruption: Ctrl-C stops at "
+            "once and keeps the saved chunks) computes only the missing chunks. A directory holding "
+            "another sweep is refused unless --force. `cpi plot DIR` draws the summary."
         ),
     )
-    _add_config_args(parser)
+    add_config_arguments(parser, "the base config of every point")
     parser.add_argument(
         "--grid", action="append", default=[], metavar="SECTION.KEY=SPEC",
         help="a swept key (repeatable), e.g. --grid mixture.context_critical=0:1:41 "
@@ -43,7 +49,8 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--seeds", type=int, default=1, metavar="N",
-        help="also sweep train.seed over base seed + 0..N-1 (default 1)",
+        help="also sweep train.seed over base seed + 0..N-1 (default 1); under the paper's embeddings "
+             "the seed only relabels tokens, so every seed gives the same numbers",
     )
     parser.add_argument("--out", metavar="DIR", help="output directory (default sweeps/<hash of config, grid, seeds>)")
     add_record_every(parser)
@@ -56,6 +63,8 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
         help="full: the fast exact simulator (default); reduced: the exact group recursion of the "
              "theory, for W_V frozen, full-batch GD, one relation, float64 (refused otherwise)",
     )
+    add_force(parser, "replace DIR when it holds another sweep (chunks both sweeps share are kept, "
+                      "the others deleted)")
     group = parser.add_argument_group(
         "several processes (jax.distributed)",
         "Run one sweep over N processes, e.g. one per node of a cluster: each computes its share "
@@ -75,7 +84,8 @@ def _format_value(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def _table(result) -> list[str]:
+def table(result) -> list[str]:
+    """The printed table of a sweep's summaries, one row per point (compact when long)."""
     keys = result.grid.keys + (["seed"] if result.grid.seeds > 1 or not result.grid.keys else [])
     header = [*keys, "initial", "peak", "peak_step", "final", "inversion"]
     rows = []
@@ -105,25 +115,69 @@ def _table(result) -> list[str]:
     return lines
 
 
-def cmd_sweep(args) -> int:
-    from .cli import _describe, _load_config
-    from .distributed import check_flags, join
-    from .sweep import check_sweep, run_sweep
+def run_interruptibly(work, on_interrupt):
+    """`work()` in a worker thread; its result, or its exception re-raised here. On Ctrl-C
+    call `on_interrupt()` and end the process at once with status 130."""
+    outcome = {}
 
-    base = _load_config(args)
+    def target():
+        try:
+            outcome["value"] = work()
+        except BaseException as err:  # handed to the main thread
+            outcome["error"] = err
+
+    worker = threading.Thread(target=target, name="cpi-sweep", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        on_interrupt()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def cmd_sweep(args) -> int:
+    from sims.config import seeds_matter
+    from sims.distributed import check_flags, join
+    from sims.sweep import check_sweep, check_sweep_dir, default_sweep_dir, run_sweep, saved_chunk_count, sweep_identity
+
+    base = load_config(args)
     # every ConfigError before anything is printed, joined or written
     check_flags(args.coordinator, args.num_processes, args.process_id)
     expanded = check_sweep(base, args.grid, args.seeds, args.record_every, args.summaries_only, args.engine)
+    out = Path(args.out) if args.out else default_sweep_dir(base, args.grid, args.seeds)
+    check_out_dir(out)
+    identity = sweep_identity(base, args.grid, args.seeds, args.record_every, args.summaries_only, args.engine)
+    check_sweep_dir(out, identity, force=args.force)
     processes = join(args.coordinator, args.num_processes, args.process_id, timeout=args.join_timeout)
     point_steps = sum(c.train.steps for c in expanded.configs)
     if processes.writer:
-        print(f"cpi sweep: base config {_describe(base)}", file=sys.stderr)
+        print(f"cpi sweep: base config {describe_run(base)}", file=sys.stderr)
         print(f"  {len(expanded)} points, {point_steps:.3g} point-steps, engine {args.engine}"
               + (f", {processes.count} processes" if processes.count > 1 else ""), file=sys.stderr)
+        seeds_swept = args.seeds > 1 or "train.seed" in expanded.keys
+        if seeds_swept and not any(seeds_matter(c) for c in expanded.configs):
+            print("cpi sweep: warning: train.seed is swept, but under the paper's embeddings the seed only "
+                  "relabels tokens: every seed gives the same numbers", file=sys.stderr)
+
+    def interrupted():
+        saved, total = saved_chunk_count(expanded, out, args.record_every, args.summaries_only, args.engine)
+        print(f"\ncpi sweep: interrupted; {saved} of {total} chunk(s) of this sweep are saved under "
+              f"{out}/groups (the chunk in progress is lost); rerun the same command to compute only "
+              "the missing ones", file=sys.stderr)
+
     start = time.perf_counter()
-    result = run_sweep(base, args.grid, args.seeds, Path(args.out) if args.out else None, progress=True,
-                       record_every=args.record_every, summaries_only=args.summaries_only,
-                       engine=args.engine, processes=processes, expanded=expanded)
+    result = run_interruptibly(
+        lambda: run_sweep(base, args.grid, args.seeds, out, progress=True, record_every=args.record_every,
+                          summaries_only=args.summaries_only, engine=args.engine, processes=processes,
+                          expanded=expanded, force=args.force),
+        interrupted if processes.writer else (lambda: None),
+    )
     elapsed = time.perf_counter() - start
     if result is None:  # not process 0: it writes and reports
         print(f"cpi sweep: process {processes.index} of {processes.count} done in {elapsed:.1f} s", file=sys.stderr)
@@ -136,7 +190,7 @@ def cmd_sweep(args) -> int:
         f"compile+run {result.seconds:.1f} s, {elapsed:.1f} s in all"
     )
     print(f"context reliance M_C on the conflict test points; inversion at {n_inv} of {len(result)} points:")
-    print("\n".join(_table(result)))
+    print("\n".join(table(result)))
     bad = [i for i, r in enumerate(result.summaries) if r["nonfinite_step"] is not None]
     if bad:
         print(

@@ -1,0 +1,33 @@
+"""`cpi theory`: the paper's closed forms and the exact reduced dynamics for one config."""
+
+from __future__ import annotations
+
+import json
+
+from ..arguments import add_config_arguments, load_config
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "theory", help="closed forms and reduced-dynamics predictions for a config",
+        description=(
+            "Print the paper's closed forms for a config (Z0, the Lemma 4 margins, rho*, Lemmas 5-6, "
+            "eta*), the regime of the gradient flow, the long-time law of the test attention gap, and "
+            "the exact reduced-dynamics prediction of `cpi run`'s summary. Writes nothing."
+        ),
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=cmd_theory)
+    return parser
+
+
+def cmd_theory(args) -> int:
+    from sims.budget import check_world_budget
+    from sims.theory_report import format_report, theory_report
+
+    config = load_config(args)
+    check_world_budget([config])
+    report = theory_report(config)
+    print(json.dumps(report, indent=2) if args.json else format_report(report, config))
+    return 0
