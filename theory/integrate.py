@@ -33,7 +33,7 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
     return np.append(np.arange(0, steps, record_every), steps)
 
 
-SLICE_POINTS = 512
+SLICE_POINTS = 128
 """Descent runs a batch in slices of at most this many systems, each a compiled call whose
 arrays stay in cache; slices are spread over the local devices and run concurrently."""
 
