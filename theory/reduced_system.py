@@ -31,13 +31,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp
 
 from .closed_forms import DISTINCT_INNER, GROUPS, SELF_INNER, TEST_INNER
-from .embeddings import relation_gram_matrix
 from .pretrained import logit, z0
 
 N_CLASSES = 5
