@@ -17,7 +17,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from .reduced_system import ReducedSystem, state_metrics
 from .summary import fold_finish, fold_init, fold_update
@@ -161,6 +160,8 @@ def solve_flow(rhs, y0, times, log_time: bool, rtol: float, atol: float, method:
 
     log_time: integrate in τ = ln(1 + t) (dy/dτ = (1 + t)·rhs), which keeps the right-hand
     side O(1) when the drives decay like 1/t: the right choice for long horizons."""
+    from scipy.integrate import solve_ivp  # here: its import costs a third of a second, and descent never needs it
+
     times = np.asarray(times, dtype=np.float64)
     if np.any(np.diff(times) < 0) or times[0] < 0:
         raise ValueError("times must be sorted and non-negative")
