@@ -212,9 +212,10 @@ def _reduced_counts(config: Config) -> tuple[int, ...]:
 
 def reduced_chunk(configs, record_every: int, record: bool,
                   progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """The chunk's points by the exact group recursion, in the full engine's output format."""
-    from theory.reduced import group_trajectory
-    from theory.summary import summarize
+    """The chunk's points by the exact group recursion, in the full engine's output format:
+    the summary of every step is folded inside the theory's compiled scan, and only the
+    recorded steps (none when not `record`) come back from it."""
+    from theory.reduced import group_descent
 
     steps = configs[0].train.steps
     counts = np.array([_reduced_counts(c) for c in configs], dtype=np.float64)
@@ -222,28 +223,23 @@ def reduced_chunk(configs, record_every: int, record: bool,
             for s, name in (("world", "n_subjects"), ("world", "n_answers"), ("knowledge", "delta_c"),
                             ("knowledge", "delta_m"), ("knowledge", "o_c"), ("knowledge", "o_r"),
                             ("knowledge", "delta_s"), ("train", "lr"))}
-    th = group_trajectory(*(args[k] for k in ("n_subjects", "n_answers", "delta_c", "delta_m", "o_c", "o_r")),
-                          *counts.T, delta_s=args["delta_s"], lr=args["lr"], steps=steps)
-    n_train = counts.sum(axis=1)
-    loss_terms = np.nan_to_num(np.stack([th[f"loss_{g}"] for g in ("C", "CS", "CF", "S")], axis=-1))
-    weights = np.stack([counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] + counts[:, 4]], axis=-1)
-    metrics = {name: th[name] for name in engine.metric_names(1) if name in th}
-    metrics["loss"] = np.einsum("ntg,ng->nt", loss_terms, weights) / n_train[:, None]
-    missing = set(engine.metric_names(1)) - set(metrics)
-    if missing:
-        raise RuntimeError(f"the reduced dynamics lacks metrics {sorted(missing)}")
-    if min(c.mixture.n_aligned for c in configs) == 0:  # the theory always has an aligned point
-        metrics["aligned_accuracy"] = np.where(
-            np.array([c.mixture.n_aligned == 0 for c in configs])[:, None], np.nan, metrics["aligned_accuracy"])
-    rows = [summarize(r) for r in metrics["reliance"]]
-    out = {f: np.array([r[f] for r in rows]) for f in SUMMARY_FIELDS[:-1]}
-    values = np.stack([metrics[k] for k in engine.metric_names(1)], axis=-1)  # (n, T, M)
-    finite = np.isfinite(values)
-    bad = np.any(finite[:, :1] & ~finite, axis=-1)
-    out["nonfinite_step"] = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
+    th, summary = group_descent(*(args[k] for k in ("n_subjects", "n_answers", "delta_c", "delta_m", "o_c", "o_r")),
+                                *counts.T, delta_s=args["delta_s"], lr=args["lr"], steps=steps,
+                                record_every=record_every, record=record)
+    out = {f: np.asarray(summary[f]) for f in SUMMARY_FIELDS}
     if record:
-        columns = engine.recorded_steps(steps, record_every)
-        out.update({k: np.ascontiguousarray(v[:, columns]) for k, v in metrics.items()})
+        n_train = counts.sum(axis=1)
+        loss_terms = np.nan_to_num(np.stack([th[f"loss_{g}"] for g in ("C", "CS", "CF", "S")], axis=-1))
+        weights = np.stack([counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] + counts[:, 4]], axis=-1)
+        metrics = {name: th[name] for name in engine.metric_names(1) if name in th}
+        metrics["loss"] = np.einsum("ntg,ng->nt", loss_terms, weights) / n_train[:, None]
+        missing = set(engine.metric_names(1)) - set(metrics)
+        if missing:
+            raise RuntimeError(f"the reduced dynamics lacks metrics {sorted(missing)}")
+        if min(c.mixture.n_aligned for c in configs) == 0:  # the theory always has an aligned point
+            metrics["aligned_accuracy"] = np.where(
+                np.array([c.mixture.n_aligned == 0 for c in configs])[:, None], np.nan, metrics["aligned_accuracy"])
+        out.update({k: np.ascontiguousarray(metrics[k]) for k in engine.metric_names(1)})
     if progress is not None:
         progress(len(configs) * steps)
     return out

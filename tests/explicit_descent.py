@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-
-jax.config.update("jax_enable_x64", True)
+import numpy as np
 
 
 def w_kq_trajectory(phi, w_v, keys, queries, answers, lr: float, steps: int):
     """W_KQ at steps 0..steps of GD on the mean cross-entropy of points with two visible keys
     `keys[i]` (token ids) queried by the vector `queries[:, i]`; W_KQ(0) = 0, W_V frozen.
-    Logits z_i = Φᵀ W_V (σ₁φ(x₁) + σ₂φ(x₂)), σ = softmax(φ(x)ᵀ W_KQ q_i)."""
+    Logits z_i = Φᵀ W_V (σ₁φ(x₁) + σ₂φ(x₂)), σ = softmax(φ(x)ᵀ W_KQ q_i). Computed in
+    float64 (JAX's 64-bit mode for this call); returns a NumPy array (steps + 1, d, d)."""
+    with jax.enable_x64(True):
+        return _trajectory(phi, w_v, keys, queries, answers, lr, steps)
+
+
+def _trajectory(phi, w_v, keys, queries, answers, lr, steps):
     phi, w_v = jnp.asarray(phi), jnp.asarray(w_v)
     keys, queries, answers = jnp.asarray(keys), jnp.asarray(queries), jnp.asarray(answers)
 
@@ -32,4 +37,4 @@ def w_kq_trajectory(phi, w_v, keys, queries, answers, lr: float, steps: int):
 
         return jax.lax.scan(body, w, None, length=steps + 1)[1]
 
-    return run(jnp.zeros((phi.shape[0], phi.shape[0])))
+    return np.asarray(run(jnp.zeros((phi.shape[0], phi.shape[0]))))

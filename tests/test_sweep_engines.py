@@ -51,6 +51,26 @@ def test_reduced_engine_equals_the_full_engine(tmp_path, name):
             assert abs(mine[key] - theirs[key]) < 1e-10
 
 
+def test_reduced_engine_strides_and_summaries_only_keep_every_steps_summary(tmp_path):
+    """The reduced engine folds the summary inside the theory's scan: recording a stride or
+    nothing changes no summary, and the strided metrics are the every-step ones."""
+    config, grid = REDUCED_GRIDS["rho x delta_m"]
+    every = run_sweep(config, grid, out=tmp_path / "every", engine="reduced")
+    strided = run_sweep(config, grid, out=tmp_path / "strided", engine="reduced", record_every=7)
+    only = run_sweep(config, grid, out=tmp_path / "only", engine="reduced", summaries_only=True)
+    full = run_sweep(config, grid, out=tmp_path / "full", summaries_only=True)
+    assert strided.summaries == every.summaries == only.summaries and only.metrics == {}
+    assert {row["inversion"] for row in only.summaries} == {True, False}
+    for mine, theirs in zip(only.summaries, full.summaries):
+        assert mine["peak_step"] == theirs["peak_step"] and mine["inversion"] == theirs["inversion"]
+        assert abs(mine["final_reliance"] - theirs["final_reliance"]) < 1e-10
+    columns = [*range(0, 60, 7), 60]
+    assert strided.metrics["step"].tolist() == columns
+    for key, values in every.metrics.items():
+        if key != "step":  # (points, steps + 1)
+            np.testing.assert_array_equal(strided.metrics[key], values[:, columns], err_msg=key)
+
+
 @pytest.mark.parametrize("setting, words", [
     ("train.value_lr=0.5", ["train.value_lr = 0.5", "W_V frozen"]),
     ("world.n_relations=2", ["world.n_relations = 2", "one relation"]),

@@ -26,7 +26,6 @@ from theory.embeddings import paper_embeddings, theta_directions
 from theory.propositions import value_matrix
 from theory.reduced import group_trajectory, paper_points
 
-jax.config.update("jax_enable_x64", True)
 
 DEFAULT = (40, 80, 0.2, 0.6, 1.0, 0.5)
 
@@ -69,6 +68,7 @@ def _explicit_loss_u(phi, w_v, x1, x2, answer):
     return loss
 
 
+@pytest.mark.usefixtures("float64")  # its own JAX reference computation
 def test_margins_match_autodiff_of_explicit_model():
     """−∇_u ℓ at u = 0, by JAX autodiff of the explicit model, equals (m/4)·k for each group
     (Lemmas 1-2 and 4), so its θ_C / θ_S components are m θ·k / 4."""

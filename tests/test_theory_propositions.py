@@ -19,7 +19,6 @@ from theory.propositions import (
 )
 from theory.reduced import paper_points
 
-jax.config.update("jax_enable_x64", True)
 
 DEFAULT = (40, 80, 0.2, 0.6, 1.0, 0.5)
 
@@ -40,6 +39,7 @@ def test_proposition2(n_s):
     assert out["theta_c_with"] == pytest.approx(out["theta_c_without"] * 20 / (20 + n_s), rel=1e-13)
 
 
+@pytest.mark.usefixtures("float64")  # its own JAX reference computation
 def test_value_step_equals_autodiff_of_explicit_w_v():
     """ΔV = (η/n)Σ G(e_a − p)(Gw)ᵀ equals Φᵀ(W_V − η∇_{W_V}L)Φ by JAX autodiff."""
     n_s, n_a, lr = 12, 30, 3.0

@@ -1,7 +1,6 @@
 """Reduced dynamics: the group recursion against the general per-point form, the explicit
 d×d model, and the gradient flow."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -12,7 +11,6 @@ from theory.propositions import value_matrix
 from tests.explicit_descent import w_kq_trajectory
 from theory.reduced import general_flow, general_trajectory, group_flow, group_trajectory, paper_points
 
-jax.config.update("jax_enable_x64", True)
 
 DEFAULT = (40, 80, 0.2, 0.6, 1.0, 0.5)
 
@@ -60,6 +58,7 @@ def test_general_form_equals_group_form(counts):
         np.testing.assert_allclose(gen["loss"][:, idx], grp[f"loss_{name}"][:, None] * np.ones(idx.size), atol=1e-12)
 
 
+@pytest.mark.usefixtures("float64")  # its own JAX reference computation
 def test_group_form_equals_explicit_d_by_d_model():
     """Full-batch GD on the d×d matrix W_KQ of the explicit model (JAX autodiff, mean CE
     loss, relation key masked on context points) reproduces the group recursion."""

@@ -32,7 +32,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .closed_forms import GROUPS
-from .relations import class_columns
+from .reduced_system import class_columns
 
 __all__ = ["no_context_loss", "filtered_counts", "context_order", "reliance_drop", "has_drop", "counterfactual_needed"]
 

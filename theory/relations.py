@@ -42,17 +42,25 @@ counterfactual points adds γ η n_CF m_CF/(4n) to every other relation's test g
 
 from __future__ import annotations
 
-import jax
+import jax.numpy as jnp
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.special import expit, logsumexp  # noqa: E402
-
-from .closed_forms import DISTINCT_INNER, GROUPS, SELF_INNER, TEST_INNER, THETA_C, THETA_S  # noqa: E402
-from .embeddings import key_differences, paper_embeddings, relation_gram_matrix, relation_tokens  # noqa: E402
-from .pretrained import logit, value_logit_table, z0  # noqa: E402
+from .closed_forms import GROUPS, TEST_INNER
+from .embeddings import key_differences, paper_embeddings, relation_gram_matrix, relation_tokens
+from .integrate import descend, float64
+from .pretrained import value_logit_table
+from .reduced_outputs import class_outputs
+from .reduced_system import (
+    ANSWER_CLASS,
+    MOVING_CLASSES,
+    class_columns,
+    group_key_columns,
+    held_out_readout,
+    moving_classes,
+    relation_group_gram,
+    relation_system,
+    unit_response,
+)
 
 __all__ = [
     "relation_gram",
@@ -63,10 +71,6 @@ __all__ = [
     "relation_group_trajectory",
     "first_step_gaps",
 ]
-
-_C, _B = 2, 3  # class indices of the answer c and of the other fact b
-_S_BLOCK = np.zeros((5, 5), dtype=bool)
-_S_BLOCK[3:, 3:] = True
 
 
 # ----------------------------------------------------------------------------- general form
@@ -198,147 +202,19 @@ def relation_points(
 
 
 # ------------------------------------------------------------------------------- group form
-
-
-def class_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_relations: int = 1, delta_s=0.9) -> dict:
-    """Value columns compressed to the 5 output classes (subjects ×K_S, relations ×R, answer
-    c, other fact b, remaining answers ×(K_A − 2)), broadcast over the numeric arguments
-    (last axis = class). Keys: flat (an unmemorised subject, also every relation column),
-    context (v(c)), mem_c / mem_b (a subject memorised at δ_M with fact c / b), seen (fact c
-    at δ_S), logmult (log-multiplicity of each class)."""
-    ks, ka, dc, dm, oc, orr, ds = np.broadcast_arrays(
-        *[np.asarray(a, dtype=np.float64) for a in (n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s)]
-    )
-    if np.any(ka < 2) or np.any(ks < 1):
-        raise ValueError("need at least one subject and two answers")
-    log_z0 = np.log(z0(ks, ka, oc, orr, n_relations))
-    zero = np.zeros_like(oc)
-
-    def col(c_val, b_val):
-        return np.stack([zero, orr, c_val, b_val, oc], axis=-1)
-
-    with np.errstate(divide="ignore"):
-        logmult = np.stack([np.log(ks), zero + np.log(n_relations), zero, zero, np.log(ka - 2)], axis=-1)
-    return dict(
-        flat=col(oc, oc),
-        context=col(logit(dc) + log_z0, oc),
-        mem_c=col(logit(dm) + log_z0, oc),
-        mem_b=col(oc, logit(dm) + log_z0),
-        seen=col(logit(ds) + log_z0, oc),
-        logmult=logmult,
-    )
-
-
-def _pairs(cols: dict):
-    """(x1, x2) of the 5 groups (…, 5, 5) and of the two test points (…, 2, 5)."""
-    x1 = np.stack([cols["context"]] * 3 + [cols["seen"], cols["flat"]], axis=-2)
-    x2 = np.stack([cols["flat"], cols["mem_c"], cols["mem_b"], cols["flat"], cols["flat"]], axis=-2)
-    t1 = np.stack([cols["context"], cols["context"]], axis=-2)
-    t2 = np.stack([cols["mem_b"], cols["mem_c"]], axis=-2)
-    return x1, x2, t1, t2
-
-
-def _drive_np(g, x1, x2, logmult):
-    """h(g) on the 5-class columns (NumPy), the answer being class c."""
-    s, sn = expit(g), expit(-g)
-    z = s[..., None] * x1 + sn[..., None] * x2
-    lse = logsumexp(z + logmult, axis=-1)
-    p = np.exp(z - lse[..., None])
-    d = x1 - x2
-    return s * sn * np.sum(np.exp(logmult) * p * (d[..., _C : _C + 1] - d), axis=-1)
+# The class-form system (`class_columns`, `relation_group_gram`, `relation_system`) is built in
+# `theory.reduced_system`; the names stay importable from here.
 
 
 def relation_margins(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_relations: int = 1, delta_s=0.9) -> np.ndarray:
     """Lemma 4 margins m_G = 4h_G(0) for the R-relation vocabulary, shape (…, 5) in GROUPS
     order (m_S_unseen = 0). For R = 1 these are `closed_forms.lemma4_margins`."""
-    cols = class_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_relations, delta_s)
-    x1, x2, _, _ = _pairs(cols)
-    return 4.0 * _drive_np(np.zeros(x1.shape[:-1]), x1, x2, cols["logmult"][..., None, :])
-
-
-def relation_group_gram(counts, relation_overlap: float = 0.0):
-    """(M, T): M (R·5, R·5) with g = Mα for α flattened relation-major ((j, G) ↦ 5j + G), and
-    T (R, R·5) with A = Tα (conflict test point on each relation). Counts (R, 5)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    n_rel = counts.shape[0]
-    gam = relation_gram_matrix(n_rel, relation_overlap)
-    # D^{jl}_{GH}: distinct-point key inner products; the S·S block is ½ + Γ_jl.
-    d = np.where(_S_BLOCK[None, None], 0.5 + gam[:, :, None, None], DISTINCT_INNER[None, None])
-    blocks = d * gam[:, :, None, None] * counts[None, :, None, :]  # (j, l, G, H)
-    m = blocks.transpose(0, 2, 1, 3).reshape(5 * n_rel, 5 * n_rel)
-    m = m + np.kron(np.eye(n_rel), np.diag(SELF_INNER - np.diag(DISTINCT_INNER)))
-    t = (gam[:, :, None] * (TEST_INNER * counts)[None]).reshape(n_rel, 5 * n_rel)
-    return m, t
-
-
-def _params(knowledge, counts, n_relations, relation_overlap, delta_s, lr):
-    counts = np.asarray(counts, dtype=np.float64)
-    if counts.ndim < 2 or counts.shape[-1] != len(GROUPS):
-        raise ValueError("counts must have shape (..., n_relations, 5)")
-    n_rel = counts.shape[-2]
-    if n_relations is not None and int(n_relations) != n_rel:
-        raise ValueError(f"n_relations = {n_relations} but counts has {n_rel} rows")
-    if np.any(counts < 0):
-        raise ValueError("counts must be non-negative")
-    scalars = [np.asarray(a, dtype=np.float64) for a in (*knowledge, relation_overlap, delta_s, lr)]
-    shape = np.broadcast_shapes(counts.shape[:-2], *[a.shape for a in scalars])
-    scalars = [np.broadcast_to(a, shape).reshape(-1) for a in scalars]
-    counts = np.broadcast_to(counts, shape + counts.shape[-2:]).reshape((-1, n_rel, 5))
-    ks, ka, dc, dm, oc, orr, gam, ds, lr = scalars
-    if np.any(gam < 0) or np.any(gam >= 1):
-        raise ValueError("relation_overlap must lie in [0, 1)")
-    n = counts.sum(axis=(-2, -1))
-    if np.any(n <= 0):
-        raise ValueError("need at least one training point")
-    cols = class_columns(ks, ka, dc, dm, oc, orr, n_rel, ds)
-    x1, x2, t1, t2 = _pairs(cols)
-    mt = [relation_group_gram(c, g) for c, g in zip(counts, gam)]
-    params = dict(
-        x1=x1,
-        x2=x2,
-        t1=t1,
-        t2=t2,
-        logmult=cols["logmult"],
-        gram=np.stack([m for m, _ in mt]),
-        test=np.stack([t for _, t in mt]),
-        step=lr / n,
-    )
-    return shape, params, counts, n, lr, gam
-
-
-def _metrics(alpha, P):
-    n_rel = P["test"].shape[0]
-    gaps = (P["gram"] @ alpha).reshape(n_rel, 5)
-    a_gap = P["test"] @ alpha
-    lm = P["logmult"]
-    s, sn = jax.nn.sigmoid(gaps), jax.nn.sigmoid(-gaps)
-    z = s[..., None] * P["x1"] + sn[..., None] * P["x2"]  # (R, 5, 5)
-    lse = jax.scipy.special.logsumexp(z + lm, axis=-1)
-    p = jnp.exp(z - lse[..., None])
-    d = P["x1"] - P["x2"]
-    h = s * sn * jnp.sum(jnp.exp(lm) * p * (d[:, _C : _C + 1] - d), axis=-1)
-    zt = jax.nn.sigmoid(a_gap)[:, None, None] * P["t1"] + jax.nn.sigmoid(-a_gap)[:, None, None] * P["t2"]
-    return dict(
-        alpha=alpha.reshape(n_rel, 5),
-        gaps=gaps,
-        A=a_gap,
-        drive=h,
-        loss=lse - z[..., _C],
-        reliance=jax.nn.sigmoid(zt[:, 0, _C] - zt[:, 0, _B]),
-        aligned_accuracy=jnp.exp(zt[:, 1, _C] - jax.scipy.special.logsumexp(zt[:, 1] + lm, axis=-1)),
-    )
-
-
-def _scan_one(P, steps: int):
-    def body(alpha, _):
-        m = _metrics(alpha, P)
-        return alpha + P["step"] * m["drive"].reshape(-1), m
-
-    _, out = jax.lax.scan(body, jnp.zeros(P["gram"].shape[-1]), None, length=steps + 1)
-    return out
-
-
-_scan_batch = jax.jit(jax.vmap(_scan_one, in_axes=(0, None)), static_argnums=1)
+    cols = moving_classes(class_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_relations, delta_s))
+    x1, x2, _, _ = (np.moveaxis(x, (-2, -1), (0, 1)) for x in group_key_columns(cols))  # (5, C, …)
+    answer = np.eye(MOVING_CLASSES)[ANSWER_CLASS].reshape((1, MOVING_CLASSES) + (1,) * (x1.ndim - 2))
+    with float64():
+        h, _ = unit_response(jnp.zeros(x1.shape[:1] + x1.shape[2:]), x1, x2, cols["still"][None], answer)
+        return 4.0 * np.moveaxis(np.asarray(h), 0, -1)
 
 
 def relation_group_trajectory(
@@ -361,60 +237,18 @@ def relation_group_trajectory(
     counts: (..., R, 5) group counts per relation (GROUPS order); n_relations, if given,
     must equal R (relations with no points still count in the vocabulary). The numeric
     arguments (knowledge, relation_overlap, delta_s, lr) broadcast with counts' leading axes.
-    Every output has shape batch + (R, steps + 1); axis −2 is the relation j:
-      step, time (= η·step),
-      A (gap of a conflict test point on relation j), reliance (its M_C),
-      attention_context (σ(A)), aligned_accuracy (p_c on an aligned point on relation j),
-      alpha_G, gap_G, loss_G for G in GROUPS (the group-G points of relation j; NaN where
-      that relation has none), attention_context_{C,CS,CF}, attention_subject_{S_seen,
-      S_unseen}, loss_S (mean over relation j's S points),
-      u_theta_c, u_theta_s: θ_C·W_KQ φ(r_j), θ_S·W_KQ φ(r_j),
-      neg_grad_theta_c_G, neg_grad_theta_s_G (G in C, CS, CF, S) and their totals
-      neg_grad_theta_c, neg_grad_theta_s: writing −∇_{W_KQ}L = Σ_j w_j φ(r_j)ᵀ with
-      w_j = (1/n) Σ_{i on relation j} h_i k_i, these are θ_C·w_j and θ_S·w_j split by group.
-      Then u_theta_c[j](t+1) − u_theta_c[j](t) = η Σ_l Γ_jl neg_grad_theta_c[l](t).
-    For R = 1 this is `reduced.group_trajectory` (to rounding)."""
+    Every output has shape batch + (R, steps + 1); axis −2 is the relation j. Keys: step,
+    and those of `theory.reduced_outputs` (time = η·step, A, reliance, aligned_accuracy,
+    alpha_G, gap_G, loss_G, attention_*, loss_S, u_theta_c/s, neg_grad_theta_c/s[_G]).
+    For R = 1 this is `reduced.group_trajectory` (the same computation)."""
     knowledge = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r)
-    shape, P, counts, n, lr_flat, _ = _params(knowledge, counts, n_relations, relation_overlap, delta_s, lr)
-    n_rel = counts.shape[-2]
-    raw = _scan_batch(jax.tree_util.tree_map(jnp.asarray, P), int(steps))
-    raw = {k: np.moveaxis(np.asarray(v), 1, -1) for k, v in raw.items()}
-    # raw: A, reliance, aligned_accuracy (B, R, T); alpha, gaps, drive, loss (B, R, 5, T)
+    system, layout = relation_system(knowledge, counts, n_relations, relation_overlap, delta_s, lr)
+    recorded, _ = descend(system, int(steps))
     steps_arr = np.arange(steps + 1)
-    cnt = counts[..., None]  # (B, R, 5, 1)
-    present = cnt > 0
-    nan = np.nan
-    out = dict(
-        A=raw["A"],
-        reliance=raw["reliance"],
-        attention_context=expit(raw["A"]),
-        aligned_accuracy=raw["aligned_accuracy"],
-    )
-    alpha, gaps, h, loss = raw["alpha"], raw["gaps"], raw["drive"], raw["loss"]
-    for gi, name in enumerate(GROUPS):
-        pr = present[:, :, gi]
-        out[f"alpha_{name}"] = np.where(pr, alpha[:, :, gi], nan)
-        out[f"gap_{name}"] = np.where(pr, gaps[:, :, gi], nan)
-        out[f"loss_{name}"] = np.where(pr, loss[:, :, gi], nan)
-        key = "attention_context_" if gi < 3 else "attention_subject_"
-        out[key + name] = np.where(pr, expit(gaps[:, :, gi]), nan)
-    n_s = cnt[:, :, 3] + cnt[:, :, 4]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["loss_S"] = np.where(n_s > 0, (cnt[:, :, 3] * loss[:, :, 3] + cnt[:, :, 4] * loss[:, :, 4]) / n_s, nan)
-    # u_j = W_KQ φ(r_j) = Σ_{l,H} n_lH α_lH k_H Γ_lj
-    gmat = np.stack([relation_gram_matrix(n_rel, g) for g in np.broadcast_to(relation_overlap, shape).reshape(-1)])
-    for theta, name in ((THETA_C, "c"), (THETA_S, "s")):
-        w = np.sum(cnt * alpha * theta[None, None, :, None], axis=2)  # (B, R, T): Σ_H n_lH α_lH θ·k_H
-        out[f"u_theta_{name}"] = np.einsum("bjl,blt->bjt", gmat, w)
-        grad = cnt * h * theta[None, None, :, None] / n[:, None, None, None]
-        for gi, gname in enumerate(("C", "CS", "CF")):
-            out[f"neg_grad_theta_{name}_{gname}"] = np.where(present[:, :, gi], grad[:, :, gi], nan)
-        out[f"neg_grad_theta_{name}_S"] = np.where(n_s > 0, grad[:, :, 3] + grad[:, :, 4], nan)
-        out[f"neg_grad_theta_{name}"] = grad.sum(axis=2)
-    out["time"] = lr_flat[:, None, None] * steps_arr[None, None, :] * np.ones((1, n_rel, 1))
+    out = class_outputs(recorded, layout, layout.lr[:, None] * steps_arr)
     out["step"] = np.broadcast_to(steps_arr, out["reliance"].shape).copy()
-    batch_shape = tuple(shape)
-    return {k: np.asarray(v).reshape(batch_shape + (n_rel, steps + 1)) for k, v in out.items()}
+    n_rel = layout.counts.shape[1]
+    return {k: np.asarray(v).reshape(layout.shape + (n_rel, steps + 1)) for k, v in out.items()}
 
 
 def first_step_gaps(
@@ -446,11 +280,12 @@ def first_step_gaps(
     c = counts @ (TEST_INNER * m)
     own = lr / (4.0 * n) * c
     transfer = gamma * lr / (4.0 * n) * (c.sum() - c)
-    cols = class_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_rel, delta_s)
+    cols = moving_classes(class_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_rel, delta_s))
+    _, _, t1, t2 = group_key_columns(cols)
 
     def reliance(a):
-        z = expit(a)[:, None] * cols["context"] + expit(-a)[:, None] * cols["mem_b"]
-        return expit(z[:, _C] - z[:, _B])
+        with float64():
+            return np.asarray(held_out_readout(jnp.asarray(a), t1[None], t2[None], cols["still"])[0])
 
     a1 = own + transfer
     return dict(

@@ -1,0 +1,73 @@
+"""The documented outputs of the class-form reduced dynamics (group and relation forms),
+assembled once from the raw states of `theory.integrate` (descent or flow).
+
+Per relation j (axis −2 of every output) and recorded time (last axis):
+  time, A (gap of the conflict test point on relation j), reliance (its M_C),
+  attention_context (σ(A)), aligned_accuracy (p_c on an aligned point),
+  alpha_G, gap_G, loss_G for G in GROUPS (NaN where relation j has no point of G),
+  attention_context_{C,CS,CF} (σ(g_G)), attention_subject_{S_seen,S_unseen} (σ(g_S)),
+  loss_S (mean over relation j's S points),
+  u_theta_c, u_theta_s: θ_C·W_KQ φ(r_j), θ_S·W_KQ φ(r_j) (= θ·u for one relation),
+  neg_grad_theta_c_G, neg_grad_theta_s_G for G in C, CS, CF, S and the totals
+  neg_grad_theta_c, neg_grad_theta_s: writing −∇_{W_KQ}L = Σ_j w_j φ(r_j)ᵀ with
+  w_j = (1/n) Σ_{i on relation j} h_i k_i, these are θ_C·w_j and θ_S·w_j split by group
+  (not multiplied by η), so u_theta_c[j](t+1) − u_theta_c[j](t) = η Σ_l Γ_jl neg_grad_theta_c[l](t).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from .closed_forms import GROUPS, THETA_C, THETA_S
+from .reduced_system import Layout
+
+
+def class_outputs(raw: dict, layout: Layout, time) -> dict:
+    """The outputs above, each (B, R, T), from raw states (B, T, ...) of a batch of
+    class-form systems (`reduced_system.relation_system`) and the time of each state
+    (B, T)."""
+    counts = layout.counts
+    batch, n_rel = counts.shape[:2]
+    n_times = raw["A"].shape[1]
+
+    def per_unit(x):  # (B, T, 5R) -> (B, R, 5, T)
+        return np.moveaxis(np.asarray(x).reshape(batch, n_times, n_rel, len(GROUPS)), 1, -1)
+
+    def per_relation(x):  # (B, T, R) -> (B, R, T)
+        return np.moveaxis(np.asarray(x), 1, -1)
+
+    alpha, gaps, h, loss = (per_unit(raw[k]) for k in ("alpha", "gaps", "drive", "loss"))
+    a_gap = per_relation(raw["A"])
+    out = dict(
+        time=np.broadcast_to(np.asarray(time, dtype=np.float64)[:, None, :], (batch, n_rel, n_times)).copy(),
+        A=a_gap,
+        reliance=per_relation(raw["reliance"]),
+        attention_context=expit(a_gap),
+        aligned_accuracy=per_relation(raw["aligned_accuracy"]),
+    )
+    cnt = counts[..., None]  # (B, R, 5, 1)
+    present = cnt > 0
+    nan = np.nan
+    for gi, name in enumerate(GROUPS):
+        here = present[:, :, gi]
+        out[f"alpha_{name}"] = np.where(here, alpha[:, :, gi], nan)
+        out[f"gap_{name}"] = np.where(here, gaps[:, :, gi], nan)
+        out[f"loss_{name}"] = np.where(here, loss[:, :, gi], nan)
+        key = "attention_context_" if gi < 3 else "attention_subject_"
+        out[key + name] = np.where(here, expit(gaps[:, :, gi]), nan)
+    n_s = cnt[:, :, 3] + cnt[:, :, 4]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["loss_S"] = np.where(n_s > 0, (cnt[:, :, 3] * loss[:, :, 3] + cnt[:, :, 4] * loss[:, :, 4]) / n_s, nan)
+    # u_j = W_KQ φ(r_j) = Σ_{l,H} n_lH α_lH k_H Γ_lj
+    overlap = layout.overlap[:, None, None]
+    gamma = (1.0 - overlap) * np.eye(n_rel) + overlap  # (B, R, R)
+    for theta, name in ((THETA_C, "c"), (THETA_S, "s")):
+        w = np.sum(cnt * alpha * theta[None, None, :, None], axis=2)  # (B, R, T): Σ_H n_lH α_lH θ·k_H
+        out[f"u_theta_{name}"] = np.einsum("bjl,blt->bjt", gamma, w)
+        grad = cnt * h * theta[None, None, :, None] / layout.n[:, None, None, None]
+        for gi, gname in enumerate(("C", "CS", "CF")):
+            out[f"neg_grad_theta_{name}_{gname}"] = np.where(present[:, :, gi], grad[:, :, gi], nan)
+        out[f"neg_grad_theta_{name}_S"] = np.where(n_s > 0, grad[:, :, 3] + grad[:, :, 4], nan)
+        out[f"neg_grad_theta_{name}"] = grad.sum(axis=2)
+    return out
