@@ -29,7 +29,7 @@ from .budget import recorded_bytes, world_bytes
 from .config import Config
 from .world import build_world
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 """Part of every chunk's cache key; bump it when the simulator's numbers change."""
 
 CHUNK_BYTES = 512 * 2**20
@@ -88,9 +88,11 @@ def split_chunks(indices: list[int], size: int) -> list[list[int]]:
 
 
 def chunk_hash(configs, engine_name: str, record_every: int, record: bool) -> str:
-    """The cache key of a chunk: its points' resolved configs, in order, and what is recorded."""
+    """The cache key of a chunk: its points' resolved configs, in order, and what is recorded.
+    A config's repr names every field and writes floats exactly (and is 20x faster to make
+    than its TOML, which counts in a 10^4-point sweep)."""
     head = f"cache {CACHE_VERSION} engine {engine_name} record_every {record_every} record {record}\n"
-    text = head + "\n".join(cfg.to_toml(c) for c in configs)
+    text = head + "\n".join(repr(c) for c in configs)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

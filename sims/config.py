@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -135,6 +136,7 @@ def all_keys() -> list[str]:
     return list(_RANGES)
 
 
+@functools.cache
 def field_type(key: str) -> type:
     section, name = key.split(".")
     return type(getattr(_section_class(section)(), name))
@@ -275,9 +277,10 @@ def _check_filter(m: Mixture) -> None:
     )
 
 
-def validate(config: Config) -> Config:
-    """Check every value's type and range and the mixture's consistency; return the config."""
-    for key in all_keys():
+def validate(config: Config, keys=None) -> Config:
+    """Check the type and range of every value (or of the values of `keys` only, when the
+    rest are known to be valid) and the consistency of the whole config; return it."""
+    for key in all_keys() if keys is None else keys:
         section, name = key.split(".")
         check_value(key, getattr(getattr(config, section), name))
     m = config.mixture
@@ -367,10 +370,11 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] 
 
 
 def with_values(config: Config, values: dict[str, Any]) -> Config:
-    """A validated copy of `config` with some `section.key` values replaced."""
+    """A validated copy of the validated `config` with some `section.key` values replaced
+    (only the replaced values and the whole-config constraints are checked again)."""
     for key, value in values.items():
         config = _apply(config, key, value)
-    return validate(config)
+    return validate(config, keys=values)
 
 
 def to_dict(config: Config) -> dict[str, dict[str, Any]]:
