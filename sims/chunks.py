@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from . import config as cfg
-from . import engine
+from . import engine, optimizers
 from .budget import recorded_bytes, world_bytes
 from .config import Config
 from .world import build_world
@@ -63,10 +63,11 @@ def training_points_after_filter(config: Config) -> int:
 def shape_key(config: Config) -> tuple:
     """Everything static about a point: the shapes of its packed world (vocabulary,
     relations, training points after filtering, test and aligned points), the number of
-    steps, the dtype and whether W_V trains. Computed from the config (no world is built)."""
+    steps, the dtype, whether W_V trains, the optimizer, the batch size and whether weights
+    decay. Computed from the config (no world is built)."""
     w, m, t = config.world, config.mixture, config.train
     return (w.n_subjects, w.n_answers, w.n_relations, training_points_after_filter(config),
-            m.n_test, m.n_aligned, t.steps, t.dtype, t.value_lr > 0)
+            m.n_test, m.n_aligned, t.steps, t.dtype, t.value_lr > 0, t.optimizer, t.batch_size, t.weight_decay > 0)
 
 
 def group_points(configs) -> list[list[int]]:
@@ -144,10 +145,27 @@ def _stack(trees: list):
 def full_chunk(configs, size: int, record_every: int, record: bool,
                progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Train every config of one chunk (one shape group) with the fast exact engine, padded to
-    `size` points. Returns the summary fields as (n,) arrays and, when `record`, every metric
-    as (n, recorded steps)."""
+    `size` points (adam and adamw: the generic engine, point by point). Returns the summary
+    fields as (n,) arrays and, when `record`, every metric as (n, recorded steps)."""
     with engine.precision(configs[0].train.dtype):
+        if configs[0].train.optimizer not in cfg.EXACT_OPTIMIZERS:
+            return _generic_chunk(configs, record_every, record, progress)
         return _full_chunk(configs, size, record_every, record, progress)
+
+
+def _generic_chunk(configs, record_every, record, progress):
+    from .train import generic_run
+
+    rows = []
+    for i, config in enumerate(configs):
+        t = config.train
+        values, summary, _ = generic_run(build_world(config), config, optimizers.hyper(t, t.dtype),
+                                         record_every, lambda done: None)
+        summary["nonfinite_step"] = -1 if summary["nonfinite_step"] is None else summary["nonfinite_step"]
+        rows.append({**summary, **(values if record else {})})
+        if progress is not None:
+            progress(t.steps)
+    return {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
 
 
 def _full_chunk(configs, size, record_every, record, progress):
@@ -167,8 +185,12 @@ def _full_chunk(configs, size, record_every, record, progress):
     points = _stack(packed)
     lr = np.array([c.train.lr for c in configs], dtype=dtype)
     value_lr = np.array([c.train.value_lr for c in configs], dtype=dtype)
+    hyper = None if optimizers.is_plain(first.train) else optimizers.Hyper(
+        np.array([c.train.momentum for c in configs], dtype=dtype),
+        np.array([c.train.weight_decay for c in configs], dtype=dtype),
+        np.array([c.train.seed for c in configs], dtype=np.uint32))
     total = padded_size(max(size, n))
-    points, lr, value_lr = _place(pad_rows((points, lr, value_lr), total))
+    points, lr, value_lr, hyper = _place(pad_rows((points, lr, value_lr, hyper), total))
     if shared_axis == 0:
         shared = _place(pad_rows(shared, total))
     else:
@@ -177,6 +199,7 @@ def _full_chunk(configs, size, record_every, record, progress):
         shared, points, lr, value_lr, steps, train_values,
         record_every=record_every, record=record, batched=True, shared_axis=shared_axis,
         progress=None if progress is None else (lambda done: progress(done * n)),
+        hyper=hyper, optimizer=first.train.optimizer, batch_size=first.train.batch_size,
     )
     out = {k: np.asarray(v)[:n] for k, v in summary.items()}
     if recorded is not None:
@@ -198,6 +221,10 @@ def reduced_engine_problem(config: Config) -> str | None:
                 "metrics of one relation only")
     if config.train.dtype != "float64":
         return f"train.dtype = {config.train.dtype!r}: the reduced engine computes in float64 only"
+    t = config.train
+    if t.optimizer != "gd" or t.batch_size > 0 or t.weight_decay > 0:
+        return (f"train.optimizer = {t.optimizer!r}, train.batch_size = {t.batch_size}, train.weight_decay = "
+                f"{t.weight_decay:g}: the reduction is of full-batch gradient descent without weight decay")
     return None
 
 

@@ -59,6 +59,10 @@ class Train:
     value_lr: float = 0.0
     seed: int = 0
     dtype: str = "float64"
+    optimizer: str = "gd"
+    batch_size: int = 0
+    momentum: float = 0.0
+    weight_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,11 @@ class KeySpec:
     allowed: tuple
     meaning: str
 
+
+OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
+EXACT_OPTIMIZERS = ("gd", "sgd")
+"""Optimizers whose update is a linear function of the gradients, so that the fast engine
+runs them exactly in token coordinates; adam and adamw run on the generic d×d engine."""
 
 SEED_NOTE = (
     "under the paper's embeddings every subject and every answer token is interchangeable, so "
@@ -115,11 +124,21 @@ KEYS: dict[str, KeySpec] = {
     "mixture.n_test": KeySpec((1, math.inf, True, False), "held-out conflict test points per relation"),
     "mixture.n_aligned": KeySpec(
         (0, math.inf, True, False), "held-out points whose context is the memorised fact"),
-    "train.lr": KeySpec(_POSITIVE, "step size η on W_KQ (full-batch gradient descent)"),
-    "train.steps": KeySpec((1, math.inf, True, False), "gradient-descent steps"),
+    "train.lr": KeySpec(_POSITIVE, "step size η on W_KQ (the learning rate of train.optimizer)"),
+    "train.steps": KeySpec((1, math.inf, True, False), "optimizer steps"),
     "train.value_lr": KeySpec((0.0, math.inf, True, False), "step size on W_V (0 keeps W_V frozen, as the theory assumes)"),
-    "train.seed": KeySpec((0, 2**32 - 1, True, True), "seed of the token draw; " + SEED_NOTE),
+    "train.seed": KeySpec((0, 2**32 - 1, True, True),
+                          "seed of the token draw and of the minibatches; " + SEED_NOTE + " (minibatches aside)"),
     "train.dtype": KeySpec(("float64", "float32"), "floating-point precision of training"),
+    "train.optimizer": KeySpec(
+        OPTIMIZERS, "gd: gradient descent (the theory's); sgd: with momentum and minibatches; adam, adamw "
+                    "(optax); value_lr steps W_V with the same optimizer"),
+    "train.batch_size": KeySpec(
+        (0, math.inf, True, False), "training points per step, drawn without replacement each epoch from "
+                                    "train.seed (0: every point, full batch)"),
+    "train.momentum": KeySpec((0.0, 1.0, True, False), "momentum of sgd (0: none)"),
+    "train.weight_decay": KeySpec(
+        (0.0, math.inf, True, True), "weight decay λ: added to the gradient as λW (gd, sgd, adam), decoupled in adamw"),
 }
 """Every config key: its allowed values and its meaning (`cpi config` and the README table
 print these words)."""
@@ -171,9 +190,9 @@ def keys_markdown() -> str:
 
 
 def seeds_matter(config: "Config") -> bool:
-    """Whether train.seed can change any number of `config`: never, under the paper's
-    embeddings (`SEED_NOTE`); a replaceable embedding would answer here."""
-    return False
+    """Whether train.seed can change any number of `config`: under the paper's embeddings
+    (`SEED_NOTE`) only through the minibatches it draws."""
+    return config.train.batch_size > 0
 
 
 def _describe_range(key: str) -> str:
@@ -277,6 +296,23 @@ def _check_filter(m: Mixture) -> None:
     )
 
 
+def _check_optimizer(config: Config) -> None:
+    t = config.train
+    if t.momentum > 0 and t.optimizer != "sgd":
+        raise ConfigError(
+            f"train.momentum = {t.momentum:g} needs train.optimizer = 'sgd' (it is {t.optimizer!r}); "
+            "set train.momentum = 0 or train.optimizer = 'sgd'")
+    if t.optimizer == "gd" and t.batch_size > 0:
+        raise ConfigError(
+            f"train.batch_size = {t.batch_size} needs a stochastic optimizer: 'gd' is full-batch gradient "
+            "descent; set train.optimizer = 'sgd' (or 'adam', 'adamw'), or train.batch_size = 0")
+    n = training_points_after_filter(config.mixture)
+    if t.batch_size > n:
+        raise ConfigError(
+            f"train.batch_size = {t.batch_size} is out of range; expected 0 (full batch) or an integer in "
+            f"[1, {n}] (the training points after filtering)")
+
+
 def validate(config: Config, keys=None) -> Config:
     """Check the type and range of every value (or of the values of `keys` only, when the
     rest are known to be valid) and the consistency of the whole config; return it."""
@@ -295,6 +331,7 @@ def validate(config: Config, keys=None) -> Config:
             "they must sum to at most 1 (the rest are C+S points)"
         )
     _check_filter(m)
+    _check_optimizer(config)
     w = config.world
     if w.n_relations == 1 and w.relation_overlap != 0:
         raise ConfigError(

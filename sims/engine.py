@@ -34,7 +34,7 @@ stride N (`record_every`), or not at all (summaries only).
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +42,8 @@ import numpy as np
 
 from theory.summary import fold_finish, fold_init, fold_update
 
+from . import optimizers
+from .optimizers import Hyper
 from .world import GROUPS, World
 
 CHUNK_STEPS = 20_000
@@ -82,11 +84,13 @@ class Points(NamedTuple):
 
 
 class State(NamedTuple):
-    """The scan carry: A (W_KQ coefficients); T and B only when W_V trains."""
+    """The scan carry: A (W_KQ coefficients); T and B only when W_V trains; the optimizer's
+    state over {"kq": A, "v": B} (`sims.optimizers`)."""
 
     kq: jax.Array  # (K, R) A
     table: jax.Array | None  # (K, K) T(t)
     v: jax.Array | None  # (K, K) B
+    opt: Any = None  # optax state
 
 
 def precision(dtype: str):
@@ -185,12 +189,21 @@ def pack_points(world: World, dtype: str = "float64", frozen_values: bool = True
     )
 
 
-def initial_state(shared: Shared, points: Points, train_values: bool) -> State:
+def initial_state(shared: Shared, points: Points, train_values: bool, tx=None) -> State:
+    """W_KQ(0) = 0 (A = 0), T(0) and B = 0 when W_V trains; the optimizer `tx` initialised
+    on {"kq": A, "v": B}."""
     k, r = points.table.shape[0], shared.relation_gram.shape[0]
     kq = jnp.zeros((k, r), points.table.dtype)
     if not train_values:
-        return State(kq, None, None)
-    return State(kq, jnp.asarray(points.table), jnp.zeros_like(points.table))
+        state = State(kq, None, None)
+    else:
+        state = State(kq, jnp.asarray(points.table), jnp.zeros_like(points.table))
+    return state if tx is None else state._replace(opt=tx.init(_params(state)))
+
+
+def _params(state: State) -> dict:
+    """The optimizer's parameters: the token coordinates A (and B)."""
+    return {"kq": state.kq} if state.v is None else {"kq": state.kq, "v": state.v}
 
 
 def _masked_mean(onehot, values):
@@ -241,9 +254,10 @@ def _outputs(points: Points, prepared: Prepared, table) -> Outputs:
 
 
 def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, state: State, outputs: Outputs,
-                           train_values: bool):
+                           train_values: bool, weights=None):
     """(metrics, C, D): every recorded quantity at `state` (the keys of `sims.generic.metrics`)
-    and the mean-loss gradient coefficients C (of A) and D (of B; None if W_V is frozen)."""
+    and the gradient coefficients C (of A) and D (of B; None if W_V is frozen) of the loss
+    Σ_i weights_i ℓ_i (the mean over the training points when `weights` is None)."""
     n, m = points.group_onehot.shape[0], points.test_fact.shape[0]
     # Small products as multiply-and-sum (XLA's CPU backend runs tiny batched dots slowly).
     u_table = jnp.sum(state.kq[:, :, None] * shared.relation_gram[None], axis=1)  # (K, R): A Γ
@@ -267,11 +281,12 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
     residual = class_p[tr] - outputs.answer[tr]
     e = jnp.sum(outputs.values[tr] * residual[..., None], axis=1)
     w = sigma[tr] * (e - jnp.sum(sigma[tr] * e, axis=-1, keepdims=True))
-    grad_kq = jnp.zeros_like(state.kq).at[points.tokens[tr], points.relation[tr][:, None]].add(w / n)
+    weighted_w = w / n if weights is None else w * weights[:, None]
+    grad_kq = jnp.zeros_like(state.kq).at[points.tokens[tr], points.relation[tr][:, None]].add(weighted_w)
     grad_v = None
     if train_values:
         spread = jnp.zeros_like(residual).at[jnp.arange(n)[:, None], points.tokens[tr]].add(sigma[tr])  # σ_i on its tokens
-        grad_v = residual.T @ spread / n
+        grad_v = residual.T @ spread / n if weights is None else (residual * weights[:, None]).T @ spread
 
     # θᵀ ∇ℓ_i φ(r_1) for each training point, from the same w.
     d_theta_c = jnp.sum(w * prepared.theta_c[tr], axis=-1) * prepared.to_first[tr]
@@ -325,26 +340,40 @@ def metric_names(n_relations: int) -> list[str]:
 
 
 def _advance(shared, points, lr, value_lr, carry, n_records: int, stride: int, tail: int,
-             train_values: bool, record: bool, last: bool):
+             train_values: bool, record: bool, last: bool, hyper: Hyper | None = None,
+             optimizer: str = "gd", batch_size: int = 0):
     """Run n_records·stride + tail steps from carry = (state, fold, step); record the metrics
     of every stride-th step (and the tail's first); with `last`, also fold (and record) the
     metrics of the final state; carry None starts from the initial state. Returns
     (carry, recorded dict or None)."""
+    dtype = points.table.dtype
+    plain = hyper is None  # the theory's full-batch gradient descent (`optimizers.is_plain`)
+    tx = None if plain else optimizers.transform(optimizer, lr, value_lr, hyper, train_values)
     if carry is None:
-        carry = initial_carry(shared, points, train_values, len(metric_names(shared.relation_gram.shape[-1])))
+        carry = initial_carry(shared, points, train_values, len(metric_names(shared.relation_gram.shape[-1])), tx)
     prepared = prepare(shared, points)
+    n = points.group_onehot.shape[0]
     frozen_outputs = None if train_values else _outputs(points, prepared, points.table)
 
     def measure(state, fold, t):
         """Metrics and gradients at `state` (step t), folded into the summary."""
         outputs = _outputs(points, prepared, state.table) if train_values else frozen_outputs
-        m, grad_kq, grad_v = step_metrics_and_grads(shared, points, prepared, state, outputs, train_values)
+        weights = None if batch_size == 0 else optimizers.batch_weights(hyper.seed, t, n, batch_size, dtype)
+        m, grad_kq, grad_v = step_metrics_and_grads(shared, points, prepared, state, outputs, train_values, weights)
         return m, grad_kq, grad_v, fold_update(fold, m["reliance"], jnp.stack(list(m.values())), t)
 
     def one(c):
         state, fold, t = c
         m, grad_kq, grad_v, fold = measure(state, fold, t)
-        if train_values:
+        if not plain:  # an optax optimizer on the token coordinates (exact: `sims.optimizers`)
+            grads = {"kq": grad_kq} if grad_v is None else {"kq": grad_kq, "v": grad_v}
+            updates, opt = tx.update(grads, state.opt, _params(state))
+            kq = state.kq + updates["kq"]
+            if train_values:
+                state = State(kq, state.table + shared.gram @ updates["v"] @ shared.gram, state.v + updates["v"], opt)
+            else:
+                state = State(kq, None, None, opt)
+        elif train_values:
             state = State(
                 state.kq - lr * grad_kq,
                 state.table - value_lr * (shared.gram @ grad_v @ shared.gram),
@@ -382,18 +411,18 @@ def _advance(shared, points, lr, value_lr, carry, n_records: int, stride: int, t
     return carry, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *pieces)
 
 
-_STATIC = ("n_records", "stride", "tail", "train_values", "record", "last")
+_STATIC = ("n_records", "stride", "tail", "train_values", "record", "last", "optimizer", "batch_size")
 advance = jax.jit(_advance, static_argnames=_STATIC)
 """One compiled chunk of steps for one world."""
 
 
-def _advance_batch(shared, points, lr, value_lr, carry, shared_axis, **static):
+def _advance_batch(shared, points, lr, value_lr, carry, shared_axis, hyper=None, **static):
     global TRACES
     TRACES += 1
-    return jax.vmap(  # a carry of None has no leaves: vmap passes it through
-        lambda s, p, eta, eta_v, c: _advance(s, p, eta, eta_v, c, **static),
-        in_axes=(shared_axis, 0, 0, 0, 0),
-    )(shared, points, lr, value_lr, carry)
+    return jax.vmap(  # a carry (or hyper) of None has no leaves: vmap passes it through
+        lambda s, p, eta, eta_v, c, h: _advance(s, p, eta, eta_v, c, hyper=h, **static),
+        in_axes=(shared_axis, 0, 0, 0, 0, 0),
+    )(shared, points, lr, value_lr, carry, hyper)
 
 
 advance_batch = jax.jit(_advance_batch, static_argnames=("shared_axis", *_STATIC))
@@ -401,8 +430,8 @@ advance_batch = jax.jit(_advance_batch, static_argnames=("shared_axis", *_STATIC
 either once (shared_axis None) or per world (shared_axis 0)."""
 
 
-def initial_carry(shared, points, train_values: bool, n_metrics: int):
-    state = initial_state(shared, points, train_values)
+def initial_carry(shared, points, train_values: bool, n_metrics: int, tx=None):
+    state = initial_state(shared, points, train_values, tx)
     return state, fold_init(n_metrics, points.table.dtype), jnp.zeros((), jnp.int32)
 
 
@@ -445,6 +474,9 @@ def simulate(
     progress: Callable[[int], None] | None = None,
     batched: bool = False,
     shared_axis: int | None = None,
+    hyper: Hyper | None = None,
+    optimizer: str = "gd",
+    batch_size: int = 0,
 ) -> tuple[dict | None, dict, State]:
     """Train one world (or, `batched`, a leading axis of worlds) for `steps` steps.
 
@@ -452,18 +484,20 @@ def simulate(
     a leading point axis when batched; None when not `record`), the summary fold of every
     step (`theory.summary.fold_finish`: initial/peak/peak_step/final reliance and the first
     non-finite step), and the final State. `progress(steps_done)` is called after each chunk
-    has finished computing (not when it is dispatched)."""
+    has finished computing (not when it is dispatched). `optimizer` (gd or sgd), `batch_size`
+    and `hyper` (momentum, weight decay, seed) as in `sims.optimizers`; `hyper` None is plain
+    full-batch gradient descent."""
     names = metric_names(shared.relation_gram.shape[-1])
     carry = None
     pieces, done = [], 0
     for chunk in chunk_plan(steps, record_every):
         length = chunk.pop("steps")
+        chunk.update(train_values=train_values, record=record, hyper=hyper, optimizer=optimizer,
+                     batch_size=batch_size)
         if batched:
-            carry, rec = advance_batch(shared, points, lr, value_lr, carry, shared_axis=shared_axis,
-                                       train_values=train_values, record=record, **chunk)
+            carry, rec = advance_batch(shared, points, lr, value_lr, carry, shared_axis=shared_axis, **chunk)
         else:
-            carry, rec = advance(shared, points, lr, value_lr, carry, train_values=train_values,
-                                 record=record, **chunk)
+            carry, rec = advance(shared, points, lr, value_lr, carry, **chunk)
         jax.block_until_ready(carry)
         if rec is not None:
             pieces.append({k: np.asarray(v) for k, v in rec.items()})

@@ -22,6 +22,7 @@ import optax
 
 from .engine import precision
 from .model import batch_losses, batch_outputs
+from .optimizers import Hyper, batch_weights, transform
 from .world import GROUPS, Points, World
 
 CHUNK_STEPS = 20_000
@@ -120,13 +121,14 @@ def metrics(params: dict, data: dict) -> dict:
     return out
 
 
-def optimizer(lr, value_lr, train_values: bool) -> optax.GradientTransformation:
-    """Full-batch gradient descent: step lr on W_KQ, value_lr on W_V (if it trains)."""
-    if not train_values:
-        return optax.multi_transform({"kq": optax.sgd(lr)}, {"kq": "kq"})
-    return optax.multi_transform(
-        {"kq": optax.sgd(lr), "v": optax.sgd(value_lr)}, {"kq": "kq", "v": "v"}
-    )
+def optimizer(lr, value_lr, train_values: bool, hyper: Hyper | None = None, name: str = "gd") -> optax.GradientTransformation:
+    """`sims.optimizers.transform`: step lr on W_KQ, value_lr on W_V (if it trains); plain
+    gradient descent unless `name` and `hyper` say otherwise."""
+    if hyper is None:
+        return optax.multi_transform(
+            {"kq": optax.sgd(lr), "v": optax.sgd(value_lr)} if train_values else {"kq": optax.sgd(lr)},
+            {"kq": "kq", "v": "v"} if train_values else {"kq": "kq"})
+    return transform(name, lr, value_lr, hyper, train_values)
 
 
 def _full(params: dict, data: dict, train_values: bool) -> dict:
@@ -134,29 +136,37 @@ def _full(params: dict, data: dict, train_values: bool) -> dict:
     return {"kq": params["kq"], "v": params["v"] if train_values else data["w_v"]}
 
 
-def initial_state(data: dict, lr, value_lr, train_values: bool):
+def initial_state(data: dict, lr, value_lr, train_values: bool, hyper: Hyper | None = None, name: str = "gd"):
+    """(params, optimizer state, step 0)."""
     d = data["embed"].shape[0]
     params = {"kq": jnp.zeros((d, d), data["embed"].dtype)}
     if train_values:
         params["v"] = data["w_v"]
-    return params, optimizer(lr, value_lr, train_values).init(params)
+    return params, optimizer(lr, value_lr, train_values, hyper, name).init(params), jnp.zeros((), jnp.int32)
 
 
-@partial(jax.jit, static_argnames=("steps", "train_values"))
-def simulate_chunk(data, lr, value_lr, state, steps: int, train_values: bool):
-    """`steps` gradient steps from `state`; returns (new state, metrics before each step)."""
-    tx = optimizer(lr, value_lr, train_values)
+@partial(jax.jit, static_argnames=("steps", "train_values", "name", "batch_size"))
+def simulate_chunk(data, lr, value_lr, state, steps: int, train_values: bool, hyper: Hyper | None = None,
+                   name: str = "gd", batch_size: int = 0):
+    """`steps` optimizer steps from `state`; returns (new state, metrics before each step).
+    The loss of step t is the mean over the training points, or over its minibatch
+    (`sims.optimizers.batch_weights`) when batch_size > 0."""
+    tx = optimizer(lr, value_lr, train_values, hyper, name)
+    n = data["group_onehot"].shape[0]
 
     def step(carry, _):
-        params, opt_state = carry
+        params, opt_state, t = carry
         recorded = metrics(_full(params, data, train_values), data)
 
         def loss(p):
-            return jnp.mean(batch_losses(_full(p, data, train_values), data["embed"], data["train"]))
+            losses = batch_losses(_full(p, data, train_values), data["embed"], data["train"])
+            if batch_size == 0:
+                return jnp.mean(losses)
+            return jnp.sum(batch_weights(hyper.seed, t, n, batch_size, losses.dtype) * losses)
 
         grads = jax.grad(loss)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), recorded
+        return (optax.apply_updates(params, updates), opt_state, t + 1), recorded
 
     return jax.lax.scan(step, state, None, length=steps)
 
@@ -166,22 +176,24 @@ def final_metrics(data, state, train_values: bool):
     return metrics(_full(state[0], data, train_values), data)
 
 
-def simulate(data, lr, value_lr, steps: int, train_values: bool, progress=None) -> tuple[dict, dict]:
+def simulate(data, lr, value_lr, steps: int, train_values: bool, progress=None, hyper: Hyper | None = None,
+             name: str = "gd", batch_size: int = 0) -> tuple[dict, dict]:
     """(metrics at steps 0..steps as arrays of length steps + 1, final parameters {kq, v}).
 
-    Long runs are cut into scans of CHUNK_STEPS steps; `progress(done, total)` is called
-    after each chunk."""
+    The optimizer is plain gradient descent, or `name` (`sims.optimizers`) with `hyper`
+    and minibatches of `batch_size`. Long runs are cut into scans of CHUNK_STEPS steps;
+    `progress(done, total)` is called after each chunk."""
     with precision(data["embed"].dtype):
-        return _simulate(data, lr, value_lr, steps, train_values, progress)
+        return _simulate(data, lr, value_lr, steps, train_values, progress, hyper, name, batch_size)
 
 
-def _simulate(data, lr, value_lr, steps: int, train_values: bool, progress) -> tuple[dict, dict]:
-    state = initial_state(data, lr, value_lr, train_values)
+def _simulate(data, lr, value_lr, steps: int, train_values: bool, progress, hyper, name, batch_size):
+    state = initial_state(data, lr, value_lr, train_values, hyper, name)
     pieces = []
     done = 0
     while done < steps:
         length = min(CHUNK_STEPS, steps - done)
-        state, recorded = simulate_chunk(data, lr, value_lr, state, length, train_values)
+        state, recorded = simulate_chunk(data, lr, value_lr, state, length, train_values, hyper, name, batch_size)
         pieces.append(recorded)
         done += length
         if progress is not None:

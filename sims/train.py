@@ -12,9 +12,11 @@ from functools import cached_property
 
 import numpy as np
 
-from . import engine
+from theory.summary import summarize
+
+from . import engine, generic, optimizers
 from .budget import check_record_every, check_run_budget
-from .config import Config
+from .config import EXACT_OPTIMIZERS, Config
 from .errors import SimulationError
 from .progress import StepProgress
 from .world import GROUPS, World, build_world
@@ -26,11 +28,13 @@ class RunResult:
     metrics: dict[str, np.ndarray]  # over metrics["step"] (every step, or a stride)
     summary: dict  # from every step, whatever was recorded
     world: World = field(repr=False)
-    state: engine.State = field(repr=False)  # the final state in token coordinates
+    state: engine.State | dict = field(repr=False)  # the final state in token coordinates, or {kq, v} (adam, adamw)
 
     @cached_property
     def params(self) -> dict[str, np.ndarray]:
         """The final d×d parameters: W_KQ ("kq") and W_V ("v")."""
+        if isinstance(self.state, dict):  # a run on the generic engine (adam, adamw)
+            return self.state
         return engine.full_parameters(self.world, self.state, self.config.train.value_lr)
 
 
@@ -54,6 +58,23 @@ def absent_metrics(world) -> set[str]:
     }
 
 
+def generic_run(world: World, config: Config, hyper, record_every: int, progress):
+    """adam and adamw (not exact in token coordinates, `sims.optimizers`) on the generic d×d
+    engine: (metrics every `record_every` steps, summary of every step, final {kq, v})."""
+    t = config.train
+    values, params = generic.simulate(
+        generic.pack(world, t.dtype), t.lr, t.value_lr, t.steps, t.value_lr > 0,
+        progress=lambda done, total: progress(done), hyper=hyper, name=t.optimizer, batch_size=t.batch_size)
+    values = {k: np.asarray(v) for k, v in values.items()}
+    summary = summarize(values["reliance"])
+    stacked = np.stack(list(values.values()), axis=-1)
+    finite = np.isfinite(stacked)
+    bad = np.any(finite[:1] & ~finite, axis=-1)
+    summary["nonfinite_step"] = int(bad.argmax()) if bad.any() else None
+    columns = engine.recorded_steps(t.steps, record_every)
+    return {k: v[columns] for k, v in values.items()}, summary, {k: np.asarray(v) for k, v in params.items()}
+
+
 def run(config: Config, progress: bool = False, record_every: int = 1) -> RunResult:
     """Build the world of `config`, train, and return the metrics recorded every
     `record_every` steps (and at the last step), the summary of every step, and the final
@@ -64,15 +85,20 @@ def run(config: Config, progress: bool = False, record_every: int = 1) -> RunRes
     check_record_every(record_every)
     check_run_budget(config, record_every)
     world = build_world(config)
-    train_values = config.train.value_lr > 0
+    t = config.train
+    train_values = t.value_lr > 0
     bar = StepProgress(steps, "steps", enabled=progress and steps > engine.CHUNK_STEPS)
-    with bar, engine.precision(config.train.dtype):
-        values, summary, state = engine.simulate(
-            engine.pack_shared(world, config.train.dtype),
-            engine.pack_points(world, config.train.dtype, frozen_values=not train_values),
-            config.train.lr, config.train.value_lr, steps, train_values,
-            record_every=record_every, progress=bar.advance_to,
-        )
+    with bar, engine.precision(t.dtype):
+        hyper = None if optimizers.is_plain(t) else optimizers.hyper(t, t.dtype)
+        if t.optimizer in EXACT_OPTIMIZERS:
+            values, summary, state = engine.simulate(
+                engine.pack_shared(world, t.dtype),
+                engine.pack_points(world, t.dtype, frozen_values=not train_values),
+                t.lr, t.value_lr, steps, train_values, record_every=record_every, progress=bar.advance_to,
+                hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size,
+            )
+        else:
+            values, summary, state = generic_run(world, config, hyper, record_every, bar.advance_to)
     check_finite(summary.pop("nonfinite_step"), config)
     skip = absent_metrics(world)
     metrics = {k: np.asarray(v) for k, v in values.items() if k not in skip}
