@@ -17,7 +17,9 @@ from sims import config as cfg
 from sims.config import Config
 from sims.theory_report import count_args, knowledge_args, reduced_trajectory
 
-from .analysis import prefixed, window_summary
+from theory.summary import window_summary
+
+from .analysis import prefixed
 from .cache import cached_run, cached_sweep
 from .configs import with_values
 

@@ -28,7 +28,6 @@ __all__ = [
     "long_time_slope",
     "a_infinity",
     "long_time_law",
-    "peak",
     "summarize",
     "regime_details",
     "classify_regime",
@@ -121,13 +120,6 @@ def long_time_law(
         offsets=dict(zip(names, a.tolist())),
         beta=dict(zip(names, beta.tolist())),
     )
-
-
-def peak(reliance) -> tuple[float, int]:
-    """(peak height, first step at which it is reached) of a discrete trajectory."""
-    reliance = np.asarray(reliance)
-    i = int(np.argmax(reliance))
-    return float(reliance[i]), i
 
 
 def regime_details(

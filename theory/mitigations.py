@@ -32,9 +32,10 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .closed_forms import GROUPS
+from .summary import reliance_drop
 from .reduced_system import class_columns
 
-__all__ = ["no_context_loss", "filtered_counts", "context_order", "reliance_drop", "has_drop", "counterfactual_needed"]
+__all__ = ["no_context_loss", "filtered_counts", "context_order", "has_drop", "counterfactual_needed"]
 
 _CONTEXT = (0, 1, 2)  # C, CS, CF
 _DEFAULT_ORDER = (1, 0, 2)  # CS, C, CF: lowest no-context loss first (see module docstring)
@@ -97,13 +98,6 @@ def _mixture(n_c, n_cs, k, mode):
     if mode == "add":
         return n_c, n_cs, k
     return n_c, n_cs - k, k
-
-
-def reliance_drop(reliance) -> np.ndarray:
-    """Largest fall of M_C below its running maximum, max_t (max_{t' ≤ t} M_C(t') − M_C(t)),
-    along the last axis (0 for a non-decreasing trajectory)."""
-    r = np.asarray(reliance, dtype=np.float64)
-    return np.max(np.maximum.accumulate(r, axis=-1) - r, axis=-1)
 
 
 def has_drop(
