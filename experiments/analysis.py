@@ -8,9 +8,7 @@ import numpy as np
 
 from sims import config as cfg
 from sims.config import group_counts
-
-CONTEXT_GROUPS = ("C", "CS", "CF")
-"""Training groups whose θ_C components are summed into the total (S points have none)."""
+from theory.groups import CONTEXT_GROUPS
 
 # ---------------------------------------------------------------------------- columns
 
@@ -33,7 +31,8 @@ def first_nonpositive(x: np.ndarray) -> int:
 
 
 def theta_c_sum(metrics: dict, index=...) -> np.ndarray:
-    """θ_C component of −∇L summed over the context groups present in `metrics`."""
+    """θ_C component of −∇L summed over the context groups present in `metrics` (S points
+    have none)."""
     parts = [np.asarray(metrics[f"neg_grad_theta_c_{g}"])[index] for g in CONTEXT_GROUPS
              if f"neg_grad_theta_c_{g}" in metrics]
     return np.nansum(np.stack(parts), axis=0)
