@@ -19,7 +19,9 @@ from sims.config import Config
 from sims.theory_report import count_args, knowledge_args, reduced_trajectory
 from theory.reduced import group_flow, group_trajectory
 
-from .analysis import first_peak, prefixed, window_summary
+from theory.summary import first_peak, window_summary
+
+from .analysis import prefixed
 from .cache import cached_sweep
 from .configs import with_values
 

@@ -17,7 +17,10 @@ from sims import config as cfg
 from sims.config import Config
 from sims.theory_report import count_args, knowledge_args, reduced_trajectory
 
-from .analysis import prefixed, window_summary
+from theory.groups import TRAINING_GROUPS
+from theory.summary import window_summary
+
+from .analysis import prefixed
 from .cache import cached_run, cached_sweep
 from .configs import with_values
 
@@ -80,7 +83,7 @@ def compute(base: Config, work: Path, n_s_max: int, sim_n_s, held_out: int) -> d
             n = n0 + k
             sim_rel[i, j] = m["reliance"]
             for a, theta in enumerate(("c", "s")):
-                parts = [m[key][0] for key in (f"neg_grad_theta_{theta}_{g}" for g in ("C", "CS", "CF", "S"))
+                parts = [m[key][0] for key in (f"neg_grad_theta_{theta}_{g}" for g in TRAINING_GROUPS)
                          if key in m]
                 sim_theta[i, a, j] = n * np.nansum(parts)
     return dict(

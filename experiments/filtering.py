@@ -18,7 +18,9 @@ from sims.config import Config
 from sims.theory_report import count_args, knowledge_args, reduced_trajectory
 from theory.closed_forms import paper_quantities
 
-from .analysis import prefixed, window_summary
+from theory.summary import window_summary
+
+from .analysis import prefixed
 from .cache import cached_run
 from .configs import with_values
 

@@ -13,8 +13,8 @@ from sims import config as cfg
 from sims.config import Config
 from sims.theory_report import count_args, knowledge_args, reduced_trajectory
 from theory.closed_forms import paper_quantities
+from theory.summary import summarize
 
-from .analysis import summaries
 from .cache import cached_run
 
 PARAMS: dict = {}
@@ -26,7 +26,7 @@ def compute(base: Config, work: Path) -> dict:
     metrics, summary = cached_run(base, work)
     theory = reduced_trajectory(base)
     q = paper_quantities(*knowledge_args(base), delta_s=base.knowledge.delta_s)
-    th = summaries(theory["reliance"])
+    th = summarize(theory["reliance"])
     data = dict(
         config=cfg.to_toml(base),
         step=metrics["step"],
@@ -38,8 +38,8 @@ def compute(base: Config, work: Path) -> dict:
         sim_peak=summary["peak_reliance"],
         sim_peak_step=summary["peak_step"],
         sim_inversion=summary["inversion"],
-        theory_peak=float(th["peak"]),
-        theory_peak_step=int(th["peak_step"]),
+        theory_peak=th["peak_reliance"],
+        theory_peak_step=th["peak_step"],
         rho=count_args(base)["n_c"] / base.mixture.n_train,
         rho_star=q["rho_star"],
         lr=base.train.lr,

@@ -17,7 +17,9 @@ from sims.theory_report import knowledge_args
 from theory.closed_forms import lemma4_margins, rho_star
 from theory.reduced import group_trajectory
 
-from .analysis import first_peak, sweep_columns
+from theory.summary import first_peak
+
+from .analysis import sweep_columns
 from .cache import cached_sweep
 from .configs import rho_max, theory_counts, with_values
 

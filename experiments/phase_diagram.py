@@ -18,8 +18,9 @@ from sims.theory_report import count_args, knowledge_args
 from theory.asymptotics import long_time_law
 from theory.closed_forms import paper_quantities
 from theory.reduced import group_flow, group_trajectory
+from theory.summary import summarize
 
-from .analysis import summaries, sweep_columns
+from .analysis import sweep_columns
 from .cache import cached_sweep
 from .configs import rho_max, theory_counts, with_values
 
@@ -41,10 +42,10 @@ def compute(base: Config, work: Path, n_rho: int, steps: int, n_rho_lines: int, 
     rho = np.linspace(0.0, top, n_rho)
     heat = group_trajectory(*kargs, **theory_counts(base, rho), delta_s=ds, lr=lr, steps=steps)["reliance"]
     rho_lines = np.linspace(0.0, top, n_rho_lines)
-    lines = summaries(
+    lines = summarize(
         group_trajectory(*kargs, **theory_counts(base, rho_lines), delta_s=ds, lr=lr, steps=steps)["reliance"]
     )
-    heat_summary = summaries(heat)
+    heat_summary = summarize(heat)
 
     # simulation: the same ρ grid (counts round(ρn), so ρ_eff = n_C/n)
     sweep = sweep_columns(cached_sweep(base, [f"mixture.context_critical=0:{top!r}:{n_rho}"], work, "phase"))
@@ -72,10 +73,10 @@ def compute(base: Config, work: Path, n_rho: int, steps: int, n_rho_lines: int, 
         theory_reliance=heat,
         theory_peak_step=heat_summary["peak_step"],
         theory_rho_lines=rho_lines,
-        theory_initial=lines["initial"],
-        theory_peak=lines["peak"],
-        theory_final=lines["final"],
-        theory_drop=lines["peak"] - lines["final"],
+        theory_initial=lines["initial_reliance"],
+        theory_peak=lines["peak_reliance"],
+        theory_final=lines["final_reliance"],
+        theory_drop=lines["peak_reliance"] - lines["final_reliance"],
         theory_lines_peak_step=lines["peak_step"],
         sim_rho=sweep["rho"],
         sim_initial=sweep["initial"],

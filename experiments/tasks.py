@@ -17,8 +17,8 @@ import numpy as np
 from sims import config as cfg
 from sims.config import Config
 from sims.theory_report import knowledge_args, relation_counts
+from theory.summary import first_peak
 
-from .analysis import first_peak
 from .cache import cached_sweep
 from .configs import with_values
 

@@ -20,7 +20,9 @@ from sims.config import Config
 from sims.theory_report import knowledge_args, reduced_trajectory
 from sims.value_training import VALUE_BLOCKS, value_training_run
 
-from .analysis import prefixed, window_summary
+from theory.summary import window_summary
+
+from .analysis import prefixed
 from .cache import cached_arrays, config_digest
 from .configs import with_values
 

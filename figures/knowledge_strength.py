@@ -9,10 +9,11 @@ from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from theory.summary import INVERSION, NO_PEAK
+
 from .style import headline, new_figure, panel_label, scalar
 
 CMAP = "magma"
-INVERSION, NO_RISE, NO_PEAK = 0, 1, 2  # as in experiments.analysis.first_peak
 STAR_COLOR = "#00bfff"
 
 

@@ -23,6 +23,8 @@ from typing import Callable
 import jax
 import numpy as np
 
+from theory.groups import GROUPS, TRAINING_GROUPS, theory_indices, training_counts
+
 from . import config as cfg
 from . import engine, optimizers
 from .budget import recorded_bytes, world_bytes
@@ -201,7 +203,7 @@ def _full_chunk(configs, size, record_every, record, progress):
         progress=None if progress is None else (lambda done: progress(done * n)),
         hyper=hyper, optimizer=first.train.optimizer, batch_size=first.train.batch_size,
     )
-    out = {k: np.asarray(v)[:n] for k, v in summary.items()}
+    out = {k: np.asarray(summary[k])[:n] for k in SUMMARY_FIELDS}  # the sweep's summary columns
     if recorded is not None:
         out.update({k: np.asarray(v)[:n] for k, v in recorded.items()})
     return out
@@ -235,8 +237,8 @@ def _reduced_counts(config: Config) -> tuple[int, ...]:
         return c["C"], c["CS"], c["CF"], c["S_seen"], c["S_unseen"]
     world = build_world(config)
     train = world.train
-    kind = np.where((train.group == 3) & (train.fact < 0), 4, train.group)
-    return tuple(int(x) for x in np.bincount(kind, minlength=5))
+    kind = theory_indices(train.group, train.fact)
+    return tuple(int(x) for x in np.bincount(kind, minlength=len(GROUPS)))
 
 
 def reduced_chunk(configs, record_every: int, record: bool,
@@ -258,8 +260,8 @@ def reduced_chunk(configs, record_every: int, record: bool,
     out = {f: np.asarray(summary[f]) for f in SUMMARY_FIELDS}
     if record:
         n_train = counts.sum(axis=1)
-        loss_terms = np.nan_to_num(np.stack([th[f"loss_{g}"] for g in ("C", "CS", "CF", "S")], axis=-1))
-        weights = np.stack([counts[:, 0], counts[:, 1], counts[:, 2], counts[:, 3] + counts[:, 4]], axis=-1)
+        loss_terms = np.nan_to_num(np.stack([th[f"loss_{g}"] for g in TRAINING_GROUPS], axis=-1))
+        weights = training_counts(counts)
         metrics = {name: th[name] for name in engine.metric_names(1) if name in th}
         metrics["loss"] = np.einsum("ntg,ng->nt", loss_terms, weights) / n_train[:, None]
         missing = set(engine.metric_names(1)) - set(metrics)

@@ -40,11 +40,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from theory.groups import TRAINING_GROUPS, has_context
 from theory.summary import fold_finish, fold_init, fold_update
 
 from . import optimizers
 from .optimizers import Hyper
-from .world import GROUPS, World
+from .world import World
 
 CHUNK_STEPS = 20_000
 """Runs longer than this are cut into scans of at most this many steps (progress between)."""
@@ -74,7 +75,7 @@ class Points(NamedTuple):
     answer: jax.Array  # (N,) int32
     relation: jax.Array  # (N,) int32 j: the query is r_{j+1}
     test_fact: jax.Array  # (m,) int32 the memorised fact a of each conflict test point
-    group_onehot: jax.Array  # (n, len(GROUPS)) float
+    group_onehot: jax.Array  # (n, len(TRAINING_GROUPS)) float
     test_relation_onehot: jax.Array  # (m, R) float
     # With W_V frozen, each point's output classes (`output_classes`); None when W_V trains.
     class_values: jax.Array | None = None  # (N, C, 3) T[y, slot token] of each class
@@ -183,7 +184,7 @@ def pack_points(world: World, dtype: str = "float64", frozen_values: bool = True
         answer=answer,
         relation=(tokens[:, 2] - world.relation).astype(np.int32),
         test_fact=world.test.fact.astype(np.int32),
-        group_onehot=(world.train.group[:, None] == np.arange(len(GROUPS))[None, :]).astype(f),
+        group_onehot=(world.train.group[:, None] == np.arange(len(TRAINING_GROUPS))[None, :]).astype(f),
         test_relation_onehot=(test_relation[:, None] == np.arange(world.n_relations)[None, :]).astype(f),
         **classes,
     )
@@ -317,9 +318,9 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
     push_c = -jnp.sum(onehot * d_theta_c[:, None], axis=0) / n
     push_s = -jnp.sum(onehot * d_theta_s[:, None], axis=0) / n
     present = onehot.sum(axis=0) > 0
-    for i, g in enumerate(GROUPS):
+    for i, g in enumerate(TRAINING_GROUPS):
         out[f"loss_{g}"] = loss_g[i]
-        if g != "S":  # subject-only points have no context to attend to
+        if has_context(g):  # subject-only points have no context to attend to
             out[f"attention_context_{g}"] = attention_g[i]
         out[f"neg_grad_theta_c_{g}"] = jnp.where(present[i], push_c[i], jnp.nan)
         out[f"neg_grad_theta_s_{g}"] = jnp.where(present[i], push_s[i], jnp.nan)
@@ -331,12 +332,15 @@ def metric_names(n_relations: int) -> list[str]:
     names = ["reliance", "attention_context", "aligned_accuracy", "loss", "u_theta_c", "u_theta_s"]
     if n_relations > 1:
         names += [f"reliance_r{j + 1}" for j in range(n_relations)]
-    for g in GROUPS:
-        names.append(f"loss_{g}")
-        if g != "S":
-            names.append(f"attention_context_{g}")
-        names += [f"neg_grad_theta_c_{g}", f"neg_grad_theta_s_{g}"]
+    for g in TRAINING_GROUPS:
+        names += group_metric_names(g)
     return names
+
+
+def group_metric_names(group: str) -> list[str]:
+    """The metrics of training group `group` (NaN throughout when it has no points)."""
+    attention = [f"attention_context_{group}"] if has_context(group) else []
+    return [f"loss_{group}", *attention, f"neg_grad_theta_c_{group}", f"neg_grad_theta_s_{group}"]
 
 
 def _advance(shared, points, lr, value_lr, carry, n_records: int, stride: int, tail: int,

@@ -20,10 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from theory.groups import TRAINING_GROUPS, has_context
+
 from .engine import precision
 from .model import batch_losses, batch_outputs
 from .optimizers import Hyper, batch_weights, transform
-from .world import GROUPS, Points, World
+from .world import Points, World
 
 CHUNK_STEPS = 20_000
 """Runs longer than this are cut into scans of at most this many steps, with progress shown."""
@@ -42,7 +44,7 @@ def pack(world: World, dtype: str = "float64") -> dict:
 
 def _pack(world: World, dtype: str) -> dict:
     f = jnp.dtype(dtype)
-    onehot = (world.train.group[:, None] == np.arange(len(GROUPS))[None, :]).astype(dtype)
+    onehot = (world.train.group[:, None] == np.arange(len(TRAINING_GROUPS))[None, :]).astype(dtype)
     test_relation = world.test.tokens[:, 2] - world.relation
     return {
         "embed": jnp.asarray(world.embed, f),
@@ -112,9 +114,9 @@ def metrics(params: dict, data: dict) -> dict:
     loss_g = _masked_mean(onehot, losses)
     attention_g = _masked_mean(onehot, sigma_train[:, 0])
     push_c, push_s = -(onehot.T @ d_theta_c) / n, -(onehot.T @ d_theta_s) / n
-    for i, g in enumerate(GROUPS):
+    for i, g in enumerate(TRAINING_GROUPS):
         out[f"loss_{g}"] = loss_g[i]
-        if g != "S":  # subject-only points have no context to attend to
+        if has_context(g):  # subject-only points have no context to attend to
             out[f"attention_context_{g}"] = attention_g[i]
         out[f"neg_grad_theta_c_{g}"] = jnp.where(onehot[:, i].sum() > 0, push_c[i], jnp.nan)
         out[f"neg_grad_theta_s_{g}"] = jnp.where(onehot[:, i].sum() > 0, push_s[i], jnp.nan)

@@ -10,6 +10,7 @@ import numpy as np
 from theory.asymptotics import classify_regime, long_time_law
 from theory.closed_forms import paper_quantities
 from theory.eta_star import eta_star
+from theory.groups import GROUPS, theory_indices
 from theory.pretrained import z0
 from theory.reduced import group_trajectory
 from theory.relations import relation_group_trajectory, relation_margins
@@ -17,10 +18,6 @@ from theory.summary import summarize
 
 from .config import Config
 from .world import build_world
-
-THEORY_GROUPS = ("C", "CS", "CF", "S_seen", "S_unseen")
-"""The group order of theory's count arrays."""
-
 
 def knowledge_args(config: Config) -> tuple:
     """(n_subjects, n_answers, delta_c, delta_m, o_c, o_r): the leading arguments of theory."""
@@ -34,8 +31,8 @@ def relation_counts(config: Config) -> np.ndarray:
     world = build_world(config)
     train = world.train
     relation = train.tokens[:, 2] - world.relation
-    kind = np.where((train.group == 3) & (train.fact < 0), 4, train.group)  # S unseen
-    counts = np.zeros((world.n_relations, len(THEORY_GROUPS)), dtype=int)
+    kind = theory_indices(train.group, train.fact)
+    counts = np.zeros((world.n_relations, len(GROUPS)), dtype=int)
     np.add.at(counts, (relation, kind), 1)
     return counts
 

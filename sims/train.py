@@ -12,6 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
+from theory.groups import TRAINING_GROUPS, training_index
 from theory.summary import summarize
 
 from . import engine, generic, optimizers
@@ -19,7 +20,7 @@ from .budget import check_record_every, check_run_budget
 from .config import EXACT_OPTIMIZERS, Config
 from .errors import SimulationError
 from .progress import StepProgress
-from .world import GROUPS, World, build_world
+from .world import World, build_world
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,11 @@ def check_finite(nonfinite_step: int | None, config: Config) -> None:
 def absent_metrics(world) -> set[str]:
     """Metric names of the data groups the world's training set lacks (and of the aligned
     points when there are none): they are NaN throughout and left out of the results."""
-    absent = {g for i, g in enumerate(GROUPS) if not np.any(world.train.group == i)}
-    names = engine.metric_names(world.n_relations)
-    return {
-        k for k in names
-        if k.rsplit("_", 1)[-1] in absent or (k.startswith("aligned_") and len(world.aligned) == 0)
-    }
+    absent = {name for g in TRAINING_GROUPS if not np.any(world.train.group == training_index(g))
+              for name in engine.group_metric_names(g)}
+    if len(world.aligned) == 0:
+        absent |= {k for k in engine.metric_names(world.n_relations) if k.startswith("aligned_")}
+    return absent
 
 
 def generic_run(world: World, config: Config, hyper, record_every: int, progress):

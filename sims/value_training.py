@@ -12,9 +12,11 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from theory.groups import training_index
+
 from . import engine
 from .config import Config
-from .world import GROUPS, World, build_world
+from .world import World, build_world
 
 VALUE_BLOCKS = ("C_cs", "C_cc", "CS_cs", "CS_cc", "test_cc", "test_ac", "test_cs", "test_as")
 """Mean ΔV[row, column] of `value_block_means`: for the C and C+S training points, the answer
@@ -32,7 +34,7 @@ def value_block_means(world: World, table: np.ndarray, table0: np.ndarray) -> di
     ct, st, at = test.tokens[:, 0], test.tokens[:, 1], test.fact
     out = {}
     for name in ("C", "CS"):
-        sel = train.group == GROUPS.index(name)
+        sel = train.group == training_index(name)
         if not sel.any():
             for key in ("cs", "cc"):
                 out[f"{name}_{key}"] = np.nan
@@ -43,7 +45,7 @@ def value_block_means(world: World, table: np.ndarray, table0: np.ndarray) -> di
         out[f"margin_{name}"] = (table[c[sel], c[sel]] - table[c[sel], s[sel]]).mean()
     out["test_cc"], out["test_ac"] = delta[ct, ct].mean(), delta[at, ct].mean()
     out["test_cs"], out["test_as"] = delta[ct, st].mean(), delta[at, st].mean()
-    sel = train.group == GROUPS.index("C")
+    sel = train.group == training_index("C")
     if sel.any():
         cols = table[:, s[sel]]
         log_p = cols - np.log(np.exp(cols - cols.max(axis=0)).sum(axis=0)) - cols.max(axis=0)

@@ -19,12 +19,14 @@ from functools import cached_property
 import numpy as np
 
 from theory.embeddings import paper_embeddings, theta_directions
+from theory.groups import GROUPS as THEORY_GROUPS
+from theory.groups import TRAINING_GROUP_OF, TRAINING_GROUPS, training_index
 from theory.pretrained import value_logit_table
 
 from .config import Config, ConfigError, group_counts
 
-GROUPS = ("C", "CS", "CF", "S")
-"""Training groups: context-critical, context+subject (aligned), counterfactual, subject-only."""
+GROUPS = TRAINING_GROUPS
+"""The training groups (`theory.groups`), under the name `cpi` imports."""
 
 CONTEXT_KEYS = (True, True, False)
 SUBJECT_ONLY_KEYS = (False, True, True)
@@ -34,7 +36,7 @@ SUBJECT_ONLY_KEYS = (False, True, True)
 class Points:
     """A set of n data points. `tokens[i] = [c, s, r]` (c is unused where key_mask[i, 0] is
     False); `answer[i]` the target token; `fact[i]` the token the subject was memorised
-    with (−1: not memorised); `group[i]` an index into GROUPS (−1 for held-out points)."""
+    with (−1: not memorised); `group[i]` an index into TRAINING_GROUPS (−1 for held-out points)."""
 
     tokens: np.ndarray  # (n, 3) int
     key_mask: np.ndarray  # (n, 3) bool
@@ -193,8 +195,7 @@ def _training_kinds(counts: dict, n_relations: int, cf_relation: int) -> list[tu
         cf = set(on_j[: counts["CF"]])
         slots["CF"] = [r for i, r in enumerate(aligned) if i in cf]
         slots["CS"] = [r for i, r in enumerate(aligned) if i not in cf]
-    order = [("C", 0), ("CS", 1), ("CF", 2), ("S_seen", 3), ("S_unseen", 3)]
-    return [(kind, g, r) for kind, g in order for r in slots[kind]]
+    return [(kind, training_index(TRAINING_GROUP_OF[kind]), r) for kind in THEORY_GROUPS for r in slots[kind]]
 
 
 def no_context_losses(table: np.ndarray, points: Points) -> np.ndarray:

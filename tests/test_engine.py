@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sims import engine, generic
@@ -95,6 +95,7 @@ def _fold(reliance, metrics):
 
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.one_of(st.floats(0, 1), st.sampled_from([0.5, 0.25])), min_size=1, max_size=12))
+@example([0.3, 0.6, 0.5, 0.4, 0.55, 0.7, 0.8])  # rise, fall, recovery past the first peak
 def test_the_summary_fold_equals_summarize(values):
     reliance = np.array(values)
     folded = _fold(reliance, reliance[:, None])

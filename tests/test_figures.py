@@ -14,7 +14,7 @@ from matplotlib.collections import PathCollection
 import figures
 import figures.make
 from experiments import EXPERIMENTS, NAMES, get
-from experiments.analysis import INVERSION, NO_PEAK, NO_RISE, first_peak
+from theory.summary import INVERSION, NO_PEAK, NO_RISE, first_peak
 from experiments.cache import data_bytes, is_saved
 from figures.make import make_figures
 from figures.style import artist

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from sims.config import load, with_values
-from sims.theory_report import THEORY_GROUPS, relation_counts, reduced_trajectory
+from sims.theory_report import relation_counts, reduced_trajectory
 from sims.train import run
 from sims.world import build_world
+from theory.groups import GROUPS, training_index
 from theory.mitigations import filtered_counts
 
 TWO_TASKS = {"world.n_relations": 2, "world.n_subjects": 60, "world.n_answers": 120,
@@ -17,7 +18,7 @@ TWO_TASKS = {"world.n_relations": 2, "world.n_subjects": 60, "world.n_answers": 
 
 def test_filtering_all_context_aligned_points_removes_the_drop():
     config = with_values(load(), {"mixture.filter": 0.5})  # 10 of 20 context points: the C+S ones
-    counts = dict(zip(THEORY_GROUPS, relation_counts(config).sum(axis=0)))
+    counts = dict(zip(GROUPS, relation_counts(config).sum(axis=0)))
     assert counts["CS"] == 0 and counts["C"] == 10
     reliance = run(config).metrics["reliance"]
     assert np.all(np.diff(reliance) >= -1e-12) and reliance[-1] > 0.9
@@ -73,7 +74,7 @@ def test_proposition_3_one_value_step_makes_subjects_of_c_points_predictive():
         p = np.exp(z - z.max())
         return (p / p.sum())[answer]
 
-    c_points = world.train.group == 0
+    c_points = world.train.group == training_index("C")
     assert c_points.sum() == 10
     for (c, s, _), answer in zip(world.train.tokens[c_points], world.train.answer[c_points]):
         assert prob(result.params["v"], s, answer) > prob(world.w_v, s, answer) + 1e-6

@@ -12,6 +12,7 @@ from sims.model import batch_losses, logits
 from sims.generic import pack
 from sims.train import run
 from sims.world import build_world
+from theory.groups import TRAINING_GROUPS, has_context
 from tests.reference_model import Reference
 
 
@@ -116,13 +117,14 @@ def test_built_value_matrix_reproduces_the_value_logit_table():
 
     for tokens, fact, group in zip(world.train.tokens, world.train.fact, world.train.group):
         c, s = tokens[0], tokens[1]
-        if group in (0, 1, 2):
+        name = TRAINING_GROUPS[group]
+        if has_context(name):
             assert abs(prob(c, c) - 0.2) < 1e-12  # context predicts itself w.p. δ_C
-        if group in (1, 2):
+        if name in ("CS", "CF"):
             assert abs(prob(s, fact) - 0.6) < 1e-12  # memorised subject: δ_M on its fact
-        if group == 3 and fact >= 0:
+        if name == "S" and fact >= 0:
             assert abs(prob(s, fact) - 0.9) < 1e-12  # seen fact-recall subject: δ_S
-        if group == 0:  # not memorised: flat over answers
+        if name == "C":  # not memorised: flat over answers
             answers = np.arange(40, 120)
             assert np.ptp(table[answers, s]) == 0
 

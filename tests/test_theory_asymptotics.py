@@ -77,7 +77,8 @@ def test_general_log_law_with_cf_and_s_points(counts):
 
 def test_summarize():
     s = summarize(np.array([0.2, 0.5, 0.9, 0.7, 0.6]))
-    assert s == dict(initial_reliance=0.2, peak_reliance=0.9, peak_step=2, final_reliance=0.6, inversion=True)
+    assert s == dict(initial_reliance=0.2, peak_reliance=0.9, peak_step=2, final_reliance=0.6,
+                     first_peak_reliance=0.9, first_peak_step=2, inversion=True)
     assert not summarize(np.array([0.2, 0.3, 0.4]))["inversion"]
     assert not summarize(np.array([0.4, 0.3, 0.2]))["inversion"]
     d = summarize(group_trajectory(*DEFAULT, 10, 10, steps=300)["reliance"])

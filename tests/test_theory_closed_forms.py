@@ -8,7 +8,6 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from theory.closed_forms import (
-    GROUPS,
     THETA_C,
     THETA_S,
     assumptions_hold,
@@ -23,6 +22,7 @@ from theory.closed_forms import (
     two_step_state,
 )
 from theory.embeddings import paper_embeddings, theta_directions
+from theory.groups import GROUPS
 from theory.propositions import value_matrix
 from theory.reduced import group_trajectory, paper_points
 

@@ -11,10 +11,10 @@ from theory.mitigations import (
     counterfactual_needed,
     filtered_counts,
     no_context_loss,
-    reliance_drop,
 )
 from theory.reduced import group_flow, group_trajectory, paper_points
 from theory.relations import relation_points
+from theory.summary import reliance_drop
 
 DEFAULT = (40, 80, 0.2, 0.6, 1.0, 0.5)
 

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from theory.closed_forms import GROUPS, sigmoid
+from theory.closed_forms import sigmoid
+from theory.groups import GROUPS
 from theory.embeddings import paper_embeddings
 from theory.propositions import value_matrix
 from tests.explicit_descent import w_kq_trajectory

@@ -8,7 +8,8 @@ import pytest
 
 from tests.explicit_descent import w_kq_trajectory
 
-from theory.closed_forms import GROUPS, lemma4_margins, margin, sigmoid
+from theory.closed_forms import lemma4_margins, margin, sigmoid
+from theory.groups import GROUPS
 from theory.embeddings import (
     embedding_dim,
     key_differences,

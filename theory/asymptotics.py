@@ -1,6 +1,6 @@
 """Phase boundaries and long-time behaviour of the reduced dynamics.
 
-Conventions: counts per group in `closed_forms.GROUPS` order (C, CS, CF, S_seen, S_unseen);
+Conventions: counts per group in `groups.GROUPS` order (C, CS, CF, S_seen, S_unseen);
 A is the gap of a fresh conflict (or aligned) point, A = Σ_G n_G·test_G·α_G with test_G = 1
 for context groups and −½ for S groups. M_C is increasing in A, so the shape of M_C(t)
 is the shape of A(t).
@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from .closed_forms import (
-    GROUPS,
     TEST_INNER,
     counts_vector,
     group_gram,
@@ -19,6 +18,7 @@ from .closed_forms import (
     rho_star,
     tail_coefficients,
 )
+from .groups import GROUPS
 from .summary import summarize  # the one definition shared with sims (re-exported here)
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "long_time_slope",
     "a_infinity",
     "long_time_law",
-    "peak",
     "summarize",
     "regime_details",
     "classify_regime",
@@ -121,13 +120,6 @@ def long_time_law(
         offsets=dict(zip(names, a.tolist())),
         beta=dict(zip(names, beta.tolist())),
     )
-
-
-def peak(reliance) -> tuple[float, int]:
-    """(peak height, first step at which it is reached) of a discrete trajectory."""
-    reliance = np.asarray(reliance)
-    i = int(np.argmax(reliance))
-    return float(reliance[i]), i
 
 
 def regime_details(

@@ -24,12 +24,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, logsumexp
 
+from .groups import CONTEXT_INDICES, GROUPS, INDEX, S_SEEN, S_UNSEEN
 from .pretrained import logit, value_logit_table, z0
 
-GROUPS = ("C", "CS", "CF", "S_seen", "S_unseen")
-"""The data groups of the reduced dynamics, in the order used by every array below."""
-
-CONTEXT_GROUPS = np.array([True, True, True, False, False])
 
 # Paper embeddings: inner products of key differences k = φ(x₁) − φ(x₂), fresh tokens per point.
 SELF_INNER = np.array([2.0, 2.0, 2.0, 2.0, 2.0])
@@ -195,11 +192,11 @@ def lemma4_margins(
     log_z0 = np.log(z0(n_subjects, n_answers, o_c, o_r))
     lam = 1.0 - p[:, c]
     out = dict(
-        lambda_C=lam[0],
-        lambda_CS=lam[1],
-        lambda_CF=lam[2],
-        mu_CF=p[2, b],
-        lambda_S=lam[3],
+        lambda_C=lam[INDEX["C"]],
+        lambda_CS=lam[INDEX["CS"]],
+        lambda_CF=lam[INDEX["CF"]],
+        mu_CF=p[INDEX["CF"], b],
+        lambda_S=lam[S_SEEN],
     )
     out["m_C"] = out["lambda_C"] * (logit(delta_c) + log_z0 - o_c)
     out["m_CS"] = out["lambda_CS"] * (logit(delta_c) - logit(delta_m))
@@ -234,10 +231,10 @@ def tail_coefficients(
         return float(np.sum(p * (d[row, c] - d[row])))
 
     return dict(
-        k_C=inner(0, softmax(v1[0])),
-        k_CS=-inner(1, softmax(v2[1])),
-        k_CF=inner(2, softmax(v1[2])),
-        k_S=inner(3, softmax(v1[3])),
+        k_C=inner(INDEX["C"], softmax(v1[INDEX["C"]])),
+        k_CS=-inner(INDEX["CS"], softmax(v2[INDEX["CS"]])),
+        k_CF=inner(INDEX["CF"], softmax(v1[INDEX["CF"]])),
+        k_S=inner(S_SEEN, softmax(v1[S_SEEN])),
     )
 
 
@@ -300,11 +297,11 @@ def initial_gradient_components(
     per_c = counts * 0.25 * margins * THETA_C / n
     per_s = counts * 0.25 * margins * THETA_S / n
     out = {}
-    for name, tc, ts in zip(("C", "CS", "CF"), per_c[:3], per_s[:3]):
-        out[f"theta_c_{name}"] = float(tc)
-        out[f"theta_s_{name}"] = float(ts)
-    out["theta_c_S"] = float(per_c[3] + per_c[4])
-    out["theta_s_S"] = float(per_s[3] + per_s[4])
+    for i in CONTEXT_INDICES:
+        out[f"theta_c_{GROUPS[i]}"] = float(per_c[i])
+        out[f"theta_s_{GROUPS[i]}"] = float(per_s[i])
+    out["theta_c_S"] = float(per_c[S_SEEN] + per_c[S_UNSEEN])
+    out["theta_s_S"] = float(per_s[S_SEEN] + per_s[S_UNSEEN])
     out["theta_c"] = float(per_c.sum())
     out["theta_s"] = float(per_s.sum())
     return out

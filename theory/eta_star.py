@@ -19,7 +19,6 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .closed_forms import (
-    CONTEXT_GROUPS,
     THETA_C,
     counts_vector,
     drive,
@@ -28,6 +27,7 @@ from .closed_forms import (
     representative_columns,
     two_step_state,
 )
+from .groups import CONTEXT_MASK
 
 
 def theta_c_after_one_step(
@@ -55,7 +55,7 @@ def theta_c_after_one_step(
     h0 = drive(np.zeros(len(counts)), v1, v2, answer)
     g1 = lr[:, None] / n * (gram @ h0)[None, :]
     h1 = drive(g1, v1, v2, answer)
-    return np.sum(counts * h1 * THETA_C * CONTEXT_GROUPS, axis=-1) / n
+    return np.sum(counts * h1 * THETA_C * CONTEXT_MASK, axis=-1) / n
 
 
 def eta_star(

@@ -31,13 +31,14 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from .closed_forms import GROUPS
+from .groups import CONTEXT_INDICES, GROUPS
 from .reduced_system import class_columns
+from .summary import reliance_drop
 
-__all__ = ["no_context_loss", "filtered_counts", "context_order", "reliance_drop", "has_drop", "counterfactual_needed"]
+__all__ = ["no_context_loss", "filtered_counts", "context_order", "has_drop", "counterfactual_needed"]
 
-_CONTEXT = (0, 1, 2)  # C, CS, CF
-_DEFAULT_ORDER = (1, 0, 2)  # CS, C, CF: lowest no-context loss first (see module docstring)
+# CS, C, CF: lowest no-context loss first (see the module docstring)
+_DEFAULT_ORDER = tuple(GROUPS.index(g) for g in ("CS", "C", "CF"))
 
 
 def no_context_loss(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s=0.9, n_relations: int = 1) -> np.ndarray:
@@ -59,7 +60,7 @@ def context_order(no_context_losses=None) -> tuple[int, ...]:
     losses = np.asarray(no_context_losses, dtype=np.float64)
     if losses.shape != (len(GROUPS),):
         raise ValueError("no_context_losses must have one entry per group (GROUPS order)")
-    return tuple(int(_CONTEXT[i]) for i in np.argsort(losses[list(_CONTEXT)], kind="stable"))
+    return tuple(int(CONTEXT_INDICES[i]) for i in np.argsort(losses[list(CONTEXT_INDICES)], kind="stable"))
 
 
 def filtered_counts(counts, fraction: float, no_context_losses=None) -> np.ndarray:
@@ -80,7 +81,7 @@ def filtered_counts(counts, fraction: float, no_context_losses=None) -> np.ndarr
     out = counts.astype(np.int64).copy()
     flat = out.reshape(-1, len(GROUPS))
     for row in flat:
-        left = int(round(fraction * int(row[list(_CONTEXT)].sum())))
+        left = int(round(fraction * int(row[list(CONTEXT_INDICES)].sum())))
         for gi in order:
             take = min(left, int(row[gi]))
             row[gi] -= take
@@ -97,13 +98,6 @@ def _mixture(n_c, n_cs, k, mode):
     if mode == "add":
         return n_c, n_cs, k
     return n_c, n_cs - k, k
-
-
-def reliance_drop(reliance) -> np.ndarray:
-    """Largest fall of M_C below its running maximum, max_t (max_{t' ≤ t} M_C(t') − M_C(t)),
-    along the last axis (0 for a non-decreasing trajectory)."""
-    r = np.asarray(reliance, dtype=np.float64)
-    return np.max(np.maximum.accumulate(r, axis=-1) - r, axis=-1)
 
 
 def has_drop(

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from .closed_forms import GROUPS, THETA_C, THETA_S
+from .closed_forms import THETA_C, THETA_S
+from .groups import CONTEXT_GROUPS, GROUPS, S_SEEN, S_UNSEEN, has_context
 from .reduced_system import Layout
 
 
@@ -54,11 +55,11 @@ def class_outputs(raw: dict, layout: Layout, time) -> dict:
         out[f"alpha_{name}"] = np.where(here, alpha[:, :, gi], nan)
         out[f"gap_{name}"] = np.where(here, gaps[:, :, gi], nan)
         out[f"loss_{name}"] = np.where(here, loss[:, :, gi], nan)
-        key = "attention_context_" if gi < 3 else "attention_subject_"
+        key = "attention_context_" if has_context(name) else "attention_subject_"
         out[key + name] = np.where(here, expit(gaps[:, :, gi]), nan)
-    n_s = cnt[:, :, 3] + cnt[:, :, 4]
+    n_s = cnt[:, :, S_SEEN] + cnt[:, :, S_UNSEEN]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["loss_S"] = np.where(n_s > 0, (cnt[:, :, 3] * loss[:, :, 3] + cnt[:, :, 4] * loss[:, :, 4]) / n_s, nan)
+        out["loss_S"] = np.where(n_s > 0, (cnt[:, :, S_SEEN] * loss[:, :, S_SEEN] + cnt[:, :, S_UNSEEN] * loss[:, :, S_UNSEEN]) / n_s, nan)
     # u_j = W_KQ φ(r_j) = Σ_{l,H} n_lH α_lH k_H Γ_lj
     overlap = layout.overlap[:, None, None]
     gamma = (1.0 - overlap) * np.eye(n_rel) + overlap  # (B, R, R)
@@ -66,8 +67,9 @@ def class_outputs(raw: dict, layout: Layout, time) -> dict:
         w = np.sum(cnt * alpha * theta[None, None, :, None], axis=2)  # (B, R, T): Σ_H n_lH α_lH θ·k_H
         out[f"u_theta_{name}"] = np.einsum("bjl,blt->bjt", gamma, w)
         grad = cnt * h * theta[None, None, :, None] / layout.n[:, None, None, None]
-        for gi, gname in enumerate(("C", "CS", "CF")):
+        for gname in CONTEXT_GROUPS:
+            gi = GROUPS.index(gname)
             out[f"neg_grad_theta_{name}_{gname}"] = np.where(present[:, :, gi], grad[:, :, gi], nan)
-        out[f"neg_grad_theta_{name}_S"] = np.where(n_s > 0, grad[:, :, 3] + grad[:, :, 4], nan)
+        out[f"neg_grad_theta_{name}_S"] = np.where(n_s > 0, grad[:, :, S_SEEN] + grad[:, :, S_UNSEEN], nan)
         out[f"neg_grad_theta_{name}"] = grad.sum(axis=2)
     return out

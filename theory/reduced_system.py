@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp
 
-from .closed_forms import DISTINCT_INNER, GROUPS, SELF_INNER, TEST_INNER
+from .closed_forms import DISTINCT_INNER, SELF_INNER, TEST_INNER
+from .groups import GROUPS
 from .pretrained import logit, z0
 
 N_CLASSES = 5

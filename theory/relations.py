@@ -45,8 +45,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from .closed_forms import GROUPS, TEST_INNER
+from .closed_forms import TEST_INNER
 from .embeddings import key_differences, paper_embeddings, relation_gram_matrix, relation_tokens
+from .groups import GROUPS, has_context
 from .integrate import descend, float64
 from .pretrained import value_logit_table
 from .reduced_outputs import class_outputs
@@ -146,7 +147,7 @@ def relation_points(
         for gi, count in enumerate(counts[j]):
             for _ in range(count):
                 s = subject_token()
-                if GROUPS[gi] in ("C", "CS", "CF"):
+                if has_context(GROUPS[gi]):
                     c = answer_token()
                     keys.append((c, s))
                     answers.append(c)

@@ -1,0 +1,75 @@
+"""The data groups are named once (`theory.groups`): the simulator, theory and the
+experiments read them from there."""
+
+import ast
+import pathlib
+
+import numpy as np
+import pytest
+
+import sims.world
+from sims.config import load, with_values
+from sims.engine import group_metric_names, metric_names
+from sims.train import absent_metrics
+from sims.world import build_world
+from theory.groups import (
+    CONTEXT_GROUPS,
+    CONTEXT_INDICES,
+    CONTEXT_MASK,
+    GROUPS,
+    TRAINING_GROUPS,
+    has_context,
+    theory_indices,
+    training_index,
+)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_one_enumeration():
+    assert sims.world.GROUPS is TRAINING_GROUPS  # the name cpi imports is the same tuple
+    assert [GROUPS[i] for i in CONTEXT_INDICES] == list(CONTEXT_GROUPS)
+    assert CONTEXT_MASK.tolist() == [True, True, True, False, False]
+    assert [has_context(g) for g in TRAINING_GROUPS] == [True, True, True, False]
+    with pytest.raises(ValueError, match="unknown group 'X'"):
+        has_context("X")
+
+
+def test_no_module_defines_the_group_names_again():
+    """No tuple literal of the group names outside theory/groups.py (the old copies were in
+    world, closed_forms, theory_report, experiments.analysis, chunks and fact_recall)."""
+    definitions = {GROUPS, TRAINING_GROUPS, CONTEXT_GROUPS}
+    found = []
+    for folder in ("theory", "sims", "experiments"):
+        for path in (ROOT / folder).glob("*.py"):
+            if path.name == "groups.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Tuple) and all(isinstance(e, ast.Constant) for e in node.elts) \
+                        and tuple(e.value for e in node.elts) in definitions:
+                    found.append(f"{path.name}:{node.lineno}")
+    assert not found
+
+
+def test_theory_groups_of_training_points():
+    config = with_values(load(), {"mixture.context_critical": 0.3, "mixture.counterfactual": 0.1,
+                                  "mixture.fact_recall": 0.2, "mixture.fact_recall_seen": 0.5})
+    train = build_world(config).train
+    kind = theory_indices(train.group, train.fact)
+    names = [GROUPS[k] for k in kind]
+    for name, group, fact in zip(names, train.group, train.fact):
+        if TRAINING_GROUPS[group] == "S":
+            assert name == ("S_seen" if fact >= 0 else "S_unseen")
+        else:
+            assert name == TRAINING_GROUPS[group]
+    assert set(names) == set(GROUPS)
+
+
+def test_absent_groups_drop_exactly_their_metrics():
+    config = with_values(load(), {"mixture.context_critical": 1.0})
+    world = build_world(config)
+    assert set(np.unique(world.train.group)) == {training_index("C")}
+    absent = absent_metrics(world)
+    expected = {name for g in ("CS", "CF", "S") for name in group_metric_names(g)}
+    assert expected <= absent and not absent - expected - {k for k in metric_names(1) if k.startswith("aligned_")}
+    assert "attention_context_S" not in metric_names(1) and "neg_grad_theta_c_S" in absent
