@@ -26,7 +26,7 @@ import numpy as np
 from theory.groups import GROUPS, TRAINING_GROUPS, theory_indices, training_counts
 
 from . import config as cfg
-from . import engine, optimizers
+from . import engine, optimizers, packing
 from .budget import recorded_bytes, world_bytes
 from .config import Config
 from .world import build_world
@@ -43,7 +43,7 @@ CLASS_ROUNDING = 4
 
 
 def padded_classes(classes: int) -> int:
-    """How many output classes (`sims.engine.output_classes`) a chunk whose points have at
+    """How many output classes (`sims.packing.output_classes`) a chunk whose points have at
     most `classes` is padded to, so that the chunks of a shape group usually compile once:
     PAPER_CLASSES (the paper's table gives every point five) or more, rounded up to a
     multiple of CLASS_ROUNDING. Every padded class costs as much as a real one."""
@@ -177,13 +177,13 @@ def _full_chunk(configs, size, record_every, record, progress):
     worlds = [build_world(c) for c in configs]
     overlaps = {c.world.relation_overlap for c in configs}
     shared_axis = None if len(overlaps) == 1 else 0  # the embeddings differ only through γ
-    shared = engine.pack_shared(worlds[0], dtype) if shared_axis is None else _stack(
-        [engine.pack_shared(w, dtype) for w in worlds])
+    shared = packing.pack_shared(worlds[0], dtype) if shared_axis is None else _stack(
+        [packing.pack_shared(w, dtype) for w in worlds])
     train_values = first.train.value_lr > 0  # one shape group: the same for every point
-    packed = [engine.pack_points(w, dtype, frozen_values=not train_values) for w in worlds]
+    packed = [packing.pack_points(w, dtype, frozen_values=not train_values) for w in worlds]
     if not train_values:  # a common number of output classes, rounded up so chunks share it
         classes = padded_classes(max(p.class_values.shape[1] for p in packed))
-        packed = [engine.pad_classes(p, classes) for p in packed]
+        packed = [packing.pad_classes(p, classes) for p in packed]
     points = _stack(packed)
     lr = np.array([c.train.lr for c in configs], dtype=dtype)
     value_lr = np.array([c.train.value_lr for c in configs], dtype=dtype)

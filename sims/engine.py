@@ -45,6 +45,7 @@ from theory.summary import fold_finish, fold_init, fold_update
 
 from . import optimizers
 from .optimizers import Hyper
+from .packing import Points, Shared
 from .world import World
 
 CHUNK_STEPS = 20_000
@@ -53,35 +54,6 @@ CHUNK_STEPS = 20_000
 TRACES = 0
 """How many times the batched engine has been traced (each trace is one XLA compilation);
 tests use it to check that a sweep's shape group compiles once."""
-
-
-class Shared(NamedTuple):
-    """Arrays that depend on the embeddings only: the same for every point of a sweep that
-    shares the vocabulary. K tokens, R relations."""
-
-    gram: jax.Array  # (K, K) G = ΦᵀΦ
-    relation_gram: jax.Array  # (R, R) Γ = Φ_Rᵀ Φ_R
-    theta_c: jax.Array  # (K,) Φᵀθ_C
-    theta_s: jax.Array  # (K,) Φᵀθ_S
-
-
-class Points(NamedTuple):
-    """One world's points and pretrained table, training points first, then the conflict
-    test points, then the aligned held-out points (N = n + m + n_aligned in all)."""
-
-    table: jax.Array  # (K, K) T(0) = Φᵀ W_V(0) Φ: the value-logit table V of the world
-    tokens: jax.Array  # (N, 3) int32 [c, s, r_j]
-    key_mask: jax.Array  # (N, 3) bool
-    answer: jax.Array  # (N,) int32
-    relation: jax.Array  # (N,) int32 j: the query is r_{j+1}
-    test_fact: jax.Array  # (m,) int32 the memorised fact a of each conflict test point
-    group_onehot: jax.Array  # (n, len(TRAINING_GROUPS)) float
-    test_relation_onehot: jax.Array  # (m, R) float
-    # With W_V frozen, each point's output classes (`output_classes`); None when W_V trains.
-    class_values: jax.Array | None = None  # (N, C, 3) T[y, slot token] of each class
-    class_log_mult: jax.Array | None = None  # (N, C) log of the number of tokens in it (−inf: padding)
-    answer_class: jax.Array | None = None  # (N,) int32 the class of the target token
-    fact_class: jax.Array | None = None  # (m,) int32 the class of the memorised fact
 
 
 class State(NamedTuple):
@@ -98,96 +70,6 @@ def precision(dtype: str):
     """The context in which a run of `dtype` computes: float64 needs JAX's 64-bit mode,
     switched on here for the duration (thread-local) rather than for the whole process."""
     return jax.enable_x64(True) if np.dtype(dtype) == np.float64 else contextlib.nullcontext()
-
-
-def pack_shared(world: World, dtype: str = "float64") -> Shared:
-    """The embedding-only arrays of `world` (computed in float64, then cast)."""
-    phi = world.embed
-    relations = np.arange(phi.shape[1] - world.n_relations, phi.shape[1])
-    gram = phi.T @ phi
-    f = np.dtype(dtype)
-    return Shared(
-        gram=np.asarray(gram, f),
-        relation_gram=np.asarray(gram[np.ix_(relations, relations)], f),
-        theta_c=np.asarray(phi.T @ world.theta_c, f),
-        theta_s=np.asarray(phi.T @ world.theta_s, f),
-    )
-
-
-def output_classes(table: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group each point's K output tokens into classes of equal value rows.
-
-    Token y's logit on point i is z_y = Σ_slot σ_slot T[y, t_slot]: tokens whose three values
-    T[y, t_1..3] are equal have equal logits for every attention σ, so with W_V frozen the
-    softmax over K tokens is exactly a softmax over the distinct rows weighted by their
-    multiplicities (the paper's table has about five per point instead of K).
-
-    Returns (values (N, C, 3), multiplicity (N, C), class_of (N, K)), C the most classes of
-    any point; the unused classes of a point have multiplicity 0."""
-    n, k = tokens.shape[0], table.shape[0]
-    rows = np.transpose(table[:, tokens], (1, 0, 2)).reshape(n * k, 3)  # point-major, then token
-    point = np.repeat(np.arange(n), k)
-    order = np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0], point))
-    rows, point = rows[order], point[order]
-    new = np.ones(n * k, dtype=bool)
-    new[1:] = (point[1:] != point[:-1]) | np.any(rows[1:] != rows[:-1], axis=1)
-    global_id = np.cumsum(new) - 1
-    first = global_id[np.searchsorted(point, np.arange(n))]
-    local = global_id - first[point]
-    c = int(local.max()) + 1
-    values = np.zeros((n, c, 3), dtype=table.dtype)
-    values[point[new], local[new]] = rows[new]
-    multiplicity = np.zeros((n, c))
-    np.add.at(multiplicity, (point, local), 1)
-    class_of = np.empty((n, k), dtype=np.int32)
-    class_of[point, order % k] = local
-    return values, multiplicity, class_of
-
-
-def pad_classes(points: Points, size: int) -> Points:
-    """`points` with its output classes padded to `size` (multiplicity 0), so that the
-    points of several worlds stack."""
-    extra = size - points.class_values.shape[1]
-    if extra <= 0:
-        return points
-    values = np.concatenate([points.class_values, np.zeros((points.class_values.shape[0], extra, 3),
-                                                           points.class_values.dtype)], axis=1)
-    log_mult = np.concatenate([points.class_log_mult, np.full((points.class_log_mult.shape[0], extra), -np.inf,
-                                                              points.class_log_mult.dtype)], axis=1)
-    return points._replace(class_values=values, class_log_mult=log_mult)
-
-
-def pack_points(world: World, dtype: str = "float64", frozen_values: bool = True) -> Points:
-    """The per-world arrays of `world` as host (NumPy) arrays, ready to stack over a sweep;
-    with `frozen_values`, also each point's output classes (`output_classes`)."""
-    f = np.dtype(dtype)
-    sets = (world.train, world.test, world.aligned)
-    tokens = np.concatenate([p.tokens for p in sets]).astype(np.int32)
-    answer = np.concatenate([p.answer for p in sets]).astype(np.int32)
-    test_relation = world.test.tokens[:, 2] - world.relation
-    classes = {}
-    if frozen_values:
-        table = np.asarray(world.value_table, f)
-        values, multiplicity, class_of = output_classes(table, tokens)
-        n = len(world.train)
-        with np.errstate(divide="ignore"):
-            log_mult = np.log(multiplicity).astype(f)
-        classes = dict(
-            class_values=values, class_log_mult=log_mult,
-            answer_class=class_of[np.arange(len(tokens)), answer].astype(np.int32),
-            fact_class=class_of[n + np.arange(len(world.test)), world.test.fact].astype(np.int32),
-        )
-    return Points(
-        table=np.asarray(world.value_table, f),
-        tokens=tokens,
-        key_mask=np.concatenate([p.key_mask for p in sets]).astype(bool),
-        answer=answer,
-        relation=(tokens[:, 2] - world.relation).astype(np.int32),
-        test_fact=world.test.fact.astype(np.int32),
-        group_onehot=(world.train.group[:, None] == np.arange(len(TRAINING_GROUPS))[None, :]).astype(f),
-        test_relation_onehot=(test_relation[:, None] == np.arange(world.n_relations)[None, :]).astype(f),
-        **classes,
-    )
 
 
 def initial_state(shared: Shared, points: Points, train_values: bool, tx=None) -> State:

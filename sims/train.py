@@ -15,7 +15,7 @@ import numpy as np
 from theory.groups import TRAINING_GROUPS, training_index
 from theory.summary import summarize
 
-from . import engine, generic, optimizers
+from . import engine, generic, optimizers, packing
 from .budget import check_record_every, check_run_budget
 from .config import EXACT_OPTIMIZERS, Config
 from .errors import SimulationError
@@ -92,8 +92,8 @@ def run(config: Config, progress: bool = False, record_every: int = 1) -> RunRes
         hyper = None if optimizers.is_plain(t) else optimizers.hyper(t, t.dtype)
         if t.optimizer in EXACT_OPTIMIZERS:
             values, summary, state = engine.simulate(
-                engine.pack_shared(world, t.dtype),
-                engine.pack_points(world, t.dtype, frozen_values=not train_values),
+                packing.pack_shared(world, t.dtype),
+                packing.pack_points(world, t.dtype, frozen_values=not train_values),
                 t.lr, t.value_lr, steps, train_values, record_every=record_every, progress=bar.advance_to,
                 hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size,
             )

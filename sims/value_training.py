@@ -14,7 +14,7 @@ import numpy as np
 
 from theory.groups import training_index
 
-from . import engine
+from . import engine, packing
 from .config import Config
 from .world import World, build_world
 
@@ -70,8 +70,8 @@ def value_training_run(config: Config, value_lrs, record_every: int = 10) -> dic
     n = len(value_lr)
     chunks = steps // record_every
     with engine.precision(dtype):
-        shared = engine.pack_shared(world, dtype)
-        one = engine.pack_points(world, dtype, frozen_values=False)
+        shared = packing.pack_shared(world, dtype)
+        one = packing.pack_points(world, dtype, frozen_values=False)
         points = jax.tree_util.tree_map(lambda x: np.broadcast_to(x, (n, *np.shape(x))), one)
         table0 = np.asarray(one.table)
         blocks = [[value_block_means(world, table0, table0)] * n]

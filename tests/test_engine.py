@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sims import engine, generic
+from sims import engine, generic, packing
 from sims.config import load, with_values
 from sims.train import absent_metrics, run
 from sims.world import build_world
@@ -66,7 +66,7 @@ def test_chunks_of_a_long_run_equal_one_scan(monkeypatch):
     calls = []
     world = build_world(config)
     with engine.precision("float64"):  # as sims.train.run calls it
-        recorded, summary, _ = engine.simulate(engine.pack_shared(world), engine.pack_points(world), 1.0, 0.0, 70,
+        recorded, summary, _ = engine.simulate(packing.pack_shared(world), packing.pack_points(world), 1.0, 0.0, 70,
                                                False, record_every=3, progress=calls.append)
     assert calls == [18, 36, 54, 70]  # chunk lengths are multiples of the stride
     np.testing.assert_array_equal(recorded["reliance"], whole.metrics["reliance"][engine.recorded_steps(70, 3)])
