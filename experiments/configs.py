@@ -6,7 +6,8 @@ import numpy as np
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import count_args
+from sims.theory_inputs import counts_of
+from theory.params import GroupCounts
 
 
 def with_values(config: Config, **values) -> Config:
@@ -14,15 +15,15 @@ def with_values(config: Config, **values) -> Config:
     return cfg.with_values(config, {k.replace("__", "."): v for k, v in values.items()})
 
 
-def theory_counts(base: Config, rho) -> dict:
+def theory_counts(base: Config, rho) -> GroupCounts:
     """Group counts for the reduced dynamics at (possibly fractional) ρ: n_C = ρn,
     n_CS = n − n_C − (CF and S points of the base mixture). Real counts interpolate between
     mixtures; at ρ = k/n they are exactly the mixture a simulation trains on."""
-    counts = count_args(base)
+    counts = counts_of(base)
     n = base.mixture.n_train
-    others = counts["n_cf"] + counts["n_s_seen"] + counts["n_s_unseen"]
+    others = counts.n_cf + counts.n_s_seen + counts.n_s_unseen
     rho = np.asarray(rho, dtype=np.float64)
-    return dict(counts, n_c=rho * n, n_cs=n - rho * n - others)
+    return counts.replace(n_c=rho * n, n_cs=n - rho * n - others)
 
 
 def rho_max(base: Config) -> float:

@@ -16,7 +16,8 @@ import numpy as np
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import count_args, knowledge_args, reduced_trajectory
+from sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
+from theory.params import GroupCounts
 from theory.reduced import group_flow, group_trajectory
 
 from theory.summary import first_peak, window_summary
@@ -44,7 +45,7 @@ def counterfactual_needed_curve(knowledge, rho: float, n: int, max_cf: int, step
     for every T at once (one vmapped trajectory per k)."""
     n_c = round(rho * n)
     ks = np.arange(max_cf + 1)
-    r = group_trajectory(*knowledge, n_c, n - n_c, ks, lr=lr, steps=steps)["reliance"]
+    r = group_trajectory(knowledge, GroupCounts(n_c, n - n_c, ks), lr=lr, steps=steps)["reliance"]
     drop_so_far = np.maximum.accumulate(np.maximum.accumulate(r, axis=-1) - r, axis=-1)  # (k, T)
     ok = drop_so_far <= tol
     return np.where(ok.any(axis=0), np.argmax(ok, axis=0), -1)
@@ -56,10 +57,10 @@ def compute(base: Config, work: Path, steps: int, sim_counts, flow_t_max: float,
     theory and simulation over `steps` steps, the gradient flow to `flow_t_max`; and the
     number of CF points to ADD to remove the drop within a horizon."""
     base = with_values(base, train__steps=int(steps), mixture__counterfactual=0.0)
-    kargs, ds, lr = knowledge_args(base), base.knowledge.delta_s, base.train.lr
+    knowledge, lr = knowledge_of(base), base.train.lr
     n = base.mixture.n_train
-    counts = count_args(base)
-    n_c, n_cs = counts["n_c"], counts["n_cs"]
+    counts = counts_of(base)
+    n_c, n_cs = counts.n_c, counts.n_cs
     ks = np.arange(n_cs + 1)
     configs = [with_values(base, mixture__counterfactual=float(k / n)) for k in ks]
     th = np.stack([reduced_trajectory(c)["reliance"] for c in configs])
@@ -73,18 +74,18 @@ def compute(base: Config, work: Path, steps: int, sim_counts, flow_t_max: float,
     times = np.concatenate([[0.0], np.geomspace(1e-2, flow_t_max, n_flow)])
     flows = []
     for k in ks:
-        others = dict(n_s_seen=counts["n_s_seen"], n_s_unseen=counts["n_s_unseen"])
-        flows.append(group_flow(*kargs, n_c, n_cs - int(k), int(k), **others, delta_s=ds, times=times)["reliance"])
+        mixture = counts.replace(n_cs=n_cs - int(k), n_cf=int(k))
+        flows.append(group_flow(knowledge, mixture, times=times)["reliance"])
     flows = np.stack(flows)
     fp = first_peak(flows)
 
     rho = n_c / n
-    needed = np.stack([counterfactual_needed_curve(kargs, rho, int(m), needed_max_cf, needed_steps, lr)
+    needed = np.stack([counterfactual_needed_curve(knowledge, rho, int(m), needed_max_cf, needed_steps, lr)
                        for m in needed_n])
     horizons = np.unique(np.round(np.geomspace(10, needed_steps, 200)).astype(np.int64))
     from theory.mitigations import counterfactual_needed
 
-    check = np.array([[counterfactual_needed(*kargs, rho=rho, n=int(m), mode="add", criterion="discrete",
+    check = np.array([[counterfactual_needed(knowledge, rho=rho, n=int(m), mode="add", criterion="discrete",
                                              steps=int(s), max_cf=needed_max_cf, lr=lr)["n_cf"]
                        for s in check_steps] for m in needed_n], dtype=np.float64)
     return dict(

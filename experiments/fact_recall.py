@@ -15,7 +15,8 @@ import numpy as np
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import count_args, knowledge_args, reduced_trajectory
+from sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
+from theory.params import GroupCounts
 
 from theory.groups import TRAINING_GROUPS
 from theory.summary import window_summary
@@ -29,18 +30,18 @@ PARAMS = dict(n_s_max=12, sim_n_s=(0, 4, 10), held_out=4)
 held_out: test and aligned points (few, so that the vocabulary suffices)."""
 
 
-def fact_recall_config(base: Config, counts: dict, k: int, seen: bool, held_out: int) -> Config:
-    """`base` with k S points (seen or not) ADDED to its C, C+S and CF points."""
-    n0 = counts["n_c"] + counts["n_cs"] + counts["n_cf"]
+def fact_recall_config(base: Config, counts: GroupCounts, k: int, seen: bool, held_out: int) -> Config:
+    """`base` with k S points (seen or not) ADDED to its C, C+S and CF points (`counts`, no S)."""
+    n0 = counts.n_c + counts.n_cs + counts.n_cf
     n = n0 + k
     config = with_values(
-        base, mixture__n_train=n, mixture__context_critical=counts["n_c"] / n,
-        mixture__counterfactual=counts["n_cf"] / n, mixture__fact_recall=k / n,
+        base, mixture__n_train=n, mixture__context_critical=counts.n_c / n,
+        mixture__counterfactual=counts.n_cf / n, mixture__fact_recall=k / n,
         mixture__fact_recall_seen=1.0 if seen else 0.0, mixture__n_test=held_out, mixture__n_aligned=held_out,
         mixture__filter=0.0,
     )
-    got = count_args(config)
-    want = dict(counts, n_s_seen=k if seen else 0, n_s_unseen=0 if seen else k)
+    got = counts_of(config)
+    want = counts.replace(n_s_seen=k if seen else 0, n_s_unseen=0 if seen else k)
     if got != want:
         raise RuntimeError(f"fact-recall mixture {got} is not the intended {want}")
     return config
@@ -50,9 +51,8 @@ def compute(base: Config, work: Path, n_s_max: int, sim_n_s, held_out: int) -> d
     """k = 0..n_s_max seen or unseen S points added to the base's C/C+S/CF points (n = n0 + k,
     held-out sets of `held_out` points so that the vocabulary suffices): theory trajectories,
     Proposition 2's t = 0 θ components, and simulations at `sim_n_s`."""
-    c0 = count_args(base)
-    counts = {k: c0[k] for k in ("n_c", "n_cs", "n_cf")}
-    kargs, ds = knowledge_args(base), base.knowledge.delta_s
+    counts = counts_of(base).replace(n_s_seen=0, n_s_unseen=0)
+    knowledge, ds = knowledge_of(base), base.knowledge.delta_s
     ks = np.arange(n_s_max + 1)
     theory = np.stack([
         np.stack([reduced_trajectory(fact_recall_config(base, counts, int(k), seen, held_out))["reliance"]
@@ -62,9 +62,9 @@ def compute(base: Config, work: Path, n_s_max: int, sim_n_s, held_out: int) -> d
     from theory.closed_forms import initial_gradient_components
     from theory.propositions import proposition2
 
-    prop2 = [proposition2(*kargs, counts["n_c"], counts["n_cs"], int(k), counts["n_cf"], delta_s=ds) for k in ks]
-    unseen = [initial_gradient_components(*kargs, **counts, n_s_unseen=int(k), delta_s=ds) for k in ks]
-    n0 = sum(counts.values())
+    prop2 = [proposition2(knowledge, counts.replace(n_s_seen=int(k))) for k in ks]
+    unseen = [initial_gradient_components(knowledge, counts.replace(n_s_unseen=int(k))) for k in ks]
+    n0 = sum(counts)
     sim_rel = np.full((2, len(sim_n_s), base.train.steps + 1), np.nan)
     sim_theta = np.full((2, 2, len(sim_n_s)), np.nan)  # (seen/unseen, θ_C/θ_S, k), summed loss
     sim_configs = []
@@ -90,9 +90,9 @@ def compute(base: Config, work: Path, n_s_max: int, sim_n_s, held_out: int) -> d
         config=cfg.to_toml(base),
         step=np.arange(base.train.steps + 1),
         lr=base.train.lr,
-        n_c=counts["n_c"],
-        n_cs=counts["n_cs"],
-        n_cf=counts["n_cf"],
+        n_c=counts.n_c,
+        n_cs=counts.n_cs,
+        n_cf=counts.n_cf,
         delta_s=ds,
         theory_k=ks,
         theory_reliance=theory,

@@ -15,7 +15,7 @@ import numpy as np
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import count_args, knowledge_args, reduced_trajectory
+from sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
 from theory.closed_forms import paper_quantities
 
 from theory.summary import window_summary
@@ -31,14 +31,14 @@ PARAMS = dict(fractions=tuple(round(0.05 * i, 2) for i in range(13)), sim_fracti
 def compute(base: Config, work: Path, fractions, sim_fractions) -> dict:
     """Theory (reduced dynamics of the filtered counts) at every fraction of `fractions`,
     simulations at `sim_fractions`."""
-    counts0 = count_args(base)
-    n_context = counts0["n_c"] + counts0["n_cs"] + counts0["n_cf"]
+    counts0 = counts_of(base)
+    n_context = counts0.n_c + counts0.n_cs + counts0.n_cf
 
     def theory(f):
         config = with_values(base, mixture__filter=float(f))
         t = reduced_trajectory(config)
         aligned = t.get("aligned_accuracy", np.full_like(t["reliance"], np.nan))
-        return count_args(config), np.asarray(t["reliance"]), np.asarray(aligned)
+        return counts_of(config), np.asarray(t["reliance"]), np.asarray(aligned)
 
     th = [theory(f) for f in fractions]
     at_sim = [theory(f) for f in sim_fractions]
@@ -46,17 +46,17 @@ def compute(base: Config, work: Path, fractions, sim_fractions) -> dict:
     th_rel, th_aligned = np.stack([t[1] for t in th]), np.stack([t[2] for t in th])
     sim_rel = np.stack([m["reliance"] for m, _ in sims])
     sim_aligned = np.stack([m.get("aligned_accuracy", np.full(sim_rel.shape[1], np.nan)) for m, _ in sims])
-    q = paper_quantities(*knowledge_args(base), delta_s=base.knowledge.delta_s)
+    q = paper_quantities(knowledge_of(base))
     return dict(
         config=cfg.to_toml(base),
         step=np.arange(sim_rel.shape[1]),
-        rho=counts0["n_c"] / base.mixture.n_train,
+        rho=counts0.n_c / base.mixture.n_train,
         rho_star=q["rho_star"],
         n_context=n_context,
         lr=base.train.lr,
         theory_fraction=np.asarray(fractions, dtype=np.float64),
-        theory_dropped=np.array([n_context - sum(t[0][k] for k in ("n_c", "n_cs", "n_cf")) for t in th]),
-        theory_counts=np.array([[t[0][k] for k in ("n_c", "n_cs", "n_cf")] for t in th]),
+        theory_dropped=np.array([n_context - sum(t[0][:3]) for t in th]),
+        theory_counts=np.array([t[0][:3] for t in th]),
         theory_reliance=th_rel,
         theory_aligned=th_aligned,
         theory_aligned_final=th_aligned[:, -1],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import count_args, knowledge_args, reduced_trajectory
+from sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
 from theory.closed_forms import paper_quantities
 from theory.summary import summarize
 
@@ -25,7 +25,7 @@ def compute(base: Config, work: Path) -> dict:
     """Simulated and theoretical M_C, σ_c and aligned accuracy vs step, and their peaks."""
     metrics, summary = cached_run(base, work)
     theory = reduced_trajectory(base)
-    q = paper_quantities(*knowledge_args(base), delta_s=base.knowledge.delta_s)
+    q = paper_quantities(knowledge_of(base))
     th = summarize(theory["reliance"])
     data = dict(
         config=cfg.to_toml(base),
@@ -40,7 +40,7 @@ def compute(base: Config, work: Path) -> dict:
         sim_inversion=summary["inversion"],
         theory_peak=th["peak_reliance"],
         theory_peak_step=th["peak_step"],
-        rho=count_args(base)["n_c"] / base.mixture.n_train,
+        rho=counts_of(base).n_c / base.mixture.n_train,
         rho_star=q["rho_star"],
         lr=base.train.lr,
         values_frozen=base.train.value_lr == 0,

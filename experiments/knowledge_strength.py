@@ -13,7 +13,7 @@ import numpy as np
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import knowledge_args
+from sims.theory_inputs import knowledge_of
 from theory.closed_forms import lemma4_margins, rho_star
 from theory.reduced import group_trajectory
 
@@ -43,10 +43,7 @@ def depth_map(base: Config, key: str, values: np.ndarray, rho: np.ndarray, steps
     rows = []
     for v in values:
         config = with_values(base, **{f"knowledge__{key}": float(v)})
-        traj = group_trajectory(
-            *knowledge_args(config), **theory_counts(config, rho), delta_s=config.knowledge.delta_s,
-            lr=config.train.lr, steps=steps,
-        )
+        traj = group_trajectory(knowledge_of(config), theory_counts(config, rho), lr=config.train.lr, steps=steps)
         rows.append(first_peak(traj["reliance"]))
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
@@ -56,7 +53,7 @@ def rho_star_curve(base: Config, key: str, values: np.ndarray) -> np.ndarray:
     out = []
     for v in values:
         config = with_values(base, **{f"knowledge__{key}": float(v)})
-        m = lemma4_margins(*knowledge_args(config), delta_s=config.knowledge.delta_s)
+        m = lemma4_margins(knowledge_of(config))
         out.append(rho_star(m["m_C"], m["m_CS"]))
     return np.array(out)
 

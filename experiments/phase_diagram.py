@@ -14,7 +14,7 @@ import numpy as np
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import count_args, knowledge_args
+from sims.theory_inputs import counts_of, knowledge_of
 from theory.asymptotics import long_time_law
 from theory.closed_forms import paper_quantities
 from theory.reduced import group_flow, group_trajectory
@@ -34,16 +34,16 @@ def compute(base: Config, work: Path, n_rho: int, steps: int, n_rho_lines: int, 
             n_times: int) -> dict:
     """Heat map, peak/final/drop lines and simulated points vs ρ, and long-time flows."""
     base = with_values(base, train__steps=int(steps))
-    kargs, ds, lr = knowledge_args(base), base.knowledge.delta_s, base.train.lr
-    q = paper_quantities(*kargs, delta_s=ds)
+    knowledge, lr = knowledge_of(base), base.train.lr
+    q = paper_quantities(knowledge)
     top = rho_max(base)
 
     # (a) heat map and (b) lines: the reduced dynamics at real-valued counts
     rho = np.linspace(0.0, top, n_rho)
-    heat = group_trajectory(*kargs, **theory_counts(base, rho), delta_s=ds, lr=lr, steps=steps)["reliance"]
+    heat = group_trajectory(knowledge, theory_counts(base, rho), lr=lr, steps=steps)["reliance"]
     rho_lines = np.linspace(0.0, top, n_rho_lines)
     lines = summarize(
-        group_trajectory(*kargs, **theory_counts(base, rho_lines), delta_s=ds, lr=lr, steps=steps)["reliance"]
+        group_trajectory(knowledge, theory_counts(base, rho_lines), lr=lr, steps=steps)["reliance"]
     )
     heat_summary = summarize(heat)
 
@@ -54,10 +54,10 @@ def compute(base: Config, work: Path, n_rho: int, steps: int, n_rho_lines: int, 
     times = np.geomspace(1e-2, t_max, n_times)
     flow_a, flow_rho_eff, slope, constant, consistent = [], [], [], [], []
     for r in flow_rho:
-        counts = count_args(with_values(base, mixture__context_critical=float(r)))
-        flow_a.append(group_flow(*kargs, **counts, delta_s=ds, times=times)["A"])
-        law = long_time_law(*kargs, **counts, delta_s=ds)
-        flow_rho_eff.append(counts["n_c"] / base.mixture.n_train)
+        counts = counts_of(with_values(base, mixture__context_critical=float(r)))
+        flow_a.append(group_flow(knowledge, counts, times=times)["A"])
+        law = long_time_law(knowledge, counts)
+        flow_rho_eff.append(counts.n_c / base.mixture.n_train)
         slope.append(law["slope"])
         constant.append(law["constant"])
         consistent.append(law["consistent"])

@@ -16,7 +16,7 @@ import numpy as np
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import knowledge_args, relation_counts
+from sims.theory_inputs import knowledge_of, relation_counts
 from theory.summary import first_peak
 
 from .cache import cached_sweep
@@ -42,13 +42,13 @@ def compute(base: Config, work: Path, gammas, sim_gammas, steps: int, counterfac
                       mixture__n_test=held_out, mixture__n_aligned=held_out, train__steps=int(steps),
                       mixture__counterfactual=0.0)
     aug = with_values(two, mixture__counterfactual=float(counterfactual))
-    kargs, ds, lr = knowledge_args(two), two.knowledge.delta_s, two.train.lr
+    knowledge, lr = knowledge_of(two), two.train.lr
     gam = np.asarray(gammas, dtype=np.float64)
     out = dict(config=cfg.to_toml(aug), step=np.arange(steps + 1), lr=lr, theory_gamma=gam,
                counterfactual=float(counterfactual))
     for name, config in (("aug", aug), ("ctrl", two)):
         counts = relation_counts(config)
-        rel = relation_group_trajectory(*kargs, counts, n_relations=2, relation_overlap=gam, delta_s=ds, lr=lr,
+        rel = relation_group_trajectory(knowledge, counts, n_relations=2, relation_overlap=gam, lr=lr,
                                         steps=steps)["reliance"]  # (G, 2, T)
         out[f"counts_{name}"] = counts
         for j in range(2):
@@ -59,7 +59,7 @@ def compute(base: Config, work: Path, gammas, sim_gammas, steps: int, counterfac
     r2 = out["theory_aug_r2"]
     out["theory_aug_r2_first_peak_step"] = first_peak(r2)["peak_step"]
     out["theory_aug_r2_end_slope"] = (r2[:, -1] - r2[:, -11]) / 10  # per step, over the last 10 steps
-    first = [first_step_gaps(*kargs, out["counts_aug"], relation_overlap=float(g), delta_s=ds, lr=lr) for g in gam]
+    first = [first_step_gaps(knowledge, out["counts_aug"], relation_overlap=float(g), lr=lr) for g in gam]
     out["theory_step1_transfer_A"] = np.array([f["transfer"][1] for f in first])
     out["theory_step1_transfer_reliance"] = np.array([f["reliance1"][1] - f["reliance1_without_transfer"][1]
                                                       for f in first])

@@ -13,7 +13,7 @@ import numpy as np
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import count_args, knowledge_args
+from sims.theory_inputs import counts_of, knowledge_of
 from theory.closed_forms import paper_quantities, theorem1_reliance
 from theory.eta_star import eta_star, theta_c_after_one_step
 
@@ -27,19 +27,19 @@ PARAMS = dict(eta_range=(0.1, 1000.0), n_eta=241, sim_eta=(0.3, 1.0, 3.0, 8.0, 2
 
 def compute(base: Config, work: Path, eta_range, n_eta: int, sim_eta) -> dict:
     """M_C(0..2) and the step-1 θ_C component vs η, theory and simulation, and η*."""
-    kargs, counts, ds = knowledge_args(base), count_args(base), base.knowledge.delta_s
+    knowledge, counts = knowledge_of(base), counts_of(base)
     eta = np.geomspace(*eta_range, n_eta)
-    reliance = np.array([theorem1_reliance(*kargs, e, **counts, delta_s=ds) for e in eta])
+    reliance = np.array([theorem1_reliance(knowledge, counts, e) for e in eta])
     two = with_values(base, train__steps=2)
     result = cached_sweep(two, ["train.lr=" + ",".join(repr(float(e)) for e in sim_eta)], work, "three-steps")
     return dict(
         config=cfg.to_toml(two),
-        eta_star=eta_star(*kargs, **counts, delta_s=ds),
-        rho=counts["n_c"] / base.mixture.n_train,
-        rho_star=paper_quantities(*kargs, delta_s=ds)["rho_star"],
+        eta_star=eta_star(knowledge, counts),
+        rho=counts.n_c / base.mixture.n_train,
+        rho_star=paper_quantities(knowledge)["rho_star"],
         theory_eta=eta,
         theory_reliance=reliance,
-        theory_theta_c=theta_c_after_one_step(eta, *kargs, **counts, delta_s=ds),
+        theory_theta_c=theta_c_after_one_step(eta, knowledge, counts),
         sim_eta=np.array([c.train.lr for c in result.configs]),
         sim_reliance=result.metrics["reliance"][:, :3],
         sim_theta_c=theta_c_sum(result.metrics, (slice(None), 1)),

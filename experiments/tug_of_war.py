@@ -13,7 +13,7 @@ import numpy as np
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import count_args, reduced_trajectory
+from sims.theory_inputs import counts_of, reduced_trajectory
 
 from .analysis import first_nonpositive, theta_c_sum
 from .cache import cached_run
@@ -35,5 +35,6 @@ def compute(base: Config, work: Path) -> dict:
         data[f"{prefix}_total"] = theta_c_sum(values)
         data[f"{prefix}_sign_change"] = first_nonpositive(data[f"{prefix}_sum"])
         data[f"{prefix}_peak_step"] = int(np.argmax(values["reliance"]))
-    data["other_groups"] = any(count_args(base)[k] for k in ("n_cf", "n_s_seen", "n_s_unseen"))
+    counts = counts_of(base)
+    data["other_groups"] = any((counts.n_cf, counts.n_s_seen, counts.n_s_unseen))
     return data

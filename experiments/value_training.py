@@ -17,7 +17,7 @@ from scipy.special import expit
 
 from sims import config as cfg
 from sims.config import Config
-from sims.theory_report import knowledge_args, reduced_trajectory
+from sims.theory_inputs import knowledge_of, reduced_trajectory
 from sims.value_training import VALUE_BLOCKS, value_training_run
 
 from theory.summary import window_summary
@@ -46,10 +46,10 @@ def compute(base: Config, work: Path, value_lrs, steps: int, record_every: int, 
     sim = cached_arrays(work / "value_training" / f"{config_digest(base)}-{run_key}.npz",
                         lambda: value_training_run(base, value_lrs, record_every))
     frozen = reduced_trajectory(base)
-    kargs = knowledge_args(base)
+    knowledge = knowledge_of(base)
     from theory.pretrained import logit, z0
 
-    log_z0 = np.log(z0(*kargs[:2], *kargs[4:], n_relations=base.world.n_relations))
+    log_z0 = np.log(z0(knowledge.n_subjects, knowledge.n_answers, knowledge.o_c, knowledge.o_r, base.world.n_relations))
     d_context = float(logit(base.knowledge.delta_c) + log_z0 - base.knowledge.o_c)  # V[c,c] − V[a,c] on a test point
     d_subject = float(base.knowledge.o_c - logit(base.knowledge.delta_m) - log_z0)  # V[c,s] − V[a,s]
     sigma = np.linspace(0.0, 1.0, 201)

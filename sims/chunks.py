@@ -246,6 +246,7 @@ def reduced_chunk(configs, record_every: int, record: bool,
     """The chunk's points by the exact group recursion, in the full engine's output format:
     the summary of every step is folded inside the theory's compiled scan, and only the
     recorded steps (none when not `record`) come back from it."""
+    from theory.params import GroupCounts, Knowledge
     from theory.reduced import group_descent
 
     steps = configs[0].train.steps
@@ -254,8 +255,8 @@ def reduced_chunk(configs, record_every: int, record: bool,
             for s, name in (("world", "n_subjects"), ("world", "n_answers"), ("knowledge", "delta_c"),
                             ("knowledge", "delta_m"), ("knowledge", "o_c"), ("knowledge", "o_r"),
                             ("knowledge", "delta_s"), ("train", "lr"))}
-    th, summary = group_descent(*(args[k] for k in ("n_subjects", "n_answers", "delta_c", "delta_m", "o_c", "o_r")),
-                                *counts.T, delta_s=args["delta_s"], lr=args["lr"], steps=steps,
+    knowledge = Knowledge(**{name: values for name, values in args.items() if name != "lr"})
+    th, summary = group_descent(knowledge, GroupCounts.from_array(counts), lr=args["lr"], steps=steps,
                                 record_every=record_every, record=record)
     out = {f: np.asarray(summary[f]) for f in SUMMARY_FIELDS}
     if record:

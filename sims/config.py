@@ -18,25 +18,27 @@ from typing import Any
 
 import tomli_w
 
+from theory.params import PAPER_KNOWLEDGE
+
 from .errors import ConfigError
 
 
 
 @dataclass(frozen=True)
 class World:
-    n_subjects: int = 40
-    n_answers: int = 80
+    n_subjects: int = PAPER_KNOWLEDGE.n_subjects
+    n_answers: int = PAPER_KNOWLEDGE.n_answers
     n_relations: int = 1
     relation_overlap: float = 0.0
 
 
 @dataclass(frozen=True)
 class Knowledge:
-    delta_c: float = 0.2
-    delta_m: float = 0.6
-    delta_s: float = 0.9
-    o_c: float = 1.0
-    o_r: float = 0.5
+    delta_c: float = PAPER_KNOWLEDGE.delta_c
+    delta_m: float = PAPER_KNOWLEDGE.delta_m
+    delta_s: float = PAPER_KNOWLEDGE.delta_s
+    o_c: float = PAPER_KNOWLEDGE.o_c
+    o_r: float = PAPER_KNOWLEDGE.o_r
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The theory's predictions for one config: the bridge from `Config` to `theory`'s explicit
-numeric arguments, and the report that `cpi theory` prints."""
+"""The report that `cpi theory` prints for one config: the closed forms, the regime of the
+gradient flow, the long-time law and the reduced-dynamics prediction of `cpi run`'s summary,
+from the theory inputs of `sims.theory_inputs`."""
 
 from __future__ import annotations
 
@@ -10,69 +11,12 @@ import numpy as np
 from theory.asymptotics import classify_regime, long_time_law
 from theory.closed_forms import paper_quantities
 from theory.eta_star import eta_star
-from theory.groups import GROUPS, theory_indices
 from theory.pretrained import z0
-from theory.reduced import group_trajectory
-from theory.relations import relation_group_trajectory, relation_margins
+from theory.relations import relation_margins
 from theory.summary import summarize
 
 from .config import Config
-from .world import build_world
-
-def knowledge_args(config: Config) -> tuple:
-    """(n_subjects, n_answers, delta_c, delta_m, o_c, o_r): the leading arguments of theory."""
-    w, k = config.world, config.knowledge
-    return (w.n_subjects, w.n_answers, k.delta_c, k.delta_m, k.o_c, k.o_r)
-
-
-def relation_counts(config: Config) -> np.ndarray:
-    """(R, 5) counts of the training points of `config` per relation and theory group,
-    read off the built world (so the relation assignment and `mixture.filter` apply)."""
-    world = build_world(config)
-    train = world.train
-    relation = train.tokens[:, 2] - world.relation
-    kind = theory_indices(train.group, train.fact)
-    counts = np.zeros((world.n_relations, len(GROUPS)), dtype=int)
-    np.add.at(counts, (relation, kind), 1)
-    return counts
-
-
-def count_args(config: Config) -> dict:
-    """Group counts over all relations as theory's keyword arguments
-    (n_c, n_cs, n_cf, n_s_seen, n_s_unseen), after filtering."""
-    totals = relation_counts(config).sum(axis=0)
-    return dict(zip(("n_c", "n_cs", "n_cf", "n_s_seen", "n_s_unseen"), (int(x) for x in totals)))
-
-
-def reduced_trajectory(config: Config, steps: int | None = None) -> dict:
-    """The exact reduced dynamics of `config` with W_V frozen: metrics at steps 0..steps.
-
-    One relation: the group form (every per-group metric). Several: the relation group
-    form, reduced to what the simulator reports for them: `reliance` (mean over the
-    relations' equally many test points), `reliance_r<j>`, `attention_context` and
-    `aligned_accuracy`."""
-    steps = config.train.steps if steps is None else steps
-    k = config.knowledge
-    if config.world.n_relations == 1:
-        return group_trajectory(*knowledge_args(config), **count_args(config), delta_s=k.delta_s,
-                                lr=config.train.lr, steps=steps)
-    per_relation = relation_group_trajectory(
-        *knowledge_args(config), relation_counts(config), n_relations=config.world.n_relations,
-        relation_overlap=config.world.relation_overlap, delta_s=k.delta_s, lr=config.train.lr,
-        steps=steps,
-    )
-    n_aligned = config.mixture.n_aligned
-    aligned_weights = np.bincount(np.arange(n_aligned) % config.world.n_relations,
-                                  minlength=config.world.n_relations) / max(n_aligned, 1)
-    out = {
-        "reliance": np.mean(per_relation["reliance"], axis=0),
-        "attention_context": np.mean(per_relation["attention_context"], axis=0),
-        # aligned points are dealt round-robin over the relations
-        "aligned_accuracy": aligned_weights @ np.asarray(per_relation["aligned_accuracy"]),
-    }
-    for j, reliance in enumerate(per_relation["reliance"]):
-        out[f"reliance_r{j + 1}"] = reliance
-    return out
+from .theory_inputs import counts_of, knowledge_of, reduced_trajectory
 
 
 def _finite_or_none(x) -> float | None:
@@ -86,10 +30,10 @@ def theory_report(config: Config) -> dict:
 
     With several relations, Z0 and the margins are those of the R-relation vocabulary, and
     the single-relation quantities (η*, regime, long-time law) are left out (None)."""
-    kargs, cargs = knowledge_args(config), count_args(config)
-    q = paper_quantities(*kargs, delta_s=config.knowledge.delta_s)
+    knowledge, counts = knowledge_of(config), counts_of(config)
+    q = paper_quantities(knowledge)
     trajectory = reduced_trajectory(config)
-    n = sum(cargs.values())
+    n = sum(counts)
     report = {
         "Z0": float(q["Z0"]),
         "m_C": float(q["m_C"]),
@@ -98,30 +42,31 @@ def theory_report(config: Config) -> dict:
         "k_C": float(q["k_C"]),
         "k_CS": float(q["k_CS"]),
         "rho_star": float(q["rho_star"]),
-        "rho": cargs["n_c"] / n,
+        "rho": counts.n_c / n,
         "n_train_after_filter": n,
         "assumptions_hold": bool(q["assumptions"]),
         "lemma5_holds": bool(q["lemma5"]),
         "lemma6_holds": bool(q["lemma6"]),
-        "eta_star": _finite_or_none(eta_star(*kargs, **cargs, delta_s=config.knowledge.delta_s)),
-        "regime": classify_regime(*kargs, **cargs, delta_s=config.knowledge.delta_s),
-        "counts": cargs,
+        "eta_star": _finite_or_none(eta_star(knowledge, counts)),
+        "regime": classify_regime(knowledge, counts),
+        "counts": counts._asdict(),
         "values_frozen": config.train.value_lr == 0,
         **summarize(np.asarray(trajectory["reliance"])),
     }
     n_relations = config.world.n_relations
     if n_relations > 1:
-        margins = relation_margins(*kargs, n_relations=n_relations, delta_s=config.knowledge.delta_s)
+        margins = relation_margins(knowledge, n_relations=n_relations)
         m_c, m_cs = float(margins[0]), float(margins[1])
         report.update(
-            Z0=float(z0(*kargs[:2], *kargs[4:], n_relations=n_relations)), m_C=m_c, m_CS=m_cs,
+            Z0=float(z0(knowledge.n_subjects, knowledge.n_answers, knowledge.o_c, knowledge.o_r, n_relations)),
+            m_C=m_c, m_CS=m_cs,
             m_CF=float(margins[2]), rho_star=-m_cs / (m_c - m_cs), eta_star=None, regime=None,
             lemma6_holds=bool(abs(m_c) > abs(m_cs)), lemma5_holds=bool(m_c > 0 > m_cs),
         )
         for j in range(n_relations):
             report[f"final_reliance_r{j + 1}"] = float(trajectory[f"reliance_r{j + 1}"][-1])
         return report
-    law = long_time_law(*kargs, **cargs, delta_s=config.knowledge.delta_s)
+    law = long_time_law(knowledge, counts)
     if law["consistent"]:  # the matched asymptotics exist: A(t) ≈ slope·ln t + constant
         report["long_time_slope"] = round(law["slope"], 12) + 0.0  # exact 0 at n_C = n_CS
         report["long_time_constant"] = law["constant"]

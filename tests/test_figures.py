@@ -582,13 +582,13 @@ def test_inversion_data_is_saved_and_reused(tmp_path, monkeypatch):
 
 def test_counterfactual_needed_curve_is_counterfactual_needed_at_every_horizon():
     from experiments.counterfactual import counterfactual_needed_curve
+    from tests.defaults import KNOWLEDGE
     from theory.mitigations import counterfactual_needed
 
-    knowledge = (40, 80, 0.2, 0.6, 1.0, 0.5)
-    curve = counterfactual_needed_curve(knowledge, 0.5, 20, max_cf=12, steps=120)
+    curve = counterfactual_needed_curve(KNOWLEDGE, 0.5, 20, max_cf=12, steps=120)
     assert curve[0] == 0 and np.all(np.diff(curve) >= 0)
     for steps in (30, 60, 120):
-        expected = counterfactual_needed(*knowledge, rho=0.5, n=20, mode="add", criterion="discrete", steps=steps,
+        expected = counterfactual_needed(KNOWLEDGE, rho=0.5, n=20, mode="add", criterion="discrete", steps=steps,
                                          max_cf=12)["n_cf"]
         assert curve[steps] == expected
 

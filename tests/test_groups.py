@@ -37,7 +37,7 @@ def test_one_enumeration():
 
 def test_no_module_defines_the_group_names_again():
     """No tuple literal of the group names outside theory/groups.py (the old copies were in
-    world, closed_forms, theory_report, experiments.analysis, chunks and fact_recall)."""
+    world, closed_forms, theory_inputs, experiments.analysis, chunks and fact_recall)."""
     definitions = {GROUPS, TRAINING_GROUPS, CONTEXT_GROUPS}
     found = []
     for folder in ("theory", "sims", "experiments"):

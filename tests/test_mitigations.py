@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sims.config import load, with_values
-from sims.theory_report import relation_counts, reduced_trajectory
+from sims.theory_inputs import reduced_trajectory, relation_counts
 from sims.train import run
 from sims.world import build_world
 from theory.groups import GROUPS, training_index

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from tests.defaults import KNOWLEDGE, GroupCounts, Knowledge
 from theory.closed_forms import (
     THETA_C,
     THETA_S,
@@ -27,11 +28,8 @@ from theory.propositions import value_matrix
 from theory.reduced import group_trajectory, paper_points
 
 
-DEFAULT = (40, 80, 0.2, 0.6, 1.0, 0.5)
-
-
 def test_default_numbers():
-    q = paper_quantities(*DEFAULT)
+    q = paper_quantities(KNOWLEDGE)
     # independent numbers (computed separately by hand / a 20-line script)
     assert q["Z0"] == pytest.approx(79 * np.e + np.exp(0.5) + 40, rel=1e-14)
     assert q["m_C"] == pytest.approx(3.005676, abs=5e-7)
@@ -45,9 +43,9 @@ def test_default_numbers():
 
 def test_lemma4_closed_form_equals_direct_margin():
     """λ·(logit difference) of Lemma 4 equals ⟨v₁ − v₂, e_a − softmax(½v₁ + ½v₂)⟩."""
-    for args in [DEFAULT, (10, 30, 0.15, 0.7, 2.0, 0.3), (60, 61, 0.5, 0.99, 0.7, 0.7)]:
-        m = lemma4_margins(*args, delta_s=0.8)
-        v1, v2, a = group_columns(representative_columns(*args, delta_s=0.8))
+    for args in [KNOWLEDGE[:6], (10, 30, 0.15, 0.7, 2.0, 0.3), (60, 61, 0.5, 0.99, 0.7, 0.7)]:
+        m = lemma4_margins(Knowledge(*args, delta_s=0.8))
+        v1, v2, a = group_columns(representative_columns(Knowledge(*args, delta_s=0.8)))
         direct = margin(v1, v2, a)
         expected = [m["m_C"], m["m_CS"], m["m_CF"], m["m_S"], m["m_S_unseen"]]
         np.testing.assert_allclose(direct, expected, rtol=1e-12, atol=1e-14)
@@ -73,12 +71,12 @@ def test_margins_match_autodiff_of_explicit_model():
     """−∇_u ℓ at u = 0, by JAX autodiff of the explicit model, equals (m/4)·k for each group
     (Lemmas 1-2 and 4), so its θ_C / θ_S components are m θ·k / 4."""
     args = (12, 30, 0.2, 0.6, 1.0, 0.5)
-    pts = paper_points(*args, 1, 1, 1, 1, 1, delta_s=0.85)
+    pts = paper_points(Knowledge(*args, delta_s=0.85), GroupCounts(1, 1, 1, 1, 1))
     phi = paper_embeddings(12, 30)
     w_v = value_matrix(pts["table"], phi)
     np.testing.assert_allclose(phi.T @ w_v @ phi, pts["table"], atol=1e-11)
     theta_c, theta_s = theta_directions(12, 30)
-    m = lemma4_margins(*args, delta_s=0.85)
+    m = lemma4_margins(Knowledge(*args, delta_s=0.85))
     margins = [m["m_C"], m["m_CS"], m["m_CF"], m["m_S"], 0.0]
     for i, name in enumerate(GROUPS):
         x1, x2 = pts["keys"][i]
@@ -92,7 +90,7 @@ def test_margins_match_autodiff_of_explicit_model():
 
 def test_lemma1_gradient_is_rank_one_in_w_kq():
     """−∇_{W_KQ} ℓ = (−∇_u ℓ) φ(r)ᵀ: only u = W_KQ φ(r) matters (Lemma 1), at a random W_KQ."""
-    pts = paper_points(12, 30, 0.2, 0.6, 1.0, 0.5, 1, 1)
+    pts = paper_points(KNOWLEDGE.replace(n_subjects=12, n_answers=30), GroupCounts(1, 1))
     phi = paper_embeddings(12, 30)
     w_v = jnp.asarray(value_matrix(pts["table"], phi))
     r = phi[:, -1]
@@ -124,7 +122,7 @@ def assumption_region(draw):
 @given(assumption_region())
 def test_lemma5_signs_hold_in_the_whole_assumption_region(args):
     assert assumptions_hold(args[1], args[2], args[3], args[4], args[5])
-    m = lemma4_margins(*args)
+    m = lemma4_margins(Knowledge(*args))
     assert lemma5_holds(m["m_C"], m["m_CS"])
 
 
@@ -134,18 +132,18 @@ def test_lemma6_fails_inside_the_assumption_region():
     a balanced mixture starts by moving attention AWAY from the context."""
     args = (40, 80, 0.05, 0.9, 1.0, 0.5)
     assert assumptions_hold(80, 0.05, 0.9, 1.0, 0.5)
-    q = paper_quantities(*args)
+    q = paper_quantities(Knowledge(*args))
     assert q["lemma5"] and not q["lemma6"]
     assert not lemma6_holds(q["m_C"], q["m_CS"])
     assert abs(q["m_CS"]) / q["m_C"] > 1.9
     assert q["rho_star"] > 0.5
-    comps = initial_gradient_components(*args, n_c=10, n_cs=10)
+    comps = initial_gradient_components(Knowledge(*args), GroupCounts(n_c=10, n_cs=10))
     assert comps["theta_c"] < 0  # Proposition 1's t = 0 sign fails with |D_C| = |D_CS|
 
 
 def test_proposition1_t0_signs_default():
     for n_c in range(10, 21):
-        comps = initial_gradient_components(*DEFAULT, n_c=n_c, n_cs=20 - n_c)
+        comps = initial_gradient_components(KNOWLEDGE, GroupCounts(n_c=n_c, n_cs=20 - n_c))
         assert comps["theta_c"] > 0 > comps["theta_s"]
         assert comps["theta_c"] == pytest.approx(comps["theta_c_C"] + comps["theta_c_CS"], rel=1e-14)
 
@@ -154,7 +152,7 @@ def test_two_step_closed_form_matches_scan():
     """Theorem 1's M_C(0..2) from explicit K-dim columns equals the 5-class scan."""
     for counts in [(10, 10, 0, 0, 0), (5, 3, 2, 4, 1)]:
         for lr in (1.0, 13.0):
-            closed = two_step_state(*DEFAULT, lr, *counts)
-            traj = group_trajectory(*DEFAULT, *counts, lr=lr, steps=2)
+            closed = two_step_state(KNOWLEDGE, GroupCounts(*counts), lr)
+            traj = group_trajectory(KNOWLEDGE, GroupCounts(*counts), lr=lr, steps=2)
             np.testing.assert_allclose(closed["reliance"], traj["reliance"], rtol=1e-13)
             np.testing.assert_allclose(closed["A"], traj["A"], rtol=1e-13, atol=1e-15)

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.defaults import KNOWLEDGE, GroupCounts, Knowledge
 from theory.closed_forms import lemma4_margins
 from theory.propositions import (
     attention_weights,
@@ -20,9 +21,6 @@ from theory.propositions import (
 from theory.reduced import paper_points
 
 
-DEFAULT = (40, 80, 0.2, 0.6, 1.0, 0.5)
-
-
 def test_token_gram_is_phi_transpose_phi():
     phi = paper_embeddings(7, 11)
     np.testing.assert_allclose(phi.T @ phi, token_gram(7, 11), atol=1e-15)
@@ -30,9 +28,9 @@ def test_token_gram_is_phi_transpose_phi():
 
 @pytest.mark.parametrize("n_s", [1, 5, 20])
 def test_proposition2(n_s):
-    out = proposition2(*DEFAULT, 10, 10, n_s)
+    out = proposition2(KNOWLEDGE, GroupCounts(10, 10, n_s_seen=n_s))
     assert out["theta_c_S"] == 0.0
-    m_s = lemma4_margins(*DEFAULT)["m_S"]
+    m_s = lemma4_margins(KNOWLEDGE)["m_S"]
     assert out["theta_s_S"] == pytest.approx(n_s * m_s / (4 * np.sqrt(2) * (20 + n_s)), rel=1e-13)
     assert out["raises_theta_s"] and out["theta_c_unchanged_sum"] and out["theta_c_sign_unchanged"]
     # mean loss: θ_C is diluted by n/(n + n_S), not unchanged
@@ -43,7 +41,7 @@ def test_proposition2(n_s):
 def test_value_step_equals_autodiff_of_explicit_w_v():
     """ΔV = (η/n)Σ G(e_a − p)(Gw)ᵀ equals Φᵀ(W_V − η∇_{W_V}L)Φ by JAX autodiff."""
     n_s, n_a, lr = 12, 30, 3.0
-    pts = paper_points(n_s, n_a, 0.2, 0.6, 1.0, 0.5, 3, 2, 1, 2, 1)
+    pts = paper_points(KNOWLEDGE.replace(n_subjects=n_s, n_answers=n_a), GroupCounts(3, 2, 1, 2, 1))
     phi = paper_embeddings(n_s, n_a)
     gaps = np.random.default_rng(1).normal(size=len(pts["answers"]))
     w = attention_weights(pts["keys"], gaps, phi.shape[1])
@@ -60,7 +58,7 @@ def test_value_step_equals_autodiff_of_explicit_w_v():
 
 
 def test_proposition3_default():
-    out = proposition3(*DEFAULT, 10, 10, lr=1.0)
+    out = proposition3(KNOWLEDGE, GroupCounts(10, 10), lr=1.0)
     assert out["holds"]
     assert np.all(out["p_after"] - out["p_before"] > 1e-4)
 
@@ -81,5 +79,6 @@ def test_proposition3_random(n_answers, delta_c, ratio, o_r, extra, frac_c, lr):
     n_subjects = n_answers - 2
     n = (n_answers - 2) // 2
     n_c = max(1, int(frac_c * n))
-    out = proposition3(n_subjects, n_answers, delta_c, ratio * delta_c, o_r + extra, o_r, n_c, n - n_c, lr=lr)
+    knowledge = Knowledge(n_subjects, n_answers, delta_c, ratio * delta_c, o_r + extra, o_r)
+    out = proposition3(knowledge, GroupCounts(n_c, n - n_c), lr=lr)
     assert out["holds"]

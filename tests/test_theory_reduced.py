@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.defaults import KNOWLEDGE, GroupCounts, Knowledge
 from theory.closed_forms import sigmoid
 from theory.groups import GROUPS
 from theory.embeddings import paper_embeddings
@@ -13,12 +14,9 @@ from tests.explicit_descent import w_kq_trajectory
 from theory.reduced import general_flow, general_trajectory, group_flow, group_trajectory, paper_points
 
 
-DEFAULT = (40, 80, 0.2, 0.6, 1.0, 0.5)
-
-
 def test_default_trajectory_numbers():
     """Independently computed (a separate 20-line NumPy recursion): ρ = ½, n = 20, η = 1."""
-    out = group_trajectory(*DEFAULT, 10, 10, lr=1.0, steps=300)
+    out = group_trajectory(KNOWLEDGE, GroupCounts(10, 10), lr=1.0, steps=300)
     r = out["reliance"]
     assert r.shape == (301,)
     assert r[0] == pytest.approx(0.289898, abs=5e-7)
@@ -44,9 +42,9 @@ def test_general_form_equals_group_form(counts):
     """One α per point with the Gram built from explicit embedding vectors and full K×K
     value table == one α per group with the 5-class compressed softmax (to 1e-12)."""
     lr, steps = 1.7, 150
-    pts = paper_points(*DEFAULT, *counts, delta_s=0.85)
+    pts = paper_points(KNOWLEDGE.replace(delta_s=0.85), GroupCounts(*counts))
     gen = general_trajectory(pts["gram"], pts["v1"], pts["v2"], pts["answers"], lr, steps, pts["test_inner"])
-    grp = group_trajectory(*DEFAULT, *counts, delta_s=0.85, lr=lr, steps=steps)
+    grp = group_trajectory(KNOWLEDGE.replace(delta_s=0.85), GroupCounts(*counts), lr=lr, steps=steps)
     np.testing.assert_allclose(gen["test_gaps"][:, 0], grp["A"], atol=1e-12)
     np.testing.assert_allclose(_general_reliance(pts, gen["test_gaps"], 0), grp["reliance"], atol=1e-12)
     np.testing.assert_allclose(_general_reliance(pts, gen["test_gaps"], 1), grp["aligned_accuracy"], atol=1e-12)
@@ -67,7 +65,7 @@ def test_group_form_equals_explicit_d_by_d_model():
     lr, steps = 2.0, 40
     n_s, n_a = 20, 40
     args = (n_s, n_a, 0.2, 0.6, 1.0, 0.5)
-    pts = paper_points(*args, *counts, delta_s=0.9)
+    pts = paper_points(Knowledge(*args, delta_s=0.9), GroupCounts(*counts))
     phi = jnp.asarray(paper_embeddings(n_s, n_a))
     w_v = jnp.asarray(value_matrix(pts["table"], np.asarray(phi)))
     r = phi[:, -1]
@@ -76,7 +74,7 @@ def test_group_form_equals_explicit_d_by_d_model():
     c_t, s_t = (int(x) for x in pts["test_keys"][0])
     test_key = phi[:, c_t] - phi[:, s_t]  # the conflict point's key difference
     a_full = np.asarray(jnp.einsum("tij,j,i->t", ws, r, test_key))
-    grp = group_trajectory(*args, *counts, delta_s=0.9, lr=lr, steps=steps)
+    grp = group_trajectory(Knowledge(*args, delta_s=0.9), GroupCounts(*counts), lr=lr, steps=steps)
     np.testing.assert_allclose(a_full, grp["A"], atol=1e-11)
     u_full = np.asarray(jnp.einsum("tij,j->ti", ws, r))
     theta_c = np.zeros(phi.shape[0])
@@ -88,11 +86,11 @@ def test_small_step_discrete_approaches_flow():
     """t = η·steps; the GD/flow gap in M_C is O(η): halving η halves it."""
     horizon = 60.0
     times = np.linspace(0, horizon, 61)
-    flow = group_flow(*DEFAULT, 10, 10, times=times)
+    flow = group_flow(KNOWLEDGE, GroupCounts(10, 10), times=times)
     errs = []
     for lr in (0.2, 0.1, 0.05):
         steps = int(round(horizon / lr))
-        traj = group_trajectory(*DEFAULT, 10, 10, lr=lr, steps=steps)
+        traj = group_trajectory(KNOWLEDGE, GroupCounts(10, 10), lr=lr, steps=steps)
         idx = np.round(times / lr).astype(int)
         errs.append(np.max(np.abs(traj["reliance"][idx] - flow["reliance"])))
     assert errs[-1] < 1e-3
@@ -103,16 +101,16 @@ def test_small_step_discrete_approaches_flow():
 def test_flow_log_time_equals_linear_time_and_general_flow():
     times = np.array([0.0, 0.5, 3.0, 20.0, 100.0])
     counts = (5, 3, 2, 4, 1)
-    a = group_flow(*DEFAULT, *counts, times=times, log_time=True)
-    b = group_flow(*DEFAULT, *counts, times=times, log_time=False)
+    a = group_flow(KNOWLEDGE, GroupCounts(*counts), times=times, log_time=True)
+    b = group_flow(KNOWLEDGE, GroupCounts(*counts), times=times, log_time=False)
     np.testing.assert_allclose(a["A"], b["A"], atol=1e-9)
-    pts = paper_points(*DEFAULT, *counts)
+    pts = paper_points(KNOWLEDGE, GroupCounts(*counts))
     gen = general_flow(pts["gram"], pts["v1"], pts["v2"], pts["answers"], times, pts["test_inner"])
     np.testing.assert_allclose(gen["test_gaps"][:, 0], a["A"], atol=1e-9)
 
 
 def test_output_bookkeeping():
-    out = group_trajectory(*DEFAULT, 6, 4, 0, 3, 0, lr=1.0, steps=20)
+    out = group_trajectory(KNOWLEDGE, GroupCounts(6, 4, 0, 3, 0), lr=1.0, steps=20)
     for g in ("C", "CS", "S"):
         assert np.all(np.isfinite(out[f"neg_grad_theta_c_{g}"]))
     assert np.all(np.isnan(out["neg_grad_theta_c_CF"])) and np.all(np.isnan(out["loss_CF"]))
@@ -125,15 +123,15 @@ def test_output_bookkeeping():
     np.testing.assert_allclose(np.diff(out["u_theta_c"]), out["neg_grad_theta_c"][:-1], atol=1e-14)
     np.testing.assert_allclose(np.diff(out["u_theta_s"]), out["neg_grad_theta_s"][:-1], atol=1e-14)
     # without S points A = √2 θ_C·u
-    cs = group_trajectory(*DEFAULT, 12, 8, steps=20)
+    cs = group_trajectory(KNOWLEDGE, GroupCounts(12, 8), steps=20)
     np.testing.assert_allclose(cs["A"], np.sqrt(2) * cs["u_theta_c"], atol=1e-13)
     np.testing.assert_allclose(cs["attention_context"], sigmoid(cs["A"]), atol=0)
 
 
 def test_broadcasting_over_mixtures_matches_single_runs():
     n_c = np.array([4, 10, 16])
-    batch = group_trajectory(*DEFAULT, n_c, 20 - n_c, lr=1.0, steps=50)
+    batch = group_trajectory(KNOWLEDGE, GroupCounts(n_c, 20 - n_c), lr=1.0, steps=50)
     assert batch["reliance"].shape == (3, 51)
     for i, nc in enumerate(n_c):
-        single = group_trajectory(*DEFAULT, int(nc), int(20 - nc), lr=1.0, steps=50)
+        single = group_trajectory(KNOWLEDGE, GroupCounts(int(nc), int(20 - nc)), lr=1.0, steps=50)
         np.testing.assert_allclose(batch["reliance"][i], single["reliance"], atol=1e-15)

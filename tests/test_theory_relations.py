@@ -8,6 +8,7 @@ import pytest
 
 from tests.explicit_descent import w_kq_trajectory
 
+from tests.defaults import KNOWLEDGE, GroupCounts, Knowledge
 from theory.closed_forms import lemma4_margins, margin, sigmoid
 from theory.groups import GROUPS
 from theory.embeddings import (
@@ -32,8 +33,7 @@ from theory.relations import (
 )
 
 
-DEFAULT = (40, 80, 0.2, 0.6, 1.0, 0.5)
-BIG = (60, 120, 0.2, 0.6, 1.0, 0.5)  # room for fresh tokens on three relations
+BIG = KNOWLEDGE.replace(n_subjects=60, n_answers=120)  # room for fresh tokens on three relations
 
 
 # --------------------------------------------------------------------------- R = 1 unchanged
@@ -86,7 +86,7 @@ def test_single_relation_arrays_unchanged_bitwise():
 
 def test_single_relation_group_and_points_reduce_to_paper_forms():
     counts = (5, 3, 2, 4, 1)
-    rel = relation_points(*DEFAULT, np.array([counts]))
+    rel = relation_points(KNOWLEDGE, np.array([counts]))
     # The paper's key-difference inner products, written out: context points 1 apart and 2
     # with themselves, subject-only points 3/2 apart and 2 with themselves, −1/2 across.
     is_s = np.isin(rel["group"], [3, 4])
@@ -94,8 +94,8 @@ def test_single_relation_group_and_points_reduce_to_paper_forms():
     np.fill_diagonal(expected, 2.0)
     np.testing.assert_allclose(rel["gram"], expected, atol=1e-12)
     np.testing.assert_allclose(rel["test_inner"], np.where(is_s, -0.5, 1.0)[None, :].repeat(2, 0), atol=1e-12)
-    a = group_trajectory(*DEFAULT, *counts, lr=1.3, steps=80)
-    b = relation_group_trajectory(*DEFAULT, np.array([counts]), lr=1.3, steps=80)
+    a = group_trajectory(KNOWLEDGE, GroupCounts(*counts), lr=1.3, steps=80)
+    b = relation_group_trajectory(KNOWLEDGE, np.array([counts]), lr=1.3, steps=80)
     for key, val in a.items():
         np.testing.assert_array_equal(b[key][0], val, err_msg=key)  # one computation: no rounding apart
 
@@ -151,9 +151,9 @@ def test_general_form_equals_relation_group_form(counts, gamma):
     table) == one α per (relation, group), to 1e-12, on every relation."""
     counts = np.array(counts)
     lr, steps = 1.7, 150
-    pts = relation_points(*BIG, counts, gamma, delta_s=0.85)
+    pts = relation_points(BIG.replace(delta_s=0.85), counts, gamma)
     gen = general_trajectory(pts["gram"], pts["v1"], pts["v2"], pts["answers"], lr, steps, pts["test_inner"])
-    grp = relation_group_trajectory(*BIG, counts, len(counts), gamma, delta_s=0.85, lr=lr, steps=steps)
+    grp = relation_group_trajectory(BIG.replace(delta_s=0.85), counts, len(counts), gamma, lr=lr, steps=steps)
     assert grp["reliance"].shape == (len(counts), steps + 1)
     for j in range(len(counts)):
         np.testing.assert_allclose(gen["test_gaps"][:, 2 * j], grp["A"][j], atol=1e-12)
@@ -168,7 +168,7 @@ def test_general_form_equals_relation_group_form(counts, gamma):
             np.testing.assert_allclose(gen["loss"][:, idx], grp[f"loss_{name}"][j][:, None] * np.ones(idx.size), atol=1e-12)
     # the R-relation margins equal Lemma 4's m computed on the full table
     m_full = margin(pts["v1"], pts["v2"], pts["answers"])
-    np.testing.assert_allclose(m_full, relation_margins(*BIG, len(counts), 0.85)[pts["group"]], atol=1e-12)
+    np.testing.assert_allclose(m_full, relation_margins(BIG.replace(delta_s=0.85), len(counts))[pts["group"]], atol=1e-12)
 
 
 @pytest.mark.usefixtures("float64")  # its own JAX reference computation
@@ -179,14 +179,14 @@ def test_relation_group_form_equals_explicit_d_by_d_model():
     gamma, lr, steps = 0.3, 2.0, 40
     k_s, k_a = 30, 50
     knowledge = (k_s, k_a, 0.2, 0.6, 1.0, 0.5)
-    pts = relation_points(*knowledge, counts, gamma, delta_s=0.9)
+    pts = relation_points(Knowledge(*knowledge, delta_s=0.9), counts, gamma)
     phi_np = paper_embeddings(k_s, k_a, 2, gamma)
     phi = jnp.asarray(phi_np)
     w_v = jnp.asarray(value_matrix(pts["table"], phi_np))
     rt = relation_tokens(k_s, k_a, 2)
     queries = phi[:, rt[pts["relation"]]]
     ws = w_kq_trajectory(phi, w_v, pts["keys"], queries, pts["answers"], lr, steps)
-    grp = relation_group_trajectory(*knowledge, counts, 2, gamma, delta_s=0.9, lr=lr, steps=steps)
+    grp = relation_group_trajectory(Knowledge(*knowledge, delta_s=0.9), counts, 2, gamma, lr=lr, steps=steps)
     theta_c, theta_s = theta_directions(k_s, k_a, 2)
     for j in range(2):
         c, s = (int(x) for x in pts["test_keys"][2 * j])
@@ -207,11 +207,11 @@ def test_relations_independent_at_zero_overlap():
     """γ = 0: relation 2's reliance does not depend on what relation 1's points are (n_1
     fixed), and equals relation 2 trained alone at rate η n_2/n (mean-loss normalisation)."""
     others = [[0, 0, 20, 0, 0], [20, 0, 0, 0, 0], [5, 5, 5, 3, 2], [0, 20, 0, 0, 0], [0, 0, 0, 20, 0]]
-    out = relation_group_trajectory(*DEFAULT, np.array([[o, TASK] for o in others]), 2, 0.0, steps=300)
+    out = relation_group_trajectory(KNOWLEDGE, np.array([[o, TASK] for o in others]), 2, 0.0, steps=300)
     assert out["reliance"].shape == (len(others), 2, 301)
     for i in range(1, len(others)):
         np.testing.assert_allclose(out["reliance"][i, 1], out["reliance"][0, 1], atol=1e-12, rtol=0)
-    alone = relation_group_trajectory(*DEFAULT, np.array([[0] * 5, TASK]), 2, 0.0, lr=0.5, steps=300)
+    alone = relation_group_trajectory(KNOWLEDGE, np.array([[0] * 5, TASK]), 2, 0.0, lr=0.5, steps=300)
     np.testing.assert_allclose(alone["reliance"][1], out["reliance"][0, 1], atol=1e-12, rtol=0)
 
 
@@ -222,11 +222,11 @@ def test_overlap_transfers_counterfactual_points_and_first_step_formula():
     for n_cf in (10, 20):
         counts = np.array([[0, 0, n_cf, 0, 0], TASK])
         n = counts.sum()
-        m = relation_margins(*DEFAULT, 2)
+        m = relation_margins(KNOWLEDGE, 2)
         transfers = []
         for gamma in (0.0, 0.1, 0.3):
-            traj = relation_group_trajectory(*DEFAULT, counts, 2, gamma, lr=lr, steps=300)
-            first = first_step_gaps(*DEFAULT, counts, gamma, lr=lr)
+            traj = relation_group_trajectory(KNOWLEDGE, counts, 2, gamma, lr=lr, steps=300)
+            first = first_step_gaps(KNOWLEDGE, counts, gamma, lr=lr)
             np.testing.assert_allclose(traj["A"][:, 1], first["A1"], atol=1e-14)
             np.testing.assert_allclose(traj["reliance"][:, 1], first["reliance1"], atol=1e-14)
             assert first["transfer"][1] == pytest.approx(gamma * lr * n_cf * m[2] / (4 * n), rel=1e-13, abs=1e-16)
@@ -239,14 +239,14 @@ def test_overlap_transfers_counterfactual_points_and_first_step_formula():
                 assert traj["reliance"][1].max() > base.max() and traj["reliance"][1, -1] > base[-1] + 0.01
         assert transfers[2] == pytest.approx(3 * transfers[1], rel=1e-12)
     # R-relation margins: Z₀ carries R e^{o_r}; R = 1 gives Lemma 4's margins
-    lem = lemma4_margins(*DEFAULT)
-    np.testing.assert_allclose(relation_margins(*DEFAULT, 1), [lem["m_C"], lem["m_CS"], lem["m_CF"], lem["m_S"], 0.0], atol=1e-13)
+    lem = lemma4_margins(KNOWLEDGE)
+    np.testing.assert_allclose(relation_margins(KNOWLEDGE, 1), [lem["m_C"], lem["m_CS"], lem["m_CF"], lem["m_S"], 0.0], atol=1e-13)
 
 
 def test_relation_bookkeeping_and_broadcasting():
     gamma = 0.25
     counts = np.array([[6, 4, 2, 3, 1], [0, 5, 0, 2, 0], [3, 3, 3, 0, 0]])
-    out = relation_group_trajectory(*DEFAULT, counts, 3, gamma, lr=1.5, steps=30)
+    out = relation_group_trajectory(KNOWLEDGE, counts, 3, gamma, lr=1.5, steps=30)
     gmat = (1 - gamma) * np.eye(3) + gamma
     for name in ("c", "s"):
         np.testing.assert_allclose(
@@ -258,10 +258,10 @@ def test_relation_bookkeeping_and_broadcasting():
     np.testing.assert_allclose(out["attention_context"], sigmoid(out["A"]), atol=0)
     assert np.all(out["time"] == 1.5 * out["step"])
     # batch axes broadcast with the knowledge arguments
-    batch = relation_group_trajectory(*DEFAULT, counts, 3, np.array([[0.0], [gamma]]), lr=1.5, steps=30)
+    batch = relation_group_trajectory(KNOWLEDGE, counts, 3, np.array([[0.0], [gamma]]), lr=1.5, steps=30)
     assert batch["reliance"].shape == (2, 1, 3, 31)
     np.testing.assert_allclose(batch["reliance"][1, 0], out["reliance"], atol=1e-15)
     with pytest.raises(ValueError):
-        relation_group_trajectory(*DEFAULT, counts, 2, gamma)
+        relation_group_trajectory(KNOWLEDGE, counts, 2, gamma)
     with pytest.raises(ValueError):
         paper_embeddings(4, 4, 2, 1.0)

@@ -8,7 +8,8 @@ import pytest
 
 from cpi.cli import execute as main
 from sims.config import load, with_values
-from sims.theory_report import count_args, knowledge_args, reduced_trajectory, theory_report
+from sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
+from sims.theory_report import theory_report
 from sims.train import run
 from theory.closed_forms import initial_gradient_components
 
@@ -48,8 +49,7 @@ def test_reduced_dynamics_equal_the_full_model_at_every_step(name):
 def test_closed_form_t0_components_equal_autodiff(name):
     config = with_values(load(), CONFIGS[name])
     simulated = run(with_values(config, {"train.steps": 1})).metrics
-    closed = initial_gradient_components(*knowledge_args(config), **count_args(config),
-                                         delta_s=config.knowledge.delta_s)
+    closed = initial_gradient_components(knowledge_of(config), counts_of(config))
     total_c = sum(simulated[f"neg_grad_theta_c_{g}"][0] for g in ["C", "CS", "CF", "S"]
                   if f"neg_grad_theta_c_{g}" in simulated)
     total_s = sum(simulated[f"neg_grad_theta_s_{g}"][0] for g in ["C", "CS", "CF", "S"]

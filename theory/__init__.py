@@ -1,6 +1,8 @@
 """Pure mathematics of the one-layer toy model: closed forms, exact reduced dynamics,
-asymptotics. Explicit numeric arguments only; never imports `sims`.
+asymptotics. Numbers and parameter records only; never imports `sims`.
 
+Parameters: the named records of `params` (`Knowledge`, `GroupCounts`, the paper's defaults),
+whose fields may be arrays that broadcast; the functions take them as `knowledge`, `counts`.
 Modules: `pretrained` (Lemma 3 value table), `embeddings` (paper embeddings, token Gram),
 `closed_forms` (t = 0 closed forms, Lemmas 4-6, Proposition 1, Theorem 1's first steps,
 `paper_quantities`), `reduced` (exact α-dynamics: general and group forms, GD and flow),

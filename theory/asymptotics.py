@@ -12,13 +12,13 @@ import numpy as np
 
 from .closed_forms import (
     TEST_INNER,
-    counts_vector,
     group_gram,
     lemma4_margins,
     rho_star,
     tail_coefficients,
 )
 from .groups import GROUPS
+from .params import GroupCounts, Knowledge
 from .summary import summarize  # the one definition shared with sims (re-exported here)
 
 __all__ = [
@@ -52,19 +52,17 @@ def _margins_vector(m: dict) -> np.ndarray:
     return np.array([m["m_C"], m["m_CS"], m["m_CF"], m["m_S"], 0.0])
 
 
-def initial_drift(
-    n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf=0, n_s_seen=0, n_s_unseen=0, delta_s=0.9
-) -> float:
+def initial_drift(knowledge: Knowledge, counts: GroupCounts) -> float:
     """dA/dt at t = 0 of the flow: (1/4n) Σ_G n_G test_G m_G. For C and C+S points only this
     is (1/4)(ρ m_C + (1 − ρ) m_CS): positive iff ρ > ρ*."""
-    counts = counts_vector(n_c, n_cs, n_cf, n_s_seen, n_s_unseen)
-    m = _margins_vector(lemma4_margins(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s))
+    counts = counts.array()
+    m = _margins_vector(lemma4_margins(knowledge))
     return float(np.sum(counts * TEST_INNER * 0.25 * m) / counts.sum())
 
 
-def initial_direction(*args, **kwargs) -> int:
-    """Sign (+1, 0, −1) of `initial_drift` (same arguments): +1 = attention to context rises first."""
-    return int(np.sign(initial_drift(*args, **kwargs)))
+def initial_direction(knowledge: Knowledge, counts: GroupCounts) -> int:
+    """Sign (+1, 0, −1) of `initial_drift`: +1 = attention to context rises first."""
+    return int(np.sign(initial_drift(knowledge, counts)))
 
 
 def long_time_slope(n_c, n_cs) -> float:
@@ -81,9 +79,7 @@ _DIRECTIONS = np.array([1.0, -1.0, 1.0, 1.0, 0.0])
 """ε_G: the sign of h_G for all g (C, CF, S_seen drive towards x₁; CS towards the subject)."""
 
 
-def long_time_law(
-    n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf=0, n_s_seen=0, n_s_unseen=0, delta_s=0.9
-) -> dict:
+def long_time_law(knowledge: Knowledge, counts: GroupCounts) -> dict:
     """Matched asymptotics of the flow for any mixture of groups.
 
     Ansatz g_G = ε_G ln t + a_G (ε_C = ε_CF = ε_S = +1, ε_CS = −1; unseen S points have
@@ -93,9 +89,9 @@ def long_time_law(
     A = rᵀα ≈ slope·ln t + constant with slope = rᵀM⁻¹ε, constant = rᵀM⁻¹a.
     For C and C+S only: slope = (n_C − n_CS)/(n + 1), and at n_C = n_CS the constant is
     A∞ = (n_C/(n + 1)) ln(k_C/k_CS)."""
-    counts = counts_vector(n_c, n_cs, n_cf, n_s_seen, n_s_unseen)
+    counts = counts.array()
     active = (counts > 0) & (_DIRECTIONS != 0)
-    tails = tail_coefficients(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s)
+    tails = tail_coefficients(knowledge)
     kappa = np.array([tails["k_C"], tails["k_CS"], tails["k_CF"], tails["k_S"], np.nan])
     n = counts.sum()
     m_full = group_gram(counts)
@@ -122,32 +118,16 @@ def long_time_law(
     )
 
 
-def regime_details(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_cf=0,
-    n_s_seen=0,
-    n_s_unseen=0,
-    delta_s=0.9,
-    t_max: float = 1e8,
-    n_grid: int = 1500,
-) -> dict:
+def regime_details(knowledge: Knowledge, counts: GroupCounts, t_max: float = 1e8, n_grid: int = 1500) -> dict:
     """Classify the flow's A(t) on [0, t_max] (log-spaced grid, exact dA/dt from the
     right-hand side): the initial direction, the turning points of A (sign changes of
     dA/dt), and the long-time slope. See `classify_regime` for the labels."""
     from .reduced import group_flow  # lazy: `summarize` etc. stay importable without JAX
 
-    args = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf, n_s_seen, n_s_unseen, delta_s)
-    drift0 = initial_drift(*args)
-    law = long_time_law(*args)
+    drift0 = initial_drift(knowledge, counts)
+    law = long_time_law(knowledge, counts)
     times = np.concatenate([[0.0], np.geomspace(1e-3, t_max, n_grid)])
-    flow = group_flow(*args, times=times)
+    flow = group_flow(knowledge, counts, times=times)
     rate = flow["dA_dt"]
     # dA/dt is a sum of per-group drives of size ~1/t; ignore values at round-off level.
     sign = np.sign(rate)
@@ -198,21 +178,7 @@ def _label(direction: int, kinds: list, slope: float) -> str:
     return "unclassified: turning points " + ",".join(kinds)
 
 
-def classify_regime(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_cf=0,
-    n_s_seen=0,
-    n_s_unseen=0,
-    delta_s=0.9,
-    t_max: float = 1e8,
-) -> str:
+def classify_regime(knowledge: Knowledge, counts: GroupCounts, t_max: float = 1e8) -> str:
     """One of REGIMES for the gradient flow (the η → 0 limit; at η = 1, n = 20 the discrete
     run is already close to it). Derived from the initial direction (sign of
     Σ n_G test_G m_G, i.e. ρ vs ρ* for C/C+S), the turning points of A(t) on a log grid up
@@ -232,6 +198,4 @@ def classify_regime(
     - "fall with transient rebound": fall, small rebound (min then max), then permanent
       loss (small ρ: C points are still being fitted after the C+S points are).
     """
-    return regime_details(
-        n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf, n_s_seen, n_s_unseen, delta_s, t_max
-    )["label"]
+    return regime_details(knowledge, counts, t_max)["label"]

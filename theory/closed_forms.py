@@ -25,6 +25,7 @@ import numpy as np
 from scipy.special import expit, logsumexp
 
 from .groups import CONTEXT_INDICES, GROUPS, INDEX, S_SEEN, S_UNSEEN
+from .params import PAPER_KNOWLEDGE, GroupCounts, Knowledge
 from .pretrained import logit, value_logit_table, z0
 
 
@@ -99,15 +100,7 @@ def margin(v1, v2, answer):
     return 4.0 * drive(0.0, v1, v2, answer)
 
 
-def representative_columns(
-    n_subjects: int,
-    n_answers: int,
-    delta_c: float,
-    delta_m: float,
-    o_c: float,
-    o_r: float,
-    delta_s: float = 0.9,
-) -> dict:
+def representative_columns(knowledge: Knowledge = PAPER_KNOWLEDGE) -> dict:
     """Value columns v(y) ∈ R^K of one representative token of each kind, each read off
     `value_logit_table` (so they carry the table's exact Lemma 3 construction).
 
@@ -117,6 +110,7 @@ def representative_columns(
     memorised_c (fact c at δ_M: CS point, aligned point); memorised_b (fact b at δ_M: CF
     point, conflict point); seen_c (fact c at δ_S: a seen S point whose answer is c).
     """
+    n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s = knowledge
     if n_answers < 2 or n_subjects < 1:
         raise ValueError("need at least one subject and two answers")
     k = n_subjects + n_answers + 1
@@ -166,15 +160,7 @@ def aligned_accuracy(gap, cols: dict):
     return np.exp(z[..., cols["c"]] - logsumexp(z, axis=-1))
 
 
-def lemma4_margins(
-    n_subjects: int,
-    n_answers: int,
-    delta_c: float,
-    delta_m: float,
-    o_c: float,
-    o_r: float,
-    delta_s: float = 0.9,
-) -> dict:
+def lemma4_margins(knowledge: Knowledge = PAPER_KNOWLEDGE) -> dict:
     """Lemma 4 in closed form: m = λ·(difference of the two value logits on the answer row),
     λ = 1 − p_c at t = 0 (p = softmax(½v(c) + ½v(s))).
 
@@ -185,7 +171,8 @@ def lemma4_margins(
         m_S    = λ_S [logit δ_S + log Z₀ − o_c]   (seen S point, key pair (s, r))
         m_S_unseen = 0 (v(s) = v(r): an unseen S point never drives attention).
     """
-    cols = representative_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s)
+    n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s = knowledge
+    cols = representative_columns(knowledge)
     v1, v2, _ = group_columns(cols)
     p = softmax(0.5 * v1 + 0.5 * v2)
     c, b = cols["c"], cols["b"]
@@ -206,15 +193,7 @@ def lemma4_margins(
     return {key: float(val) for key, val in out.items()}
 
 
-def tail_coefficients(
-    n_subjects: int,
-    n_answers: int,
-    delta_c: float,
-    delta_m: float,
-    o_c: float,
-    o_r: float,
-    delta_s: float = 0.9,
-) -> dict:
+def tail_coefficients(knowledge: Knowledge = PAPER_KNOWLEDGE) -> dict:
     """κ with h(g) ≈ ε κ e^{−|g|} as g → ε∞ (ε the group's eventual direction).
 
     k_C  = ⟨v(c) − v(s), e_c − softmax(v(c))⟩          (C, g_C → +∞)
@@ -222,7 +201,7 @@ def tail_coefficients(
     k_CF = ⟨v(c) − v(s), e_c − softmax(v(c))⟩          (CF, g_CF → +∞)
     k_S  = ⟨v(s) − v(r), e_a − softmax(v(s))⟩          (seen S, g_S → +∞)
     """
-    cols = representative_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s)
+    cols = representative_columns(knowledge)
     v1, v2, answer = group_columns(cols)
     d = v1 - v2
     c = cols["c"]
@@ -259,40 +238,22 @@ def rho_star(m_c: float, m_cs: float) -> float:
     return abs(m_cs) / (m_c + abs(m_cs))
 
 
-def counts_vector(n_c=0, n_cs=0, n_cf=0, n_s_seen=0, n_s_unseen=0) -> np.ndarray:
-    """Group counts in GROUPS order."""
-    return np.array([n_c, n_cs, n_cf, n_s_seen, n_s_unseen], dtype=np.float64)
-
-
 def group_gram(counts: np.ndarray) -> np.ndarray:
     """M with g = M α for one α per group: M_GH = [G = H](self − distinct) + n_H·distinct_GH."""
     counts = np.asarray(counts, dtype=np.float64)
     return np.diag(SELF_INNER - np.diag(DISTINCT_INNER)) + DISTINCT_INNER * counts[None, :]
 
 
-def initial_gradient_components(
-    n_subjects: int,
-    n_answers: int,
-    delta_c: float,
-    delta_m: float,
-    o_c: float,
-    o_r: float,
-    n_c: int = 0,
-    n_cs: int = 0,
-    n_cf: int = 0,
-    n_s_seen: int = 0,
-    n_s_unseen: int = 0,
-    delta_s: float = 0.9,
-) -> dict:
+def initial_gradient_components(knowledge: Knowledge, counts: GroupCounts) -> dict:
     """θ_C and θ_S components of −∇_u L at t = 0 (mean loss over n points), per group and
     in total (Propositions 1-2, Lemma 2 with σ_c = σ_s = ½):
 
         θ_C·(−∇L) = (1/(4√2 n)) (n_C m_C + n_CS m_CS + n_CF m_CF)
         θ_S·(−∇L) = (1/(4√2 n)) (−n_C m_C − n_CS m_CS − n_CF m_CF + n_S m_S).
     """
-    m = lemma4_margins(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s)
+    m = lemma4_margins(knowledge)
     margins = np.array([m["m_C"], m["m_CS"], m["m_CF"], m["m_S"], 0.0])
-    counts = counts_vector(n_c, n_cs, n_cf, n_s_seen, n_s_unseen)
+    counts = counts.array()
     n = counts.sum()
     per_c = counts * 0.25 * margins * THETA_C / n
     per_s = counts * 0.25 * margins * THETA_S / n
@@ -307,28 +268,14 @@ def initial_gradient_components(
     return out
 
 
-def two_step_state(
-    n_subjects: int,
-    n_answers: int,
-    delta_c: float,
-    delta_m: float,
-    o_c: float,
-    o_r: float,
-    lr: float,
-    n_c: int = 0,
-    n_cs: int = 0,
-    n_cf: int = 0,
-    n_s_seen: int = 0,
-    n_s_unseen: int = 0,
-    delta_s: float = 0.9,
-) -> dict:
+def two_step_state(knowledge: Knowledge, counts: GroupCounts, lr: float) -> dict:
     """Two explicit GD steps from u = 0 (full K-dimensional value columns, no scan):
     α(1) = (η/n)h(0) = (η/4n)m, α(2) = α(1) + (η/n)h(Mα(1)). Returns α, gaps, the test gap
     A and the conflict reliance M_C at steps 0, 1, 2, and the θ_C/θ_S components of −∇L at
     step 1 (the sign Proposition 1 says flips for η > η*)."""
-    cols = representative_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s)
+    cols = representative_columns(knowledge)
     v1, v2, answer = group_columns(cols)
-    counts = counts_vector(n_c, n_cs, n_cf, n_s_seen, n_s_unseen)
+    counts = counts.array()
     n = counts.sum()
     gram = group_gram(counts)
     test_row = TEST_INNER * counts
@@ -350,46 +297,23 @@ def two_step_state(
     )
 
 
-def theorem1_reliance(
-    n_subjects: int,
-    n_answers: int,
-    delta_c: float,
-    delta_m: float,
-    o_c: float,
-    o_r: float,
-    lr: float,
-    n_c: int,
-    n_cs: int,
-    n_cf: int = 0,
-    n_s_seen: int = 0,
-    n_s_unseen: int = 0,
-    delta_s: float = 0.9,
-) -> np.ndarray:
+def theorem1_reliance(knowledge: Knowledge, counts: GroupCounts, lr: float) -> np.ndarray:
     """Theorem 1's three numbers: the conflict reliance M_C at steps 0, 1, 2 at rate η."""
-    return two_step_state(
-        n_subjects, n_answers, delta_c, delta_m, o_c, o_r, lr, n_c, n_cs, n_cf, n_s_seen, n_s_unseen, delta_s
-    )["reliance"]
+    return two_step_state(knowledge, counts, lr)["reliance"]
 
 
-def paper_quantities(
-    n_subjects: int,
-    n_answers: int,
-    delta_c: float,
-    delta_m: float,
-    o_c: float,
-    o_r: float,
-    delta_s: float = 0.9,
-) -> dict:
+def paper_quantities(knowledge: Knowledge = PAPER_KNOWLEDGE) -> dict:
     """Every t = 0 closed form for one knowledge configuration: Z0, λ and m per group
     (Lemma 4), k_C, k_CS (long-time tails), ρ*, the predicates of Lemmas 5-6 and of the
     paper's assumptions, and the conflict reliance at t = 0 (A = 0)."""
-    out = dict(Z0=float(z0(n_subjects, n_answers, o_c, o_r)))
-    out.update(lemma4_margins(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s))
-    out.update(tail_coefficients(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s))
+    k = knowledge
+    out = dict(Z0=float(z0(k.n_subjects, k.n_answers, k.o_c, k.o_r)))
+    out.update(lemma4_margins(knowledge))
+    out.update(tail_coefficients(knowledge))
     out["rho_star"] = float(rho_star(out["m_C"], out["m_CS"]))
     out["lemma5"] = lemma5_holds(out["m_C"], out["m_CS"])
     out["lemma6"] = lemma6_holds(out["m_C"], out["m_CS"])
-    out["assumptions"] = assumptions_hold(n_answers, delta_c, delta_m, o_c, o_r)
-    cols = representative_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s)
+    out["assumptions"] = assumptions_hold(k.n_answers, k.delta_c, k.delta_m, k.o_c, k.o_r)
+    cols = representative_columns(knowledge)
     out["initial_reliance"] = float(conflict_reliance(0.0, cols))
     return out

@@ -20,7 +20,6 @@ from scipy.optimize import brentq
 
 from .closed_forms import (
     THETA_C,
-    counts_vector,
     drive,
     group_columns,
     group_gram,
@@ -28,28 +27,15 @@ from .closed_forms import (
     two_step_state,
 )
 from .groups import CONTEXT_MASK
+from .params import GroupCounts, Knowledge
 
 
-def theta_c_after_one_step(
-    lr,
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_cf=0,
-    n_s_seen=0,
-    n_s_unseen=0,
-    delta_s=0.9,
-):
+def theta_c_after_one_step(lr, knowledge: Knowledge, counts: GroupCounts):
     """F(η): θ_C component of −∇_u L after one step of rate η (vectorised over lr)."""
     lr = np.atleast_1d(np.asarray(lr, dtype=np.float64))
-    cols = representative_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s)
+    cols = representative_columns(knowledge)
     v1, v2, answer = group_columns(cols)
-    counts = counts_vector(n_c, n_cs, n_cf, n_s_seen, n_s_unseen)
+    counts = counts.array()
     n = counts.sum()
     gram = group_gram(counts)
     h0 = drive(np.zeros(len(counts)), v1, v2, answer)
@@ -58,27 +44,11 @@ def theta_c_after_one_step(
     return np.sum(counts * h1 * THETA_C * CONTEXT_MASK, axis=-1) / n
 
 
-def eta_star(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_cf=0,
-    n_s_seen=0,
-    n_s_unseen=0,
-    delta_s=0.9,
-    lo: float = 1e-3,
-    hi: float = 1e6,
-    n_grid: int = 600,
-) -> float:
+def eta_star(knowledge: Knowledge, counts: GroupCounts, lo: float = 1e-3, hi: float = 1e6,
+             n_grid: int = 600) -> float:
     """Smallest η at which F(η) < 0 (NaN when F(0⁺) ≤ 0 or no sign change below `hi`)."""
-    args = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf, n_s_seen, n_s_unseen, delta_s)
     grid = np.geomspace(lo, hi, n_grid)
-    f = theta_c_after_one_step(grid, *args)
+    f = theta_c_after_one_step(grid, knowledge, counts)
     if f[0] <= 0:
         return float("nan")
     neg = np.flatnonzero(f < 0)
@@ -86,35 +56,18 @@ def eta_star(
         return float("nan")
     i = neg[0]
     return float(
-        brentq(lambda e: theta_c_after_one_step(e, *args)[0], grid[i - 1], grid[i], xtol=1e-14, rtol=1e-14)
+        brentq(lambda e: theta_c_after_one_step(e, knowledge, counts)[0], grid[i - 1], grid[i], xtol=1e-14, rtol=1e-14)
     )
 
 
-def theorem1_check(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_cf=0,
-    n_s_seen=0,
-    n_s_unseen=0,
-    delta_s=0.9,
-    factor: float = 1.01,
-) -> dict:
+def theorem1_check(knowledge: Knowledge, counts: GroupCounts, factor: float = 1.01) -> dict:
     """M_C and A at steps 0, 1, 2 at η = factor·η* and whether Theorem 1's M_C(1) > M_C(0),
     M_C(1) > M_C(2) hold there (`holds`), and the same for the gap A (`holds_in_gap`; M_C is
     increasing in A, but for large η* M_C(1) and M_C(2) can agree to double precision
     because M_C has saturated at its A → ∞ limit)."""
-    args = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf, n_s_seen, n_s_unseen, delta_s)
-    eta = eta_star(*args)
+    eta = eta_star(knowledge, counts)
     lr = factor * eta
-    state = two_step_state(
-        n_subjects, n_answers, delta_c, delta_m, o_c, o_r, lr, n_c, n_cs, n_cf, n_s_seen, n_s_unseen, delta_s
-    )
+    state = two_step_state(knowledge, counts, lr)
     r, a = state["reliance"], state["A"]
     return dict(
         eta_star=eta,

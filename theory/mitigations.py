@@ -32,6 +32,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .groups import CONTEXT_INDICES, GROUPS
+from .params import GroupCounts, Knowledge
 from .reduced_system import class_columns
 from .summary import reliance_drop
 
@@ -41,11 +42,11 @@ __all__ = ["no_context_loss", "filtered_counts", "context_order", "has_drop", "c
 _DEFAULT_ORDER = tuple(GROUPS.index(g) for g in ("CS", "C", "CF"))
 
 
-def no_context_loss(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s=0.9, n_relations: int = 1) -> np.ndarray:
+def no_context_loss(knowledge: Knowledge, n_relations: int = 1) -> np.ndarray:
     """ℓ_nc = −log softmax(½v(s) + ½v(r))_a for one point of each group, shape (…, 5) in
-    GROUPS order (C, CS, CF, S_seen, S_unseen); the numeric arguments broadcast.
+    GROUPS order (C, CS, CF, S_seen, S_unseen); the fields of `knowledge` broadcast.
     δ_C does not enter (no context token is read)."""
-    cols = class_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_relations, delta_s)
+    cols = class_columns(knowledge, n_relations)
     subject = np.stack([cols["flat"], cols["mem_c"], cols["mem_b"], cols["seen"], cols["flat"]], axis=-2)
     z = 0.5 * subject + 0.5 * cols["flat"][..., None, :]  # v(r) = the flat column
     return logsumexp(z + cols["logmult"][..., None, :], axis=-1) - z[..., 2]
@@ -94,22 +95,15 @@ def _base_counts(rho: float, n: int) -> tuple[int, int]:
     return n_c, n - n_c
 
 
-def _mixture(n_c, n_cs, k, mode):
+def _mixture(n_c, n_cs, k, mode) -> GroupCounts:
     if mode == "add":
-        return n_c, n_cs, k
-    return n_c, n_cs - k, k
+        return GroupCounts(n_c, n_cs, k)
+    return GroupCounts(n_c, n_cs - k, k)
 
 
 def has_drop(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_cf=0,
+    knowledge: Knowledge,
+    counts: GroupCounts,
     criterion: str = "flow",
     t_max: float = 1e8,
     tol: float = 1e-9,
@@ -117,40 +111,33 @@ def has_drop(
     steps: int = 300,
     n_grid: int = 2000,
 ):
-    """Whether the conflict reliance M_C of a C/C+S/CF mixture falls somewhere within a
-    horizon:
+    """Whether the conflict reliance M_C of a mixture falls somewhere within a horizon:
 
     - "flow": the gradient flow on [0, t_max] (log grid of n_grid points) falls more than
       tol below its running maximum (`reliance_drop`);
-    - "discrete": the same for GD at rate lr over `steps` steps (n_cf may be an array);
+    - "discrete": the same for GD at rate lr over `steps` steps (the counts may be arrays);
     - "regime": `asymptotics.classify_regime(..., t_max)` is not "monotone rise" (turning
       points of A, however small their effect on M_C, plus the long-time slope).
     Every criterion needs a horizon: in the flow, CF points postpone the drop rather than
     remove it (measured up to t = 1e13, with a heuristic argument in NOTES.md)."""
-    knowledge = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r)
     if criterion == "flow":
         from .reduced import group_flow
 
         times = np.concatenate([[0.0], np.geomspace(1e-3, t_max, n_grid)])
-        return bool(reliance_drop(group_flow(*knowledge, n_c, n_cs, n_cf, times=times)["reliance"]) > tol)
+        return bool(reliance_drop(group_flow(knowledge, counts, times=times)["reliance"]) > tol)
     if criterion == "discrete":
         from .reduced import group_trajectory
 
-        return reliance_drop(group_trajectory(*knowledge, n_c, n_cs, n_cf, lr=lr, steps=steps)["reliance"]) > tol
+        return reliance_drop(group_trajectory(knowledge, counts, lr=lr, steps=steps)["reliance"]) > tol
     if criterion == "regime":
         from .asymptotics import classify_regime
 
-        return classify_regime(*knowledge, n_c, n_cs, n_cf, t_max=t_max) != "monotone rise"
+        return classify_regime(knowledge, counts, t_max=t_max) != "monotone rise"
     raise ValueError(f"criterion must be 'flow', 'discrete' or 'regime', got {criterion!r}")
 
 
 def counterfactual_needed(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
+    knowledge: Knowledge,
     rho: float,
     n: int,
     mode: str = "add",
@@ -177,7 +164,6 @@ def counterfactual_needed(
     (n_C, n_CS, n_CF) of the result, and base_has_drop (k = 0)."""
     if mode not in ("add", "replace"):
         raise ValueError(f"mode must be 'add' or 'replace', got {mode!r}")
-    knowledge = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r)
     n_c, n_cs = _base_counts(rho, n)
     if max_cf is None:
         max_cf = 20 * n if mode == "add" else n_cs
@@ -186,11 +172,11 @@ def counterfactual_needed(
     opts = dict(criterion=criterion, t_max=t_max, tol=tol, lr=lr, steps=steps, n_grid=n_grid)
 
     def drop(k):
-        return bool(has_drop(*knowledge, *_mixture(n_c, n_cs, k, mode), **opts))
+        return bool(has_drop(knowledge, _mixture(n_c, n_cs, k, mode), **opts))
 
     if criterion == "discrete":
         ks = np.arange(max_cf + 1)
-        drops = np.asarray(has_drop(*knowledge, *_mixture(n_c, n_cs, ks, mode), **opts), dtype=bool)
+        drops = np.asarray(has_drop(knowledge, _mixture(n_c, n_cs, ks, mode), **opts), dtype=bool)
         ok = np.flatnonzero(~drops)
         k = int(ok[0]) if ok.size else None
         base = bool(drops[0])
@@ -213,4 +199,4 @@ def counterfactual_needed(
     if k is None:
         return dict(n_cf=None, fraction=np.nan, per_n=np.nan, counts=None, base_has_drop=base)
     total = n + k if mode == "add" else n
-    return dict(n_cf=k, fraction=k / total, per_n=k / n, counts=_mixture(n_c, n_cs, k, mode), base_has_drop=base)
+    return dict(n_cf=k, fraction=k / total, per_n=k / n, counts=tuple(_mixture(n_c, n_cs, k, mode)[:3]), base_has_drop=base)

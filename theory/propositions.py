@@ -26,6 +26,7 @@ from scipy.special import logsumexp
 
 from .closed_forms import initial_gradient_components, sigmoid, softmax
 from .embeddings import paper_embeddings, token_gram
+from .params import GroupCounts, Knowledge
 from .reduced import paper_points
 
 __all__ = [
@@ -39,30 +40,18 @@ __all__ = [
 ]
 
 
-def proposition2(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_s_seen,
-    n_cf=0,
-    delta_s=0.9,
-) -> dict:
-    """t = 0 θ-components of −∇_u L without and with n_s_seen seen S points (mean loss),
+def proposition2(knowledge: Knowledge, counts: GroupCounts) -> dict:
+    """t = 0 θ-components of −∇_u L without and with the counts' n_s_seen seen S points (mean loss),
     the S group's own contribution, and the sum-loss (n·component) view.
 
     Keys: theta_c_without, theta_s_without, theta_c_with, theta_s_with, theta_c_S,
     theta_s_S, sum_theta_c_without/with, sum_theta_s_without/with, raises_theta_s,
     theta_c_unchanged_sum, theta_c_sign_unchanged."""
-    args = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r)
-    without = initial_gradient_components(*args, n_c=n_c, n_cs=n_cs, n_cf=n_cf, delta_s=delta_s)
-    with_s = initial_gradient_components(*args, n_c=n_c, n_cs=n_cs, n_cf=n_cf, n_s_seen=n_s_seen, delta_s=delta_s)
-    n0 = n_c + n_cs + n_cf
-    n1 = n0 + n_s_seen
+    without_s = counts.replace(n_s_seen=0)
+    without = initial_gradient_components(knowledge, without_s)
+    with_s = initial_gradient_components(knowledge, counts)
+    n0 = without_s.total
+    n1 = counts.total
     out = dict(
         theta_c_without=without["theta_c"],
         theta_s_without=without["theta_s"],
@@ -110,27 +99,13 @@ def value_matrix(table, phi) -> np.ndarray:
     return phi @ g_inv @ table @ g_inv @ phi.T
 
 
-def proposition3(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_cf=0,
-    n_s_seen=0,
-    n_s_unseen=0,
-    delta_s=0.9,
-    lr: float = 1.0,
-    gaps=None,
-) -> dict:
+def proposition3(knowledge: Knowledge, counts: GroupCounts, lr: float = 1.0, gaps=None) -> dict:
     """One W_V step at attention `gaps` (default: t = 0, all gaps 0) on an explicit point set
     (`reduced.paper_points`). Returns the new table V', and for every C point the probability
     its subject's value column gives its answer, before (p_before) and after (p_after);
     holds = every C point's subject became more predictive of its answer."""
-    pts = paper_points(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf, n_s_seen, n_s_unseen, delta_s)
+    pts = paper_points(knowledge, counts)
+    n_subjects, n_answers = knowledge.n_subjects, knowledge.n_answers
     k = n_subjects + n_answers + 1
     gaps = np.zeros(len(pts["answers"])) if gaps is None else np.asarray(gaps, dtype=np.float64)
     w = attention_weights(pts["keys"], gaps, k)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .params import GroupCounts, Knowledge
 from .integrate import descend, flow, rate_function, recorded_steps
 from .reduced_outputs import class_outputs
 from .reduced_system import N_CLASSES, group_system, point_system
@@ -68,20 +69,7 @@ def general_flow(
     return _point_outputs(raw, test_inner is not None)
 
 
-def paper_points(
-    n_subjects: int,
-    n_answers: int,
-    delta_c: float,
-    delta_m: float,
-    o_c: float,
-    o_r: float,
-    n_c: int,
-    n_cs: int,
-    n_cf: int = 0,
-    n_s_seen: int = 0,
-    n_s_unseen: int = 0,
-    delta_s: float = 0.9,
-) -> dict:
+def paper_points(knowledge: Knowledge, counts: GroupCounts) -> dict:
     """An explicit point set for the general form: fresh tokens per point, the full K×K value
     table of Lemma 3, and the Gram matrix computed from the paper's embedding vectors (not
     from the group formulas). Points are ordered by group (GROUPS order); two held-out
@@ -90,10 +78,7 @@ def paper_points(
     Returns gram, v1, v2, answers, group (index into GROUPS), keys (n, 2) token ids,
     table, test_inner (2, n), test_keys (2, 2), test_v1, test_v2 (2, K), test_context,
     test_fact (2,). This is `relations.relation_points` with one relation."""
-    pts = relation_points(
-        n_subjects, n_answers, delta_c, delta_m, o_c, o_r,
-        np.array([[n_c, n_cs, n_cf, n_s_seen, n_s_unseen]]), 0.0, delta_s,
-    )
+    pts = relation_points(knowledge, np.array([list(counts)]), 0.0)
     keep = ("gram", "v1", "v2", "answers", "group", "keys", "table", "test_inner", "test_v1",
             "test_v2", "test_keys", "test_context", "test_fact")
     return {key: pts[key] for key in keep}
@@ -108,18 +93,8 @@ def _group_face(out: dict, shape: tuple) -> dict:
 
 
 def group_descent(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_cf=0,
-    n_s_seen=0,
-    n_s_unseen=0,
-    delta_s=0.9,
+    knowledge: Knowledge,
+    counts: GroupCounts,
     lr=1.0,
     steps: int = 300,
     record_every: int = 1,
@@ -134,12 +109,11 @@ def group_descent(
     peak_step, final_reliance, inversion (as `theory.summary.summarize`) and nonfinite_step
     (first step where a finite metric turned non-finite, −1: none) to arrays of the
     arguments' broadcast shape."""
-    arguments = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf, n_s_seen, n_s_unseen, delta_s, lr)
-    return _group_descent(arguments, steps, record_every, record, summarize=True)
+    return _group_descent(knowledge, counts, lr, steps, record_every, record, summarize=True)
 
 
-def _group_descent(arguments: tuple, steps: int, record_every: int, record: bool, summarize: bool):
-    system, layout = group_system(*arguments)
+def _group_descent(knowledge, counts, lr, steps: int, record_every: int, record: bool, summarize: bool):
+    system, layout = group_system(knowledge, counts, lr)
     recorded, summary = descend(system, int(steps), record_every, record, summarize)
     if summary is not None:
         summary = {key: np.asarray(value).reshape(layout.shape) for key, value in summary.items()}
@@ -151,26 +125,11 @@ def _group_descent(arguments: tuple, steps: int, record_every: int, record: bool
     return out, summary
 
 
-def group_trajectory(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_cf=0,
-    n_s_seen=0,
-    n_s_unseen=0,
-    delta_s=0.9,
-    lr=1.0,
-    steps: int = 300,
-) -> dict:
+def group_trajectory(knowledge: Knowledge, counts: GroupCounts, lr=1.0, steps: int = 300) -> dict:
     """Discrete GD (rate η = lr, mean loss) for the paper embeddings, one α per group.
 
-    Every numeric argument may be an array; they broadcast together (e.g. n_c and n_cs over
-    41 mixtures) and every output then has shape broadcast_shape + (steps + 1,). Index 0 is
+    Every field of the records and lr may be an array; they broadcast together (e.g. n_c and
+    n_cs over 41 mixtures) and every output then has shape broadcast_shape + (steps + 1,). Index 0 is
     the state before any update. Keys:
       step, time (= η·step), A (test gap), reliance (conflict M_C), attention_context (σ(A)),
       aligned_accuracy (p_c on an aligned held-out point),
@@ -181,23 +140,12 @@ def group_trajectory(
       −∇_u L_G, L_G = (1/n)Σ_{i∈G} ℓ_i (not multiplied by η; groups sum to
       neg_grad_theta_c / neg_grad_theta_s). Groups with zero count give NaN.
     """
-    arguments = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf, n_s_seen, n_s_unseen, delta_s, lr)
-    return _group_descent(arguments, steps, 1, True, summarize=False)[0]
+    return _group_descent(knowledge, counts, lr, steps, 1, True, summarize=False)[0]
 
 
 def group_flow(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    n_c,
-    n_cs,
-    n_cf=0,
-    n_s_seen=0,
-    n_s_unseen=0,
-    delta_s=0.9,
+    knowledge: Knowledge,
+    counts: GroupCounts,
     times=None,
     log_time: bool = True,
     rtol: float = 1e-11,
@@ -207,8 +155,7 @@ def group_flow(
     evaluated at `times` (t = η·steps). Same keys as `group_trajectory` (minus `step`), plus
     dA_dt (exact, from the right-hand side). log_time integrates in τ = ln(1 + t)."""
     times = np.arange(301, dtype=np.float64) if times is None else np.asarray(times, dtype=np.float64)
-    system, layout = group_system(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf, n_s_seen,
-                                  n_s_unseen, delta_s, 1.0)
+    system, layout = group_system(knowledge, counts, 1.0)
     if layout.shape != ():
         raise ValueError("group_flow takes scalar arguments")
     raw = flow(system, times, log_time, rtol, atol)
@@ -217,8 +164,7 @@ def group_flow(
     return out
 
 
-def group_rhs(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf=0, n_s_seen=0, n_s_unseen=0, delta_s=0.9):
+def group_rhs(knowledge: Knowledge, counts: GroupCounts):
     """(f, test_row, n): f(α) = dα/dt of the group flow, for integrators elsewhere."""
-    system, layout = group_system(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf, n_s_seen,
-                                  n_s_unseen, delta_s, 1.0)
+    system, layout = group_system(knowledge, counts, 1.0)
     return rate_function(system), system.test[0, :, 0], float(layout.n[0])

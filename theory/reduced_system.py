@@ -37,6 +37,7 @@ from scipy.special import logsumexp
 
 from .closed_forms import DISTINCT_INNER, SELF_INNER, TEST_INNER
 from .groups import GROUPS
+from .params import GroupCounts, Knowledge
 from .pretrained import logit, z0
 
 N_CLASSES = 5
@@ -162,14 +163,14 @@ def point_system(gram, v1, v2, answers, lr, test_inner=None) -> ReducedSystem:
 # ----------------------------------------------------------------------------- class forms
 
 
-def class_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_relations: int = 1, delta_s=0.9) -> dict:
+def class_columns(knowledge: Knowledge, n_relations: int = 1) -> dict:
     """Value columns compressed to the 5 output classes (subjects ×K_S, relations ×R, answer
-    c, other fact b, remaining answers ×(K_A − 2)), broadcast over the numeric arguments
+    c, other fact b, remaining answers ×(K_A − 2)), broadcast over the fields of `knowledge`
     (last axis = class). Keys: flat (an unmemorised subject, also every relation column),
     context (v(c)), mem_c / mem_b (a subject memorised at δ_M with fact c / b), seen (fact c
     at δ_S), logmult (log-multiplicity of each class)."""
     ks, ka, dc, dm, oc, orr, ds = np.broadcast_arrays(
-        *[np.asarray(a, dtype=np.float64) for a in (n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s)]
+        *[np.asarray(a, dtype=np.float64) for a in knowledge]
     )
     if np.any(ka < 2) or np.any(ks < 1):
         raise ValueError("need at least one subject and two answers")
@@ -245,12 +246,12 @@ class Layout(NamedTuple):
     overlap: np.ndarray  # (B,) γ
 
 
-def relation_system(knowledge, counts, n_relations=None, relation_overlap=0.0, delta_s=0.9,
+def relation_system(knowledge: Knowledge, counts, n_relations=None, relation_overlap=0.0,
                     lr=1.0) -> tuple[ReducedSystem, Layout]:
     """The class-form system of R relations with overlap γ, one unit per (relation, group).
 
-    knowledge: (K_S, K_A, δ_C, δ_M, o_c, o_r); counts (…, R, 5) group counts per relation
-    (GROUPS order); n_relations, if given, must equal R. The numeric arguments broadcast with
+    counts (…, R, 5): group counts per relation (GROUPS order); n_relations, if given, must
+    equal R. The fields of `knowledge` and the other numeric arguments broadcast with
     the leading axes of counts; the batch is their flattened broadcast shape."""
     counts = np.asarray(counts, dtype=np.float64)
     if counts.ndim < 2 or counts.shape[-1] != len(GROUPS):
@@ -260,16 +261,16 @@ def relation_system(knowledge, counts, n_relations=None, relation_overlap=0.0, d
         raise ValueError(f"n_relations = {n_relations} but counts has {n_rel} rows")
     if np.any(counts < 0):
         raise ValueError("counts must be non-negative")
-    scalars = [np.asarray(a, dtype=np.float64) for a in (*knowledge, relation_overlap, delta_s, lr)]
+    scalars = [np.asarray(a, dtype=np.float64) for a in (*knowledge, relation_overlap, lr)]
     shape = np.broadcast_shapes(counts.shape[:-2], *[a.shape for a in scalars])
-    ks, ka, dc, dm, oc, orr, gam, ds, eta = (np.broadcast_to(a, shape).reshape(-1) for a in scalars)
+    ks, ka, dc, dm, oc, orr, ds, gam, eta = (np.broadcast_to(a, shape).reshape(-1) for a in scalars)
     counts = np.broadcast_to(counts, shape + counts.shape[-2:]).reshape((-1, n_rel, 5))
     if np.any(gam < 0) or np.any(gam >= 1):
         raise ValueError("relation_overlap must lie in [0, 1)")
     n = counts.sum(axis=(-2, -1))
     if np.any(n <= 0):
         raise ValueError("need at least one training point")
-    cols = moving_classes(class_columns(ks, ka, dc, dm, oc, orr, n_rel, ds))
+    cols = moving_classes(class_columns(Knowledge(ks, ka, dc, dm, oc, orr, ds), n_rel))
     x1, x2, t1, t2 = group_key_columns(cols)  # (B, 5, C), (B, 2, C)
     gram, test = relation_group_gram(counts, gam)
     batch, classes = len(n), MOVING_CLASSES
@@ -295,11 +296,7 @@ def relation_system(knowledge, counts, n_relations=None, relation_overlap=0.0, d
     return system, Layout(tuple(shape), counts, n, eta, gam)
 
 
-def group_system(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_c, n_cs, n_cf=0, n_s_seen=0,
-                 n_s_unseen=0, delta_s=0.9, lr=1.0) -> tuple[ReducedSystem, Layout]:
-    """The class-form system of the paper's single relation: `relation_system` with R = 1,
-    the counts given per group (each may be an array; all arguments broadcast)."""
-    counts = np.stack(np.broadcast_arrays(*[np.asarray(c, dtype=np.float64)
-                                            for c in (n_c, n_cs, n_cf, n_s_seen, n_s_unseen)]), axis=-1)
-    return relation_system((n_subjects, n_answers, delta_c, delta_m, o_c, o_r), counts[..., None, :],
-                           None, 0.0, delta_s, lr)
+def group_system(knowledge: Knowledge, counts: GroupCounts, lr=1.0) -> tuple[ReducedSystem, Layout]:
+    """The class-form system of the paper's single relation: `relation_system` with R = 1
+    (every field of the records and lr may be an array; they all broadcast)."""
+    return relation_system(knowledge, counts.array()[..., None, :], None, 0.0, lr)

@@ -49,6 +49,7 @@ from .closed_forms import TEST_INNER
 from .embeddings import key_differences, paper_embeddings, relation_gram_matrix, relation_tokens
 from .groups import GROUPS, has_context
 from .integrate import descend, float64
+from .params import Knowledge
 from .pretrained import value_logit_table
 from .reduced_outputs import class_outputs
 from .reduced_system import (
@@ -97,17 +98,7 @@ def relation_gram(keys, relations, relation_overlap: float = 0.0, n_relations=No
     return (rows_k.T @ keys) * gamma_mat[np.ix_(rows_r, relations)]
 
 
-def relation_points(
-    n_subjects: int,
-    n_answers: int,
-    delta_c: float,
-    delta_m: float,
-    o_c: float,
-    o_r: float,
-    counts,
-    relation_overlap: float = 0.0,
-    delta_s: float = 0.9,
-) -> dict:
+def relation_points(knowledge: Knowledge, counts, relation_overlap: float = 0.0) -> dict:
     """An explicit point set for the general form with R = counts.shape[0] relations: fresh
     subject and answer tokens per point, the full K×K value table (K = K_S + K_A + R), key
     vectors from `paper_embeddings(..., R, γ)` and the Gram from `relation_gram`.
@@ -119,6 +110,7 @@ def relation_points(
     Returns gram, v1, v2, answers, group (index into GROUPS), relation, keys (n, 2) token
     ids, table, phi, test_inner (2R, n), test_keys (2R, 2), test_relation, test_v1,
     test_v2 (2R, K), test_context, test_fact."""
+    n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s = knowledge
     counts = np.asarray(counts, dtype=int)
     if counts.ndim != 2 or counts.shape[1] != len(GROUPS):
         raise ValueError("counts must have shape (n_relations, 5)")
@@ -207,10 +199,10 @@ def relation_points(
 # `theory.reduced_system`; the names stay importable from here.
 
 
-def relation_margins(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_relations: int = 1, delta_s=0.9) -> np.ndarray:
+def relation_margins(knowledge: Knowledge, n_relations: int = 1) -> np.ndarray:
     """Lemma 4 margins m_G = 4h_G(0) for the R-relation vocabulary, shape (…, 5) in GROUPS
     order (m_S_unseen = 0). For R = 1 these are `closed_forms.lemma4_margins`."""
-    cols = moving_classes(class_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_relations, delta_s))
+    cols = moving_classes(class_columns(knowledge, n_relations))
     x1, x2, _, _ = (np.moveaxis(x, (-2, -1), (0, 1)) for x in group_key_columns(cols))  # (5, C, …)
     answer = np.eye(MOVING_CLASSES)[ANSWER_CLASS].reshape((1, MOVING_CLASSES) + (1,) * (x1.ndim - 2))
     with float64():
@@ -219,16 +211,10 @@ def relation_margins(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_relati
 
 
 def relation_group_trajectory(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
+    knowledge: Knowledge,
     counts,
     n_relations=None,
     relation_overlap=0.0,
-    delta_s=0.9,
     lr=1.0,
     steps: int = 300,
 ) -> dict:
@@ -236,14 +222,13 @@ def relation_group_trajectory(
     frozen, R relations with overlap γ, one α per (relation, group).
 
     counts: (..., R, 5) group counts per relation (GROUPS order); n_relations, if given,
-    must equal R (relations with no points still count in the vocabulary). The numeric
-    arguments (knowledge, relation_overlap, delta_s, lr) broadcast with counts' leading axes.
+    must equal R (relations with no points still count in the vocabulary). The fields of
+    `knowledge`, relation_overlap and lr broadcast with counts' leading axes.
     Every output has shape batch + (R, steps + 1); axis −2 is the relation j. Keys: step,
     and those of `theory.reduced_outputs` (time = η·step, A, reliance, aligned_accuracy,
     alpha_G, gap_G, loss_G, attention_*, loss_S, u_theta_c/s, neg_grad_theta_c/s[_G]).
     For R = 1 this is `reduced.group_trajectory` (the same computation)."""
-    knowledge = (n_subjects, n_answers, delta_c, delta_m, o_c, o_r)
-    system, layout = relation_system(knowledge, counts, n_relations, relation_overlap, delta_s, lr)
+    system, layout = relation_system(knowledge, counts, n_relations, relation_overlap, lr)
     recorded, _ = descend(system, int(steps))
     steps_arr = np.arange(steps + 1)
     out = class_outputs(recorded, layout, layout.lr[:, None] * steps_arr)
@@ -252,18 +237,7 @@ def relation_group_trajectory(
     return {k: np.asarray(v).reshape(layout.shape + (n_rel, steps + 1)) for k, v in out.items()}
 
 
-def first_step_gaps(
-    n_subjects,
-    n_answers,
-    delta_c,
-    delta_m,
-    o_c,
-    o_r,
-    counts,
-    relation_overlap: float = 0.0,
-    delta_s: float = 0.9,
-    lr: float = 1.0,
-) -> dict:
+def first_step_gaps(knowledge: Knowledge, counts, relation_overlap: float = 0.0, lr: float = 1.0) -> dict:
     """The conflict test gap on each relation after one GD step, in closed form:
 
         A_j(1) = own_j + transfer_j,   own_j = (η/4n) c_j,
@@ -276,12 +250,12 @@ def first_step_gaps(
     counts = np.asarray(counts, dtype=np.float64)
     n_rel = counts.shape[0]
     gamma = relation_overlap if n_rel > 1 else 0.0
-    m = relation_margins(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_rel, delta_s)
+    m = relation_margins(knowledge, n_rel)
     n = counts.sum()
     c = counts @ (TEST_INNER * m)
     own = lr / (4.0 * n) * c
     transfer = gamma * lr / (4.0 * n) * (c.sum() - c)
-    cols = moving_classes(class_columns(n_subjects, n_answers, delta_c, delta_m, o_c, o_r, n_rel, delta_s))
+    cols = moving_classes(class_columns(knowledge, n_rel))
     _, _, t1, t2 = group_key_columns(cols)
 
     def reliance(a):
