@@ -54,8 +54,26 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
+LONG_LIST = 100
+"""Lists longer than this at the top level of a JSON file (a sweep's "points") are written
+one item per line."""
+
+
 def json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+    """`obj` as sorted, indented JSON, except that a long top-level list is written one
+    compact item per line: the C encoder then does the work, 20x faster than indenting every
+    field of 10^4 sweep points, and the file still reads (and diffs) one point per line."""
+    if not isinstance(obj, dict) or not any(isinstance(v, list) and len(v) > LONG_LIST for v in obj.values()):
+        return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
+    entries = []
+    for key in sorted(obj):
+        value = obj[key]
+        if isinstance(value, list) and len(value) > LONG_LIST:
+            text = "[\n" + ",\n".join("    " + json.dumps(item, sort_keys=True) for item in value) + "\n  ]"
+        else:
+            text = json.dumps(value, indent=2, sort_keys=True).replace("\n", "\n  ")
+        entries.append(f"  {json.dumps(key)}: {text}")
+    return ("{\n" + ",\n".join(entries) + "\n}\n").encode()
 
 
 def check_out_dir(path: str | Path, flag: str = "--out") -> None:

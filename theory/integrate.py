@@ -128,7 +128,9 @@ def descend(system: ReducedSystem, steps: int, record_every: int = 1, record: bo
         raise ValueError(f"need steps >= 0 and record_every >= 1, got {steps} and {record_every}")
     batch = system.batch
     with float64():
-        parts = [_descend_compiled(jax.tree_util.tree_map(jnp.asarray, part), int(steps), int(record_every),
+        # NumPy leaves go to the compiled function as they are (jnp.asarray of each would run
+        # one eager operation per leaf and slice, about a second for 10^4 points).
+        parts = [_descend_compiled(jax.tree_util.tree_map(np.asarray, part), int(steps), int(record_every),
                                    bool(record), bool(summarize))
                  for part in _slices(system, min(batch, SLICE_POINTS))]
         recorded = summary = None
