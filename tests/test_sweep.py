@@ -1,5 +1,6 @@
 """`cpi sweep`: grid specs, one vmapped computation per shape group, agreement with `run`,
-results on disk and their reuse."""
+results on disk and their reuse. (A little over 400 lines: one test per sweep behaviour,
+sharing this file's small grids.)"""
 
 from __future__ import annotations
 
