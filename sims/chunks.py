@@ -29,7 +29,7 @@ from . import config as cfg
 from . import engine, optimizers, packing
 from .budget import recorded_bytes, world_bytes
 from .config import Config
-from .world import build_world
+from .world import build_world, embedding_key
 
 CACHE_VERSION = 3
 """Part of every chunk's cache key; bump it when the simulator's numbers change."""
@@ -175,8 +175,8 @@ def _full_chunk(configs, size, record_every, record, progress):
     steps, dtype = first.train.steps, first.train.dtype
     n = len(configs)
     worlds = [build_world(c) for c in configs]
-    overlaps = {c.world.relation_overlap for c in configs}
-    shared_axis = None if len(overlaps) == 1 else 0  # the embeddings differ only through γ
+    overlaps = {embedding_key(c) for c in configs}
+    shared_axis = None if len(overlaps) == 1 else 0  # the embeddings differ (γ, or random draws)
     shared = packing.pack_shared(worlds[0], dtype) if shared_axis is None else _stack(
         [packing.pack_shared(w, dtype) for w in worlds])
     train_values = first.train.value_lr > 0  # one shape group: the same for every point
@@ -218,6 +218,10 @@ def reduced_engine_problem(config: Config) -> str | None:
     when `--engine reduced` computes it exactly."""
     if config.train.value_lr > 0:
         return f"train.value_lr = {config.train.value_lr:g} trains W_V, and the reduction needs W_V frozen (0)"
+    if config.world.embeddings != "paper":
+        return (f"world.embeddings = {config.world.embeddings!r}: the group form needs the paper's symmetric "
+                "embeddings (all points of a group interchangeable); `cpi theory` gives the exact per-point "
+                "prediction for random embeddings")
     if config.world.n_relations > 1:
         return (f"world.n_relations = {config.world.n_relations}: the reduced engine records the per-group "
                 "metrics of one relation only")

@@ -34,6 +34,8 @@ class World:
     n_answers: int = PAPER_KNOWLEDGE.n_answers
     n_relations: int = 1
     relation_overlap: float = 0.0
+    embeddings: str = "paper"
+    dim: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ EXACT_OPTIMIZERS = ("gd", "sgd")
 """Optimizers whose update is a linear function of the gradients, so that the fast engine
 runs them exactly in token coordinates; adam and adamw run on the generic d×d engine."""
 
+EMBEDDINGS = ("paper", "random")
+"""world.embeddings: the paper's orthonormal construction, or Gaussian unit vectors in R^dim."""
+
 SEED_NOTE = (
     "under the paper's embeddings every subject and every answer token is interchangeable, so "
     "the seed only relabels tokens and every seed gives the same numbers"
@@ -110,6 +115,14 @@ KEYS: dict[str, KeySpec] = {
     "world.n_relations": KeySpec((1, math.inf, True, False), "R: relations (tasks), one query token each"),
     "world.relation_overlap": KeySpec(
         (0.0, 1.0, True, False), "γ: the relations share one direction with overlap γ (0: orthonormal)"),
+    "world.embeddings": KeySpec(
+        EMBEDDINGS, "paper: the paper's orthonormal directions (Assumptions 2-4); random: the directions s̃, c̃, "
+                    "θ_S, θ_C, φ(r) are independent Gaussian unit vectors in R^dim drawn from train.seed, "
+                    "with the same ½/½ mix (dim → ∞ recovers the paper)"),
+    "world.dim": KeySpec(
+        (0, math.inf, True, False), "d: embedding dimension of random embeddings, >= 2 (0: the paper's "
+                                    "K_S + K_A + 3 + ...); below K tokens W_V realises the Lemma 3 table in "
+                                    "least squares only (summary.json: value_table_error)"),
     "knowledge.delta_c": KeySpec(_OPEN_UNIT, "δ_C: probability a context token's value gives to itself"),
     "knowledge.delta_m": KeySpec(_OPEN_UNIT, "δ_M: probability a memorised subject's value gives to its fact"),
     "knowledge.delta_s": KeySpec(_OPEN_UNIT, "probability for the subjects of seen fact-recall (S) points"),
@@ -134,7 +147,8 @@ KEYS: dict[str, KeySpec] = {
     "train.steps": KeySpec((1, math.inf, True, False), "optimizer steps"),
     "train.value_lr": KeySpec((0.0, math.inf, True, False), "step size on W_V (0 keeps W_V frozen, as the theory assumes)"),
     "train.seed": KeySpec((0, 2**32 - 1, True, True),
-                          "seed of the token draw and of the minibatches; " + SEED_NOTE + " (minibatches aside)"),
+                          "seed of the token draw, the minibatches and random embeddings; " + SEED_NOTE
+                          + " (minibatches and world.embeddings = 'random' aside)"),
     "train.dtype": KeySpec(("float64", "float32"), "floating-point precision of training"),
     "train.optimizer": KeySpec(
         OPTIMIZERS, "gd: gradient descent (the theory's); sgd: with momentum and minibatches; adam, adamw "
@@ -196,9 +210,10 @@ def keys_markdown() -> str:
 
 
 def seeds_matter(config: "Config") -> bool:
-    """Whether train.seed can change any number of `config`: under the paper's embeddings
-    (`SEED_NOTE`) only through the minibatches it draws."""
-    return config.train.batch_size > 0
+    """Whether train.seed can change any number of `config`: through the minibatches it
+    draws, or through random embeddings; under the paper's embeddings nothing else
+    (`SEED_NOTE`)."""
+    return config.train.batch_size > 0 or config.world.embeddings == "random"
 
 
 def _describe_range(key: str) -> str:
@@ -319,6 +334,17 @@ def _check_optimizer(config: Config) -> None:
             f"[1, {n}] (the training points after filtering)")
 
 
+def _check_embeddings(w: World) -> None:
+    if w.embeddings == "paper" and w.dim != 0:
+        raise ConfigError(
+            f"world.dim = {w.dim} needs world.embeddings = 'random' (the paper's embeddings have their own "
+            "dimension); set world.dim = 0 or world.embeddings = 'random'")
+    if w.embeddings == "random" and w.dim == 1:
+        raise ConfigError(
+            "world.dim = 1 is too small for random embeddings; expected 0 (the paper's dimension) or an "
+            "integer >= 2")
+
+
 def validate(config: Config, keys=None) -> Config:
     """Check the type and range of every value (or of the values of `keys` only, when the
     rest are known to be valid) and the consistency of the whole config; return it."""
@@ -344,6 +370,7 @@ def validate(config: Config, keys=None) -> Config:
             f"world.relation_overlap = {w.relation_overlap:g} needs world.n_relations >= 2 "
             "(one relation has nothing to overlap with); set it to 0"
         )
+    _check_embeddings(w)
     if m.counterfactual_relation > w.n_relations:
         raise ConfigError(
             f"mixture.counterfactual_relation = {m.counterfactual_relation} is out of range; "

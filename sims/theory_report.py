@@ -16,7 +16,8 @@ from theory.relations import relation_margins
 from theory.summary import summarize
 
 from .config import Config
-from .theory_inputs import counts_of, knowledge_of, reduced_trajectory
+from .theory_inputs import counts_of, initial_direction, knowledge_of, point_trajectory, reduced_trajectory
+from .world import build_world
 
 
 def _finite_or_none(x) -> float | None:
@@ -24,7 +25,75 @@ def _finite_or_none(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def inexact_reasons(config: Config) -> list[str]:
+    """Why the reduced dynamics is not an identity for `config` (empty: it is exact). The
+    reduction u = Σ α_i k_i, g = Gram·α needs W_V frozen and full-batch gradient descent
+    without momentum or weight decay; any embeddings do."""
+    t = config.train
+    reasons = []
+    if t.optimizer not in ("gd", "sgd") or t.momentum > 0:
+        reasons.append(f"train.optimizer = {t.optimizer!r}" + (f" with momentum {t.momentum:g}" if t.momentum else "")
+                       + ": the update is not the gradient step the reduction follows")
+    if t.batch_size > 0:
+        reasons.append(f"train.batch_size = {t.batch_size}: minibatches, not the full-batch gradient")
+    if t.weight_decay > 0:
+        reasons.append(f"train.weight_decay = {t.weight_decay:g}: the decay adds a term outside the reduction")
+    if t.value_lr > 0:
+        reasons.append(f"train.value_lr = {t.value_lr:g}: W_V trains, the reduction needs it frozen")
+    return reasons
+
+
+def nearest_exact(config: Config) -> Config:
+    """`config` with full-batch gradient descent at its train.lr, W_V frozen, no weight decay:
+    the nearest config whose reduced dynamics is exact."""
+    import dataclasses
+
+    train = dataclasses.replace(config.train, optimizer="gd", batch_size=0, momentum=0.0, weight_decay=0.0,
+                                value_lr=0.0)
+    return dataclasses.replace(config, train=train)
+
+
 def theory_report(config: Config) -> dict:
+    """The report of `config`: `paper_report` for the paper's embeddings, `random_report` for
+    random ones, with `exact` (whether the prediction is an identity for this config) and
+    `inexact_reasons` (why not); when not exact the prediction is that of `nearest_exact`."""
+    reasons = inexact_reasons(config)
+    report = (paper_report if config.world.embeddings == "paper" else random_report)(config)
+    report.update(exact=not reasons, inexact_reasons=reasons)
+    return report
+
+
+def random_report(config: Config) -> dict:
+    """For random embeddings: the Lemma 3 table's achieved error, the config's own margins,
+    initial drift, initial direction and ρ* (`theory_inputs.initial_direction`), and the
+    exact per-point prediction (`theory_inputs.point_trajectory`) of the nearest exact config.
+    The paper's closed forms that need its embeddings (η*, regime, long-time law) are None."""
+    exact_config = nearest_exact(config)
+    world = build_world(exact_config)
+    counts = counts_of(config)
+    n = sum(counts)
+    start = initial_direction(exact_config, world)
+    trajectory = point_trajectory(exact_config, world=world)
+    report = {
+        "embeddings": "random",
+        "dim": int(world.embed.shape[0]),
+        "value_table_error": world.value_table_error,
+        "Z0": float(paper_quantities(knowledge_of(config))["Z0"]),
+        **start,
+        "rho": counts.n_c / n,
+        "n_train_after_filter": n,
+        "eta_star": None,
+        "regime": None,
+        "counts": counts._asdict(),
+        "values_frozen": config.train.value_lr == 0,
+        **summarize(np.asarray(trajectory["reliance"])),
+    }
+    for j in range(1, config.world.n_relations + 1 if config.world.n_relations > 1 else 1):
+        report[f"final_reliance_r{j}"] = float(trajectory[f"reliance_r{j}"][-1])
+    return report
+
+
+def paper_report(config: Config) -> dict:
     """Closed forms (Z0, m_C, m_CS, ρ*, Lemma 5-6 checks, η*), the regime of the gradient
     flow, the long-time law, and the reduced-dynamics prediction of `cpi run`'s summary.
 
@@ -73,8 +142,46 @@ def theory_report(config: Config) -> dict:
     return report
 
 
+def _format_random(report: dict) -> list[str]:
+    def num(x, fmt=".6f"):
+        return "n/a" if x is None else format(x, fmt)
+
+    return [
+        f"random embeddings in R^{report['dim']}: the Lemma 3 value table is realised to within "
+        f"{report['value_table_error']:.3g} (max |Phi^T W_V Phi - V|)",
+        f"this world's own margins (Lemma 4, mean per group): m_C = {num(report['m_C'])}, "
+        f"m_CS = {num(report['m_CS'])}, m_CF = {num(report['m_CF'])}",
+        f"  initial drift of the test gap dA/dt(0) = {report['initial_drift']:.6g}: context reliance starts "
+        f"to {report['initial_direction']}",
+        f"  rho* = {num(report['rho_star'])} (from this world's pushes of C and C+S points); this mixture has "
+        f"rho = {report['rho']:.4g}",
+        "  (eta*, the regime and the long-time law are closed forms of the paper's embeddings: n/a)",
+    ]
+
+
 def format_report(report: dict, config: Config) -> str:
     """The human-readable form of `theory_report`."""
+    lines = _format_random(report) if report.get("embeddings") == "random" else _format_paper(report)
+    form = "per-point form, one alpha per point" if report.get("embeddings") == "random" else "group form"
+    if report["exact"]:
+        lines.append(f"exact reduced-dynamics prediction ({form}) at lr {config.train.lr:g}, "
+                     f"{config.train.steps} steps:")
+    else:
+        lines += [
+            "no exact prediction for this config: " + "; ".join(report["inexact_reasons"]) + ".",
+            f"nearest exact prediction (full-batch gd at lr {config.train.lr:g}, W_V frozen, no weight decay; "
+            f"{form}), {config.train.steps} steps, to compare with:",
+        ]
+    lines.append(
+        f"  initial {report['initial_reliance']:.4f} -> peak {report['peak_reliance']:.4f} at step "
+        f"{report['peak_step']} -> final {report['final_reliance']:.4f}; inversion: "
+        f"{'yes' if report['inversion'] else 'no'}")
+    for j in range(1, config.world.n_relations + 1 if config.world.n_relations > 1 else 1):
+        lines.append(f"  relation {j}: final {report[f'final_reliance_r{j}']:.4f}")
+    return "\n".join(lines)
+
+
+def _format_paper(report: dict) -> list[str]:
     eta = report["eta_star"]
     lines = [
         f"closed forms (Lemmas 3-6): Z0 = {report['Z0']:.6g}, m_C = {report['m_C']:.6f}, "
@@ -91,14 +198,4 @@ def format_report(report: dict, config: Config) -> str:
             f"  long-time law of the test attention gap: A(t) ~ {report['long_time_slope']:.4g} ln t"
             f" + {report['long_time_constant']:.4g}  (t = lr x steps)"
         )
-    lines += [
-        f"reduced-dynamics prediction at lr {config.train.lr:g}, {config.train.steps} steps:",
-        f"  initial {report['initial_reliance']:.4f} -> peak {report['peak_reliance']:.4f} at step "
-        f"{report['peak_step']} -> final {report['final_reliance']:.4f}; inversion: "
-        f"{'yes' if report['inversion'] else 'no'}",
-    ]
-    for j in range(1, config.world.n_relations + 1 if config.world.n_relations > 1 else 1):
-        lines.append(f"  relation {j}: final {report[f'final_reliance_r{j}']:.4f}")
-    if not report["values_frozen"]:
-        lines.append("  note: train.value_lr > 0; these predictions assume W_V frozen")
-    return "\n".join(lines)
+    return lines

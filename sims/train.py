@@ -100,6 +100,8 @@ def run(config: Config, progress: bool = False, record_every: int = 1) -> RunRes
         else:
             values, summary, state = generic_run(world, config, hyper, record_every, bar.advance_to)
     check_finite(summary.pop("nonfinite_step"), config)
+    if world.value_table_error is not None:  # random embeddings: how well W_V realises Lemma 3's table
+        summary["value_table_error"] = world.value_table_error
     skip = absent_metrics(world)
     metrics = {k: np.asarray(v) for k, v in values.items() if k not in skip}
     metrics["step"] = engine.recorded_steps(steps, record_every)

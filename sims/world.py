@@ -13,12 +13,12 @@ paper assumes); subject-only points [s, r] leave the context slot masked and see
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-from theory.embeddings import paper_embeddings, theta_directions
+from theory.embeddings import paper_embeddings, random_embeddings, theta_directions
 from theory.groups import GROUPS as THEORY_GROUPS
 from theory.groups import TRAINING_GROUP_OF, TRAINING_GROUPS, training_index
 from theory.pretrained import value_logit_table
@@ -60,11 +60,16 @@ class World:
     test: Points  # conflict points: s memorised with fact a, context c ≠ a
     aligned: Points  # held-out points whose context is the memorised fact
     n_relations: int = 1
+    value_table_error: float | None = None  # random embeddings: max |Φᵀ W_V Φ − V| (None: paper's)
+    values_core: np.ndarray | None = field(default=None, repr=False)  # random: C with W_V = Φ C Φᵀ
 
     @cached_property
     def w_v(self) -> np.ndarray:
-        """(d, d) the pretrained value matrix, built from the table (`pretrained_values`);
-        computed on first use (a sweep's fast engine needs only `value_table`)."""
+        """(d, d) the pretrained value matrix, built from the table (`pretrained_values`), or
+        Φ C Φᵀ for random embeddings (`random_values`); computed on first use (a sweep's fast
+        engine needs only `value_table`)."""
+        if self.values_core is not None:
+            return self.embed @ self.values_core @ self.embed.T
         return pretrained_values(self.embed, self.value_table)
 
     @property
@@ -78,6 +83,36 @@ def pretrained_values(embed: np.ndarray, table: np.ndarray) -> np.ndarray:
     gram = embed.T @ embed
     core = np.linalg.solve(gram, np.linalg.solve(gram, table.T).T)  # G⁻¹ V G⁻¹ (G symmetric)
     return embed @ core @ embed.T
+
+
+def random_values(embed: np.ndarray, table: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The pretrained W_V = Φ C Φᵀ of arbitrary embeddings Φ (d × K) that realises the Lemma 3
+    table V (K × K) on the tokens as well as it can: C = G⁺ V G⁺ with G = ΦᵀΦ, the
+    minimum-norm least-squares solution of Φᵀ W_V Φ = V (C = G⁻¹ V G⁻¹ when Φ has full
+    column rank, d ≥ K, and then Φᵀ W_V Φ = V up to rounding).
+
+    Returns (C, T, error): the achieved table T = Φᵀ W_V Φ = G C G, and its worst deviation
+    max |T − V|. When Φ has full column rank T is V itself (the deviation is rounding),
+    so the engine's output classes stay those of V."""
+    gram = embed.T @ embed
+    k = gram.shape[0]
+    full_rank = embed.shape[0] >= k and np.linalg.matrix_rank(embed) == k
+    if full_rank:
+        core = np.linalg.solve(gram, np.linalg.solve(gram, table.T).T)
+    else:
+        g_plus = np.linalg.pinv(gram, rcond=1e-10, hermitian=True)
+        core = g_plus @ table @ g_plus
+    achieved = gram @ core @ gram
+    error = float(np.max(np.abs(achieved - table)))
+    return core, (table if full_rank else achieved), error
+
+
+def embedding_key(config: Config) -> tuple:
+    """What the embeddings of `config` depend on: equal keys, equal Φ (for a given vocabulary)."""
+    w = config.world
+    if w.embeddings == "paper":
+        return ("paper", w.relation_overlap)
+    return ("random", w.relation_overlap, w.dim, config.train.seed)
 
 
 def vocabulary_needs(config: Config) -> tuple[int, int]:
@@ -220,15 +255,25 @@ def filter_points(points: Points, table: np.ndarray, fraction: float) -> Points:
 
 
 def build_world(config: Config) -> World:
-    """The world of `config`: paper embeddings, allocated points, pretrained W_V, and the
-    training set after filtering (`mixture.filter`)."""
+    """The world of `config`: its embeddings (the paper's, or random ones drawn from
+    train.seed), allocated points, pretrained W_V, and the training set after filtering
+    (`mixture.filter`, by the achieved table)."""
     k, w = config.knowledge, config.world
     train, test, aligned, fact, strength = allocate_points(config)
-    embed = paper_embeddings(w.n_subjects, w.n_answers, w.n_relations, w.relation_overlap)
-    theta_c, theta_s = theta_directions(w.n_subjects, w.n_answers, w.n_relations)
     table = value_logit_table(
         w.n_subjects, w.n_answers, k.o_c, k.o_r, k.delta_c, fact, strength, n_relations=w.n_relations
     )
+    extra = {}
+    if w.embeddings == "random":
+        # a stream of its own, so the token draw of allocate_points is the paper's
+        rng = np.random.default_rng([config.train.seed, 1])
+        embed, theta_c, theta_s = random_embeddings(
+            w.n_subjects, w.n_answers, w.n_relations, w.relation_overlap, w.dim, rng)
+        core, table, error = random_values(embed, table)
+        extra = dict(value_table_error=error, values_core=core)
+    else:
+        embed = paper_embeddings(w.n_subjects, w.n_answers, w.n_relations, w.relation_overlap)
+        theta_c, theta_s = theta_directions(w.n_subjects, w.n_answers, w.n_relations)
     if config.mixture.filter > 0:
         train = filter_points(train, table, config.mixture.filter)
     return World(
@@ -240,4 +285,5 @@ def build_world(config: Config) -> World:
         test=test,
         aligned=aligned,
         n_relations=w.n_relations,
+        **extra,
     )

@@ -104,3 +104,34 @@ def token_gram(n_subjects: int, n_answers: int, n_relations: int = 1, relation_o
 def key_differences(phi: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Columns k_i = φ(first_i) − φ(second_i) for the two visible keys of each point."""
     return phi[:, np.asarray(first)] - phi[:, np.asarray(second)]
+
+
+def random_embeddings(n_subjects: int, n_answers: int, n_relations: int = 1, relation_overlap: float = 0.0,
+                      dim: int = 0, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(Φ, θ_C, θ_S) with every direction an independent Gaussian unit vector of R^dim:
+    the own directions s̃_j, c̃_j, the shared θ_S, θ_C, and per relation e_{r_j} (and θ_R
+    when R > 1), mixed as in `paper_embeddings`:
+
+        φ(s) = (s̃ + θ_S)/√2,   φ(c) = (c̃ + θ_C)/√2,   φ(r_j) = √(1−γ) e_{r_j} + √γ θ_R.
+
+    Distinct directions overlap by O(1/√dim), so dim → ∞ recovers the paper's Gram matrix
+    (`token_gram`). dim = 0 takes the paper's dimension (`embedding_dim`). Directions are drawn
+    in the order s̃, c̃, θ_S, θ_C, e_r, θ_R, one dim-vector each, from `rng`."""
+    _check_relations(n_relations, relation_overlap)
+    dim = int(dim) or embedding_dim(n_subjects, n_answers, n_relations)
+    if dim < 2:
+        raise ValueError(f"dim must be >= 2 for random embeddings, got {dim}")
+    rng = np.random.default_rng(0) if rng is None else rng
+    n_dirs = n_subjects + n_answers + 2 + n_relations + (1 if n_relations > 1 else 0)
+    dirs = rng.standard_normal((n_dirs, dim))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    s_own, rest = dirs[:n_subjects], dirs[n_subjects:]
+    c_own, rest = rest[:n_answers], rest[n_answers:]
+    theta_s, theta_c, rest = rest[0], rest[1], rest[2:]
+    h = np.sqrt(0.5)
+    columns = [h * (s_own + theta_s), h * (c_own + theta_c)]
+    if n_relations == 1:
+        columns.append(rest[:1])
+    else:
+        columns.append(np.sqrt(1.0 - relation_overlap) * rest[:n_relations] + np.sqrt(relation_overlap) * rest[n_relations])
+    return np.concatenate(columns).T.copy(), theta_c.copy(), theta_s.copy()

@@ -27,6 +27,7 @@ Two forms, one system (`theory.reduced_system`), one integrator (`theory.integra
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import logsumexp
 
 from .params import GroupCounts, Knowledge
 from .integrate import descend, flow, rate_function, recorded_steps
@@ -34,7 +35,7 @@ from .reduced_outputs import class_outputs
 from .reduced_system import N_CLASSES, group_system, point_system
 from .relations import relation_points
 
-__all__ = ["general_trajectory", "general_flow", "paper_points", "group_trajectory", "group_descent",
+__all__ = ["general_trajectory", "general_flow", "paper_points", "point_readout", "initial_margins", "group_trajectory", "group_descent",
            "group_flow", "group_rhs", "N_CLASSES"]
 
 # ----------------------------------------------------------------------------- general form
@@ -58,6 +59,41 @@ def general_trajectory(gram, v1, v2, answers, lr: float, steps: int, test_inner=
     drive, loss, and test_gaps (steps+1, m) if test_inner is given."""
     recorded, _ = descend(point_system(gram, v1, v2, answers, lr, test_inner), int(steps))
     return _point_outputs(recorded, test_inner is not None)
+
+
+def point_readout(gaps, v1, v2, answers, facts=None) -> dict:
+    """What a model with frozen W_V predicts on points of attention gap g (…, m) between
+    their two visible keys, value columns v1, v2 (m, K) and target tokens `answers` (m,):
+
+        z = σ(g) v1 + σ(−g) v2,   p = softmax(z).
+
+    Returns attention σ(g) (on the first key), p_answer = p_a, loss −log p_a, and with
+    `facts` (m,) reliance = p_a / (p_a + p_b) = σ(z_a − z_b) (M_C of a conflict point whose
+    subject was memorised with b), each of shape (…, m)."""
+    gaps = np.asarray(gaps, dtype=np.float64)
+    v1, v2 = np.asarray(v1, dtype=np.float64), np.asarray(v2, dtype=np.float64)
+    s = 0.5 * (1.0 + np.tanh(0.5 * gaps))  # σ(g)
+    sn = 0.5 * (1.0 - np.tanh(0.5 * gaps))
+    z = s[..., None] * v1 + sn[..., None] * v2  # (…, m, K)
+    idx = np.arange(v1.shape[0])
+    answers = np.asarray(answers, dtype=int)
+    log_p = z - logsumexp(z, axis=-1, keepdims=True)
+    out = dict(attention=s, p_answer=np.exp(log_p[..., idx, answers]), loss=-log_p[..., idx, answers])
+    if facts is not None:
+        diff = z[..., idx, answers] - z[..., idx, np.asarray(facts, dtype=int)]
+        out["reliance"] = 0.5 * (1.0 + np.tanh(0.5 * diff))
+    return out
+
+
+def initial_margins(v1, v2, answers) -> np.ndarray:
+    """The Lemma 4 margins m_i = ⟨v1_i − v2_i, e_{a_i} − p_i(0)⟩, p_i(0) = softmax(½v1_i + ½v2_i),
+    of points with value columns v1, v2 (n, K): the initial drive is h_i(0) = m_i / 4."""
+    v1, v2 = np.asarray(v1, dtype=np.float64), np.asarray(v2, dtype=np.float64)
+    z = 0.5 * (v1 + v2)
+    p = np.exp(z - logsumexp(z, axis=-1, keepdims=True))
+    d = v1 - v2
+    idx = np.arange(len(d))
+    return d[idx, np.asarray(answers, dtype=int)] - np.sum(d * p, axis=-1)
 
 
 def general_flow(

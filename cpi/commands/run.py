@@ -44,6 +44,14 @@ def cmd_run(args) -> int:
     check_record_every(args.record_every)
     check_run_budget(config, args.record_every)
     print(f"cpi run: {describe_run(config)}", file=sys.stderr)
+    if config.world.embeddings == "random":
+        from sims.world import build_world
+
+        world = build_world(config)
+        print(f"  random embeddings in R^{world.embed.shape[0]} (seed {config.train.seed}, {world.embed.shape[1]} "
+              f"tokens): the Lemma 3 value table is realised to within {world.value_table_error:.3g} "
+              f"(max |Φᵀ W_V Φ − V|{'' if world.embed.shape[0] >= world.embed.shape[1] else ', least squares: dim < K'})",
+              file=sys.stderr)
     need = run_bytes(config, args.record_every)
     if need > MEMORY_NOTE_BYTES:
         print(f"  memory: about {human_bytes(need)} (of {human_bytes(available_memory())} available)", file=sys.stderr)

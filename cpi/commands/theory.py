@@ -13,7 +13,11 @@ def add_parser(subparsers):
         description=(
             "Print the paper's closed forms for a config (Z0, the Lemma 4 margins, rho*, Lemmas 5-6, "
             "eta*), the regime of the gradient flow, the long-time law of the test attention gap, and "
-            "the exact reduced-dynamics prediction of `cpi run`'s summary. Writes nothing."
+            "the exact reduced-dynamics prediction of `cpi run`'s summary. With world.embeddings = 'random' "
+            "the closed forms of the paper's embeddings give way to that world's own margins, initial drift "
+            "and rho*, and the prediction is the exact per-point form. Where nothing is exact (adam, "
+            "minibatches, momentum, weight decay, a W_V that trains) it says so and prints the nearest exact "
+            "prediction (full-batch gd, W_V frozen) to compare with. Writes nothing."
         ),
     )
     add_config_arguments(parser)
