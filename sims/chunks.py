@@ -31,7 +31,7 @@ from .budget import recorded_bytes, world_bytes
 from .config import Config
 from .world import build_world, embedding_key
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 """Part of every chunk's cache key; bump it when the simulator's numbers change."""
 
 CHUNK_BYTES = 512 * 2**20
@@ -249,7 +249,9 @@ def reduced_chunk(configs, record_every: int, record: bool,
                   progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """The chunk's points by the exact group recursion, in the full engine's output format:
     the summary of every step is folded inside the theory's compiled scan, and only the
-    recorded steps (none when not `record`) come back from it."""
+    recorded steps (none when not `record`) come back from it. The accuracies come from the
+    theory's argmax per group (`theory.reduced_system.chosen`): counterfactual_accuracy and
+    parametric_accuracy of the conflict point, train_accuracy = Σ_G n_G accuracy_G / n."""
     from theory.params import GroupCounts, Knowledge
     from theory.reduced import group_descent
 

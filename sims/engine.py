@@ -25,6 +25,13 @@ w_iy (θᵀ∇ℓ_i φ(r_1) = Σ_y w_iy θᵀφ(y) Γ[j_i, 1]) instead of extra 
 The tests check this engine against the generic d×d model to 1e-12 in float64 (W_V frozen
 and trained, several relations, CF and S points, filtering).
 
+Accuracies (the paper's Figure 2 and 1a). A point's argmax is its target token y when z_y
+exceeds every other token's logit by more than `tie_tolerance` (a token tied with another at
+the top counts as not chosen). With W_V frozen the softmax runs over output classes of
+tokens with equal logits, so the target is chosen when its class holds it alone and its
+logit exceeds every other present class's; the accuracies come from the logits z the loss
+already has.
+
 Recording. Metrics are computed at every step (step t: before update t+1; the last one after
 the last update) and folded into the reliance summary and the first non-finite step
 (`theory.summary`); they are recorded at steps 0, N, 2N, ... and at the last step for a
@@ -41,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory.groups import TRAINING_GROUPS, has_context
+from theory.reduced_system import ARGMAX_TOLERANCE
 from theory.summary import fold_finish, fold_init, fold_update
 
 from . import optimizers
@@ -136,6 +144,32 @@ def _outputs(points: Points, prepared: Prepared, table) -> Outputs:
                    jax.nn.one_hot(points.test_fact, k, dtype=table.dtype))
 
 
+ACCURACY_METRICS = ("counterfactual_accuracy", "parametric_accuracy", "train_accuracy")
+"""The paper's accuracies: the fraction of conflict test points whose argmax is the context's
+answer (counterfactual) or the memorised fact (parametric), and of training points whose
+argmax is their answer (train)."""
+
+
+def tie_tolerance(dtype) -> float:
+    """By how much the chosen token's logit must exceed every other's: ARGMAX_TOLERANCE
+    (`theory.reduced_system`) in float64, 1e-4 in float32 (its rounding is about 1e-6)."""
+    return ARGMAX_TOLERANCE if np.dtype(dtype) == np.float64 else 1e-4
+
+
+def chosen(z, target, log_mult=None):
+    """1.0 where the target (one-hot over classes, (N, C)) is the argmax of the class logits z
+    (N, C): its class holds one token (log-multiplicity 0) and z_target exceeds the logit of
+    every other class that has tokens by more than `tie_tolerance`; else 0.0 (a tie at the top
+    is not chosen). log_mult None: every class is one token."""
+    other = jnp.where(target > 0, -jnp.inf, z)
+    alone = True
+    if log_mult is not None:
+        other = jnp.where(jnp.isneginf(log_mult), -jnp.inf, other)
+        alone = jnp.sum(jnp.where(target > 0, log_mult, 0.0), axis=-1) == 0
+    margin = jnp.sum(z * target, axis=-1) - jnp.max(other, axis=-1)
+    return jnp.where(alone & (margin > tie_tolerance(z.dtype)), 1.0, 0.0).astype(z.dtype)
+
+
 def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, state: State, outputs: Outputs,
                            train_values: bool, weights=None):
     """(metrics, C, D): every recorded quantity at `state` (the keys of `sims.generic.metrics`)
@@ -181,6 +215,8 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
     p_a = jnp.exp(jnp.sum(z[te] * outputs.fact, axis=-1) - lse[te])
     reliance = p_c / (p_c + p_a)
     u_first = u_table[:, 0]  # A Γ e_1: u = W_KQ φ(r_1) = Φ A Γ e_1
+    log_mult = outputs.log_mult
+    test_log_mult = None if log_mult is None else log_mult[te]
     out = {
         "reliance": jnp.mean(reliance),
         "attention_context": jnp.mean(sigma[te, 0]),
@@ -188,6 +224,9 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
         "loss": jnp.mean(losses[tr]),
         "u_theta_c": jnp.sum(shared.theta_c * u_first),
         "u_theta_s": jnp.sum(shared.theta_s * u_first),
+        "counterfactual_accuracy": jnp.mean(chosen(z[te], outputs.answer[te], test_log_mult)),
+        "parametric_accuracy": jnp.mean(chosen(z[te], outputs.fact, test_log_mult)),
+        "train_accuracy": jnp.mean(chosen(z[tr], outputs.answer[tr], None if log_mult is None else log_mult[tr])),
     }
     by_relation = points.test_relation_onehot
     if by_relation.shape[1] > 1:
@@ -211,7 +250,7 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
 
 def metric_names(n_relations: int) -> list[str]:
     """The keys of the metrics dict, in the order the engine computes them."""
-    names = ["reliance", "attention_context", "aligned_accuracy", "loss", "u_theta_c", "u_theta_s"]
+    names = ["reliance", "attention_context", "aligned_accuracy", "loss", "u_theta_c", "u_theta_s", *ACCURACY_METRICS]
     if n_relations > 1:
         names += [f"reliance_r{j + 1}" for j in range(n_relations)]
     for g in TRAINING_GROUPS:

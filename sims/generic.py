@@ -22,8 +22,8 @@ import optax
 
 from theory.groups import TRAINING_GROUPS, has_context
 
-from .engine import precision
-from .model import batch_losses, batch_outputs
+from .engine import precision, tie_tolerance
+from .model import batch_losses, batch_outputs, logits
 from .optimizers import Hyper, batch_weights, transform
 from .world import Points, World
 
@@ -68,6 +68,16 @@ def _masked_mean(onehot, values):
     return (onehot.T @ values) / onehot.sum(axis=0)
 
 
+def _argmax_is(z, target):
+    """1.0 where token `target` (n,) is the argmax of logits z (n, K): z_target exceeds every
+    other token's logit by more than `sims.engine.tie_tolerance` (a tie at the top is not
+    chosen); else 0.0."""
+    rows = jnp.arange(z.shape[0])
+    others = z.at[rows, target].set(-jnp.inf)
+    margin = z[rows, target] - jnp.max(others, axis=-1)
+    return jnp.where(margin > tie_tolerance(z.dtype), 1.0, 0.0).astype(z.dtype)
+
+
 def metrics(params: dict, data: dict) -> dict:
     """Every per-step quantity, in the paper's notation.
 
@@ -77,7 +87,12 @@ def metrics(params: dict, data: dict) -> dict:
     θ_Sᵀu for u = W_KQ φ(r); neg_grad_theta_c_G / neg_grad_theta_s_G: the θ_C / θ_S
     components of −∇_{W_KQ} L_G φ(r), L_G = (1/n)Σ_{i∈G} ℓ_i (the groups sum to −∇L).
     With several relations, r is the first relation r_1 and reliance_r<j> is the mean M_C
-    over the conflict test points queried with relation j."""
+    over the conflict test points queried with relation j.
+    counterfactual_accuracy / parametric_accuracy: the fraction of conflict test points
+    whose argmax output token is the context's answer c / the memorised fact a;
+    train_accuracy: the fraction of training points whose argmax is their answer. The argmax
+    is y when z_y exceeds every other token's logit by more than `sims.engine.tie_tolerance`
+    (a token tied with another at the top counts as not chosen)."""
     embed, onehot = data["embed"], data["group_onehot"]
     relation = data["query"]
     n = onehot.shape[0]
@@ -96,6 +111,10 @@ def metrics(params: dict, data: dict) -> dict:
     probs_aligned, _ = batch_outputs(params, embed, *data["aligned"][:2])
     p_aligned = probs_aligned[jnp.arange(probs_aligned.shape[0]), data["aligned"][2]]
 
+    z_of = jax.vmap(logits, in_axes=(None, None, 0, 0))
+    z_test, _ = z_of(params, embed, *data["test"][:2])
+    z_train, _ = z_of(params, embed, *data["train"][:2])
+
     u = params["kq"] @ relation
     reliance = p_c / (p_c + p_a)
     out = {
@@ -105,6 +124,9 @@ def metrics(params: dict, data: dict) -> dict:
         "loss": jnp.mean(losses),
         "u_theta_c": data["theta_c"] @ u,
         "u_theta_s": data["theta_s"] @ u,
+        "counterfactual_accuracy": jnp.mean(_argmax_is(z_test, data["test"][2])),
+        "parametric_accuracy": jnp.mean(_argmax_is(z_test, data["test_fact"])),
+        "train_accuracy": jnp.mean(_argmax_is(z_train, data["train"][2])),
     }
     by_relation = data["test_relation_onehot"]
     if by_relation.shape[1] > 1:

@@ -1,10 +1,17 @@
 """The documented outputs of the class-form reduced dynamics (group and relation forms),
 assembled once from the raw states of `theory.integrate` (descent or flow).
 
+Argmax: a token is chosen when its logit exceeds every other token's by more than
+`reduced_system.ARGMAX_TOLERANCE` (a tie at the top counts as not chosen).
+
 Per relation j (axis −2 of every output) and recorded time (last axis):
   time, A (gap of the conflict test point on relation j), reliance (its M_C),
   attention_context (σ(A)), aligned_accuracy (p_c on an aligned point),
+  counterfactual_accuracy / parametric_accuracy (1 where the conflict point's argmax is the
+  context's answer c / the memorised fact b, else 0: its points are interchangeable),
   alpha_G, gap_G, loss_G for G in GROUPS (NaN where relation j has no point of G),
+  accuracy_G (1 where group G's argmax is its answer, else 0; NaN where absent) and
+  train_accuracy = Σ_G n_jG accuracy_G / Σ_G n_jG (relation j's training points),
   attention_context_{C,CS,CF} (σ(g_G)), attention_subject_{S_seen,S_unseen} (σ(g_S)),
   loss_S (mean over relation j's S points),
   u_theta_c, u_theta_s: θ_C·W_KQ φ(r_j), θ_S·W_KQ φ(r_j) (= θ·u for one relation),
@@ -38,7 +45,7 @@ def class_outputs(raw: dict, layout: Layout, time) -> dict:
     def per_relation(x):  # (B, T, R) -> (B, R, T)
         return np.moveaxis(np.asarray(x), 1, -1)
 
-    alpha, gaps, h, loss = (per_unit(raw[k]) for k in ("alpha", "gaps", "drive", "loss"))
+    alpha, gaps, h, loss, correct = (per_unit(raw[k]) for k in ("alpha", "gaps", "drive", "loss", "correct"))
     a_gap = per_relation(raw["A"])
     out = dict(
         time=np.broadcast_to(np.asarray(time, dtype=np.float64)[:, None, :], (batch, n_rel, n_times)).copy(),
@@ -46,8 +53,12 @@ def class_outputs(raw: dict, layout: Layout, time) -> dict:
         reliance=per_relation(raw["reliance"]),
         attention_context=expit(a_gap),
         aligned_accuracy=per_relation(raw["aligned_accuracy"]),
+        counterfactual_accuracy=per_relation(raw["counterfactual"]),
+        parametric_accuracy=per_relation(raw["parametric"]),
     )
     cnt = counts[..., None]  # (B, R, 5, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["train_accuracy"] = np.sum(cnt * correct, axis=2) / cnt.sum(axis=2)
     present = cnt > 0
     nan = np.nan
     for gi, name in enumerate(GROUPS):
@@ -55,6 +66,7 @@ def class_outputs(raw: dict, layout: Layout, time) -> dict:
         out[f"alpha_{name}"] = np.where(here, alpha[:, :, gi], nan)
         out[f"gap_{name}"] = np.where(here, gaps[:, :, gi], nan)
         out[f"loss_{name}"] = np.where(here, loss[:, :, gi], nan)
+        out[f"accuracy_{name}"] = np.where(here, correct[:, :, gi], nan)
         key = "attention_context_" if has_context(name) else "attention_subject_"
         out[key + name] = np.where(here, expit(gaps[:, :, gi]), nan)
     n_s = cnt[:, :, S_SEEN] + cnt[:, :, S_UNSEEN]

@@ -23,6 +23,12 @@ Held-out points: a row of inner products gives their gap A = test·α; in the cl
 relation has a conflict point (context c, subject memorised with b ≠ c) and an aligned one
 (memorised with c) sharing that gap, read out by `held_out_readout`.
 
+Argmax (the paper's accuracies): a point's output is its target y when z_y exceeds the
+logit of every other output token by more than ARGMAX_TOLERANCE (`chosen`); a token tied
+with another at the top counts as not chosen. Each unit says whether its answer is chosen
+(`correct`), each held-out gap whether the conflict point's argmax is the context's answer c
+(`counterfactual`) or the memorised fact b (`parametric`).
+
 `state_metrics` is the recursion's one definition; `theory.integrate` runs it (descent and
 flow) and `theory.reduced_outputs` turns its raw states into documented outputs.
 """
@@ -48,6 +54,10 @@ MOVING_CLASSES = 2
 ANSWER_CLASS, FACT_CLASS = 0, 1
 """Indices of the answer c and of the other fact b among the moving classes."""
 _STILL = [0, 1, 4]  # subjects, relations, other answers: one value in every column
+ARGMAX_TOLERANCE = 1e-9
+"""A token is a point's argmax when its logit exceeds every other token's by more than this:
+logits equal in exact arithmetic (a tie, counted as not chosen) differ by rounding only,
+about 1e-15 in float64, and the engines that compute them differently must agree."""
 _S_BLOCK = np.zeros((5, 5), dtype=bool)
 _S_BLOCK[3:, 3:] = True
 
@@ -71,6 +81,8 @@ class ReducedSystem(NamedTuple):
     test_x1: np.ndarray | None = None  # (M, 2, C, B) conflict / aligned point's first key
     test_x2: np.ndarray | None = None  # (M, 2, C, B) ... and second key
     test_still: np.ndarray | None = None  # (1, B)
+    still_top: np.ndarray | None = None  # (1 or U, B) largest value of the still tokens (−inf: none)
+    test_still_top: np.ndarray | None = None  # (1, B)
 
     @property
     def batch(self) -> int:
@@ -116,6 +128,35 @@ def unit_response(gaps, x1, x2, still, answer):
     return s * sn * inner, loss
 
 
+def chosen(z, target, still_top=None):
+    """1.0 where the target class (one-hot `target`, (..., C, ...) with classes on axis 1) is
+    the argmax of logits z: z_target exceeds every other class and the still tokens' largest
+    value `still_top` by more than ARGMAX_TOLERANCE; else 0.0 (ties count as not chosen).
+    Every class here is one token (multiplicity 1)."""
+    other = jnp.max(jnp.where(target > 0, -jnp.inf, z), axis=1)
+    if still_top is not None:
+        other = jnp.maximum(other, still_top)
+    margin = jnp.sum(target * z, axis=1) - other
+    return jnp.where(margin > ARGMAX_TOLERANCE, 1.0, 0.0).astype(z.dtype)
+
+
+def unit_correct(gaps, x1, x2, answer, still_top=None):
+    """1.0 for the units (U, ...) at gaps g whose answer is the argmax (`chosen`), else 0.0."""
+    s, sn = sigmoid_pair(gaps)
+    return chosen(s[:, None] * x1 + sn[:, None] * x2, jnp.broadcast_to(answer, x1.shape), still_top)
+
+
+def held_out_choice(gap, test_x1, test_x2, test_still_top=None):
+    """(counterfactual, parametric): 1.0 where the conflict point's argmax at held-out gaps A
+    (M, ...) is the context's answer c, resp. the memorised fact b (class forms)."""
+    s, sn = sigmoid_pair(gap)
+    conflict = s[:, None] * test_x1[:, 0] + sn[:, None] * test_x2[:, 0]  # (M, C, ...)
+    classes = jnp.arange(conflict.shape[1]).reshape((1, -1) + (1,) * (conflict.ndim - 2))
+    answer = jnp.broadcast_to(classes == ANSWER_CLASS, conflict.shape)
+    fact = jnp.broadcast_to(classes == FACT_CLASS, conflict.shape)
+    return chosen(conflict, answer, test_still_top), chosen(conflict, fact, test_still_top)
+
+
 def held_out_readout(gap, test_x1, test_x2, test_still):
     """(M_C, p_c): the conflict reliance σ(z_c − z_b) of the conflict point and the answer
     probability p_c of the aligned point, both at held-out gaps A (M, ...) (class forms);
@@ -130,16 +171,21 @@ def held_out_readout(gap, test_x1, test_x2, test_still):
 
 def state_metrics(system: ReducedSystem, alpha) -> dict:
     """Everything the integrators record at state α (U, ...): alpha, gaps g, drive h, loss ℓ
-    (per unit); with held-out rows A; in the class forms reliance (M_C) and
-    aligned_accuracy (p_c) per held-out gap."""
+    and correct (1.0 where the unit's answer is its argmax, `chosen`) per unit; with
+    held-out rows A; in the class forms reliance (M_C), aligned_accuracy (p_c),
+    counterfactual and parametric (1.0 where the conflict point's argmax is c, resp. b) per
+    held-out gap."""
     gaps = jnp.sum(system.gram * alpha[None], axis=1)
     drive, loss = unit_response(gaps, system.x1, system.x2, system.still, system.answer)
-    out = dict(alpha=alpha, gaps=gaps, drive=drive, loss=loss)
+    correct = unit_correct(gaps, system.x1, system.x2, system.answer, system.still_top)
+    out = dict(alpha=alpha, gaps=gaps, drive=drive, loss=loss, correct=correct)
     if system.test is not None:
         out["A"] = jnp.sum(system.test * alpha[None], axis=1)
         if system.test_x1 is not None:
             out["reliance"], out["aligned_accuracy"] = held_out_readout(
                 out["A"], system.test_x1, system.test_x2, system.test_still)
+            out["counterfactual"], out["parametric"] = held_out_choice(
+                out["A"], system.test_x1, system.test_x2, system.test_still_top)
     return out
 
 
@@ -156,8 +202,10 @@ def point_system(gram, v1, v2, answers, lr, test_inner=None) -> ReducedSystem:
     answer = np.zeros((n, k))
     answer[np.arange(n), np.asarray(answers, dtype=int)] = 1.0
     test = None if test_inner is None else np.asarray(test_inner, dtype=np.float64)[..., None]
-    return ReducedSystem(gram=gram[..., None], x1=v1[..., None], x2=v2[..., None], still=np.full((1, 1), -np.inf),
-                         answer=answer[..., None], step=np.array([lr / n], dtype=np.float64), test=test)
+    none = np.full((1, 1), -np.inf)
+    return ReducedSystem(gram=gram[..., None], x1=v1[..., None], x2=v2[..., None], still=none,
+                         answer=answer[..., None], step=np.array([lr / n], dtype=np.float64), test=test,
+                         still_top=none)
 
 
 # ----------------------------------------------------------------------------- class forms
@@ -196,9 +244,12 @@ def moving_classes(cols: dict) -> dict:
     """`class_columns` on the classes the attention can move, answer c and fact b (last
     axis), and `still` = log Σ_k mult_k e^{v_k} over the others: every column has the same
     value v_k on the subject, relation and other-answer classes, so they add a constant to
-    every softmax. Keys: those of `class_columns` but logmult, and still."""
+    every softmax. Keys: those of `class_columns` but logmult, still, and still_top, the
+    largest value v_k of a still class that has tokens (for the argmax)."""
     out = {key: value[..., [2, 3]] for key, value in cols.items() if key != "logmult"}
     out["still"] = logsumexp(cols["logmult"][..., _STILL] + cols["flat"][..., _STILL], axis=-1)
+    out["still_top"] = np.max(np.where(np.isneginf(cols["logmult"][..., _STILL]), -np.inf, cols["flat"][..., _STILL]),
+                              axis=-1)
     return out
 
 
@@ -292,6 +343,8 @@ def relation_system(knowledge: Knowledge, counts, n_relations=None, relation_ove
         test_x1=batch_last(np.broadcast_to(t1[:, None], (batch, n_rel, 2, classes))),
         test_x2=batch_last(np.broadcast_to(t2[:, None], (batch, n_rel, 2, classes))),
         test_still=still,
+        still_top=cols["still_top"][None],
+        test_still_top=cols["still_top"][None],
     )
     return system, Layout(tuple(shape), counts, n, eta, gam)
 
