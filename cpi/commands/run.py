@@ -77,5 +77,9 @@ def cmd_run(args) -> int:
             f"aligned held-out accuracy: {m['aligned_accuracy'][0]:.4f} -> "
             f"{m['aligned_accuracy'][-1]:.4f}"
         )
+    if "counterfactual_accuracy" in m:
+        cf, par, tr = m["counterfactual_accuracy"], m["parametric_accuracy"], m["train_accuracy"]
+        print(f"argmax on the conflict test points: context answer {cf[0]:.2f} -> max {cf.max():.2f} -> {cf[-1]:.2f}, "
+              f"memorised fact {par[0]:.2f} -> {par[-1]:.2f}; training points right {tr[0]:.2f} -> {tr[-1]:.2f}")
     print(f"wrote {out}/config.toml, metrics.npz, summary.json ({elapsed:.1f} s incl. compile)")
     return 0
