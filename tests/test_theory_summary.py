@@ -8,6 +8,7 @@ from theory.summary import (
     INVERSION,
     NO_PEAK,
     NO_RISE,
+    first_nonfinite_step,
     first_peak,
     fold_finish,
     fold_init,
@@ -83,3 +84,18 @@ def test_first_peak_and_window_summary_of_a_recovery():
     assert reliance_drop(RECOVERY) == pytest.approx(0.2)
     kinds = first_peak(np.array([[0.3, 0.2, 0.4], [0.3, 0.4, 0.5]]))["kind"]
     assert kinds.tolist() == [NO_RISE, NO_PEAK]
+
+
+def test_first_nonfinite_step_is_the_folds_rule():
+    """A metric NaN from the start does not count; the first metric to turn non-finite does."""
+    import jax
+    import jax.numpy as jnp
+
+    metrics = np.array([[0.3, np.nan, 1.0], [0.4, np.nan, 2.0], [0.5, np.nan, np.inf], [np.nan, np.nan, np.inf]])
+    assert first_nonfinite_step(metrics) == 2
+    assert first_nonfinite_step(metrics[:2]) is None
+    with jax.enable_x64(True):
+        fold = fold_init(3, jnp.float64)
+        for t, row in enumerate(metrics):
+            fold = fold_update(fold, jnp.asarray(row[0]), jnp.asarray(row), t)
+        assert fold_finish(fold)["nonfinite_step"] == 2

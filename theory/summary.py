@@ -94,6 +94,15 @@ def fold_init(n_metrics: int, dtype=None) -> SummaryFold:
                        jnp.zeros((n_metrics,), bool), jnp.full((), -1, jnp.int32))
 
 
+def first_nonfinite_step(metrics) -> int | None:
+    """The first step at which a metric that was finite at step 0 is not (None: there is
+    none), for `metrics` of shape (steps, n_metrics): the rule `fold_update` folds, read over a
+    whole trajectory."""
+    finite = np.isfinite(np.asarray(metrics))
+    bad = np.any(finite[:1] & ~finite, axis=-1)
+    return int(bad.argmax()) if bad.any() else None
+
+
 def fold_update(fold: SummaryFold, reliance, metrics, step, tol: float = INVERSION_TOL) -> SummaryFold:
     """Fold step `step` (steps come in order from 0) with reliance M_C and the vector of all
     metrics at that step."""
