@@ -64,6 +64,17 @@ PROCESS_BYTES = 640 * 2**20
 same small run measured a peak between about 0.6 and 0.87 GB depending on what ran before it on
 the machine (XLA's compiler and thread pools), so this is set to cover the high end."""
 
+ACCELERATOR_RUNTIME_BYTES = 1024 * 2**20
+"""Host memory that an accelerator's runtime adds to the process (the CUDA libraries and their
+buffers): on an H100 the small run of the memory test peaked at 1.40 GB of host memory."""
+
+
+def process_bytes() -> int:
+    """`PROCESS_BYTES`, plus `ACCELERATOR_RUNTIME_BYTES` when JAX computes on an accelerator."""
+    import jax
+
+    return PROCESS_BYTES + (0 if jax.default_backend() == "cpu" else ACCELERATOR_RUNTIME_BYTES)
+
 
 def build_bytes(config: Config) -> int:
     """Peak host memory of building, packing and training one point's world, as measured
@@ -79,7 +90,7 @@ def build_bytes(config: Config) -> int:
 
 def run_bytes(config: Config, record_every: int = 1, record: bool = True) -> int:
     """Estimated peak memory of a `cpi run` process: the process, the world, the records."""
-    return PROCESS_BYTES + build_bytes(config) + recorded_bytes(config, record_every, record)
+    return process_bytes() + build_bytes(config) + recorded_bytes(config, record_every, record)
 
 
 def check_run_budget(config: Config, record_every: int = 1, record: bool = True) -> None:
@@ -109,7 +120,7 @@ def check_world_budget(configs) -> None:
     """Refuse (ConfigError, with the estimate) configs of which one world alone would not fit
     in the memory available now (`build_bytes`): a sweep builds at least one at a time."""
     config = max(configs, key=build_bytes)
-    need = PROCESS_BYTES + build_bytes(config)
+    need = process_bytes() + build_bytes(config)
     have = available_memory()
     if need > have:
         w = config.world

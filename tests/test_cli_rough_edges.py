@@ -170,7 +170,7 @@ def test_a_large_vocabulary_is_refused_where_memory_is_short(capsys, monkeypatch
 
 
 def test_a_run_that_needs_much_memory_says_how_much(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(budget, "PROCESS_BYTES", 3 * 2**30)
+    monkeypatch.setattr(budget, "process_bytes", lambda: 3 * 2**30)
     monkeypatch.setattr(budget, "available_memory", lambda: 4 * 2**30)
     assert main(["run", *FAST, "--out", str(tmp_path / "r")]) == 0
     assert "memory: about 3 GiB (of 4 GiB available)" in capsys.readouterr().err
@@ -187,7 +187,7 @@ def test_the_memory_estimate_bounds_a_measured_run(tmp_path):
                                                                          "CPI_COMPILATION_CACHE": "0"})
     assert done.returncode == 0, done.stderr
     peak = int(done.stdout.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
-    estimate = budget.PROCESS_BYTES + budget.build_bytes(config)
+    estimate = budget.process_bytes() + budget.build_bytes(config)
     assert peak <= estimate <= 3 * peak, (peak, estimate)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
@@ -47,6 +48,26 @@ def test_fast_engine_equals_the_generic_model(name):
         assert abs(result.summary[key] - want[key]) < 1e-12, key
 
 
+def assert_same_computation(actual, desired, err_msg=""):
+    """Recording and chunking must not change the arithmetic. On the CPU backend the numbers
+    are bit for bit the same; an accelerator compiles the scan bodies that record differently
+    and may round differently, so there they must agree to a few ulps (measured on an H100:
+    at most 2.2e-16 on M_C)."""
+    if jax.default_backend() == "cpu":
+        np.testing.assert_array_equal(actual, desired, err_msg=err_msg)
+    else:
+        np.testing.assert_allclose(actual, desired, rtol=1e-14, atol=1e-15, err_msg=err_msg)
+
+
+def assert_same_summary(actual: dict, desired: dict):
+    assert actual.keys() == desired.keys()
+    for key in desired:
+        if isinstance(desired[key], float):
+            assert_same_computation(actual[key], desired[key], err_msg=key)
+        else:
+            assert actual[key] == desired[key], key
+
+
 @pytest.mark.parametrize("record_every", [1, 7, 60, 1000])
 def test_recording_every_n_steps_keeps_the_summary_of_every_step(record_every):
     config = with_values(load(), {"train.steps": 60})
@@ -55,8 +76,8 @@ def test_recording_every_n_steps_keeps_the_summary_of_every_step(record_every):
     expected_steps = sorted({*range(0, 60, record_every), 60})
     assert strided.metrics["step"].tolist() == expected_steps
     for key, values in every.metrics.items():
-        np.testing.assert_array_equal(strided.metrics[key], values[expected_steps], err_msg=key)
-    assert strided.summary == every.summary
+        assert_same_computation(strided.metrics[key], values[expected_steps], err_msg=key)
+    assert_same_summary(strided.summary, every.summary)
 
 
 def test_chunks_of_a_long_run_equal_one_scan(monkeypatch):
@@ -69,9 +90,9 @@ def test_chunks_of_a_long_run_equal_one_scan(monkeypatch):
         recorded, summary, _ = engine.simulate(packing.pack_shared(world), packing.pack_points(world), 1.0, 0.0, 70,
                                                False, record_every=3, progress=calls.append)
     assert calls == [18, 36, 54, 70]  # chunk lengths are multiples of the stride
-    np.testing.assert_array_equal(recorded["reliance"], whole.metrics["reliance"][engine.recorded_steps(70, 3)])
+    assert_same_computation(recorded["reliance"], whole.metrics["reliance"][engine.recorded_steps(70, 3)])
     summary.pop("nonfinite_step")
-    assert summary == whole.summary
+    assert_same_summary(summary, whole.summary)
 
 
 def test_the_plan_records_multiples_of_the_stride_and_the_last_step():
