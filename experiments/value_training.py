@@ -13,7 +13,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from scipy.special import expit
+from theory.numerics import expit
 
 from sims import config as cfg
 from sims.config import Config

@@ -22,7 +22,7 @@ memorised). Conflict test point: fresh c, s memorised with a ≠ c at δ_M.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, logsumexp
+from .numerics import expit, logsumexp
 
 from .groups import CONTEXT_INDICES, GROUPS, INDEX, S_SEEN, S_UNSEEN
 from .params import PAPER_KNOWLEDGE, GroupCounts, Knowledge

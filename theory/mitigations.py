@@ -29,7 +29,7 @@ flow CF points postpone the drop (geometrically in their number) rather than rem
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
+from .numerics import logsumexp
 
 from .groups import CONTEXT_INDICES, GROUPS
 from .params import GroupCounts, Knowledge

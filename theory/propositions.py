@@ -22,7 +22,7 @@ reaches all subject columns, its own subject's column with twice the weight.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
+from .numerics import logsumexp
 
 from .closed_forms import initial_gradient_components, sigmoid, softmax
 from .embeddings import paper_embeddings, token_gram

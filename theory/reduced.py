@@ -27,7 +27,7 @@ Two forms, one system (`theory.reduced_system`), one integrator (`theory.integra
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import logsumexp
+from .numerics import logsumexp
 
 from .params import GroupCounts, Knowledge
 from .integrate import descend, flow, rate_function, recorded_steps

@@ -24,7 +24,7 @@ Per relation j (axis −2 of every output) and recorded time (last axis):
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
+from .numerics import expit
 
 from .closed_forms import THETA_C, THETA_S
 from .groups import CONTEXT_GROUPS, GROUPS, S_SEEN, S_UNSEEN, has_context

@@ -39,7 +39,7 @@ from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
-from scipy.special import logsumexp
+from .numerics import logsumexp
 
 from .closed_forms import DISTINCT_INNER, SELF_INNER, TEST_INNER
 from .groups import GROUPS
