@@ -1,0 +1,66 @@
+"""One bridge run: pretraining (reused from the checkpoint cache), finetuning, metrics, summary.
+
+`run(config)` returns (metrics, summary) in the toy's format: metrics a dict of arrays over the
+recorded steps (`step` and every `measure.metric_names`), summary the toy's summary of the
+reliance curve (`theory.summary.summarize`) with peak_step in finetuning steps, plus
+`inversion_005` (the acceptance test: a rise above the start, then a fall of at least 0.05
+below the peak), `reliance_drop`, the pretrained model's δ_C, δ_M, margins and ρ*, and where
+the pretrained model came from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theory.summary import reliance_drop, summarize
+
+from . import corpus, measure
+from .config import Config, pretrain_digest
+from .finetune import finetune, record_steps
+from .pretrain import pretrained
+
+DROP = 0.05
+"""The fall below the peak that counts as an inversion in `inversion_005`."""
+
+
+def inversion_with_drop(reliance, drop: float = DROP, rise: float = 1e-9) -> bool:
+    """Whether M_C rises above its start and then falls at least `drop` below its running peak."""
+    r = np.asarray(reliance, dtype=np.float64)
+    peak = np.maximum.accumulate(r)
+    return bool(np.any((peak > r[0] + rise) & (peak - r >= drop)))
+
+
+def no_context_losses(model, points: corpus.Points) -> np.ndarray:
+    """Loss of each point's target from [∅, s, r] under `model` (the filter's score)."""
+    import jax.numpy as jnp
+
+    from .model import answer_logits, cross_entropy
+
+    tokens = jnp.asarray(corpus.subject_only(points))
+    return np.asarray(cross_entropy(answer_logits(model, tokens), jnp.asarray(points.target)))
+
+
+def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
+    """(metrics, summary) of one run of `config`; `progress(stage, done, total)` is told of
+    finished pretraining and finetuning steps."""
+    world = corpus.build_world(config)
+    tell = (lambda stage, total: (lambda done: progress(stage, done, total))) if progress else (lambda *_: None)
+    model, cached = pretrained(config, world.vocab, cache_dir, tell("pretrain", config.pretrain.steps))
+    train = world.train
+    if config.mixture.filter > 0:
+        train = corpus.filter_points(train, no_context_losses(model, train), config.mixture.filter)
+    data = measure.EvalData(world, train)
+    rows = finetune(model, config.train, data, tell("finetune", config.train.steps))
+    names = measure.metric_names(data, config.transformer.layers)
+    steps = record_steps(config.train)
+    metrics = {"step": steps.astype(np.int64), **{name: rows[:, j].astype(np.float64) for j, name in enumerate(names)}}
+    summary = summarize(metrics["reliance"])
+    for key in ("peak_step", "first_peak_step"):
+        summary[key] = int(steps[summary[key]])
+    summary["inversion_005"] = inversion_with_drop(metrics["reliance"])
+    summary["reliance_drop"] = float(reliance_drop(metrics["reliance"]))
+    summary["counts"] = {name: int(np.sum(train.group == g)) for g, name in enumerate(corpus.GROUPS)}
+    summary["pretrain_digest"] = pretrain_digest(config)
+    summary["pretrain_cached"] = bool(cached)
+    summary.update(measure.knowledge(model, world))
+    return metrics, summary
