@@ -64,3 +64,42 @@ def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
     summary["pretrain_cached"] = bool(cached)
     summary.update(measure.knowledge(model, world))
     return metrics, summary
+
+
+def check_run_dir(out_dir, config: Config, force: bool = False) -> None:
+    """ConfigError when `out_dir` already holds a run (a config.toml) of another bridge config,
+    unless `force`."""
+    from pathlib import Path
+
+    from sims.errors import ConfigError
+
+    from . import config as bcfg
+
+    saved = Path(out_dir) / "config.toml"
+    if force or not saved.exists():
+        return
+    try:
+        same = bcfg.load(saved) == config
+    except ConfigError:
+        same = False
+    if not same:
+        raise ConfigError(f"--out {str(out_dir)!r} holds a run of another config ({saved}); choose another "
+                          "directory, or --force to replace it")
+
+
+def save(out_dir, config: Config, metrics: dict, summary: dict):
+    """DIR/config.toml, DIR/metrics.npz, DIR/summary.json (atomically, summary last), in the
+    toy's format (`sims.results`)."""
+    from pathlib import Path
+
+    from sims.results import json_bytes, npz_bytes, write_atomic
+
+    from .config import to_toml
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)
+    write_atomic(out / "config.toml", to_toml(config).encode())
+    write_atomic(out / "metrics.npz", npz_bytes(metrics))
+    write_atomic(out / "summary.json", json_bytes(summary))
+    return out
