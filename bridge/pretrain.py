@@ -10,6 +10,7 @@ with the same digest loads it instead of training again.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -60,8 +61,8 @@ def pretrain(config: Config, vocab: corpus.Vocabulary, progress=None) -> tuple[T
     state = optimizer.init(params)
     batch_key = jax.random.fold_in(root_key(config), 1)
 
-    @jax.jit
-    def chunk(params, state, start):
+    @functools.partial(jax.jit, static_argnums=3)
+    def chunk(params, state, start, length):
         def step(carry, i):
             params, state = carry
             tokens, target, _ = corpus.sample_pretrain(jax.random.fold_in(batch_key, i), tables, p.batch_size)
@@ -69,12 +70,12 @@ def pretrain(config: Config, vocab: corpus.Vocabulary, progress=None) -> tuple[T
             updates, state = optimizer.update(grads, state, params)
             return (optax.apply_updates(params, updates), state), loss
 
-        return jax.lax.scan(step, (params, state), start + jnp.arange(CHUNK))
+        return jax.lax.scan(step, (params, state), start + jnp.arange(length))
 
     losses = []
     for start in range(0, p.steps, CHUNK):
-        (params, state), loss = chunk(params, state, start)
-        losses.append(np.asarray(loss)[: p.steps - start])
+        (params, state), loss = chunk(params, state, start, min(CHUNK, p.steps - start))
+        losses.append(np.asarray(loss))
         if progress is not None:
             progress(min(start + CHUNK, p.steps))
     return eqx.combine(params, static), np.concatenate(losses)

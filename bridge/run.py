@@ -4,8 +4,8 @@
 recorded steps (`step` and every `measure.metric_names`), summary the toy's summary of the
 reliance curve (`theory.summary.summarize`) with peak_step in finetuning steps, plus
 `inversion_005` (the acceptance test: a rise above the start, then a fall of at least 0.05
-below the peak), `reliance_drop`, the pretrained model's δ_C, δ_M, margins and ρ*, and where
-the pretrained model came from.
+below the peak), `reliance_drop`, the pretrained model's δ_C, δ_M, margins and ρ*, and the digest
+of its checkpoint.
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ def no_context_losses(model, points: corpus.Points) -> np.ndarray:
 
 def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
     """(metrics, summary) of one run of `config`; `progress(stage, done, total)` is told of
-    finished pretraining and finetuning steps."""
+    finished pretraining steps (only when it pretrains: a model from the cache reports none) and
+    finetuning steps. The summary does not depend on whether the pretrained model came from
+    the cache, so a rerun writes the same bytes."""
     world = corpus.build_world(config)
     tell = (lambda stage, total: (lambda done: progress(stage, done, total))) if progress else (lambda *_: None)
-    model, cached = pretrained(config, world.vocab, cache_dir, tell("pretrain", config.pretrain.steps))
+    model, _ = pretrained(config, world.vocab, cache_dir, tell("pretrain", config.pretrain.steps))
     train = world.train
     if config.mixture.filter > 0:
         train = corpus.filter_points(train, no_context_losses(model, train), config.mixture.filter)
@@ -61,7 +63,6 @@ def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
     summary["reliance_drop"] = float(reliance_drop(metrics["reliance"]))
     summary["counts"] = {name: int(np.sum(train.group == g)) for g, name in enumerate(corpus.GROUPS)}
     summary["pretrain_digest"] = pretrain_digest(config)
-    summary["pretrain_cached"] = bool(cached)
     summary.update(measure.knowledge(model, world))
     return metrics, summary
 

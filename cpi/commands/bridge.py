@@ -70,7 +70,7 @@ def cmd_bridge(args) -> int:
     elapsed = time.perf_counter() - start
     save(out, config, metrics, s)
     m = metrics
-    print(f"pretrained model ({'from the cache' if s['pretrain_cached'] else 'trained now'}, {s['pretrain_digest']}): "
+    print(f"pretrained model ({'trained now' if 'pretrain' in bars else 'from the cache'}, {s['pretrain_digest']}): "
           f"delta_c {s['delta_c']:.4f}, delta_m {s['delta_m']:.4f}; margins m_C {s.get('m_C', s['m_C_heldout']):.4f}, "
           f"m_CS {s.get('m_CS', s['m_CS_heldout']):.4f} -> predicted rho* {s['rho_star']:.4f}")
     print(f"context reliance M_C on {config.mixture.n_test} conflict test points:")
