@@ -129,3 +129,9 @@ def test_out_holding_another_config_is_refused(pretrained, tmp_path, capsys):
     (out / "config.toml").write_text(bcfg.to_toml(tiny("train.lr=0.5")))
     assert execute(["bridge", *SETS, "--out", str(out), "--cache", str(cache)]) == 2
     assert "another config" in capsys.readouterr().err
+
+
+def test_keys_lists_every_bridge_key(capsys):
+    assert execute(["bridge", "--keys"]) == 0
+    out = capsys.readouterr().out
+    assert all(key in out for key in bcfg.KEYS)

@@ -19,7 +19,7 @@ def add_parser(subparsers):
             "from the checkpoint cache when the [transformer], [pretrain] keys and train.seed match), "
             "finetune it on a mixture of the toy's groups and record context reliance on held-out conflict "
             "points. Writes DIR/config.toml, DIR/metrics.npz, DIR/summary.json as `cpi run` does. Keys: "
-            "[transformer], [pretrain], [mixture], [train] (`python -m bridge.config` lists them)."
+            "[transformer], [pretrain], [mixture], [train] (`cpi bridge --keys` lists them)."
         ),
     )
     parser.add_argument("--config", metavar="FILE.toml", help="TOML file with [transformer], [pretrain], "
@@ -30,6 +30,8 @@ def add_parser(subparsers):
     parser.add_argument("--cache", metavar="DIR", help="checkpoint cache of pretrained models "
                         "(default $CPI_BRIDGE_CACHE, else ~/.cache/cpi/bridge)")
     parser.add_argument("--force", action="store_true", help="replace DIR even when it holds a run of another config")
+    parser.add_argument("--keys", action="store_true", help="list every bridge config key (default, allowed, meaning) "
+                        "and exit")
     parser.set_defaults(func=cmd_bridge)
     return parser
 
@@ -39,6 +41,12 @@ def cmd_bridge(args) -> int:
     from bridge.run import check_run_dir, run, save
     from sims.progress import StepProgress
 
+    if args.keys:
+        rows = [("key", "default", "allowed", "meaning"), *bcfg.keys_table()]
+        widths = [max(len(r[j]) for r in rows) for j in range(3)]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
+        return 0
     config = bcfg.load(args.config, args.overrides)
     digest = hashlib.sha256(bcfg.to_toml(config).encode()).hexdigest()[:10]
     out = Path(args.out) if args.out else Path("runs") / f"bridge-{digest}"
