@@ -1,0 +1,11 @@
+"""The bridge: context-parametric inversion in a small decoder-only transformer that learns its
+embeddings, its facts and its copying from a synthetic pretraining corpus (issue 11).
+
+Modules: `config` (the [transformer], [pretrain], [mixture], [train] keys), `corpus` (tokens,
+pretraining sequences, finetuning groups), `model` (the transformer, equinox), `pretrain`
+(training and the checkpoint cache), `finetune` (the finetuning loop), `measure` (M_C,
+attention, δ_C, δ_M, the Lemma 4 margins and ρ*), `run` (one run: `run(config)`).
+
+`bridge` sits beside `sims`: it imports `theory` and a few helpers of `sims`; nothing in
+`theory`, `sims`, `experiments` or `figures` imports it.
+"""

@@ -1,0 +1,366 @@
+"""The bridge's configuration: frozen dataclasses [transformer], [pretrain], [mixture], [train].
+
+As `sims.config` for the toy: defaults, then a TOML file, then `--set section.key=value`
+overrides, validated once; every problem raises `sims.errors.ConfigError` naming the key, the
+bad value and what is allowed (the CLI exits 2). `KEYS` is the one table of every key.
+
+The mixture keys mean what they mean in the toy (fractions of C, CF and S points, the rest
+C+S; `filter` drops the context-bearing points with the lowest loss on [∅, s, r]); the
+knowledge keys of the toy (δ_C, δ_M, ...) have no place here: the transformer learns its
+knowledge in pretraining, and the bridge measures δ_C, δ_M and the margins instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from sims.config import KeySpec
+from sims.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Transformer:
+    layers: int = 2
+    heads: int = 2
+    d_model: int = 64
+    d_mlp: int = 128
+    tied_head: bool = True
+    init_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Pretrain:
+    n_subjects: int = 256
+    n_answers: int = 32
+    memorised: float = 0.5
+    zipf: float = 1.0
+    context_fraction: float = 0.5
+    context_reliability: float = 0.3
+    memorised_in_context: float = 0.5
+    steps: int = 1000
+    lr: float = 3e-3
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class Mixture:
+    n_train: int = 64
+    context_critical: float = 0.5
+    counterfactual: float = 0.0
+    fact_recall: float = 0.0
+    filter: float = 0.0
+    n_test: int = 32
+    n_aligned: int = 32
+
+
+@dataclass(frozen=True)
+class Train:
+    optimizer: str = "adam"
+    lr: float = 3e-3
+    steps: int = 300
+    batch_size: int = 0
+    seed: int = 0
+    eval_every: int = 5
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    trainable: str = "attention"
+
+
+@dataclass(frozen=True)
+class Config:
+    transformer: Transformer = field(default_factory=Transformer)
+    pretrain: Pretrain = field(default_factory=Pretrain)
+    mixture: Mixture = field(default_factory=Mixture)
+    train: Train = field(default_factory=Train)
+
+
+_SECTIONS = {"transformer": Transformer, "pretrain": Pretrain, "mixture": Mixture, "train": Train}
+_UNIT = (0.0, 1.0, True, True)
+_POSITIVE = (0.0, math.inf, False, False)
+_COUNT = (1, math.inf, True, False)
+
+OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
+TRAINABLE = ("all", "attention")
+"""train.trainable: every parameter, or the attention's query and key maps only (the
+transformer's analog of the toy's QK-only finetuning)."""
+
+KEYS: dict[str, KeySpec] = {
+    "transformer.layers": KeySpec(_COUNT, "L: transformer blocks (pre-LN causal attention + MLP)"),
+    "transformer.heads": KeySpec(_COUNT, "attention heads per layer (must divide d_model)"),
+    "transformer.d_model": KeySpec(_COUNT, "width of the residual stream and the embeddings"),
+    "transformer.d_mlp": KeySpec(_COUNT, "hidden width of each MLP"),
+    "transformer.tied_head": KeySpec((True, False), "the output head is the token embedding matrix (true) or its own"),
+    "transformer.init_scale": KeySpec(_POSITIVE, "scale of the initial weights (1: equinox's default init)"),
+    "pretrain.n_subjects": KeySpec((2, math.inf, True, False), "K_S: subject tokens"),
+    "pretrain.n_answers": KeySpec((2, math.inf, True, False), "K_A: answer/context tokens"),
+    "pretrain.memorised": KeySpec((0.0, 1.0, False, False),
+                                  "fraction of subjects with a fact [∅, s, r] → a in the corpus (the rest have none)"),
+    "pretrain.zipf": KeySpec((0.0, math.inf, True, False),
+                             "memorised subject of frequency rank k appears ∝ k^-zipf in fact sequences "
+                             "(0: all alike); rarer facts are memorised less (lower δ_M)"),
+    "pretrain.context_fraction": KeySpec((0.0, 1.0, False, False),
+                                         "fraction of pretraining sequences that are context sequences "
+                                         "[c, s', r] or [c, ∅, r] (s' without a fact); the rest are facts"),
+    "pretrain.context_reliability": KeySpec((0.0, 1.0, False, True),
+                                            "probability that a context sequence's answer is its context c "
+                                            "(else a uniform answer): sets the learned δ_C"),
+    "pretrain.memorised_in_context": KeySpec(
+        _UNIT, "fraction of context sequences whose subject is memorised: their answer is the context w.p. "
+               "context_reliability, else the subject's fact (0: contexts only ever meet subjects without a fact)"),
+    "pretrain.steps": KeySpec(_COUNT, "Adam steps of pretraining"),
+    "pretrain.lr": KeySpec(_POSITIVE, "Adam learning rate of pretraining"),
+    "pretrain.batch_size": KeySpec(_COUNT, "sequences per pretraining step, drawn afresh each step"),
+    "mixture.n_train": KeySpec(_COUNT, "n: finetuning points (before filtering)"),
+    "mixture.context_critical": KeySpec(_UNIT, "fraction ρ of C points [c, s', r] → c, s' without a fact"),
+    "mixture.counterfactual": KeySpec(_UNIT, "fraction of CF points [c, s, r] → c, s memorised with a fact ≠ c"),
+    "mixture.fact_recall": KeySpec(_UNIT, "fraction of S points [∅, s, r] → fact(s), s memorised"),
+    "mixture.filter": KeySpec((0.0, 1.0, True, False),
+                              "fraction of context-bearing points dropped, those with the lowest loss on "
+                              "[∅, s, r] under the pretrained model (the paper's filtering)"),
+    "mixture.n_test": KeySpec(_COUNT, "held-out conflict points [c, s, r], s memorised, c ≠ fact(s)"),
+    "mixture.n_aligned": KeySpec((2, math.inf, True, False),
+                                 "held-out in-distribution points: half C (fresh s'), half C+S (context = fact)"),
+    "train.optimizer": KeySpec(OPTIMIZERS, "gd: gradient descent; sgd: with momentum; adam, adamw (optax)"),
+    "train.lr": KeySpec(_POSITIVE, "finetuning learning rate"),
+    "train.steps": KeySpec(_COUNT, "finetuning steps"),
+    "train.batch_size": KeySpec((0, math.inf, True, False),
+                                "finetuning points per step, dealt each epoch in an order drawn from train.seed "
+                                "(0: full batch)"),
+    "train.seed": KeySpec((0, 2**32 - 1, True, True),
+                          "seeds the whole run: vocabulary roles and facts, the corpus, the initial weights, "
+                          "pretraining batches, the finetuning points and minibatches"),
+    "train.eval_every": KeySpec(_COUNT, "evaluate (and record) every N finetuning steps, and at the last"),
+    "train.weight_decay": KeySpec((0.0, math.inf, True, False),
+                                  "weight decay λ (coupled for gd, sgd, adam; decoupled for adamw)"),
+    "train.momentum": KeySpec((0.0, 1.0, True, False), "momentum of sgd (0: none)"),
+    "train.trainable": KeySpec(TRAINABLE, "all: every parameter; attention: the query and key maps only (QK-only)"),
+}
+"""Every key of the bridge's config: allowed values and meaning."""
+
+
+def all_keys() -> list[str]:
+    return list(KEYS)
+
+
+def field_type(key: str) -> type:
+    section, name = key.split(".")
+    return type(getattr(_SECTIONS[section](), name))
+
+
+def default_value(key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(_SECTIONS[section](), name)
+
+
+def allowed_text(key: str) -> str:
+    """The allowed values of `key` in words."""
+    spec = KEYS[key].allowed
+    if field_type(key) is bool:
+        return "true or false"
+    if isinstance(spec[0], str):
+        return "one of " + ", ".join(repr(s) for s in spec)
+    lo, hi, lo_in, hi_in = spec
+    kind = "an integer" if field_type(key) is int else "a number"
+    fmt = (lambda x: str(int(x))) if field_type(key) is int else (lambda x: f"{x:g}")
+    if hi == math.inf:
+        return f"{kind} {'>=' if lo_in else '>'} {fmt(lo)}"
+    return f"{kind} in {'[' if lo_in else '('}{fmt(lo)}, {fmt(hi)}{']' if hi_in else ')'}"
+
+
+def keys_table() -> list[tuple[str, str, str, str]]:
+    """(key, default, allowed, meaning) of every key, as `cpi config` prints them."""
+    rows = []
+    for key, spec in KEYS.items():
+        d = default_value(key)
+        shown = (f'"{d}"' if isinstance(d, str) else str(d).lower() if isinstance(d, bool)
+                 else f"{d:g}" if isinstance(d, float) else str(d))
+        rows.append((key, shown, allowed_text(key), spec.meaning))
+    return rows
+
+
+def unknown_key(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown bridge config key '{key}'{hint} (valid keys: {', '.join(all_keys())})")
+
+
+def check_value(key: str, value: Any) -> Any:
+    """`value` with its type checked (ints accepted as floats) and in range; else ConfigError."""
+    want = field_type(key)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if want is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} = {value!r} is not finite; expected {allowed_text(key)}")
+    if not isinstance(value, want) or isinstance(value, bool) != (want is bool):
+        raise ConfigError(f"{key} = {value!r} has the wrong type ({type(value).__name__}); "
+                          f"expected {allowed_text(key)}")
+    spec = KEYS[key].allowed
+    if want is bool:
+        return value
+    if isinstance(spec[0], str):
+        ok = value in spec
+    else:
+        lo, hi, lo_in, hi_in = spec
+        ok = (value >= lo if lo_in else value > lo) and (value <= hi if hi_in else value < hi)
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is out of range; expected {allowed_text(key)}")
+    return value
+
+
+def group_counts(m: Mixture) -> dict[str, int]:
+    """Finetuning points per group before filtering: round(fraction·n) for C, CF and S, the
+    rest C+S (as `sims.config.group_counts`)."""
+    n_c, n_cf, n_s = (round(f * m.n_train) for f in (m.context_critical, m.counterfactual, m.fact_recall))
+    return {"C": n_c, "CS": m.n_train - n_c - n_cf - n_s, "CF": n_cf, "S": n_s}
+
+
+def subject_budget(config: Config) -> dict[str, tuple[int, int]]:
+    """(needed, available) subjects of each kind: memorised subjects for the C+S, CF, S,
+    conflict and aligned points; subjects without a fact for the C and in-distribution C
+    points (every point has its own subject, Assumption 1)."""
+    p, m = config.pretrain, config.mixture
+    counts = group_counts(m)
+    n_mem = n_memorised(p)
+    need_mem = counts["CS"] + counts["CF"] + counts["S"] + m.n_test + m.n_aligned // 2
+    need_free = counts["C"] + (m.n_aligned - m.n_aligned // 2)
+    return {"memorised": (need_mem, n_mem), "without a fact": (need_free, p.n_subjects - n_mem)}
+
+
+def n_memorised(p: Pretrain) -> int:
+    """Subjects with a fact: round(memorised · K_S), at least 1 and at most K_S − 1."""
+    return min(max(round(p.memorised * p.n_subjects), 1), p.n_subjects - 1)
+
+
+def validate(config: Config) -> Config:
+    """Check every value and the consistency of the whole config; return it."""
+    for key in all_keys():
+        section, name = key.split(".")
+        check_value(key, getattr(getattr(config, section), name))
+    t, m, tr = config.transformer, config.mixture, config.train
+    if t.d_model % t.heads:
+        raise ConfigError(f"transformer.heads = {t.heads} does not divide transformer.d_model = {t.d_model}; "
+                          "expected a divisor of d_model")
+    total = m.context_critical + m.counterfactual + m.fact_recall
+    if total > 1.0 + 1e-12 or group_counts(m)["CS"] < 0:
+        raise ConfigError(
+            f"mixture fractions context_critical + counterfactual + fact_recall = {total:g}; they must sum to "
+            "at most 1 (the rest are C+S points)")
+    for kind, (need, have) in subject_budget(config).items():
+        if need > have:
+            raise ConfigError(
+                f"pretrain.n_subjects = {config.pretrain.n_subjects} (memorised {config.pretrain.memorised:g}) "
+                f"gives {have} subjects {kind}, but the mixture and the held-out points need {need}; "
+                f"raise pretrain.n_subjects or lower mixture.n_train / n_test / n_aligned")
+    if m.filter > 0:
+        counts = group_counts(m)
+        n_context = counts["C"] + counts["CS"] + counts["CF"]
+        if m.n_train - round(m.filter * n_context) < 1:
+            raise ConfigError(f"mixture.filter = {m.filter:g} leaves no finetuning points; expected a smaller "
+                              "filter or some mixture.fact_recall")
+    if tr.momentum > 0 and tr.optimizer != "sgd":
+        raise ConfigError(f"train.momentum = {tr.momentum:g} needs train.optimizer = 'sgd' (it is "
+                          f"{tr.optimizer!r}); set train.momentum = 0 or train.optimizer = 'sgd'")
+    if tr.optimizer == "gd" and tr.batch_size > 0:
+        raise ConfigError(f"train.batch_size = {tr.batch_size} needs a stochastic optimizer ('sgd', 'adam', "
+                          "'adamw'); 'gd' is full-batch gradient descent; set train.batch_size = 0")
+    if tr.batch_size > m.n_train:
+        raise ConfigError(f"train.batch_size = {tr.batch_size} is out of range; expected 0 (full batch) or an "
+                          f"integer in [1, {m.n_train}] (mixture.n_train)")
+    return config
+
+
+def _apply(config: Config, key: str, value: Any) -> Config:
+    if key.count(".") != 1 or key not in KEYS:
+        raise unknown_key(key)
+    section, name = key.split(".")
+    record = dataclasses.replace(getattr(config, section), **{name: check_value(key, value)})
+    return dataclasses.replace(config, **{section: record})
+
+
+def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
+    """Apply a nested {section: {key: value}} mapping (a parsed TOML file) to `base`."""
+    config = base or Config()
+    for section, entries in data.items():
+        if not isinstance(entries, dict):
+            raise unknown_key(section)
+        for name, value in entries.items():
+            config = _apply(config, f"{section}.{name}", value)
+    return config
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'section.key=value', the value read as TOML, else as a bare string."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    if key not in KEYS:
+        raise unknown_key(key)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def load_text(text: str, overrides=(), source: str = "config") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source} is not valid TOML: {err}") from None
+    config = from_dict(data)
+    for override in overrides:
+        config = _apply(config, *parse_override(override))
+    return validate(config)
+
+
+def load(path: str | Path | None = None, overrides=()) -> Config:
+    """Defaults, then the TOML file at `path` (if any), then `overrides`; validated."""
+    if path is None:
+        return load_text("", overrides)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {err}") from None
+    return load_text(text, overrides, source=f"config file {str(path)!r}")
+
+
+def with_values(config: Config, values: dict[str, Any]) -> Config:
+    """A validated copy of `config` with some `section.key` values replaced."""
+    for key, value in values.items():
+        config = _apply(config, key, value)
+    return validate(config)
+
+
+def to_dict(config: Config) -> dict[str, dict[str, Any]]:
+    return dataclasses.asdict(config)
+
+
+def to_toml(config: Config) -> str:
+    """The resolved config as TOML; `load_text` of it gives `config` back."""
+    return tomli_w.dumps(to_dict(config))
+
+
+PRETRAIN_SECTIONS = ("transformer", "pretrain")
+
+
+def pretrain_digest(config: Config) -> str:
+    """SHA-256 (16 hex digits) of what the pretrained model depends on: [transformer],
+    [pretrain] and train.seed. Finetuning runs that share it share the checkpoint."""
+    return hashlib.sha256(tomli_w.dumps(pretrain_keys(config)).encode()).hexdigest()[:16]
+
+
+def pretrain_keys(config: Config) -> dict[str, Any]:
+    """The config keys the pretrained model depends on, as a TOML-ready mapping."""
+    d = to_dict(config)
+    return {**{s: d[s] for s in PRETRAIN_SECTIONS}, "train": {"seed": config.train.seed}}

@@ -1,0 +1,83 @@
+"""Finetuning the pretrained transformer on a mixture of the toy's groups.
+
+The loss is the mean cross-entropy of the answer at the last position over the step's points
+(all of them, or a minibatch dealt by `sims.optimizers.batch_weights` from train.seed). The
+optimizer is optax's gd (sgd without momentum), sgd, adam or adamw at train.lr, applied to the
+leaves `model.trainable_filter` selects (train.trainable). Every train.eval_every steps (and at
+step 0 and the last step) `measure.evaluate` records every metric.
+
+`finetune_chunk` is a pure function of (params, optimizer state, first step): a sweep can
+`jax.vmap` it over seeds (one pretrained model and one data set per seed, stacked).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sims.optimizers import batch_weights
+
+from . import measure
+from .config import Train
+from .model import Transformer, answer_logits, cross_entropy, trainable_filter
+
+
+def optimizer(train: Train) -> optax.GradientTransformation:
+    """train.optimizer at train.lr; weight decay coupled (gd, sgd, adam) or decoupled (adamw)."""
+    decay = [optax.add_decayed_weights(train.weight_decay)] if train.weight_decay and train.optimizer != "adamw" else []
+    if train.optimizer == "adamw":
+        return optax.adamw(train.lr, weight_decay=train.weight_decay)
+    base = {"gd": lambda: optax.sgd(train.lr), "sgd": lambda: optax.sgd(train.lr, momentum=train.momentum or None),
+            "adam": lambda: optax.adam(train.lr)}[train.optimizer]()
+    return optax.chain(*decay, base)
+
+
+def record_steps(train: Train) -> np.ndarray:
+    """The steps at which metrics are recorded: 0, e, 2e, ... and the last step."""
+    steps = np.arange(0, train.steps + 1, train.eval_every)
+    return steps if steps[-1] == train.steps else np.append(steps, train.steps)
+
+
+def make_chunk(model: Transformer, train: Train, data: measure.EvalData) -> tuple[Callable, object, object]:
+    """(chunk, params, opt_state): chunk(params, state, start, length) runs `length` steps from
+    step `start` and returns (params, state, metrics after them); `length` is static."""
+    spec = trainable_filter(model, train.trainable)
+    params, static = eqx.partition(model, spec)
+    opt = optimizer(train)
+    state = opt.init(params)
+    n = int(data.train_target.shape[0])
+
+    def loss(params, weights):
+        m = eqx.combine(params, static)
+        return jnp.sum(weights * cross_entropy(answer_logits(m, data.train_tokens), data.train_target))
+
+    def chunk(params, state, start, length: int):
+        def step(carry, t):
+            params, state = carry
+            weights = batch_weights(train.seed, t, n, train.batch_size, jnp.float32)
+            grads = jax.grad(loss)(params, weights)
+            updates, state = opt.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), None
+
+        (params, state), _ = jax.lax.scan(step, (params, state), start + jnp.arange(length))
+        return params, state, measure.evaluate(eqx.combine(params, static), data)
+
+    return jax.jit(chunk, static_argnums=3), params, state, static
+
+
+def finetune(model: Transformer, train: Train, data: measure.EvalData, progress=None) -> np.ndarray:
+    """Metrics (recorded steps, metrics) in `measure.metric_names` order."""
+    chunk, params, state, static = make_chunk(model, train, data)
+    rows = [np.asarray(jax.jit(lambda m: measure.evaluate(m, data))(model))]
+    steps = record_steps(train)
+    for start, stop in zip(steps[:-1], steps[1:]):
+        params, state, metrics = chunk(params, state, int(start), int(stop - start))
+        rows.append(np.asarray(metrics))
+        if progress is not None:
+            progress(int(stop))
+    return np.stack(rows)

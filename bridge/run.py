@@ -1,0 +1,106 @@
+"""One bridge run: pretraining (reused from the checkpoint cache), finetuning, metrics, summary.
+
+`run(config)` returns (metrics, summary) in the toy's format: metrics a dict of arrays over the
+recorded steps (`step` and every `measure.metric_names`), summary the toy's summary of the
+reliance curve (`theory.summary.summarize`) with peak_step in finetuning steps, plus
+`inversion_005` (the acceptance test: a rise above the start, then a fall of at least 0.05
+below the peak), `reliance_drop`, the pretrained model's δ_C, δ_M, margins and ρ*, and the digest
+of its checkpoint.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from theory.summary import reliance_drop, summarize
+
+from . import corpus, measure
+from .config import Config, pretrain_digest
+from .finetune import finetune, record_steps
+from .pretrain import pretrained
+
+DROP = 0.05
+"""The fall below the peak that counts as an inversion in `inversion_005`."""
+
+
+def inversion_with_drop(reliance, drop: float = DROP, rise: float = 1e-9) -> bool:
+    """Whether M_C rises above its start and then falls at least `drop` below its running peak."""
+    r = np.asarray(reliance, dtype=np.float64)
+    peak = np.maximum.accumulate(r)
+    return bool(np.any((peak > r[0] + rise) & (peak - r >= drop)))
+
+
+def no_context_losses(model, points: corpus.Points) -> np.ndarray:
+    """Loss of each point's target from [∅, s, r] under `model` (the filter's score)."""
+    import jax.numpy as jnp
+
+    from .model import answer_logits, cross_entropy
+
+    tokens = jnp.asarray(corpus.subject_only(points))
+    return np.asarray(cross_entropy(answer_logits(model, tokens), jnp.asarray(points.target)))
+
+
+def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
+    """(metrics, summary) of one run of `config`; `progress(stage, done, total)` is told of
+    finished pretraining steps (only when it pretrains: a model from the cache reports none) and
+    finetuning steps. The summary does not depend on whether the pretrained model came from
+    the cache, so a rerun writes the same bytes."""
+    world = corpus.build_world(config)
+    tell = (lambda stage, total: (lambda done: progress(stage, done, total))) if progress else (lambda *_: None)
+    model, _ = pretrained(config, world.vocab, cache_dir, tell("pretrain", config.pretrain.steps))
+    train = world.train
+    if config.mixture.filter > 0:
+        train = corpus.filter_points(train, no_context_losses(model, train), config.mixture.filter)
+    data = measure.EvalData(world, train)
+    rows = finetune(model, config.train, data, tell("finetune", config.train.steps))
+    names = measure.metric_names(data, config.transformer.layers)
+    steps = record_steps(config.train)
+    metrics = {"step": steps.astype(np.int64), **{name: rows[:, j].astype(np.float64) for j, name in enumerate(names)}}
+    summary = summarize(metrics["reliance"])
+    for key in ("peak_step", "first_peak_step"):
+        summary[key] = int(steps[summary[key]])
+    summary["inversion_005"] = inversion_with_drop(metrics["reliance"])
+    summary["reliance_drop"] = float(reliance_drop(metrics["reliance"]))
+    summary["counts"] = {name: int(np.sum(train.group == g)) for g, name in enumerate(corpus.GROUPS)}
+    summary["pretrain_digest"] = pretrain_digest(config)
+    summary.update(measure.knowledge(model, world))
+    return metrics, summary
+
+
+def check_run_dir(out_dir, config: Config, force: bool = False) -> None:
+    """ConfigError when `out_dir` already holds a run (a config.toml) of another bridge config,
+    unless `force`."""
+    from pathlib import Path
+
+    from sims.errors import ConfigError
+
+    from . import config as bcfg
+
+    saved = Path(out_dir) / "config.toml"
+    if force or not saved.exists():
+        return
+    try:
+        same = bcfg.load(saved) == config
+    except ConfigError:
+        same = False
+    if not same:
+        raise ConfigError(f"--out {str(out_dir)!r} holds a run of another config ({saved}); choose another "
+                          "directory, or --force to replace it")
+
+
+def save(out_dir, config: Config, metrics: dict, summary: dict):
+    """DIR/config.toml, DIR/metrics.npz, DIR/summary.json (atomically, summary last), in the
+    toy's format (`sims.results`)."""
+    from pathlib import Path
+
+    from sims.results import json_bytes, npz_bytes, write_atomic
+
+    from .config import to_toml
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").unlink(missing_ok=True)
+    write_atomic(out / "config.toml", to_toml(config).encode())
+    write_atomic(out / "metrics.npz", npz_bytes(metrics))
+    write_atomic(out / "summary.json", json_bytes(summary))
+    return out

@@ -1,0 +1,97 @@
+"""`cpi bridge`: pretrain (or reuse) the bridge transformer, finetune it on one mixture, save
+its metrics in the toy's format and print the toy's summary."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+from ..arguments import check_out_dir
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "bridge", help="the inversion in a small transformer pretrained on synthetic facts",
+        description=(
+            "Pretrain a small decoder-only transformer on synthetic facts and context sequences (reused "
+            "from the checkpoint cache when the [transformer], [pretrain] keys and train.seed match), "
+            "finetune it on a mixture of the toy's groups and record context reliance on held-out conflict "
+            "points. Writes DIR/config.toml, DIR/metrics.npz, DIR/summary.json as `cpi run` does. Keys: "
+            "[transformer], [pretrain], [mixture], [train] (`cpi bridge --keys` lists them)."
+        ),
+    )
+    parser.add_argument("--config", metavar="FILE.toml", help="TOML file with [transformer], [pretrain], "
+                        "[mixture], [train] sections (default: the bridge defaults)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config value (repeatable), e.g. --set mixture.context_critical=0.3")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default runs/bridge-<hash of the config>)")
+    parser.add_argument("--cache", metavar="DIR", help="checkpoint cache of pretrained models "
+                        "(default $CPI_BRIDGE_CACHE, else ~/.cache/cpi/bridge)")
+    parser.add_argument("--force", action="store_true", help="replace DIR even when it holds a run of another config")
+    parser.add_argument("--keys", action="store_true", help="list every bridge config key (default, allowed, meaning) "
+                        "and exit")
+    parser.set_defaults(func=cmd_bridge)
+    return parser
+
+
+def cmd_bridge(args) -> int:
+    from bridge import config as bcfg
+    from bridge.run import check_run_dir, run, save
+    from sims.progress import StepProgress
+
+    if args.keys:
+        rows = [("key", "default", "allowed", "meaning"), *bcfg.keys_table()]
+        widths = [max(len(r[j]) for r in rows) for j in range(3)]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
+        return 0
+    config = bcfg.load(args.config, args.overrides)
+    digest = hashlib.sha256(bcfg.to_toml(config).encode()).hexdigest()[:10]
+    out = Path(args.out) if args.out else Path("runs") / f"bridge-{digest}"
+    check_out_dir(out)
+    if args.cache:
+        check_out_dir(args.cache, flag="--cache")
+    check_run_dir(out, config, force=args.force)
+    counts = bcfg.group_counts(config.mixture)
+    t, tr = config.transformer, config.train
+    print(f"cpi bridge: {config.mixture.n_train} finetuning points ("
+          + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+          + f"); transformer {t.layers} layers x {t.heads} heads, d_model {t.d_model}; {tr.optimizer} lr {tr.lr:g}, "
+          f"{tr.steps} steps, trainable {tr.trainable}, seed {tr.seed}", file=sys.stderr)
+    bars = {}
+
+    def progress(stage, done, total):
+        if stage not in bars:
+            for bar in bars.values():
+                bar.__exit__(None, None, None)
+            bars[stage] = StepProgress(total, "step", description=stage).__enter__()
+        bars[stage].advance_to(done)
+
+    start = time.perf_counter()
+    try:
+        metrics, s = run(config, cache_dir=args.cache, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.__exit__(None, None, None)
+    elapsed = time.perf_counter() - start
+    save(out, config, metrics, s)
+    m = metrics
+    print(f"pretrained model ({'trained now' if 'pretrain' in bars else 'from the cache'}, {s['pretrain_digest']}): "
+          f"delta_c {s['delta_c']:.4f}, delta_m {s['delta_m']:.4f}; margins m_C {s.get('m_C', s['m_C_heldout']):.4f}, "
+          f"m_CS {s.get('m_CS', s['m_CS_heldout']):.4f} -> predicted rho* {s['rho_star']:.4f}")
+    print(f"context reliance M_C on {config.mixture.n_test} conflict test points:")
+    print(f"  initial {s['initial_reliance']:.4f} -> peak {s['peak_reliance']:.4f} at step {s['peak_step']} "
+          f"-> final {s['final_reliance']:.4f}")
+    print(f"  inversion (rise, then fall below the peak): {'yes' if s['inversion'] else 'no'}; "
+          f"largest fall {s['reliance_drop']:.4f} ({'at least' if s['inversion_005'] else 'less than'} 0.05)")
+    print(f"attention of r to the context: {m['attention_context'][0]:.4f} -> max {m['attention_context'].max():.4f} "
+          f"-> {m['attention_context'][-1]:.4f}")
+    print(f"in-distribution held-out accuracy: {m['in_distribution_accuracy'][0]:.4f} -> "
+          f"{m['in_distribution_accuracy'][-1]:.4f}")
+    cf, par, tr_acc = m["counterfactual_accuracy"], m["parametric_accuracy"], m["train_accuracy"]
+    print(f"argmax on the conflict test points: context answer {cf[0]:.2f} -> max {cf.max():.2f} -> {cf[-1]:.2f}, "
+          f"memorised fact {par[0]:.2f} -> {par[-1]:.2f}; training points right {tr_acc[0]:.2f} -> {tr_acc[-1]:.2f}")
+    print(f"wrote {out}/config.toml, metrics.npz, summary.json ({elapsed:.1f} s incl. compile)")
+    return 0
