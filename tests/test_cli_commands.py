@@ -7,6 +7,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -252,3 +253,13 @@ def test_cpi_runs_as_a_module_without_the_script():
     done = subprocess.run([sys.executable, "-m", "cpi", "config", "--toml"], capture_output=True, text=True,
                           cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert done.returncode == 0 and cfg.load_text(done.stdout) == cfg.Config()
+
+
+def test_the_entry_point_asks_for_reproducible_full_precision_arithmetic():
+    """configure_process: deterministic GPU reductions (XLA_FLAGS) and full-precision matrix
+    products (on a GPU, float32 would otherwise run in TF32), before JAX computes anything."""
+    code = ("import os, jax\nfrom cpi.cli import configure_process\nconfigure_process()\n"
+            "assert '--xla_gpu_deterministic_ops=true' in os.environ['XLA_FLAGS'], os.environ['XLA_FLAGS']\n"
+            "assert jax.config.jax_default_matmul_precision == 'highest'\n")
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**env, "CPI_COMPILATION_CACHE": "0"})
