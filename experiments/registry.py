@@ -73,6 +73,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("fact_recall", "M_C with seen / unseen fact-recall points added, Proposition 2 at t = 0"),
     Experiment("tasks", "two relations, CF points on relation 1: M_C per relation vs the overlap γ"),
     Experiment("robustness", "random embeddings: peak, final and drop of M_C vs world.dim over seeds; ρ* measured vs predicted"),
+    Experiment("optimizers", "M_C vs step for GD (with theory), SGD at two batch sizes and with momentum over seeds, Adam"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)
