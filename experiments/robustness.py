@@ -76,13 +76,11 @@ def compute(base: Config, work: Path, dims, seeds: int, steps: int, rho_dims, n_
 
     n = base.mixture.n_train
     rho = [k / (n_rho - 1) for k in range(n_rho)]
-    measured, predicted, change, inverts, rho_eff = [], [], [], [], None
+    rho_eff = np.array([round(x * n) / n for x in rho])  # n_C = round(ρn), as the mixture counts them
+    measured, predicted, change, inverts = [], [], [], []
     for d in rho_dims:
         r = swept(with_values(rand, world__dim=d), {"mixture.context_critical": rho, "train.seed": seed_list},
                   work, f"robustness-rho-{d}")
-        configs = r["configs"][:, 0]
-        rho_eff = np.array([cfg.load_text(c).mixture.context_critical for c in configs])
-        rho_eff = np.array([round(x * n) / n for x in rho_eff])
         first = r["reliance"][..., 1] - r["reliance"][..., 0]  # (rho, seeds)
         change.append(first.T)
         inverts.append(r["summary_inversion"].T)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sims import config as cfg
 from sims.config import Config
 
 from .cache import cached_sweep
@@ -22,8 +23,6 @@ def swept(base: Config, axes: dict[str, list], work, label: str, metrics=("relia
     "train.seed": [...]}) and return each metric in `metrics` as an array of shape
     (len(values) per axis ..., steps + 1), plus `summary_<field>` arrays of the grid's shape
     (from every step) and `configs` (TOML per point, grid-shaped)."""
-    from sims import config as cfg
-
     keys = list(axes)
     grid = [f"{k}=" + ",".join(repr(v) if isinstance(v, float) else str(v) for v in axes[k]) for k in keys]
     result = cached_sweep(base, grid, work, label)

@@ -16,7 +16,6 @@ RHO_COLORS = (BLUE, ORANGE, GREEN, RED)
 
 def _accuracy_panel(ax, data, i, step):
     x = step + 1
-    rho = np.asarray(data["rho"])[i]
     for key, name, color in (("cf", "counterfactual", RED), ("par", "parametric", BLUE)):
         random = np.asarray(data[f"random_{key}"])[i]
         band = ax.fill_between(x, random.min(0), random.max(0), color=color, alpha=0.15, linewidth=0)
