@@ -72,6 +72,9 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("value_training", "W_V trained at several value_lr: M_C, the C+S pull, value-logit blocks"),
     Experiment("fact_recall", "M_C with seen / unseen fact-recall points added, Proposition 2 at t = 0"),
     Experiment("tasks", "two relations, CF points on relation 1: M_C per relation vs the overlap γ"),
+    Experiment("robustness", "random embeddings: peak, final and drop of M_C vs world.dim over seeds; ρ* measured vs predicted"),
+    Experiment("optimizers", "M_C vs step for GD (with theory), SGD at two batch sizes and with momentum over seeds, Adam"),
+    Experiment("paper_metrics", "the paper's Figure 2 (counterfactual vs parametric accuracy) and Figure 1a (M_C vs train accuracy) in the toy"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)

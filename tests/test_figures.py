@@ -3,7 +3,8 @@ reused, `make_figures` writes PNG and PDF, and the presentation layer never impo
 simulator.
 
 Longer than 400 lines because it holds one tiny data dict and one exact-content check per
-figure (ten figures), plus the layout checks that run over all of them."""
+figure (ten figures; the tiny dicts of the issue-10 figures come from
+tests/test_experiments_beyond.py), plus the layout checks that run over all of them."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from experiments.cache import data_bytes, is_saved
 from figures.make import make_figures
 from figures.style import artist
 from sims import config as cfg
+from tests.test_experiments_beyond import TINY_BEYOND
 
 
 # ---------------------------------------------------------------------------- tiny data dicts
@@ -209,6 +211,7 @@ TINY = {
     "value_training": tiny_value_training,
     "fact_recall": tiny_fact_recall,
     "tasks": tiny_tasks,
+    **TINY_BEYOND,  # robustness, optimizers, paper_metrics (issue 10): tests/test_experiments_beyond.py
 }
 
 

@@ -1,0 +1,122 @@
+"""Robustness of the inversion to random embeddings (`world.embeddings = "random"`), over seeds.
+
+Varies the embedding dimension `world.dim` (from below the K tokens of the vocabulary, where
+W_V realises the Lemma 3 table only in least squares, up to dimensions where the random
+directions are nearly orthonormal) and the seed `train.seed` that draws them. Computes, at
+the base mixture: M_C over steps per (dim, seed), its peak, final value and drop = peak −
+final, whether it inverts, and the worst deviation of the realised value table from Lemma 3's
+(`value_table_error`); the paper's run (orthonormal embeddings) as the reference. Then, at a
+few dimensions, a sweep of the mixture ρ = n_C/n per seed: the measured ρ*, where the first
+step's change of M_C, M_C(1) − M_C(0), turns from ≤ 0 to > 0 (linear interpolation between
+the neighbouring grid mixtures; THEORY.md: no initial rise below ρ*), against the ρ*
+predicted from the base config's own margins (`sims.theory_inputs.initial_direction`: the
+mean initial pushes of its C and C+S points on the conflict test gaps) and the paper's
+closed-form ρ* = |m_CS| / (m_C + |m_CS|).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sims import config as cfg
+from sims.config import Config
+from sims.theory_inputs import initial_direction, knowledge_of
+from sims.world import build_world
+from theory.closed_forms import paper_quantities
+from theory.summary import summarize
+
+from .cache import cached_run
+from .configs import with_values
+from .seeded import swept
+
+PARAMS = dict(
+    dims=(40, 60, 80, 100, 121, 150, 200, 300, 500, 1000, 2000, 4000),
+    seeds=8,
+    steps=300,
+    rho_dims=(80, 150, 300, 1000, 4000),
+    n_rho=21,
+)
+"""dims: embedding dimensions of the inversion sweep; seeds: seeds 0..seeds-1 per dimension;
+steps: GD steps; rho_dims: dimensions of the ρ* measurement; n_rho: mixtures ρ = 0..1 there."""
+
+
+def first_rise(rho: np.ndarray, change: np.ndarray) -> float:
+    """The smallest ρ at which `change` (the first step's change of M_C at the mixtures `rho`,
+    increasing) turns from ≤ 0 to > 0, linearly interpolated between the two neighbouring
+    mixtures; NaN when it never does."""
+    rho, change = np.asarray(rho, dtype=np.float64), np.asarray(change, dtype=np.float64)
+    hits = np.flatnonzero((change[:-1] <= 0) & (change[1:] > 0))
+    if not hits.size:
+        return float("nan")
+    i = hits[0]
+    return float(rho[i] - change[i] * (rho[i + 1] - rho[i]) / (change[i + 1] - change[i]))
+
+
+def random_base(base: Config, steps: int) -> Config:
+    """The base config with random embeddings (its own dim, or the first one swept) and `steps`."""
+    return with_values(base, world__embeddings="random", train__steps=int(steps))
+
+
+def compute(base: Config, work: Path, dims, seeds: int, steps: int, rho_dims, n_rho: int) -> dict:
+    """M_C per (dim, seed) with its peak, final, drop and the value-table error; the paper's
+    run; ρ* measured in a ρ sweep and predicted from the config's margins per (dim, seed)."""
+    paper = with_values(base, world__embeddings="paper", world__dim=0, train__steps=int(steps))
+    paper_metrics, paper_summary = cached_run(paper, work)
+    rand = random_base(base, steps)
+    seed_list = list(range(int(seeds)))
+    dims, rho_dims = [int(d) for d in dims], [int(d) for d in rho_dims]
+
+    sweep = swept(rand, {"world.dim": dims, "train.seed": seed_list}, work, "robustness-dim")
+    reliance = sweep["reliance"]  # (dims, seeds, steps + 1)
+    s = summarize(reliance)
+    table_error = np.array([[build_world(with_values(rand, world__dim=d, train__seed=k)).value_table_error
+                             for k in seed_list] for d in dims])
+
+    n = base.mixture.n_train
+    rho = [k / (n_rho - 1) for k in range(n_rho)]
+    rho_eff = np.array([round(x * n) / n for x in rho])  # n_C = round(ρn), as the mixture counts them
+    measured, predicted, change, inverts = [], [], [], []
+    for d in rho_dims:
+        r = swept(with_values(rand, world__dim=d), {"mixture.context_critical": rho, "train.seed": seed_list},
+                  work, f"robustness-rho-{d}")
+        first = r["reliance"][..., 1] - r["reliance"][..., 0]  # (rho, seeds)
+        change.append(first.T)
+        inverts.append(r["summary_inversion"].T)
+        measured.append([first_rise(rho_eff, first[:, k]) for k in seed_list])
+        predicted.append([initial_direction(with_values(rand, world__dim=d, train__seed=k))["rho_star"]
+                          for k in seed_list])
+    q = paper_quantities(knowledge_of(base))
+    peak, final = np.asarray(s["peak_reliance"]), np.asarray(s["final_reliance"])
+    return dict(
+        config=cfg.to_toml(rand),
+        step=np.arange(int(steps) + 1),
+        dim=np.array(dims),
+        seed=np.array(seed_list),
+        n_tokens=int(build_world(paper).embed.shape[1]),
+        paper_dim=int(build_world(paper).embed.shape[0]),
+        lr=base.train.lr,
+        rho=float(round(base.mixture.context_critical * n) / n),
+        paper_reliance=paper_metrics["reliance"],
+        paper_peak=paper_summary["peak_reliance"],
+        paper_final=paper_summary["final_reliance"],
+        paper_drop=paper_summary["peak_reliance"] - paper_summary["final_reliance"],
+        paper_peak_step=paper_summary["peak_step"],
+        paper_rho_star=q["rho_star"],
+        sim_reliance=reliance,
+        sim_initial=np.asarray(s["initial_reliance"]),
+        sim_peak=peak,
+        sim_final=final,
+        sim_drop=peak - final,
+        sim_peak_step=np.asarray(s["peak_step"]),
+        sim_inversion=np.asarray(s["inversion"]),
+        value_table_error=table_error,
+        sim_configs=sweep["configs"],
+        rho_dim=np.array(rho_dims),
+        rho_grid=rho_eff,
+        rho_first_change=np.array(change),  # (rho_dims, seeds, rho)
+        rho_inversion=np.array(inverts),
+        rho_star_measured=np.array(measured),
+        rho_star_predicted=np.array(predicted, dtype=np.float64),
+    )
