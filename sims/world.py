@@ -161,12 +161,16 @@ def check_learned_vocabulary(config: Config) -> None:
     if problems:
         lo = need["memorised"] / w.n_subjects
         hi = 1 - need["free_subjects"] / w.n_subjects
-        fit = (f"pretrain.memorised in [{lo:.4g}, {hi:.4g}]" if lo <= hi else
-               f"world.n_subjects >= {need['memorised'] + need['free_subjects']}")
+        fixes = []
+        if need["memorised"] > have["memorised"] or need["free_subjects"] > have["free_subjects"]:
+            fixes.append(f"pretrain.memorised in [{lo:.4g}, {hi:.4g}]" if lo <= hi else
+                         f"world.n_subjects >= {need['memorised'] + need['free_subjects']}")
+        if need["free_answers"] > have["free_answers"]:
+            fixes.append(f"world.n_answers >= {n_mem + need['free_answers']}")
         raise ConfigError(
             f"learned pretraining with world.n_subjects = {w.n_subjects}, world.n_answers = {w.n_answers} and "
             f"pretrain.memorised = {p.memorised:g} ({n_mem} memorised subjects) does not fit the mixture: it needs "
-            + "; ".join(problems) + f"; set {fit} (and world.n_answers >= {n_mem + need['free_answers']})")
+            + "; ".join(problems) + "; set " + " and ".join(fixes))
 
 
 def check_vocabulary(config: Config) -> None:
