@@ -72,6 +72,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("value_training", "W_V trained at several value_lr: M_C, the C+S pull, value-logit blocks"),
     Experiment("fact_recall", "M_C with seen / unseen fact-recall points added, Proposition 2 at t = 0"),
     Experiment("tasks", "two relations, CF points on relation 1: M_C per relation vs the overlap γ"),
+    Experiment("learned_pretraining", "W_V learned in pretraining: M_C vs step for several pretraining lengths, achieved δ's"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)

@@ -22,6 +22,7 @@ from experiments.cache import data_bytes, is_saved
 from figures.make import make_figures
 from figures.style import artist
 from sims import config as cfg
+from tests.test_learned_pretraining import tiny_learned_pretraining
 
 
 # ---------------------------------------------------------------------------- tiny data dicts
@@ -209,6 +210,7 @@ TINY = {
     "value_training": tiny_value_training,
     "fact_recall": tiny_fact_recall,
     "tasks": tiny_tasks,
+    "learned_pretraining": tiny_learned_pretraining,
 }
 
 

@@ -206,3 +206,60 @@ def test_the_reduced_engine_says_the_group_form_needs_the_lemma_3_table(tmp_path
                  "--out", str(tmp_path / "s")])
     assert code == 2
     assert "knowledge.pretraining" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- experiment and figure
+
+
+def tiny_learned_pretraining() -> dict:
+    """A data dict of the learned_pretraining experiment's shape (for the figure tests)."""
+    step = np.arange(6)
+    grid = np.array([0, 20, 60, 100])
+    return dict(
+        step=step, lr=1.0, pretrain_lr=5.0, fact_repeats=1, context_repeats=1, rho=0.5,
+        constructed_reliance=np.array([0.3, 0.6, 0.8, 0.7, 0.6, 0.55]), constructed_delta_c=0.2,
+        constructed_delta_m=0.6, shown=np.array([20, 60]), grid=grid,
+        sim_reliance=np.array([[0.4, 0.5, 0.6, 0.55, 0.5, 0.45], [0.3, 0.7, 0.9, 0.85, 0.8, 0.7]]),
+        theory_reliance=np.array([[0.4, 0.5, 0.6, 0.55, 0.5, 0.45], [0.3, 0.7, 0.9, 0.85, 0.8, 0.7]]) + 1e-3,
+        delta_c=np.array([0.05, 0.4]), delta_m=np.array([0.1, 0.7]),
+        grid_delta_c=np.array([0.01, 0.05, 0.4, 0.7]), grid_delta_m=np.array([0.01, 0.1, 0.7, 0.95]),
+        grid_initial=np.array([0.5, 0.4, 0.3, 0.3]), grid_peak=np.array([0.5, 0.6, 0.9, 0.95]),
+        grid_final=np.array([0.5, 0.45, 0.7, 0.94]), grid_peak_step=np.array([0, 2, 2, 4]),
+    )
+
+
+def test_the_figure_plots_its_arrays():
+    import figures
+    from figures.style import artist
+
+    d = tiny_learned_pretraining()
+    fig = figures.plot_learned_pretraining(d)
+    for i in range(2):
+        for key in ("sim_reliance", "theory_reliance"):
+            line = artist(fig, f"{key}_{i}")
+            np.testing.assert_array_equal(line.get_xdata(), d["step"])
+            np.testing.assert_array_equal(line.get_ydata(), d[key][i])
+    np.testing.assert_array_equal(artist(fig, "constructed_reliance").get_ydata(), d["constructed_reliance"])
+    for key in ("grid_delta_c", "grid_delta_m", "grid_initial", "grid_peak", "grid_final"):
+        np.testing.assert_array_equal(artist(fig, key).get_xdata(), d["grid"])
+        np.testing.assert_array_equal(artist(fig, key).get_ydata(), d[key])
+    legend = " ".join(t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts())
+    assert "0.400" in legend and "0.700" in legend  # the achieved strengths of each length
+
+
+def test_the_experiment_at_test_scale(tmp_path):
+    from experiments import get
+
+    base = load(overrides=[s for s in SMALL if s != "knowledge.pretraining=learned"])
+    data = get("learned_pretraining").data(base, data_dir=tmp_path / "data", shown=(20, 60), grid=(0, 20, 60),
+                                           steps=6)
+    np.testing.assert_allclose(data["sim_reliance"], data["theory_reliance"], atol=1e-10)
+    assert data["constructed_delta_c"] == pytest.approx(0.2, abs=1e-12)
+    for i, length in enumerate((20, 60)):
+        config = with_values(base, {"knowledge.pretraining": "learned", "pretrain.steps": length})
+        world = build_world(config)
+        w_v = numpy_descent(config, world.embed)
+        assert (data["delta_c"][i], data["delta_m"][i]) == pytest.approx(numpy_strengths(w_v, world.embed, world),
+                                                                         abs=1e-10)
+    np.testing.assert_allclose(data["grid_delta_c"][1:], data["delta_c"], atol=1e-12)
+    assert data["grid_delta_m"][0] == pytest.approx(1 / 23, abs=1e-12)  # no pretraining: W_V = 0
