@@ -46,7 +46,8 @@ def plot_learned_pretraining(data: dict):
     panel_label(ax, "(a) $M_C$ after learned pretraining ($W_V$ frozen)")
 
     grid = np.asarray(data["grid"])
-    for key, label, color in (("grid_delta_c", "achieved $\\delta_C$", BLUE), ("grid_delta_m", "achieved $\\delta_M$", RED)):
+    for key, label, color in (("grid_delta_c", "achieved $\\delta_C$", BLUE),
+                              ("grid_delta_m", "achieved $\\delta_M$", RED)):
         theory_line(bx, grid, data[key], key, label, color=color, linestyle="--", linewidth=1.2, marker=".")
     for key, label, color in (("grid_initial", "$M_C$ at t = 0", "0.5"), ("grid_peak", "peak $M_C$", GREEN),
                               ("grid_final", f"$M_C$ at t = {last}", ORANGE)):

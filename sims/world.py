@@ -266,7 +266,9 @@ def _allocate_learned(config: Config) -> tuple[Points, Points, Points, np.ndarra
         if kind in ("C", "S_unseen"):
             s = next(free)
             c = next(fresh)
-            return ([c, s, r], CONTEXT_KEYS, c, -1, group) if kind == "C" else ([r, s, r], SUBJECT_ONLY_KEYS, c, -1, group)
+            if kind == "C":
+                return [c, s, r], CONTEXT_KEYS, c, -1, group
+            return [r, s, r], SUBJECT_ONLY_KEYS, c, -1, group
         s = next(memorised)
         a = fact_of[s]
         if kind == "S_seen":

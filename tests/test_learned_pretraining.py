@@ -79,7 +79,8 @@ def numpy_strengths(w_v: np.ndarray, phi: np.ndarray, world) -> tuple[float, flo
 
 
 @pytest.mark.parametrize("extra", [[], ["world.embeddings=random", "world.dim=15", "train.seed=3"],
-                                   ["world.n_relations=2", "mixture.n_test=1", "pretrain.fact_repeats=3", "pretrain.context_repeats=2"]])
+                                   ["world.n_relations=2", "mixture.n_test=1", "pretrain.fact_repeats=3",
+                                    "pretrain.context_repeats=2"]])
 def test_learned_values_equal_a_d_by_d_numpy_descent(extra):
     config = load(overrides=[*SMALL, "pretrain.steps=60", "pretrain.lr=3", *extra])
     world = build_world(config)
