@@ -89,8 +89,8 @@ def describe_run(config: cfg.Config) -> str:
     n = sum(counts.values())
     points = f"{n} training points" if n == config.mixture.n_train else (
         f"{n} training points after filtering {config.mixture.n_train}")
-    k, t = config.knowledge, config.train
-    return (
-        f"{points} ({mix}); delta_c {k.delta_c:g}, "
-        f"delta_m {k.delta_m:g}; lr {t.lr:g}, value_lr {t.value_lr:g}, {t.steps} steps, {t.dtype}"
-    )
+    k, t, p = config.knowledge, config.train, config.pretrain
+    knowledge = (f"delta_c {k.delta_c:g}, delta_m {k.delta_m:g}" if k.pretraining == "constructed" else
+                 f"W_V learned ({p.steps} steps at lr {p.lr:g}, fact_repeats {p.fact_repeats}, "
+                 f"context_repeats {p.context_repeats})")
+    return f"{points} ({mix}); {knowledge}; lr {t.lr:g}, value_lr {t.value_lr:g}, {t.steps} steps, {t.dtype}"

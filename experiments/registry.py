@@ -75,6 +75,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("robustness", "random embeddings: peak, final and drop of M_C vs world.dim over seeds; ρ* measured vs predicted"),
     Experiment("optimizers", "M_C vs step for GD (with theory), SGD at two batch sizes and with momentum over seeds, Adam"),
     Experiment("paper_metrics", "the paper's Figure 2 (counterfactual vs parametric accuracy) and Figure 1a (M_C vs train accuracy) in the toy"),
+    Experiment("learned_pretraining", "W_V learned in pretraining: M_C vs step for several pretraining lengths, achieved δ's"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)

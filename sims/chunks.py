@@ -222,6 +222,9 @@ def reduced_engine_problem(config: Config) -> str | None:
         return (f"world.embeddings = {config.world.embeddings!r}: the group form needs the paper's symmetric "
                 "embeddings (all points of a group interchangeable); `cpi theory` gives the exact per-point "
                 "prediction for random embeddings")
+    if config.knowledge.pretraining == "learned":
+        return ("knowledge.pretraining = 'learned': the group form needs the Lemma 3 table (every point of a group "
+                "alike); `cpi theory` gives the exact per-point prediction with the learned table")
     if config.world.n_relations > 1:
         return (f"world.n_relations = {config.world.n_relations}: the reduced engine records the per-group "
                 "metrics of one relation only")

@@ -45,6 +45,19 @@ class Knowledge:
     delta_s: float = PAPER_KNOWLEDGE.delta_s
     o_c: float = PAPER_KNOWLEDGE.o_c
     o_r: float = PAPER_KNOWLEDGE.o_r
+    pretraining: str = "constructed"
+
+
+@dataclass(frozen=True)
+class Pretrain:
+    """Learned pretraining of W_V (`sims.pretraining`; used when knowledge.pretraining is
+    "learned")."""
+
+    steps: int = 1000
+    lr: float = 5.0
+    fact_repeats: int = 1
+    context_repeats: int = 1
+    memorised: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,7 @@ class Config:
     knowledge: Knowledge = field(default_factory=Knowledge)
     mixture: Mixture = field(default_factory=Mixture)
     train: Train = field(default_factory=Train)
+    pretrain: Pretrain = field(default_factory=Pretrain)
 
 
 # (low, high, low_inclusive, high_inclusive) for numeric keys; choices for strings.
@@ -104,6 +118,9 @@ runs them exactly in token coordinates; adam and adamw run on the generic d×d e
 EMBEDDINGS = ("paper", "random")
 """world.embeddings: the paper's orthonormal construction, or Gaussian unit vectors in R^dim."""
 
+PRETRAININGS = ("constructed", "learned")
+"""knowledge.pretraining: W_V built from the Lemma 3 table, or learned by gradient descent."""
+
 SEED_NOTE = (
     "under the paper's embeddings every subject and every answer token is interchangeable, so "
     "the seed only relabels tokens and every seed gives the same numbers"
@@ -128,6 +145,11 @@ KEYS: dict[str, KeySpec] = {
     "knowledge.delta_s": KeySpec(_OPEN_UNIT, "probability for the subjects of seen fact-recall (S) points"),
     "knowledge.o_c": KeySpec(_POSITIVE, "value logit of the other answers (Lemma 3)"),
     "knowledge.o_r": KeySpec(_POSITIVE, "value logit of the relation (Lemma 3)"),
+    "knowledge.pretraining": KeySpec(
+        PRETRAININGS, "constructed: W_V built from the Lemma 3 table of delta_c, delta_m, delta_s, o_c, o_r; learned: "
+                      "W_V learned by gradient descent on a pretraining corpus (pretrain.*) with W_KQ = 0 (uniform "
+                      "attention), so finetuning still starts from W_KQ = 0; the knowledge keys above are then unused "
+                      "and summary.json reports the achieved_delta_c, achieved_delta_m"),
     "mixture.n_train": KeySpec((1, math.inf, True, False), "n: training points (before filtering)"),
     "mixture.context_critical": KeySpec(_UNIT, "fraction ρ of C points: only the context predicts the answer"),
     "mixture.counterfactual": KeySpec(
@@ -159,6 +181,20 @@ KEYS: dict[str, KeySpec] = {
     "train.momentum": KeySpec((0.0, 1.0, True, False), "momentum of sgd (0: none)"),
     "train.weight_decay": KeySpec(
         (0.0, math.inf, True, True), "weight decay λ: added to the gradient as λW (gd, sgd, adam), decoupled in adamw"),
+    "pretrain.steps": KeySpec(
+        (0, math.inf, True, False), "full-batch gradient steps of learned pretraining on W_V alone (W_KQ = 0); "
+                                    "0 leaves W_V = 0"),
+    "pretrain.lr": KeySpec(_POSITIVE, "step size of learned pretraining on W_V"),
+    "pretrain.fact_repeats": KeySpec(
+        (0, math.inf, True, False), "copies of each fact point [s, r] -> a in the pretraining corpus: more "
+                                    "copies, stronger memorisation (larger achieved delta_m)"),
+    "pretrain.context_repeats": KeySpec(
+        (0, math.inf, True, False), "copies of the context-copy point [c, s', r] -> c of every answer token c "
+                                    "(s' a subject with no fact): more copies, larger achieved delta_c"),
+    "pretrain.memorised": KeySpec(
+        _UNIT, "fraction of the K_S subjects given a fact in pretraining (a seeded draw from train.seed, "
+               "independent of the mixture); finetuning takes its memorised subjects from them, its C and unseen "
+               "S subjects from the rest"),
 }
 """Every config key: its allowed values and its meaning (`cpi config` and the README table
 print these words)."""
@@ -167,7 +203,7 @@ _RANGES: dict[str, Any] = {key: spec.allowed for key, spec in KEYS.items()}
 
 
 def _section_class(name: str):
-    return {"world": World, "knowledge": Knowledge, "mixture": Mixture, "train": Train}[name]
+    return {"world": World, "knowledge": Knowledge, "mixture": Mixture, "train": Train, "pretrain": Pretrain}[name]
 
 
 def all_keys() -> list[str]:

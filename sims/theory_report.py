@@ -16,6 +16,7 @@ from theory.relations import relation_margins
 from theory.summary import summarize
 
 from .config import Config
+from .pretraining import achieved_strengths
 from .theory_inputs import counts_of, initial_direction, knowledge_of, point_trajectory, reduced_trajectory
 from .world import build_world
 
@@ -58,16 +59,21 @@ def theory_report(config: Config) -> dict:
     random ones, with `exact` (whether the prediction is an identity for this config) and
     `inexact_reasons` (why not); when not exact the prediction is that of `nearest_exact`."""
     reasons = inexact_reasons(config)
-    report = (paper_report if config.world.embeddings == "paper" else random_report)(config)
+    paper = config.world.embeddings == "paper" and config.knowledge.pretraining == "constructed"
+    report = (paper_report if paper else random_report)(config)
     report.update(exact=not reasons, inexact_reasons=reasons)
     return report
 
 
 def random_report(config: Config) -> dict:
-    """For random embeddings: the Lemma 3 table's achieved error, the config's own margins,
-    initial drift, initial direction and ρ* (`theory_inputs.initial_direction`), and the
-    exact per-point prediction (`theory_inputs.point_trajectory`) of the nearest exact config.
-    The paper's closed forms that need its embeddings (η*, regime, long-time law) are None."""
+    """For random embeddings or a learned W_V (any world whose value table is not the paper's
+    Lemma 3 table on the paper's embeddings): the Lemma 3 table's achieved error (random
+    embeddings, constructed W_V), the achieved strengths δ_C, δ_M of the world's table, the
+    config's own margins, initial drift, initial direction and ρ*
+    (`theory_inputs.initial_direction`), and the exact per-point prediction
+    (`theory_inputs.point_trajectory`, with the world's own value table: the learned one under
+    learned pretraining) of the nearest exact config. The paper's closed forms that need its
+    embeddings and table (η*, regime, long-time law) are None."""
     exact_config = nearest_exact(config)
     world = build_world(exact_config)
     counts = counts_of(config)
@@ -75,10 +81,13 @@ def random_report(config: Config) -> dict:
     start = initial_direction(exact_config, world)
     trajectory = point_trajectory(exact_config, world=world)
     report = {
-        "embeddings": "random",
+        "embeddings": config.world.embeddings,
+        "pretraining": config.knowledge.pretraining,
+        **achieved_strengths(world.value_table, (world.train, world.test, world.aligned)),
         "dim": int(world.embed.shape[0]),
         "value_table_error": world.value_table_error,
-        "Z0": float(paper_quantities(knowledge_of(config))["Z0"]),
+        "Z0": (float(paper_quantities(knowledge_of(config))["Z0"]) if config.knowledge.pretraining == "constructed"
+               else None),  # a learned table has no Z0
         **start,
         "rho": counts.n_c / n,
         "n_train_after_filter": n,
@@ -146,23 +155,29 @@ def _format_random(report: dict) -> list[str]:
     def num(x, fmt=".6f"):
         return "n/a" if x is None else format(x, fmt)
 
-    return [
-        f"random embeddings in R^{report['dim']}: the Lemma 3 value table is realised to within "
-        f"{report['value_table_error']:.3g} (max |Phi^T W_V Phi - V|)",
+    if report.get("pretraining") == "learned":
+        first = [f"{report['embeddings']} embeddings in R^{report['dim']}; W_V learned in pretraining "
+                 f"(sims.pretraining): the prediction uses the learned value table, achieved delta_c "
+                 f"{report['achieved_delta_c']:.4f}, delta_m {report['achieved_delta_m']:.4f}"]
+    else:
+        first = [f"random embeddings in R^{report['dim']}: the Lemma 3 value table is realised to within "
+                 f"{report['value_table_error']:.3g} (max |Phi^T W_V Phi - V|)"]
+    return first + [
         f"this world's own margins (Lemma 4, mean per group): m_C = {num(report['m_C'])}, "
         f"m_CS = {num(report['m_CS'])}, m_CF = {num(report['m_CF'])}",
         f"  initial drift of the test gap dA/dt(0) = {report['initial_drift']:.6g}: context reliance starts "
         f"to {report['initial_direction']}",
         f"  rho* = {num(report['rho_star'])} (from this world's pushes of C and C+S points); this mixture has "
         f"rho = {report['rho']:.4g}",
-        "  (eta*, the regime and the long-time law are closed forms of the paper's embeddings: n/a)",
+        "  (eta*, the regime and the long-time law are closed forms of the paper's embeddings and table: n/a)",
     ]
 
 
 def format_report(report: dict, config: Config) -> str:
     """The human-readable form of `theory_report`."""
-    lines = _format_random(report) if report.get("embeddings") == "random" else _format_paper(report)
-    form = "per-point form, one alpha per point" if report.get("embeddings") == "random" else "group form"
+    per_point = "pretraining" in report
+    lines = _format_random(report) if per_point else _format_paper(report)
+    form = "per-point form, one alpha per point" if per_point else "group form"
     if report["exact"]:
         lines.append(f"exact reduced-dynamics prediction ({form}) at lr {config.train.lr:g}, "
                      f"{config.train.steps} steps:")

@@ -19,6 +19,7 @@ from . import engine, generic, optimizers, packing
 from .budget import check_record_every, check_run_budget
 from .config import EXACT_OPTIMIZERS, Config
 from .errors import SimulationError
+from .pretraining import achieved_strengths
 from .progress import StepProgress
 from .world import World, build_world
 
@@ -74,8 +75,9 @@ def generic_run(world: World, config: Config, hyper, record_every: int, progress
 
 def run(config: Config, progress: bool = False, record_every: int = 1) -> RunResult:
     """Build the world of `config`, train, and return the metrics recorded every
-    `record_every` steps (and at the last step), the summary of every step, and the final
-    parameters. Raises ConfigError when record_every is not an integer >= 1 or the recorded
+    `record_every` steps (and at the last step), the summary of every step (with the achieved
+    strengths δ_C, δ_M of the pretrained W_V, `sims.pretraining.achieved_strengths`), and the
+    final parameters. Raises ConfigError when record_every is not an integer >= 1 or the recorded
     metrics would not fit in memory, and
     SimulationError when the numbers become non-finite."""
     steps = config.train.steps
@@ -99,6 +101,7 @@ def run(config: Config, progress: bool = False, record_every: int = 1) -> RunRes
     check_finite(summary.pop("nonfinite_step"), config)
     if world.value_table_error is not None:  # random embeddings: how well W_V realises Lemma 3's table
         summary["value_table_error"] = world.value_table_error
+    summary.update(achieved_strengths(world.value_table, (world.train, world.test, world.aligned)))
     skip = absent_metrics(world)
     metrics = {k: np.asarray(v) for k, v in values.items() if k not in skip}
     metrics["step"] = engine.recorded_steps(steps, record_every)

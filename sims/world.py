@@ -61,13 +61,14 @@ class World:
     aligned: Points  # held-out points whose context is the memorised fact
     n_relations: int = 1
     value_table_error: float | None = None  # random embeddings: max |Φᵀ W_V Φ − V| (None: paper's)
-    values_core: np.ndarray | None = field(default=None, repr=False)  # random: C with W_V = Φ C Φᵀ
+    values_core: np.ndarray | None = field(default=None, repr=False)  # random or learned: C with W_V = Φ C Φᵀ
 
     @cached_property
     def w_v(self) -> np.ndarray:
         """(d, d) the pretrained value matrix, built from the table (`pretrained_values`), or
-        Φ C Φᵀ for random embeddings (`random_values`); computed on first use (a sweep's fast
-        engine needs only `value_table`)."""
+        Φ C Φᵀ for random embeddings (`random_values`) and learned pretraining
+        (`sims.pretraining.learned_values`); computed on first use (a sweep's fast engine needs
+        only `value_table`)."""
         if self.values_core is not None:
             return self.embed @ self.values_core @ self.embed.T
         return pretrained_values(self.embed, self.value_table)
@@ -130,9 +131,55 @@ def vocabulary_needs(config: Config) -> tuple[int, int]:
     return subjects, answers
 
 
+def learned_needs(config: Config) -> dict[str, int]:
+    """What the mixture takes from the knowledge base of learned pretraining
+    (`sims.pretraining.knowledge_base`): memorised subjects (C+S, CF, seen S, conflict test and
+    aligned points), subjects with no fact (C and unseen S points) and answer tokens that are
+    nobody's fact (the contexts of C, CF and conflict test points, the answers of unseen S)."""
+    counts = group_counts(config.mixture)
+    m = config.mixture
+    n_test = m.n_test * config.world.n_relations
+    return {
+        "memorised": counts["CS"] + counts["CF"] + counts["S_seen"] + n_test + m.n_aligned,
+        "free_subjects": counts["C"] + counts["S_unseen"],
+        "free_answers": counts["C"] + counts["CF"] + n_test + counts["S_unseen"],
+    }
+
+
+def check_learned_vocabulary(config: Config) -> None:
+    """Raise ConfigError when the knowledge base of learned pretraining (round(pretrain.memorised
+    · K_S) memorised subjects, each with its own fact) cannot serve the mixture."""
+    need = learned_needs(config)
+    w, p = config.world, config.pretrain
+    n_mem = round(p.memorised * w.n_subjects)
+    have = {"memorised": n_mem, "free_subjects": w.n_subjects - n_mem, "free_answers": w.n_answers - n_mem}
+    words = {"memorised": "memorised subjects (C+S, CF, seen S, conflict test and aligned points)",
+             "free_subjects": "subjects with no fact (C and unseen S points)",
+             "free_answers": "answer tokens that are no subject's fact (contexts of C, CF and test points, "
+                             "unseen S answers)"}
+    problems = [f"{need[k]} {words[k]} but the knowledge base has {have[k]}" for k in need if need[k] > have[k]]
+    if problems:
+        lo = need["memorised"] / w.n_subjects
+        hi = 1 - need["free_subjects"] / w.n_subjects
+        fixes = []
+        if need["memorised"] > have["memorised"] or need["free_subjects"] > have["free_subjects"]:
+            fixes.append(f"pretrain.memorised in [{lo:.4g}, {hi:.4g}]" if lo <= hi else
+                         f"world.n_subjects >= {need['memorised'] + need['free_subjects']}")
+        if need["free_answers"] > have["free_answers"]:
+            fixes.append(f"world.n_answers >= {n_mem + need['free_answers']}")
+        raise ConfigError(
+            f"learned pretraining with world.n_subjects = {w.n_subjects}, world.n_answers = {w.n_answers} and "
+            f"pretrain.memorised = {p.memorised:g} ({n_mem} memorised subjects) does not fit the mixture: it needs "
+            + "; ".join(problems) + "; set " + " and ".join(fixes))
+
+
 def check_vocabulary(config: Config) -> None:
     """Raise ConfigError when world.n_subjects or world.n_answers (or both: every violated
-    bound is named at once) is too small for the mixture, with the values that would fit."""
+    bound is named at once) is too small for the mixture, with the values that would fit;
+    under learned pretraining, when its knowledge base cannot serve the mixture."""
+    if config.knowledge.pretraining == "learned":
+        check_learned_vocabulary(config)
+        return
     need_s, need_a = vocabulary_needs(config)
     w, m = config.world, config.mixture
     problems, fixes = [], []
@@ -166,8 +213,9 @@ def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray,
     relation `mixture.counterfactual_relation` when it is not 0; conflict test points
     number n_test per relation."""
     check_vocabulary(config)
+    if config.knowledge.pretraining == "learned":
+        return _allocate_learned(config)
     k_s, k_a = config.world.n_subjects, config.world.n_answers
-    n_relations = config.world.n_relations
     delta_m, delta_s = config.knowledge.delta_m, config.knowledge.delta_s
     rng = np.random.default_rng(config.train.seed)
     subjects = iter(rng.permutation(k_s).tolist())
@@ -192,6 +240,49 @@ def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray,
         fact[s], strength[s] = memorised - k_s, delta_m
         return [c, s, r], CONTEXT_KEYS, c, memorised, group
 
+    return _points_of(config, make) + (fact, strength)
+
+
+def _allocate_learned(config: Config) -> tuple[Points, Points, Points, np.ndarray, np.ndarray]:
+    """`allocate_points` under learned pretraining: the points take their subjects and facts
+    from the knowledge base (`sims.pretraining.knowledge_base`), in its order: memorised
+    subjects for C+S, CF, seen S, conflict test and aligned points (C+S and aligned: context =
+    the fact), subjects with no fact for C and unseen S points, and fresh context tokens (and
+    unseen S answers) from the answers that are nobody's fact. fact/strength are those of the
+    knowledge base (strength: knowledge.delta_m, unused by the learned W_V)."""
+    from .pretraining import knowledge_base
+
+    kb = knowledge_base(config)
+    k_s, k_a = config.world.n_subjects, config.world.n_answers
+    fact_of = dict(zip(kb.memorised.tolist(), kb.facts.tolist()))
+    memorised, free = iter(kb.memorised.tolist()), iter(kb.free_subjects.tolist())
+    fresh = iter(kb.free_answers.tolist())
+    fact = np.full(k_s, -1)
+    fact[kb.memorised] = kb.facts - k_s
+    strength = np.where(fact >= 0, config.knowledge.delta_m, 0.5)
+
+    def make(kind: str, group: int, relation: int) -> tuple[list[int], tuple[bool, ...], int, int, int]:
+        r = k_s + k_a + relation
+        if kind in ("C", "S_unseen"):
+            s = next(free)
+            c = next(fresh)
+            if kind == "C":
+                return [c, s, r], CONTEXT_KEYS, c, -1, group
+            return [r, s, r], SUBJECT_ONLY_KEYS, c, -1, group
+        s = next(memorised)
+        a = fact_of[s]
+        if kind == "S_seen":
+            return [r, s, r], SUBJECT_ONLY_KEYS, a, a, group
+        c = a if kind in ("CS", "aligned") else next(fresh)  # CF and test: a ≠ c
+        return [c, s, r], CONTEXT_KEYS, c, a, group
+
+    return _points_of(config, make) + (fact, strength)
+
+
+def _points_of(config: Config, make) -> tuple[Points, Points, Points]:
+    """(train, test, aligned) of `config`, each point made by `make(kind, group, relation)`."""
+    n_relations = config.world.n_relations
+
     def points(kinds: list[tuple[str, int, int]]) -> Points:
         rows = [make(*kind) for kind in kinds]
         cols = list(zip(*rows)) if rows else [[], [], [], [], []]
@@ -207,7 +298,7 @@ def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray,
     train = points(_training_kinds(counts, n_relations, config.mixture.counterfactual_relation))
     test = points([("test", -1, j) for j in range(n_relations) for _ in range(config.mixture.n_test)])
     aligned = points([("aligned", -1, i % n_relations) for i in range(config.mixture.n_aligned)])
-    return train, test, aligned, fact, strength
+    return train, test, aligned
 
 
 def _training_kinds(counts: dict, n_relations: int, cf_relation: int) -> list[tuple[str, int, int]]:
@@ -256,24 +347,32 @@ def filter_points(points: Points, table: np.ndarray, fraction: float) -> Points:
 
 def build_world(config: Config) -> World:
     """The world of `config`: its embeddings (the paper's, or random ones drawn from
-    train.seed), allocated points, pretrained W_V, and the training set after filtering
-    (`mixture.filter`, by the achieved table)."""
+    train.seed), allocated points, pretrained W_V (built from the Lemma 3 table, or learned:
+    `sims.pretraining`), and the training set after filtering (`mixture.filter`, by the
+    achieved table)."""
     k, w = config.knowledge, config.world
     train, test, aligned, fact, strength = allocate_points(config)
-    table = value_logit_table(
-        w.n_subjects, w.n_answers, k.o_c, k.o_r, k.delta_c, fact, strength, n_relations=w.n_relations
-    )
-    extra = {}
     if w.embeddings == "random":
         # a stream of its own, so the token draw of allocate_points is the paper's
         rng = np.random.default_rng([config.train.seed, 1])
         embed, theta_c, theta_s = random_embeddings(
             w.n_subjects, w.n_answers, w.n_relations, w.relation_overlap, w.dim, rng)
-        core, table, error = random_values(embed, table)
-        extra = dict(value_table_error=error, values_core=core)
     else:
         embed = paper_embeddings(w.n_subjects, w.n_answers, w.n_relations, w.relation_overlap)
         theta_c, theta_s = theta_directions(w.n_subjects, w.n_answers, w.n_relations)
+    extra = {}
+    if k.pretraining == "learned":
+        from .pretraining import learned_values
+
+        core, table = learned_values(config, embed)
+        extra = dict(values_core=core)
+    else:
+        table = value_logit_table(
+            w.n_subjects, w.n_answers, k.o_c, k.o_r, k.delta_c, fact, strength, n_relations=w.n_relations
+        )
+        if w.embeddings == "random":
+            core, table, error = random_values(embed, table)
+            extra = dict(value_table_error=error, values_core=core)
     if config.mixture.filter > 0:
         train = filter_points(train, table, config.mixture.filter)
     return World(

@@ -24,6 +24,7 @@ from figures.make import make_figures
 from figures.style import artist
 from sims import config as cfg
 from tests.test_experiments_beyond import TINY_BEYOND
+from tests.test_learned_pretraining import tiny_learned_pretraining
 
 
 # ---------------------------------------------------------------------------- tiny data dicts
@@ -212,6 +213,7 @@ TINY = {
     "fact_recall": tiny_fact_recall,
     "tasks": tiny_tasks,
     **TINY_BEYOND,  # robustness, optimizers, paper_metrics (issue 10): tests/test_experiments_beyond.py
+    "learned_pretraining": tiny_learned_pretraining,
 }
 
 

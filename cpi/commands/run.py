@@ -44,7 +44,7 @@ def cmd_run(args) -> int:
     check_record_every(args.record_every)
     check_run_budget(config, args.record_every)
     print(f"cpi run: {describe_run(config)}", file=sys.stderr)
-    if config.world.embeddings == "random":
+    if config.world.embeddings == "random" and config.knowledge.pretraining == "constructed":
         from sims.world import build_world
 
         world = build_world(config)
@@ -62,6 +62,10 @@ def cmd_run(args) -> int:
     s, m = result.summary, result.metrics
     n_rel = config.world.n_relations
     per = f" ({config.mixture.n_test} per relation)" if n_rel > 1 else ""
+    strengths = (f"W_V learned in {config.pretrain.steps} pretraining steps (sims.pretraining): achieved"
+                 if config.knowledge.pretraining == "learned" else "W_V built from the Lemma 3 table: achieved")
+    print(f"{strengths} delta_c {s['achieved_delta_c']:.4f}, delta_m {s['achieved_delta_m']:.4f} "
+          "(mean probability of a context token's value on itself, of a memorised subject's value on its fact)")
     print(f"context reliance M_C on {config.mixture.n_test * n_rel} conflict test points{per}:")
     print(
         f"  initial {s['initial_reliance']:.4f} -> peak {s['peak_reliance']:.4f} "
