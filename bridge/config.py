@@ -12,19 +12,15 @@ knowledge in pretraining, and the bridge measures δ_C, δ_M and the margins ins
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import hashlib
 import math
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-from sims.config import KeySpec
 from sims.errors import ConfigError
+from sims.schema import KeySpec, Schema
 
 
 @dataclass(frozen=True)
@@ -147,75 +143,6 @@ KEYS: dict[str, KeySpec] = {
 """Every key of the bridge's config: allowed values and meaning."""
 
 
-def all_keys() -> list[str]:
-    return list(KEYS)
-
-
-def field_type(key: str) -> type:
-    section, name = key.split(".")
-    return type(getattr(_SECTIONS[section](), name))
-
-
-def default_value(key: str) -> Any:
-    section, name = key.split(".")
-    return getattr(_SECTIONS[section](), name)
-
-
-def allowed_text(key: str) -> str:
-    """The allowed values of `key` in words."""
-    spec = KEYS[key].allowed
-    if field_type(key) is bool:
-        return "true or false"
-    if isinstance(spec[0], str):
-        return "one of " + ", ".join(repr(s) for s in spec)
-    lo, hi, lo_in, hi_in = spec
-    kind = "an integer" if field_type(key) is int else "a number"
-    fmt = (lambda x: str(int(x))) if field_type(key) is int else (lambda x: f"{x:g}")
-    if hi == math.inf:
-        return f"{kind} {'>=' if lo_in else '>'} {fmt(lo)}"
-    return f"{kind} in {'[' if lo_in else '('}{fmt(lo)}, {fmt(hi)}{']' if hi_in else ')'}"
-
-
-def keys_table() -> list[tuple[str, str, str, str]]:
-    """(key, default, allowed, meaning) of every key, as `cpi config` prints them."""
-    rows = []
-    for key, spec in KEYS.items():
-        d = default_value(key)
-        shown = (f'"{d}"' if isinstance(d, str) else str(d).lower() if isinstance(d, bool)
-                 else f"{d:g}" if isinstance(d, float) else str(d))
-        rows.append((key, shown, allowed_text(key), spec.meaning))
-    return rows
-
-
-def unknown_key(key: str) -> ConfigError:
-    close = difflib.get_close_matches(key, all_keys(), n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return ConfigError(f"unknown bridge config key '{key}'{hint} (valid keys: {', '.join(all_keys())})")
-
-
-def check_value(key: str, value: Any) -> Any:
-    """`value` with its type checked (ints accepted as floats) and in range; else ConfigError."""
-    want = field_type(key)
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if want is float and isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key} = {value!r} is not finite; expected {allowed_text(key)}")
-    if not isinstance(value, want) or isinstance(value, bool) != (want is bool):
-        raise ConfigError(f"{key} = {value!r} has the wrong type ({type(value).__name__}); "
-                          f"expected {allowed_text(key)}")
-    spec = KEYS[key].allowed
-    if want is bool:
-        return value
-    if isinstance(spec[0], str):
-        ok = value in spec
-    else:
-        lo, hi, lo_in, hi_in = spec
-        ok = (value >= lo if lo_in else value > lo) and (value <= hi if hi_in else value < hi)
-    if not ok:
-        raise ConfigError(f"{key} = {value!r} is out of range; expected {allowed_text(key)}")
-    return value
-
-
 def group_counts(m: Mixture) -> dict[str, int]:
     """Finetuning points per group before filtering: round(fraction·n) for C, CF and S, the
     rest C+S (as `sims.config.group_counts`)."""
@@ -240,11 +167,10 @@ def n_memorised(p: Pretrain) -> int:
     return min(max(round(p.memorised * p.n_subjects), 1), p.n_subjects - 1)
 
 
-def validate(config: Config) -> Config:
-    """Check every value and the consistency of the whole config; return it."""
-    for key in all_keys():
-        section, name = key.split(".")
-        check_value(key, getattr(getattr(config, section), name))
+def _check_config(config: Config) -> None:
+    """ConfigError where values that are each in range do not fit together: heads that do not
+    divide d_model, mixture fractions above 1, too few subjects for the mixture, optimizer keys
+    that need another optimizer, a batch larger than the training set."""
     t, m, tr = config.transformer, config.mixture, config.train
     if t.d_model % t.heads:
         raise ConfigError(f"transformer.heads = {t.heads} does not divide transformer.d_model = {t.d_model}; "
@@ -275,80 +201,26 @@ def validate(config: Config) -> Config:
     if tr.batch_size > m.n_train:
         raise ConfigError(f"train.batch_size = {tr.batch_size} is out of range; expected 0 (full batch) or an "
                           f"integer in [1, {m.n_train}] (mixture.n_train)")
-    return config
 
 
-def _apply(config: Config, key: str, value: Any) -> Config:
-    if key.count(".") != 1 or key not in KEYS:
-        raise unknown_key(key)
-    section, name = key.split(".")
-    record = dataclasses.replace(getattr(config, section), **{name: check_value(key, value)})
-    return dataclasses.replace(config, **{section: record})
+SCHEMA = Schema(Config, _SECTIONS, KEYS, _check_config, label="bridge config")
+"""The bridge's config schema; the functions below are its methods (`sims.schema.Schema`)."""
 
-
-def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
-    """Apply a nested {section: {key: value}} mapping (a parsed TOML file) to `base`."""
-    config = base or Config()
-    for section, entries in data.items():
-        if not isinstance(entries, dict):
-            raise unknown_key(section)
-        for name, value in entries.items():
-            config = _apply(config, f"{section}.{name}", value)
-    return config
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """'section.key=value', the value read as TOML, else as a bare string."""
-    if "=" not in text:
-        raise ConfigError(f"--set expects section.key=value, got {text!r}")
-    key, raw = (part.strip() for part in text.split("=", 1))
-    if key not in KEYS:
-        raise unknown_key(key)
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
-
-
-def load_text(text: str, overrides=(), source: str = "config") -> Config:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{source} is not valid TOML: {err}") from None
-    config = from_dict(data)
-    for override in overrides:
-        config = _apply(config, *parse_override(override))
-    return validate(config)
-
-
-def load(path: str | Path | None = None, overrides=()) -> Config:
-    """Defaults, then the TOML file at `path` (if any), then `overrides`; validated."""
-    if path is None:
-        return load_text("", overrides)
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {err}") from None
-    return load_text(text, overrides, source=f"config file {str(path)!r}")
-
-
-def with_values(config: Config, values: dict[str, Any]) -> Config:
-    """A validated copy of `config` with some `section.key` values replaced."""
-    for key, value in values.items():
-        config = _apply(config, key, value)
-    return validate(config)
-
-
-def to_dict(config: Config) -> dict[str, dict[str, Any]]:
-    return dataclasses.asdict(config)
-
-
-def to_toml(config: Config) -> str:
-    """The resolved config as TOML; `load_text` of it gives `config` back."""
-    return tomli_w.dumps(to_dict(config))
+all_keys = SCHEMA.all_keys
+default_value = SCHEMA.default_value
+field_type = SCHEMA.field_type
+allowed_text = SCHEMA.allowed_text
+keys_table = SCHEMA.keys_table
+unknown_key = SCHEMA.unknown_key
+check_value = SCHEMA.check_value
+validate = SCHEMA.validate
+from_dict = SCHEMA.from_dict
+parse_override = SCHEMA.parse_override
+load_text = SCHEMA.load_text
+load = SCHEMA.load
+with_values = SCHEMA.with_values
+to_dict = SCHEMA.to_dict
+to_toml = SCHEMA.to_toml
 
 
 PRETRAIN_SECTIONS = ("transformer", "pretrain")

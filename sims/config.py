@@ -1,31 +1,23 @@
-"""Experiment configuration: frozen dataclasses grouped as world / knowledge / mixture / train.
+"""The toy's configuration: frozen dataclasses grouped as world / knowledge / pretrain /
+mixture / train, the one table of every key (`KEYS`: allowed values and meaning, from which
+`cpi config` and the README table are generated), and the checks of the whole config.
 
-A config is built from defaults, then a TOML file, then `--set section.key=value` overrides,
-and validated once at the end. Every problem raises `ConfigError`, whose message names the
-key, the bad value and what is allowed; the CLI turns it into exit status 2.
-
-Longer than 400 lines because it is the one table of every key (`KEYS`: allowed values and
-meaning, from which `cpi config` and the README table are generated) next to the checks that
-read it; splitting the table from its checks would put one idea in two places.
+Loading, overriding and checking values is `sims.schema.Schema`'s work, shared with the
+bridge's config: a config is built from defaults, then a TOML file, then `--set
+section.key=value` overrides, and validated once at the end. Every problem raises
+`ConfigError`, whose message names the key, the bad value and what is allowed; the CLI turns
+it into exit status 2.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import functools
 import math
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import tomli_w
 
 from theory.params import PAPER_KNOWLEDGE
 
 from .errors import ConfigError
-
+from .schema import KeySpec, Schema
 
 
 @dataclass(frozen=True)
@@ -99,15 +91,6 @@ class Config:
 _OPEN_UNIT = (0.0, 1.0, False, False)
 _UNIT = (0.0, 1.0, True, True)
 _POSITIVE = (0.0, math.inf, False, False)
-
-
-@dataclass(frozen=True)
-class KeySpec:
-    """What one config key allows and means: `allowed` is (low, high, low_inclusive,
-    high_inclusive) for a number, or the tuple of allowed strings."""
-
-    allowed: tuple
-    meaning: str
 
 
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
@@ -199,119 +182,11 @@ KEYS: dict[str, KeySpec] = {
 """Every config key: its allowed values and its meaning (`cpi config` and the README table
 print these words)."""
 
-_RANGES: dict[str, Any] = {key: spec.allowed for key, spec in KEYS.items()}
-
-
-def _section_class(name: str):
-    return {"world": World, "knowledge": Knowledge, "mixture": Mixture, "train": Train, "pretrain": Pretrain}[name]
-
-
-def all_keys() -> list[str]:
-    """Every valid `section.key` path."""
-    return list(_RANGES)
-
-
-@functools.cache
-def field_type(key: str) -> type:
-    section, name = key.split(".")
-    return type(getattr(_section_class(section)(), name))
-
-
-def default_value(key: str) -> Any:
-    """The default value of `section.key`."""
-    section, name = key.split(".")
-    return getattr(_section_class(section)(), name)
-
-
-def allowed_text(key: str) -> str:
-    """The allowed values of `key` in words, e.g. 'a number in [0, 1]'."""
-    return _describe_range(key)
-
-
-def keys_table() -> list[tuple[str, str, str, str]]:
-    """(key, default as TOML would write it, allowed values, meaning) of every key."""
-    rows = []
-    for key, spec in KEYS.items():
-        default = default_value(key)
-        shown = f'"{default}"' if isinstance(default, str) else f"{default:g}" if isinstance(default, float) else str(default)
-        rows.append((key, shown, allowed_text(key), spec.meaning))
-    return rows
-
-
-def keys_markdown() -> str:
-    """The README's table of config keys (one row per key, from `KEYS`)."""
-    lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-    lines += [f"| `{key}` | {default} | {allowed} | {meaning} |" for key, default, allowed, meaning in keys_table()]
-    return "\n".join(lines)
-
-
 def seeds_matter(config: "Config") -> bool:
     """Whether train.seed can change any number of `config`: through the minibatches it
     draws, or through random embeddings; under the paper's embeddings nothing else
     (`SEED_NOTE`)."""
     return config.train.batch_size > 0 or config.world.embeddings == "random"
-
-
-def _describe_range(key: str) -> str:
-    spec = _RANGES[key]
-    if isinstance(spec[0], str):
-        return "one of " + ", ".join(repr(s) for s in spec)
-    lo, hi, lo_in, hi_in = spec
-    kind = "an integer" if field_type(key) is int else "a number"
-    fmt = (lambda x: str(int(x))) if field_type(key) is int else (lambda x: f"{x:g}")
-    if hi == math.inf:
-        return f"{kind} {'>=' if lo_in else '>'} {fmt(lo)}"
-    return f"{kind} in {'[' if lo_in else '('}{fmt(lo)}, {fmt(hi)}{']' if hi_in else ')'}"
-
-
-def unknown_key(key: str) -> ConfigError:
-    """An error for an unknown key that suggests the closest valid one."""
-    keys = all_keys()
-    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
-    if not close:  # a known key name in the wrong section, or a typo in the name alone
-        by_leaf = {k.split(".")[1]: k for k in keys}
-        near = difflib.get_close_matches(key.rsplit(".", 1)[-1], list(by_leaf), n=1, cutoff=0.6)
-        close = [by_leaf[near[0]]] if near else []
-    hint = f"; did you mean '{close[0]}'?" if close else ""
-    return ConfigError(f"unknown config key '{key}'{hint} (valid keys: {', '.join(keys)})")
-
-
-def _coerce(key: str, value: Any) -> Any:
-    """Check the type of one value against its field; ints are accepted where floats are."""
-    want = field_type(key)
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if want is float and isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{key} = {value!r} is not finite; expected {_describe_range(key)}")
-    if not isinstance(value, want) or isinstance(value, bool) != (want is bool):
-        raise ConfigError(
-            f"{key} = {value!r} has the wrong type ({type(value).__name__}); "
-            f"expected {_describe_range(key)}"
-        )
-    return value
-
-
-def check_value(key: str, value: Any) -> Any:
-    """The value of `key` with its type checked (ints accepted as floats) and in range."""
-    value = _coerce(key, value)
-    _check_range(key, value)
-    return value
-
-
-def key_range(key: str) -> tuple:
-    """(low, high, low_inclusive, high_inclusive) of a numeric key, or its allowed strings."""
-    return _RANGES[key]
-
-
-def _check_range(key: str, value: Any) -> None:
-    spec = _RANGES[key]
-    if isinstance(spec[0], str):
-        ok = value in spec
-    else:
-        lo, hi, lo_in, hi_in = spec
-        ok = (value >= lo if lo_in else value > lo) and (value <= hi if hi_in else value < hi)
-    if not ok:
-        raise ConfigError(f"{key} = {value!r} is out of range; expected {_describe_range(key)}")
 
 
 def group_counts(mixture: Mixture) -> dict[str, int]:
@@ -381,12 +256,10 @@ def _check_embeddings(w: World) -> None:
             "integer >= 2")
 
 
-def validate(config: Config, keys=None) -> Config:
-    """Check the type and range of every value (or of the values of `keys` only, when the
-    rest are known to be valid) and the consistency of the whole config; return it."""
-    for key in all_keys() if keys is None else keys:
-        section, name = key.split(".")
-        check_value(key, getattr(getattr(config, section), name))
+def _check_config(config: Config) -> None:
+    """ConfigError where values that are each in range do not fit together: mixture fractions
+    summing to more than 1, a filter that leaves no training points, optimizer keys that need
+    another optimizer, relations and embeddings."""
     m = config.mixture
     total = m.context_critical + m.counterfactual + m.fact_recall
     counts = group_counts(m)
@@ -413,89 +286,26 @@ def validate(config: Config, keys=None) -> Config:
             f"expected 0 (spread over all relations) or a relation in [1, {w.n_relations}] "
             "(world.n_relations)"
         )
-    return config
 
 
-def _apply(config: Config, key: str, value: Any) -> Config:
-    if key.count(".") != 1 or key not in _RANGES:
-        raise unknown_key(key)
-    section, name = key.split(".")
-    value = _coerce(key, value)
-    return _replaced(config, section, _replaced(getattr(config, section), name, value))
+SCHEMA = Schema(Config, {"world": World, "knowledge": Knowledge, "mixture": Mixture, "train": Train,
+                         "pretrain": Pretrain}, KEYS, _check_config)
+"""The toy's config schema; the functions below are its methods (`sims.schema.Schema`)."""
 
-
-def _replaced(record, name: str, value):
-    """A copy of the frozen dataclass `record` with field `name` set to `value`: what
-    `dataclasses.replace` returns (no field here has an initialiser to rerun), ten times
-    faster, which counts when a grid expands to 10^4 configs."""
-    copy = object.__new__(type(record))
-    copy.__dict__.update(record.__dict__)
-    object.__setattr__(copy, name, value)
-    return copy
-
-
-def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
-    """Apply a nested {section: {key: value}} mapping (a parsed TOML file) to `base`."""
-    config = base or Config()
-    for section, entries in data.items():
-        if not isinstance(entries, dict):
-            raise unknown_key(section)
-        for name, value in entries.items():
-            config = _apply(config, f"{section}.{name}", value)
-    return config
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """Parse 'section.key=value'; the value is read as a TOML value, else as a bare string."""
-    if "=" not in text:
-        raise ConfigError(f"--set expects section.key=value, got {text!r}")
-    key, raw = (part.strip() for part in text.split("=", 1))
-    if key not in _RANGES:
-        raise unknown_key(key)
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
-
-
-def load_text(text: str, overrides: list[str] | tuple[str, ...] = (), source: str = "config") -> Config:
-    """Defaults, then the TOML `text`, then `overrides`; validated."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{source} is not valid TOML: {err}") from None
-    config = from_dict(data)
-    for override in overrides:
-        config = _apply(config, *parse_override(override))
-    return validate(config)
-
-
-def load(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults, then the TOML file at `path` (if any), then `overrides`; validated."""
-    if path is None:
-        return load_text("", overrides)
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {err}") from None
-    return load_text(text, overrides, source=f"config file {str(path)!r}")
-
-
-def with_values(config: Config, values: dict[str, Any]) -> Config:
-    """A validated copy of the validated `config` with some `section.key` values replaced
-    (only the replaced values and the whole-config constraints are checked again)."""
-    for key, value in values.items():
-        config = _apply(config, key, value)
-    return validate(config, keys=values)
-
-
-def to_dict(config: Config) -> dict[str, dict[str, Any]]:
-    return dataclasses.asdict(config)
-
-
-def to_toml(config: Config) -> str:
-    """The fully resolved config as TOML; `load` of this text reproduces `config` exactly."""
-    return tomli_w.dumps(to_dict(config))
+all_keys = SCHEMA.all_keys
+default_value = SCHEMA.default_value
+field_type = SCHEMA.field_type
+key_range = SCHEMA.key_range
+allowed_text = SCHEMA.allowed_text
+keys_table = SCHEMA.keys_table
+keys_markdown = SCHEMA.keys_markdown
+unknown_key = SCHEMA.unknown_key
+check_value = SCHEMA.check_value
+validate = SCHEMA.validate
+from_dict = SCHEMA.from_dict
+parse_override = SCHEMA.parse_override
+load_text = SCHEMA.load_text
+load = SCHEMA.load
+with_values = SCHEMA.with_values
+to_dict = SCHEMA.to_dict
+to_toml = SCHEMA.to_toml
