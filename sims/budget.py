@@ -4,7 +4,9 @@ status 2) with the estimate and the flags that would bring it down."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import pkgutil
 
 import numpy as np
 
@@ -59,21 +61,32 @@ def world_bytes(config: Config) -> int:
     return itemsize * (tables * k * k + 8 * points * k)
 
 
-PROCESS_BYTES = 640 * 2**20
+PROCESS_BYTES = 768 * 2**20
 """Memory of the process before any world exists (Python, NumPy, JAX and its compiler). The
-same small run measured a peak between about 0.6 and 0.87 GB depending on what ran before it on
-the machine (XLA's compiler and thread pools), so this is set to cover the high end."""
+same small run measured a peak between about 0.66 and 0.98 GB depending on what ran on the
+machine beside it (XLA's compiler and thread pools), so this is set to cover the high end."""
 
 ACCELERATOR_RUNTIME_BYTES = 1024 * 2**20
 """Host memory that an accelerator's runtime adds to the process (the CUDA libraries and their
 buffers): on an H100 the small run of the memory test peaked at 1.40 GB of host memory."""
 
 
-def process_bytes() -> int:
-    """`PROCESS_BYTES`, plus `ACCELERATOR_RUNTIME_BYTES` when JAX computes on an accelerator."""
-    import jax
+def accelerator_installed() -> bool:
+    """Whether JAX may compute on a GPU here: a CUDA or ROCm plugin is installed and
+    JAX_PLATFORMS does not ask for the CPU alone. Decided without starting JAX's backends,
+    which a sweep across processes must start only after joining them."""
+    platforms = [p.strip() for p in os.environ.get("JAX_PLATFORMS", "").split(",") if p.strip()]
+    if platforms and set(platforms) <= {"cpu"}:
+        return False
+    spec = importlib.util.find_spec("jax_plugins")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    return any(m.name.startswith(("xla_cuda", "xla_rocm")) for m in pkgutil.iter_modules(spec.submodule_search_locations))
 
-    return PROCESS_BYTES + (0 if jax.default_backend() == "cpu" else ACCELERATOR_RUNTIME_BYTES)
+
+def process_bytes() -> int:
+    """`PROCESS_BYTES`, plus `ACCELERATOR_RUNTIME_BYTES` where JAX may compute on a GPU."""
+    return PROCESS_BYTES + (ACCELERATOR_RUNTIME_BYTES if accelerator_installed() else 0)
 
 
 def build_bytes(config: Config) -> int:

@@ -176,6 +176,23 @@ def test_a_run_that_needs_much_memory_says_how_much(tmp_path, capsys, monkeypatc
     assert "memory: about 3 GiB (of 4 GiB available)" in capsys.readouterr().err
 
 
+def test_the_memory_estimate_counts_a_gpu_runtime_without_starting_jax(tmp_path, monkeypatch):
+    """A GPU plugin adds its runtime to the estimate; finding out starts no JAX backend (a
+    sweep across processes must start them only after joining: jax.distributed)."""
+    plugin = tmp_path / "jax_plugins" / "xla_cuda12"
+    plugin.mkdir(parents=True)
+    (plugin / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+    assert budget.accelerator_installed()
+    assert budget.process_bytes() == budget.PROCESS_BYTES + budget.ACCELERATOR_RUNTIME_BYTES
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    assert not budget.accelerator_installed() and budget.process_bytes() == budget.PROCESS_BYTES
+    code = ("from sims import budget; budget.process_bytes()\n"
+            "from jax._src import xla_bridge; assert not xla_bridge.backends_are_initialized()\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def test_the_memory_estimate_bounds_a_measured_run(tmp_path):
     """The estimate is above the peak memory of a real run, and not far above it."""
     config = cfg.load(overrides=["world.n_answers=3000", "train.steps=5"])
