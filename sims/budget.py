@@ -61,9 +61,9 @@ def world_bytes(config: Config) -> int:
     return itemsize * (tables * k * k + 8 * points * k)
 
 
-PROCESS_BYTES = 768 * 2**20
+PROCESS_BYTES = 896 * 2**20
 """Memory of the process before any world exists (Python, NumPy, JAX and its compiler). The
-same small run measured a peak between about 0.66 and 0.98 GB depending on what ran on the
+same small run measured a peak between about 0.66 and 1.01 GB depending on what ran on the
 machine beside it (XLA's compiler and thread pools), so this is set to cover the high end."""
 
 ACCELERATOR_RUNTIME_BYTES = 1024 * 2**20
