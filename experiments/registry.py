@@ -72,6 +72,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("value_training", "W_V trained at several value_lr: M_C, the C+S pull, value-logit blocks"),
     Experiment("fact_recall", "M_C with seen / unseen fact-recall points added, Proposition 2 at t = 0"),
     Experiment("tasks", "two relations, CF points on relation 1: M_C per relation vs the overlap γ"),
+    Experiment("bridge_inversion", "the transformer bridge at its defaults: M_C, accuracies, attention, losses (seeds)"),
+    Experiment("bridge_phase", "the transformer's M_C over (ρ, step) under GD beside the toy's, rise onset vs ρ*"),
+    Experiment("bridge_mitigations", "filter, counterfactual, all parameters: the transformer beside the toy"),
+    Experiment("bridge_depth", "the transformer's inversion at 1, 2 and 4 layers (seeds)"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)
