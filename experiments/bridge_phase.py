@@ -5,9 +5,9 @@ Bridge: mixture.context_critical = ρ over `rhos` (the rest C+S points) at each 
 `seeds`, finetuned by full-batch gradient descent (`optimizer`, `lr`): ρ* is a statement
 about the direction of the gradient at t = 0, which Adam's per-coordinate scaling does not
 keep (theory/BRIDGE.md). Per seed: M_C over (ρ, recorded step), its initial change over the
-first recorded interval at every ρ, the measured onset ρ_rise (where that change turns
-positive, interpolated linearly between grid points; 0 when it is positive already at the
-first ρ, NaN when never), and ρ* = |m_CS|/(m_C + |m_CS|) from the pretrained model's Lemma 4
+first recorded interval at every ρ and its rise (peak − initial), two measured onsets
+(`rise_onset`: where the initial change turns positive, `rise_rho`, and where the rise
+reaches 0.05, `rise_rho_005`), and ρ* = |m_CS|/(m_C + |m_CS|) from the pretrained model's Lemma 4
 margins on the finetuning points of the ρ nearest ½. Toy: M_C over (ρ, step) from the exact
 reduced dynamics at the toy's base config (`toy_n_rho` values of ρ), with its ρ*.
 """
@@ -37,6 +37,10 @@ lr 3 inverts within 300 steps at ρ = ½ for seed 0: 0.235 → 0.941 (step 50) �
 toy's heat map."""
 
 
+RISE = 0.05
+"""The rise of M_C above its start (peak − initial) that counts as a rise in `rise_rho_005`."""
+
+
 def rise_onset(rho: np.ndarray, change: np.ndarray) -> float:
     """The ρ at which the initial change of M_C turns positive (linear interpolation between
     the last non-positive and the first positive grid point after it); rho[0] when positive at
@@ -64,6 +68,7 @@ def compute(base, work: Path, seeds, overrides, rhos, optimizer, lr, steps, toy_
     n_seeds, n_rho = len(seeds), len(rhos)
     reliance = curves(results, "reliance").reshape(n_seeds, n_rho, -1)
     change = reliance[:, :, 1] - reliance[:, :, 0]
+    rise = reliance.max(axis=-1) - reliance[:, :, 0]
     n = configs[0].mixture.n_train
     rho_eff = np.array([s["counts"]["C"] / n for _, s in results[:n_rho]])
     half = int(np.argmin(np.abs(rhos - 0.5)))
@@ -84,6 +89,8 @@ def compute(base, work: Path, seeds, overrides, rhos, optimizer, lr, steps, toy_
         reliance=reliance,
         initial_change=change,
         rise_rho=np.array([rise_onset(rho_eff, c) for c in change]),
+        rise=rise,
+        rise_rho_005=np.array([rise_onset(rho_eff, r - RISE) for r in rise]),
         m_C=m_c, m_CS=m_cs, rho_star=predicted,
         optimizer=str(optimizer), lr=float(lr),
         toy_rho=toy_rho, toy_step=np.arange(toy.shape[1]), toy_reliance=toy,

@@ -36,29 +36,28 @@ def plot_bridge_phase(data: dict):
     for x in (ax, bx):
         x.set_ylabel(r"mixture $\rho$ = $n_C/n$ (rest C+S)")
     fig.colorbar(mesh, ax=[ax, bx], label="$M_C$", shrink=0.9)
-    change = np.asarray(data["initial_change"])
     colors = [BLUE, ORANGE, RED, "#2ca02c"]
-    step1 = int(step[1]) if len(step) > 1 else 1
-    for i, c in enumerate(change):
-        (line,) = cx.plot(rho, c, marker="o", markersize=4, color=colors[i % 4],
+    for i, r in enumerate(np.asarray(data["rise"])):
+        (line,) = cx.plot(rho, r, marker="o", markersize=4, color=colors[i % 4],
                           label=f"seed {int(np.asarray(data['seeds'])[i])}")
-        line.set_gid(f"initial_change_{i}")
-        rise, star = float(np.asarray(data["rise_rho"])[i]), float(np.asarray(data["rho_star"])[i])
-        if np.isfinite(rise):
-            cx.plot([rise], [0], "o", markersize=9, markerfacecolor="none", color=colors[i % 4])
+        line.set_gid(f"rise_{i}")
+        onset, star = float(np.asarray(data["rise_rho_005"])[i]), float(np.asarray(data["rho_star"])[i])
+        if np.isfinite(onset):
+            cx.plot([onset], [0.05], "o", markersize=10, markerfacecolor="none", color=colors[i % 4])
         if np.isfinite(star):
-            cx.plot([star], [0], "x", markersize=9, color=colors[i % 4])
-    cx.axhline(0, color=GREY, linewidth=0.8)
+            cx.plot([star], [0.05], "x", markersize=10, color=colors[i % 4])
+    cx.axhline(0.05, color=GREY, linewidth=0.8, linestyle=":")
     cx.set_xlabel(r"mixture $\rho$")
-    cx.set_ylabel(f"$M_C$(step {step1}) − $M_C$(0)")
-    cx.legend(fontsize=8, loc="upper left", title=r"○ measured onset, × predicted $\rho^*$", title_fontsize=8)
+    cx.set_ylabel("rise of $M_C$: peak − initial")
+    cx.set_ylim(-0.02, 1.0)
+    cx.legend(fontsize=8, loc="upper left", title=r"○ rise reaches 0.05, × predicted $\rho^*$", title_fontsize=8)
     panel_label(cx, "(c) where the rise starts")
     headline(fig, "The transformer's phase diagram beside the toy's", _finding(data))
     return fig
 
 
 def _finding(data: dict) -> str:
-    rise, star = np.asarray(data["rise_rho"]), np.asarray(data["rho_star"])
-    return (rf"measured onset of the rise $\rho_{{rise}}$ = {mean_sd(rise)} against the predicted "
-            rf"$\rho^*$ = {mean_sd(star)} (mean ± sd over {rise.size} seeds); "
+    rise, first, star = (np.asarray(data[k]) for k in ("rise_rho_005", "rise_rho", "rho_star"))
+    return (rf"the rise reaches 0.05 from $\rho$ = {mean_sd(rise)}, the first step's change turns positive at "
+            rf"{mean_sd(first)}, the predicted $\rho^*$ = {mean_sd(star)} (mean ± sd over {star.size} seeds); "
             f"the toy's ρ* = {float(scalar(data, 'toy_rho_star')):.2f}")

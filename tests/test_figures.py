@@ -23,6 +23,8 @@ from figures.make import make_figures
 from figures.style import artist
 from sims import config as cfg
 
+from .bridge_figure_data import BRIDGE_TINY
+
 
 # ---------------------------------------------------------------------------- tiny data dicts
 
@@ -209,6 +211,7 @@ TINY = {
     "value_training": tiny_value_training,
     "fact_recall": tiny_fact_recall,
     "tasks": tiny_tasks,
+    **BRIDGE_TINY,
 }
 
 
