@@ -37,9 +37,9 @@ def plot_bridge_depth(data: dict):
                           linestyle="none", label=key if i == 0 else None)
             pts[0].set_gid(f"{key}_L{L}")
     cx.set_xticks(np.arange(len(layers)), [f"{L} layer(s)" for L in layers])
-    cx.set_ylim(0, 1.05)
+    cx.set_ylim(0, 1.3)
     cx.set_ylabel("$M_C$ (each marker a seed)")
-    cx.legend(fontsize=8, loc="upper right", ncols=2)
+    cx.legend(fontsize=8, loc="upper center", ncols=4)
     panel_label(cx, "(c) initial, peak, final, fall")
     inv = np.asarray(data["inversion_005"])
     finding = "; ".join(f"{L} layer(s): fall {mean_sd(np.asarray(data['drop'])[i])}, {int(inv[i].sum())}/{inv.shape[1]} "
