@@ -93,7 +93,11 @@ BATCHED_FIELDS = ("train_tokens", "train_target", "train_group", "conflict_token
 def finetune_batch(model: Transformer, train: Train, datas: list[measure.EvalData], progress=None) -> list[np.ndarray]:
     """`finetune(model, train, data)` for every data set of `datas` (same shapes), computed as one
     `jax.vmap`-ped computation; each entry's columns are those of `measure.metric_names` of its
-    own data. `progress(done)` is told of finished steps."""
+    own data. `progress(done)` is told of finished steps. It pays because each `finetune` call
+    compiles its own chunk: 4 mixtures of the default config at seed 0 (checkpoint cached, 2-core
+    CPU under load) took 33.2 s one by one and 18.5 s as one batch, with the same summaries to 4
+    digits; rows equal the one-by-one rows to float32 rounding (the batched matrix products
+    round differently: up to 5e-7 on the tiny test model)."""
     groups = tuple(sorted({g for d in datas for g in d.groups_present}))
     arrays = {f: jnp.stack([jnp.asarray(getattr(d, f)) for d in datas]) for f in BATCHED_FIELDS}
     spec = trainable_filter(model, train.trainable)
