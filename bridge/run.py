@@ -40,19 +40,20 @@ def no_context_losses(model, points: corpus.Points) -> np.ndarray:
     return np.asarray(cross_entropy(answer_logits(model, tokens), jnp.asarray(points.target)))
 
 
-def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
-    """(metrics, summary) of one run of `config`; `progress(stage, done, total)` is told of
-    finished pretraining steps (only when it pretrains: a model from the cache reports none) and
-    finetuning steps. The summary does not depend on whether the pretrained model came from
-    the cache, so a rerun writes the same bytes."""
-    world = corpus.build_world(config)
-    tell = (lambda stage, total: (lambda done: progress(stage, done, total))) if progress else (lambda *_: None)
-    model, _ = pretrained(config, world.vocab, cache_dir, tell("pretrain", config.pretrain.steps))
+def prepare(config: Config, model, world: corpus.World | None = None) -> tuple[corpus.World, corpus.Points,
+                                                                               measure.EvalData]:
+    """(world, finetuning points after mixture.filter, evaluation data) of `config` finetuning
+    the pretrained `model` (`world`: `corpus.build_world(config)`, built when not given)."""
+    world = corpus.build_world(config) if world is None else world
     train = world.train
     if config.mixture.filter > 0:
         train = corpus.filter_points(train, no_context_losses(model, train), config.mixture.filter)
-    data = measure.EvalData(world, train)
-    rows = finetune(model, config.train, data, tell("finetune", config.train.steps))
+    return world, train, measure.EvalData(world, train)
+
+
+def results(config: Config, model, world: corpus.World, train: corpus.Points, data: measure.EvalData,
+            rows: np.ndarray) -> tuple[dict, dict]:
+    """(metrics, summary) from the finetuning rows (recorded steps × `measure.metric_names`)."""
     names = measure.metric_names(data, config.transformer.layers)
     steps = record_steps(config.train)
     metrics = {"step": steps.astype(np.int64), **{name: rows[:, j].astype(np.float64) for j, name in enumerate(names)}}
@@ -65,6 +66,19 @@ def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
     summary["pretrain_digest"] = pretrain_digest(config)
     summary.update(measure.knowledge(model, world))
     return metrics, summary
+
+
+def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
+    """(metrics, summary) of one run of `config`; `progress(stage, done, total)` is told of
+    finished pretraining steps (only when it pretrains: a model from the cache reports none) and
+    finetuning steps. The summary does not depend on whether the pretrained model came from
+    the cache, so a rerun writes the same bytes."""
+    tell = (lambda stage, total: (lambda done: progress(stage, done, total))) if progress else (lambda *_: None)
+    world = corpus.build_world(config)
+    model, _ = pretrained(config, world.vocab, cache_dir, tell("pretrain", config.pretrain.steps))
+    world, train, data = prepare(config, model, world)
+    rows = finetune(model, config.train, data, tell("finetune", config.train.steps))
+    return results(config, model, world, train, data, rows)
 
 
 def check_run_dir(out_dir, config: Config, force: bool = False) -> None:

@@ -14,6 +14,10 @@ reference). The first five experiments assume one relation and no filtering (the
 config); the others change the mixture, the relations or value_lr themselves, each starting
 from the base config; every experiment's simulations run the configs it reports.
 
+The bridge experiments (`bridge_inversion`, `bridge_phase`, `bridge_mitigations`,
+`bridge_depth`; shared code in `bridge_runs`) run the transformer of `bridge` from its own
+defaults over seeds; the toy's base config only feeds their toy panels.
+
     >>> from experiments import get
     >>> data = get("inversion").data(data_dir="figure-data")  # doctest: +SKIP
 

@@ -76,6 +76,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("optimizers", "M_C vs step for GD (with theory), SGD at two batch sizes and with momentum over seeds, Adam"),
     Experiment("paper_metrics", "the paper's Figure 2 (counterfactual vs parametric accuracy) and Figure 1a (M_C vs train accuracy) in the toy"),
     Experiment("learned_pretraining", "W_V learned in pretraining: M_C vs step for several pretraining lengths, achieved δ's"),
+    Experiment("bridge_inversion", "the transformer bridge at its defaults: M_C, accuracies, attention, losses (seeds)"),
+    Experiment("bridge_phase", "the transformer's M_C over (ρ, step) under GD beside the toy's, rise onset vs ρ*"),
+    Experiment("bridge_mitigations", "filter, counterfactual, all parameters: the transformer beside the toy"),
+    Experiment("bridge_depth", "the transformer's inversion at 1, 2 and 4 layers (seeds)"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)

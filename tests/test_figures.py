@@ -26,6 +26,8 @@ from sims import config as cfg
 from tests.test_experiments_beyond import TINY_BEYOND
 from tests.test_learned_pretraining import tiny_learned_pretraining
 
+from .bridge_figure_data import BRIDGE_TINY
+
 
 # ---------------------------------------------------------------------------- tiny data dicts
 
@@ -214,6 +216,7 @@ TINY = {
     "tasks": tiny_tasks,
     **TINY_BEYOND,  # robustness, optimizers, paper_metrics (issue 10): tests/test_experiments_beyond.py
     "learned_pretraining": tiny_learned_pretraining,
+    **BRIDGE_TINY,
 }
 
 

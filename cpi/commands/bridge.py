@@ -29,6 +29,15 @@ def add_parser(subparsers):
     parser.add_argument("--out", metavar="DIR", help="output directory (default runs/bridge-<hash of the config>)")
     parser.add_argument("--cache", metavar="DIR", help="checkpoint cache of pretrained models "
                         "(default $CPI_BRIDGE_CACHE, else ~/.cache/cpi/bridge)")
+    parser.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=START:STOP:NUM",
+                        help="sweep a key (repeatable; or SECTION.KEY=V1,V2,...): writes a sweep directory "
+                        "(sweep.npz, summary.csv, summary.json, config.toml, sweep.json, runs/) instead of one run; "
+                        "points sharing a pretrained model reuse it, and those sharing the train config and "
+                        "shapes finetune as one vmapped batch")
+    parser.add_argument("--seeds", type=int, default=1, metavar="N",
+                        help="with --grid: N seeds per point, train.seed, train.seed+1, ... (default 1)")
+    parser.add_argument("--no-vmap", dest="vmap", action="store_false",
+                        help="with --grid: finetune the points one by one (bit for bit as single runs)")
     parser.add_argument("--force", action="store_true", help="replace DIR even when it holds a run of another config")
     parser.add_argument("--keys", action="store_true", help="list every bridge config key (default, allowed, meaning) "
                         "and exit")
@@ -48,6 +57,8 @@ def cmd_bridge(args) -> int:
             print("  ".join(c.ljust(w) for c, w in zip(row[:3], widths)) + "  " + row[3])
         return 0
     config = bcfg.load(args.config, args.overrides)
+    if args.grid or args.seeds != 1:
+        return _sweep(args, config)
     digest = hashlib.sha256(bcfg.to_toml(config).encode()).hexdigest()[:10]
     out = Path(args.out) if args.out else Path("runs") / f"bridge-{digest}"
     check_out_dir(out)
@@ -94,4 +105,28 @@ def cmd_bridge(args) -> int:
     print(f"argmax on the conflict test points: context answer {cf[0]:.2f} -> max {cf.max():.2f} -> {cf[-1]:.2f}, "
           f"memorised fact {par[0]:.2f} -> {par[-1]:.2f}; training points right {tr_acc[0]:.2f} -> {tr_acc[-1]:.2f}")
     print(f"wrote {out}/config.toml, metrics.npz, summary.json ({elapsed:.1f} s incl. compile)")
+    return 0
+
+
+def _sweep(args, config) -> int:
+    from bridge.sweep import expand_grid, run_sweep, sweep_digest
+
+    points, configs = expand_grid(config, args.grid, args.seeds)  # bad specs exit 2 before anything runs
+    out = Path(args.out) if args.out else Path("sweeps") / f"bridge-{sweep_digest(config, args.grid, args.seeds)}"
+    check_out_dir(out)
+    if args.cache:
+        check_out_dir(args.cache, flag="--cache")
+    print(f"cpi bridge: sweep of {len(configs)} points ({', '.join(args.grid) or 'base config'}, "
+          f"{args.seeds} seed(s))", file=sys.stderr)
+    start = time.perf_counter()
+    result = run_sweep(config, args.grid, args.seeds, out=out, cache_dir=args.cache, progress=True,
+                       vmap=args.vmap, force=args.force)
+    keys = list(points[0]) if points else []
+    print("  ".join([*keys, "seed", "initial", "peak", "peak_step", "final", "drop", "inv_005", "rho*"]))
+    for point, c, s in zip(result.points, result.configs, result.summaries):
+        print("  ".join([*(str(point[k]) for k in keys), str(c.train.seed), f"{s['initial_reliance']:.4f}",
+                         f"{s['peak_reliance']:.4f}", str(s["peak_step"]), f"{s['final_reliance']:.4f}",
+                         f"{s['reliance_drop']:.4f}", "yes" if s["inversion_005"] else "no",
+                         f"{s['rho_star']:.4f}"]))
+    print(f"wrote {out}/sweep.npz, summary.csv, summary.json ({time.perf_counter() - start:.1f} s)")
     return 0

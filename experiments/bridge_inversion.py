@@ -1,0 +1,53 @@
+"""The inversion in the bridge transformer at its default mixture, over seeds.
+
+Runs `cpi bridge`'s default (2 layers, QK-only Adam finetuning on 32 C and 32 C+S points)
+at each seed of `seeds` (the toy's base config is not used: see `experiments.bridge_runs`).
+Computes, per seed and over recorded finetuning steps, M_C on the held-out conflict points,
+the argmax accuracies (context answer, memorised fact), attention of the last position to the
+context (mean and per layer) and to the subject, the C and C+S points' losses, and the
+pretrained model's δ_C, δ_M, margins and ρ*.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bridge import config as bcfg
+
+from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
+
+PARAMS = dict(seeds=(0, 1, 2), overrides=())
+"""seeds: train.seed of each run; overrides: bridge settings "section.key=value" on the defaults."""
+
+
+def compute(base, work: Path, seeds, overrides) -> dict:
+    """Every seed's run at the bridge defaults (with `overrides`); `base` (the toy's) unused."""
+    configs = [bridge_config(overrides, train__seed=int(s)) for s in seeds]
+    results = run_points(configs, work)
+    layers = configs[0].transformer.layers
+    reliance = curves(results, "reliance")
+    out = dict(
+        config=bcfg.to_toml(configs[0]),
+        seeds=np.asarray(seeds, dtype=np.int64),
+        step=np.asarray(results[0][0]["step"]),
+        reliance=reliance,
+        counterfactual_accuracy=curves(results, "counterfactual_accuracy"),
+        parametric_accuracy=curves(results, "parametric_accuracy"),
+        attention_context=curves(results, "attention_context"),
+        attention_subject=curves(results, "attention_subject"),
+        attention_context_layers=np.stack([curves(results, f"attention_context_l{j + 1}") for j in range(layers)],
+                                          axis=1),
+        loss_C=curves(results, "loss_C"),
+        loss_CS=curves(results, "loss_CS"),
+        in_distribution_accuracy=curves(results, "in_distribution_accuracy"),
+        inversion_005=np.array([bool(s["inversion_005"]) for _, s in results]),
+        peak_step=summary_values(results, "peak_step"),
+        lr=configs[0].train.lr,
+        optimizer=configs[0].train.optimizer,
+    )
+    out.update({k: v for k, v in peak_final_drop(reliance).items()})
+    for key in ("delta_c", "delta_m", "m_C", "m_CS", "rho_star"):
+        out[key] = summary_values(results, key)
+    return out

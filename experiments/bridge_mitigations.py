@@ -1,0 +1,65 @@
+"""Mitigations in the bridge transformer beside the toy's: filtering, counterfactual
+augmentation, and which parameters finetune.
+
+Settings (bridge defaults otherwise, each at every seed of `seeds`): the default (QK-only:
+the attention's query and key maps train, the analog of the toy's frozen W_V), `mixture.filter`
+= `filter` (at ρ = ½ the 32 C+S points are the context-bearing points with the lowest
+no-context loss, so 0.5 drops all of them), `mixture.counterfactual` = `counterfactual`, and
+`train.trainable = "all"` (every parameter: the analog of training W_V in the toy). Computes
+M_C over finetuning steps per setting and seed, and its peak, final value and largest fall;
+and the toy's M_C for the same mitigations at its base config (`toy_value_lr` for W_V).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bridge import config as bcfg
+from sims import config as cfg
+
+from .bridge_runs import bridge_config, curves, peak_final_drop, run_points
+from .cache import cached_run
+from .configs import with_values
+
+PARAMS = dict(seeds=(0, 1, 2), overrides=(), filter=0.5, counterfactual=0.25, toy_value_lr=1.0)
+"""seeds: train.seed of each run; overrides: bridge settings on the defaults; filter: the
+filtered fraction; counterfactual: the CF fraction; toy_value_lr: the toy's W_V step size for
+the "all parameters" setting."""
+
+SETTINGS = ("default (QK only)", "filter C+S", "counterfactual", "all parameters")
+
+
+def _bridge_values(filter: float, counterfactual: float) -> list[dict]:
+    return [{}, {"mixture__filter": float(filter)}, {"mixture__counterfactual": float(counterfactual)},
+            {"train__trainable": "all"}]
+
+
+def compute(base, work: Path, seeds, overrides, filter, counterfactual, toy_value_lr) -> dict:
+    """The bridge at every setting and seed; the toy at every setting on `base`."""
+    values = _bridge_values(filter, counterfactual)
+    configs = [bridge_config(overrides, train__seed=int(s), **v) for v in values for s in seeds]
+    results = run_points(configs, work)
+    n_seeds = len(seeds)
+    reliance = curves(results, "reliance").reshape(len(values), n_seeds, -1)
+    toy_configs = [base, with_values(base, mixture__filter=float(filter)),
+                   with_values(base, mixture__counterfactual=float(counterfactual)),
+                   with_values(base, train__value_lr=float(toy_value_lr))]
+    toy = np.stack([np.asarray(cached_run(c, work)[0]["reliance"], dtype=np.float64) for c in toy_configs])
+    out = dict(
+        settings=np.array(SETTINGS),
+        seeds=np.asarray(seeds, dtype=np.int64),
+        config=bcfg.to_toml(configs[0]),
+        setting_configs=np.array([bcfg.to_toml(configs[i * n_seeds]) for i in range(len(values))]),
+        step=np.asarray(results[0][0]["step"]),
+        reliance=reliance,
+        toy_step=np.arange(toy.shape[1]),
+        toy_reliance=toy,
+        toy_configs=np.array([cfg.to_toml(c) for c in toy_configs]),
+        filter=float(filter), counterfactual=float(counterfactual), toy_value_lr=float(toy_value_lr),
+        inversion_005=np.array([bool(s["inversion_005"]) for _, s in results]).reshape(len(values), n_seeds),
+    )
+    out.update(peak_final_drop(reliance))
+    out.update({f"toy_{k}": v for k, v in peak_final_drop(toy).items()})
+    return out

@@ -1,0 +1,101 @@
+"""M_C over (ρ, step) in the bridge transformer beside the toy's phase diagram, and the ρ
+where the rise starts against the ρ* predicted from the transformer's own margins.
+
+Bridge: mixture.context_critical = ρ over `rhos` (the rest C+S points) at each seed of
+`seeds`, finetuned by full-batch gradient descent (`optimizer`, `lr`): ρ* is a statement
+about the direction of the gradient at t = 0, which Adam's per-coordinate scaling does not
+keep (theory/BRIDGE.md). Per seed: M_C over (ρ, recorded step), its initial change over the
+first recorded interval at every ρ and its rise (peak − initial), two measured onsets
+(`rise_onset`: where the initial change turns positive, `rise_rho`, and where the rise
+reaches 0.05, `rise_rho_005`), and ρ* = |m_CS|/(m_C + |m_CS|) from the pretrained model's Lemma 4
+margins on the finetuning points of the ρ nearest ½. Toy: M_C over (ρ, step) from the exact
+reduced dynamics at the toy's base config (`toy_n_rho` values of ρ), with its ρ*.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bridge import config as bcfg
+from sims import config as cfg
+from sims.theory_inputs import knowledge_of
+from theory.closed_forms import paper_quantities, rho_star
+from theory.reduced import group_trajectory
+
+from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
+from .configs import rho_max, theory_counts
+
+PARAMS = dict(seeds=(0, 1, 2), overrides=(),
+              rhos=(0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0),
+              optimizer="gd", lr=3.0, steps=300, toy_n_rho=21)
+"""seeds, overrides: as every bridge experiment; rhos: the mixtures (the runs have round(ρn) C
+points; `rho` in the data is that count over n); optimizer, lr, steps: the finetuning (GD at
+lr 3 inverts within 300 steps at ρ = ½ for seed 0: 0.235 → 0.941 (step 50) → 0.434; at lr
+0.3 the peak comes at step 95 and M_C barely moves at ρ = 0.1); toy_n_rho: ρ values of the
+toy's heat map."""
+
+
+RISE = 0.05
+"""The rise of M_C above its start (peak − initial) that counts as a rise in `rise_rho_005`."""
+
+
+def rise_onset(rho: np.ndarray, change: np.ndarray) -> float:
+    """The ρ at which the initial change of M_C turns positive (linear interpolation between
+    the last non-positive and the first positive grid point after it); rho[0] when positive at
+    every ρ from the first, NaN when never positive."""
+    rho, change = np.asarray(rho, dtype=np.float64), np.asarray(change, dtype=np.float64)
+    positive = change > 0
+    if not positive.any():
+        return float("nan")
+    if positive.all():
+        return float(rho[0])
+    last_off = int(np.flatnonzero(~positive)[-1])
+    if last_off == len(rho) - 1:
+        return float("nan")
+    a, b = change[last_off], change[last_off + 1]
+    return float(rho[last_off] + (rho[last_off + 1] - rho[last_off]) * (-a) / (b - a))
+
+
+def compute(base, work: Path, seeds, overrides, rhos, optimizer, lr, steps, toy_n_rho) -> dict:
+    """The bridge's ρ sweep at every seed (vmapped over ρ per seed) and the toy's heat map on `base`."""
+    rhos = np.asarray(rhos, dtype=np.float64)
+    configs = [bridge_config(overrides, train__seed=int(s), train__optimizer=str(optimizer), train__lr=float(lr),
+                             train__steps=int(steps), mixture__context_critical=float(r))
+               for s in seeds for r in rhos]
+    results = run_points(configs, work)
+    n_seeds, n_rho = len(seeds), len(rhos)
+    reliance = curves(results, "reliance").reshape(n_seeds, n_rho, -1)
+    change = reliance[:, :, 1] - reliance[:, :, 0]
+    rise = reliance.max(axis=-1) - reliance[:, :, 0]
+    n = configs[0].mixture.n_train
+    rho_eff = np.array([s["counts"]["C"] / n for _, s in results[:n_rho]])
+    half = int(np.argmin(np.abs(rhos - 0.5)))
+    m_c = summary_values(results, "m_C").reshape(n_seeds, n_rho)[:, half]
+    m_cs = summary_values(results, "m_CS").reshape(n_seeds, n_rho)[:, half]
+    predicted = np.array([rho_star(a, b) if a > 0 > b else np.nan for a, b in zip(m_c, m_cs)])
+
+    toy_rho = np.linspace(0.0, rho_max(base), int(toy_n_rho))
+    knowledge = knowledge_of(base)
+    toy = np.asarray(group_trajectory(knowledge, theory_counts(base, toy_rho), lr=base.train.lr,
+                                      steps=base.train.steps)["reliance"])
+    out = dict(
+        config=bcfg.to_toml(configs[0]),
+        seeds=np.asarray(seeds, dtype=np.int64),
+        rho=rho_eff,
+        rho_requested=rhos,
+        step=np.asarray(results[0][0]["step"]),
+        reliance=reliance,
+        initial_change=change,
+        rise_rho=np.array([rise_onset(rho_eff, c) for c in change]),
+        rise=rise,
+        rise_rho_005=np.array([rise_onset(rho_eff, r - RISE) for r in rise]),
+        m_C=m_c, m_CS=m_cs, rho_star=predicted,
+        optimizer=str(optimizer), lr=float(lr),
+        toy_rho=toy_rho, toy_step=np.arange(toy.shape[1]), toy_reliance=toy,
+        toy_rho_star=float(paper_quantities(knowledge)["rho_star"]), toy_lr=float(base.train.lr),
+        toy_config=cfg.to_toml(base),
+    )
+    out.update(peak_final_drop(reliance))
+    return out
