@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from sims.errors import ConfigError
-from sims.grid import Axis, _integral, _parse_scalar, _range_values
+from sims import grid
+from sims.grid import Axis
 from sims.results import json_bytes, npz_bytes, write_atomic
 
 from . import config as bcfg
@@ -49,27 +50,8 @@ MANIFEST = "sweep.json"
 
 def parse_spec(spec: str) -> Axis:
     """One `section.key=start:stop:num` or `section.key=v1,v2,...` spec over the bridge's keys
-    (`sims.grid`'s syntax), every value checked; ConfigError naming the spec otherwise."""
-    if "=" not in spec:
-        raise ConfigError(f"--grid {spec!r}: expected section.key=start:stop:num or section.key=v1,v2,...")
-    key, text = (part.strip() for part in spec.split("=", 1))
-    if key not in bcfg.KEYS:
-        raise ConfigError(f"--grid {spec!r}: {bcfg.unknown_key(key)}")
-    kind = bcfg.field_type(key)
-    if ":" in text:
-        values = _range_values(key, text, spec, kind)
-    else:
-        items = [item.strip() for item in text.split(",")]
-        if not text or any(not item for item in items):
-            raise ConfigError(f"--grid {spec!r}: empty value in the list {text!r}")
-        values = [_parse_scalar(item) for item in items]
-        if kind is int:
-            values = [_integral(key, v, spec) for v in values]
-    try:
-        values = [bcfg.check_value(key, v) for v in values]
-    except ConfigError as err:
-        raise ConfigError(f"--grid {spec!r}: {err}") from None
-    return Axis(key, tuple(values), spec)
+    (`sims.grid.parse_spec` with the bridge's schema); ConfigError naming the spec otherwise."""
+    return grid.parse_spec(spec, bcfg.SCHEMA)
 
 
 def expand_grid(base: Config, grid=(), seeds: int = 1) -> tuple[list[dict], list[Config]]:

@@ -16,6 +16,7 @@ import numpy as np
 from . import config as cfg
 from .config import Config
 from .errors import ConfigError
+from .schema import Schema
 from .world import check_vocabulary
 
 SIGNIFICANT_DIGITS = 12
@@ -48,12 +49,6 @@ class Grid:
 
     def __len__(self) -> int:
         return len(self.configs)
-
-
-def _check_value(key: str, value: Any) -> Any:
-    """Type and range of one value on its own (`Config` consistency is checked per point)."""
-    value = cfg.check_value(key, value)
-    return value
 
 
 def _parse_scalar(raw: str) -> Any:
@@ -119,17 +114,19 @@ def _range_values(key: str, text: str, spec: str, kind: type) -> list:
     return [float(f"{v:.{SIGNIFICANT_DIGITS}g}") for v in raw]
 
 
-def parse_spec(spec: str) -> Axis:
-    """One `section.key=start:stop:num` or `section.key=v1,v2,...` spec, each value checked
-    for its type and range; raises ConfigError naming the spec."""
+def parse_spec(spec: str, schema: Schema = cfg.SCHEMA) -> Axis:
+    """One `section.key=start:stop:num` or `section.key=v1,v2,...` spec over the keys of
+    `schema` (the toy's config unless given), each value checked on its own for its type and
+    range (the consistency of the whole config is checked per point); raises ConfigError
+    naming the spec."""
     if "=" not in spec:
         raise ConfigError(
             f"--grid {spec!r}: expected section.key=start:stop:num or section.key=v1,v2,..."
         )
     key, text = (part.strip() for part in spec.split("=", 1))
-    if key not in cfg.all_keys():
-        raise ConfigError(f"--grid {spec!r}: {cfg.unknown_key(key)}")
-    kind = cfg.field_type(key)
+    if key not in schema.keys:
+        raise ConfigError(f"--grid {spec!r}: {schema.unknown_key(key)}")
+    kind = schema.field_type(key)
     if ":" in text:
         values = _range_values(key, text, spec, kind)
     else:
@@ -140,7 +137,7 @@ def parse_spec(spec: str) -> Axis:
         if kind is int:
             values = [_integral(key, v, spec) for v in values]
     try:
-        values = [_check_value(key, v) for v in values]
+        values = [schema.check_value(key, v) for v in values]
     except ConfigError as err:
         raise ConfigError(f"--grid {spec!r}: {err}") from None
     return Axis(key, tuple(values), spec)
