@@ -45,20 +45,17 @@ def record_steps(train: Train) -> np.ndarray:
     return steps if steps[-1] == train.steps else np.append(steps, train.steps)
 
 
-def make_chunk(model: Transformer, train: Train, data: measure.EvalData) -> tuple[Callable, object, object]:
-    """(chunk, params, opt_state): chunk(params, state, start, length) runs `length` steps from
-    step `start` and returns (params, state, metrics after them); `length` is static."""
-    spec = trainable_filter(model, train.trainable)
-    params, static = eqx.partition(model, spec)
-    opt = optimizer(train)
-    state = opt.init(params)
-    n = int(data.train_target.shape[0])
+def steps_then_metrics(static, opt: optax.GradientTransformation, train: Train, n: int) -> Callable:
+    """chunk(params, state, data, start, length): `length` optimizer steps of `opt` from step
+    `start` on the loss Σ_i w_i ℓ_i over the n training points of `data` (w: the step's batch
+    weights from train.seed), then every metric of the model they reach (`measure.evaluate`).
+    Returns (params, state, metrics); `static` is the frozen part of the model."""
 
-    def loss(params, weights):
-        m = eqx.combine(params, static)
-        return jnp.sum(weights * cross_entropy(answer_logits(m, data.train_tokens), data.train_target))
+    def chunk(params, state, data, start, length: int):
+        def loss(params, weights):
+            m = eqx.combine(params, static)
+            return jnp.sum(weights * cross_entropy(answer_logits(m, data.train_tokens), data.train_target))
 
-    def chunk(params, state, start, length: int):
         def step(carry, t):
             params, state = carry
             weights = batch_weights(train.seed, t, n, train.batch_size, jnp.float32)
@@ -69,7 +66,19 @@ def make_chunk(model: Transformer, train: Train, data: measure.EvalData) -> tupl
         (params, state), _ = jax.lax.scan(step, (params, state), start + jnp.arange(length))
         return params, state, measure.evaluate(eqx.combine(params, static), data)
 
-    return jax.jit(chunk, static_argnums=3), params, state, static
+    return chunk
+
+
+def make_chunk(model: Transformer, train: Train, data: measure.EvalData) -> tuple[Callable, object, object]:
+    """(chunk, params, opt_state): chunk(params, state, start, length) runs `length` steps from
+    step `start` and returns (params, state, metrics after them); `length` is static."""
+    spec = trainable_filter(model, train.trainable)
+    params, static = eqx.partition(model, spec)
+    opt = optimizer(train)
+    state = opt.init(params)
+    chunk = steps_then_metrics(static, opt, train, int(data.train_target.shape[0]))
+    one = lambda params, state, start, length: chunk(params, state, data, start, length)
+    return jax.jit(one, static_argnums=3), params, state, static
 
 
 def finetune(model: Transformer, train: Train, data: measure.EvalData, progress=None) -> np.ndarray:
@@ -107,22 +116,9 @@ def finetune_batch(model: Transformer, train: Train, datas: list[measure.EvalDat
     n, b = int(datas[0].train_target.shape[0]), len(datas)
     as_data = lambda a: SimpleNamespace(**a, groups_present=groups)
 
-    def chunk(params, state, a, start, length: int):
-        def loss(params, weights):
-            m = eqx.combine(params, static)
-            return jnp.sum(weights * cross_entropy(answer_logits(m, a["train_tokens"]), a["train_target"]))
-
-        def step(carry, t):
-            params, state = carry
-            weights = batch_weights(train.seed, t, n, train.batch_size, jnp.float32)
-            grads = jax.grad(loss)(params, weights)
-            updates, state = opt.update(grads, state, params)
-            return (optax.apply_updates(params, updates), state), None
-
-        (params, state), _ = jax.lax.scan(step, (params, state), start + jnp.arange(length))
-        return params, state, measure.evaluate(eqx.combine(params, static), as_data(a))
-
-    batched = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None, None)), static_argnums=4)
+    chunk = steps_then_metrics(static, opt, train, n)
+    one = lambda params, state, a, start, length: chunk(params, state, as_data(a), start, length)
+    batched = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None)), static_argnums=4)
     stack = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (b, *x.shape)), tree)
     params, state = stack(params), stack(state)
     first = jax.jit(jax.vmap(lambda a: measure.evaluate(model, as_data(a))))(arrays)
