@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from sims.cache_dirs import user_cache_dir
 from sims.results import json_bytes, write_atomic
 
 from . import corpus
@@ -33,10 +34,7 @@ CHUNK = 250
 
 def default_cache_dir() -> Path:
     """$CPI_BRIDGE_CACHE, else $XDG_CACHE_HOME/cpi/bridge (~/.cache/cpi/bridge)."""
-    if os.environ.get("CPI_BRIDGE_CACHE"):
-        return Path(os.environ["CPI_BRIDGE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cpi" / "bridge"
+    return user_cache_dir("bridge", "CPI_BRIDGE_CACHE")
 
 
 def root_key(config: Config) -> jax.Array:

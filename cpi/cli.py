@@ -24,12 +24,9 @@ DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 def compilation_cache_dir() -> Path | None:
     """Where compiled programs are kept between processes (None: the cache is off)."""
-    if os.environ.get("CPI_COMPILATION_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    if os.environ.get("CPI_COMPILATION_CACHE_DIR"):
-        return Path(os.environ["CPI_COMPILATION_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cpi" / "jax"
+    from sims.cache_dirs import user_cache_dir
+
+    return user_cache_dir("jax", "CPI_COMPILATION_CACHE_DIR", "CPI_COMPILATION_CACHE")
 
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .cache_dirs import user_cache_dir
 from .config import Config, ConfigError
 
 PRETRAIN_VERSION = 1
@@ -163,12 +163,7 @@ def pretrain_digest(config: Config) -> str:
 
 def cache_dir() -> Path | None:
     """Where pretrained states are saved between processes (None: not saved)."""
-    if os.environ.get("CPI_PRETRAIN_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
-    if os.environ.get("CPI_PRETRAIN_CACHE_DIR"):
-        return Path(os.environ["CPI_PRETRAIN_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cpi" / "pretrained"
+    return user_cache_dir("pretrained", "CPI_PRETRAIN_CACHE_DIR", "CPI_PRETRAIN_CACHE")
 
 
 def _load(path: Path, k: int) -> tuple[np.ndarray, np.ndarray] | None:
