@@ -67,21 +67,29 @@ def configure_numerics() -> None:
     jax.config.update("jax_default_matmul_precision", "highest")
 
 
-def configure_process() -> None:
-    """BLAS threads, host devices, reproducible GPU arithmetic, full-precision products and
-    the compilation cache; call before anything imports NumPy or JAX."""
+def configure_arithmetic() -> None:
+    """One BLAS thread, XLA's own CPU reductions, deterministic GPU reductions and
+    full-precision products, unless XLA_FLAGS already chooses them; the part of
+    `configure_process` that the test configuration shares. Call before JAX starts."""
     for name in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
     flags = os.environ.get("XLA_FLAGS", "")
-    if DEVICE_COUNT_FLAG not in flags:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        flags = f"{flags} {DEVICE_COUNT_FLAG}={cores}".strip()
     if YNN_FUSION_FLAG not in flags:
         flags = " ".join([flags, *xla_flags_for_speed()]).strip()
     if DETERMINISTIC_FLAG.split("=")[0] not in flags:
         flags = f"{flags} {DETERMINISTIC_FLAG}".strip()
     os.environ["XLA_FLAGS"] = flags
     configure_numerics()
+
+
+def configure_process() -> None:
+    """`configure_arithmetic`, one host device per core and the compilation cache; call
+    before anything imports NumPy or JAX."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if DEVICE_COUNT_FLAG not in flags:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        os.environ["XLA_FLAGS"] = f"{flags} {DEVICE_COUNT_FLAG}={cores}".strip()
+    configure_arithmetic()
     cache = compilation_cache_dir()
     if cache is not None:
         import jax
