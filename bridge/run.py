@@ -82,39 +82,20 @@ def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
 
 
 def check_run_dir(out_dir, config: Config, force: bool = False) -> None:
-    """ConfigError when `out_dir` already holds a run (a config.toml) of another bridge config,
-    unless `force`."""
-    from pathlib import Path
-
-    from sims.errors import ConfigError
+    """ConfigError when `out_dir` already holds a run of another bridge config, or a sweep,
+    unless `force` (`sims.results.check_run_dir` with the bridge's schema)."""
+    from sims.results import check_run_dir as check
 
     from . import config as bcfg
 
-    saved = Path(out_dir) / "config.toml"
-    if force or not saved.exists():
-        return
-    try:
-        same = bcfg.load(saved) == config
-    except ConfigError:
-        same = False
-    if not same:
-        raise ConfigError(f"--out {str(out_dir)!r} holds a run of another config ({saved}); choose another "
-                          "directory, or --force to replace it")
+    check(out_dir, config, force, bcfg.SCHEMA)
 
 
 def save(out_dir, config: Config, metrics: dict, summary: dict):
     """DIR/config.toml, DIR/metrics.npz, DIR/summary.json (atomically, summary last), in the
-    toy's format (`sims.results`)."""
-    from pathlib import Path
+    toy's format (`sims.results.save_run` with the bridge's schema)."""
+    from sims.results import save_run
 
-    from sims.results import json_bytes, npz_bytes, write_atomic
+    from . import config as bcfg
 
-    from .config import to_toml
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").unlink(missing_ok=True)
-    write_atomic(out / "config.toml", to_toml(config).encode())
-    write_atomic(out / "metrics.npz", npz_bytes(metrics))
-    write_atomic(out / "summary.json", json_bytes(summary))
-    return out
+    return save_run(out_dir, config, metrics, summary, bcfg.SCHEMA)

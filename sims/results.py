@@ -19,6 +19,7 @@ import numpy as np
 
 from . import config as cfg
 from .errors import ConfigError
+from .schema import Schema
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -109,9 +110,10 @@ def check_out_file(path: str | Path, flag: str = "--out") -> None:
     check_out_dir(path.parent if str(path.parent) else Path("."), flag=f"{flag} {str(path)!r}: directory")
 
 
-def check_run_dir(out_dir: str | Path, config: cfg.Config, force: bool = False) -> None:
-    """ConfigError when `out_dir` already holds a run (a config.toml) of another config, or a
-    sweep, unless `force`: a run is only ever replaced by the same run."""
+def check_run_dir(out_dir: str | Path, config, force: bool = False, schema: Schema = cfg.SCHEMA) -> None:
+    """ConfigError when `out_dir` already holds a run (a config.toml) of another config of
+    `schema` (the toy's unless given), or a sweep, unless `force`: a run is only ever replaced
+    by the same run."""
     out = Path(out_dir)
     if force or not out.is_dir():
         return
@@ -122,13 +124,14 @@ def check_run_dir(out_dir: str | Path, config: cfg.Config, force: bool = False) 
     if not saved.exists():
         return
     try:
-        same = cfg.load(saved) == config
+        same = schema.load(saved) == config
     except ConfigError:
         same = False
     if not same:
+        compare = " (`cpi compare` shows how the configs differ)" if schema is cfg.SCHEMA else ""
         raise ConfigError(
             f"--out {str(out)!r} holds a run of another config ({saved}); choose another directory, "
-            "or --force to replace it (`cpi compare` shows how the configs differ)"
+            f"or --force to replace it{compare}"
         )
 
 
@@ -144,12 +147,13 @@ def metrics_csv_bytes(metrics: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def save_run(out_dir: str | Path, config: cfg.Config, metrics: dict, summary: dict) -> Path:
-    """Write DIR/config.toml, DIR/metrics.npz, DIR/summary.json (in that order, atomically)."""
+def save_run(out_dir: str | Path, config, metrics: dict, summary: dict, schema: Schema = cfg.SCHEMA) -> Path:
+    """Write DIR/config.toml (a config of `schema`, the toy's unless given), DIR/metrics.npz,
+    DIR/summary.json (in that order, atomically)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)  # the directory is incomplete until the end
-    write_atomic(out / "config.toml", cfg.to_toml(config).encode())
+    write_atomic(out / "config.toml", schema.to_toml(config).encode())
     write_atomic(out / "metrics.npz", npz_bytes(metrics))
     write_atomic(out / "summary.json", json_bytes(summary))
     return out
