@@ -32,7 +32,7 @@ import numpy as np
 from sims.errors import ConfigError
 from sims import grid
 from sims.grid import Axis
-from sims.results import json_bytes, npz_bytes, write_atomic
+from sims.results import json_bytes, write_atomic, write_npz_atomic
 
 from . import config as bcfg
 from .config import Config
@@ -240,7 +240,7 @@ def run_sweep(base: Config, grid=(), seeds: int = 1, out=None, cache_dir=None, p
     coords = {k: np.array([p[k] for p in points]) for k in keys}
     coords["seed"] = np.array([c.train.seed for c in configs], dtype=np.int64)
     table = {f"summary_{f}": np.array([np.nan if r[f] is None else r[f] for r in rows]) for f in SUMMARY_FIELDS}
-    write_atomic(out / "sweep.npz", npz_bytes({**coords, **metrics, **table}))
+    write_npz_atomic(out / "sweep.npz", {**coords, **metrics, **table})
     write_atomic(out / "summary.csv", _csv_bytes(keys, rows))
     write_atomic(out / "summary.json", json_bytes({**identity, "keys": keys, "points": rows}))
     return BridgeSweep(points, configs, metrics, summaries, out)

@@ -184,6 +184,8 @@ def _full_chunk(configs, size, record_every, record, progress):
     if not train_values:  # a common number of output classes, rounded up so chunks share it
         classes = padded_classes(max(p.class_values.shape[1] for p in packed))
         packed = [packing.pad_classes(p, classes) for p in packed]
+    if shared_axis is None and packing.same_layout(packed):
+        shared = packing.with_layout(shared, packed[0])
     points = _stack(packed)
     lr = np.array([c.train.lr for c in configs], dtype=dtype)
     value_lr = np.array([c.train.value_lr for c in configs], dtype=dtype)

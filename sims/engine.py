@@ -53,7 +53,7 @@ from theory.summary import fold_finish, fold_init, fold_update
 
 from . import optimizers
 from .optimizers import Hyper
-from .packing import Points, Shared
+from .packing import Points, Shared, full_coordinates, pack
 from .world import World
 
 CHUNK_STEPS = 20_000
@@ -91,7 +91,7 @@ def initial_state(shared: Shared, points: Points, train_values: bool, tx=None) -
     """W_KQ(0) = 0 (A = 0), T(0) and B = 0 when W_V trains; the optimizer `tx` initialised
     on {"kq": A, "v": B}."""
     k, r = points.table.shape[0], shared.relation_gram.shape[0]
-    kq = jnp.zeros((k, r), points.table.dtype)
+    kq = jnp.zeros((k, r) if shared.active is None else shared.active.shape[:1], points.table.dtype)
     if not train_values:
         state = State(kq, None, None)
     else:
@@ -183,11 +183,16 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
     and the gradient coefficients C (of A) and D (of B; None if W_V is frozen) of the loss
     Σ_i weights_i ℓ_i (the mean over the training points when `weights` is None)."""
     n, m = points.group_onehot.shape[0], points.test_fact.shape[0]
-    # Small products as multiply-and-sum (XLA's CPU backend runs tiny batched dots slowly).
-    u_table = jnp.sum(state.kq[:, :, None] * shared.relation_gram[None], axis=1)  # (K, R): A Γ
-    # Batched over worlds that share G, `gram @ u_table` is one matrix product for all of them;
-    # gathers and scatters of a few tokens per point then cost next to nothing.
-    scores = (shared.gram @ u_table)[points.tokens, points.relation[:, None]]  # φ(y)ᵀ W_KQ φ(r_j)
+    layout = shared.score_map is not None
+    if layout:  # one layout for the batch: A on its active pairs, matrix products for all points
+        scores = (state.kq @ shared.score_map).reshape(points.tokens.shape)
+        u_theta = shared.theta_map @ state.kq  # θ_C, θ_S ᵀ u, u = W_KQ φ(r_1) = Φ A Γ e_1
+    else:
+        # Small products as multiply-and-sum (XLA's CPU backend runs tiny batched dots slowly).
+        u_table = jnp.sum(state.kq[:, :, None] * shared.relation_gram[None], axis=1)  # (K, R): A Γ
+        # Batched over worlds that share G, `gram @ u_table` is one product for all of them.
+        scores = (shared.gram @ u_table)[points.tokens, points.relation[:, None]]  # φ(y)ᵀ W_KQ φ(r_j)
+        u_theta = jnp.stack([jnp.sum(shared.theta_c * u_table[:, 0]), jnp.sum(shared.theta_s * u_table[:, 0])])
     sigma = jax.nn.softmax(jnp.where(points.key_mask, scores, -jnp.inf), axis=-1)
     # One exponential per class: the softmax over K tokens as a weighted softmax over classes.
     z = jnp.sum(outputs.values * sigma[:, None, :], axis=-1)  # (N, C) the logit of each class's tokens
@@ -206,7 +211,10 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
     e = jnp.sum(outputs.values[tr] * residual[..., None], axis=1)
     w = sigma[tr] * (e - jnp.sum(sigma[tr] * e, axis=-1, keepdims=True))
     weighted_w = w / n if weights is None else w * weights[:, None]
-    grad_kq = jnp.zeros_like(state.kq).at[points.tokens[tr], points.relation[tr][:, None]].add(weighted_w)
+    if layout:
+        grad_kq = weighted_w.reshape(-1) @ shared.grad_map
+    else:
+        grad_kq = jnp.zeros_like(state.kq).at[points.tokens[tr], points.relation[tr][:, None]].add(weighted_w)
     grad_v = None
     if train_values:
         spread = jnp.zeros_like(residual).at[jnp.arange(n)[:, None], points.tokens[tr]].add(sigma[tr])  # σ_i on its tokens
@@ -221,7 +229,6 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
     p_c = p_answer[te]
     p_a = jnp.exp(jnp.sum(z[te] * outputs.fact, axis=-1) - lse[te])
     reliance = p_c / (p_c + p_a)
-    u_first = u_table[:, 0]  # A Γ e_1: u = W_KQ φ(r_1) = Φ A Γ e_1
     log_mult = outputs.log_mult
     test_log_mult = None if log_mult is None else log_mult[te]
     out = {
@@ -229,8 +236,8 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
         "attention_context": jnp.mean(sigma[te, 0]),
         "aligned_accuracy": jnp.mean(p_answer[al]),
         "loss": jnp.mean(losses[tr]),
-        "u_theta_c": jnp.sum(shared.theta_c * u_first),
-        "u_theta_s": jnp.sum(shared.theta_s * u_first),
+        "u_theta_c": u_theta[0],
+        "u_theta_s": u_theta[1],
         "counterfactual_accuracy": jnp.mean(chosen(z[te], outputs.answer[te], test_log_mult)),
         "parametric_accuracy": jnp.mean(chosen(z[te], outputs.fact, test_log_mult)),
         "train_accuracy": jnp.mean(chosen(z[tr], outputs.answer[tr], None if log_mult is None else log_mult[tr])),
@@ -271,79 +278,79 @@ def group_metric_names(group: str) -> list[str]:
     return [f"loss_{group}", *attention, f"neg_grad_theta_c_{group}", f"neg_grad_theta_s_{group}"]
 
 
-def _advance(shared, points, lr, value_lr, carry, n_records: int, stride: int, tail: int,
-             train_values: bool, record: bool, last: bool, hyper: Hyper | None = None,
-             optimizer: str = "gd", batch_size: int = 0):
-    """Run n_records·stride + tail steps from carry = (state, fold, step); record the metrics
-    of every stride-th step (and the tail's first); with `last`, also fold (and record) the
-    metrics of the final state; carry None starts from the initial state. Returns
-    (carry, recorded dict or None)."""
+def record_slots(steps: int, stride: int) -> int:
+    """Rows of the record buffer of a chunk of `steps` updates: ceil(steps / stride) + 1 (the
+    last row holds the final state's metrics, or nothing when another chunk follows)."""
+    return -(-steps // stride) + 1
+
+
+def _advance(shared, points, lr, value_lr, carry, steps: int, stride: int, train_values: bool, record: bool,
+             last: bool, hyper: Hyper | None = None, optimizer: str = "gd", batch_size: int = 0):
+    """Run `steps` updates from carry = (state, fold, step), folding the metrics of every step
+    into the summary; with `last`, also fold the metrics of the final state. With `record`,
+    return the metrics of every stride-th step (and of the final state, with `last`). carry
+    None starts from the initial state. Returns (carry, recorded dict or None).
+
+    One scan of steps (+1 with `last`) iterations computes everything, so the step is traced
+    and compiled once: iteration i measures the state and then updates it (not at i = steps,
+    the final measurement), and writes its metrics to row ceil(i / stride) of a buffer. Rows
+    are written in order, so row j ends with the metrics of step j·stride, and the last row
+    with those of the final state; chunk lengths are multiples of the stride except the last
+    chunk's (`chunk_plan`), so no other row is left holding an unrecorded step."""
     dtype = points.table.dtype
     plain = hyper is None  # the theory's full-batch gradient descent (`optimizers.is_plain`)
     tx = None if plain else optimizers.transform(optimizer, lr, value_lr, hyper, train_values)
+    names = metric_names(shared.relation_gram.shape[-1])
     if carry is None:
-        carry = initial_carry(shared, points, train_values, len(metric_names(shared.relation_gram.shape[-1])), tx)
+        carry = initial_carry(shared, points, train_values, len(names), tx)
     prepared = prepare(shared, points)
     n = points.group_onehot.shape[0]
     frozen_outputs = None if train_values else _outputs(points, prepared, points.table)
 
-    def measure(state, fold, t):
-        """Metrics and gradients at `state` (step t), folded into the summary."""
-        outputs = _outputs(points, prepared, state.table) if train_values else frozen_outputs
-        weights = None if batch_size == 0 else optimizers.batch_weights(hyper.seed, t, n, batch_size, dtype)
-        m, grad_kq, grad_v = step_metrics_and_grads(shared, points, prepared, state, outputs, train_values, weights)
-        return m, grad_kq, grad_v, fold_update(fold, m["reliance"], jnp.stack(list(m.values())), t)
-
-    def one(c):
-        state, fold, t = c
-        m, grad_kq, grad_v, fold = measure(state, fold, t)
+    def updated(state, grad_kq, grad_v):
         if not plain:  # an optax optimizer on the token coordinates (exact: `sims.optimizers`)
             grads = {"kq": grad_kq} if grad_v is None else {"kq": grad_kq, "v": grad_v}
             updates, opt = tx.update(grads, state.opt, _params(state))
             kq = state.kq + updates["kq"]
             if train_values:
-                state = State(kq, state.table + shared.gram @ updates["v"] @ shared.gram, state.v + updates["v"], opt)
-            else:
-                state = State(kq, None, None, opt)
-        elif train_values:
-            state = State(
+                return State(kq, state.table + shared.gram @ updates["v"] @ shared.gram, state.v + updates["v"], opt)
+            return State(kq, None, None, opt)
+        if train_values:
+            return State(
                 state.kq - lr * grad_kq,
                 state.table - value_lr * (shared.gram @ grad_v @ shared.gram),
                 state.v - value_lr * grad_v,
             )
-        else:
-            state = State(state.kq - lr * grad_kq, None, None)
-        return (state, fold, t + 1), m
+        return State(state.kq - lr * grad_kq, None, None)
 
-    def silent(c, _):
-        return one(c)[0], None
+    def body(c, i):
+        (state, fold, t), buffer = c
+        outputs = _outputs(points, prepared, state.table) if train_values else frozen_outputs
+        weights = None if batch_size == 0 else optimizers.batch_weights(hyper.seed, t, n, batch_size, dtype)
+        m, grad_kq, grad_v = step_metrics_and_grads(shared, points, prepared, state, outputs, train_values, weights)
+        row = jnp.stack([m[k] for k in names])
+        fold = fold_update(fold, m["reliance"], row, t)
+        new = updated(state, grad_kq, grad_v)
+        if last:  # the final iteration measures without updating
+            new = jax.tree_util.tree_map(lambda a, b: jnp.where(i < steps, a, b), new, state)
+        if record:
+            buffer = jax.lax.dynamic_update_index_in_dim(buffer, row, (i + stride - 1) // stride, axis=0)
+        return ((new, fold, t + 1), buffer), None
 
-    def block(length):
-        def body(c, _):
-            c, m = one(c)
-            if length > 1:
-                c, _ = jax.lax.scan(silent, c, None, length=length - 1)
-            return c, (m if record else None)
-        return body
-
-    pieces = []
-    if n_records:
-        carry, rec = jax.lax.scan(block(stride), carry, None, length=n_records)
-        pieces.append(rec)
-    if tail:
-        carry, rec = jax.lax.scan(block(tail), carry, None, length=1)
-        pieces.append(rec)
+    slots = record_slots(steps, stride)
+    buffer = jnp.zeros((slots, len(names)), dtype) if record else None
+    iterations = steps + 1 if last else steps
+    ((state, fold, t), buffer), _ = jax.lax.scan(body, (carry, buffer), jnp.arange(iterations))
     if last:
-        state, fold, t = carry
-        m, _, _, fold = measure(state, fold, t)
-        carry = (state, fold, t)
-        pieces.append(jax.tree_util.tree_map(lambda x: x[None], m))
-    if not record or not pieces:
+        t = t - 1  # the final measurement is not a step
+    carry = (state, fold, t)
+    if not record:
         return carry, None
-    return carry, jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs), *pieces)
+    rows = buffer if last else buffer[:-1]
+    return carry, {k: rows[:, j] for j, k in enumerate(names)}
 
 
-_STATIC = ("n_records", "stride", "tail", "train_values", "record", "last", "optimizer", "batch_size")
+_STATIC = ("steps", "stride", "train_values", "record", "last", "optimizer", "batch_size")
 advance = jax.jit(_advance, static_argnames=_STATIC)
 """One compiled chunk of steps for one world."""
 
@@ -369,16 +376,15 @@ def initial_carry(shared, points, train_values: bool, n_metrics: int, tx=None):
 
 def chunk_plan(steps: int, record_every: int, chunk_steps: int | None = None) -> list[dict]:
     """The chunks a run of `steps` steps is cut into: each a dict of the static arguments of
-    `advance` (n_records, stride, tail, last). Chunk lengths are multiples of the stride
-    except the last, so the recorded steps are 0, N, 2N, ... < steps, and steps."""
+    `advance` (steps, stride, last). Chunk lengths are multiples of the stride except the
+    last, so the recorded steps are 0, N, 2N, ... < steps, and steps."""
     stride = record_every
     chunk_steps = CHUNK_STEPS if chunk_steps is None else chunk_steps
     length = max(stride, chunk_steps // stride * stride)
     plan, done = [], 0
     while done < steps:
         this = min(length, steps - done)
-        plan.append(dict(n_records=this // stride, stride=stride, tail=this % stride,
-                         last=done + this == steps, steps=this))
+        plan.append(dict(steps=this, stride=stride, last=done + this == steps))
         done += this
     return plan
 
@@ -423,7 +429,7 @@ def simulate(
     carry = None
     pieces, done = [], 0
     for chunk in chunk_plan(steps, record_every):
-        length = chunk.pop("steps")
+        length = chunk["steps"]
         chunk.update(train_values=train_values, record=record, hyper=hyper, optimizer=optimizer,
                      batch_size=batch_size)
         if batched:
@@ -441,14 +447,19 @@ def simulate(
     recorded = None
     if record:
         axis = 1 if batched else 0
-        recorded = {k: np.concatenate([p[k] for p in pieces], axis=axis) for k in names}
+        recorded = {k: pieces[0][k] if len(pieces) == 1 else np.concatenate([p[k] for p in pieces], axis=axis)
+                    for k in names}
     return recorded, summary, state
 
 
 def full_parameters(world: World, state: State, value_lr: float) -> dict[str, np.ndarray]:
-    """The d×d parameters of a final state: W_KQ = Φ A Φ_Rᵀ and W_V = W_V(0) + Φ B Φᵀ."""
+    """The d×d parameters of a final state of `world` (trained as `sims.train.run` packs it):
+    W_KQ = Φ A Φ_Rᵀ and W_V = W_V(0) + Φ B Φᵀ."""
     phi = world.embed
     phi_r = phi[:, phi.shape[1] - world.n_relations:]
-    kq = phi @ np.asarray(state.kq, np.float64) @ phi_r.T
+    a = np.asarray(state.kq, np.float64)
+    if a.ndim == 1:  # A on the active pairs of the world's layout (`sims.packing.with_layout`)
+        a = full_coordinates(pack(world)[0], a)
+    kq = phi @ a @ phi_r.T
     v = world.w_v if state.v is None else world.w_v + phi @ np.asarray(state.v, np.float64) @ phi.T
     return {"kq": kq, "v": v}

@@ -24,7 +24,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 
 class Hyper(NamedTuple):
@@ -47,8 +46,10 @@ def hyper(train, dtype="float64") -> Hyper:
                  jnp.asarray(train.seed, jnp.uint32))
 
 
-def _one(name: str, lr, momentum, weight_decay, decay: bool) -> optax.GradientTransformation:
+def _one(name: str, lr, momentum, weight_decay, decay: bool) -> "optax.GradientTransformation":
     """One parameter's optimizer; `decay` says whether weight decay applies to it."""
+    import optax  # imported here: plain gradient descent, the common case, never needs it (0.25 s)
+
     decayed = [optax.add_decayed_weights(weight_decay)] if decay and name != "adamw" else []
     if name == "gd":
         return optax.chain(*decayed, optax.sgd(lr))
@@ -61,9 +62,11 @@ def _one(name: str, lr, momentum, weight_decay, decay: bool) -> optax.GradientTr
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def transform(name: str, lr, value_lr, hyper: Hyper, train_values: bool) -> optax.GradientTransformation:
+def transform(name: str, lr, value_lr, hyper: Hyper, train_values: bool) -> "optax.GradientTransformation":
     """The optimizer of {"kq", "v"}: `name` with step size lr on W_KQ (weight decay on it) and
     value_lr on W_V (if it trains)."""
+    import optax
+
     kq = _one(name, lr, hyper.momentum, hyper.weight_decay, decay=True)
     if not train_values:
         return optax.multi_transform({"kq": kq}, {"kq": "kq"})

@@ -27,6 +27,13 @@ class Shared(NamedTuple):
     relation_gram: jax.Array  # (R, R) Γ = Φ_Rᵀ Φ_R
     theta_c: jax.Array  # (K,) Φᵀθ_C
     theta_s: jax.Array  # (K,) Φᵀθ_S
+    # When every point of a batch has the same tokens and relations (`with_layout`): W_KQ in
+    # the coordinates of its m active (token, relation) pairs, and the attention scores, the
+    # gradient and the θ projections as products with fixed matrices (None: (K, R) and gathers).
+    active: jax.Array | None = None  # (m, 2) int32 (y_p, j_p): the tokens and relations of training slots
+    score_map: jax.Array | None = None  # (m, 3N): G[t_ia, y_p] Γ[j_p, j_i]
+    grad_map: jax.Array | None = None  # (3n, m): one-hot of the pair of each training slot
+    theta_map: jax.Array | None = None  # (2, m): θ_Cᵀφ(y_p) Γ[j_p, 1] and θ_Sᵀφ(y_p) Γ[j_p, 1]
 
 
 class Points(NamedTuple):
@@ -62,6 +69,62 @@ def pack_shared(world: World, dtype: str = "float64") -> Shared:
     )
 
 
+LAYOUT_ENTRIES = 2**22
+"""`with_layout` adds its maps only when they hold at most this many entries together."""
+
+
+def with_layout(shared: Shared, points: Points) -> Shared:
+    """`shared` with the maps of the layout of `points` (one world's arrays), for a batch whose
+    points all have its tokens and relations.
+
+    A (W_KQ = Φ A Φ_Rᵀ) starts at 0 and its gradient C has entries only at the (token,
+    relation) pairs (y_p, j_p) of the training slots, so A lives on those m pairs (about 2n + 1
+    of the K·R): A = Σ_p a_p e_{y_p} e_{j_p}ᵀ. In these coordinates the scores of every slot
+    are a·score_map, C = w·grad_map (w: ∂ℓ/∂score of each training slot) and the θ_C, θ_S
+    projections of u = W_KQ φ(r_1) are theta_map·a: matrix products shared by the batch in
+    place of per-point gathers and scatters, with m instead of K rows. Unchanged (gathers, A
+    over all K·R pairs) when the maps would hold more than LAYOUT_ENTRIES entries."""
+    gram, gamma = np.asarray(shared.gram), np.asarray(shared.relation_gram)
+    tokens, relation = np.asarray(points.tokens), np.asarray(points.relation)
+    n = points.group_onehot.shape[0]
+    slot_pairs = np.stack([tokens[:n].ravel(), np.repeat(relation[:n], tokens.shape[1])], axis=1)
+    active, slot_pair = np.unique(slot_pairs, axis=0, return_inverse=True)
+    m = len(active)
+    if (tokens.size + slot_pairs.shape[0] + 2) * m > LAYOUT_ENTRIES:
+        return shared
+    y, j = active[:, 0], active[:, 1]
+    score_map = (gram[tokens][:, :, y] * gamma[j][:, relation].T[:, None, :]).reshape(tokens.size, m).T
+    grad_map = np.zeros((slot_pairs.shape[0], m), dtype=gram.dtype)
+    grad_map[np.arange(slot_pairs.shape[0]), slot_pair.ravel()] = 1.0
+    theta_map = np.stack([np.asarray(shared.theta_c)[y], np.asarray(shared.theta_s)[y]]) * gamma[j, 0]
+    return shared._replace(active=active.astype(np.int32), score_map=np.ascontiguousarray(score_map),
+                           grad_map=grad_map, theta_map=theta_map)
+
+
+def full_coordinates(shared: Shared, kq: np.ndarray) -> np.ndarray:
+    """A as a (K, R) array, from the engine's W_KQ coordinates (active pairs, or (K, R) already)."""
+    kq = np.asarray(kq, np.float64)
+    if shared.active is None:
+        return kq
+    out = np.zeros((shared.gram.shape[0], shared.relation_gram.shape[0]))
+    out[shared.active[:, 0], shared.active[:, 1]] = kq
+    return out
+
+
+def pack(world: World, dtype: str = "float64", frozen_values: bool = True) -> tuple[Shared, Points]:
+    """(shared, points) of one world, as `sims.train.run` trains it: `pack_shared` with the
+    world's layout (`with_layout`) and `pack_points`."""
+    points = pack_points(world, dtype, frozen_values)
+    return with_layout(pack_shared(world, dtype), points), points
+
+
+def same_layout(points: list[Points]) -> bool:
+    """Whether every packed world has the tokens and relations of the first."""
+    first = points[0]
+    return all(np.array_equal(p.tokens, first.tokens) and np.array_equal(p.relation, first.relation)
+               for p in points[1:])
+
+
 def output_classes(table: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Group each point's K output tokens into classes of equal value rows.
 
@@ -85,8 +148,7 @@ def output_classes(table: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, n
     c = int(local.max()) + 1
     values = np.zeros((n, c, 3), dtype=table.dtype)
     values[point[new], local[new]] = rows[new]
-    multiplicity = np.zeros((n, c))
-    np.add.at(multiplicity, (point, local), 1)
+    multiplicity = np.bincount(point * c + local, minlength=n * c).reshape(n, c).astype(np.float64)
     class_of = np.empty((n, k), dtype=np.int32)
     class_of[point, order % k] = local
     return values, multiplicity, class_of

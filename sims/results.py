@@ -24,8 +24,12 @@ from .schema import Schema
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same directory and a rename."""
+def write_atomic(path: Path, data) -> None:
+    """Write `data` (bytes, or a function that writes to a binary file) to `path` through a
+    temporary file in the same directory and a rename, so that `path` is either absent, the
+    old file or the whole new one. Not fsynced: an interrupted process leaves no partial file,
+    and a file that a power failure truncates is caught when it is read back (a zip member's
+    CRC, a JSON parse) and recomputed, as every reader of the sweep's chunks does."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
@@ -33,26 +37,43 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """An .npz archive (readable by np.load) whose bytes depend only on the arrays."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+def write_npz(stream, arrays: dict[str, np.ndarray]) -> None:
+    """Write an .npz archive (readable by np.load) of `arrays` to a seekable binary stream,
+    member by member without copying the arrays: its bytes depend only on the arrays (names
+    sorted, fixed zip timestamps)."""
+    with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
         for name in sorted(arrays):
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.asarray(arrays[name]), allow_pickle=False)
+            array = np.asarray(arrays[name])
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
-            archive.writestr(info, member.getvalue())
+            with archive.open(info, "w", force_zip64=array.nbytes > ZIP64_BYTES) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
+
+
+ZIP64_BYTES = 2**30
+"""Members larger than this are written with zip64 sizes (a plain zip member holds < 2 GiB)."""
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """The bytes of `write_npz`'s archive of `arrays`."""
+    buffer = io.BytesIO()
+    write_npz(buffer, arrays)
     return buffer.getvalue()
+
+
+def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """`write_npz` to `path`, atomically (`write_atomic`), without building the archive in memory."""
+    write_atomic(path, lambda f: write_npz(f, arrays))
 
 
 LONG_LIST = 100
@@ -154,7 +175,7 @@ def save_run(out_dir: str | Path, config, metrics: dict, summary: dict, schema: 
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").unlink(missing_ok=True)  # the directory is incomplete until the end
     write_atomic(out / "config.toml", schema.to_toml(config).encode())
-    write_atomic(out / "metrics.npz", npz_bytes(metrics))
+    write_npz_atomic(out / "metrics.npz", metrics)
     write_atomic(out / "summary.json", json_bytes(summary))
     return out
 

@@ -39,7 +39,7 @@ from .engine import n_recorded, recorded_steps
 from .errors import ConfigError
 from .grid import Axis, Grid, expand_grid, parse_spec  # noqa: F401  (the grid half of the sweep API)
 from .progress import StepProgress
-from .results import json_bytes, npz_bytes, write_atomic
+from .results import json_bytes, write_atomic, write_npz_atomic
 from .sweep_dir import MANIFEST, check_sweep_dir, remove_stale_chunks, sweep_identity  # noqa: F401
 from .world import check_vocabulary
 
@@ -111,7 +111,11 @@ def _assemble(grid: Grid, chunk_values: list[tuple[list[int], dict]], record_eve
     recorded = recorded_steps(steps, record_every)
     names = sorted({name for _, values in chunk_values for name in values} - set(SUMMARY_FIELDS))
     metrics = {}
+    whole = len(chunk_values) == 1 and list(chunk_values[0][0]) == list(range(n))
     for name in names:  # a metric some groups lack (reliance_r2 with one relation, say) is NaN there
+        if whole and chunk_values[0][1][name].shape == (n, len(recorded)):  # one chunk in order: as it is
+            metrics[name] = chunk_values[0][1][name]
+            continue
         dtype = np.result_type(*(values[name].dtype for _, values in chunk_values if name in values))
         stacked = np.full((n, len(recorded)), np.nan, dtype=dtype)
         for indices, values in chunk_values:
@@ -330,7 +334,7 @@ def run_sweep(
                 chunk = plan[i]
                 values = compute(chunk, lambda done: bar.advance_to(finished[0] + done))
                 finished[0] += len(chunk.indices) * expanded.configs[chunk.indices[0]].train.steps
-                write_atomic(chunk.path, npz_bytes(values))
+                write_npz_atomic(chunk.path, values)
                 saved[chunk.path] = values
         else:
             _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded)
@@ -344,7 +348,7 @@ def run_sweep(
     coords = _coords(expanded)
     steps = np.array([c.train.steps for c in expanded.configs], dtype=np.int64)
     arrays = {**coords, **metrics, **{f"summary_{k}": v for k, v in summary.items()}, "steps": steps}
-    write_atomic(out / "sweep.npz", npz_bytes(arrays))
+    write_npz_atomic(out / "sweep.npz", arrays)
     write_atomic(out / "summary.csv", _csv_bytes(expanded.keys, summaries))
     document = {"grid": identity["grid"], "seeds": identity["seeds"], "keys": expanded.keys,
                 **{k: v for k, v in identity.items() if k not in ("grid", "seeds")},
@@ -377,7 +381,7 @@ def _run_distributed(plan, missing, processes, compute, saved, bar, finished, ex
                 n = len(chunk.indices)
                 got = {k: np.asarray(v[q])[:n] for k, v in gathered.items()}
                 if processes.writer:
-                    write_atomic(chunk.path, npz_bytes(got))
+                    write_npz_atomic(chunk.path, got)
                     saved[chunk.path] = got
                 finished[0] += n * expanded.configs[chunk.indices[0]].train.steps
             bar.advance_to(finished[0])

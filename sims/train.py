@@ -15,7 +15,7 @@ import numpy as np
 from theory.groups import TRAINING_GROUPS, training_index
 from theory.summary import first_nonfinite_step, summarize
 
-from . import engine, generic, optimizers, packing
+from . import engine, optimizers, packing
 from .budget import check_record_every, check_run_budget
 from .config import EXACT_OPTIMIZERS, Config
 from .errors import SimulationError
@@ -62,6 +62,8 @@ def absent_metrics(world) -> set[str]:
 def generic_run(world: World, config: Config, hyper, record_every: int, progress):
     """adam and adamw (not exact in token coordinates, `sims.optimizers`) on the generic d×d
     engine: (metrics every `record_every` steps, summary of every step, final {kq, v})."""
+    from . import generic  # the d×d oracle: only adam and adamw need it on this path
+
     t = config.train
     values, params = generic.simulate(
         generic.pack(world, t.dtype), t.lr, t.value_lr, t.steps, t.value_lr > 0,
@@ -91,8 +93,7 @@ def run(config: Config, progress: bool = False, record_every: int = 1) -> RunRes
         hyper = None if optimizers.is_plain(t) else optimizers.hyper(t, t.dtype)
         if t.optimizer in EXACT_OPTIMIZERS:
             values, summary, state = engine.simulate(
-                packing.pack_shared(world, t.dtype),
-                packing.pack_points(world, t.dtype, frozen_values=not train_values),
+                *packing.pack(world, t.dtype, frozen_values=not train_values),
                 t.lr, t.value_lr, steps, train_values, record_every=record_every, progress=bar.advance_to,
                 hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size,
             )

@@ -70,16 +70,15 @@ def value_training_run(config: Config, value_lrs, record_every: int = 10) -> dic
     n = len(value_lr)
     chunks = steps // record_every
     with engine.precision(dtype):
-        shared = packing.pack_shared(world, dtype)
-        one = packing.pack_points(world, dtype, frozen_values=False)
+        shared, one = packing.pack(world, dtype, frozen_values=False)
         points = jax.tree_util.tree_map(lambda x: np.broadcast_to(x, (n, *np.shape(x))), one)
         table0 = np.asarray(one.table)
         blocks = [[value_block_means(world, table0, table0)] * n]
         carry, pieces = None, []
         for i in range(chunks):
             carry, recorded = engine.advance_batch(
-                shared, points, np.full(n, lr, dtype), value_lr, carry, shared_axis=None, n_records=record_every,
-                stride=1, tail=0, train_values=True, record=True, last=i == chunks - 1,
+                shared, points, np.full(n, lr, dtype), value_lr, carry, shared_axis=None, steps=record_every,
+                stride=1, train_values=True, record=True, last=i == chunks - 1,
             )
             pieces.append({k: np.asarray(v) for k, v in recorded.items()})
             tables = np.asarray(carry[0].table)

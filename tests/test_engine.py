@@ -87,7 +87,7 @@ def test_chunks_of_a_long_run_equal_one_scan(monkeypatch):
     calls = []
     world = build_world(config)
     with engine.precision("float64"):  # as sims.train.run calls it
-        recorded, summary, _ = engine.simulate(packing.pack_shared(world), packing.pack_points(world), 1.0, 0.0, 70,
+        recorded, summary, _ = engine.simulate(*packing.pack(world), 1.0, 0.0, 70,
                                                False, record_every=3, progress=calls.append)
     assert calls == [18, 36, 54, 70]  # chunk lengths are multiples of the stride
     assert_same_computation(recorded["reliance"], whole.metrics["reliance"][engine.recorded_steps(70, 3)])
@@ -99,7 +99,8 @@ def test_the_plan_records_multiples_of_the_stride_and_the_last_step():
     for steps, every, chunk in [(300, 1, 20_000), (50_000, 7, 20_000), (10, 4, 3), (5, 10, 20_000)]:
         plan = engine.chunk_plan(steps, every, chunk)
         assert sum(p["steps"] for p in plan) == steps and plan[-1]["last"]
-        records = sum(p["n_records"] + (p["tail"] > 0) for p in plan) + 1
+        assert all(p["steps"] % every == 0 for p in plan[:-1])
+        records = sum(-(-p["steps"] // every) for p in plan) + 1
         assert records == len(engine.recorded_steps(steps, every))
 
 
