@@ -31,7 +31,7 @@ from .budget import recorded_bytes, world_bytes
 from .config import Config
 from .world import build_world, embedding_key
 
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 """Part of every chunk's cache key; bump it when the simulator's numbers change."""
 
 CHUNK_BYTES = 512 * 2**20

@@ -22,6 +22,12 @@ runs over the point's few distinct output rows (`output_classes`), set up once, 
 scan. The θ_C / θ_S pushes of each group come from the same
 w_iy (θᵀ∇ℓ_i φ(r_1) = Σ_y w_iy θᵀφ(y) Γ[j_i, 1]) instead of extra jvps.
 
+When every point of a batch has the same tokens and relations (one world, or a sweep over
+mixtures and knowledge strengths), A is kept on the m (token, relation) pairs of the training
+slots, the only entries its gradient ever has (`sims.packing.with_layout`: m ≈ 2n + 1 instead
+of K·R), and the scores, C and the θ projections of u are products with fixed matrices
+shared by the batch instead of per-point gathers and scatters; `full_parameters` maps A back.
+
 The tests check this engine against the generic d×d model to 1e-12 in float64 (W_V frozen
 and trained, several relations, CF and S points, filtering).
 
@@ -68,7 +74,7 @@ class State(NamedTuple):
     """The scan carry: A (W_KQ coefficients); T and B only when W_V trains; the optimizer's
     state over {"kq": A, "v": B} (`sims.optimizers`)."""
 
-    kq: jax.Array  # (K, R) A
+    kq: jax.Array  # A: (K, R), or (m,) on the active pairs of a shared layout
     table: jax.Array | None  # (K, K) T(t)
     v: jax.Array | None  # (K, K) B
     opt: Any = None  # optax state
