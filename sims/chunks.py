@@ -17,7 +17,9 @@ full-batch GD and the embeddings are the paper's (`reduced_engine_problem` says 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import threading
 from typing import Callable
 
 import jax
@@ -95,8 +97,22 @@ def chunk_hash(configs, engine_name: str, record_every: int, record: bool) -> st
     A config's repr names every field and writes floats exactly (and is 20x faster to make
     than its TOML, which counts in a 10^4-point sweep)."""
     head = f"cache {CACHE_VERSION} engine {engine_name} record_every {record_every} record {record}\n"
-    text = head + "\n".join(repr(c) for c in configs)
+    memo: dict[int, str] = {}
+    text = head + "\n".join(config_repr(c, memo) for c in configs)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def config_repr(config: Config, memo: dict[int, str]) -> str:
+    """repr(config), made from the reprs of its sections, each computed once per section object
+    (`memo`, by id): the configs of a grid share the sections it does not change."""
+    parts = []
+    for field in dataclasses.fields(config):
+        section = getattr(config, field.name)
+        text = memo.get(id(section))
+        if text is None:
+            text = memo[id(section)] = repr(section)
+        parts.append(f"{field.name}={text}")
+    return f"{type(config).__qualname__}({', '.join(parts)})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,12 +131,7 @@ def pad_rows(tree, size: int):
 def _place(tree):
     """Put stacked points on the local devices, sharded along the points when there are
     several (the leading axis must be a multiple of their number)."""
-    devices = jax.local_devices()
-    if len(devices) < 2:
-        return jax.device_put(tree, devices[0])
-    mesh = jax.sharding.Mesh(np.array(devices), ("points",))
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("points"))
-    return jax.device_put(tree, sharding)
+    return jax.device_put(tree, _points_sharding())
 
 
 def padded_size(n: int) -> int:
@@ -172,43 +183,124 @@ def _generic_chunk(configs, record_every, record, progress):
 
 def _full_chunk(configs, size, record_every, record, progress):
     first = configs[0]
-    steps, dtype = first.train.steps, first.train.dtype
+    steps, dtype, t = first.train.steps, first.train.dtype, first.train
     n = len(configs)
-    worlds = [build_world(c) for c in configs]
-    overlaps = {embedding_key(c) for c in configs}
-    shared_axis = None if len(overlaps) == 1 else 0  # the embeddings differ (γ, or random draws)
-    shared = packing.pack_shared(worlds[0], dtype) if shared_axis is None else _stack(
-        [packing.pack_shared(w, dtype) for w in worlds])
-    train_values = first.train.value_lr > 0  # one shape group: the same for every point
-    packed = [packing.pack_points(w, dtype, frozen_values=not train_values) for w in worlds]
-    if not train_values:  # a common number of output classes, rounded up so chunks share it
-        classes = padded_classes(max(p.class_values.shape[1] for p in packed))
-        packed = [packing.pad_classes(p, classes) for p in packed]
-    if shared_axis is None and packing.same_layout(packed):
-        shared = packing.with_layout(shared, packed[0])
-    points = _stack(packed)
-    lr = np.array([c.train.lr for c in configs], dtype=dtype)
-    value_lr = np.array([c.train.value_lr for c in configs], dtype=dtype)
-    hyper = None if optimizers.is_plain(first.train) else optimizers.Hyper(
-        np.array([c.train.momentum for c in configs], dtype=dtype),
-        np.array([c.train.weight_decay for c in configs], dtype=dtype),
-        np.array([c.train.seed for c in configs], dtype=np.uint32))
     total = padded_size(max(size, n))
-    points, lr, value_lr, hyper = _place(pad_rows((points, lr, value_lr, hyper), total))
-    if shared_axis == 0:
-        shared = _place(pad_rows(shared, total))
-    else:
-        shared = jax.device_put(shared)
+    train_values = t.value_lr > 0  # one shape group: the same for every point
+    shared_axis = None if len({embedding_key(c) for c in configs}) == 1 else 0  # the embeddings differ (γ, random)
+    options = dict(train_values=train_values, record_every=record_every, record=record, shared_axis=shared_axis,
+                   optimizer=t.optimizer, batch_size=t.batch_size)
+
+    def host_arrays(worlds, packed, configs, size):
+        """(shared, points, lr, value_lr, hyper) of these points, stacked and padded to `size`."""
+        shared = packing.pack_shared(worlds[0], dtype) if shared_axis is None else _stack(
+            [packing.pack_shared(w, dtype) for w in worlds])
+        if not train_values:  # a common number of output classes, rounded up so chunks share it
+            classes = padded_classes(max(p.class_values.shape[1] for p in packed))
+            packed = [packing.pad_classes(p, classes) for p in packed]
+        if shared_axis is None and packing.same_layout(packed):
+            shared = packing.with_layout(shared, packed[0])
+        hyper = None if optimizers.is_plain(t) else optimizers.Hyper(
+            np.array([c.train.momentum for c in configs], dtype=dtype),
+            np.array([c.train.weight_decay for c in configs], dtype=dtype),
+            np.array([c.train.seed for c in configs], dtype=np.uint32))
+        batched = pad_rows((_stack(packed), np.array([c.train.lr for c in configs], dtype=dtype),
+                            np.array([c.train.value_lr for c in configs], dtype=dtype), hyper), size)
+        return (shared if shared_axis is None else pad_rows(shared, size), *batched)
+
+    # Compile while the worlds are built: the first chunk's program needs only the shapes, which
+    # the first world gives (when the others pack to other shapes, it is compiled again below).
+    first_world = build_world(first)
+    guess = host_arrays([first_world], [packing.pack_points(first_world, dtype, frozen_values=not train_values)],
+                        [first], 1)
+    compiling = _compile_first_chunk(_abstract(guess, shared_axis, total), steps, options)
+    worlds = [first_world, *(build_world(c) for c in configs[1:])]
+    packed = [packing.pack_points(w, dtype, frozen_values=not train_values) for w in worlds]
+    shared, points, lr, value_lr, hyper = host_arrays(worlds, packed, configs, total)
+    points, lr, value_lr, hyper = _place((points, lr, value_lr, hyper))
+    shared = _place(shared) if shared_axis == 0 else jax.device_put(shared)
+    placed = _abstract((shared, points, lr, value_lr, hyper), shared_axis, total)
+    first_chunk = compiling.result() if _signature(placed) == compiling.signature else None
     recorded, summary, _ = engine.simulate(
         shared, points, lr, value_lr, steps, train_values,
         record_every=record_every, record=record, batched=True, shared_axis=shared_axis,
         progress=None if progress is None else (lambda done: progress(done * n)),
-        hyper=hyper, optimizer=first.train.optimizer, batch_size=first.train.batch_size,
+        hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size, first_chunk=first_chunk,
     )
     out = {k: np.asarray(summary[k])[:n] for k in SUMMARY_FIELDS}  # the sweep's summary columns
     if recorded is not None:
         out.update({k: np.asarray(v)[:n] for k, v in recorded.items()})
     return out
+
+
+def _points_sharding():
+    """Where stacked points go: split along the points over the local devices when there are
+    several, else on the one device."""
+    devices = jax.local_devices()
+    if len(devices) < 2:
+        return jax.sharding.SingleDeviceSharding(devices[0])
+    return jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), ("points",)),
+                                      jax.sharding.PartitionSpec("points"))
+
+
+def _abstract(arrays, shared_axis, total: int):
+    """The shapes, dtypes and placements that a chunk of `total` points with arrays like
+    `arrays` = (shared, points, lr, value_lr, hyper) (leading axis: points) has once `_place`
+    and `jax.device_put` have put them (shared unplaced when it is not per point)."""
+    sharding = _points_sharding()
+
+    def spec(x, batched=True):
+        shape = (total, *np.shape(x)[1:]) if batched else np.shape(x)
+        return jax.ShapeDtypeStruct(shape, x.dtype, sharding=sharding if batched else None)
+
+    shared, *batched = arrays
+    shared = jax.tree_util.tree_map(lambda x: spec(x, shared_axis == 0), shared)
+    return (shared, *jax.tree_util.tree_map(spec, tuple(batched)))
+
+
+def _signature(abstract) -> tuple:
+    leaves, tree = jax.tree_util.tree_flatten(abstract)
+    return tree, tuple((x.shape, str(x.dtype), x.sharding) for x in leaves)
+
+
+class _Compiling:
+    """A chunk's first program, compiling in a thread (XLA releases the GIL, so the caller
+    builds its worlds meanwhile), or compiled already by an earlier chunk of the shape group.
+    `result()` waits for it; None if compiling failed (the chunk then compiles as usual, and
+    reports the error)."""
+
+    def __init__(self, key: tuple, lowered=None):
+        self.signature = key[0]
+        self._key, self._compiled, self._thread = key, _FIRST_CHUNKS.get(key), None
+        if self._compiled is None:
+            self._thread = threading.Thread(target=self._compile, args=(lowered,), daemon=True)
+            self._thread.start()
+
+    def _compile(self, lowered):
+        try:
+            self._compiled = _FIRST_CHUNKS[self._key] = lowered.compile()
+        except Exception:  # noqa: BLE001 (compiled again, and reported, on the usual path)
+            self._compiled = None
+
+    def result(self):
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        return self._compiled
+
+
+_FIRST_CHUNKS: dict = {}
+"""Compiled first chunks by signature, steps and options: the chunks of a shape group lower
+and compile their program once per process."""
+
+
+def _compile_first_chunk(abstract, steps: int, options: dict) -> _Compiling:
+    """Start compiling the first chunk of `engine.simulate` for arrays like `abstract`."""
+    key = (_signature(abstract), steps, tuple(sorted(options.items())))
+    if key in _FIRST_CHUNKS:
+        return _Compiling(key)
+    shared, points, lr, value_lr, hyper = abstract
+    return _Compiling(key, engine.lower_first_chunk(shared, points, lr, value_lr, steps, hyper=hyper, **options))
 
 
 # --------------------------------------------------------------------------------------------

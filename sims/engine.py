@@ -421,6 +421,7 @@ def simulate(
     hyper: Hyper | None = None,
     optimizer: str = "gd",
     batch_size: int = 0,
+    first_chunk=None,
 ) -> tuple[dict | None, dict, State]:
     """Train one world (or, `batched`, a leading axis of worlds) for `steps` steps.
 
@@ -430,15 +431,18 @@ def simulate(
     non-finite step), and the final State. `progress(steps_done)` is called after each chunk
     has finished computing (not when it is dispatched). `optimizer` (gd or sgd), `batch_size`
     and `hyper` (momentum, weight decay, seed) as in `sims.optimizers`; `hyper` None is plain
-    full-batch gradient descent."""
+    full-batch gradient descent. `first_chunk`: the first chunk of a batched run compiled
+    already (`lower_first_chunk(...).compile()` on arrays of these shapes and shardings)."""
     names = metric_names(shared.relation_gram.shape[-1])
     carry = None
     pieces, done = [], 0
-    for chunk in chunk_plan(steps, record_every):
+    for i, chunk in enumerate(chunk_plan(steps, record_every)):
         length = chunk["steps"]
         chunk.update(train_values=train_values, record=record, hyper=hyper, optimizer=optimizer,
                      batch_size=batch_size)
-        if batched:
+        if batched and i == 0 and first_chunk is not None:
+            carry, rec = first_chunk(shared, points, lr, value_lr, None, hyper=hyper)
+        elif batched:
             carry, rec = advance_batch(shared, points, lr, value_lr, carry, shared_axis=shared_axis, **chunk)
         else:
             carry, rec = advance(shared, points, lr, value_lr, carry, **chunk)
@@ -456,6 +460,18 @@ def simulate(
         recorded = {k: pieces[0][k] if len(pieces) == 1 else np.concatenate([p[k] for p in pieces], axis=axis)
                     for k in names}
     return recorded, summary, state
+
+
+def lower_first_chunk(shared, points, lr, value_lr, steps: int, train_values: bool, record_every: int = 1,
+                      record: bool = True, shared_axis: int | None = None, hyper: Hyper | None = None,
+                      optimizer: str = "gd", batch_size: int = 0):
+    """The first chunk of `simulate(..., batched=True)` with these arguments, lowered (the
+    arrays may be `jax.ShapeDtypeStruct`s): its `.compile()` is what `simulate` takes as
+    `first_chunk`, so that a caller can compile while it prepares the arrays."""
+    chunk = chunk_plan(steps, record_every)[0]
+    return advance_batch.lower(shared, points, lr, value_lr, None, shared_axis=shared_axis, hyper=hyper,
+                               train_values=train_values, record=record, optimizer=optimizer,
+                               batch_size=batch_size, **chunk)
 
 
 def full_parameters(world: World, state: State, value_lr: float) -> dict[str, np.ndarray]:

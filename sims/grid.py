@@ -179,7 +179,7 @@ def expand_grid(base: Config, grid: list[str] | tuple[str, ...] = (), seeds: int
             if seeds > 1:
                 overrides["train.seed"] = base.train.seed + offset
             try:
-                config = cfg.with_values(base, overrides)
+                config = cfg.with_values(base, overrides, checked=True)  # parse_spec checked each value
                 check_vocabulary(config)
             except ConfigError as err:
                 where = ", ".join(f"{k}={v!r}" for k, v in overrides.items()) or "the base config"

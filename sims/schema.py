@@ -61,6 +61,7 @@ class Schema:
         self.check_config = check_config
         self.label = label
         self._defaults = {name: cls() for name, cls in sections.items()}
+        self._types = {key: type(self.default_value(key)) for key in keys}
 
     # ------------------------------------------------------------------ the table of keys
     def all_keys(self) -> list[str]:
@@ -73,7 +74,7 @@ class Schema:
         return getattr(self._defaults[section], name)
 
     def field_type(self, key: str) -> type:
-        return type(self.default_value(key))
+        return self._types[key]
 
     def key_range(self, key: str) -> tuple:
         """(low, high, low_inclusive, high_inclusive) of a numeric key, or its allowed strings."""
@@ -218,12 +219,19 @@ class Schema:
             raise ConfigError(f"config file {str(path)!r} cannot be read: {err}") from None
         return self.load_text(text, overrides, source=f"config file {str(path)!r}")
 
-    def with_values(self, config, values: dict[str, Any]):
+    def with_values(self, config, values: dict[str, Any], checked: bool = False):
         """A validated copy of the validated `config` with some `section.key` values replaced
-        (only the replaced values and the whole-config constraints are checked again)."""
+        (only the replaced values and the whole-config constraints are checked again; with
+        `checked`, the values have passed `check_value` already and only the whole config is)."""
+        if not checked:
+            for key, value in values.items():
+                config = self.apply(config, key, value)
+            return self.validate(config, keys=values)
         for key, value in values.items():
-            config = self.apply(config, key, value)
-        return self.validate(config, keys=values)
+            section, name = key.split(".")
+            config = _replaced(config, section, _replaced(getattr(config, section), name, value))
+        self.check_config(config)
+        return config
 
     @staticmethod
     def to_dict(config) -> dict[str, dict[str, Any]]:
