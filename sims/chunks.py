@@ -82,10 +82,19 @@ def group_points(configs) -> list[list[int]]:
     return list(groups.values())
 
 
-def chunk_size(config: Config, record_every: int, record: bool) -> int:
-    """Points per chunk for a group whose points look like `config`."""
-    per_point = world_bytes(config) + recorded_bytes(config, record_every, record)
-    return int(max(1, min(MAX_CHUNK_POINTS, CHUNK_BYTES // per_point)))
+REDUCED_POINT_BYTES = 4096
+REDUCED_MAX_CHUNK_POINTS = 16384
+"""The reduced engine builds no world: a point is its group counts, knowledge and a few
+scalars of state, so its chunks can hold more points (fewer chunks, less overhead)."""
+
+
+def chunk_size(config: Config, record_every: int, record: bool, engine_name: str = "full") -> int:
+    """Points per chunk for a group whose points look like `config`, computed by `engine_name`."""
+    if engine_name == "reduced":
+        per_point, most = REDUCED_POINT_BYTES + recorded_bytes(config, record_every, record), REDUCED_MAX_CHUNK_POINTS
+    else:
+        per_point, most = world_bytes(config) + recorded_bytes(config, record_every, record), MAX_CHUNK_POINTS
+    return int(max(1, min(most, CHUNK_BYTES // per_point)))
 
 
 def split_chunks(indices: list[int], size: int) -> list[list[int]]:

@@ -197,7 +197,7 @@ def _plan(expanded: Grid, out: Path, engine_name: str, record_every: int, record
     groups = chunks.group_points(expanded.configs)
     plan = []
     for g, indices in enumerate(groups):
-        size = chunks.chunk_size(expanded.configs[indices[0]], record_every, record)
+        size = chunks.chunk_size(expanded.configs[indices[0]], record_every, record, engine_name)
         size = min(size, len(indices))
         for part in chunks.split_chunks(indices, size):
             configs = [expanded.configs[i] for i in part]

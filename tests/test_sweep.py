@@ -377,9 +377,10 @@ def test_relations_and_filtering_split_into_groups_and_equal_run(tmp_path):
     assert_matches_run(result)
 
 
-@pytest.mark.slow
 def test_sharded_over_several_devices_equals_run(tmp_path):
-    """Three points on two (forced host) devices: padded to four, sharded, trimmed back."""
+    """Three points on two (forced host) devices, as `cpi` shards a sweep over the cores of a
+    CPU: padded to four, sharded, trimmed back; the full engine and the reduced one (whose
+    descent splits its slices of systems over the devices) both equal single runs."""
     code = f"""
 import jax, numpy as np
 assert len(jax.devices()) == 2
@@ -387,16 +388,20 @@ from sims import config as cfg
 from sims.sweep import run_sweep
 from sims.train import run
 base = cfg.with_values(cfg.load(), {{"train.steps": 20}})
-result = run_sweep(base, ["mixture.context_critical=0.25,0.5,0.75"], out={str(tmp_path)!r})
-for i, config in enumerate(result.configs):
-    np.testing.assert_allclose(result.metrics["reliance"][i], run(config).metrics["reliance"], atol=1e-12, rtol=0)
-print("ok", len(result))
+full = run_sweep(base, ["mixture.context_critical=0.25,0.5,0.75"], out={str(tmp_path / "full")!r})
+reduced = run_sweep(base, ["mixture.context_critical=0.25,0.5,0.75"], out={str(tmp_path / "reduced")!r},
+                    engine="reduced")
+for i, config in enumerate(full.configs):
+    single = run(config).metrics["reliance"]
+    np.testing.assert_allclose(full.metrics["reliance"][i], single, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(reduced.metrics["reliance"][i], single, atol=1e-10, rtol=0)
+print("ok", len(full), len(reduced))
 """
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           cwd=Path(__file__).parent.parent, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "ok 3" in done.stdout
+    assert "ok 3 3" in done.stdout
 
 
 # --------------------------------------------------------------------------------------------
