@@ -20,10 +20,13 @@ batches (`batch_weights`), so they agree step for step.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
+
+if TYPE_CHECKING:
+    import optax
 
 
 class Hyper(NamedTuple):
