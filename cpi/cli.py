@@ -57,14 +57,22 @@ last bits and then diverge (measured on an H100: two fresh `cpi bridge` pretrain
 seed wrote different metrics). This flag makes GPU reruns byte-identical; a CPU ignores it."""
 
 
+def set_jax_option(name: str, value) -> None:
+    """Set JAX's option `name`: through its environment variable (JAX reads it at import) when
+    JAX is not imported yet, so that commands that never compute (`cpi --version`, `--help`,
+    `cpi config`) do not pay for importing it; else through `jax.config`."""
+    if "jax" in sys.modules:
+        sys.modules["jax"].config.update(name, value)
+    else:
+        os.environ[name.upper()] = str(value)
+
+
 def configure_numerics() -> None:
     """Matrix products at the full precision of their dtype: on a GPU, JAX would otherwise run
     float32 products in TF32 (a 10-bit mantissa): on an H100 a float32 sweep then strayed 1.3e-3
     from the same float32 run, and 4 bridge tests failed against their NumPy references. A CPU
     computes the same either way."""
-    import jax
-
-    jax.config.update("jax_default_matmul_precision", "highest")
+    set_jax_option("jax_default_matmul_precision", "highest")
 
 
 def configure_arithmetic() -> None:
@@ -92,11 +100,9 @@ def configure_process() -> None:
     configure_arithmetic()
     cache = compilation_cache_dir()
     if cache is not None:
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", str(cache))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        set_jax_option("jax_compilation_cache_dir", str(cache))
+        set_jax_option("jax_persistent_cache_min_compile_time_secs", 0.0)
+        set_jax_option("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def version() -> str:

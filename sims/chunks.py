@@ -54,7 +54,7 @@ def padded_classes(classes: int) -> int:
     return -(-classes // CLASS_ROUNDING) * CLASS_ROUNDING
 
 SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion", "nonfinite_step")
-ENGINES = ("full", "reduced")
+ENGINES = cfg.SWEEP_ENGINES
 
 def training_points_after_filter(config: Config) -> int:
     """Training points left after `mixture.filter` drops round(filter · #context-bearing)

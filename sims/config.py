@@ -94,6 +94,10 @@ _POSITIVE = (0.0, math.inf, False, False)
 
 
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
+SWEEP_ENGINES = ("full", "reduced")
+"""What `cpi sweep --engine` computes with: the fast exact engine, or the theory's group
+recursion where it is exact (`sims.chunks`)."""
+
 EXACT_OPTIMIZERS = ("gd", "sgd")
 """Optimizers whose update is a linear function of the gradients, so that the fast engine
 runs them exactly in token coordinates; adam and adamw run on the generic d×d engine."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,21 @@ def test_cpi_run_imports_neither_scipy_nor_matplotlib(tmp_path):
             "bad = [m for m in ('scipy', 'matplotlib') if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True)
+
+
+def test_commands_that_compute_nothing_do_not_import_jax(tmp_path):
+    """`cpi --version`, `cpi config` and help configure JAX through its environment and never
+    import it (importing it costs a second); a command that computes then finds the options set."""
+    code = ("import sys; from cpi.cli import main\n"
+            "for argv in (['--version'], ['config'], ['sweep', '--help']):\n"
+            "    try:\n"
+            "        main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "assert 'jax' not in sys.modules\n"
+            "import os, jax\n"
+            "assert jax.config.jax_default_matmul_precision == 'highest'\n"
+            "assert jax.config.jax_compilation_cache_dir == os.environ['CPI_COMPILATION_CACHE_DIR']\n")
+    env = {**os.environ, "CPI_COMPILATION_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("CPI_COMPILATION_CACHE", None)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, env=env)

@@ -24,7 +24,7 @@ last TAIL_ROWS rows of the table only."""
 
 
 def add_parser(subparsers):
-    from sims.chunks import ENGINES
+    from sims.config import SWEEP_ENGINES as ENGINES
 
     parser = subparsers.add_parser(
         "sweep",
