@@ -31,6 +31,7 @@ from . import config as cfg
 from . import engine, optimizers, packing
 from .budget import recorded_bytes, world_bytes
 from .config import Config
+from .pretraining import achieved_strengths
 from .world import build_world, embedding_key
 
 CACHE_VERSION = 5
@@ -53,7 +54,10 @@ def padded_classes(classes: int) -> int:
         return PAPER_CLASSES
     return -(-classes // CLASS_ROUNDING) * CLASS_ROUNDING
 
-SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion", "nonfinite_step")
+SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion", "nonfinite_step",
+                  "achieved_delta_c", "achieved_delta_m")
+"""A sweep's columns for each point: the reliance summary of every step, the first non-finite
+step, and the strengths δ_C, δ_M its pretrained W_V achieves (`sims.pretraining.achieved_strengths`)."""
 ENGINES = cfg.SWEEP_ENGINES
 
 def training_points_after_filter(config: Config) -> int:
@@ -175,15 +179,22 @@ def full_chunk(configs, size: int, record_every: int, record: bool,
         return _full_chunk(configs, size, record_every, record, progress)
 
 
+def _strengths(worlds) -> dict[str, np.ndarray]:
+    """The achieved δ_C and δ_M of each world's pretrained table, as `sims.train.run` reports them."""
+    rows = [achieved_strengths(w.value_table, (w.train, w.test, w.aligned)) for w in worlds]
+    return {k: np.array([r[k] for r in rows]) for k in ("achieved_delta_c", "achieved_delta_m")}
+
+
 def _generic_chunk(configs, record_every, record, progress):
     from .train import generic_run
 
     rows = []
     for i, config in enumerate(configs):
         t = config.train
-        values, summary, _ = generic_run(build_world(config), config, optimizers.hyper(t, t.dtype),
-                                         record_every, lambda done: None)
+        world = build_world(config)
+        values, summary, _ = generic_run(world, config, optimizers.hyper(t, t.dtype), record_every, lambda done: None)
         summary["nonfinite_step"] = -1 if summary["nonfinite_step"] is None else summary["nonfinite_step"]
+        summary.update({k: v[0] for k, v in _strengths([world]).items()})
         rows.append({**summary, **(values if record else {})})
         if progress is not None:
             progress(t.steps)
@@ -236,7 +247,7 @@ def _full_chunk(configs, size, record_every, record, progress):
         progress=None if progress is None else (lambda done: progress(done * n)),
         hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size, first_chunk=first_chunk,
     )
-    out = {k: np.asarray(summary[k])[:n] for k in SUMMARY_FIELDS}  # the sweep's summary columns
+    out = {**{k: np.asarray(v)[:n] for k, v in summary.items() if k in SUMMARY_FIELDS}, **_strengths(worlds)}
     if recorded is not None:
         out.update({k: np.asarray(v)[:n] for k, v in recorded.items()})
     return out
@@ -370,7 +381,10 @@ def reduced_chunk(configs, record_every: int, record: bool,
     knowledge = Knowledge(**{name: values for name, values in args.items() if name != "lr"})
     th, summary = group_descent(knowledge, GroupCounts.from_array(counts), lr=args["lr"], steps=steps,
                                 record_every=record_every, record=record)
-    out = {f: np.asarray(summary[f]) for f in SUMMARY_FIELDS}
+    out = {f: np.asarray(summary[f]) for f in SUMMARY_FIELDS if f in summary}
+    # The reduced engine's table is Lemma 3's, whose strengths are the configured ones (the
+    # full engine's measured strengths of that table equal them to 1e-12).
+    out["achieved_delta_c"], out["achieved_delta_m"] = args["delta_c"], args["delta_m"]
     if record:
         n_train = counts.sum(axis=1)
         loss_terms = np.nan_to_num(np.stack([th[f"loss_{g}"] for g in TRAINING_GROUPS], axis=-1))

@@ -136,7 +136,7 @@ KEYS: dict[str, KeySpec] = {
         PRETRAININGS, "constructed: W_V built from the Lemma 3 table of delta_c, delta_m, delta_s, o_c, o_r; learned: "
                       "W_V learned by gradient descent on a pretraining corpus (pretrain.*) with W_KQ = 0 (uniform "
                       "attention), so finetuning still starts from W_KQ = 0; the knowledge keys above are then unused "
-                      "and summary.json reports the achieved_delta_c, achieved_delta_m"),
+                      "and summary.json (a sweep: every row) reports the achieved_delta_c, achieved_delta_m"),
     "mixture.n_train": KeySpec((1, math.inf, True, False), "n: training points (before filtering)"),
     "mixture.context_critical": KeySpec(_UNIT, "fraction ρ of C points: only the context predicts the answer"),
     "mixture.counterfactual": KeySpec(

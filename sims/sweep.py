@@ -94,6 +94,8 @@ def _summary_rows(grid: Grid, summary: dict[str, np.ndarray]) -> list[dict]:
         row["inversion"] = bool(summary["inversion"][i])
         bad = int(summary["nonfinite_step"][i])
         row["nonfinite_step"] = None if bad < 0 else bad
+        row["achieved_delta_c"] = float(summary["achieved_delta_c"][i])
+        row["achieved_delta_m"] = float(summary["achieved_delta_m"][i])
         rows.append(row)
     return rows
 
@@ -397,7 +399,9 @@ def load_sweep(sweep_dir: str | Path) -> SweepResult:
         arrays = {k: archive[k] for k in archive.files}
     coords = {k: arrays.pop(k) for k in [*expanded.keys, "seed"]}
     steps = arrays.pop("steps")
-    summary = {f: arrays.pop(f"summary_{f}") for f in SUMMARY_FIELDS}
+    # A sweep saved before the achieved strengths were columns has NaN for them.
+    summary = {f: arrays.pop(f"summary_{f}", None) for f in SUMMARY_FIELDS}
+    summary = {f: np.full(len(expanded), np.nan) if v is None else v for f, v in summary.items()}
     return SweepResult(grid=expanded, coords=coords, metrics=arrays, steps=steps,
                        summaries=_summary_rows(expanded, summary), out=sweep_dir,
                        record_every=document.get("record_every", 1), engine=document.get("engine", "full"))

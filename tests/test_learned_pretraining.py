@@ -153,6 +153,11 @@ def test_a_sweep_over_the_mixture_pretrains_once(tmp_path):
     single = run(result.configs[1])
     assert pretraining.PRETRAININGS == before + 1 and files[0].stat().st_mtime_ns == mtime
     assert single.summary["final_reliance"] == pytest.approx(result.summaries[1]["final_reliance"], abs=1e-12)
+    for i in range(3):  # every row carries the strengths its learned W_V achieves, as a single run reports them
+        alone = run(result.configs[i]).summary
+        for key in ("achieved_delta_c", "achieved_delta_m"):
+            assert result.summaries[i][key] == pytest.approx(alone[key], abs=1e-12)
+    assert "achieved_delta_m" in (tmp_path / "sweep" / "summary.csv").read_text().splitlines()[0]
 
 
 def test_reruns_are_byte_identical_fresh_or_from_the_cache(tmp_path):

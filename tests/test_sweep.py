@@ -227,11 +227,12 @@ def test_saved_files(rho_sweep):
     np.testing.assert_array_equal(arrays["u_theta_c"], result.metrics["u_theta_c"])
     lines = (out / "summary.csv").read_text().splitlines()
     assert lines[0] == ("mixture.context_critical,seed,initial_reliance,peak_reliance,peak_step,"
-                        "final_reliance,inversion,nonfinite_step")
+                        "final_reliance,inversion,nonfinite_step,achieved_delta_c,achieved_delta_m")
     assert len(lines) == 6 and lines[3].startswith("0.5,0,") and ",true," in lines[3]
     document = json.loads((out / "summary.json").read_text())
     assert document["grid"] == ["mixture.context_critical=0:1:5"] and document["seeds"] == 1
     assert document["points"][2]["peak_reliance"] == result.summaries[2]["peak_reliance"]
+    assert document["points"][2]["achieved_delta_m"] == pytest.approx(0.6, abs=1e-12)  # the Lemma 3 table's δ_M
     again = load_sweep(out)
     assert again.summaries == result.summaries and again.configs == result.configs
     for key, values in result.metrics.items():

@@ -47,7 +47,7 @@ def test_reduced_engine_equals_the_full_engine(tmp_path, name):
     for mine, theirs in zip(reduced.summaries, full.summaries):
         assert mine["peak_step"] == theirs["peak_step"] and mine["inversion"] == theirs["inversion"]
         assert mine["nonfinite_step"] is None and theirs["nonfinite_step"] is None
-        for key in ("initial_reliance", "peak_reliance", "final_reliance"):
+        for key in ("initial_reliance", "peak_reliance", "final_reliance", "achieved_delta_c", "achieved_delta_m"):
             assert abs(mine[key] - theirs[key]) < 1e-10
 
 
