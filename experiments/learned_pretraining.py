@@ -20,7 +20,7 @@ from sims import config as cfg
 from sims.config import Config
 from sims.theory_inputs import initial_direction, point_trajectory
 from sims.world import build_world
-from sims.pretraining import achieved_strengths
+from sims.pretraining import world_strengths
 from theory.summary import summarize
 
 from .cache import cached_run
@@ -30,10 +30,6 @@ PARAMS = dict(shown=(300, 1000, 3000), grid=(0, 150, 300, 450, 600, 800, 1000, 1
               steps=1000)
 """shown: the pretraining lengths (pretrain.steps) simulated and drawn over finetuning steps;
 grid: the lengths of the reduced-dynamics scan; steps: finetuning steps."""
-
-
-def _strengths(world) -> dict:
-    return achieved_strengths(world.value_table, (world.train, world.test, world.aligned))
 
 
 def compute(base: Config, work: Path, shown, grid, steps: int) -> dict:
@@ -77,7 +73,7 @@ def compute(base: Config, work: Path, shown, grid, steps: int) -> dict:
         world = build_world(config)
         summary = summarize(point_trajectory(config, world=world)["reliance"])
         for key, value in dict(
-            **{f"grid_{k[len('achieved_'):]}": v for k, v in _strengths(world).items()},
+            **{f"grid_{k[len('achieved_'):]}": v for k, v in world_strengths(world).items()},
             grid_initial=summary["initial_reliance"], grid_peak=summary["peak_reliance"],
             grid_final=summary["final_reliance"], grid_peak_step=summary["peak_step"],
         ).items():

@@ -31,7 +31,7 @@ from . import config as cfg
 from . import engine, optimizers, packing
 from .budget import recorded_bytes, world_bytes
 from .config import Config
-from .pretraining import achieved_strengths
+from .pretraining import world_strengths
 from .world import build_world, embedding_key
 
 CACHE_VERSION = 5
@@ -58,7 +58,6 @@ SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_relia
                   "achieved_delta_c", "achieved_delta_m")
 """A sweep's columns for each point: the reliance summary of every step, the first non-finite
 step, and the strengths δ_C, δ_M its pretrained W_V achieves (`sims.pretraining.achieved_strengths`)."""
-ENGINES = cfg.SWEEP_ENGINES
 
 def training_points_after_filter(config: Config) -> int:
     """Training points left after `mixture.filter` drops round(filter · #context-bearing)
@@ -181,7 +180,7 @@ def full_chunk(configs, size: int, record_every: int, record: bool,
 
 def _strengths(worlds) -> dict[str, np.ndarray]:
     """The achieved δ_C and δ_M of each world's pretrained table, as `sims.train.run` reports them."""
-    rows = [achieved_strengths(w.value_table, (w.train, w.test, w.aligned)) for w in worlds]
+    rows = [world_strengths(w) for w in worlds]
     return {k: np.array([r[k] for r in rows]) for k in ("achieved_delta_c", "achieved_delta_m")}
 
 
@@ -194,7 +193,7 @@ def _generic_chunk(configs, record_every, record, progress):
         world = build_world(config)
         values, summary, _ = generic_run(world, config, optimizers.hyper(t, t.dtype), record_every, lambda done: None)
         summary["nonfinite_step"] = -1 if summary["nonfinite_step"] is None else summary["nonfinite_step"]
-        summary.update({k: v[0] for k, v in _strengths([world]).items()})
+        summary.update(world_strengths(world))
         rows.append({**summary, **(values if record else {})})
         if progress is not None:
             progress(t.steps)

@@ -481,7 +481,7 @@ def full_parameters(world: World, state: State, value_lr: float) -> dict[str, np
     phi_r = phi[:, phi.shape[1] - world.n_relations:]
     a = np.asarray(state.kq, np.float64)
     if a.ndim == 1:  # A on the active pairs of the world's layout (`sims.packing.with_layout`)
-        a = full_coordinates(pack(world)[0], a)
+        a = full_coordinates(pack(world, frozen_values=False)[0], a)  # the layout needs no output classes
     kq = phi @ a @ phi_r.T
     v = world.w_v if state.v is None else world.w_v + phi @ np.asarray(state.v, np.float64) @ phi.T
     return {"kq": kq, "v": v}

@@ -239,3 +239,9 @@ def achieved_strengths(table: np.ndarray, point_sets) -> dict[str, float]:
     s, a = tokens[memorised, 1], fact[memorised]
     delta_m = float(_softmax_at(table, s, a).mean()) if len(s) else float("nan")
     return {"achieved_delta_c": delta_c, "achieved_delta_m": delta_m}
+
+
+def world_strengths(world) -> dict[str, float]:
+    """`achieved_strengths` of a built world's pretrained table over all its points
+    (finetuning, conflict test, aligned), as `cpi run` and `cpi sweep` report them."""
+    return achieved_strengths(world.value_table, (world.train, world.test, world.aligned))

@@ -169,9 +169,13 @@ class Schema:
         config, are checked by `validate`)."""
         if key.count(".") != 1 or key not in self.keys:
             raise self.unknown_key(key)
+        return self._set(config, key, self.coerce(key, value))
+
+    @staticmethod
+    def _set(config, key: str, value):
+        """`config` with `section.key` set to `value` as it is."""
         section, name = key.split(".")
-        record = _replaced(getattr(config, section), name, self.coerce(key, value))
-        return _replaced(config, section, record)
+        return _replaced(config, section, _replaced(getattr(config, section), name, value))
 
     def from_dict(self, data: dict[str, Any], base=None):
         """Apply a nested {section: {key: value}} mapping (a parsed TOML file) to `base`."""
@@ -228,8 +232,7 @@ class Schema:
                 config = self.apply(config, key, value)
             return self.validate(config, keys=values)
         for key, value in values.items():
-            section, name = key.split(".")
-            config = _replaced(config, section, _replaced(getattr(config, section), name, value))
+            config = self._set(config, key, value)
         self.check_config(config)
         return config
 

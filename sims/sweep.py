@@ -224,8 +224,8 @@ def check_sweep_budget(expanded: Grid, record_every: int, record: bool) -> None:
 
 def check_engine(expanded: Grid, engine_name: str) -> None:
     """ConfigError unless every point can be computed exactly by `engine_name`."""
-    if engine_name not in chunks.ENGINES:
-        raise ConfigError(f"--engine {engine_name!r} is not one of {', '.join(chunks.ENGINES)}")
+    if engine_name not in cfg.SWEEP_ENGINES:
+        raise ConfigError(f"--engine {engine_name!r} is not one of {', '.join(cfg.SWEEP_ENGINES)}")
     if engine_name == "reduced":
         for point, config in zip(expanded.points, expanded.configs):
             problem = chunks.reduced_engine_problem(config)

@@ -16,7 +16,7 @@ from theory.relations import relation_margins
 from theory.summary import summarize
 
 from .config import Config
-from .pretraining import achieved_strengths
+from .pretraining import world_strengths
 from .theory_inputs import counts_of, initial_direction, knowledge_of, point_trajectory, reduced_trajectory
 from .world import build_world
 
@@ -83,7 +83,7 @@ def random_report(config: Config) -> dict:
     report = {
         "embeddings": config.world.embeddings,
         "pretraining": config.knowledge.pretraining,
-        **achieved_strengths(world.value_table, (world.train, world.test, world.aligned)),
+        **world_strengths(world),
         "dim": int(world.embed.shape[0]),
         "value_table_error": world.value_table_error,
         "Z0": (float(paper_quantities(knowledge_of(config))["Z0"]) if config.knowledge.pretraining == "constructed"

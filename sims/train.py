@@ -19,7 +19,7 @@ from . import engine, optimizers, packing
 from .budget import check_record_every, check_run_budget
 from .config import EXACT_OPTIMIZERS, Config
 from .errors import SimulationError
-from .pretraining import achieved_strengths
+from .pretraining import world_strengths
 from .progress import StepProgress
 from .world import World, build_world
 
@@ -102,7 +102,7 @@ def run(config: Config, progress: bool = False, record_every: int = 1) -> RunRes
     check_finite(summary.pop("nonfinite_step"), config)
     if world.value_table_error is not None:  # random embeddings: how well W_V realises Lemma 3's table
         summary["value_table_error"] = world.value_table_error
-    summary.update(achieved_strengths(world.value_table, (world.train, world.test, world.aligned)))
+    summary.update(world_strengths(world))
     skip = absent_metrics(world)
     metrics = {k: np.asarray(v) for k, v in values.items() if k not in skip}
     metrics["step"] = engine.recorded_steps(steps, record_every)

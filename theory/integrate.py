@@ -151,7 +151,8 @@ def descend(system: ReducedSystem, steps: int, record_every: int = 1, record: bo
         # NumPy leaves go to the compiled function as they are (jnp.asarray of each would run
         # one eager operation per leaf and slice, about a second for 10^4 points).
         devices = len(jax.local_devices())
-        size = min(batch, SLICE_POINTS) if devices < 2 else -(-min(batch, SHARDED_SLICE_POINTS * devices) // devices) * devices
+        per_device = SLICE_POINTS if devices < 2 else SHARDED_SLICE_POINTS
+        size = devices * min(per_device, -(-batch // devices))  # a multiple of the devices
         parts = [_descend_compiled(_place(part, devices), int(steps), int(record_every), bool(record), bool(summarize))
                  for part in _slices(system, size)]
         recorded = summary = None

@@ -24,7 +24,7 @@ last TAIL_ROWS rows of the table only."""
 
 
 def add_parser(subparsers):
-    from sims.config import SWEEP_ENGINES as ENGINES
+    from sims.config import SWEEP_ENGINES
 
     parser = subparsers.add_parser(
         "sweep",
@@ -59,7 +59,7 @@ def add_parser(subparsers):
         help="record no per-step metrics, only each point's summary (computed from every step)",
     )
     parser.add_argument(
-        "--engine", choices=ENGINES, default="full",
+        "--engine", choices=SWEEP_ENGINES, default="full",
         help="full: the fast exact simulator (default); reduced: the exact group recursion of the "
              "theory, for W_V frozen, full-batch GD, one relation, float64 (refused otherwise)",
     )
