@@ -29,7 +29,7 @@ import numpy as np
 from theory.closed_forms import margin, rho_star
 
 from . import corpus
-from .model import answer_logits, cross_entropy
+from .model import answer_logits, answer_logits_compiled, cross_entropy
 
 CONTEXT_POSITION, SUBJECT_POSITION = 0, 1
 
@@ -89,8 +89,8 @@ def evaluate(model, data: EvalData) -> jax.Array:
 def value_columns(model, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(v(c), v(s)) (n, V) each: the logits of [c, ∅, r] and of [∅, s, r] for each point."""
     points = corpus.Points(tokens, *(np.zeros(len(tokens), np.int32),) * 4)
-    v_c = answer_logits(model, jnp.asarray(corpus.context_only(points)))
-    v_s = answer_logits(model, jnp.asarray(corpus.subject_only(points)))
+    v_c = answer_logits_compiled(model, jnp.asarray(corpus.context_only(points)))
+    v_s = answer_logits_compiled(model, jnp.asarray(corpus.subject_only(points)))
     return np.asarray(v_c, np.float64), np.asarray(v_s, np.float64)
 
 

@@ -34,10 +34,10 @@ def no_context_losses(model, points: corpus.Points) -> np.ndarray:
     """Loss of each point's target from [∅, s, r] under `model` (the filter's score)."""
     import jax.numpy as jnp
 
-    from .model import answer_logits, cross_entropy
+    from .model import answer_logits_compiled, cross_entropy
 
     tokens = jnp.asarray(corpus.subject_only(points))
-    return np.asarray(cross_entropy(answer_logits(model, tokens), jnp.asarray(points.target)))
+    return np.asarray(cross_entropy(answer_logits_compiled(model, tokens), jnp.asarray(points.target)))
 
 
 def prepare(config: Config, model, world: corpus.World | None = None) -> tuple[corpus.World, corpus.Points,
