@@ -168,10 +168,13 @@ def cpi(args, cache_dir):
 
 
 def compile_note(out):
-    """What cpi itself says about compile/run time, if anything (format not relied on)."""
+    """What cpi itself says about its compile and run time, if anything (format not relied
+    on): `cpi sweep` reports lowering, compiling (and how much of it the process waited
+    for) and stepping in-process."""
     lines = re.split(r"[\r\n]+", out)
-    frags = [f.strip() for line in lines for f in re.split(r"[;,()]", line) if "compil" in f and re.search(r"\d s\b", f)]
-    return f" [cpi says: {'; '.join(frags[-2:])}]" if frags else ""
+    frags = [f.strip() for line in lines for f in re.split(r"[;,()]", line)
+             if re.search(r"compil|lowering|stepping", f) and re.search(r"\d s\b", f)]
+    return f" [cpi says: {'; '.join(frags[-4:])}]" if frags else ""
 
 
 def per_step(seconds, points, steps):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import threading
+import time
 from typing import Callable
 
 import jax
@@ -36,6 +37,25 @@ from .world import build_world, embedding_key
 
 CACHE_VERSION = 5
 """Part of every chunk's cache key; bump it when the simulator's numbers change."""
+
+@dataclasses.dataclass
+class EngineClock:
+    """Wall seconds of this process's full-engine chunks, summed over chunks: lowering each
+    shape group's first chunk, compiling it (in a thread, so part of it overlaps building
+    and packing the worlds), waiting for that compilation, and stepping (`engine.simulate`,
+    which also compiles any later chunk of another length)."""
+
+    lowering: float = 0.0
+    compiling: float = 0.0
+    waiting: float = 0.0
+    stepping: float = 0.0
+
+    def since(self, before: "EngineClock") -> "EngineClock":
+        return EngineClock(*(a - b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(before))))
+
+
+CLOCK = EngineClock()
+"""The process's clock (`run_sweep` reports what one sweep added to it)."""
 
 CHUNK_BYTES = 512 * 2**20
 MAX_CHUNK_POINTS = 4096
@@ -240,12 +260,14 @@ def _full_chunk(configs, size, record_every, record, progress):
     shared = _place(shared) if shared_axis == 0 else jax.device_put(shared)
     placed = _abstract((shared, points, lr, value_lr, hyper), shared_axis, total)
     first_chunk = compiling.result() if _signature(placed) == compiling.signature else None
+    start = time.perf_counter()
     recorded, summary, _ = engine.simulate(
         shared, points, lr, value_lr, steps, train_values,
         record_every=record_every, record=record, batched=True, shared_axis=shared_axis,
         progress=None if progress is None else (lambda done: progress(done * n)),
         hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size, first_chunk=first_chunk,
     )
+    CLOCK.stepping += time.perf_counter() - start
     out = {**{k: np.asarray(v)[:n] for k, v in summary.items() if k in SUMMARY_FIELDS}, **_strengths(worlds)}
     if recorded is not None:
         out.update({k: np.asarray(v)[:n] for k, v in recorded.items()})
@@ -296,14 +318,18 @@ class _Compiling:
             self._thread.start()
 
     def _compile(self, lowered):
+        start = time.perf_counter()
         try:
             self._compiled = _FIRST_CHUNKS[self._key] = lowered.compile()
         except Exception:  # noqa: BLE001 (compiled again, and reported, on the usual path)
             self._compiled = None
+        CLOCK.compiling += time.perf_counter() - start
 
     def result(self):
         if self._thread is not None:
+            start = time.perf_counter()
             self._thread.join()
+            CLOCK.waiting += time.perf_counter() - start
             self._thread = None
         return self._compiled
 
@@ -319,7 +345,10 @@ def _compile_first_chunk(abstract, steps: int, options: dict) -> _Compiling:
     if key in _FIRST_CHUNKS:
         return _Compiling(key)
     shared, points, lr, value_lr, hyper = abstract
-    return _Compiling(key, engine.lower_first_chunk(shared, points, lr, value_lr, steps, hyper=hyper, **options))
+    start = time.perf_counter()
+    lowered = engine.lower_first_chunk(shared, points, lr, value_lr, steps, hyper=hyper, **options)
+    CLOCK.lowering += time.perf_counter() - start
+    return _Compiling(key, lowered)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import io
 import json
 import math
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,7 @@ class SweepResult:
     record_every: int = 1
     engine: str = "full"
     seconds: float = 0.0  # compile + run time of the chunks computed by this call
+    clock: chunks.EngineClock = dataclasses.field(default_factory=chunks.EngineClock)  # of those chunks
     computed_chunks: int = 0
     reused_chunks: int = 0
     n_groups: int = 0
@@ -329,7 +331,7 @@ def run_sweep(
             return chunks.reduced_chunk(configs, record_every, record, report)
         return chunks.full_chunk(configs, chunk.size, record_every, record, report)
 
-    start = time.perf_counter()
+    start, clock = time.perf_counter(), dataclasses.replace(chunks.CLOCK)
     with bar:
         if processes.count == 1:
             for i in missing:
@@ -358,7 +360,8 @@ def run_sweep(
     write_atomic(out / "summary.json", json_bytes(document))
     return SweepResult(
         grid=expanded, coords=coords, metrics=metrics, steps=steps, summaries=summaries, out=out,
-        record_every=record_every, engine=engine, seconds=seconds, computed_chunks=len(missing),
+        record_every=record_every, engine=engine, seconds=seconds, clock=chunks.CLOCK.since(clock),
+        computed_chunks=len(missing),
         reused_chunks=len(plan) - len(missing), n_groups=n_groups,
     )
 

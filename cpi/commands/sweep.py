@@ -115,6 +115,14 @@ def table(result) -> list[str]:
     return lines
 
 
+def clock_note(clock) -> str:
+    """Where the full engine's time went, when it compiled a first chunk ("" otherwise)."""
+    if clock.compiling == 0:
+        return ""
+    return (f" (lowering {clock.lowering:.1f} s, compiling {clock.compiling:.1f} s of which {clock.waiting:.1f} s "
+            f"not overlapped with building the worlds, stepping {clock.stepping:.1f} s)")
+
+
 def run_interruptibly(work, on_interrupt):
     """`work()` in a worker thread; its result, or its exception re-raised here. On Ctrl-C
     call `on_interrupt()` and end the process at once with status 130."""
@@ -187,7 +195,7 @@ def cmd_sweep(args) -> int:
         f"{len(result)} points in {result.n_groups} shape group(s), "
         f"{result.computed_chunks + result.reused_chunks} chunk(s) "
         f"({result.computed_chunks} computed, {result.reused_chunks} reused); "
-        f"compile+run {result.seconds:.1f} s, {elapsed:.1f} s in all"
+        f"compile+run {result.seconds:.1f} s{clock_note(result.clock)}, {elapsed:.1f} s in all"
     )
     print(f"context reliance M_C on the conflict test points; inversion at {n_inv} of {len(result)} points:")
     print("\n".join(table(result)))
