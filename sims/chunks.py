@@ -312,7 +312,7 @@ class _Compiling:
 
     def __init__(self, key: tuple, lowered=None):
         self.signature = key[0]
-        self._key, self._compiled, self._thread = key, _FIRST_CHUNKS.get(key), None
+        self._key, self._compiled, self._thread, self._seconds = key, _FIRST_CHUNKS.get(key), None, 0.0
         if self._compiled is None:
             self._thread = threading.Thread(target=self._compile, args=(lowered,), daemon=True)
             self._thread.start()
@@ -323,13 +323,15 @@ class _Compiling:
             self._compiled = _FIRST_CHUNKS[self._key] = lowered.compile()
         except Exception:  # noqa: BLE001 (compiled again, and reported, on the usual path)
             self._compiled = None
-        CLOCK.compiling += time.perf_counter() - start
+        self._seconds = time.perf_counter() - start
+        CLOCK.compiling += self._seconds
 
     def result(self):
         if self._thread is not None:
             start = time.perf_counter()
             self._thread.join()
-            CLOCK.waiting += time.perf_counter() - start
+            # the part of the compilation not overlapped (at most all of it, were the thread late to start)
+            CLOCK.waiting += min(time.perf_counter() - start, self._seconds)
             self._thread = None
         return self._compiled
 
