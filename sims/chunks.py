@@ -38,6 +38,7 @@ from .world import build_world, embedding_key
 CACHE_VERSION = 5
 """Part of every chunk's cache key; bump it when the simulator's numbers change."""
 
+
 @dataclasses.dataclass
 class EngineClock:
     """Wall seconds of this process's full-engine chunks, summed over chunks: lowering each
@@ -250,11 +251,11 @@ def _full_chunk(configs, size, record_every, record, progress):
     # Compile while the worlds are built: the first chunk's program needs only the shapes, which
     # the first world gives (when the others pack to other shapes, it is compiled again below).
     first_world = build_world(first)
-    guess = host_arrays([first_world], [packing.pack_points(first_world, dtype, frozen_values=not train_values)],
-                        [first], 1)
+    first_packed = packing.pack_points(first_world, dtype, frozen_values=not train_values)
+    guess = host_arrays([first_world], [first_packed], [first], 1)
     compiling = _compile_first_chunk(_abstract(guess, shared_axis, total), steps, options)
     worlds = [first_world, *(build_world(c) for c in configs[1:])]
-    packed = [packing.pack_points(w, dtype, frozen_values=not train_values) for w in worlds]
+    packed = [first_packed, *(packing.pack_points(w, dtype, frozen_values=not train_values) for w in worlds[1:])]
     shared, points, lr, value_lr, hyper = host_arrays(worlds, packed, configs, total)
     points, lr, value_lr, hyper = _place((points, lr, value_lr, hyper))
     shared = _place(shared) if shared_axis == 0 else jax.device_put(shared)

@@ -19,12 +19,12 @@ computes, so that another sweep is not mixed into it.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 import math
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
