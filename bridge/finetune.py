@@ -69,63 +69,76 @@ def steps_then_metrics(static, opt: optax.GradientTransformation, train: Train, 
     return chunk
 
 
-def make_chunk(model: Transformer, train: Train, data: measure.EvalData) -> tuple[Callable, object, object]:
-    """(chunk, params, opt_state): chunk(params, state, start, length) runs `length` steps from
-    step `start` and returns (params, state, metrics after them); `length` is static."""
-    spec = trainable_filter(model, train.trainable)
-    params, static = eqx.partition(model, spec)
-    opt = optimizer(train)
-    state = opt.init(params)
-    chunk = steps_then_metrics(static, opt, train, int(data.train_target.shape[0]))
-    one = lambda params, state, start, length: chunk(params, state, data, start, length)
-    return jax.jit(one, static_argnums=3), params, state, static
+BATCHED_FIELDS = ("train_tokens", "train_target", "train_group", "conflict_tokens", "conflict_context",
+                  "conflict_fact", "aligned_tokens", "aligned_target", "aligned_is_cs")
+"""The `measure.EvalData` arrays that differ between finetunings (arguments of the compiled
+programs, so that finetunings of one shape and train config share one compilation)."""
+
+
+def _as_data(arrays: dict, groups: tuple) -> SimpleNamespace:
+    return SimpleNamespace(**arrays, groups_present=groups)
+
+
+def _arrays(data: measure.EvalData) -> dict:
+    return {f: jnp.asarray(getattr(data, f)) for f in BATCHED_FIELDS}
+
+
+@eqx.filter_jit
+def _evaluate(model, arrays, groups):
+    return measure.evaluate(model, _as_data(arrays, groups))
+
+
+@eqx.filter_jit
+def _evaluate_batch(model, arrays, groups):
+    return jax.vmap(lambda a: measure.evaluate(model, _as_data(a, groups)))(arrays)
+
+
+def _chunk(params, static, state, arrays, groups, train: Train, start, length: int):
+    chunk = steps_then_metrics(static, optimizer(train), train, int(arrays["train_target"].shape[0]))
+    return chunk(params, state, _as_data(arrays, groups), start, length)
+
+
+_chunk_one = eqx.filter_jit(_chunk)
+"""One chunk of a finetuning: compiled once per model structure, train config, data shapes and
+chunk length (the data, the start step and the weights are arguments)."""
+
+_chunk_batch = eqx.filter_jit(eqx.filter_vmap(_chunk, in_axes=(0, None, 0, 0, None, None, None, None)))
+"""`_chunk_one` for a batch of finetunings (leading axis of params, state and data arrays)."""
 
 
 def finetune(model: Transformer, train: Train, data: measure.EvalData, progress=None) -> np.ndarray:
     """Metrics (recorded steps, metrics) in `measure.metric_names` order."""
-    chunk, params, state, static = make_chunk(model, train, data)
-    rows = [np.asarray(jax.jit(lambda m: measure.evaluate(m, data))(model))]
+    params, static = eqx.partition(model, trainable_filter(model, train.trainable))
+    state = optimizer(train).init(params)
+    arrays, groups = _arrays(data), data.groups_present
+    rows = [np.asarray(_evaluate(model, arrays, groups))]
     steps = record_steps(train)
     for start, stop in zip(steps[:-1], steps[1:]):
-        params, state, metrics = chunk(params, state, int(start), int(stop - start))
+        params, state, metrics = _chunk_one(params, static, state, arrays, groups, train, jnp.int32(start),
+                                            int(stop - start))
         rows.append(np.asarray(metrics))
         if progress is not None:
             progress(int(stop))
     return np.stack(rows)
 
 
-BATCHED_FIELDS = ("train_tokens", "train_target", "train_group", "conflict_tokens", "conflict_context",
-                  "conflict_fact", "aligned_tokens", "aligned_target", "aligned_is_cs")
-"""The `measure.EvalData` arrays that differ between the finetunings of one batch."""
-
-
 def finetune_batch(model: Transformer, train: Train, datas: list[measure.EvalData], progress=None) -> list[np.ndarray]:
     """`finetune(model, train, data)` for every data set of `datas` (same shapes), computed as one
     `jax.vmap`-ped computation; each entry's columns are those of `measure.metric_names` of its
-    own data. `progress(done)` is told of finished steps. It pays because each `finetune` call
-    compiles its own chunk: 4 mixtures of the default config at seed 0 (checkpoint cached, 2-core
-    CPU under load) took 33.2 s one by one and 18.5 s as one batch, with the same summaries to 4
-    digits; rows equal the one-by-one rows to float32 rounding (the batched matrix products
-    round differently: up to 5e-7 on the tiny test model)."""
+    own data. `progress(done)` is told of finished steps. Rows equal the one-by-one rows to
+    float32 rounding (the batched matrix products round differently: up to 5e-7 on the tiny
+    test model)."""
     groups = tuple(sorted({g for d in datas for g in d.groups_present}))
     arrays = {f: jnp.stack([jnp.asarray(getattr(d, f)) for d in datas]) for f in BATCHED_FIELDS}
-    spec = trainable_filter(model, train.trainable)
-    params, static = eqx.partition(model, spec)
-    opt = optimizer(train)
-    state = opt.init(params)
-    n, b = int(datas[0].train_target.shape[0]), len(datas)
-    as_data = lambda a: SimpleNamespace(**a, groups_present=groups)
-
-    chunk = steps_then_metrics(static, opt, train, n)
-    one = lambda params, state, a, start, length: chunk(params, state, as_data(a), start, length)
-    batched = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, None, None)), static_argnums=4)
-    stack = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (b, *x.shape)), tree)
+    params, static = eqx.partition(model, trainable_filter(model, train.trainable))
+    state = optimizer(train).init(params)
+    stack = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(datas), *x.shape)), tree)
     params, state = stack(params), stack(state)
-    first = jax.jit(jax.vmap(lambda a: measure.evaluate(model, as_data(a))))(arrays)
-    rows = [np.asarray(first)]
+    rows = [np.asarray(_evaluate_batch(model, arrays, groups))]
     steps = record_steps(train)
     for start, stop in zip(steps[:-1], steps[1:]):
-        params, state, metrics = batched(params, state, arrays, int(start), int(stop - start))
+        params, state, metrics = _chunk_batch(params, static, state, arrays, groups, train, jnp.int32(start),
+                                              int(stop - start))
         rows.append(np.asarray(metrics))
         if progress is not None:
             progress(int(stop))

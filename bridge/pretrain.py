@@ -104,7 +104,9 @@ def load(config: Config, vocab: corpus.Vocabulary, directory: Path) -> Transform
     if info.get("digest") != pretrain_digest(config) or info.get("config") != json.loads(
             json.dumps(pretrain_keys(config))):
         return None
-    return eqx.tree_deserialise_leaves(directory / "model.eqx", initial_model(config, vocab))
+    # The shapes of the initial model, not its values: building it eagerly costs seconds.
+    skeleton = eqx.filter_eval_shape(initial_model, config, vocab)
+    return eqx.tree_deserialise_leaves(directory / "model.eqx", skeleton)
 
 
 def pretrained(config: Config, vocab: corpus.Vocabulary, cache_dir=None, progress=None) -> tuple[Transformer, bool]:

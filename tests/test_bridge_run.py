@@ -3,7 +3,6 @@ direct computation, `cpi bridge`'s files, byte-identical reruns and bad input.""
 
 import json
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -135,3 +134,22 @@ def test_keys_lists_every_bridge_key(capsys):
     assert execute(["bridge", "--keys"]) == 0
     out = capsys.readouterr().out
     assert all(key in out for key in bcfg.KEYS)
+
+
+def test_finetunings_of_one_shape_share_one_compilation(pretrained, monkeypatch):
+    """Two finetunings of one train config on different data of the same shapes compile the
+    chunk once (the data are arguments of the program, not constants in it), and each equals
+    the other's program run on its own data."""
+    from bridge import finetune as ft
+    from bridge.run import prepare
+
+    model = pretrained[2]
+    traces = []
+    original = ft.steps_then_metrics
+    monkeypatch.setattr(ft, "steps_then_metrics", lambda *a: traces.append(1) or original(*a))
+    train = bcfg.load(overrides=[*TINY, "train.steps=4", "train.eval_every=2", "train.lr=0.0123"]).train
+    datas = [prepare(tiny(f"mixture.context_critical={rho}"), model)[2] for rho in (0.25, 0.75)]
+    assert datas[0].groups_present == datas[1].groups_present
+    rows = [ft.finetune(model, train, d) for d in datas]
+    assert len(traces) == 1
+    assert not np.array_equal(rows[0], rows[1])  # different data, different curves
