@@ -1,18 +1,37 @@
-"""Does the full engine's step run faster with the points on the minor axis? An exploration,
-not a target: the core of the engine's step for W_V frozen on a shared layout (scores from A by
-one product, the softmax over 3 keys, logits over 5 output classes, log-sum-exp, the training
-gradient by one product, the reliance of the conflict test points), 2000 steps of a scan over
-328 points with random arrays of the engine's shapes, written twice:
+"""Would the full engine's chunk be faster with the points on the minor axis? An experiment,
+not a target, on the 328-point sweep of `engine_speed.py sweep328` (41 ρ × 8 δ_M, 2000 steps,
+every metric recorded at every step, W_V frozen, shared layout, plain GD).
 
-  major   the points on the leading axis, as `jax.vmap` lays them out (`sims.engine` today);
-  minor   the points on the last axis, every reduction over slots, keys and classes then an
-          elementwise operation along the points.
+It runs that sweep through the project once to capture the exact arrays its chunk receives,
+then times, in this one process and on the same arrays, two programs that compute the same
+thing (the 24 metrics of every step, the training updates, the reliance summary):
 
-Both are sharded over the local devices along the points (one host device per core, as `cpi`
-sets it up), compiled, then run twice; the script prints compile and run seconds and checks
-that the two agree (they do, exactly). Measured on the 2-core development CPU, three runs:
-major 0.56-0.57 s compile, 1.26-1.56 s run; minor 0.49-0.55 s compile, 1.03-1.13 s run (20-30%
-less): a gain on the step, not a change of order (see the README's speed section).
+  engine  `sims.engine`'s chunk, the step written for one point and `jax.vmap`ped, so the
+          points lie on the leading (major) axis of every array;
+  minor   the same chunk written by hand with the points on the last axis: every reduction
+          over slots, keys, classes and groups is then an elementwise operation along the
+          points, and no vmap is traced.
+
+Each is lowered, compiled (in-memory caches cleared, the persistent cache off) and run twice;
+the script prints the seconds of each and the largest difference between the two programs'
+recorded metrics. The minor program here covers only this case (shared layout, W_V frozen,
+plain GD, one relation, stride 1), and its summary fold keeps the initial and peak reliance,
+the peak step and the first non-finite step (the engine's also keeps the first peak and the
+inversion flag: a few more elementwise operations per step).
+
+Measured on the 2-core development CPU, idle, three runs:
+
+  engine  lower 0.32-0.46 s, compile 1.42-2.06 s, first run 1.78-2.01 s (3.6-4.5 s together)
+  minor   lower 0.14-0.19 s, compile 0.99-1.17 s, first run 1.32-1.47 s (2.5-2.8 s together)
+  the two programs' metrics agree to 1.1e-13, with NaN at the same places
+
+so 1.1-1.7 s less lowering, compiling and stepping. A whole `cpi sweep` process of this sweep
+takes 5.1-6.2 s, and the compilation runs beside 0.5-0.7 s of building the worlds, so it would
+gain about 1.1-1.5 s: about 4.3 s, 19× the NumPy loop's 74-91 s at the middle of both ranges,
+15-25× at their ends, against the target of 20×. That is an estimate, not a measurement:
+getting it means writing the engine's step points-last throughout (single runs as one point,
+the no-layout path's per-point gathers vmapped over that same function), which the engine does
+not do yet.
 
     .venv/bin/python benchmarks/step_layout.py
 """
@@ -21,6 +40,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,90 +57,155 @@ import numpy as np  # noqa: E402
 from jax.sharding import Mesh, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as Spec  # noqa: E402
 
-jax.config.update("jax_enable_x64", True)
+from sims import config as cfg  # noqa: E402
+from sims import engine  # noqa: E402
+from sims.sweep import run_sweep  # noqa: E402
+from theory.groups import TRAINING_GROUPS, has_context  # noqa: E402
 
-POINTS, SLOTS, TRAIN, TEST, CLASSES, PAIRS, STEPS = 328, 40, 20, 10, 5, 41, 2000
-rng = np.random.default_rng(0)
-score_map = rng.standard_normal((PAIRS, 3 * SLOTS)) * 0.1
-grad_map = (rng.random((3 * TRAIN, PAIRS)) < 0.05).astype(float)
-key_mask = np.ones((SLOTS, 3), bool)
-key_mask[::4, 0] = False  # subject-only slots see no context
-values = rng.standard_normal((POINTS, SLOTS, CLASSES, 3))
-log_mult = np.zeros((POINTS, SLOTS, CLASSES))
-log_mult[:, :, 3], log_mult[:, :, 4] = np.log(100.0), -np.inf  # a large class and a padding class
-answer = np.zeros((POINTS, SLOTS, CLASSES))
-answer[:, :, 0] = 1
-fact = np.zeros((POINTS, TEST, CLASSES))
-fact[:, :, 1] = 1
-TE = slice(TRAIN, TRAIN + TEST)
+STEPS = 2000
+GRID = ["mixture.context_critical=0:1:41", "knowledge.delta_m=0.5:0.9:8"]
 
 
-def step_major(a, values, log_mult, answer, fact):
-    """a (P, m); values (P, N, C, 3); log_mult, answer (P, N, C); fact (P, m_test, C)."""
-    scores = (a @ score_map).reshape(POINTS, SLOTS, 3)
-    sigma = jax.nn.softmax(jnp.where(key_mask, scores, -jnp.inf), axis=-1)
-    z = jnp.sum(values * sigma[:, :, None, :], axis=-1)
-    weighted = z + log_mult
-    top = jnp.max(weighted, axis=-1, keepdims=True)
-    scaled = jnp.exp(weighted - top)
-    total = jnp.sum(scaled, -1, keepdims=True)
-    lse = (top + jnp.log(total))[..., 0]
-    residual = (scaled / total)[:, :TRAIN] - answer[:, :TRAIN]
-    e = jnp.sum(values[:, :TRAIN] * residual[..., None], axis=2)
-    w = sigma[:, :TRAIN] * (e - jnp.sum(sigma[:, :TRAIN] * e, -1, keepdims=True))
-    grad = w.reshape(POINTS, 3 * TRAIN) @ grad_map / TRAIN
-    p_c = jnp.exp(jnp.sum(z * answer, -1)[:, TE] - lse[:, TE])
-    p_a = jnp.exp(jnp.sum(z[:, TE] * fact, -1) - lse[:, TE])
-    return a - grad, jnp.mean(p_c / (p_c + p_a), -1)
+def captured_arrays():
+    """(shared, points, lr) of the sweep's one chunk, as the project builds and places them."""
+    seen = {}
+    simulate = engine.simulate
+
+    def capture(shared, points, lr, *args, **kwargs):
+        seen.update(shared=shared, points=points, lr=lr)
+        return simulate(shared, points, lr, *args, **kwargs)
+
+    engine.simulate = capture
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            run_sweep(cfg.with_values(cfg.Config(), {"train.steps": STEPS}), GRID, out=out)
+    finally:
+        engine.simulate = simulate
+    return seen["shared"], seen["points"], seen["lr"]
 
 
-def step_minor(a, values, log_mult, answer, fact):
-    """The same with the points last: a (m, P); values (N, C, 3, P); ... fact (m_test, C, P)."""
-    scores = jnp.where(key_mask[:, :, None], (score_map.T @ a).reshape(SLOTS, 3, POINTS), -jnp.inf)
-    exps = jnp.exp(scores - jnp.max(scores, axis=1, keepdims=True))
-    sigma = exps / jnp.sum(exps, 1, keepdims=True)
-    z = jnp.sum(values * sigma[:, None, :, :], axis=2)
-    weighted = z + log_mult
-    top = jnp.max(weighted, axis=1, keepdims=True)
-    scaled = jnp.exp(weighted - top)
-    total = jnp.sum(scaled, 1, keepdims=True)
-    lse = (top + jnp.log(total))[:, 0]
-    residual = (scaled / total)[:TRAIN] - answer[:TRAIN]
-    e = jnp.sum(values[:TRAIN] * residual[:, :, None, :], axis=1)
-    w = sigma[:TRAIN] * (e - jnp.sum(sigma[:TRAIN] * e, 1, keepdims=True))
-    grad = grad_map.T @ w.reshape(3 * TRAIN, POINTS) / TRAIN
-    p_c = jnp.exp(jnp.sum(z * answer, 1)[TE] - lse[TE])
-    p_a = jnp.exp(jnp.sum(z[TE] * fact, 1) - lse[TE])
-    return a - grad, jnp.mean(p_c / (p_c + p_a), 0)
+def minor_chunk(shared, points, names):
+    """The chunk with the points on the last axis: a function of the per-point arrays."""
+    n, m_test = points.group_onehot.shape[1], points.test_fact.shape[1]
+    slots = points.tokens.shape[1]
+    tokens, relation = np.asarray(points.tokens)[0], np.asarray(points.relation)[0]  # one layout
+    theta_c, theta_s = np.asarray(shared.theta_c)[tokens], np.asarray(shared.theta_s)[tokens]  # (N, 3)
+    to_first = np.asarray(shared.relation_gram)[relation, 0]
+    key_mask = np.asarray(points.key_mask)[0]
+    score_map, grad_map, theta_map = shared.score_map, shared.grad_map, shared.theta_map
+    tolerance = engine.tie_tolerance(np.float64)
+    tr, te, al = slice(0, n), slice(n, n + m_test), slice(n + m_test, None)
+
+    def chosen(z, target, log_mult):  # (k, C, P) each
+        other = jnp.where((target > 0) | jnp.isneginf(log_mult), -jnp.inf, z)
+        alone = jnp.sum(jnp.where(target > 0, log_mult, 0.0), axis=1) == 0
+        return jnp.where(alone & (jnp.sum(z * target, axis=1) - jnp.max(other, axis=1) > tolerance), 1.0, 0.0)
+
+    def chunk(a):
+        count = a["lr"].shape[0]
+
+        def body(carry, i):
+            (kq, fold), buffer = carry
+            scores = jnp.where(key_mask[:, :, None], (score_map.T @ kq).reshape(slots, 3, count), -jnp.inf)
+            exps = jnp.exp(scores - jnp.max(scores, axis=1, keepdims=True))
+            sigma = exps / jnp.sum(exps, axis=1, keepdims=True)  # (N, 3, P)
+            z = jnp.sum(a["values"] * sigma[:, None], axis=2)  # (N, C, P)
+            weighted = z + a["log_mult"]
+            top = jnp.max(weighted, axis=1, keepdims=True)
+            scaled = jnp.exp(weighted - top)
+            total = jnp.sum(scaled, axis=1, keepdims=True)
+            lse = (top + jnp.log(total))[:, 0]  # (N, P)
+            z_answer = jnp.sum(z * a["answer"], axis=1)
+            losses = lse - z_answer
+            residual = (scaled / total)[tr] - a["answer"][tr]
+            e = jnp.sum(a["values"][tr] * residual[:, :, None], axis=1)  # (n, 3, P)
+            w = sigma[tr] * (e - jnp.sum(sigma[tr] * e, axis=1, keepdims=True))
+            grad = grad_map.T @ w.reshape(3 * n, count) / n  # (m, P)
+            push = [-jnp.sum(w * t[tr, :, None], axis=1) * to_first[tr, None] for t in (theta_c, theta_s)]
+            u = theta_map @ kq
+            p_answer = jnp.exp(z_answer - lse)
+            p_fact = jnp.exp(jnp.sum(z[te] * a["fact"], axis=1) - lse[te])
+            onehot = a["onehot"]
+            size = onehot.sum(axis=0)  # (G, P)
+            by_group = lambda v: jnp.sum(onehot * v[:, None], axis=0)
+            out = {"reliance": jnp.mean(p_answer[te] / (p_answer[te] + p_fact), 0),
+                   "attention_context": jnp.mean(sigma[te, 0], 0), "aligned_accuracy": jnp.mean(p_answer[al], 0),
+                   "loss": jnp.mean(losses[tr], 0), "u_theta_c": u[0], "u_theta_s": u[1],
+                   "counterfactual_accuracy": jnp.mean(chosen(z[te], a["answer"][te], a["log_mult"][te]), 0),
+                   "parametric_accuracy": jnp.mean(chosen(z[te], a["fact"], a["log_mult"][te]), 0),
+                   "train_accuracy": jnp.mean(chosen(z[tr], a["answer"][tr], a["log_mult"][tr]), 0)}
+            loss_g, attention_g = by_group(losses[tr]) / size, by_group(sigma[tr, 0]) / size
+            push_c, push_s = by_group(push[0]) / n, by_group(push[1]) / n
+            for g, group in enumerate(TRAINING_GROUPS):
+                out[f"loss_{group}"] = loss_g[g]
+                if has_context(group):
+                    out[f"attention_context_{group}"] = attention_g[g]
+                out[f"neg_grad_theta_c_{group}"] = jnp.where(size[g] > 0, push_c[g], jnp.nan)
+                out[f"neg_grad_theta_s_{group}"] = jnp.where(size[g] > 0, push_s[g], jnp.nan)
+            row = jnp.stack([out[k] for k in names])  # (metrics, P)
+            initial, peak, peak_step, finite_at_start, bad = fold
+            first, finite, reliance = i == 0, jnp.isfinite(row), out["reliance"]
+            finite_at_start = jnp.where(first, finite, finite_at_start)
+            higher = first | (reliance > peak)
+            fold = (jnp.where(first, reliance, initial), jnp.where(higher, reliance, peak),
+                    jnp.where(higher, i, peak_step), finite_at_start,
+                    jnp.where((bad < 0) & jnp.any(finite_at_start & ~finite, axis=0), i, bad))
+            kq = jnp.where(i < STEPS, kq - a["lr"] * grad, kq)  # the last iteration only measures
+            return ((kq, fold), jax.lax.dynamic_update_index_in_dim(buffer, row, i, axis=0)), None
+
+        zero, never = jnp.zeros((count,)), jnp.full((count,), -1, jnp.int32)
+        fold = (zero, zero, never, jnp.zeros((len(names), count), bool), never)
+        carry = ((jnp.zeros((score_map.shape[0], count)), fold), jnp.zeros((STEPS + 1, len(names), count)))
+        (_, buffer), _ = jax.lax.scan(body, carry, jnp.arange(STEPS + 1, dtype=jnp.int32))
+        return buffer
+
+    return chunk
 
 
-def timed(label, step, arrays, points_axis):
-    """Compile and run STEPS steps of `step` on arrays sharded along `points_axis`."""
-    mesh = Mesh(np.array(jax.devices()), ("points",))
-    place = lambda x: jax.device_put(x, NamedSharding(
-        mesh, Spec(*[("points" if i == (points_axis % x.ndim) else None) for i in range(x.ndim)])))
-    arrays = [place(x) for x in arrays]
-    scan = jax.jit(lambda a, *rest: jax.lax.scan(lambda a, _: step(a, *rest), a, None, length=STEPS))
+def timed(label, lower, run):
+    """Lower, compile and run twice; print the seconds; return the last run's output."""
+    jax.clear_caches()
     start = time.perf_counter()
-    compiled = scan.lower(*arrays).compile()
-    compile_s = time.perf_counter() - start
+    lowered = lower()
+    lowered_at = time.perf_counter()
+    compiled = lowered.compile()
+    compiled_at = time.perf_counter()
     runs = []
     for _ in range(2):
-        start = time.perf_counter()
-        out = jax.block_until_ready(compiled(*arrays))
-        runs.append(time.perf_counter() - start)
-    print(f"{label}: compile {compile_s:.2f} s, run {runs[0]:.2f} s then {runs[1]:.2f} s "
-          f"({1e6 * min(runs) / (POINTS * STEPS):.2f} µs per point-step on {len(jax.devices())} device(s))")
+        begin = time.perf_counter()
+        out = jax.block_until_ready(run(compiled))
+        runs.append(time.perf_counter() - begin)
+    print(f"{label:6s}  lower {lowered_at - start:.2f} s, compile {compiled_at - lowered_at:.2f} s, "
+          f"run {runs[0]:.2f} s then {runs[1]:.2f} s")
     return out
 
 
 def main():
-    print(f"{POINTS} points x {STEPS} steps, float64, {jax.devices()}")
-    major = timed("major", step_major, [np.zeros((POINTS, PAIRS)), values, log_mult, answer, fact], 0)
-    last = lambda x: np.moveaxis(x, 0, -1)
-    minor = timed("minor", step_minor, [np.zeros((PAIRS, POINTS)), last(values), last(log_mult), last(answer),
-                                        last(fact)], -1)
-    print(f"max |Δ| reliance over every step: {np.max(np.abs(np.asarray(major[1]) - np.asarray(minor[1]))):.1e}")
+    with engine.precision("float64"):
+        shared, points, lr = captured_arrays()
+        names = engine.metric_names(shared.relation_gram.shape[-1])
+        count, classes = lr.shape[0], points.class_values.shape[2]
+        assert shared.score_map is not None and points.class_values is not None, "expects the shared layout, W_V frozen"
+        print(f"{count} points x {STEPS} steps, {len(names)} metrics, {points.tokens.shape[1]} slots, "
+              f"{classes} output classes, float64, {len(jax.devices())} device(s)")
+        zero = jnp.zeros_like(lr)
+        recorded = timed("engine", lambda: engine.lower_first_chunk(shared, points, lr, zero, STEPS, False),
+                         lambda c: c(shared, points, lr, zero, None, hyper=None)[1])
+
+        mesh = Mesh(np.array(jax.devices()), ("points",))
+        last = lambda x: jax.device_put(x, NamedSharding(mesh, Spec(*[None] * (x.ndim - 1), "points")))
+        minor_last = lambda x: last(np.moveaxis(np.asarray(x), 0, -1))
+        one_hot = lambda x: jax.nn.one_hot(x, classes, dtype=jnp.float64)
+        arrays = {"values": minor_last(points.class_values), "log_mult": minor_last(points.class_log_mult),
+                  "answer": minor_last(one_hot(points.answer_class)), "fact": minor_last(one_hot(points.fact_class)),
+                  "onehot": minor_last(points.group_onehot), "lr": last(np.asarray(lr))}
+        program = jax.jit(minor_chunk(shared, points, names))
+        buffer = np.asarray(timed("minor", lambda: program.lower(arrays), lambda c: c(arrays)))
+        pairs = [(np.asarray(recorded[k]), buffer[:, j].T) for j, k in enumerate(names)]
+        same_nan = all(np.array_equal(np.isnan(a), np.isnan(b)) for a, b in pairs)
+        worst = max(float(np.max(np.abs(a - b)[~np.isnan(a)], initial=0.0)) for a, b in pairs)
+        print(f"largest |engine - minor| over every metric, step and point: {worst:.1e} "
+              f"(NaN at the same places: {same_nan})")
 
 
 if __name__ == "__main__":
