@@ -19,19 +19,25 @@ plain GD, one relation, stride 1), and its summary fold keeps the initial and pe
 the peak step and the first non-finite step (the engine's also keeps the first peak and the
 inversion flag: a few more elementwise operations per step).
 
-Measured on the 2-core development CPU, idle, three runs:
+The layout's fixed arrays (the score and gradient maps, the key mask, the θ columns) are
+arguments of both programs: as constants XLA would fold them into the program, which the
+engine cannot do. Measured on the 2-core development CPU, idle, three runs:
 
-  engine  lower 0.32-0.46 s, compile 1.42-2.06 s, first run 1.78-2.01 s (3.6-4.5 s together)
-  minor   lower 0.14-0.19 s, compile 0.99-1.17 s, first run 1.32-1.47 s (2.5-2.8 s together)
-  the two programs' metrics agree to 1.1e-13, with NaN at the same places
+  engine  lower 0.37-0.55 s, compile 1.84-2.50 s, first run 1.75-2.10 s
+  minor   lower 0.13-0.26 s, compile 1.10-1.59 s, first run 1.55-1.87 s
+  the two programs' metrics agree to 1.4e-13, with NaN at the same places
 
-so 1.1-1.7 s less lowering, compiling and stepping. A whole `cpi sweep` process of this sweep
-takes 5.1-6.2 s, and the compilation runs beside 0.5-0.7 s of building the worlds, so it would
-gain about 1.1-1.5 s: about 4.3 s, 19× the NumPy loop's 74-91 s at the middle of both ranges,
-15-25× at their ends, against the target of 20×. That is an estimate, not a measurement:
-getting it means writing the engine's step points-last throughout (single runs as one point,
-the no-layout path's per-point gathers vmapped over that same function), which the engine does
-not do yet.
+(A first version of this script closed over those arrays as constants, and the minor program
+then compiled in 0.99-1.17 s and ran in 1.32-1.47 s: part of its lead was the constants.)
+
+What the layout is worth in the engine itself, measured: `sims.engine` rewritten with the
+points on the last axis throughout (a single run as one point; sweeps of one layout natively,
+the others as a vmap over single points; every engine, sweep and optimizer test passing,
+against the generic model to 1e-12) compiled this chunk in 1.6-1.8 s and ran it in 1.6-1.7 s
+in-process, but whole `cpi sweep` processes of this sweep, alternated four times with the
+engine as it is, took 5.6-7.6 s against 4.6-6.7 s. No gain shows through this machine's
+noise, so the engine keeps `vmap`, and the layout is not the missing third of the CPU time
+that the README's 20× target needs.
 
     .venv/bin/python benchmarks/step_layout.py
 """
@@ -88,11 +94,6 @@ def minor_chunk(shared, points, names):
     """The chunk with the points on the last axis: a function of the per-point arrays."""
     n, m_test = points.group_onehot.shape[1], points.test_fact.shape[1]
     slots = points.tokens.shape[1]
-    tokens, relation = np.asarray(points.tokens)[0], np.asarray(points.relation)[0]  # one layout
-    theta_c, theta_s = np.asarray(shared.theta_c)[tokens], np.asarray(shared.theta_s)[tokens]  # (N, 3)
-    to_first = np.asarray(shared.relation_gram)[relation, 0]
-    key_mask = np.asarray(points.key_mask)[0]
-    score_map, grad_map, theta_map = shared.score_map, shared.grad_map, shared.theta_map
     tolerance = engine.tie_tolerance(np.float64)
     tr, te, al = slice(0, n), slice(n, n + m_test), slice(n + m_test, None)
 
@@ -103,6 +104,8 @@ def minor_chunk(shared, points, names):
 
     def chunk(a):
         count = a["lr"].shape[0]
+        score_map, grad_map, theta_map = a["score_map"], a["grad_map"], a["theta_map"]
+        theta_c, theta_s, to_first, key_mask = a["theta_c"], a["theta_s"], a["to_first"], a["key_mask"]
 
         def body(carry, i):
             (kq, fold), buffer = carry
@@ -199,6 +202,12 @@ def main():
         arrays = {"values": minor_last(points.class_values), "log_mult": minor_last(points.class_log_mult),
                   "answer": minor_last(one_hot(points.answer_class)), "fact": minor_last(one_hot(points.fact_class)),
                   "onehot": minor_last(points.group_onehot), "lr": last(np.asarray(lr))}
+        # The layout's arrays are arguments, as they are of the engine's program: as constants
+        # XLA would fold them into the program, which the engine cannot do.
+        tokens, relation = np.asarray(points.tokens)[0], np.asarray(points.relation)[0]  # one layout
+        arrays.update(score_map=shared.score_map, grad_map=shared.grad_map, theta_map=shared.theta_map,
+                      theta_c=np.asarray(shared.theta_c)[tokens], theta_s=np.asarray(shared.theta_s)[tokens],
+                      to_first=np.asarray(shared.relation_gram)[relation, 0], key_mask=np.asarray(points.key_mask)[0])
         program = jax.jit(minor_chunk(shared, points, names))
         buffer = np.asarray(timed("minor", lambda: program.lower(arrays), lambda c: c(arrays)))
         pairs = [(np.asarray(recorded[k]), buffer[:, j].T) for j, k in enumerate(names)]
