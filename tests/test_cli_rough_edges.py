@@ -215,8 +215,11 @@ def test_ctrl_c_during_a_sweep_stops_at_once_and_says_what_was_kept(tmp_path):
     out = tmp_path / "sweep"
     # two shape groups: a 10-step chunk that finishes at once, then one that would take minutes
     argv = ["sweep", "--grid", "train.steps=10,5000000", "--summaries-only", "--out", str(out)]
+    # As from a terminal: a suite started in the background by a non-interactive shell runs with
+    # SIGINT ignored, which the child would inherit (and Python then never raises KeyboardInterrupt).
     process = subprocess.Popen([sys.executable, "-m", "cpi", *argv], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not list(out.glob("groups/*.npz")):
