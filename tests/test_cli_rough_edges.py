@@ -217,9 +217,13 @@ def test_ctrl_c_during_a_sweep_stops_at_once_and_says_what_was_kept(tmp_path):
     argv = ["sweep", "--grid", "train.steps=10,5000000", "--summaries-only", "--out", str(out)]
     # As from a terminal: a suite started in the background by a non-interactive shell runs with
     # SIGINT ignored, which the child would inherit (and Python then never raises KeyboardInterrupt).
-    process = subprocess.Popen([sys.executable, "-m", "cpi", *argv], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # A handled signal is reset to its default at exec, so handle it here while starting the child.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "cpi", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 120
         while not list(out.glob("groups/*.npz")):
