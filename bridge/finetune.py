@@ -106,20 +106,27 @@ _chunk_batch = eqx.filter_jit(eqx.filter_vmap(_chunk, in_axes=(0, None, 0, 0, No
 """`_chunk_one` for a batch of finetunings (leading axis of params, state and data arrays)."""
 
 
+def _recorded_rows(program, params, static, state, arrays, groups, train: Train, first, progress) -> list:
+    """[first, then the metrics after each chunk of `train`'s recorded steps], running the
+    compiled `program` (`_chunk_one` or `_chunk_batch`) chunk by chunk from step 0."""
+    rows = [np.asarray(first)]
+    steps = record_steps(train)
+    for start, stop in zip(steps[:-1], steps[1:]):
+        params, state, metrics = program(params, static, state, arrays, groups, train, jnp.int32(start),
+                                         int(stop - start))
+        rows.append(np.asarray(metrics))
+        if progress is not None:
+            progress(int(stop))
+    return rows
+
+
 def finetune(model: Transformer, train: Train, data: measure.EvalData, progress=None) -> np.ndarray:
     """Metrics (recorded steps, metrics) in `measure.metric_names` order."""
     params, static = eqx.partition(model, trainable_filter(model, train.trainable))
     state = optimizer(train).init(params)
     arrays, groups = _arrays(data), data.groups_present
-    rows = [np.asarray(_evaluate(model, arrays, groups))]
-    steps = record_steps(train)
-    for start, stop in zip(steps[:-1], steps[1:]):
-        params, state, metrics = _chunk_one(params, static, state, arrays, groups, train, jnp.int32(start),
-                                            int(stop - start))
-        rows.append(np.asarray(metrics))
-        if progress is not None:
-            progress(int(stop))
-    return np.stack(rows)
+    first = _evaluate(model, arrays, groups)
+    return np.stack(_recorded_rows(_chunk_one, params, static, state, arrays, groups, train, first, progress))
 
 
 def finetune_batch(model: Transformer, train: Train, datas: list[measure.EvalData], progress=None) -> list[np.ndarray]:
@@ -129,19 +136,12 @@ def finetune_batch(model: Transformer, train: Train, datas: list[measure.EvalDat
     float32 rounding (the batched matrix products round differently: up to 5e-7 on the tiny
     test model)."""
     groups = tuple(sorted({g for d in datas for g in d.groups_present}))
-    arrays = {f: jnp.stack([jnp.asarray(getattr(d, f)) for d in datas]) for f in BATCHED_FIELDS}
+    arrays = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[_arrays(d) for d in datas])
     params, static = eqx.partition(model, trainable_filter(model, train.trainable))
     state = optimizer(train).init(params)
     stack = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(datas), *x.shape)), tree)
-    params, state = stack(params), stack(state)
-    rows = [np.asarray(_evaluate_batch(model, arrays, groups))]
-    steps = record_steps(train)
-    for start, stop in zip(steps[:-1], steps[1:]):
-        params, state, metrics = _chunk_batch(params, static, state, arrays, groups, train, jnp.int32(start),
-                                              int(stop - start))
-        rows.append(np.asarray(metrics))
-        if progress is not None:
-            progress(int(stop))
+    first = _evaluate_batch(model, arrays, groups)
+    rows = _recorded_rows(_chunk_batch, stack(params), static, stack(state), arrays, groups, train, first, progress)
     rows = np.stack(rows, axis=1)  # (b, recorded steps, metrics of the union of groups)
     return [_own_columns(rows[i], d, groups, model) for i, d in enumerate(datas)]
 

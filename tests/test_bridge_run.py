@@ -137,9 +137,8 @@ def test_keys_lists_every_bridge_key(capsys):
 
 
 def test_finetunings_of_one_shape_share_one_compilation(pretrained, monkeypatch):
-    """Two finetunings of one train config on different data of the same shapes compile the
-    chunk once (the data are arguments of the program, not constants in it), and each equals
-    the other's program run on its own data."""
+    """Two finetunings of one train config on different data of the same shapes trace the
+    chunk once: the data are arguments of the program, not constants in it."""
     from bridge import finetune as ft
     from bridge.run import prepare
 
