@@ -654,8 +654,24 @@ def fake_data(monkeypatch):
         monkeypatch.setattr(get(name).module, "compute", lambda base, work, _make=make, **params: _make())
 
 
+def one_line_figure(name, data):
+    """A stand-in for `figures.plot`: one line, so that saving it costs little."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 2), layout="constrained")
+    ax.plot([0, 1], [0, 1])
+    return fig
+
+
 def test_make_figures_writes_png_and_pdf(tmp_path, fake_data, capsys, monkeypatch):
+    """What `make_figures` writes, and that it reuses saved data: every figure but `inversion`
+    is drawn as a stand-in here (each real figure is drawn by
+    `test_every_text_lies_within_the_figure`, and written as PNG and PDF by the slow
+    `test_make_figures_writes_every_real_figure`)."""
     monkeypatch.setattr(figures.make, "DPI", 40)  # small PNGs: the test is about what is written
+    real = figures.make.plot
+    monkeypatch.setattr(figures.make, "plot", lambda name, data: (real if name == "inversion" else one_line_figure)(
+        name, data))
     paths = make_figures(tmp_path / "out")
     expected = [tmp_path / "out" / f"{name}.{ext}" for name in NAMES for ext in ("png", "pdf")]
     assert paths == expected
@@ -669,6 +685,15 @@ def test_make_figures_writes_png_and_pdf(tmp_path, fake_data, capsys, monkeypatc
     make_figures(tmp_path / "out", names=["inversion"])
     assert "data reused" in capsys.readouterr().err
     assert (tmp_path / "out" / "inversion.pdf").read_bytes() == pdf  # no timestamps
+
+
+@pytest.mark.slow
+def test_make_figures_writes_every_real_figure(tmp_path, fake_data, monkeypatch):
+    monkeypatch.setattr(figures.make, "DPI", 40)
+    paths = make_figures(tmp_path / "out", progress=False)
+    assert paths == [tmp_path / "out" / f"{name}.{ext}" for name in NAMES for ext in ("png", "pdf")]
+    for path in paths:
+        assert path.read_bytes()[:8].startswith(b"\x89PNG" if path.suffix == ".png" else b"%PDF")
 
 
 def test_presentation_layer_does_not_import_the_simulator():

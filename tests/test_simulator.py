@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -169,3 +173,20 @@ def test_float32_runs_close_to_float64(default_run):
     single = run(with_values(load(), {"train.dtype": "float32"}))
     assert single.metrics["reliance"].dtype == np.float32
     np.testing.assert_allclose(single.metrics["reliance"], default_run.metrics["reliance"], atol=1e-4)
+
+
+def test_the_optimised_build_computes_what_the_tests_check(default_run, tmp_path):
+    """The suite runs XLA without backend optimisation (`tests/conftest.py`); a `cpi run` of
+    the default config compiled at XLA's own optimisation level gives the same metrics."""
+    from tests.conftest import TEST_OPTIMIZATION
+
+    flags = os.environ.get("XLA_FLAGS", "").replace(TEST_OPTIMIZATION, "").strip()
+    assert TEST_OPTIMIZATION not in flags
+    env = {**os.environ, "XLA_FLAGS": flags, "CPI_COMPILATION_CACHE": "0"}
+    subprocess.run([sys.executable, "-m", "cpi.cli", "run", "--out", str(tmp_path / "run")], check=True, env=env,
+                   capture_output=True)
+    with np.load(tmp_path / "run" / "metrics.npz") as saved:
+        optimised = {k: saved[k] for k in saved.files}
+    assert set(optimised) == set(default_run.metrics)
+    for name, values in default_run.metrics.items():
+        np.testing.assert_allclose(optimised[name], values, rtol=0, atol=1e-12, err_msg=name)
