@@ -4,15 +4,19 @@ The loss is the mean cross-entropy of the answer at the last position over the s
 (all of them, or a minibatch dealt by `sims.optimizers.batch_weights` from train.seed). The
 optimizer is optax's gd (sgd without momentum), sgd, adam or adamw at train.lr, applied to the
 leaves `model.trainable_filter` selects (train.trainable). Every train.eval_every steps (and at
-step 0 and the last step) `measure.evaluate` records every metric.
+step 0 and the last step) `measure.evaluate` records every metric. The learning rate is a
+value in the optimizer's state (`optax.inject_hyperparams`), not a constant of the compiled
+program, so finetunings that differ only in train.lr share one compilation.
 
 `finetune_batch` runs several finetunings of one pretrained model at once, `jax.vmap` over
-their data (mixtures that share the pretrained model, train config and number of points):
-what a sweep over mixture keys at a fixed seed needs (`bridge.sweep`).
+their data and learning rates (mixtures and learning rates that share the pretrained model,
+the rest of the train config and the number of points): what a sweep over mixture keys or
+train.lr at a fixed seed needs (`bridge.sweep`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 from typing import Callable
 
@@ -30,13 +34,25 @@ from .model import Transformer, answer_logits, cross_entropy, trainable_filter
 
 
 def optimizer(train: Train) -> optax.GradientTransformation:
-    """train.optimizer at train.lr; weight decay coupled (gd, sgd, adam) or decoupled (adamw)."""
+    """train.optimizer at train.lr; weight decay coupled (gd, sgd, adam) or decoupled (adamw).
+    The learning rate is held in the optimizer's state from `init` on (`optax.inject_hyperparams`):
+    `update` reads it there, whatever train.lr the transformation was built with."""
     decay = [optax.add_decayed_weights(train.weight_decay)] if train.weight_decay and train.optimizer != "adamw" else []
     if train.optimizer == "adamw":
-        return optax.adamw(train.lr, weight_decay=train.weight_decay)
-    base = {"gd": lambda: optax.sgd(train.lr), "sgd": lambda: optax.sgd(train.lr, momentum=train.momentum or None),
-            "adam": lambda: optax.adam(train.lr)}[train.optimizer]()
+        return optax.inject_hyperparams(optax.adamw, static_args=("weight_decay",))(
+            learning_rate=train.lr, weight_decay=train.weight_decay)
+    if train.optimizer == "adam":
+        base = optax.inject_hyperparams(optax.adam)(learning_rate=train.lr)
+    else:  # gd is sgd without momentum
+        momentum = train.momentum or None if train.optimizer == "sgd" else None
+        base = optax.inject_hyperparams(optax.sgd, static_args=("momentum",))(learning_rate=train.lr, momentum=momentum)
     return optax.chain(*decay, base)
+
+
+def program_train(train: Train) -> Train:
+    """`train` as the compiled programs take it (a static argument): without its learning rate,
+    which the optimizer's state holds, so that learning rates share a program."""
+    return dataclasses.replace(train, lr=0.0)
 
 
 def record_steps(train: Train) -> np.ndarray:
@@ -72,7 +88,8 @@ def steps_then_metrics(static, opt: optax.GradientTransformation, train: Train, 
 BATCHED_FIELDS = ("train_tokens", "train_target", "train_group", "conflict_tokens", "conflict_context",
                   "conflict_fact", "aligned_tokens", "aligned_target", "aligned_is_cs")
 """The `measure.EvalData` arrays that differ between finetunings (arguments of the compiled
-programs, so that finetunings of one shape and train config share one compilation)."""
+programs, so that finetunings of one shape and train config, the learning rate aside, share
+one compilation)."""
 
 
 def _as_data(arrays: dict, groups: tuple) -> SimpleNamespace:
@@ -99,11 +116,13 @@ def _chunk(params, static, state, arrays, groups, train: Train, start, length: i
 
 
 _chunk_one = eqx.filter_jit(_chunk)
-"""One chunk of a finetuning: compiled once per model structure, train config, data shapes and
-chunk length (the data, the start step and the weights are arguments)."""
+"""One chunk of a finetuning: compiled once per model structure, train config (`program_train`:
+without the learning rate), data shapes and chunk length (the data, the start step, the
+weights and the optimizer's state, which holds the learning rate, are arguments)."""
 
 _chunk_batch = eqx.filter_jit(eqx.filter_vmap(_chunk, in_axes=(0, None, 0, 0, None, None, None, None)))
-"""`_chunk_one` for a batch of finetunings (leading axis of params, state and data arrays)."""
+"""`_chunk_one` for a batch of finetunings (leading axis of params, state, and so of learning
+rates, and data arrays)."""
 
 
 def _recorded_rows(program, params, static, state, arrays, groups, train: Train, first, progress) -> list:
@@ -112,8 +131,8 @@ def _recorded_rows(program, params, static, state, arrays, groups, train: Train,
     rows = [np.asarray(first)]
     steps = record_steps(train)
     for start, stop in zip(steps[:-1], steps[1:]):
-        params, state, metrics = program(params, static, state, arrays, groups, train, jnp.int32(start),
-                                         int(stop - start))
+        params, state, metrics = program(params, static, state, arrays, groups, program_train(train),
+                                         jnp.int32(start), int(stop - start))
         rows.append(np.asarray(metrics))
         if progress is not None:
             progress(int(stop))
@@ -129,19 +148,24 @@ def finetune(model: Transformer, train: Train, data: measure.EvalData, progress=
     return np.stack(_recorded_rows(_chunk_one, params, static, state, arrays, groups, train, first, progress))
 
 
-def finetune_batch(model: Transformer, train: Train, datas: list[measure.EvalData], progress=None) -> list[np.ndarray]:
-    """`finetune(model, train, data)` for every data set of `datas` (same shapes), computed as one
-    `jax.vmap`-ped computation; each entry's columns are those of `measure.metric_names` of its
-    own data. `progress(done)` is told of finished steps. Rows equal the one-by-one rows to
-    float32 rounding (the batched matrix products round differently: up to 5e-7 on the tiny
-    test model)."""
+def finetune_batch(model: Transformer, train: Train, datas: list[measure.EvalData], progress=None,
+                   lrs=None) -> list[np.ndarray]:
+    """`finetune(model, train at lrs[i], datas[i])` for every data set of `datas` (same shapes;
+    `lrs` None: train.lr for all), computed as one `jax.vmap`-ped computation; each entry's
+    columns are those of `measure.metric_names` of its own data. `progress(done)` is told of
+    finished steps. Rows equal the one-by-one rows to float32 rounding (the batched matrix
+    products round differently: up to 5e-7 on the tiny test model)."""
     groups = tuple(sorted({g for d in datas for g in d.groups_present}))
     arrays = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[_arrays(d) for d in datas])
     params, static = eqx.partition(model, trainable_filter(model, train.trainable))
-    state = optimizer(train).init(params)
+    lrs = [train.lr] * len(datas) if lrs is None else list(lrs)
+    if len(lrs) != len(datas):
+        raise ValueError(f"{len(lrs)} learning rates for {len(datas)} data sets")
+    state = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[
+        optimizer(dataclasses.replace(train, lr=lr)).init(params) for lr in lrs])
     stack = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(datas), *x.shape)), tree)
     first = _evaluate_batch(model, arrays, groups)
-    rows = _recorded_rows(_chunk_batch, stack(params), static, stack(state), arrays, groups, train, first, progress)
+    rows = _recorded_rows(_chunk_batch, stack(params), static, state, arrays, groups, train, first, progress)
     rows = np.stack(rows, axis=1)  # (b, recorded steps, metrics of the union of groups)
     return [_own_columns(rows[i], d, groups, model) for i, d in enumerate(datas)]
 

@@ -4,8 +4,8 @@ A grid is the toy's (`sims.grid`: `section.key=start:stop:num` or `section.key=v
 first spec varying slowest, then `seeds` consecutive train.seed values innermost), over the
 bridge's keys. `run_configs` computes a list of bridge configs: each pretrained model (one per
 `config.pretrain_digest`) is loaded or trained once and kept in memory for every point that
-shares it, and the points that also share the train config and the shapes of their data
-(mixtures at one seed, say) are finetuned together as one `jax.vmap`-ped computation
+shares it, and the points that also share the train config (but for train.lr) and the shapes
+of their data (mixtures or learning rates at one seed, say) are finetuned together as one `jax.vmap`-ped computation
 (`finetune.finetune_batch`); `vmap=False` runs them one by one, bit for bit as `bridge.run.run`.
 Each point is saved as a run directory (`cpi bridge`'s files) named by a hash of its config,
 and reused when there.
@@ -106,9 +106,11 @@ def load_point(run_dir: Path) -> tuple[dict, dict] | None:
 
 def _batch_key(config: Config, n_points: int) -> tuple:
     """Points with the same key finetune as one vmapped batch: one pretrained model, one train
-    config, the same data shapes."""
+    config but for the learning rate, the same data shapes."""
+    from .finetune import program_train
+
     m = config.mixture
-    return (bcfg.pretrain_digest(config), config.train, n_points, m.n_test, m.n_aligned)
+    return (bcfg.pretrain_digest(config), program_train(config.train), n_points, m.n_test, m.n_aligned)
 
 
 def run_configs(configs, cache_dir=None, runs_dir=None, vmap: bool = True, progress=None) -> list[tuple[dict, dict]]:
@@ -148,7 +150,8 @@ def run_configs(configs, cache_dir=None, runs_dir=None, vmap: bool = True, progr
             if len(batch) == 1:
                 rows = [finetune(model, train, prepared[batch[0]][2])]
             else:
-                rows = finetune_batch(model, train, [prepared[i][2] for i in batch])
+                rows = finetune_batch(model, train, [prepared[i][2] for i in batch],
+                                      lrs=[configs[i].train.lr for i in batch])
             for i, r in zip(batch, rows):
                 out[i] = results(configs[i], model, *prepared[i], r)
                 if dirs[i] is not None:

@@ -80,3 +80,12 @@ def test_cli_sweep_reuses_saved_points_and_refuses_bad_grids(swept, tmp_path, ca
     assert "mixture.context_critical" in err and "[0, 1]" in err
     assert execute(["bridge", *sets, "--grid", "transformer.layrs=1,2", "--out", str(tmp_path / "y")]) == 2
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_learning_rates_at_one_seed_finetune_as_one_batch():
+    """Points that differ only in train.lr share a batch key (one vmapped finetuning); any
+    other train key still separates them."""
+    key = sweep._batch_key(tiny("train.lr=0.01"), 8)
+    assert sweep._batch_key(tiny("train.lr=0.02"), 8) == key
+    assert sweep._batch_key(tiny("train.lr=0.01", "train.steps=11"), 8) != key
+    assert sweep._batch_key(tiny("train.lr=0.01", "train.seed=1"), 8) != key
