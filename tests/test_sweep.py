@@ -412,7 +412,8 @@ for i, config in enumerate(full.configs):
     np.testing.assert_allclose(reduced.metrics["reliance"][i], single, atol=1e-10, rtol=0)
 print("ok", len(full), len(reduced))
 """
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
+    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           cwd=Path(__file__).parent.parent, timeout=300)
     assert done.returncode == 0, done.stderr

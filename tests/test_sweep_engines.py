@@ -182,7 +182,9 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _env():
-    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    """One host device per process (the test configuration's XLA flags kept)."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=1".strip()
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}
 
 
 def test_an_unreachable_coordinator_exits_2_and_writes_nothing(tmp_path):
