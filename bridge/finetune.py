@@ -44,7 +44,7 @@ def optimizer(train: Train) -> optax.GradientTransformation:
     if train.optimizer == "adam":
         base = optax.inject_hyperparams(optax.adam)(learning_rate=train.lr)
     else:  # gd is sgd without momentum
-        momentum = train.momentum or None if train.optimizer == "sgd" else None
+        momentum = (train.momentum or None) if train.optimizer == "sgd" else None
         base = optax.inject_hyperparams(optax.sgd, static_args=("momentum",))(learning_rate=train.lr, momentum=momentum)
     return optax.chain(*decay, base)
 
@@ -98,6 +98,11 @@ def _as_data(arrays: dict, groups: tuple) -> SimpleNamespace:
 
 def _arrays(data: measure.EvalData) -> dict:
     return {f: jnp.asarray(getattr(data, f)) for f in BATCHED_FIELDS}
+
+
+def _stacked(trees: list):
+    """Trees of one structure as one tree whose leaves have a leading axis over `trees`."""
+    return jax.tree_util.tree_map(lambda *x: jnp.stack(x), *trees)
 
 
 @eqx.filter_jit
@@ -156,13 +161,12 @@ def finetune_batch(model: Transformer, train: Train, datas: list[measure.EvalDat
     finished steps. Rows equal the one-by-one rows to float32 rounding (the batched matrix
     products round differently: up to 5e-7 on the tiny test model)."""
     groups = tuple(sorted({g for d in datas for g in d.groups_present}))
-    arrays = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[_arrays(d) for d in datas])
+    arrays = _stacked([_arrays(d) for d in datas])
     params, static = eqx.partition(model, trainable_filter(model, train.trainable))
     lrs = [train.lr] * len(datas) if lrs is None else list(lrs)
     if len(lrs) != len(datas):
         raise ValueError(f"{len(lrs)} learning rates for {len(datas)} data sets")
-    state = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *[
-        optimizer(dataclasses.replace(train, lr=lr)).init(params) for lr in lrs])
+    state = _stacked([optimizer(dataclasses.replace(train, lr=lr)).init(params) for lr in lrs])
     stack = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(datas), *x.shape)), tree)
     first = _evaluate_batch(model, arrays, groups)
     rows = _recorded_rows(_chunk_batch, stack(params), static, state, arrays, groups, train, first, progress)

@@ -5,8 +5,9 @@ first spec varying slowest, then `seeds` consecutive train.seed values innermost
 bridge's keys. `run_configs` computes a list of bridge configs: each pretrained model (one per
 `config.pretrain_digest`) is loaded or trained once and kept in memory for every point that
 shares it, and the points that also share the train config (but for train.lr) and the shapes
-of their data (mixtures or learning rates at one seed, say) are finetuned together as one `jax.vmap`-ped computation
-(`finetune.finetune_batch`); `vmap=False` runs them one by one, bit for bit as `bridge.run.run`.
+of their data (mixtures or learning rates at one seed, say) are finetuned together as one
+`jax.vmap`-ped computation (`finetune.finetune_batch`); `vmap=False` runs them one by one,
+bit for bit as `bridge.run.run`.
 Each point is saved as a run directory (`cpi bridge`'s files) named by a hash of its config,
 and reused when there.
 

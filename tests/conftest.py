@@ -23,8 +23,14 @@ from cpi.cli import configure_arithmetic
 OPTIMIZATION_FLAG = "--xla_backend_optimization_level"
 TEST_OPTIMIZATION = f"{OPTIMIZATION_FLAG}=0"
 
+
+def xla_flags_with(flag: str) -> str:
+    """This process's XLA_FLAGS with `flag` appended (for a subprocess that needs one more)."""
+    return f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+
+
 if OPTIMIZATION_FLAG not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {TEST_OPTIMIZATION}".strip()
+    os.environ["XLA_FLAGS"] = xla_flags_with(TEST_OPTIMIZATION)
 configure_arithmetic()
 
 

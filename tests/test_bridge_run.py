@@ -136,25 +136,33 @@ def test_keys_lists_every_bridge_key(capsys):
     assert all(key in out for key in bcfg.KEYS)
 
 
-def test_finetunings_of_one_shape_share_one_compilation(pretrained, monkeypatch):
+@pytest.fixture
+def chunk_traces(monkeypatch) -> list:
+    """A list that grows by one each time a finetuning chunk is traced (compiled)."""
+    from bridge import finetune as ft
+
+    traces = []
+    original = ft.steps_then_metrics
+    monkeypatch.setattr(ft, "steps_then_metrics", lambda *a: traces.append(1) or original(*a))
+    return traces
+
+
+def test_finetunings_of_one_shape_share_one_compilation(pretrained, chunk_traces):
     """Two finetunings of one train config on different data of the same shapes trace the
     chunk once: the data are arguments of the program, not constants in it."""
     from bridge import finetune as ft
     from bridge.run import prepare
 
     model = pretrained[2]
-    traces = []
-    original = ft.steps_then_metrics
-    monkeypatch.setattr(ft, "steps_then_metrics", lambda *a: traces.append(1) or original(*a))
     train = bcfg.load(overrides=[*TINY, "train.steps=4", "train.eval_every=2", "train.lr=0.0123"]).train
     datas = [prepare(tiny(f"mixture.context_critical={rho}"), model)[2] for rho in (0.25, 0.75)]
     assert datas[0].groups_present == datas[1].groups_present
     rows = [ft.finetune(model, train, d) for d in datas]
-    assert len(traces) == 1
+    assert len(chunk_traces) == 1
     assert not np.array_equal(rows[0], rows[1])  # different data, different curves
 
 
-def test_learning_rates_share_one_compilation_and_batch_like_single_runs(pretrained, monkeypatch):
+def test_learning_rates_share_one_compilation_and_batch_like_single_runs(pretrained, chunk_traces):
     """Finetunings that differ only in train.lr trace the chunk once (the rate is in the
     optimizer's state), give different curves, and a vmapped batch over the rates equals the
     one-by-one runs to float32 rounding."""
@@ -162,15 +170,12 @@ def test_learning_rates_share_one_compilation_and_batch_like_single_runs(pretrai
     from bridge.run import prepare
 
     model = pretrained[2]
-    traces = []
-    original = ft.steps_then_metrics
-    monkeypatch.setattr(ft, "steps_then_metrics", lambda *a: traces.append(1) or original(*a))
     # A chunk shape no other test compiles (the programs are cached for the whole process).
     trains = [bcfg.load(overrides=[*TINY, "train.steps=6", "train.eval_every=3", f"train.lr={lr}"]).train
               for lr in (0.0071, 0.0213)]
     data = prepare(tiny(), model)[2]
     rows = [ft.finetune(model, train, data) for train in trains]
-    assert len(traces) == 1
+    assert len(chunk_traces) == 1
     assert not np.array_equal(rows[0], rows[1])  # each run's own rate, not the one first traced
     batched = ft.finetune_batch(model, trains[0], [data, data], lrs=[t.lr for t in trains])
     for one, many in zip(rows, batched):

@@ -26,6 +26,7 @@ from sims.sweep import expand_grid, load_sweep, parse_spec, run_sweep
 from cpi.commands import sweep as sweep_cli
 from cpi.cli import execute as main
 from sims.train import run
+from tests.conftest import xla_flags_with
 
 SUMMARY = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion")
 
@@ -412,8 +413,8 @@ for i, config in enumerate(full.configs):
     np.testing.assert_allclose(reduced.metrics["reliance"][i], single, atol=1e-10, rtol=0)
 print("ok", len(full), len(reduced))
 """
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
-    env = {**os.environ, "XLA_FLAGS": flags, "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": xla_flags_with("--xla_force_host_platform_device_count=2")}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           cwd=Path(__file__).parent.parent, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -19,6 +19,7 @@ from sims import config as cfg
 from cpi.cli import execute as main
 from sims.sweep import load_sweep, run_sweep
 from sims.train import run
+from tests.conftest import xla_flags_with
 
 ROOT = Path(__file__).parent.parent
 
@@ -183,8 +184,8 @@ sys.exit(main(sys.argv[1:]))
 
 def _env():
     """One host device per process (the test configuration's XLA flags kept)."""
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=1".strip()
-    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags}
+    return {**os.environ, "JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": xla_flags_with("--xla_force_host_platform_device_count=1")}
 
 
 def test_an_unreachable_coordinator_exits_2_and_writes_nothing(tmp_path):
