@@ -98,6 +98,44 @@ def shape_key(config: Config) -> tuple:
             m.n_test, m.n_aligned, t.steps, t.dtype, t.value_lr > 0, t.optimizer, t.batch_size, t.weight_decay > 0)
 
 
+MIXTURE_FRACTIONS = ("context_critical", "counterfactual", "fact_recall", "fact_recall_seen")
+"""The mixture's fractions that reach the world only through the group counts they round to."""
+
+
+_PLACEHOLDER_MIXTURE = cfg.Mixture()  # one object: `config_repr` memoises sections by id
+
+
+def world_key(config: Config, memo: dict[int, str] | None = None) -> str:
+    """Everything a point's numbers depend on: its config, with the mixture's fractions
+    replaced by the training-point counts of each group that they round to
+    (`sims.config.group_counts`, all that `sims.world.build_world` reads of them). Points
+    with equal keys build identical worlds and train identically, so a sweep computes one of
+    them and copies its results to the others (a grid finer than 1/n_train in a fraction
+    has such points: 41 values of ρ over 20 training points make 21 distinct mixtures)."""
+    memo = {} if memo is None else memo
+    m = config.mixture
+    kept = {f.name: getattr(m, f.name) for f in dataclasses.fields(m) if f.name not in MIXTURE_FRACTIONS}
+    counts = sorted(cfg.group_counts(m).items())
+    others = config_repr(dataclasses.replace(config, mixture=_PLACEHOLDER_MIXTURE), memo)
+    return f"{others} mixture counts {counts} {sorted(kept.items())}"
+
+
+def distinct_points(configs, indices: list[int]) -> tuple[list[int], dict[int, int]]:
+    """(representatives, copies): `indices` without the points whose `world_key` an earlier
+    one has (order kept), and each left-out point's representative."""
+    memo: dict[int, str] = {}
+    first: dict[str, int] = {}
+    representatives, copies = [], {}
+    for i in indices:
+        key = world_key(configs[i], memo)
+        if key in first:
+            copies[i] = first[key]
+        else:
+            first[key] = i
+            representatives.append(i)
+    return representatives, copies
+
+
 def group_points(configs) -> list[list[int]]:
     """Indices of the points of each shape group, groups in order of first appearance."""
     groups: dict[tuple, list[int]] = {}

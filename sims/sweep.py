@@ -66,6 +66,7 @@ class SweepResult:
     computed_chunks: int = 0
     reused_chunks: int = 0
     n_groups: int = 0
+    trained_points: int = 0  # points of distinct `chunks.world_key`, the others copied (0 when loaded)
 
     @property
     def configs(self) -> tuple[Config, ...]:
@@ -103,7 +104,8 @@ def _summary_rows(grid: Grid, summary: dict[str, np.ndarray]) -> list[dict]:
 
 
 def _assemble(grid: Grid, chunk_values: list[tuple[list[int], dict]], record_every: int) -> tuple[dict, dict]:
-    """(metrics, summary arrays) over all points from each chunk's (indices, values)."""
+    """(metrics, summary arrays) over all points from each chunk's (indices, values): row r of
+    every value is point indices[r]'s."""
     n = len(grid)
     summary = {}
     for field in SUMMARY_FIELDS:
@@ -192,21 +194,28 @@ def _load_chunk(path: Path, n: int, n_recorded: int, record: bool) -> dict[str, 
 @dataclass(frozen=True)
 class _Chunk:
     group: int
-    indices: list[int]
+    indices: list[int]  # the points it computes
     size: int  # padded size of every chunk of its group
     path: Path
+    copies: tuple[tuple[int, int], ...] = ()  # (point, row): points of equal `world_key` that take a computed row
 
 
 def _plan(expanded: Grid, out: Path, engine_name: str, record_every: int, record: bool) -> tuple[list[_Chunk], int]:
+    """The chunks of each shape group, over the group's distinct points (`chunks.distinct_points`):
+    a point whose world another point of the group has already is computed once, in the chunk
+    of its first occurrence, and copied from there."""
     groups = chunks.group_points(expanded.configs)
     plan = []
     for g, indices in enumerate(groups):
+        distinct, copy_of = chunks.distinct_points(expanded.configs, indices)
         size = chunks.chunk_size(expanded.configs[indices[0]], record_every, record, engine_name)
-        size = min(size, len(indices))
-        for part in chunks.split_chunks(indices, size):
+        size = min(size, len(distinct))
+        for part in chunks.split_chunks(distinct, size):
             configs = [expanded.configs[i] for i in part]
             digest = chunks.chunk_hash(configs, engine_name, record_every, record)
-            plan.append(_Chunk(g, part, size, out / "groups" / f"{digest}.npz"))
+            row = {i: r for r, i in enumerate(part)}
+            copies = tuple((i, row[j]) for i, j in copy_of.items() if j in row)
+            plan.append(_Chunk(g, part, size, out / "groups" / f"{digest}.npz", copies))
     return plan, len(groups)
 
 
@@ -347,6 +356,7 @@ def run_sweep(
         return None
 
     chunk_values = [(chunk.indices, saved[chunk.path]) for chunk in plan]
+    chunk_values += [_copied_rows(chunk, saved[chunk.path]) for chunk in plan if chunk.copies]
     metrics, summary = _assemble(expanded, chunk_values, record_every)
     summaries = _summary_rows(expanded, summary)
     coords = _coords(expanded)
@@ -363,7 +373,14 @@ def run_sweep(
         record_every=record_every, engine=engine, seconds=seconds, clock=chunks.CLOCK.since(clock),
         computed_chunks=len(missing),
         reused_chunks=len(plan) - len(missing), n_groups=n_groups,
+        trained_points=sum(len(chunk.indices) for chunk in plan),
     )
+
+
+def _copied_rows(chunk: _Chunk, values: dict) -> tuple[list[int], dict]:
+    """(indices, values) of the points that copy rows of `chunk`'s computed values."""
+    points, rows = (list(x) for x in zip(*chunk.copies))
+    return points, {k: np.asarray(v)[rows] for k, v in values.items()}
 
 
 def _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded) -> None:

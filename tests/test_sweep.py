@@ -5,6 +5,7 @@ sharing this file's small grids.)"""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -181,6 +182,72 @@ def test_shape_groups_follow_the_built_worlds():
     more = expand_grid(base(), ["train.steps=20,30", "train.dtype=float64,float32",
                                 "mixture.n_aligned=0,10"])
     assert len(chunks.group_points(more.configs)) == 8
+
+
+def _world_arrays(world) -> dict[str, np.ndarray]:
+    """Every array and number of a built world, by name (points' fields as train.tokens, ...)."""
+    arrays = {}
+    for f in dataclasses.fields(world):
+        value = getattr(world, f.name)
+        if dataclasses.is_dataclass(value):
+            arrays.update({f"{f.name}.{g.name}": np.asarray(getattr(value, g.name)) for g in dataclasses.fields(value)})
+        elif value is not None:
+            arrays[f.name] = np.asarray(value)
+    return arrays
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"world.embeddings": "random", "world.dim": 48, "mixture.counterfactual": 0.1, "mixture.fact_recall": 0.2},
+    {"world.n_relations": 2, "world.n_subjects": 60, "world.n_answers": 120, "mixture.filter": 0.3, "mixture.fact_recall": 0.25},
+])
+def test_points_whose_mixtures_round_to_the_same_counts_share_a_world_key_and_world(values):
+    """Fractions reach the world only through the point counts they round to: ρ = 0.25 and
+    0.26 of 20 training points are both 5 C points, so they have one key and the same world,
+    array for array; 6 C points, or another seed or step size, have another key."""
+    one = cfg.with_values(base(), {**values, "mixture.context_critical": 0.25})
+    same = cfg.with_values(one, {"mixture.context_critical": 0.26})
+    assert cfg.group_counts(one.mixture) == cfg.group_counts(same.mixture)
+    assert chunks.world_key(one) == chunks.world_key(same)
+    a, b = _world_arrays(chunks.build_world(one)), _world_arrays(chunks.build_world(same))
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    for other in ({"mixture.context_critical": 0.3}, {"train.seed": 1}, {"train.lr": 0.5},
+                  {"knowledge.delta_m": 0.61}, {"mixture.n_train": 21}):
+        assert chunks.world_key(cfg.with_values(one, other)) != chunks.world_key(one), other
+
+
+def test_distinct_points_keep_the_first_of_each_world_in_order():
+    grid = expand_grid(base(), ["mixture.context_critical=0.25,0.26,0.3,0.24", "train.lr=0.5,1"])
+    representatives, copies = chunks.distinct_points(grid.configs, list(range(len(grid))))
+    assert representatives == [0, 1, 4, 5]  # seeds innermost: (ρ, lr) points 0..7
+    assert copies == {2: 0, 3: 1, 6: 0, 7: 1}
+
+
+def test_points_of_one_world_are_trained_once_and_equal_run(tmp_path, monkeypatch, capsys):
+    """Four ρ of which three round to 5 of 20 points: two worlds trained, in one chunk, and
+    every point, the copies included, equals `run` at its own config."""
+    trained = []
+    full_chunk = chunks.full_chunk
+
+    def counting(configs, *args, **kwargs):
+        trained.append([c.mixture.context_critical for c in configs])
+        return full_chunk(configs, *args, **kwargs)
+
+    monkeypatch.setattr(chunks, "full_chunk", counting)
+    grid = ["mixture.context_critical=0.24,0.25,0.5,0.26"]
+    result = run_sweep(base(), grid, out=tmp_path / "a")
+    assert trained == [[0.24, 0.5]] and result.trained_points == 2 and result.computed_chunks == 1
+    assert_matches_run(result)
+    for key, values in result.metrics.items():
+        if key != "step":
+            np.testing.assert_array_equal(values[1], values[0], err_msg=key)
+            np.testing.assert_array_equal(values[3], values[0], err_msg=key)
+    again = load_sweep(tmp_path / "a")
+    assert again.summaries == result.summaries
+    assert main(["sweep", "--grid", grid[0], "--set", "train.steps=50", "--out", str(tmp_path / "b")]) == 0
+    assert "4 points (2 distinct once the mixture is rounded to point counts, 2 copied)" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------------------------

@@ -191,8 +191,11 @@ def cmd_sweep(args) -> int:
         print(f"cpi sweep: process {processes.index} of {processes.count} done in {elapsed:.1f} s", file=sys.stderr)
         return 0
     n_inv = sum(bool(r["inversion"]) for r in result.summaries)
+    copies = len(result) - result.trained_points
+    distinct = (f" ({result.trained_points} distinct once the mixture is rounded to point counts, "
+                f"{copies} copied)" if copies else "")
     print(
-        f"{len(result)} points in {result.n_groups} shape group(s), "
+        f"{len(result)} points{distinct} in {result.n_groups} shape group(s), "
         f"{result.computed_chunks + result.reused_chunks} chunk(s) "
         f"({result.computed_chunks} computed, {result.reused_chunks} reused); "
         f"compile+run {result.seconds:.1f} s{clock_note(result.clock)}, {elapsed:.1f} s in all"
