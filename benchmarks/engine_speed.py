@@ -18,6 +18,9 @@ Jobs (each one: the cpi command as a whole process, wall clock, vs the same work
 Each job also gives µs per point-step for both sides, against an arithmetic floor: one NumPy
 softmax over a (1000, 40, 121) array (the 40 length-K softmaxes of one step, for 1000 points)
 divided by 1000. A job whose cpi flags do not exist yet is reported as not available.
+A sweep over ρ finer than 1/n_train has points whose worlds are equal (n_C = round(ρ·n_train));
+`cpi sweep` trains each distinct world once, so those jobs also print the NumPy loop's time over
+the distinct worlds alone and that ratio (engine for engine).
 
     .venv/bin/python benchmarks/engine_speed.py                 # all jobs
     .venv/bin/python benchmarks/engine_speed.py run sweep41     # some jobs
@@ -260,6 +263,11 @@ def job_sweep(job, tmp):
     print(f"            numpy/cpi {speedup:.1f} " + (f"(target >= {target}: {verdict(speedup >= target)})" if target
                                                      else "(no target)")
           + f"; cpi {per_step(wall, n_total, steps):.3f} µs per point-step, peak RSS {rss / 2**30:.2f} GiB")
+    distinct = len({(round(rho * 20), delta_m) for rho, delta_m in points})  # build() reads ρ as round(ρ·n_train)
+    if distinct < n_total:  # cpi trains each distinct world once; so could a NumPy loop
+        np_distinct = np_s * distinct / n_timed
+        print(f"            {distinct} of the {n_total} points have distinct worlds (n_C = round(ρ·20)); numpy over "
+              f"those only {np_distinct:.2f} s: numpy-distinct/cpi {np_distinct / wall:.1f} (engine for engine)")
     print(f"            {compare_summaries(results, read_summary(tmp / job / 'summary.csv'))}")
 
 

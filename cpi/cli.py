@@ -4,10 +4,10 @@
 The entry point is the one place that configures the process, before NumPy and JAX
 initialise: one BLAS thread (NumPy's work here is small matrices, which several BLAS threads
 slow down by up to 100x on a busy machine; a value already in the environment wins), one
-host device per CPU core (so that sweeps shard their points over the
-cores; a flag already in XLA_FLAGS wins), XLA's own CPU reductions instead of YNNPACK's
-(`xla_flags_for_speed`) and a persistent compilation cache, so that a
-second `cpi run` of a config does not compile again. The cache lives in
+host device per CPU core (so that sweeps shard their points over the cores; a flag already
+in XLA_FLAGS wins), XLA's own CPU reductions instead of YNNPACK's and its elemental emitter
+instead of the slower-compiling MLIR one (`SPEED_FLAGS`) and a persistent compilation
+cache, so that a second `cpi run` of a config does not compile again. The cache lives in
 $CPI_COMPILATION_CACHE_DIR, else $XDG_CACHE_HOME/cpi/jax (~/.cache/cpi/jax);
 CPI_COMPILATION_CACHE=0 turns it off.
 """
@@ -31,24 +31,29 @@ def compilation_cache_dir() -> Path | None:
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-YNN_FUSION_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
-YNN_REDUCE_OFF = f"{YNN_FUSION_FLAG}=-LIBRARY_FUSION_TYPE_REDUCE"
-YNN_FLAG_JAXLIB = ("0.10.",)
-"""jaxlib releases on which the flag is known to exist (XLA aborts on an unknown flag)."""
+SPEED_FLAGS = {
+    "--xla_cpu_experimental_ynn_fusion_type": "-LIBRARY_FUSION_TYPE_REDUCE",
+    "--xla_cpu_use_fusion_emitters": "false",
+}
+"""XLA flags that make the engine faster on jaxlib 0.10 (measured with
+`benchmarks/engine_speed.py` and whole `cpi sweep` processes on the 2-core CPU): the CPU backend
+hands reductions to YNNPACK, about 3x slower on the engine's small reductions (over 3 slots
+and a few output classes per point) than XLA's own loops; and it emits its loop fusions
+through MLIR, which spent 1.3-2.2 s compiling the 328-point sweep's program where XLA's
+elemental emitter took 0.9-1.2 s (eleven alternated processes each) for the same speed of stepping and bit-identical results."""
+SPEED_FLAG_JAXLIB = ("0.10.",)
+"""jaxlib releases on which those flags are known to exist (XLA aborts on an unknown flag)."""
 
 
 def xla_flags_for_speed() -> list[str]:
-    """XLA flags that make the engine faster on this jaxlib: the CPU backend of jaxlib 0.10
-    hands reductions to YNNPACK, which is about 3x slower on the engine's small reductions
-    (over 3 slots and a few output classes per point) than XLA's own loops; measured with
-    `benchmarks/engine_speed.py`. Empty on other jaxlib versions."""
+    """`SPEED_FLAGS` as XLA_FLAGS words on the jaxlib releases that know them, else empty."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         jaxlib = version("jaxlib")
     except PackageNotFoundError:
         return []
-    return [YNN_REDUCE_OFF] if jaxlib.startswith(YNN_FLAG_JAXLIB) else []
+    return [f"{k}={v}" for k, v in SPEED_FLAGS.items()] if jaxlib.startswith(SPEED_FLAG_JAXLIB) else []
 
 
 DETERMINISTIC_FLAG = "--xla_gpu_deterministic_ops=true"
@@ -76,14 +81,14 @@ def configure_numerics() -> None:
 
 
 def configure_arithmetic() -> None:
-    """One BLAS thread, XLA's own CPU reductions, deterministic GPU reductions and
+    """One BLAS thread, `SPEED_FLAGS`, deterministic GPU reductions and
     full-precision products, unless XLA_FLAGS already chooses them; the part of
     `configure_process` that the test configuration shares. Call before JAX starts."""
     for name in BLAS_THREAD_VARIABLES:
         os.environ.setdefault(name, "1")
     flags = os.environ.get("XLA_FLAGS", "")
-    if YNN_FUSION_FLAG not in flags:
-        flags = " ".join([flags, *xla_flags_for_speed()]).strip()
+    chosen = [f for f in xla_flags_for_speed() if f.split("=")[0] not in flags]
+    flags = " ".join([flags, *chosen]).strip()
     if DETERMINISTIC_FLAG.split("=")[0] not in flags:
         flags = f"{flags} {DETERMINISTIC_FLAG}".strip()
     os.environ["XLA_FLAGS"] = flags

@@ -1,7 +1,8 @@
 """Test-session setup, before any test module imports NumPy or JAX: one BLAS thread, XLA's
-own CPU reductions, deterministic GPU arithmetic and full-precision matrix products, as the
-`cpi` entry point sets them (`cpi.cli.configure_arithmetic`: tiny
-matrices, on which several BLAS threads contend and YNNPACK reductions are slow). And the
+own CPU reductions and elemental emitter (`cpi.cli.SPEED_FLAGS`), deterministic GPU
+arithmetic and full-precision matrix products, as the `cpi` entry point sets them
+(`cpi.cli.configure_arithmetic`: tiny matrices, on which several BLAS threads contend and
+YNNPACK reductions are slow). And the
 `float64` fixture: JAX's 64-bit mode for one test, for tests that compute with JAX
 themselves (theory and sims switch it on per call; nothing switches it on for the process).
 
