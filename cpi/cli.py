@@ -40,7 +40,8 @@ SPEED_FLAGS = {
 hands reductions to YNNPACK, about 3x slower on the engine's small reductions (over 3 slots
 and a few output classes per point) than XLA's own loops; and it emits its loop fusions
 through MLIR, which spent 1.3-2.2 s compiling the 328-point sweep's program where XLA's
-elemental emitter took 0.9-1.2 s (eleven alternated processes each) for the same speed of stepping and bit-identical results."""
+elemental emitter took 0.9-1.2 s (eight processes without the flag and seven with it,
+alternated), for the same speed of stepping and bit-identical results."""
 SPEED_FLAG_JAXLIB = ("0.10.",)
 """jaxlib releases on which those flags are known to exist (XLA aborts on an unknown flag)."""
 

@@ -210,12 +210,16 @@ def _plan(expanded: Grid, out: Path, engine_name: str, record_every: int, record
         distinct, copy_of = chunks.distinct_points(expanded.configs, indices)
         size = chunks.chunk_size(expanded.configs[indices[0]], record_every, record, engine_name)
         size = min(size, len(distinct))
-        for part in chunks.split_chunks(distinct, size):
+        parts = chunks.split_chunks(distinct, size)
+        place = {i: (c, r) for c, part in enumerate(parts) for r, i in enumerate(part)}  # point: (part, row)
+        copies = [[] for _ in parts]
+        for i, j in copy_of.items():
+            c, r = place[j]
+            copies[c].append((i, r))
+        for part, part_copies in zip(parts, copies):
             configs = [expanded.configs[i] for i in part]
             digest = chunks.chunk_hash(configs, engine_name, record_every, record)
-            row = {i: r for r, i in enumerate(part)}
-            copies = tuple((i, row[j]) for i, j in copy_of.items() if j in row)
-            plan.append(_Chunk(g, part, size, out / "groups" / f"{digest}.npz", copies))
+            plan.append(_Chunk(g, part, size, out / "groups" / f"{digest}.npz", tuple(part_copies)))
     return plan, len(groups)
 
 
