@@ -178,5 +178,25 @@ def main(argv: list[str] | None = None) -> int:
     return execute(argv)
 
 
+def entry() -> None:
+    """The `cpi` console script: `main`, then the end of the process without the interpreter's
+    teardown. Once a command has returned, its files are written and closed; what is left is
+    the exit functions (run here: logging's flush, JAX's own), the standard streams (flushed
+    here) and the destruction of every module and of JAX's runtime, which costs about 0.15 s
+    of a `cpi sweep` process and 0.1 s of one that imports JAX and runs one operation (measured
+    on the 2-core CPU) and has nothing left to save. An exception (including argparse's exit
+    for --help) ends the process the ordinary way."""
+    import atexit
+
+    status = main()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe (`cpi ... | head`): nothing more can reach the reader
+            pass
+    os._exit(status or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

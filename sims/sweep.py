@@ -24,7 +24,9 @@ import hashlib
 import io
 import json
 import math
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,7 +125,10 @@ def _assemble(grid: Grid, chunk_values: list[tuple[list[int], dict]], record_eve
             metrics[name] = chunk_values[0][1][name]
             continue
         dtype = np.result_type(*(values[name].dtype for _, values in chunk_values if name in values))
-        stacked = np.full((n, len(recorded)), np.nan, dtype=dtype)
+        filled = sum(len(indices) for indices, values in chunk_values
+                     if name in values and values[name].shape[1] == len(recorded))
+        # every point's row whole (the chunks' points are disjoint): nothing is left as NaN
+        stacked = np.empty((n, len(recorded)), dtype) if filled == n else np.full((n, len(recorded)), np.nan, dtype)
         for indices, values in chunk_values:
             if name in values:
                 stacked[indices, : values[name].shape[1]] = values[name]
@@ -189,6 +194,51 @@ def _load_chunk(path: Path, n: int, n_recorded: int, record: bool) -> dict[str, 
 
 # --------------------------------------------------------------------------------------------
 # Running a sweep
+
+
+class ChunkWriter:
+    """Saves finished chunks in a background thread, one at a time and in order, while the
+    sweep goes on (the next chunk computing, the sweep's arrays being assembled): writing a
+    recorded chunk takes about 0.05 s per 100 points at 2000 steps on the 2-core CPU, most of
+    it in system calls and checksums that leave the interpreter free. Leaving its `with`
+    block waits until every chunk handed to it is on disk and re-raises the first failed
+    write; `wait_all()` waits for every writer of the process (what an interrupted
+    `cpi sweep` calls before it says what is saved)."""
+
+    _open: set["ChunkWriter"] = set()
+    _lock = threading.Lock()
+
+    def __enter__(self) -> "ChunkWriter":
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cpi-chunk-writer")
+        self._pending: list[Future] = []
+        with ChunkWriter._lock:
+            ChunkWriter._open.add(self)
+        return self
+
+    def write(self, path: Path, values: dict[str, np.ndarray]) -> None:
+        """Queue `values` for `path`, first re-raising the failure of a write already done
+        (so a sweep whose chunks cannot be saved stops at the next chunk, not at the end)."""
+        for future in self._pending:
+            if future.done():
+                future.result()
+        self._pending.append(self._pool.submit(write_npz_atomic, path, values))
+
+    def __exit__(self, *exc) -> None:
+        try:
+            for future in self._pending:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+            with ChunkWriter._lock:
+                ChunkWriter._open.discard(self)
+
+    @classmethod
+    def wait_all(cls) -> None:
+        with cls._lock:
+            writers = list(cls._open)
+        for writer in writers:
+            for future in list(writer._pending):
+                future.exception()  # finished, or failed: either way no longer in flight
 
 
 @dataclass(frozen=True)
@@ -345,23 +395,24 @@ def run_sweep(
         return chunks.full_chunk(configs, chunk.size, record_every, record, report)
 
     start, clock = time.perf_counter(), dataclasses.replace(chunks.CLOCK)
-    with bar:
-        if processes.count == 1:
-            for i in missing:
-                chunk = plan[i]
-                values = compute(chunk, lambda done: bar.advance_to(finished[0] + done))
-                finished[0] += len(chunk.indices) * expanded.configs[chunk.indices[0]].train.steps
-                write_npz_atomic(chunk.path, values)
-                saved[chunk.path] = values
-        else:
-            _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded)
-    seconds = time.perf_counter() - start
-    if not processes.writer:
-        return None
-
-    chunk_values = [(chunk.indices, saved[chunk.path]) for chunk in plan]
-    chunk_values += [_copied_rows(chunk, saved[chunk.path]) for chunk in plan if chunk.copies]
-    metrics, summary = _assemble(expanded, chunk_values, record_every)
+    with ChunkWriter() as writer:  # on leaving, every computed chunk is on disk (or its write failed here)
+        with bar:
+            if processes.count == 1:
+                for i in missing:
+                    chunk = plan[i]
+                    values = compute(chunk, lambda done: bar.advance_to(finished[0] + done))
+                    finished[0] += len(chunk.indices) * expanded.configs[chunk.indices[0]].train.steps
+                    writer.write(chunk.path, values)
+                    saved[chunk.path] = values
+            else:
+                _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded, writer)
+        seconds = time.perf_counter() - start
+        if not processes.writer:
+            return None
+        # assembled while the last chunk is written
+        chunk_values = [(chunk.indices, saved[chunk.path]) for chunk in plan]
+        chunk_values += [_copied_rows(chunk, saved[chunk.path]) for chunk in plan if chunk.copies]
+        metrics, summary = _assemble(expanded, chunk_values, record_every)
     summaries = _summary_rows(expanded, summary)
     coords = _coords(expanded)
     steps = np.array([c.train.steps for c in expanded.configs], dtype=np.int64)
@@ -387,7 +438,7 @@ def _copied_rows(chunk: _Chunk, values: dict) -> tuple[list[int], dict]:
     return points, {k: np.asarray(v)[rows] for k, v in values.items()}
 
 
-def _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded) -> None:
+def _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded, writer) -> None:
     """Deal the missing chunks of each shape group round-robin over the processes; after each
     round gather every process's chunk (padded to the group's chunk size) and let process 0
     save them. A process without a chunk in the last round sends its first chunk again."""
@@ -407,7 +458,7 @@ def _run_distributed(plan, missing, processes, compute, saved, bar, finished, ex
                 n = len(chunk.indices)
                 got = {k: np.asarray(v[q])[:n] for k, v in gathered.items()}
                 if processes.writer:
-                    write_npz_atomic(chunk.path, got)
+                    writer.write(chunk.path, got)
                     saved[chunk.path] = got
                 finished[0] += n * expanded.configs[chunk.indices[0]].train.steps
             bar.advance_to(finished[0])

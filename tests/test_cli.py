@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -117,3 +121,23 @@ def test_run_without_aligned_points(tmp_path):
 def test_seed_range_message_is_an_integer_range(capsys):
     assert main(["run", "--set", "train.seed=-1"]) == 2
     assert "[0, 4294967295]" in capsys.readouterr().err
+
+
+def test_the_console_entry_keeps_the_status_the_output_and_the_files(tmp_path):
+    """`cpi.cli.entry` ends the process with os._exit after the command: the status is the
+    command's, everything printed reaches a pipe, and the run's files are whole."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "run"
+
+    def cpi(*args):
+        return subprocess.run([sys.executable, "-m", "cpi", *args], cwd=root, capture_output=True, text=True,
+                              env={**os.environ, "CPI_COMPILATION_CACHE": "0"})
+
+    done = cpi("run", *FAST, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {out}/config.toml, metrics.npz, summary.json" in done.stdout
+    config, metrics, summary = load_run(out)
+    assert metrics["reliance"].shape == (41,) and summary["peak_reliance"] == pytest.approx(metrics["reliance"].max())
+    bad = cpi("run", "--set", "train.steps=0", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2 and "train.steps = 0 is out of range" in bad.stderr
+    assert not (tmp_path / "bad").exists()

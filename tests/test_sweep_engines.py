@@ -133,6 +133,34 @@ def test_an_interrupted_sweep_keeps_its_finished_chunks(tmp_path, monkeypatch):
     np.testing.assert_allclose(resumed.metrics["reliance"], reference.metrics["reliance"], rtol=0, atol=1e-12)
 
 
+def test_a_chunk_that_cannot_be_written_fails_the_sweep_and_keeps_the_others(tmp_path, monkeypatch):
+    """Chunks are written in a background thread (`sims.sweep.ChunkWriter`): a failed write
+    still fails the sweep, with its own error, at the next chunk, and leaves no sweep.npz or
+    summary.json; the chunk written before it is on disk and a rerun computes the others."""
+    import sims.sweep as sweep
+
+    grid = ["mixture.context_critical=0.1:0.9:5"]
+    monkeypatch.setattr(chunks, "MAX_CHUNK_POINTS", 2)  # 3 chunks: 2 + 2 + 1 points
+    real, writes = sweep.write_npz_atomic, []
+
+    def second_chunk_fails(path, arrays):
+        if path.parent.name == "groups":
+            writes.append(path)
+            if len(writes) == 2:
+                raise OSError(28, "No space left on device")
+        return real(path, arrays)
+
+    monkeypatch.setattr(sweep, "write_npz_atomic", second_chunk_fails)
+    with pytest.raises(OSError, match="No space left"):
+        run_sweep(base(), grid, out=tmp_path)
+    assert len(writes) == 2  # the third chunk is not saved after the second failed
+    assert not (tmp_path / "summary.json").exists() and not (tmp_path / "sweep.npz").exists()
+    assert [p.name for p in (tmp_path / "groups").iterdir()] == [writes[0].name]
+    monkeypatch.setattr(sweep, "write_npz_atomic", real)
+    resumed = run_sweep(base(), grid, out=tmp_path)
+    assert resumed.computed_chunks == 2 and resumed.reused_chunks == 1
+
+
 def test_runs_and_sweeps_that_would_not_fit_in_memory_are_refused(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
     assert main(["run", "--set", "train.steps=1000000000", "--out", str(out)]) == 2

@@ -152,7 +152,8 @@ def run_interruptibly(work, on_interrupt):
 def cmd_sweep(args) -> int:
     from sims.config import seeds_matter
     from sims.distributed import check_flags, join
-    from sims.sweep import check_sweep, check_sweep_dir, default_sweep_dir, run_sweep, saved_chunk_count, sweep_identity
+    from sims.sweep import (ChunkWriter, check_sweep, check_sweep_dir, default_sweep_dir, run_sweep, saved_chunk_count,
+                            sweep_identity)
 
     base = load_config(args)
     # every ConfigError before anything is printed, joined or written
@@ -174,6 +175,7 @@ def cmd_sweep(args) -> int:
                   "relabels tokens: every seed gives the same numbers", file=sys.stderr)
 
     def interrupted():
+        ChunkWriter.wait_all()  # a chunk that finished is saved, not cut off mid-write
         saved, total = saved_chunk_count(expanded, out, args.record_every, args.summaries_only, args.engine)
         print(f"\ncpi sweep: interrupted; {saved} of {total} chunk(s) of this sweep are saved under "
               f"{out}/groups (the chunk in progress is lost); rerun the same command to compute only "
