@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
+import sys
 from pathlib import Path
 
 from sims import config as cfg
@@ -18,7 +20,7 @@ from sims.results import check_out_dir, check_out_file
 __all__ = [
     "EXIT_FAILURE", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "KEYS_HINT", "add_config_arguments", "load_config",
     "add_record_every", "add_force", "check_out_dir", "check_out_file", "default_run_dir", "training_counts",
-    "describe_run",
+    "describe_run", "end_process",
 ]
 
 EXIT_FAILURE = 1
@@ -26,6 +28,17 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 KEYS_HINT = "`cpi config` lists every key with its default, allowed values and meaning"
+
+
+def end_process(status: int) -> None:
+    """Flush the standard streams and end the process at once with `status`, skipping the
+    interpreter's teardown (and whatever threads still run)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe (`cpi ... | head`): nothing more can reach the reader
+            pass
+    os._exit(status)
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, what: str = "the config") -> None:

@@ -188,14 +188,11 @@ def entry() -> None:
     for --help) ends the process the ordinary way."""
     import atexit
 
+    from .arguments import end_process
+
     status = main()
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except OSError:  # a closed pipe (`cpi ... | head`): nothing more can reach the reader
-            pass
-    os._exit(status or 0)
+    end_process(status or 0)
 
 
 if __name__ == "__main__":

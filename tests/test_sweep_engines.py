@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import sims.chunks as chunks
+import sims.sweep as sweep
 from sims import budget
 from sims import config as cfg
 from cpi.cli import execute as main
@@ -137,8 +138,6 @@ def test_a_chunk_that_cannot_be_written_fails_the_sweep_and_keeps_the_others(tmp
     """Chunks are written in a background thread (`sims.sweep.ChunkWriter`): a failed write
     still fails the sweep, with its own error, at the next chunk, and leaves no sweep.npz or
     summary.json; the chunk written before it is on disk and a rerun computes the others."""
-    import sims.sweep as sweep
-
     grid = ["mixture.context_critical=0.1:0.9:5"]
     monkeypatch.setattr(chunks, "MAX_CHUNK_POINTS", 2)  # 3 chunks: 2 + 2 + 1 points
     real, writes = sweep.write_npz_atomic, []

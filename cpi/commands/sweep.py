@@ -8,14 +8,13 @@ process exits with status 130 without waiting for the chunk in flight.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
 from pathlib import Path
 
 from ..arguments import (EXIT_INTERRUPTED, add_config_arguments, add_force, add_record_every, check_out_dir,
-                         describe_run, load_config)
+                         describe_run, end_process, load_config)
 
 FULL_TABLE_ROWS = 40
 TAIL_ROWS = 5
@@ -141,9 +140,7 @@ def run_interruptibly(work, on_interrupt):
             worker.join(0.1)
     except KeyboardInterrupt:
         on_interrupt()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)
+        end_process(EXIT_INTERRUPTED)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
