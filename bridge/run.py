@@ -81,14 +81,15 @@ def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
     return results(config, model, world, train, data, rows)
 
 
-def check_run_dir(out_dir, config: Config, force: bool = False) -> None:
-    """ConfigError when `out_dir` already holds a run of another bridge config, or a sweep,
-    unless `force` (`sims.results.check_run_dir` with the bridge's schema)."""
+def check_run_dir(out_dir, config: Config, force: bool = False, source=None) -> None:
+    """ConfigError when `out_dir` already holds a run of another bridge config, a sweep or a
+    hand-written config.toml, unless `force`, or when it would replace the --config file
+    `source` (`sims.results.check_run_dir` with the bridge's schema)."""
     from sims.results import check_run_dir as check
 
     from . import config as bcfg
 
-    check(out_dir, config, force, bcfg.SCHEMA)
+    check(out_dir, config, force, bcfg.SCHEMA, source=source)
 
 
 def save(out_dir, config: Config, metrics: dict, summary: dict):

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sims.dir_lock import LOCK_NAME, claim_dir
 from sims.errors import ConfigError
 from sims import grid
 from sims.grid import Axis
@@ -222,29 +223,35 @@ def run_sweep(base: Config, grid=(), seeds: int = 1, out=None, cache_dir=None, p
     out = Path(out) if out is not None else Path("sweeps") / f"bridge-{sweep_digest(base, grid, seeds)}"
     identity = {"kind": "bridge", "grid": grid, "seeds": int(seeds),
                 "base_config_sha256": hashlib.sha256(bcfg.to_toml(base).encode()).hexdigest()}
-    manifest = out / MANIFEST
-    if not force and out.exists() and any(out.iterdir()):
-        try:
-            same = json.loads(manifest.read_text()) == identity
-        except (OSError, ValueError):
-            same = False
-        if not same:
-            raise ConfigError(f"--out {str(out)!r} holds something other than this bridge sweep; choose another "
-                              "directory, or --force to write there anyway")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").unlink(missing_ok=True)
-    write_atomic(manifest, json_bytes(identity))
-    write_atomic(out / "config.toml", bcfg.to_toml(base).encode())
-    with StepProgress(len(configs), "run", enabled=progress, description="bridge sweep") as bar:
-        computed = run_configs(configs, cache_dir, out / "runs", vmap, lambda done, _: bar.advance_to(done))
-    metrics = stack_metrics(computed)
-    summaries = [s for _, s in computed]
-    keys = list(points[0]) if points else []
-    rows = [_row(p, c, s) for p, c, s in zip(points, configs, summaries)]
-    coords = {k: np.array([p[k] for p in points]) for k in keys}
-    coords["seed"] = np.array([c.train.seed for c in configs], dtype=np.int64)
-    table = {f"summary_{f}": np.array([np.nan if r[f] is None else r[f] for r in rows]) for f in SUMMARY_FIELDS}
-    write_npz_atomic(out / "sweep.npz", {**coords, **metrics, **table})
-    write_atomic(out / "summary.csv", _csv_bytes(keys, rows))
-    write_atomic(out / "summary.json", json_bytes({**identity, "keys": keys, "points": rows}))
-    return BridgeSweep(points, configs, metrics, summaries, out)
+    _check_sweep_dir(out, identity, force)
+    with claim_dir(out):  # one writer at a time; the check again, now that no other can write
+        _check_sweep_dir(out, identity, force)
+        (out / "summary.json").unlink(missing_ok=True)
+        write_atomic(out / MANIFEST, json_bytes(identity))
+        write_atomic(out / "config.toml", bcfg.to_toml(base).encode())
+        with StepProgress(len(configs), "run", enabled=progress, description="bridge sweep") as bar:
+            computed = run_configs(configs, cache_dir, out / "runs", vmap, lambda done, _: bar.advance_to(done))
+        metrics = stack_metrics(computed)
+        summaries = [s for _, s in computed]
+        keys = list(points[0]) if points else []
+        rows = [_row(p, c, s) for p, c, s in zip(points, configs, summaries)]
+        coords = {k: np.array([p[k] for p in points]) for k in keys}
+        coords["seed"] = np.array([c.train.seed for c in configs], dtype=np.int64)
+        table = {f"summary_{f}": np.array([np.nan if r[f] is None else r[f] for r in rows]) for f in SUMMARY_FIELDS}
+        write_npz_atomic(out / "sweep.npz", {**coords, **metrics, **table})
+        write_atomic(out / "summary.csv", _csv_bytes(keys, rows))
+        write_atomic(out / "summary.json", json_bytes({**identity, "keys": keys, "points": rows}))
+        return BridgeSweep(points, configs, metrics, summaries, out)
+
+
+def _check_sweep_dir(out: Path, identity: dict, force: bool) -> None:
+    """ConfigError when `out` holds anything but this bridge sweep (`identity`), unless `force`."""
+    if force or not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):
+        return
+    try:
+        same = json.loads((out / MANIFEST).read_text()) == identity
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        raise ConfigError(f"--out {str(out)!r} holds something other than this bridge sweep; choose another "
+                          "directory, or --force to write there anyway")

@@ -8,6 +8,7 @@ timestamps, so the same numbers give the same bytes.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -118,8 +119,10 @@ def check_out_dir(path: str | Path, flag: str = "--out") -> None:
         with tempfile.TemporaryFile(dir=existing, prefix=".cpi-probe-"):
             pass
     except OSError as err:
-        where = "" if existing == path else f" ({str(existing)!r}, where it would be created)"
-        raise ConfigError(f"{flag} {str(path)!r} is not writable{where}: {err.strerror or err}") from None
+        what = "is not writable" if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else "accepts no new files"
+        where = "" if existing == path else " (where it would be created)"
+        raise ConfigError(f"{flag} {str(path)!r} cannot be written: {str(existing)!r}{where} {what} "
+                          f"(the system says: {err.strerror or err})") from None
 
 
 def check_out_file(path: str | Path, flag: str = "--out") -> None:
@@ -131,29 +134,52 @@ def check_out_file(path: str | Path, flag: str = "--out") -> None:
     check_out_dir(path.parent if str(path.parent) else Path("."), flag=f"{flag} {str(path)!r}: directory")
 
 
-def check_run_dir(out_dir: str | Path, config, force: bool = False, schema: Schema = cfg.SCHEMA) -> None:
-    """ConfigError when `out_dir` already holds a run (a config.toml) of another config of
-    `schema` (the toy's unless given), or a sweep, unless `force`: a run is only ever replaced
-    by the same run."""
+def check_run_dir(out_dir: str | Path, config, force: bool = False, schema: Schema = cfg.SCHEMA,
+                  source: str | Path | None = None) -> None:
+    """ConfigError when writing the run of `config` (a config of `schema`, the toy's unless
+    given) into `out_dir` would replace something else, unless `force`: a run (a config.toml
+    beside a summary.json) of another config, a sweep, or a config.toml that no run wrote
+    (a hand-written file: its text is not the resolved config). A run is only ever replaced by
+    the same run. `source`, the --config file, is never replaced, even with `force`, unless
+    its text is already the resolved config that the run writes."""
     out = Path(out_dir)
-    if force or not out.is_dir():
+    if not out.is_dir():
+        return
+    saved = out / "config.toml"
+    text = _read_or_none(saved) if saved.is_file() else None
+    if text is not None and text != schema.to_toml(config).encode() and source is not None \
+            and Path(source).resolve() == saved.resolve():
+        raise ConfigError(f"--config {str(source)!r} is the config.toml that the run would write into --out "
+                          f"{str(out)!r}, replacing it (and its comments) with the resolved config; choose "
+                          f"another --out, e.g. {str(out / 'run')!r}")
+    if force:
         return
     if (out / "sweep.npz").exists() or (out / "groups").is_dir():
         raise ConfigError(f"--out {str(out)!r} holds a sweep, not a run; choose another directory "
                           "(or --force to write the run there anyway)")
-    saved = out / "config.toml"
     if not saved.exists():
         return
     try:
-        same = schema.load(saved) == config
+        saved_config = schema.load(saved)
     except ConfigError:
-        same = False
-    if not same:
+        saved_config = None
+    resolved = saved_config is not None and text == schema.to_toml(saved_config).encode()
+    if not resolved and not (out / "summary.json").exists():
+        raise ConfigError(f"--out {str(out)!r} holds a config.toml that no run wrote (it is not the resolved "
+                          "config of a run); choose another directory, or --force to replace it")
+    if saved_config != config:
         compare = " (`cpi compare` shows how the configs differ)" if schema is cfg.SCHEMA else ""
         raise ConfigError(
             f"--out {str(out)!r} holds a run of another config ({saved}); choose another directory, "
             f"or --force to replace it{compare}"
         )
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def metrics_csv_bytes(metrics: dict[str, np.ndarray]) -> bytes:

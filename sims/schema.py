@@ -130,12 +130,17 @@ class Schema:
         return value
 
     def coerce(self, key: str, value: Any) -> Any:
-        """The value of `key` with its type checked; ints are accepted where floats are."""
+        """The value of `key` with its type checked; ints are accepted where floats are, and
+        floats with no fractional part (1e3, 100.0) where ints are."""
         want = self.field_type(key)
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if want is int and isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
         if want is float and isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{key} = {value!r} is not finite; expected {self.allowed_text(key)}")
+        if want is int and isinstance(value, float):
+            raise ConfigError(f"{key} = {value!r} is not a whole number; expected {self.allowed_text(key)}")
         if not isinstance(value, want) or isinstance(value, bool) != (want is bool):
             raise ConfigError(f"{key} = {value!r} has the wrong type ({type(value).__name__}); "
                               f"expected {self.allowed_text(key)}")

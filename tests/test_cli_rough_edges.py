@@ -64,8 +64,8 @@ def test_subject_only_points_survive_a_full_filter():
 
 def test_the_run_header_counts_the_points_left_after_filtering(tmp_path, capsys):
     assert main(["run", *FAST, "--set", "mixture.filter=0.25", "--out", str(tmp_path / "r")]) == 0
-    err = capsys.readouterr().err
-    assert "cpi run: 15 training points after filtering 20 (10 C, 5 CS)" in err
+    out = capsys.readouterr().out
+    assert "cpi run: 15 training points after filtering 20 (10 C, 5 CS)" in out
 
 
 # ---------------------------------------------------------------------------- --out
@@ -173,7 +173,7 @@ def test_a_run_that_needs_much_memory_says_how_much(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(budget, "process_bytes", lambda: 3 * 2**30)
     monkeypatch.setattr(budget, "available_memory", lambda: 4 * 2**30)
     assert main(["run", *FAST, "--out", str(tmp_path / "r")]) == 0
-    assert "memory: about 3 GiB (of 4 GiB available)" in capsys.readouterr().err
+    assert "memory: about 3 GiB (of 4 GiB available)" in capsys.readouterr().out
 
 
 def test_the_memory_estimate_counts_a_gpu_runtime_without_starting_jax(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ its metrics in the toy's format and print the toy's summary."""
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 from pathlib import Path
 
@@ -47,8 +46,8 @@ def add_parser(subparsers):
 
 def cmd_bridge(args) -> int:
     from bridge import config as bcfg
-    from bridge.run import check_run_dir, run, save
-    from sims.progress import StepProgress
+    from bridge.run import check_run_dir
+    from sims.dir_lock import claim_dir
 
     if args.keys:
         rows = [("key", "default", "allowed", "meaning"), *bcfg.keys_table()]
@@ -64,13 +63,23 @@ def cmd_bridge(args) -> int:
     check_out_dir(out)
     if args.cache:
         check_out_dir(args.cache, flag="--cache")
-    check_run_dir(out, config, force=args.force)
+    check_run_dir(out, config, force=args.force, source=args.config)
+    with claim_dir(out):  # one writer at a time; the check again, now that no other can write
+        check_run_dir(out, config, force=args.force, source=args.config)
+        return _run_and_save(args, config, out)
+
+
+def _run_and_save(args, config, out: Path) -> int:
+    from bridge import config as bcfg
+    from bridge.run import run, save
+    from sims.progress import StepProgress
+
     counts = bcfg.group_counts(config.mixture)
     t, tr = config.transformer, config.train
     print(f"cpi bridge: {config.mixture.n_train} finetuning points ("
           + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
           + f"); transformer {t.layers} layers x {t.heads} heads, d_model {t.d_model}; {tr.optimizer} lr {tr.lr:g}, "
-          f"{tr.steps} steps, trainable {tr.trainable}, seed {tr.seed}", file=sys.stderr)
+          f"{tr.steps} steps, trainable {tr.trainable}, seed {tr.seed}")
     bars = {}
 
     def progress(stage, done, total):
@@ -117,7 +126,7 @@ def _sweep(args, config) -> int:
     if args.cache:
         check_out_dir(args.cache, flag="--cache")
     print(f"cpi bridge: sweep of {len(configs)} points ({', '.join(args.grid) or 'base config'}, "
-          f"{args.seeds} seed(s))", file=sys.stderr)
+          f"{args.seeds} seed(s))")
     start = time.perf_counter()
     result = run_sweep(config, args.grid, args.seeds, out=out, cache_dir=args.cache, progress=True,
                        vmap=args.vmap, force=args.force)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -33,28 +32,37 @@ def add_parser(subparsers):
 
 
 def cmd_run(args) -> int:
-    from sims.budget import available_memory, check_record_every, check_run_budget, human_bytes, run_bytes
-    from sims.results import check_run_dir, save_run
-    from sims.train import run
+    from sims.budget import check_record_every, check_run_budget
+    from sims.dir_lock import claim_dir
+    from sims.results import check_run_dir
 
     config = load_config(args)
     out = Path(args.out) if args.out else default_run_dir(config)
     check_out_dir(out)
-    check_run_dir(out, config, force=args.force)
+    check_run_dir(out, config, force=args.force, source=args.config)
     check_record_every(args.record_every)
     check_run_budget(config, args.record_every)
-    print(f"cpi run: {describe_run(config)}", file=sys.stderr)
+    with claim_dir(out):  # one writer at a time; the check again, now that no other can write
+        check_run_dir(out, config, force=args.force, source=args.config)
+        return _train_and_save(args, config, out)
+
+
+def _train_and_save(args, config, out: Path) -> int:
+    from sims.budget import available_memory, human_bytes, run_bytes
+    from sims.results import save_run
+    from sims.train import run
+
+    print(f"cpi run: {describe_run(config)}")
     if config.world.embeddings == "random" and config.knowledge.pretraining == "constructed":
         from sims.world import build_world
 
         world = build_world(config)
         print(f"  random embeddings in R^{world.embed.shape[0]} (seed {config.train.seed}, {world.embed.shape[1]} "
               f"tokens): the Lemma 3 value table is realised to within {world.value_table_error:.3g} "
-              f"(max |Φᵀ W_V Φ − V|{'' if world.embed.shape[0] >= world.embed.shape[1] else ', least squares: dim < K'})",
-              file=sys.stderr)
+              f"(max |Φᵀ W_V Φ − V|{'' if world.embed.shape[0] >= world.embed.shape[1] else ', least squares: dim < K'})")
     need = run_bytes(config, args.record_every)
     if need > MEMORY_NOTE_BYTES:
-        print(f"  memory: about {human_bytes(need)} (of {human_bytes(available_memory())} available)", file=sys.stderr)
+        print(f"  memory: about {human_bytes(need)} (of {human_bytes(available_memory())} available)")
     start = time.perf_counter()
     result = run(config, progress=True, record_every=args.record_every)
     elapsed = time.perf_counter() - start
