@@ -106,3 +106,138 @@ def test_cli_adam_sweep_exits_0_and_writes_the_sweep(tmp_path, capsys, flags):
     assert (out / "sweep.npz").exists()
     rows = json.loads((out / "summary.json").read_text())["points"]
     assert [row["train.lr"] for row in rows] == [0.05, 0.1]
+
+
+# --------------------------------------------------------------------------------------------
+# A finished sweep's rerun
+
+
+PAIR = ["--grid", "train.lr=0.5,1"]
+
+
+def printed_table(out: str) -> str:
+    """The lines of the printed table (from the inversion count to the last row)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("context reliance M_C"))
+    end = next(i for i, line in enumerate(lines) if line.startswith(("wrote ", "results in ")))
+    return "\n".join(lines[start:end])
+
+
+def test_rerunning_a_finished_sweep_reads_neither_chunks_nor_sweep_npz(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "s"
+    argv = ["sweep", *TINY_SET, *PAIR, "--out", str(out)]
+    assert main(argv) == 0
+    first = capsys.readouterr().out
+    for chunk in (out / "groups").iterdir():
+        chunk.write_bytes(b"damaged")  # were the chunks read, they would be recomputed
+    files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished sweep's rerun must not load or compute anything")
+
+    monkeypatch.setattr(np, "load", refuse)
+    monkeypatch.setattr(sweep, "_load_chunk", refuse)
+    monkeypatch.setattr(chunks, "full_chunk", refuse)
+    assert main(argv) == 0
+    second = capsys.readouterr().out
+    assert f"{out} already holds this sweep, complete: nothing computed or written" in second
+    assert printed_table(second) == printed_table(first)
+    assert "inversion at" in printed_table(second) and "0.5" in printed_table(second)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+
+
+@pytest.mark.parametrize("damage", ["summary.json", "sweep.npz", "truncate sweep.npz"])
+def test_a_sweep_missing_its_results_is_not_taken_for_finished(tmp_path, capsys, damage):
+    """Without summary.json or a readable sweep.npz the rerun goes through the chunks (reused,
+    nothing computed) and writes the results again."""
+    out = tmp_path / "s"
+    argv = ["sweep", *TINY_SET, *PAIR, "--out", str(out)]
+    assert main(argv) == 0
+    expected = (out / "sweep.npz").read_bytes()
+    if damage.startswith("truncate"):
+        (out / "sweep.npz").write_bytes(expected[: len(expected) // 2])
+    else:
+        (out / damage).unlink()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "(0 computed, 1 reused)" in capsys.readouterr().out
+    assert (out / "sweep.npz").read_bytes() == expected and (out / "summary.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# The size of what a sweep records
+
+
+def test_a_large_sweep_says_its_size_and_a_stride_that_fits_before_computing(tmp_path, capsys, monkeypatch):
+    expanded = sweep.check_sweep(tiny(), ["train.lr=0.5,1"])
+    sizes = sweep.record_sizes(expanded, 1, True)
+    limit = sizes.disk // 2  # about half: a stride of 5 of the 12 steps records 4 of 13 steps
+    assert sweep.fitting_record_every(expanded, 1, lambda s: s.disk <= limit) == 5
+    assert sweep.record_sizes(expanded, 5, True).disk <= limit < sweep.record_sizes(expanded, 2, True).disk
+    monkeypatch.setattr(sweep, "SIZE_NOTE_BYTES", limit)
+    assert main(["sweep", *TINY_SET, *PAIR, "--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    (note,) = [line for line in captured.err.splitlines() if "cpi sweep: note:" in line]
+    assert f"about {sweep.human_bytes(sizes.disk)} on disk" in note and "of memory" in note
+    assert "--record-every 5" in note and "--summaries-only" in note
+    assert "note" not in captured.out
+    for quiet in (["--record-every", "5"], ["--summaries-only"]):
+        assert main(["sweep", *TINY_SET, *PAIR, *quiet, "--out", str(tmp_path / quiet[0][2:])]) == 0
+        assert "note:" not in capsys.readouterr().err
+
+
+def test_the_size_of_a_real_sweep_is_about_what_it_writes(tmp_path):
+    """The disk estimate is the bytes of the arrays in groups/ and sweep.npz (of distinct
+    points), short of the archives' headers only."""
+    result = run_sweep(tiny(**{"train.steps": 200}), ["train.lr=0.5,1"], out=tmp_path)
+    written = sum(p.stat().st_size for p in [tmp_path / "sweep.npz", *(tmp_path / "groups").iterdir()])
+    estimate = sweep.record_sizes(result.grid, 1, True).disk
+    assert estimate <= written <= 1.2 * estimate
+
+
+Usage = namedtuple("Usage", "total used free")
+
+
+def test_a_sweep_larger_than_the_free_disk_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    expanded = sweep.check_sweep(tiny(), ["train.lr=0.5,1"])
+    free = sweep.record_sizes(expanded, 1, True).disk // 2
+    seen = []
+
+    def disk_usage(path):
+        seen.append(path)
+        return Usage(10 * free, 9 * free, free)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    out = tmp_path / "new" / "s"
+    assert main(["sweep", *TINY_SET, *PAIR, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(out) in err and f"{sweep.human_bytes(free)} free" in err and "--record-every 5" in err
+    assert "Traceback" not in err and not (tmp_path / "new").exists()
+    assert seen and seen[-1] == tmp_path  # the nearest directory that exists
+    with pytest.raises(ConfigError, match="free on its file system"):
+        run_sweep(tiny(), ["train.lr=0.5,1"], out=out)
+    assert not (tmp_path / "new").exists()
+    assert main(["sweep", *TINY_SET, *PAIR, "--summaries-only", "--out", str(out)]) == 0  # records no metrics
+
+
+# --------------------------------------------------------------------------------------------
+# What `cpi sweep` says, and where
+
+
+def test_a_sweep_without_a_grid_says_it_has_one_point(tmp_path, capsys):
+    assert main(["sweep", *TINY_SET, "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert "one point, the base config" in err and "`cpi run` trains one config" in err and "--grid" in err
+    for argv in ([*PAIR], ["--seeds", "2"]):
+        assert main(["sweep", *TINY_SET, *argv, "--out", str(tmp_path / argv[0][2:])]) == 0
+        assert "one point" not in capsys.readouterr().err
+
+
+def test_the_header_goes_with_the_table_to_stdout_and_progress_to_stderr(tmp_path, capsys):
+    assert main(["sweep", *TINY_SET, *PAIR, "--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].startswith("cpi sweep: base config 8 training points")
+    assert lines[1].strip().startswith("2 points, 24 point-steps, engine full")
+    assert "base config" not in captured.err and "point-steps/s" in captured.err
+    assert "point-steps/s" not in captured.out
