@@ -18,12 +18,14 @@ import sims.sweep as sweep
 from cpi.cli import execute as main
 from sims import config as cfg
 from sims.errors import ConfigError
+from sims.results import write_npz_atomic
 from sims.sweep import load_sweep, run_sweep
 from sims.train import run
 
 TINY = {"train.steps": 12, "world.n_subjects": 12, "world.n_answers": 14, "mixture.n_train": 8,
         "mixture.n_test": 2, "mixture.n_aligned": 2}
 TINY_SET = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
+PAIR = ["--grid", "train.lr=0.5,1"]
 
 
 def tiny(**values):
@@ -98,6 +100,25 @@ def test_a_grid_over_the_optimizers_mixes_both_engines(tmp_path, capsys):
     assert "inversion at" in capsys.readouterr().out
 
 
+def test_a_directory_left_by_a_crashed_adam_sweep_is_finished_by_a_rerun(tmp_path, capsys):
+    """What the crash left: sweep.json, config.toml and chunks holding each point's extra
+    summary fields (first_peak_*) beside the metrics, no sweep.npz, no summary.json. Those
+    chunks are not of the sweep's format: the rerun computes them again and finishes."""
+    out = tmp_path / "s"
+    argv = ["sweep", *TINY_SET, "--set", "train.optimizer=adam", *PAIR, "--out", str(out)]
+    assert main(argv) == 0
+    (chunk,) = (out / "groups").iterdir()
+    with np.load(chunk) as archive:
+        values = {k: archive[k] for k in archive.files}
+    write_npz_atomic(chunk, {**values, "first_peak_reliance": values["peak_reliance"]})
+    (out / "sweep.npz").unlink()
+    (out / "summary.json").unlink()
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "(1 computed, 0 reused)" in capsys.readouterr().out
+    assert load_sweep(out).summaries[1]["train.lr"] == 1.0
+
+
 @pytest.mark.parametrize("flags", [[], ["--summaries-only"], ["--record-every", "10"]])
 def test_cli_adam_sweep_exits_0_and_writes_the_sweep(tmp_path, capsys, flags):
     out = tmp_path / "s"
@@ -111,8 +132,6 @@ def test_cli_adam_sweep_exits_0_and_writes_the_sweep(tmp_path, capsys, flags):
 # --------------------------------------------------------------------------------------------
 # A finished sweep's rerun
 
-
-PAIR = ["--grid", "train.lr=0.5,1"]
 
 
 def printed_table(out: str) -> str:
