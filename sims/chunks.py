@@ -244,19 +244,27 @@ def _strengths(worlds) -> dict[str, np.ndarray]:
 
 
 def _generic_chunk(configs, record_every, record, progress):
+    """The points of a chunk one by one on the generic d×d engine (adam, adamw), in
+    `_full_chunk`'s output format: the SUMMARY_FIELDS as (n,) arrays (the per-point summary
+    has more fields, which a sweep does not keep) and, when `record`, every metric as
+    (n, recorded steps)."""
     from .train import generic_run
 
     rows = []
-    for i, config in enumerate(configs):
+    done = 0
+    for config in configs:
         t = config.train
         world = build_world(config)
-        values, summary, _ = generic_run(world, config, optimizers.hyper(t, t.dtype), record_every, lambda done: None)
+        values, summary, _ = generic_run(world, config, optimizers.hyper(t, t.dtype), record_every, lambda _: None)
         summary["nonfinite_step"] = -1 if summary["nonfinite_step"] is None else summary["nonfinite_step"]
         summary.update(world_strengths(world))
-        rows.append({**summary, **(values if record else {})})
+        rows.append(({f: summary[f] for f in SUMMARY_FIELDS}, values if record else {}))
+        done += t.steps
         if progress is not None:
-            progress(t.steps)
-    return {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+            progress(done)
+    out = {f: np.array([s[f] for s, _ in rows]) for f in SUMMARY_FIELDS}
+    out.update({k: np.stack([np.asarray(m[k]) for _, m in rows]) for k in rows[0][1]})
+    return out
 
 
 def _full_chunk(configs, size, record_every, record, progress):

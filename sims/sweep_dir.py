@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import zipfile
 from pathlib import Path
 
 from . import config as cfg
@@ -76,3 +78,36 @@ def remove_stale_chunks(out: Path, keep: set[str]) -> int:
     for path in stale:
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+FLOAT_COLUMNS = ("initial_reliance", "peak_reliance", "final_reliance", "achieved_delta_c", "achieved_delta_m")
+"""Columns of summary.json's rows that are floats (a non-finite one is written as null)."""
+ROW_COLUMNS = ("seed", *FLOAT_COLUMNS, "peak_step", "inversion", "nonfinite_step")
+
+
+def finished_rows(out: str | Path, identity: dict, n_points: int, keys=()) -> list[dict] | None:
+    """The summary rows of summary.json (null floats read as NaN) when `out` holds this sweep
+    (`identity`) complete: sweep.json and summary.json name it, summary.json has a row for
+    each of the `n_points` points with every swept key of `keys` and every summary column,
+    and sweep.npz is a zip archive holding the summary. None otherwise. Reads neither the
+    chunks under groups/ nor sweep.npz's arrays (only its list of members)."""
+    out = Path(out)
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+        document = json.loads((out / "summary.json").read_text())
+        with zipfile.ZipFile(out / "sweep.npz") as archive:
+            members = set(archive.namelist())
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+    if not isinstance(manifest, dict) or not isinstance(document, dict):
+        return None
+    if any(manifest.get(k) != v or document.get(k) != v for k, v in identity.items()):
+        return None
+    rows = document.get("points")
+    columns = {*keys, *ROW_COLUMNS}
+    if not isinstance(rows, list) or len(rows) != n_points or not all(isinstance(r, dict) and columns <= r.keys()
+                                                                          for r in rows):
+        return None
+    if not {"steps.npy", "summary_inversion.npy"} <= members:
+        return None
+    return [{k: (math.nan if v is None and k in FLOAT_COLUMNS else v) for k, v in row.items()} for row in rows]

@@ -437,7 +437,7 @@ def test_cli_sweep_prints_a_table_and_writes_under_sweeps(tmp_path, capsys, monk
     assert [row["seed"] for row in rows] == [0, 1]
     assert f"{rows[1]['peak_reliance']:.4f}" in printed and "seed" in printed
     assert main(argv) == 0
-    assert "(0 computed, 1 reused)" in capsys.readouterr().out
+    assert "already holds this sweep, complete: nothing computed" in capsys.readouterr().out
 
 
 def test_cli_big_sweeps_print_a_compact_table(rho_sweep, capsys, monkeypatch):

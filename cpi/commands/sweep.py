@@ -4,6 +4,10 @@ Ctrl-C stops at once: the sweep runs in a worker thread, so the main thread rece
 interrupt even while a compiled chunk is running; it reports the chunk files already saved
 (each is complete: written to a temporary name and renamed) and how to resume, and the
 process exits with status 130 without waiting for the chunk in flight.
+
+What describes the sweep (the base config, the points, the table, where the results are) goes
+to standard output, so that `cpi sweep > log` keeps it together; progress bars, notes and
+warnings go to standard error.
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ def add_parser(subparsers):
             "devices. Writes DIR/sweep.npz, DIR/summary.csv, DIR/summary.json, DIR/config.toml and "
             "DIR/sweep.json (what the directory computes); every chunk is saved under DIR/groups as "
             "it finishes, and a rerun of the same command (after an interruption: Ctrl-C stops at "
-            "once and keeps the saved chunks) computes only the missing chunks. A directory holding "
-            "another sweep is refused unless --force. `cpi plot DIR` draws the summary."
+            "once and keeps the saved chunks) computes only the missing chunks; the rerun of a finished "
+            "sweep prints its table from DIR/summary.json. A directory holding "
+            "another sweep is refused unless --force. A sweep whose recorded metrics would take more "
+            "than 1 GiB says so before it starts, and one that would not fit on the disk is refused; "
+            "--record-every N or --summaries-only records less. `cpi plot DIR` draws the summary."
         ),
     )
     add_config_arguments(parser, "the base config of every point")
@@ -83,12 +90,12 @@ def _format_value(v) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def table(result) -> list[str]:
-    """The printed table of a sweep's summaries, one row per point (compact when long)."""
-    keys = result.grid.keys + (["seed"] if result.grid.seeds > 1 or not result.grid.keys else [])
+def table(grid, summaries) -> list[str]:
+    """The printed table of a sweep's summary rows, one row per point of `grid` (compact when long)."""
+    keys = grid.keys + (["seed"] if grid.seeds > 1 or not grid.keys else [])
     header = [*keys, "initial", "peak", "peak_step", "final", "inversion"]
     rows = []
-    for row in result.summaries:
+    for row in summaries:
         cells = [_format_value(row[k]) for k in keys]
         if row["nonfinite_step"] is not None:
             cells += ["-", "-", "-", "-", f"non-finite at step {row['nonfinite_step']}"]
@@ -146,11 +153,27 @@ def run_interruptibly(work, on_interrupt):
     return outcome["value"]
 
 
+def _report_table(grid, summaries) -> None:
+    """Print the inversion count and the table of `summaries` (stdout), and warn (stderr) of
+    points that became non-finite."""
+    n_inv = sum(bool(r["inversion"]) for r in summaries)
+    print(f"context reliance M_C on the conflict test points; inversion at {n_inv} of {len(summaries)} points:")
+    print("\n".join(table(grid, summaries)))
+    bad = [i for i, r in enumerate(summaries) if r["nonfinite_step"] is not None]
+    if bad:
+        print(
+            f"warning: {len(bad)} point(s) became non-finite (smaller step sizes would help); "
+            "their rows say at which step",
+            file=sys.stderr,
+        )
+
+
 def cmd_sweep(args) -> int:
     from sims.config import seeds_matter
     from sims.distributed import check_flags, join
-    from sims.sweep import (ChunkWriter, check_sweep, check_sweep_dir, default_sweep_dir, run_sweep, saved_chunk_count,
-                            sweep_identity)
+    from sims.sweep import (ChunkWriter, check_disk_space, check_sweep, check_sweep_dir, default_sweep_dir,
+                            record_size_note, run_sweep, saved_chunk_count, sweep_identity)
+    from sims.sweep_dir import finished_rows
 
     base = load_config(args)
     # every ConfigError before anything is printed, joined or written
@@ -160,16 +183,35 @@ def cmd_sweep(args) -> int:
     check_out_dir(out)
     identity = sweep_identity(base, args.grid, args.seeds, args.record_every, args.summaries_only, args.engine)
     check_sweep_dir(out, identity, force=args.force)
+    # this sweep, finished: its table is summary.json's (neither the chunks nor sweep.npz are read)
+    finished = None if args.force else finished_rows(out, identity, len(expanded), expanded.keys)
+    if finished is None:
+        check_disk_space(expanded, out, args.record_every, not args.summaries_only)
     processes = join(args.coordinator, args.num_processes, args.process_id, timeout=args.join_timeout)
     point_steps = sum(c.train.steps for c in expanded.configs)
-    if processes.writer:
-        print(f"cpi sweep: base config {describe_run(base)}", file=sys.stderr)
+    if processes.writer:  # what the sweep is: stdout, with its table; notes and progress: stderr
+        print(f"cpi sweep: base config {describe_run(base)}")
         print(f"  {len(expanded)} points, {point_steps:.3g} point-steps, engine {args.engine}"
-              + (f", {processes.count} processes" if processes.count > 1 else ""), file=sys.stderr)
+              + (f", {processes.count} processes" if processes.count > 1 else ""))
+        sys.stdout.flush()
+        if not args.grid and args.seeds == 1:
+            print("cpi sweep: note: no --grid, so the sweep has one point, the base config; `cpi run` trains "
+                  "one config, and --grid SECTION.KEY=SPEC sweeps a key", file=sys.stderr)
         seeds_swept = args.seeds > 1 or "train.seed" in expanded.keys
         if seeds_swept and not any(seeds_matter(c) for c in expanded.configs):
             print("cpi sweep: warning: train.seed is swept, but under the paper's embeddings the seed only "
                   "relabels tokens: every seed gives the same numbers", file=sys.stderr)
+    if finished is not None and processes.count == 1:
+        print(f"{out} already holds this sweep, complete: nothing computed or written, the table is its "
+              "summary.json's (--force rewrites sweep.npz and the summaries from the saved chunks, computing only "
+              "chunks that are missing)")
+        _report_table(expanded, finished)
+        print(f"results in {out}: sweep.npz, summary.csv, summary.json, config.toml")
+        return 0
+    if processes.writer:
+        note = record_size_note(expanded, args.record_every, not args.summaries_only)
+        if note:
+            print(f"cpi sweep: note: {note}", file=sys.stderr)
 
     def interrupted():
         ChunkWriter.wait_all()  # a chunk that finished is saved, not cut off mid-write
@@ -189,7 +231,6 @@ def cmd_sweep(args) -> int:
     if result is None:  # not process 0: it writes and reports
         print(f"cpi sweep: process {processes.index} of {processes.count} done in {elapsed:.1f} s", file=sys.stderr)
         return 0
-    n_inv = sum(bool(r["inversion"]) for r in result.summaries)
     copies = len(result) - result.trained_points
     distinct = (f" ({result.trained_points} distinct once the mixture is rounded to point counts, "
                 f"{copies} copied)" if copies else "")
@@ -199,14 +240,6 @@ def cmd_sweep(args) -> int:
         f"({result.computed_chunks} computed, {result.reused_chunks} reused); "
         f"compile+run {result.seconds:.1f} s{clock_note(result.clock)}, {elapsed:.1f} s in all"
     )
-    print(f"context reliance M_C on the conflict test points; inversion at {n_inv} of {len(result)} points:")
-    print("\n".join(table(result)))
-    bad = [i for i, r in enumerate(result.summaries) if r["nonfinite_step"] is not None]
-    if bad:
-        print(
-            f"warning: {len(bad)} point(s) became non-finite (smaller step sizes would help); "
-            "their rows say at which step",
-            file=sys.stderr,
-        )
+    _report_table(result.grid, result.summaries)
     print(f"wrote {result.out}/sweep.npz, summary.csv, summary.json, config.toml")
     return 0
