@@ -18,6 +18,7 @@ computes, so that another sweep is not mixed into it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -38,6 +39,7 @@ from . import config as cfg
 from .budget import available_memory, check_record_every, check_world_budget, human_bytes, recorded_bytes
 from .chunks import SUMMARY_FIELDS
 from .config import Config
+from .dir_lock import claim_dir
 from .distributed import Processes
 from .engine import n_recorded, recorded_steps
 from .errors import ConfigError
@@ -469,81 +471,88 @@ def run_sweep(
     record = not summaries_only
     out = Path(out) if out is not None else default_sweep_dir(base, grid, seeds)
     identity = sweep_identity(base, grid, seeds, record_every, summaries_only, engine)
-    if processes.writer:
-        check_sweep_dir(out, identity, force)
-        check_disk_space(expanded, out, record_every, record)
-    plan, n_groups = _plan(expanded, out, engine, record_every, record)
 
-    def recorded_columns(chunk):
-        return n_recorded(expanded.configs[chunk.indices[0]].train.steps, record_every)
+    def check_out():
+        if processes.writer:
+            check_sweep_dir(out, identity, force)
+            check_disk_space(expanded, out, record_every, record)
 
-    if processes.writer:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").unlink(missing_ok=True)  # the directory is incomplete until the end
-        write_atomic(out / MANIFEST, json_bytes(identity))
-        write_atomic(out / "config.toml", cfg.to_toml(base).encode())
-        (out / "groups").mkdir(exist_ok=True)
-        if force:
-            remove_stale_chunks(out, {chunk.path.name for chunk in plan})
-    saved = {}
-    if processes.writer:
-        for chunk in plan:
-            values = _load_chunk(chunk.path, len(chunk.indices), recorded_columns(chunk), record)
-            if values is not None:
-                saved[chunk.path] = values
-    missing = [i for i, chunk in enumerate(plan) if chunk.path not in saved]
-    if processes.count > 1:
-        flags = np.zeros(len(plan), dtype=bool)
-        flags[missing] = True
-        missing = np.flatnonzero(np.asarray(distributed.broadcast(flags))).tolist()
+    check_out()  # before anything is created
+    # one writer at a time (`claim_dir`); the checks again, now that no other process can write
+    with claim_dir(out) if processes.writer else contextlib.nullcontext():
+        check_out()
+        plan, n_groups = _plan(expanded, out, engine, record_every, record)
 
-    total = sum(len(plan[i].indices) * expanded.configs[plan[i].indices[0]].train.steps for i in missing)
-    finished = [0]
-    bar = StepProgress(total, "point-steps", enabled=progress and processes.writer and total > 0,
-                       description=f"{len(missing)} chunk(s)")
+        def recorded_columns(chunk):
+            return n_recorded(expanded.configs[chunk.indices[0]].train.steps, record_every)
 
-    def compute(chunk, report):
-        configs = [expanded.configs[i] for i in chunk.indices]
-        if engine == "reduced":
-            return chunks.reduced_chunk(configs, record_every, record, report)
-        return chunks.full_chunk(configs, chunk.size, record_every, record, report)
-
-    start, clock = time.perf_counter(), dataclasses.replace(chunks.CLOCK)
-    with ChunkWriter() as writer:  # on leaving, every computed chunk is on disk (or its write failed here)
-        with bar:
-            if processes.count == 1:
-                for i in missing:
-                    chunk = plan[i]
-                    values = compute(chunk, lambda done: bar.advance_to(finished[0] + done))
-                    finished[0] += len(chunk.indices) * expanded.configs[chunk.indices[0]].train.steps
-                    writer.write(chunk.path, values)
+        if processes.writer:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "summary.json").unlink(missing_ok=True)  # the directory is incomplete until the end
+            write_atomic(out / MANIFEST, json_bytes(identity))
+            write_atomic(out / "config.toml", cfg.to_toml(base).encode())
+            (out / "groups").mkdir(exist_ok=True)
+            if force:
+                remove_stale_chunks(out, {chunk.path.name for chunk in plan})
+        saved = {}
+        if processes.writer:
+            for chunk in plan:
+                values = _load_chunk(chunk.path, len(chunk.indices), recorded_columns(chunk), record)
+                if values is not None:
                     saved[chunk.path] = values
-            else:
-                _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded, writer)
-        seconds = time.perf_counter() - start
-        if not processes.writer:
-            return None
-        # assembled while the last chunk is written
-        chunk_values = [(chunk.indices, saved[chunk.path]) for chunk in plan]
-        chunk_values += [_copied_rows(chunk, saved[chunk.path]) for chunk in plan if chunk.copies]
-        metrics, summary = _assemble(expanded, chunk_values, record_every)
-    summaries = _summary_rows(expanded, summary)
-    coords = _coords(expanded)
-    steps = np.array([c.train.steps for c in expanded.configs], dtype=np.int64)
-    arrays = {**coords, **metrics, **{f"summary_{k}": v for k, v in summary.items()}, "steps": steps}
-    write_npz_atomic(out / "sweep.npz", arrays)
-    write_atomic(out / "summary.csv", _csv_bytes(expanded.keys, summaries))
-    document = {"grid": identity["grid"], "seeds": identity["seeds"], "keys": expanded.keys,
-                **{k: v for k, v in identity.items() if k not in ("grid", "seeds")},
-                "points": [{k: _json_value(v) for k, v in row.items()} for row in summaries]}
-    write_atomic(out / "summary.json", json_bytes(document))
-    return SweepResult(
-        grid=expanded, coords=coords, metrics=metrics, steps=steps, summaries=summaries, out=out,
-        record_every=record_every, engine=engine, seconds=seconds, clock=chunks.CLOCK.since(clock),
-        computed_chunks=len(missing),
-        reused_chunks=len(plan) - len(missing), n_groups=n_groups,
-        trained_points=sum(len(chunk.indices) for chunk in plan),
-    )
+        missing = [i for i, chunk in enumerate(plan) if chunk.path not in saved]
+        if processes.count > 1:
+            flags = np.zeros(len(plan), dtype=bool)
+            flags[missing] = True
+            missing = np.flatnonzero(np.asarray(distributed.broadcast(flags))).tolist()
+
+        total = sum(len(plan[i].indices) * expanded.configs[plan[i].indices[0]].train.steps for i in missing)
+        finished = [0]
+        bar = StepProgress(total, "point-steps", enabled=progress and processes.writer and total > 0,
+                           description=f"{len(missing)} chunk(s)")
+
+        def compute(chunk, report):
+            configs = [expanded.configs[i] for i in chunk.indices]
+            if engine == "reduced":
+                return chunks.reduced_chunk(configs, record_every, record, report)
+            return chunks.full_chunk(configs, chunk.size, record_every, record, report)
+
+        start, clock = time.perf_counter(), dataclasses.replace(chunks.CLOCK)
+        with ChunkWriter() as writer:  # on leaving, every computed chunk is on disk (or its write failed here)
+            with bar:
+                if processes.count == 1:
+                    for i in missing:
+                        chunk = plan[i]
+                        values = compute(chunk, lambda done: bar.advance_to(finished[0] + done))
+                        finished[0] += len(chunk.indices) * expanded.configs[chunk.indices[0]].train.steps
+                        writer.write(chunk.path, values)
+                        saved[chunk.path] = values
+                else:
+                    _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded, writer)
+            seconds = time.perf_counter() - start
+            if not processes.writer:
+                return None
+            # assembled while the last chunk is written
+            chunk_values = [(chunk.indices, saved[chunk.path]) for chunk in plan]
+            chunk_values += [_copied_rows(chunk, saved[chunk.path]) for chunk in plan if chunk.copies]
+            metrics, summary = _assemble(expanded, chunk_values, record_every)
+        summaries = _summary_rows(expanded, summary)
+        coords = _coords(expanded)
+        steps = np.array([c.train.steps for c in expanded.configs], dtype=np.int64)
+        arrays = {**coords, **metrics, **{f"summary_{k}": v for k, v in summary.items()}, "steps": steps}
+        write_npz_atomic(out / "sweep.npz", arrays)
+        write_atomic(out / "summary.csv", _csv_bytes(expanded.keys, summaries))
+        document = {"grid": identity["grid"], "seeds": identity["seeds"], "keys": expanded.keys,
+                    **{k: v for k, v in identity.items() if k not in ("grid", "seeds")},
+                    "points": [{k: _json_value(v) for k, v in row.items()} for row in summaries]}
+        write_atomic(out / "summary.json", json_bytes(document))
+        return SweepResult(
+            grid=expanded, coords=coords, metrics=metrics, steps=steps, summaries=summaries, out=out,
+            record_every=record_every, engine=engine, seconds=seconds, clock=chunks.CLOCK.since(clock),
+            computed_chunks=len(missing),
+            reused_chunks=len(plan) - len(missing), n_groups=n_groups,
+            trained_points=sum(len(chunk.indices) for chunk in plan),
+        )
 
 
 def _copied_rows(chunk: _Chunk, values: dict) -> tuple[list[int], dict]:

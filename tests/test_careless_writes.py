@@ -168,3 +168,26 @@ def test_an_out_under_proc_says_that_proc_takes_no_new_files(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert "'/proc' (where it would be created) accepts no new files" in err
 
+
+
+def test_a_sweep_into_a_directory_another_process_writes_is_refused(tmp_path, capsys, monkeypatch):
+    import sims.chunks
+
+    out = tmp_path / "sweep"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from sims.dir_lock import claim_dir\n"
+                               "with claim_dir(sys.argv[1]):\n print('held', flush=True); time.sleep(60)", str(out)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setattr(sims.chunks, "full_chunk", lambda *a, **k: pytest.fail("computed into a taken directory"))
+        assert main(["sweep", *FAST, "--grid", "train.lr=0.5,1", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "is being written by another cpi process" in err and f"(pid {holder.pid})" in err
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]
+    finally:
+        holder.kill()
+        holder.wait()
+    monkeypatch.undo()
+    assert main(["sweep", *FAST, "--grid", "train.lr=0.5,1", "--out", str(out)]) == 0
+    assert not (out / LOCK_NAME).exists() and (out / "summary.json").exists()
