@@ -3,10 +3,10 @@ for every kind of directory the project writes, or refuses it with a `ConfigErro
 names the directory and what is wrong (the CLI's exit status 2), never another exception.
 
 The four kinds, told apart by their files:
-- a sweep has `sweep.json` (its manifest, written first), or failing that `sweep.npz` or a
-  `groups/` or `runs/` folder, or a summary.json with "points"; it is a transformer sweep
-  (`cpi bridge --grid`, `bridge.sweep.run_sweep`) when its manifest (or summary.json) says
-  "kind": "bridge", else a toy sweep (`cpi sweep`, `sims.sweep.run_sweep`);
+- a sweep has `sweep.json` (its manifest, written first), or failing that `sweep.npz`, a
+  `groups/` folder, a `runs/` folder beside no metrics.npz, or a summary.json with "points";
+  it is a transformer sweep (`cpi bridge --grid`, `bridge.sweep.run_sweep`) when its manifest
+  (or summary.json) says "kind": "bridge", else a toy sweep (`cpi sweep`, `sims.sweep.run_sweep`);
 - any other directory with result files is a run: a transformer run (`cpi bridge`,
   `bridge.run.save`) when its config.toml has a [transformer] section, else a toy run
   (`cpi run`, `sims.results.save_run`).
@@ -115,7 +115,8 @@ class SavedSweep:
 
     @property
     def record_every(self) -> int:
-        return int(self.document.get("record_every", 1) or 1)
+        """The stride of the recorded steps (a toy sweep's --record-every; 1 for the bridge)."""
+        return self.document.get("record_every", 1)
 
     @property
     def recorded(self) -> bool:
@@ -209,6 +210,9 @@ def read(path) -> SavedRun | SavedSweep:
         raise Incomplete(f"{where} holds no complete run or sweep (no summary.json, metrics.npz or sweep.npz); "
                          f"expected a directory written by {WRITERS}")
     manifest = _read_json(path, "sweep.json") if "sweep.json" in present else None
+    if manifest is not None and not isinstance(manifest, dict):
+        raise ConfigError(f"{where}: sweep.json holds a {type(manifest).__name__}, not an object; "
+                          f"it is damaged, {RERUN}")
     if "summary.json" not in present:
         raise Incomplete(f"{where}: no summary.json: incomplete, {RERUN}")
     summary = _read_json(path, "summary.json")
@@ -236,6 +240,8 @@ def _read_run(path: Path, summary: dict) -> SavedRun:
     if step is None or step.ndim != 1 or len(step) == 0 or "reliance" not in metrics:
         raise ConfigError(f"{where}: metrics.npz lacks 'step' or 'reliance'; it is damaged, {RERUN}")
     for name, value in metrics.items():
+        if not (np.issubdtype(value.dtype, np.number) or value.dtype == bool):
+            raise _damaged(path, "metrics.npz")
         if value.shape != step.shape:
             raise ConfigError(f"{where}: metrics.npz's {name!r} has shape {value.shape}, but 'step' has "
                               f"{step.shape}; it is damaged, {RERUN}")
@@ -255,11 +261,18 @@ def _read_sweep(path: Path, summary: dict, manifest: dict) -> SavedSweep:
     if unknown:
         raise ConfigError(f"{where}: summary.json sweeps {unknown[0]!r}, not a key of the {schema.label}; "
                           f"it is damaged, {RERUN}")
+    if not rows:
+        raise ConfigError(f"{where}: summary.json has no points; it is damaged, {RERUN}")
     for i, row in enumerate(rows):
-        if not isinstance(row, dict) or any(k not in row for k in (*keys, "seed")):
+        if (not isinstance(row, dict) or any(not isinstance(row.get(k), (bool, int, float, str)) for k in keys)
+                or not _is_int(row.get("seed"))):
             raise ConfigError(f"{where}: summary.json point {i} lacks its swept values or seed; "
                               f"it is damaged, {RERUN}")
         _check_summary(path, row, f"summary.json point {i}", allow_none=True)
+    every = summary.get("record_every", 1)
+    if not _is_int(every) or every < 1:
+        raise ConfigError(f"{where}: summary.json has record_every = {every!r}, not an integer >= 1; "
+                          f"it is damaged, {RERUN}")
     if not (path / "sweep.npz").exists():
         raise Incomplete(f"{where}: no sweep.npz: incomplete, {RERUN}")
     members = _npz_members(path, "sweep.npz")
@@ -317,6 +330,10 @@ def _load_config(path: Path, schema, text: str):
         raise ConfigError(f"{_where(path)}: config.toml: {err}") from None
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_summary(path: Path, summary: dict, what: str = "summary.json", allow_none: bool = False) -> None:
     """ConfigError unless the summary values every reader uses have their types."""
 
@@ -324,7 +341,7 @@ def _check_summary(path: Path, summary: dict, what: str = "summary.json", allow_
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     checks = [(f, number) for f in NUMBER_FIELDS]
-    checks += [("peak_step", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    checks += [("peak_step", _is_int),
                ("inversion", lambda v: isinstance(v, bool))]
     for name, ok in checks:
         value = summary.get(name)
