@@ -96,14 +96,15 @@ def sweep_digest(base: Config, grid, seeds: int = 1) -> str:
 
 
 def load_point(run_dir: Path) -> tuple[dict, dict] | None:
-    """(metrics, summary) saved in a run directory, or None when it holds no complete run."""
+    """(metrics, summary) saved in a run directory (`sims.saved.read`), or None when it holds
+    no complete, readable bridge run (the point is then computed again)."""
+    from sims.saved import BRIDGE_RUN, read
+
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-        with np.load(run_dir / "metrics.npz") as archive:
-            metrics = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError):
+        saved = read(run_dir)
+    except ConfigError:
         return None
-    return metrics, summary
+    return (saved.metrics, saved.summary) if saved.kind == BRIDGE_RUN else None
 
 
 def _batch_key(config: Config, n_points: int) -> tuple:

@@ -207,10 +207,12 @@ def save_run(out_dir: str | Path, config, metrics: dict, summary: dict, schema: 
 
 
 def load_run(run_dir: str | Path) -> tuple[cfg.Config, dict[str, np.ndarray], dict]:
-    """(config, metrics, summary) of a saved run; raises FileNotFoundError if incomplete."""
-    run_dir = Path(run_dir)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    config = cfg.load(run_dir / "config.toml")
-    with np.load(run_dir / "metrics.npz") as archive:
-        metrics = {k: archive[k] for k in archive.files}
-    return config, metrics, summary
+    """(config, metrics, summary) of a saved toy run (`sims.saved.read`); ConfigError naming
+    the directory when it cannot be read, or holds another kind of result (an
+    `sims.saved.Incomplete`, also a FileNotFoundError, when it is missing or incomplete)."""
+    from .saved import RUN, read
+
+    saved = read(run_dir)
+    if saved.kind != RUN:
+        raise ConfigError(f"{str(run_dir)!r} holds a {saved.kind}, not a run of the toy model")
+    return saved.config, saved.metrics, saved.summary

@@ -588,18 +588,31 @@ def _run_distributed(plan, missing, processes, compute, saved, bar, finished, ex
 
 
 def load_sweep(sweep_dir: str | Path) -> SweepResult:
-    """A saved sweep, without recomputing anything; raises FileNotFoundError if incomplete."""
+    """A saved toy sweep, without recomputing anything (`sims.saved.read`); ConfigError naming
+    the directory when it cannot be read or holds another kind of result (a
+    `sims.saved.Incomplete`, also a FileNotFoundError, when it is missing or incomplete)."""
+    from .saved import SWEEP, read
+
     sweep_dir = Path(sweep_dir)
-    document = json.loads((sweep_dir / "summary.json").read_text())
-    base = cfg.load(sweep_dir / "config.toml")
-    expanded = expand_grid(base, document["grid"], document["seeds"])
-    with np.load(sweep_dir / "sweep.npz") as archive:
-        arrays = {k: archive[k] for k in archive.files}
+    saved = read(sweep_dir)
+    if saved.kind != SWEEP:
+        raise ConfigError(f"{str(sweep_dir)!r} holds a {saved.kind}, not a sweep of the toy model")
+    try:
+        expanded = expand_grid(saved.config, saved.document["grid"], saved.document["seeds"])
+    except (ConfigError, KeyError, TypeError) as err:
+        raise ConfigError(f"{str(sweep_dir)!r}: summary.json's grid cannot be expanded ({err}); "
+                          "rerun the command that wrote it") from None
+    if len(expanded) != len(saved) or expanded.keys != saved.keys:
+        raise ConfigError(f"{str(sweep_dir)!r}: summary.json's points ({len(saved)}, over {saved.keys}) are not "
+                          f"its grid's ({len(expanded)}, over {expanded.keys}); rerun the command that wrote it")
+    arrays = saved.arrays()
     coords = {k: arrays.pop(k) for k in [*expanded.keys, "seed"]}
-    steps = arrays.pop("steps")
+    steps = arrays.pop("steps", None)
+    if steps is None:
+        raise ConfigError(f"{str(sweep_dir)!r}: sweep.npz lacks 'steps'; rerun the command that wrote it")
     # A sweep saved before the achieved strengths were columns has NaN for them.
     summary = {f: arrays.pop(f"summary_{f}", None) for f in SUMMARY_FIELDS}
     summary = {f: np.full(len(expanded), np.nan) if v is None else v for f, v in summary.items()}
     return SweepResult(grid=expanded, coords=coords, metrics=arrays, steps=steps,
                        summaries=_summary_rows(expanded, summary), out=sweep_dir,
-                       record_every=document.get("record_every", 1), engine=document.get("engine", "full"))
+                       record_every=saved.record_every, engine=saved.document.get("engine", "full"))
