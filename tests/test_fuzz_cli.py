@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from cpi.cli import execute
 from sims import config as cfg
 
-EXAMPLES = 12
+EXAMPLES = 25
 SLOW_EXAMPLES = 300
 FUZZ_EXAMPLES = 5 * EXAMPLES
 """How many cases the default suite tries (five fuzz tests of `EXAMPLES` cases each)."""
