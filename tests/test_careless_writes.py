@@ -33,14 +33,20 @@ def refuse_work(monkeypatch):
 # ---------------------------------------------------------------------------- one writer per --out
 
 
-def test_a_run_into_a_directory_another_process_writes_is_refused(tmp_path, capsys, monkeypatch):
-    out = tmp_path / "out"
+def hold(out: Path) -> subprocess.Popen:
+    """Another process that holds `out` (`claim_dir`) until it is killed; returns once it does."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from sims.dir_lock import claim_dir\n"
                                "with claim_dir(sys.argv[1]):\n print('held', flush=True); time.sleep(60)", str(out)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_run_into_a_directory_another_process_writes_is_refused(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    holder = hold(out)
     try:
-        assert holder.stdout.readline().strip() == "held"
         refuse_work(monkeypatch)
         assert main(["run", *FAST, "--out", str(out)]) == 2
         err = capsys.readouterr().err
@@ -54,11 +60,7 @@ def test_a_run_into_a_directory_another_process_writes_is_refused(tmp_path, caps
 
 def test_a_killed_writer_leaves_the_directory_free(tmp_path):
     out = tmp_path / "out"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from sims.dir_lock import claim_dir\n"
-                               "with claim_dir(sys.argv[1]):\n print('held', flush=True); time.sleep(60)", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
+    holder = hold(out)
     with pytest.raises(ConfigError, match="being written by another cpi process"):
         with claim_dir(out):
             pass
@@ -174,12 +176,8 @@ def test_a_sweep_into_a_directory_another_process_writes_is_refused(tmp_path, ca
     import sims.chunks
 
     out = tmp_path / "sweep"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from sims.dir_lock import claim_dir\n"
-                               "with claim_dir(sys.argv[1]):\n print('held', flush=True); time.sleep(60)", str(out)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    holder = hold(out)
     try:
-        assert holder.stdout.readline().strip() == "held"
         monkeypatch.setattr(sims.chunks, "full_chunk", lambda *a, **k: pytest.fail("computed into a taken directory"))
         assert main(["sweep", *FAST, "--grid", "train.lr=0.5,1", "--out", str(out)]) == 2
         err = capsys.readouterr().err
