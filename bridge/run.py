@@ -58,7 +58,7 @@ def results(config: Config, model, world: corpus.World, train: corpus.Points, da
     steps = record_steps(config.train)
     metrics = {"step": steps.astype(np.int64), **{name: rows[:, j].astype(np.float64) for j, name in enumerate(names)}}
     summary = summarize(metrics["reliance"])
-    for key in ("peak_step", "first_peak_step"):
+    for key in ("peak_step", "first_peak_step", "trough_step"):
         summary[key] = int(steps[summary[key]])
     summary["inversion_005"] = inversion_with_drop(metrics["reliance"])
     summary["reliance_drop"] = float(reliance_drop(metrics["reliance"]))

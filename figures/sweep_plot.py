@@ -7,9 +7,14 @@ Input: the swept keys, their per-point coordinates and the per-point summary arr
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
+from matplotlib.patches import Patch
 
 from .style import BLUE, GREEN, ORANGE, headline, new_figure, panel_label, sim_line
+
+NO_INVERSION_COLOR = "0.85"
+"""The drop map's colour for a point that does not invert, where it has no drop."""
 
 SUMMARY_LINES = (("initial_reliance", "initial", GREEN), ("peak_reliance", "peak", BLUE),
                  ("final_reliance", "final", ORANGE))
@@ -25,7 +30,8 @@ def _positions(values: np.ndarray) -> tuple[np.ndarray, list[str] | None]:
 
 def plot_sweep(keys: list[str], coords: dict, summary: dict, title: str = "One sweep"):
     """One key: initial, peak and final M_C against it, inversions marked. Two keys: maps of
-    the peak and of the drop (peak − final) over both."""
+    the peak and of the drop (peak − final) over both. The drop is drawn only where M_C
+    inverts: a point that never falls below a peak has none (NaN, drawn in NO_INVERSION_COLOR)."""
     if len(keys) == 1:
         return _plot_one(keys[0], coords, summary, title)
     if len(keys) == 2:
@@ -63,12 +69,16 @@ def _plot_two(keys, coords, summary, title):
     xs, ys = np.unique(x), np.unique(y)
     peak, drop = (np.full((len(ys), len(xs)), np.nan) for _ in range(2))
     i, j = np.searchsorted(ys, y), np.searchsorted(xs, x)
+    inverted = np.asarray(summary["inversion"], dtype=bool)
     peak[i, j] = np.asarray(summary["peak_reliance"])
-    drop[i, j] = peak[i, j] - np.asarray(summary["final_reliance"])
+    drop[i, j] = np.where(inverted, peak[i, j] - np.asarray(summary["final_reliance"]), np.nan)
     fig, axes = new_figure(11.5, 4.6, ncols=2)
-    for ax, values, name, gid in ((axes[0], peak, "peak $M_C$", "peak_map"), (axes[1], drop, "drop: peak − final $M_C$", "drop_map")):
+    drop_cmap = matplotlib.colormaps["viridis"].with_extremes(bad=NO_INVERSION_COLOR)
+    for ax, values, name, gid, cmap in (
+            (axes[0], peak, "peak $M_C$", "peak_map", "viridis"),
+            (axes[1], drop, "drop: peak − final $M_C$ (where it inverts)", "drop_map", drop_cmap)):
         mesh = ax.pcolormesh(np.arange(len(xs)) if x_labels else xs, np.arange(len(ys)) if y_labels else ys, values,
-                             shading="nearest", cmap="viridis")
+                             shading="nearest", cmap=cmap)
         mesh.set_gid(gid)
         fig.colorbar(mesh, ax=ax, label=name)
         if x_labels is not None:
@@ -78,6 +88,8 @@ def _plot_two(keys, coords, summary, title):
         ax.set_xlabel(xk)
         ax.set_ylabel(yk)
         panel_label(ax, f"({'ab'[ax is axes[1]]}) {name}")
-    inverted = np.asarray(summary["inversion"], dtype=bool)
+    if not inverted.all():
+        axes[1].legend(handles=[Patch(facecolor=NO_INVERSION_COLOR, edgecolor="0.5", label="no inversion: no drop")],
+                       fontsize=8, loc="upper right")
     headline(fig, title, f"inversion at {int(inverted.sum())} of {len(inverted)} points")
     return fig

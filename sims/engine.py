@@ -55,7 +55,7 @@ import numpy as np
 
 from theory.groups import TRAINING_GROUPS, has_context
 from theory.reduced_system import ARGMAX_TOLERANCE
-from theory.summary import fold_finish, fold_init, fold_update
+from theory.summary import fold_finish, fold_init, fold_update, inversion_tol
 
 from . import optimizers
 from .optimizers import Hyper
@@ -335,7 +335,7 @@ def _advance(shared, points, lr, value_lr, carry, steps: int, stride: int, train
         weights = None if batch_size == 0 else optimizers.batch_weights(hyper.seed, t, n, batch_size, dtype)
         m, grad_kq, grad_v = step_metrics_and_grads(shared, points, prepared, state, outputs, train_values, weights)
         row = jnp.stack([m[k] for k in names])
-        fold = fold_update(fold, m["reliance"], row, t)
+        fold = fold_update(fold, m["reliance"], row, t, tol=inversion_tol(dtype))
         new = updated(state, grad_kq, grad_v)
         if last:  # the final iteration measures without updating
             new = jax.tree_util.tree_map(lambda a, b: jnp.where(i < steps, a, b), new, state)

@@ -1,6 +1,7 @@
 """The report that `cpi theory` prints for one config: the closed forms, the regime of the
 gradient flow, the long-time law and the reduced-dynamics prediction of `cpi run`'s summary,
-from the theory inputs of `sims.theory_inputs`."""
+from the theory inputs of `sims.theory_inputs`, and why the regime and the prediction
+disagree where they do. `cpi.report.format_theory` puts it into words."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 
 import numpy as np
 
-from theory.asymptotics import classify_regime, long_time_law
+from theory.asymptotics import long_time_law, regime_details
 from theory.closed_forms import paper_quantities
 from theory.eta_star import eta_star
 from theory.pretrained import z0
@@ -19,6 +20,15 @@ from .config import Config
 from .pretraining import world_strengths
 from .theory_inputs import counts_of, initial_direction, knowledge_of, point_trajectory, reduced_trajectory
 from .world import build_world
+
+
+def flow_time(t: float | None) -> str:
+    """A gradient-flow time t = lr·steps in words: "300", "32.6", "3.22e7"; None or inf: "inf"."""
+    if t is None or math.isinf(t):
+        return "inf"
+    if t == int(t) and t < 1e6:
+        return str(int(t))
+    return f"{t:.3g}".replace("e+0", "e").replace("e+", "e")
 
 
 def _finite_or_none(x) -> float | None:
@@ -92,7 +102,8 @@ def random_report(config: Config) -> dict:
         "rho": counts.n_c / n,
         "n_train_after_filter": n,
         "eta_star": None,
-        "regime": None,
+        **_NO_FLOW,
+        "horizon_time": config.train.lr * config.train.steps,
         "counts": counts._asdict(),
         "values_frozen": config.train.value_lr == 0,
         **summarize(np.asarray(trajectory["reliance"])),
@@ -104,14 +115,20 @@ def random_report(config: Config) -> dict:
 
 def paper_report(config: Config) -> dict:
     """Closed forms (Z0, m_C, m_CS, ρ*, Lemma 5-6 checks, η*), the regime of the gradient
-    flow, the long-time law, and the reduced-dynamics prediction of `cpi run`'s summary.
+    flow with its turning points (`flow_versus_horizon`), the long-time law, and the
+    reduced-dynamics prediction of `cpi run`'s summary.
 
     With several relations, Z0 and the margins are those of the R-relation vocabulary, and
     the single-relation quantities (η*, regime, long-time law) are left out (None)."""
     knowledge, counts = knowledge_of(config), counts_of(config)
     q = paper_quantities(knowledge)
     trajectory = reduced_trajectory(config)
+    summary = summarize(np.asarray(trajectory["reliance"]))
     n = sum(counts)
+    n_relations = config.world.n_relations
+    eta = None if n_relations > 1 else _finite_or_none(eta_star(knowledge, counts))
+    flow = _NO_FLOW if n_relations > 1 else flow_versus_horizon(regime_details(knowledge, counts), summary, eta,
+                                                                config.train.lr, config.train.steps)
     report = {
         "Z0": float(q["Z0"]),
         "m_C": float(q["m_C"]),
@@ -125,13 +142,13 @@ def paper_report(config: Config) -> dict:
         "assumptions_hold": bool(q["assumptions"]),
         "lemma5_holds": bool(q["lemma5"]),
         "lemma6_holds": bool(q["lemma6"]),
-        "eta_star": _finite_or_none(eta_star(knowledge, counts)),
-        "regime": classify_regime(knowledge, counts),
+        "eta_star": eta,
+        **flow,
+        "horizon_time": config.train.lr * config.train.steps,
         "counts": counts._asdict(),
         "values_frozen": config.train.value_lr == 0,
-        **summarize(np.asarray(trajectory["reliance"])),
+        **summary,
     }
-    n_relations = config.world.n_relations
     if n_relations > 1:
         margins = relation_margins(knowledge, n_relations=n_relations)
         m_c, m_cs = float(margins[0]), float(margins[1])
@@ -151,66 +168,57 @@ def paper_report(config: Config) -> dict:
     return report
 
 
-def _format_random(report: dict) -> list[str]:
-    def num(x, fmt=".6f"):
-        return "n/a" if x is None else format(x, fmt)
-
-    if report.get("pretraining") == "learned":
-        first = [f"{report['embeddings']} embeddings in R^{report['dim']}; W_V learned in pretraining "
-                 f"(sims.pretraining): the prediction uses the learned value table, achieved delta_c "
-                 f"{report['achieved_delta_c']:.4f}, delta_m {report['achieved_delta_m']:.4f}"]
-    else:
-        first = [f"random embeddings in R^{report['dim']}: the Lemma 3 value table is realised to within "
-                 f"{report['value_table_error']:.3g} (max |Phi^T W_V Phi - V|)"]
-    return first + [
-        f"this world's own margins (Lemma 4, mean per group): m_C = {num(report['m_C'])}, "
-        f"m_CS = {num(report['m_CS'])}, m_CF = {num(report['m_CF'])}",
-        f"  initial drift of the test gap dA/dt(0) = {report['initial_drift']:.6g}: context reliance starts "
-        f"to {report['initial_direction']}",
-        f"  rho* = {num(report['rho_star'])} (from this world's pushes of C and C+S points); this mixture has "
-        f"rho = {report['rho']:.4g}",
-        "  (eta*, the regime and the long-time law are closed forms of the paper's embeddings and table: n/a)",
-    ]
+_NO_FLOW = {"regime": None, "flow_turning_points": None, "flow_inversion": None, "flow_first_peak_time": None,
+            "horizon_note": None}
+"""The flow's entries of a report without the paper's single-relation closed forms."""
 
 
-def format_report(report: dict, config: Config) -> str:
-    """The human-readable form of `theory_report`."""
-    per_point = "pretraining" in report
-    lines = _format_random(report) if per_point else _format_paper(report)
-    form = "per-point form, one alpha per point" if per_point else "group form"
-    if report["exact"]:
-        lines.append(f"exact reduced-dynamics prediction ({form}) at lr {config.train.lr:g}, "
-                     f"{config.train.steps} steps:")
-    else:
-        lines += [
-            "no exact prediction for this config: " + "; ".join(report["inexact_reasons"]) + ".",
-            f"nearest exact prediction (full-batch gd at lr {config.train.lr:g}, W_V frozen, no weight decay; "
-            f"{form}), {config.train.steps} steps, to compare with:",
-        ]
-    lines.append(
-        f"  initial {report['initial_reliance']:.4f} -> peak {report['peak_reliance']:.4f} at step "
-        f"{report['peak_step']} -> final {report['final_reliance']:.4f}; inversion: "
-        f"{'yes' if report['inversion'] else 'no'}")
-    for j in range(1, config.world.n_relations + 1 if config.world.n_relations > 1 else 1):
-        lines.append(f"  relation {j}: final {report[f'final_reliance_r{j}']:.4f}")
-    return "\n".join(lines)
+def flow_versus_horizon(details: dict, summary: dict, eta: float | None, lr: float, steps: int) -> dict:
+    """The gradient flow's long-time regime next to the finite horizon of `steps` steps at `lr`.
 
-
-def _format_paper(report: dict) -> list[str]:
-    eta = report["eta_star"]
-    lines = [
-        f"closed forms (Lemmas 3-6): Z0 = {report['Z0']:.6g}, m_C = {report['m_C']:.6f}, "
-        f"m_CS = {report['m_CS']:.6f}",
-        f"  rho* = {report['rho_star']:.6f} (no initial rise of context reliance below it); "
-        f"this mixture has rho = {report['rho']:.4g}",
-        f"  paper's assumptions hold: {report['assumptions_hold']}; Lemma 5 (m_C > 0 > m_CS): "
-        f"{report['lemma5_holds']}; Lemma 6 (|m_C| > |m_CS|): {report['lemma6_holds']}",
-        f"  eta* (Proposition 1's sign flip at t = 1): {'none' if eta is None else f'{eta:.6g}'}",
-        f"regime of the gradient flow: {report['regime'] or 'n/a (several relations)'}",
-    ]
-    if "long_time_slope" in report:
-        lines.append(
-            f"  long-time law of the test attention gap: A(t) ~ {report['long_time_slope']:.4g} ln t"
-            f" + {report['long_time_constant']:.4g}  (t = lr x steps)"
-        )
-    return lines
+    From `theory.asymptotics.regime_details` (`details`): regime (its label),
+    flow_turning_points ([kind, t] with t None for a turning point beyond the flow's grid),
+    flow_inversion (the flow's A rises above A(0) and then turns down at a maximum, as
+    `summarize` defines an inversion; M_C increases with A) and flow_first_peak_time (the
+    time of that maximum; None when there is none or it lies beyond the grid). horizon_note
+    says why the regime and `summary` (of the steps) disagree on the inversion, None when they
+    agree: the flow's first peak comes after the horizon t = lr·steps, or the steps at lr
+    do not follow the flow (lr above η*, where one step already overshoots)."""
+    times, a = np.asarray(details["times"]), np.asarray(details["A"])
+    turns = list(zip(details["turning_kinds"], np.asarray(details["turning_times"], dtype=float).tolist()))
+    first = None  # time of the flow's first maximum above A(0): the flow's first peak
+    for kind, t in turns:
+        if kind != "max":
+            continue
+        above = a[-1] > a[0] if math.isinf(t) else np.interp(t, times, a) > a[0]
+        if above:
+            first = t
+            break
+    flow_inverts = first is not None
+    horizon = lr * steps
+    note = None
+    if flow_inverts and not summary["inversion"]:
+        if first > horizon:
+            where = "beyond t = 1e8" if math.isinf(first) else f"at t = {flow_time(first)}"
+            note = (f"the gradient flow first peaks {where}, after this horizon ends (t = {flow_time(horizon)}), "
+                    "so within the horizon M_C has not yet fallen below a peak")
+        elif eta is not None and lr > eta:
+            note = (f"lr {lr:g} is above eta* = {eta:.4g}: the steps overshoot the gradient flow (which first "
+                    f"peaks at t = {flow_time(first)}, within this horizon) and do not fall below their peak")
+        else:
+            note = (f"the gradient flow first peaks at t = {flow_time(first)}, within this horizon, but the steps at lr "
+                    f"{lr:g} do not follow it closely enough to fall below their peak")
+    elif summary["inversion"] and not flow_inverts:
+        if eta is not None and lr > eta:
+            note = (f"lr {lr:g} is above eta* = {eta:.4g}: the first step overshoots (Proposition 1), an "
+                    "inversion of the steps that the gradient flow (the lr -> 0 limit) does not have")
+        else:
+            note = (f"the steps at lr {lr:g} depart from the gradient flow (the lr -> 0 limit), which never "
+                    "falls below a peak")
+    return {
+        "regime": details["label"],
+        "flow_turning_points": [[kind, None if math.isinf(t) else t] for kind, t in turns],
+        "flow_inversion": flow_inverts,
+        "flow_first_peak_time": None if first is None or math.isinf(first) else first,
+        "horizon_note": note,
+    }

@@ -13,7 +13,7 @@ from functools import cached_property
 import numpy as np
 
 from theory.groups import TRAINING_GROUPS, training_index
-from theory.summary import first_nonfinite_step, summarize
+from theory.summary import first_nonfinite_step, inversion_tol, summarize
 
 from . import engine, optimizers, packing
 from .budget import check_record_every, check_run_budget
@@ -69,7 +69,7 @@ def generic_run(world: World, config: Config, hyper, record_every: int, progress
         generic.pack(world, t.dtype), t.lr, t.value_lr, t.steps, t.value_lr > 0,
         progress=lambda done, total: progress(done), hyper=hyper, name=t.optimizer, batch_size=t.batch_size)
     values = {k: np.asarray(v) for k, v in values.items()}
-    summary = summarize(values["reliance"])
+    summary = summarize(values["reliance"], tol=inversion_tol(values["reliance"].dtype))
     summary["nonfinite_step"] = first_nonfinite_step(np.stack(list(values.values()), axis=-1))
     columns = engine.recorded_steps(t.steps, record_every)
     return {k: v[columns] for k, v in values.items()}, summary, {k: np.asarray(v) for k, v in params.items()}

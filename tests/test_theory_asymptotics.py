@@ -78,7 +78,7 @@ def test_general_log_law_with_cf_and_s_points(counts):
 def test_summarize():
     s = summarize(np.array([0.2, 0.5, 0.9, 0.7, 0.6]))
     assert s == dict(initial_reliance=0.2, peak_reliance=0.9, peak_step=2, final_reliance=0.6,
-                     first_peak_reliance=0.9, first_peak_step=2, inversion=True)
+                     first_peak_reliance=0.9, first_peak_step=2, trough_reliance=0.6, trough_step=4, inversion=True)
     assert not summarize(np.array([0.2, 0.3, 0.4]))["inversion"]
     assert not summarize(np.array([0.4, 0.3, 0.2]))["inversion"]
     d = summarize(group_trajectory(KNOWLEDGE, GroupCounts(10, 10), steps=300)["reliance"])
@@ -92,8 +92,8 @@ def test_summarize():
         (KNOWLEDGE, 0, "monotone fall"),
         (KNOWLEDGE, 2, "fall with transient rebound"),
         (KNOWLEDGE, 5, "monotone fall"),
-        (KNOWLEDGE, 6, "inversion with permanent loss"),
-        (KNOWLEDGE, 10, "inversion with permanent loss"),
+        (KNOWLEDGE, 6, "inversion without recovery"),
+        (KNOWLEDGE, 10, "inversion without recovery"),
         (KNOWLEDGE, 14, "inversion with slow recovery"),
         (KNOWLEDGE, 19, "inversion with slow recovery"),
         (KNOWLEDGE, 20, "monotone rise"),

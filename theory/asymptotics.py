@@ -36,7 +36,7 @@ __all__ = [
 
 REGIMES = (
     "monotone fall",
-    "inversion with permanent loss",
+    "inversion without recovery",
     "inversion with slow recovery",
     "monotone rise",
     "fall then slow recovery",
@@ -165,7 +165,7 @@ def _label(direction: int, kinds: list, slope: float) -> str:
         if not kinds:
             return "monotone rise"
         if len(kinds) == 1:
-            return "inversion with permanent loss"
+            return "inversion without recovery"
         if kinds[:2] == ["max", "min"]:
             return "inversion with slow recovery"
     else:
@@ -187,15 +187,16 @@ def classify_regime(knowledge: Knowledge, counts: GroupCounts, t_max: float = 1e
 
     - "monotone rise": A never turns (only C-like points, or n_C ≫ n_CS with the trough
       beyond any horizon the law can see — in practice n_CS = 0);
-    - "inversion with permanent loss": A rises, peaks, then falls for good (n_C < n_CS:
+    - "inversion without recovery": A rises, peaks, then falls for good (n_C < n_CS:
       A → −∞ like (n_C − n_CS)/(n + 1)·ln t; n_C = n_CS: A → A∞ from above);
     - "inversion with slow recovery": A rises, peaks, dips, then recovers like
       (n_C − n_CS)/(n + 1)·ln t (n_C > n_CS; the peak time grows steeply with ρ:
-      t ≈ 51 at 11/20, 6.5e2 at 14/20, 1.9e7 at 19/20);
+      t ≈ 51 at 11/20, 6.5e2 at 14/20, 1.9e7 at 19/20), or towards A∞ from below
+      (n_C = n_CS with the dip below A∞, e.g. δ_C = 0.32, δ_M = 0.995);
     - "monotone fall": A decreases from t = 0 (ρ < ρ*) and never turns;
     - "fall then slow recovery": initial fall, then a single minimum (ρ* ≥ ½ and
       n_C ≥ n_CS — only outside Lemma 6's region; at n_C = n_CS the "recovery" is to A∞);
-    - "fall with transient rebound": fall, small rebound (min then max), then permanent
-      loss (small ρ: C points are still being fitted after the C+S points are).
+    - "fall with transient rebound": fall, small rebound (min then max), then a fall for
+      good (small ρ: C points are still being fitted after the C+S points are).
     """
     return regime_details(knowledge, counts, t_max)["label"]

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .reduced_system import ReducedSystem, state_metrics
-from .summary import fold_finish, fold_init, fold_update
+from .summary import fold_finish, fold_init, fold_update, inversion_tol
 
 
 def float64():
@@ -56,7 +56,7 @@ def _metric_rows(metrics: dict, batch: int):
     return jnp.concatenate([jnp.reshape(metrics[key], (-1, batch)) for key in WATCHED])
 
 
-_fold_update = jax.vmap(fold_update, in_axes=(0, 0, 1, None))
+_fold_update = jax.vmap(fold_update, in_axes=(0, 0, 1, None, None))
 
 
 def _descend(system: ReducedSystem, steps: int, stride: int, record: bool, summarize: bool):
@@ -73,7 +73,7 @@ def _descend(system: ReducedSystem, steps: int, stride: int, record: bool, summa
         alpha, fold, t = carry
         m = state_metrics(system, alpha)
         if summarize:  # relation 0's conflict reliance
-            fold = _fold_update(fold, m["reliance"][0], _metric_rows(m, batch), t)
+            fold = _fold_update(fold, m["reliance"][0], _metric_rows(m, batch), t, inversion_tol(alpha.dtype))
         return (alpha + system.step * m["drive"], fold, t + 1), m
 
     def silent(carry, _):

@@ -1,12 +1,13 @@
 """Summaries of a reliance curve M_C(t), defined once for simulation and theory alike.
 
 - `summarize`: initial, peak (and its first step), final, the first peak that M_C falls
-  from, and `inversion`. Defined on the running maximum P(t) = max_{s ≤ t} M_C(s): M_C
-  *inverts* when at some step t the running maximum has risen above the start and M_C has
-  fallen below it, P(t) > M_C(0) + tol and P(t) − M_C(t) > tol, whatever happens later. The
-  first such t fixes the first peak (P(t) and its first step); without one, the first peak
-  is the peak. A slow recovery that overtakes the first peak (so that peak = final) is
-  still an inversion.
+  from, the lowest M_C from that peak on (the trough), and `inversion`. Defined on the
+  running maximum P(t) = max_{s ≤ t} M_C(s): M_C *inverts* when at some step t the running
+  maximum has risen above the start and M_C has fallen below it, P(t) > M_C(0) + tol and
+  P(t) − M_C(t) > tol, whatever happens later. The first such t fixes the first peak (P(t)
+  and its first step); without one, the first peak is the peak. A slow recovery that
+  overtakes the first peak (so that peak = final) is still an inversion. tol is
+  `inversion_tol` of the dtype the curve was computed in.
 - the fold (`fold_init`, `fold_update`, `fold_finish`): the same summary read one step at a
   time inside a compiled scan (both engines use it), so that a run or sweep that records
   only some steps (or none) still summarises every step. The tests check fold = summarize.
@@ -26,6 +27,22 @@ from typing import NamedTuple
 import numpy as np
 
 INVERSION_TOL = 1e-9
+"""The tolerance of a rise or fall of M_C computed in float64."""
+
+TIE_EPS = 8
+"""A rise or fall of M_C computed in a dtype coarser than float64 counts when it exceeds
+TIE_EPS machine epsilons of that dtype. The same M_C evaluated twice within one compiled
+step (XLA may compute a value in two fusions, rounded differently) differs by up to 0.23
+float32 epsilons (2.7e-8) in the runs measured, lr 1 to 1000 and up to 200 training points:
+8 epsilons (9.5e-7 in float32) stays well above that tie-level noise and far below the
+smallest inversion the theory describes (a fall of about 1e-3)."""
+
+
+def inversion_tol(dtype=None) -> float:
+    """The tolerance of `summarize` and `fold_update` for M_C computed in `dtype` (default
+    float64): INVERSION_TOL for float64, TIE_EPS machine epsilons for a coarser dtype."""
+    eps = float(np.finfo(np.float64 if dtype is None else dtype).eps)
+    return max(INVERSION_TOL, TIE_EPS * eps)
 
 INVERSION, NO_RISE, NO_PEAK = 0, 1, 2
 """Kinds of a trajectory in `first_peak`: rise then fall; falls (or stays) from step 0;
@@ -34,7 +51,7 @@ rises without falling (by more than 1e-9) within the window."""
 
 def _scalars(out: dict) -> dict:
     """The values of a summary of one curve as Python numbers."""
-    kinds = {"peak_step": int, "first_peak_step": int, "inversion": bool}
+    kinds = {"peak_step": int, "first_peak_step": int, "trough_step": int, "inversion": bool}
     return {k: kinds.get(k, float)(v) for k, v in out.items()}
 
 
@@ -42,7 +59,9 @@ def summarize(reliance, tol: float = INVERSION_TOL) -> dict:
     """initial_reliance M_C(0), peak_reliance max_t M_C and peak_step (its first step; a NaN
     is the peak, as np.argmax has it), final_reliance, first_peak_reliance and
     first_peak_step (the running maximum P(t) at the first t with P(t) > M_C(0) + tol and
-    P(t) − M_C(t) > tol; the peak when there is none) and inversion (such a t exists).
+    P(t) − M_C(t) > tol; the peak when there is none), trough_reliance and trough_step (the
+    lowest M_C at or after first_peak_step and its first step; NaN from a NaN on) and
+    inversion (such a t exists).
 
     Along the last axis: one curve gives Python numbers, a batch gives arrays."""
     r = np.asarray(reliance, dtype=np.float64)
@@ -56,14 +75,18 @@ def summarize(reliance, tol: float = INVERSION_TOL) -> dict:
     inversion = fallen.any(axis=-1)
     first = np.argmax(fallen, axis=-1)[..., None]
     peak, peak_step = running[..., -1], running_step[..., -1]
+    first_step = np.where(inversion, np.take_along_axis(running_step, first, -1)[..., 0], peak_step)
+    after = np.where(steps >= first_step[..., None], r, np.inf)
+    trough_step = np.argmin(after, axis=-1)  # the first NaN, if any, as np.argmin has it
     out = {
         "initial_reliance": initial,
         "peak_reliance": peak,
         "peak_step": peak_step.astype(np.int64),
         "final_reliance": r[..., -1],
         "first_peak_reliance": np.where(inversion, np.take_along_axis(running, first, -1)[..., 0], peak),
-        "first_peak_step": np.where(inversion, np.take_along_axis(running_step, first, -1)[..., 0],
-                                    peak_step).astype(np.int64),
+        "first_peak_step": first_step.astype(np.int64),
+        "trough_reliance": np.take_along_axis(after, trough_step[..., None], -1)[..., 0],
+        "trough_step": trough_step.astype(np.int64),
         "inversion": inversion,
     }
     return _scalars(out) if r.ndim == 1 else out
@@ -78,6 +101,8 @@ class SummaryFold(NamedTuple):
     final: jnp.ndarray  # M_C(t)
     first_peak: jnp.ndarray  # P at the first fall (meaningful once `inversion`)
     first_peak_step: jnp.ndarray
+    trough: jnp.ndarray  # lowest M_C since the first peak (since the peak until `inversion`)
+    trough_step: jnp.ndarray
     inversion: jnp.ndarray  # M_C has fallen below a peak above its start
     finite_at_start: jnp.ndarray  # (M,) which of the M metrics were finite at step 0
     nonfinite_step: jnp.ndarray  # first step where one of those is not finite; -1: none
@@ -90,7 +115,7 @@ def fold_init(n_metrics: int, dtype=None) -> SummaryFold:
     dtype = jnp.float64 if dtype is None else dtype
     zero = jnp.zeros((), dtype)
     step = jnp.zeros((), jnp.int32)
-    return SummaryFold(zero, zero, step, zero, zero, step, jnp.zeros((), bool),
+    return SummaryFold(zero, zero, step, zero, zero, step, zero, step, jnp.zeros((), bool),
                        jnp.zeros((n_metrics,), bool), jnp.full((), -1, jnp.int32))
 
 
@@ -105,7 +130,7 @@ def first_nonfinite_step(metrics) -> int | None:
 
 def fold_update(fold: SummaryFold, reliance, metrics, step, tol: float = INVERSION_TOL) -> SummaryFold:
     """Fold step `step` (steps come in order from 0) with reliance M_C and the vector of all
-    metrics at that step."""
+    metrics at that step; `tol` as in `summarize` (`inversion_tol` of the dtype computed in)."""
     import jax.numpy as jnp
 
     first = step == 0
@@ -117,6 +142,8 @@ def fold_update(fold: SummaryFold, reliance, metrics, step, tol: float = INVERSI
     peak_step = jnp.where(new_peak, step, fold.peak_step).astype(jnp.int32)
     fallen = (peak > initial + tol) & (peak - reliance > tol)
     newly = fallen & ~fold.inversion
+    # Until the first fall the trough restarts at every new peak; after it, only lower values move it.
+    lower = (new_peak & ~fold.inversion) | (reliance < fold.trough) | (jnp.isnan(reliance) & ~jnp.isnan(fold.trough))
     bad = jnp.any(finite_at_start & ~finite)
     return SummaryFold(
         initial=initial,
@@ -125,6 +152,8 @@ def fold_update(fold: SummaryFold, reliance, metrics, step, tol: float = INVERSI
         final=reliance,
         first_peak=jnp.where(newly, peak, fold.first_peak),
         first_peak_step=jnp.where(newly, peak_step, fold.first_peak_step).astype(jnp.int32),
+        trough=jnp.where(lower, reliance, fold.trough),
+        trough_step=jnp.where(lower, step, fold.trough_step).astype(jnp.int32),
         inversion=fold.inversion | fallen,
         finite_at_start=finite_at_start,
         nonfinite_step=jnp.where((fold.nonfinite_step < 0) & bad, step, fold.nonfinite_step).astype(jnp.int32),
@@ -134,8 +163,9 @@ def fold_update(fold: SummaryFold, reliance, metrics, step, tol: float = INVERSI
 def fold_finish(fold: SummaryFold) -> dict:
     """The `summarize` dict of the folded trajectory, plus `nonfinite_step` (None: none).
     Works on a batch of folds (leading axes) too: then every value is an array (−1: none)."""
-    initial, peak, final, first_peak = (np.asarray(x, dtype=np.float64)
-                                        for x in (fold.initial, fold.peak, fold.final, fold.first_peak))
+    initial, peak, final, first_peak, trough = (np.asarray(x, dtype=np.float64)
+                                                for x in (fold.initial, fold.peak, fold.final, fold.first_peak,
+                                                          fold.trough))
     peak_step = np.asarray(fold.peak_step).astype(np.int64)
     inversion = np.asarray(fold.inversion, dtype=bool)
     bad = np.asarray(fold.nonfinite_step).astype(np.int64)
@@ -146,6 +176,8 @@ def fold_finish(fold: SummaryFold) -> dict:
         "final_reliance": final,
         "first_peak_reliance": np.where(inversion, first_peak, peak),
         "first_peak_step": np.where(inversion, np.asarray(fold.first_peak_step), peak_step).astype(np.int64),
+        "trough_reliance": trough,
+        "trough_step": np.asarray(fold.trough_step).astype(np.int64),
         "inversion": inversion,
     }
     if initial.ndim:

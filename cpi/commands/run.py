@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..arguments import (add_config_arguments, add_force, add_record_every, check_out_dir, default_run_dir,
                          describe_run, load_config)
+from ..report import reliance_lines
 
 MEMORY_NOTE_BYTES = 2**30
 """Runs estimated to need more memory than this say so in their header."""
@@ -75,11 +76,8 @@ def _train_and_save(args, config, out: Path) -> int:
     print(f"{strengths} delta_c {s['achieved_delta_c']:.4f}, delta_m {s['achieved_delta_m']:.4f} "
           "(mean probability of a context token's value on itself, of a memorised subject's value on its fact)")
     print(f"context reliance M_C on {config.mixture.n_test * n_rel} conflict test points{per}:")
-    print(
-        f"  initial {s['initial_reliance']:.4f} -> peak {s['peak_reliance']:.4f} "
-        f"at step {s['peak_step']} -> final {s['final_reliance']:.4f}"
-    )
-    print(f"  inversion (rise, then fall below the peak): {'yes' if s['inversion'] else 'no'}")
+    for line in reliance_lines(s):
+        print(f"  {line}")
     for j in range(1, n_rel + 1 if n_rel > 1 else 1):
         r = m[f"reliance_r{j}"]
         print(f"  relation {j}: initial {r[0]:.4f} -> peak {r.max():.4f} -> final {r[-1]:.4f}"
