@@ -15,6 +15,7 @@ from cpi.cli import execute as main
 from sims.results import load_run
 
 FAST = ["--set", "train.steps=40"]
+QUICK = ["--set", "train.steps=10"]
 
 
 def test_run_writes_reloadable_results(tmp_path, capsys):
@@ -141,3 +142,38 @@ def test_the_console_entry_keeps_the_status_the_output_and_the_files(tmp_path):
     bad = cpi("run", "--set", "train.steps=0", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "train.steps = 0 is out of range" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+# ---------------------------------------------------------------------------- values and streams
+
+
+@pytest.mark.parametrize("text, value", [("1e3", 1000), ("100.0", 100), ("2E1", 20)])
+def test_whole_numbers_written_as_floats_are_integers(text, value):
+    config = cfg.load(overrides=[f"train.steps={text}"])
+    assert config.train.steps == value and type(config.train.steps) is int
+    assert "steps = %d\n" % value in cfg.to_toml(config)
+
+
+@pytest.mark.parametrize("text", ["1.5", "inf", "nan", "true"])
+def test_integer_keys_still_refuse_what_is_not_a_whole_number(text, capsys):
+    assert main(["config", "--toml", "--set", f"train.steps={text}"]) == 2
+    err = capsys.readouterr().err
+    assert "train.steps" in err and "expected an integer >= 1" in err
+
+
+def test_the_run_description_and_its_summary_share_standard_output(tmp_path, capsys):
+    assert main(["run", *QUICK, "--out", str(tmp_path / "out")]) == 0
+    out, err = capsys.readouterr()
+    assert "cpi run: 20 training points (10 C, 10 CS)" in out and "training points" not in err
+    assert "context reliance M_C" in out
+
+
+def test_an_out_under_proc_says_that_proc_takes_no_new_files(tmp_path, capsys, monkeypatch):
+    if not Path("/proc/self").exists():
+        pytest.skip("no /proc on this system")
+    import sims.train
+
+    monkeypatch.setattr(sims.train, "run", lambda *a, **k: pytest.fail("trained before checking --out"))
+    assert main(["run", *QUICK, "--out", "/proc/cpi-test-out"]) == 2
+    err = capsys.readouterr().err
+    assert "'/proc' (where it would be created) accepts no new files" in err

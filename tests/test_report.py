@@ -1,16 +1,14 @@
-"""Issue 23, items 7 and 8: the reliance summary and `cpi theory`'s report say what they mean.
+"""The reliance summary and `cpi theory`'s report say what they mean (`cpi.report`).
 
 The theory's regime (t -> infinity) and its finite-horizon prediction say why when they
-disagree; every term the report prints is in the glossary of `cpi theory --help` (and the
-README's theory section); signs print as signs; `cpi run` shows the first peak and the fall
-below it; float32's tie-level wobble is no inversion; the two-key sweep map draws no drop
-where nothing inverts."""
+disagree; every term the report prints is in the glossary of `cpi theory --help`; signs
+print as signs; `cpi run` shows the first peak and the fall below it; float32's tie-level
+wobble is no inversion; the two-key sweep map draws no drop where nothing inverts."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +19,6 @@ from sims import config as cfg
 from theory.asymptotics import REGIMES
 from theory.summary import INVERSION_TOL, fold_finish, fold_init, fold_update, inversion_tol, summarize
 
-ROOT = Path(__file__).resolve().parents[1]
 
 CONTRADICTION = ["mixture.n_train=100", "mixture.context_critical=0.4", "mixture.counterfactual=0.2",
                  "mixture.fact_recall=0.1", "train.steps=1000", "world.n_subjects=120", "world.n_answers=150"]
@@ -145,15 +142,6 @@ def test_every_term_the_report_prints_is_in_the_help(overrides, theory_help):
     assert terms <= defined, sorted(terms - defined)
     for term in terms:
         assert re.search(rf"^  {re.escape(term)}: ", theory_help, re.M), term
-
-
-def test_the_readme_theory_section_defines_the_glossary():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Theory next to simulation"):readme.index("## Sweeps")]
-    for term, _ in GLOSSARY:
-        written = term.replace("*", "\\*")
-        assert f"*{written}*" in section.replace("\n  ", " ").replace("\n", " "), term
-    assert "permanent loss" not in readme
 
 
 # ---------------------------------------------------------------------------- signs
