@@ -6,7 +6,7 @@ It runs that sweep through the project once to capture the exact arrays its chun
 then times, in this one process and on the same arrays, two programs that compute the same
 thing (the 24 metrics of every step, the training updates, the reliance summary):
 
-  engine  `sims.engine`'s chunk, the step written for one point and `jax.vmap`ped, so the
+  engine  `cpi.sims.engine`'s chunk, the step written for one point and `jax.vmap`ped, so the
           points lie on the leading (major) axis of every array;
   minor   the same chunk written by hand with the points on the last axis: every reduction
           over slots, keys, classes and groups is then an elementwise operation along the
@@ -30,7 +30,7 @@ engine cannot do. Measured on the 2-core development CPU, idle, three runs:
 (A first version of this script closed over those arrays as constants, and the minor program
 then compiled in 0.99-1.17 s and ran in 1.32-1.47 s: part of its lead was the constants.)
 
-What the layout is worth in the engine itself, measured: `sims.engine` rewritten with the
+What the layout is worth in the engine itself, measured: `cpi.sims.engine` rewritten with the
 points on the last axis throughout (a single run as one point; sweeps of one layout natively,
 the others as a vmap over single points; every engine, sweep and optimizer test passing,
 against the generic model to 1e-12) compiled this chunk in 1.6-1.8 s and ran it in 1.6-1.7 s
@@ -63,10 +63,10 @@ import numpy as np  # noqa: E402
 from jax.sharding import Mesh, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as Spec  # noqa: E402
 
-from sims import config as cfg  # noqa: E402
-from sims import engine  # noqa: E402
-from sims.sweep import run_sweep  # noqa: E402
-from theory.groups import TRAINING_GROUPS, has_context  # noqa: E402
+from cpi.sims import config as cfg  # noqa: E402
+from cpi.sims import engine  # noqa: E402
+from cpi.sims.sweep import run_sweep  # noqa: E402
+from cpi.theory.groups import TRAINING_GROUPS, has_context  # noqa: E402
 
 STEPS = 2000
 GRID = ["mixture.context_critical=0:1:41", "knowledge.delta_m=0.5:0.9:8"]

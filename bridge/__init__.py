@@ -7,6 +7,6 @@ pretraining sequences, finetuning groups), `model` (the transformer, equinox), `
 attention, δ_C, δ_M, the Lemma 4 margins and ρ*), `run` (one run: `run(config)`), `sweep` (grids over its keys and seeds: `run_configs`,
 `run_sweep`, one pretraining per digest, vmapped finetuning).
 
-`bridge` sits beside `sims`: it imports `theory` and a few helpers of `sims`; nothing in
-`theory` or `sims` imports it; the bridge experiments (`experiments.bridge_*`) do.
+`cpi.bridge` sits beside `cpi.sims`: it imports `cpi.theory` and a few helpers of `cpi.sims`; nothing in
+`cpi.theory` or `cpi.sims` imports it; the bridge experiments (`cpi.experiments.bridge_*`) do.
 """

@@ -1,7 +1,7 @@
 """The bridge's configuration: frozen dataclasses [transformer], [pretrain], [mixture], [train].
 
-As `sims.config` for the toy: defaults, then a TOML file, then `--set section.key=value`
-overrides, validated once; every problem raises `sims.errors.ConfigError` naming the key, the
+As `cpi.sims.config` for the toy: defaults, then a TOML file, then `--set section.key=value`
+overrides, validated once; every problem raises `cpi.sims.errors.ConfigError` naming the key, the
 bad value and what is allowed (the CLI exits 2). `KEYS` is the one table of every key.
 
 The mixture keys mean what they mean in the toy (fractions of C, CF and S points, the rest
@@ -19,8 +19,8 @@ from typing import Any
 
 import tomli_w
 
-from sims.errors import ConfigError
-from sims.schema import KeySpec, Schema
+from cpi.sims.errors import ConfigError
+from cpi.sims.schema import KeySpec, Schema
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ KEYS: dict[str, KeySpec] = {
 
 def group_counts(m: Mixture) -> dict[str, int]:
     """Finetuning points per group before filtering: round(fraction·n) for C, CF and S, the
-    rest C+S (as `sims.config.group_counts`)."""
+    rest C+S (as `cpi.sims.config.group_counts`)."""
     n_c, n_cf, n_s = (round(f * m.n_train) for f in (m.context_critical, m.counterfactual, m.fact_recall))
     return {"C": n_c, "CS": m.n_train - n_c - n_cf - n_s, "CF": n_cf, "S": n_s}
 
@@ -204,7 +204,7 @@ def _check_config(config: Config) -> None:
 
 
 SCHEMA = Schema(Config, _SECTIONS, KEYS, _check_config, label="bridge config")
-"""The bridge's config schema; the functions below are its methods (`sims.schema.Schema`)."""
+"""The bridge's config schema; the functions below are its methods (`cpi.sims.schema.Schema`)."""
 
 all_keys = SCHEMA.all_keys
 default_value = SCHEMA.default_value

@@ -14,7 +14,7 @@ Pretraining sequences, drawn afresh every step (`sample_pretrain`):
 No pretraining sequence has a memorised subject and a context, so a conflict point is new to
 the pretrained model, as in the paper.
 
-Finetuning groups (the toy's, `theory.groups` order C, CS, CF, S), each point with its own
+Finetuning groups (the toy's, `cpi.theory.groups` order C, CS, CF, S), each point with its own
 subject (Assumption 1): C [c, s', r] → c (s' without a fact); C+S [fact(s), s, r] → fact(s);
 CF [c, s, r] → c with c ≠ fact(s); S [∅, s, r] → fact(s). Held out: conflict points [c, s, r]
 (s memorised, not in finetuning, c ≠ fact(s)) and in-distribution points (half C with fresh

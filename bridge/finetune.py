@@ -1,7 +1,7 @@
 """Finetuning the pretrained transformer on a mixture of the toy's groups.
 
 The loss is the mean cross-entropy of the answer at the last position over the step's points
-(all of them, or a minibatch dealt by `sims.optimizers.batch_weights` from train.seed). The
+(all of them, or a minibatch dealt by `cpi.sims.optimizers.batch_weights` from train.seed). The
 optimizer is optax's gd (sgd without momentum), sgd, adam or adamw at train.lr, applied to the
 leaves `model.trainable_filter` selects (train.trainable). Every train.eval_every steps (and at
 step 0 and the last step) `measure.evaluate` records every metric. The learning rate is a
@@ -11,7 +11,7 @@ program, so finetunings that differ only in train.lr share one compilation.
 `finetune_batch` runs several finetunings of one pretrained model at once, `jax.vmap` over
 their data and learning rates (mixtures and learning rates that share the pretrained model,
 the rest of the train config and the number of points): what a sweep over mixture keys or
-train.lr at a fixed seed needs (`bridge.sweep`).
+train.lr at a fixed seed needs (`cpi.bridge.sweep`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sims.optimizers import batch_weights
+from cpi.sims.optimizers import batch_weights
 
 from . import measure
 from .config import Train

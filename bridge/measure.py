@@ -17,7 +17,7 @@ contexts; δ_M = mean p_fact of [∅, s, r] over the conflict points' subjects; 
 margins m = ⟨v(c) − v(s), e_c − softmax(½v(c) + ½v(s))⟩ with v(c) the logits of [c, ∅, r] and
 v(s) those of [∅, s, r] (the toy's value columns read off the model's outputs, an
 approximation for a deep model), averaged over the finetuning points of each group; and
-ρ* = |m_CS|/(m_C + |m_CS|) (`theory.closed_forms.rho_star`).
+ρ* = |m_CS|/(m_C + |m_CS|) (`cpi.theory.closed_forms.rho_star`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory.closed_forms import margin, rho_star
+from cpi.theory.closed_forms import margin, rho_star
 
 from . import corpus
 from .model import answer_logits, answer_logits_compiled, cross_entropy

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sims.cache_dirs import user_cache_dir
-from sims.results import json_bytes, write_atomic
+from cpi.sims.cache_dirs import user_cache_dir
+from cpi.sims.results import json_bytes, write_atomic
 
 from . import corpus
 from .config import Config, pretrain_digest, pretrain_keys

@@ -2,7 +2,7 @@
 
 `run(config)` returns (metrics, summary) in the toy's format: metrics a dict of arrays over the
 recorded steps (`step` and every `measure.metric_names`), summary the toy's summary of the
-reliance curve (`theory.summary.summarize`) with peak_step in finetuning steps, plus
+reliance curve (`cpi.theory.summary.summarize`) with peak_step in finetuning steps, plus
 `inversion_005` (the acceptance test: a rise above the start, then a fall of at least 0.05
 below the peak), `reliance_drop`, the pretrained model's δ_C, δ_M, margins and ρ*, and the digest
 of its checkpoint.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from theory.summary import reliance_drop, summarize
+from cpi.theory.summary import reliance_drop, summarize
 
 from . import corpus, measure
 from .config import Config, pretrain_digest
@@ -84,8 +84,8 @@ def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
 def check_run_dir(out_dir, config: Config, force: bool = False, source=None) -> None:
     """ConfigError when `out_dir` already holds a run of another bridge config, a sweep or a
     hand-written config.toml, unless `force`, or when it would replace the --config file
-    `source` (`sims.results.check_run_dir` with the bridge's schema)."""
-    from sims.results import check_run_dir as check
+    `source` (`cpi.sims.results.check_run_dir` with the bridge's schema)."""
+    from cpi.sims.results import check_run_dir as check
 
     from . import config as bcfg
 
@@ -94,8 +94,8 @@ def check_run_dir(out_dir, config: Config, force: bool = False, source=None) -> 
 
 def save(out_dir, config: Config, metrics: dict, summary: dict):
     """DIR/config.toml, DIR/metrics.npz, DIR/summary.json (atomically, summary last), in the
-    toy's format (`sims.results.save_run` with the bridge's schema)."""
-    from sims.results import save_run
+    toy's format (`cpi.sims.results.save_run` with the bridge's schema)."""
+    from cpi.sims.results import save_run
 
     from . import config as bcfg
 

@@ -1,13 +1,13 @@
 """Sweeps of the bridge over finetuning keys and seeds, reusing the pretrained models.
 
-A grid is the toy's (`sims.grid`: `section.key=start:stop:num` or `section.key=v1,v2,...`, the
+A grid is the toy's (`cpi.sims.grid`: `section.key=start:stop:num` or `section.key=v1,v2,...`, the
 first spec varying slowest, then `seeds` consecutive train.seed values innermost), over the
 bridge's keys. `run_configs` computes a list of bridge configs: each pretrained model (one per
 `config.pretrain_digest`) is loaded or trained once and kept in memory for every point that
 shares it, and the points that also share the train config (but for train.lr) and the shapes
 of their data (mixtures or learning rates at one seed, say) are finetuned together as one
 `jax.vmap`-ped computation (`finetune.finetune_batch`); `vmap=False` runs them one by one,
-bit for bit as `bridge.run.run`.
+bit for bit as `cpi.bridge.run.run`.
 Each point is saved as a run directory (`cpi bridge`'s files) named by a hash of its config,
 and reused when there.
 
@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sims.dir_lock import LOCK_NAME, claim_dir
-from sims.errors import ConfigError
-from sims import grid
-from sims.grid import Axis
-from sims.results import json_bytes, write_atomic, write_npz_atomic
+from cpi.sims.dir_lock import LOCK_NAME, claim_dir
+from cpi.sims.errors import ConfigError
+from cpi.sims import grid
+from cpi.sims.grid import Axis
+from cpi.sims.results import json_bytes, write_atomic, write_npz_atomic
 
 from . import config as bcfg
 from .config import Config
@@ -52,7 +52,7 @@ MANIFEST = "sweep.json"
 
 def parse_spec(spec: str) -> Axis:
     """One `section.key=start:stop:num` or `section.key=v1,v2,...` spec over the bridge's keys
-    (`sims.grid.parse_spec` with the bridge's schema); ConfigError naming the spec otherwise."""
+    (`cpi.sims.grid.parse_spec` with the bridge's schema); ConfigError naming the spec otherwise."""
     return grid.parse_spec(spec, bcfg.SCHEMA)
 
 
@@ -96,9 +96,9 @@ def sweep_digest(base: Config, grid, seeds: int = 1) -> str:
 
 
 def load_point(run_dir: Path) -> tuple[dict, dict] | None:
-    """(metrics, summary) saved in a run directory (`sims.saved.read`), or None when it holds
+    """(metrics, summary) saved in a run directory (`cpi.sims.saved.read`), or None when it holds
     no complete, readable bridge run (the point is then computed again)."""
-    from sims.saved import BRIDGE_RUN, read
+    from cpi.sims.saved import BRIDGE_RUN, read
 
     try:
         saved = read(run_dir)
@@ -117,7 +117,7 @@ def _batch_key(config: Config, n_points: int) -> tuple:
 
 
 def run_configs(configs, cache_dir=None, runs_dir=None, vmap: bool = True, progress=None) -> list[tuple[dict, dict]]:
-    """(metrics, summary) of `bridge.run.run(config)` for each config, in order. Each pretrained
+    """(metrics, summary) of `cpi.bridge.run.run(config)` for each config, in order. Each pretrained
     model is loaded (or trained) once; points that share a batch key finetune together
     (`vmap`), equal to the one-by-one runs up to float32 rounding; with `vmap=False` bit for
     bit. With `runs_dir`, each point is saved to / reused from `runs_dir/<config_digest>`.
@@ -172,7 +172,7 @@ def run_configs(configs, cache_dir=None, runs_dir=None, vmap: bool = True, progr
 class BridgeSweep:
     """A finished sweep: point i has swept values `points[i]`, config `configs[i]`, metrics
     `metrics[name][i, j]` at step `metrics["step"][j]` (NaN where it lacks the metric or the
-    step) and summary `summaries[i]` (as `bridge.run.run` returns it)."""
+    step) and summary `summaries[i]` (as `cpi.bridge.run.run` returns it)."""
 
     points: list[dict]
     configs: list[Config]
@@ -217,7 +217,7 @@ def run_sweep(base: Config, grid=(), seeds: int = 1, out=None, cache_dir=None, p
     """Run every point of the grid (`run_configs`) and write the sweep directory `out` (default
     sweeps/bridge-<sweep_digest>); points already saved there are reused. A directory holding
     another sweep is refused (ConfigError) unless `force`."""
-    from sims.progress import StepProgress
+    from cpi.sims.progress import StepProgress
 
     grid = [grid] if isinstance(grid, str) else [s.strip() for s in grid]
     points, configs = expand_grid(base, grid, seeds)

@@ -14,8 +14,8 @@ import os
 import sys
 from pathlib import Path
 
-from sims import config as cfg
-from sims.results import check_out_dir, check_out_file
+from cpi.sims import config as cfg
+from cpi.sims.results import check_out_dir, check_out_file
 
 __all__ = [
     "EXIT_FAILURE", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "KEYS_HINT", "add_config_arguments", "load_config",
@@ -56,7 +56,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, what: str = "the confi
 def load_config(args: argparse.Namespace) -> cfg.Config:
     """The config of `--config` and `--set`, validated (types, ranges, mixture, filter) and
     checked against the vocabulary; raises ConfigError otherwise."""
-    from sims.world import check_vocabulary
+    from cpi.sims.world import check_vocabulary
 
     config = cfg.load(args.config, args.overrides)
     check_vocabulary(config)
@@ -89,7 +89,7 @@ def training_counts(config: cfg.Config) -> dict[str, int]:
         return merged
     import numpy as np
 
-    from sims.world import GROUPS, build_world
+    from cpi.sims.world import GROUPS, build_world
 
     group = build_world(config).train.group
     return {name: int(np.sum(group == i)) for i, name in enumerate(GROUPS)}

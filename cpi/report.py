@@ -108,7 +108,7 @@ def signed(x: float, fmt: str = ".4g") -> str:
 def reliance_lines(summary: dict) -> list[str]:
     """The reliance summary in words, one string per line: initial -> peak -> final, whether
     M_C inverts, and, when it inverts and the first peak is not the peak or M_C rises again
-    after the fall, the first peak and the lowest M_C after it (`theory.summary.summarize`'s
+    after the fall, the first peak and the lowest M_C after it (`cpi.theory.summary.summarize`'s
     first_peak_* and trough_*; a summary without trough_* prints the first peak alone)."""
     s = summary
     lines = [f"initial {s['initial_reliance']:.4f} -> peak {s['peak_reliance']:.4f} at step {s['peak_step']} "
@@ -131,8 +131,8 @@ def reliance_lines(summary: dict) -> list[str]:
 
 
 def format_theory(report: dict, config) -> str:
-    """The human-readable form of `sims.theory_report.theory_report(config)`."""
-    from sims.theory_report import flow_time
+    """The human-readable form of `cpi.sims.theory_report.theory_report(config)`."""
+    from cpi.sims.theory_report import flow_time
 
     per_point = "pretraining" in report
     lines = _format_random(report) if per_point else _format_paper(report, flow_time)

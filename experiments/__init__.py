@@ -1,4 +1,4 @@
-"""The experiments layer (between `sims` and `figures`): what each figure computes.
+"""The experiments layer (between `cpi.sims` and `cpi.figures`): what each figure computes.
 
 One module per experiment (`inversion`, `tug_of_war`, `phase_diagram`, `three_steps`,
 `knowledge_strength`, `filtering`, `counterfactual`, `value_training`, `fact_recall`,
@@ -15,7 +15,7 @@ config); the others change the mixture, the relations or value_lr themselves, ea
 from the base config; every experiment's simulations run the configs it reports.
 
 The bridge experiments (`bridge_inversion`, `bridge_phase`, `bridge_mitigations`,
-`bridge_depth`; shared code in `bridge_runs`) run the transformer of `bridge` from its own
+`bridge_depth`; shared code in `bridge_runs`) run the transformer of `cpi.bridge` from its own
 defaults over seeds; the toy's base config only feeds their toy panels.
 
     >>> from experiments import get

@@ -1,14 +1,14 @@
 """Analysis shared by several experiments: sums of the θ_C pushes over groups and the
-per-point columns of a sweep. Summaries of a reliance curve M_C(t) live in `theory.summary`.
+per-point columns of a sweep. Summaries of a reliance curve M_C(t) live in `cpi.theory.summary`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import group_counts
-from theory.groups import CONTEXT_GROUPS
+from cpi.sims import config as cfg
+from cpi.sims.config import group_counts
+from cpi.theory.groups import CONTEXT_GROUPS
 
 # ---------------------------------------------------------------------------- columns
 
@@ -42,7 +42,7 @@ def theta_c_sum(metrics: dict, index=...) -> np.ndarray:
 
 
 def sweep_columns(result) -> dict:
-    """Per-point summaries and effective ρ = n_C/n of a sweep (`sims.sweep.run_sweep`), as arrays."""
+    """Per-point summaries and effective ρ = n_C/n of a sweep (`cpi.sims.sweep.run_sweep`), as arrays."""
     rows = result.summaries
     counts = [group_counts(c.mixture) for c in result.configs]
     return dict(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge import config as bcfg
+from cpi.bridge import config as bcfg
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
 

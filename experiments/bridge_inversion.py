@@ -1,7 +1,7 @@
 """The inversion in the bridge transformer at its default mixture, over seeds.
 
 Runs `cpi bridge`'s default (2 layers, QK-only Adam finetuning on 32 C and 32 C+S points)
-at each seed of `seeds` (the toy's base config is not used: see `experiments.bridge_runs`).
+at each seed of `seeds` (the toy's base config is not used: see `cpi.experiments.bridge_runs`).
 Computes, per seed and over recorded finetuning steps, M_C on the held-out conflict points,
 the argmax accuracies (context answer, memorised fact), attention of the last position to the
 context (mean and per layer) and to the subject, the C and C+S points' losses, and the
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge import config as bcfg
+from cpi.bridge import config as bcfg
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
 

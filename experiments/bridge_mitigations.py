@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge import config as bcfg
-from sims import config as cfg
+from cpi.bridge import config as bcfg
+from cpi.sims import config as cfg
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points
 from .cache import cached_run

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge import config as bcfg
-from sims import config as cfg
-from sims.theory_inputs import knowledge_of
-from theory.closed_forms import paper_quantities, rho_star
-from theory.reduced import group_trajectory
+from cpi.bridge import config as bcfg
+from cpi.sims import config as cfg
+from cpi.sims.theory_inputs import knowledge_of
+from cpi.theory.closed_forms import paper_quantities, rho_star
+from cpi.theory.reduced import group_trajectory
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
 from .configs import rho_max, theory_counts

@@ -1,6 +1,6 @@
 """What the bridge experiments share: bridge configs, their runs (cached) and seed statistics.
 
-The bridge experiments start from the bridge's own defaults (`bridge.config`), not from the
+The bridge experiments start from the bridge's own defaults (`cpi.bridge.config`), not from the
 toy's base config that `compute(base, work, ...)` receives: the transformer's knowledge is
 learned in pretraining, so the toy's knowledge keys have no counterpart, and the toy's
 mixture (n_train = 20) is too small for the transformer's held-out points. `base` is used
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge import config as bcfg
-from bridge.config import Config
-from theory.summary import reliance_drop
+from cpi.bridge import config as bcfg
+from cpi.bridge.config import Config
+from cpi.theory.summary import reliance_drop
 
 
 def bridge_config(overrides=(), **values) -> Config:
@@ -31,8 +31,8 @@ def bridge_config(overrides=(), **values) -> Config:
 
 
 def run_points(configs, work: Path, vmap: bool = True) -> list[tuple[dict, dict]]:
-    """(metrics, summary) of each bridge config (`bridge.sweep.run_configs`), cached under `work`."""
-    from bridge.sweep import run_configs
+    """(metrics, summary) of each bridge config (`cpi.bridge.sweep.run_configs`), cached under `work`."""
+    from cpi.bridge.sweep import run_configs
 
     root = Path(work) / "bridge"
     return run_configs(configs, cache_dir=root / "checkpoints", runs_dir=root / "runs", vmap=vmap)
@@ -50,6 +50,6 @@ def summary_values(results, key: str) -> np.ndarray:
 
 def peak_final_drop(reliance: np.ndarray) -> dict[str, np.ndarray]:
     """Per curve (last axis: steps): initial, peak, final M_C and the largest fall below the
-    running peak (`theory.summary.reliance_drop`)."""
+    running peak (`cpi.theory.summary.reliance_drop`)."""
     r = np.asarray(reliance, dtype=np.float64)
     return {"initial": r[..., 0], "peak": r.max(axis=-1), "final": r[..., -1], "drop": reliance_drop(r)}

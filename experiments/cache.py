@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.results import load_run, npz_bytes, save_run, write_atomic
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.results import load_run, npz_bytes, save_run, write_atomic
 
 from .registry import get
 
@@ -131,7 +131,7 @@ def experiment_data(
 
 
 def cached_run(config: Config, work: Path) -> tuple[dict, dict]:
-    """(metrics, summary) of `sims.train.run(config)`, saved as a run directory under
+    """(metrics, summary) of `cpi.sims.train.run(config)`, saved as a run directory under
     `work/runs` and reused."""
     run_dir = work / "runs" / config_digest(config)
     try:
@@ -139,7 +139,7 @@ def cached_run(config: Config, work: Path) -> tuple[dict, dict]:
         return metrics, summary
     except FileNotFoundError:
         pass
-    from sims.train import run
+    from cpi.sims.train import run
 
     result = run(config)
     save_run(run_dir, config, result.metrics, result.summary)
@@ -148,7 +148,7 @@ def cached_run(config: Config, work: Path) -> tuple[dict, dict]:
 
 def cached_sweep(base: Config, grid: list[str], work: Path, label: str):
     """`run_sweep(base, grid)` saved under `work/sweeps` (completed groups reused)."""
-    from sims.sweep import run_sweep, sweep_digest
+    from cpi.sims.sweep import run_sweep, sweep_digest
 
     return run_sweep(base, grid, out=work / "sweeps" / f"{label}-{sweep_digest(base, grid)}")
 

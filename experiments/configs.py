@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import counts_of
-from theory.params import GroupCounts
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import counts_of
+from cpi.theory.params import GroupCounts
 
 
 def with_values(config: Config, **values) -> Config:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
-from theory.params import GroupCounts
-from theory.reduced import group_flow, group_trajectory
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
+from cpi.theory.params import GroupCounts
+from cpi.theory.reduced import group_flow, group_trajectory
 
-from theory.summary import first_peak, window_summary
+from cpi.theory.summary import first_peak, window_summary
 
 from .analysis import prefixed
 from .cache import cached_sweep
@@ -33,7 +33,7 @@ PARAMS = dict(
 """steps: GD steps; sim_counts: the simulated k; flow_t_max, n_flow: the gradient flow's
 horizon and log-spaced times; needed_n, needed_steps, needed_max_cf: the training-set sizes,
 longest horizon and most CF points of the needed-CF curves; check_steps: horizons at which the
-curves are checked against `theory.mitigations.counterfactual_needed`."""
+curves are checked against `cpi.theory.mitigations.counterfactual_needed`."""
 
 
 def counterfactual_needed_curve(knowledge, rho: float, n: int, max_cf: int, steps: int, lr: float = 1.0,
@@ -41,7 +41,7 @@ def counterfactual_needed_curve(knowledge, rho: float, n: int, max_cf: int, step
     """For every horizon T = 0..steps: the smallest number k ≤ max_cf of CF points ADDED to a
     C/C+S mixture of n points (n_C = round(ρn)) for which GD at rate lr has no drop of M_C
     (fall > tol below its running maximum) within the first T steps; −1 when none.
-    This is `theory.mitigations.counterfactual_needed(..., criterion="discrete", steps=T)`
+    This is `cpi.theory.mitigations.counterfactual_needed(..., criterion="discrete", steps=T)`
     for every T at once (one vmapped trajectory per k)."""
     n_c = round(rho * n)
     ks = np.arange(max_cf + 1)
@@ -83,7 +83,7 @@ def compute(base: Config, work: Path, steps: int, sim_counts, flow_t_max: float,
     needed = np.stack([counterfactual_needed_curve(knowledge, rho, int(m), needed_max_cf, needed_steps, lr)
                        for m in needed_n])
     horizons = np.unique(np.round(np.geomspace(10, needed_steps, 200)).astype(np.int64))
-    from theory.mitigations import counterfactual_needed
+    from cpi.theory.mitigations import counterfactual_needed
 
     check = np.array([[counterfactual_needed(knowledge, rho=rho, n=int(m), mode="add", criterion="discrete",
                                              steps=int(s), max_cf=needed_max_cf, lr=lr)["n_cf"]

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
-from theory.params import GroupCounts
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
+from cpi.theory.params import GroupCounts
 
-from theory.groups import TRAINING_GROUPS
-from theory.summary import window_summary
+from cpi.theory.groups import TRAINING_GROUPS
+from cpi.theory.summary import window_summary
 
 from .analysis import prefixed
 from .cache import cached_run, cached_sweep
@@ -59,8 +59,8 @@ def compute(base: Config, work: Path, n_s_max: int, sim_n_s, held_out: int) -> d
                   for k in ks])
         for seen in (True, False)
     ])  # (seen/unseen, k, T)
-    from theory.closed_forms import initial_gradient_components
-    from theory.propositions import proposition2
+    from cpi.theory.closed_forms import initial_gradient_components
+    from cpi.theory.propositions import proposition2
 
     prop2 = [proposition2(knowledge, counts.replace(n_s_seen=int(k))) for k in ks]
     unseen = [initial_gradient_components(knowledge, counts.replace(n_s_unseen=int(k))) for k in ks]

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
-from theory.closed_forms import paper_quantities
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
+from cpi.theory.closed_forms import paper_quantities
 
-from theory.summary import window_summary
+from cpi.theory.summary import window_summary
 
 from .analysis import prefixed
 from .cache import cached_run

@@ -1,7 +1,7 @@
 """The inversion itself, at the base config: nothing is varied.
 
 Computes M_C, the attention σ_c and the accuracy on aligned points at every step, from one
-simulation (`sims.train.run`) and from the exact reduced theory (`reduced_trajectory`), with
+simulation (`cpi.sims.train.run`) and from the exact reduced theory (`reduced_trajectory`), with
 the peak of M_C in each, ρ = n_C/n and ρ* (Lemma 4).
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
-from theory.closed_forms import paper_quantities
-from theory.summary import summarize
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
+from cpi.theory.closed_forms import paper_quantities
+from cpi.theory.summary import summarize
 
 from .cache import cached_run
 

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import knowledge_of
-from theory.closed_forms import lemma4_margins, rho_star
-from theory.reduced import group_trajectory
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import knowledge_of
+from cpi.theory.closed_forms import lemma4_margins, rho_star
+from cpi.theory.reduced import group_trajectory
 
-from theory.summary import first_peak
+from cpi.theory.summary import first_peak
 
 from .analysis import sweep_columns
 from .cache import cached_sweep

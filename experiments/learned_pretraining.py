@@ -1,10 +1,10 @@
 """Learned pretraining: does the inversion survive when W_V is learned instead of constructed?
 
-Varies `pretrain.steps`, the length of the learned pretraining of W_V (`sims.pretraining`: fact
+Varies `pretrain.steps`, the length of the learned pretraining of W_V (`cpi.sims.pretraining`: fact
 points and context-copy points, W_KQ = 0), with the other pretrain keys of the base config and
 knowledge.pretraining = "learned". For each length in `shown` it computes M_C over finetuning
-steps from simulation (`sims.train.run`) and from the exact per-point reduced dynamics with the
-learned value table (`sims.theory_inputs.point_trajectory`; W_V frozen and full-batch GD, so the
+steps from simulation (`cpi.sims.train.run`) and from the exact per-point reduced dynamics with the
+learned value table (`cpi.sims.theory_inputs.point_trajectory`; W_V frozen and full-batch GD, so the
 reduction is exact), with the achieved δ_C, δ_M and the world's own margins and ρ*; the base
 config's constructed W_V as the reference; and over the finer grid `grid` of lengths, the
 achieved δ_C, δ_M and the initial, peak and final M_C of the reduced dynamics.
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import initial_direction, point_trajectory
-from sims.world import build_world
-from sims.pretraining import world_strengths
-from theory.summary import summarize
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import initial_direction, point_trajectory
+from cpi.sims.world import build_world
+from cpi.sims.pretraining import world_strengths
+from cpi.theory.summary import summarize
 
 from .cache import cached_run
 from .configs import with_values

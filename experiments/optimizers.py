@@ -23,17 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import point_trajectory
-from theory.summary import summarize
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import point_trajectory
+from cpi.theory.summary import summarize
 
 from .cache import cached_run
 from .configs import with_values
 from .seeded import swept
 
 FALL = 0.05
-"""A first peak is one that M_C falls more than this below (`theory.summary.summarize`'s tol)."""
+"""A first peak is one that M_C falls more than this below (`cpi.theory.summary.summarize`'s tol)."""
 
 PARAMS = dict(steps=1000, seeds=8, batch_sizes=(5, 10), momentum=0.9, momentum_batch=5, adam_factors=(1.0, 0.3))
 """steps: optimizer steps; seeds: SGD seeds 0..seeds-1; batch_sizes: plain SGD's minibatch

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import reduced_trajectory
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import reduced_trajectory
 
 from .configs import with_values
 from .seeded import swept

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import counts_of, knowledge_of
-from theory.asymptotics import long_time_law
-from theory.closed_forms import paper_quantities
-from theory.reduced import group_flow, group_trajectory
-from theory.summary import summarize
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import counts_of, knowledge_of
+from cpi.theory.asymptotics import long_time_law
+from cpi.theory.closed_forms import paper_quantities
+from cpi.theory.reduced import group_flow, group_trajectory
+from cpi.theory.summary import summarize
 
 from .analysis import sweep_columns
 from .cache import cached_sweep

@@ -3,7 +3,7 @@
 A record knows its name, what it shows, its module (`experiments.<name>`: the parameters
 with their defaults, `PARAMS`, and the computation, `compute`) and the plot function that
 draws its data (`figures.<name>.plot_<name>`). Names and plot functions are known without
-importing anything: the CLI lists the experiments and `figures` re-plots saved data without
+importing anything: the CLI lists the experiments and `cpi.figures` re-plots saved data without
 loading JAX or the simulator. `params`, `compute` and `data` import the experiment's module
 on first use.
 """
@@ -55,7 +55,7 @@ class Experiment:
 
     def data(self, base=None, data_dir: str | Path | None = None, force: bool = False, **params) -> dict:
         """The data for `base` (default: the default config), reused from
-        `<data_dir>/<name>.npz` when its inputs match (`experiments.cache.experiment_data`)."""
+        `<data_dir>/<name>.npz` when its inputs match (`cpi.experiments.cache.experiment_data`)."""
         from .cache import experiment_data
 
         return experiment_data(self.name, base, data_dir, force, **params)

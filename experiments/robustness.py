@@ -9,7 +9,7 @@ final, whether it inverts, and the worst deviation of the realised value table f
 few dimensions, a sweep of the mixture ρ = n_C/n per seed: the measured ρ*, where the first
 step's change of M_C, M_C(1) − M_C(0), turns from ≤ 0 to > 0 (linear interpolation between
 the neighbouring grid mixtures; THEORY.md: no initial rise below ρ*), against the ρ*
-predicted from the base config's own margins (`sims.theory_inputs.initial_direction`: the
+predicted from the base config's own margins (`cpi.sims.theory_inputs.initial_direction`: the
 mean initial pushes of its C and C+S points on the conflict test gaps) and the paper's
 closed-form ρ* = |m_CS| / (m_C + |m_CS|).
 """
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import initial_direction, knowledge_of
-from sims.world import build_world
-from theory.closed_forms import paper_quantities
-from theory.summary import summarize
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import initial_direction, knowledge_of
+from cpi.sims.world import build_world
+from cpi.theory.closed_forms import paper_quantities
+from cpi.theory.summary import summarize
 
 from .cache import cached_run
 from .configs import with_values

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
 
 from .cache import cached_sweep
 

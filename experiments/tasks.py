@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import knowledge_of, relation_counts
-from theory.summary import first_peak
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import knowledge_of, relation_counts
+from cpi.theory.summary import first_peak
 
 from .cache import cached_sweep
 from .configs import with_values
@@ -36,7 +36,7 @@ def compute(base: Config, work: Path, gammas, sim_gammas, steps: int, counterfac
     (`mixture.counterfactual_relation = 1`, in place of its C+S points) against the control
     without them. Theory: the relation group form at every γ of `gammas`; simulation: one
     vmapped sweep over (with/without CF) × `sim_gammas`."""
-    from theory.relations import first_step_gaps, relation_group_trajectory
+    from cpi.theory.relations import first_step_gaps, relation_group_trajectory
 
     two = with_values(base, world__n_relations=2, world__relation_overlap=0.0, mixture__counterfactual_relation=1,
                       mixture__n_test=held_out, mixture__n_aligned=held_out, train__steps=int(steps),

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import counts_of, knowledge_of
-from theory.closed_forms import paper_quantities, theorem1_reliance
-from theory.eta_star import eta_star, theta_c_after_one_step
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import counts_of, knowledge_of
+from cpi.theory.closed_forms import paper_quantities, theorem1_reliance
+from cpi.theory.eta_star import eta_star, theta_c_after_one_step
 
 from .analysis import theta_c_sum
 from .cache import cached_sweep

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import counts_of, reduced_trajectory
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import counts_of, reduced_trajectory
 
 from .analysis import first_nonpositive, theta_c_sum
 from .cache import cached_run

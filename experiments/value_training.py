@@ -1,7 +1,7 @@
 """W_V trained together with W_KQ: does training the values prevent the inversion?
 
 Varies `train.value_lr` (the step size of W_V; 0 = frozen, the paper's setting). Computes, from
-simulation only (`sims.value_training.value_training_run`), M_C, σ_c, aligned accuracy and
+simulation only (`cpi.sims.value_training.value_training_run`), M_C, σ_c, aligned accuracy and
 the θ_C pulls of the C and C+S points vs step, with peak, final value, drop and depth; every
 `record_every` steps the blocks of the value-logit change ΔV and the value margins; and, as
 the reference, the frozen-W_V reduced theory and M_C as a function of σ_c on a test point.
@@ -13,14 +13,14 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-from theory.numerics import expit
+from cpi.theory.numerics import expit
 
-from sims import config as cfg
-from sims.config import Config
-from sims.theory_inputs import knowledge_of, reduced_trajectory
-from sims.value_training import VALUE_BLOCKS, value_training_run
+from cpi.sims import config as cfg
+from cpi.sims.config import Config
+from cpi.sims.theory_inputs import knowledge_of, reduced_trajectory
+from cpi.sims.value_training import VALUE_BLOCKS, value_training_run
 
-from theory.summary import window_summary
+from cpi.theory.summary import window_summary
 
 from .analysis import prefixed
 from .cache import cached_arrays, config_digest
@@ -47,7 +47,7 @@ def compute(base: Config, work: Path, value_lrs, steps: int, record_every: int, 
                         lambda: value_training_run(base, value_lrs, record_every))
     frozen = reduced_trajectory(base)
     knowledge = knowledge_of(base)
-    from theory.pretrained import logit, z0
+    from cpi.theory.pretrained import logit, z0
 
     log_z0 = np.log(z0(knowledge.n_subjects, knowledge.n_answers, knowledge.o_c, knowledge.o_r, base.world.n_relations))
     d_context = float(logit(base.knowledge.delta_c) + log_z0 - base.knowledge.o_c)  # V[c,c] − V[a,c] on a test point

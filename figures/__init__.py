@@ -1,16 +1,16 @@
 """Presentation layer: one function per figure, data dict -> matplotlib `Figure`.
 
-The data dicts come from the experiments (`experiments`, or saved `<data_dir>/<figure>.npz`
+The data dicts come from the experiments (`cpi.experiments`, or saved `<data_dir>/<figure>.npz`
 files); nothing here trains or imports the simulator, so a figure can be restyled without
 re-running anything. Which figures exist, and which plot function draws each, is read from
-`experiments.registry` (`plot_<name>` in `figures/<name>.py`). `figures.make.make_figures`
+`cpi.experiments.registry` (`plot_<name>` in `figures/<name>.py`). `cpi.figures.make.make_figures`
 (`cpi figures`) computes or reuses the data and writes every figure as PNG and PDF. Figures
 are drawn on the Agg canvas without pyplot.
 """
 
 from importlib import import_module
 
-from experiments.registry import NAMES, get
+from cpi.experiments.registry import NAMES, get
 
 __all__ = ["NAMES", "plot", "plot_function", *(f"plot_{n}" for n in NAMES)]
 

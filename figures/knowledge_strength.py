@@ -9,7 +9,7 @@ from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from theory.summary import INVERSION, NO_PEAK
+from cpi.theory.summary import INVERSION, NO_PEAK
 
 from .style import headline, new_figure, panel_label, scalar
 

@@ -1,7 +1,7 @@
 """Compute (or reuse) every figure's data and write `<out>/<name>.png` and `.pdf` (the
 `cpi figures` command, in `cpi.commands.figures`, calls `make_figures`).
 
-Data come from the experiments (`experiments.cache.experiment_data`) and are saved as
+Data come from the experiments (`cpi.experiments.cache.experiment_data`) and are saved as
 `<data_dir>/<name>.npz` (default `<out>/data`), with the simulations they ran under `<data_dir>/sims`; a second run with an
 unchanged config only re-plots.
 """
@@ -43,7 +43,7 @@ def make_figures(
     as PNG and PDF under `out_dir`; returns the paths written. Data are reused from
     `data_dir` (default `<out_dir>/data`) unless `force` or the config changed. One progress
     line per figure goes to stderr."""
-    from experiments.cache import experiment_data, is_saved  # the experiment layer, only when data are needed
+    from cpi.experiments.cache import experiment_data, is_saved  # the experiment layer, only when data are needed
 
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir is not None else out_dir / "data"

@@ -2,7 +2,7 @@
 context, and the training losses per data group, against the training step; one run
 (`plot_run`) or several overlaid (`plot_runs`).
 
-Input: each run's metrics (`sims.saved.read`: arrays over `step`) and its summary. Runs of
+Input: each run's metrics (`cpi.sims.saved.read`: arrays over `step`) and its summary. Runs of
 the toy model and of the transformer (`cpi bridge`) record different metrics beyond
 `reliance`: each panel draws those a run has (the transformer's attention per layer
 `attention_context_l<j>` in place of the toy's per group).

@@ -2,7 +2,7 @@
 against the swept key (lines) or the two swept keys (maps).
 
 Input: the swept keys, their per-point coordinates and the per-point summary arrays
-(`sims.sweep.load_sweep`), points of the first seed only (seeds relabel tokens).
+(`cpi.sims.sweep.load_sweep`), points of the first seed only (seeds relabel tokens).
 """
 
 from __future__ import annotations

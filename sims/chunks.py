@@ -5,13 +5,13 @@ Points that share every static quantity (the array shapes of their packed worlds
 dtype, whether W_V trains) form a *shape group*; a group is cut into chunks of at most
 `chunk_size` points, so memory stays bounded whatever the size of the sweep, and every chunk
 of a group is padded to the same size so that it compiles once. A chunk runs as one vmapped
-computation (`sims.engine.simulate`) sharded over the local devices (on CPU, one host device
+computation (`cpi.sims.engine.simulate`) sharded over the local devices (on CPU, one host device
 per core when the entry point set that up; on GPU, every GPU). With several processes
 (`jax.distributed`), the chunks of a group are dealt round-robin over the processes and each
 chunk's results are gathered to every process; only process 0 writes.
 
-Engines: "full" is the fast exact engine (`sims.engine`); "reduced" is the theory's group
-recursion (`theory.reduced.group_trajectory`), exact where W_V is frozen, training is
+Engines: "full" is the fast exact engine (`cpi.sims.engine`); "reduced" is the theory's group
+recursion (`cpi.theory.reduced.group_trajectory`), exact where W_V is frozen, training is
 full-batch GD and the embeddings are the paper's (`reduced_engine_problem` says why not).
 """
 
@@ -26,7 +26,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from theory.groups import GROUPS, TRAINING_GROUPS, theory_indices, training_counts
+from cpi.theory.groups import GROUPS, TRAINING_GROUPS, theory_indices, training_counts
 
 from . import config as cfg
 from . import engine, optimizers, packing
@@ -67,7 +67,7 @@ CLASS_ROUNDING = 4
 
 
 def padded_classes(classes: int) -> int:
-    """How many output classes (`sims.packing.output_classes`) a chunk whose points have at
+    """How many output classes (`cpi.sims.packing.output_classes`) a chunk whose points have at
     most `classes` is padded to, so that the chunks of a shape group usually compile once:
     PAPER_CLASSES (the paper's table gives every point five) or more, rounded up to a
     multiple of CLASS_ROUNDING. Every padded class costs as much as a real one."""
@@ -78,11 +78,11 @@ def padded_classes(classes: int) -> int:
 SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion", "nonfinite_step",
                   "achieved_delta_c", "achieved_delta_m")
 """A sweep's columns for each point: the reliance summary of every step, the first non-finite
-step, and the strengths δ_C, δ_M its pretrained W_V achieves (`sims.pretraining.achieved_strengths`)."""
+step, and the strengths δ_C, δ_M its pretrained W_V achieves (`cpi.sims.pretraining.achieved_strengths`)."""
 
 def training_points_after_filter(config: Config) -> int:
     """Training points left after `mixture.filter` drops round(filter · #context-bearing)
-    of them (`sims.world.filter_points`), from the counts alone."""
+    of them (`cpi.sims.world.filter_points`), from the counts alone."""
     counts = cfg.group_counts(config.mixture)
     n = config.mixture.n_train
     return n - round(config.mixture.filter * (n - counts["S_seen"] - counts["S_unseen"]))
@@ -108,7 +108,7 @@ _PLACEHOLDER_MIXTURE = cfg.Mixture()  # one object: `config_repr` memoises secti
 def world_key(config: Config, memo: dict[int, str] | None = None) -> str:
     """Everything a point's numbers depend on: its config, with the mixture's fractions
     replaced by the training-point counts of each group that they round to
-    (`sims.config.group_counts`, all that `sims.world.build_world` reads of them). Points
+    (`cpi.sims.config.group_counts`, all that `cpi.sims.world.build_world` reads of them). Points
     with equal keys build identical worlds and train identically, so a sweep computes one of
     them and copies its results to the others (a grid finer than 1/n_train in a fraction
     has such points: 41 values of ρ over 20 training points make 21 distinct mixtures)."""
@@ -238,7 +238,7 @@ def full_chunk(configs, size: int, record_every: int, record: bool,
 
 
 def _strengths(worlds) -> dict[str, np.ndarray]:
-    """The achieved δ_C and δ_M of each world's pretrained table, as `sims.train.run` reports them."""
+    """The achieved δ_C and δ_M of each world's pretrained table, as `cpi.sims.train.run` reports them."""
     rows = [world_strengths(w) for w in worlds]
     return {k: np.array([r[k] for r in rows]) for k in ("achieved_delta_c", "achieved_delta_m")}
 
@@ -444,10 +444,10 @@ def reduced_chunk(configs, record_every: int, record: bool,
     """The chunk's points by the exact group recursion, in the full engine's output format:
     the summary of every step is folded inside the theory's compiled scan, and only the
     recorded steps (none when not `record`) come back from it. The accuracies come from the
-    theory's argmax per group (`theory.reduced_system.chosen`): counterfactual_accuracy and
+    theory's argmax per group (`cpi.theory.reduced_system.chosen`): counterfactual_accuracy and
     parametric_accuracy of the conflict point, train_accuracy = Σ_G n_G accuracy_G / n."""
-    from theory.params import GroupCounts, Knowledge
-    from theory.reduced import group_descent
+    from cpi.theory.params import GroupCounts, Knowledge
+    from cpi.theory.reduced import group_descent
 
     steps = configs[0].train.steps
     counts = np.array([_reduced_counts(c) for c in configs], dtype=np.float64)

@@ -2,7 +2,7 @@
 mixture / train, the one table of every key (`KEYS`: allowed values and meaning, from which
 `cpi config` and the README table are generated), and the checks of the whole config.
 
-Loading, overriding and checking values is `sims.schema.Schema`'s work, shared with the
+Loading, overriding and checking values is `cpi.sims.schema.Schema`'s work, shared with the
 bridge's config: a config is built from defaults, then a TOML file, then `--set
 section.key=value` overrides, and validated once at the end. Every problem raises
 `ConfigError`, whose message names the key, the bad value and what is allowed; the CLI turns
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from theory.params import PAPER_KNOWLEDGE
+from cpi.theory.params import PAPER_KNOWLEDGE
 
 from .errors import ConfigError
 from .schema import KeySpec, Schema
@@ -42,7 +42,7 @@ class Knowledge:
 
 @dataclass(frozen=True)
 class Pretrain:
-    """Learned pretraining of W_V (`sims.pretraining`; used when knowledge.pretraining is
+    """Learned pretraining of W_V (`cpi.sims.pretraining`; used when knowledge.pretraining is
     "learned")."""
 
     steps: int = 1000
@@ -96,7 +96,7 @@ _POSITIVE = (0.0, math.inf, False, False)
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
 SWEEP_ENGINES = ("full", "reduced")
 """What `cpi sweep --engine` computes with: the fast exact engine, or the theory's group
-recursion where it is exact (`sims.chunks`)."""
+recursion where it is exact (`cpi.sims.chunks`)."""
 
 EXACT_OPTIMIZERS = ("gd", "sgd")
 """Optimizers whose update is a linear function of the gradients, so that the fast engine
@@ -212,7 +212,7 @@ def group_counts(mixture: Mixture) -> dict[str, int]:
 
 def training_points_after_filter(mixture: Mixture) -> int:
     """Training points left after `mixture.filter` drops round(filter · #context-bearing
-    points) of them (`sims.world.filter_points`), from the counts alone."""
+    points) of them (`cpi.sims.world.filter_points`), from the counts alone."""
     counts = group_counts(mixture)
     n_context = mixture.n_train - counts["S_seen"] - counts["S_unseen"]
     return mixture.n_train - round(mixture.filter * n_context)
@@ -294,7 +294,7 @@ def _check_config(config: Config) -> None:
 
 SCHEMA = Schema(Config, {"world": World, "knowledge": Knowledge, "mixture": Mixture, "train": Train,
                          "pretrain": Pretrain}, KEYS, _check_config)
-"""The toy's config schema; the functions below are its methods (`sims.schema.Schema`)."""
+"""The toy's config schema; the functions below are its methods (`cpi.sims.schema.Schema`)."""
 
 all_keys = SCHEMA.all_keys
 default_value = SCHEMA.default_value

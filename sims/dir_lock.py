@@ -6,7 +6,7 @@ instead of both succeeding and one result silently replacing the other.
 The lock is `flock` on a file inside the directory: the kernel releases it when its holder
 exits, however it exits, so a crashed or killed process never leaves the directory locked
 (the file it leaves behind is unlocked and reused). Result files are still written
-atomically (`sims.results.write_atomic`), so a crash leaves the old result or none.
+atomically (`cpi.sims.results.write_atomic`), so a crash leaves the old result or none.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fast exact engine: the generic model (`sims.model`) evaluated in token coordinates.
+"""The fast exact engine: the generic model (`cpi.sims.model`) evaluated in token coordinates.
 
 Why it is exact. Every gradient of the loss lies in a fixed low-dimensional form (Lemma 1):
 ∇_{W_KQ} ℓ_i = Σ_y w_iy φ(y) φ(r_{j_i})ᵀ over point i's visible keys y, with
@@ -24,7 +24,7 @@ w_iy (θᵀ∇ℓ_i φ(r_1) = Σ_y w_iy θᵀφ(y) Γ[j_i, 1]) instead of extra 
 
 When every point of a batch has the same tokens and relations (one world, or a sweep over
 mixtures and knowledge strengths), A is kept on the m (token, relation) pairs of the training
-slots, the only entries its gradient ever has (`sims.packing.with_layout`: m ≈ 2n + 1 instead
+slots, the only entries its gradient ever has (`cpi.sims.packing.with_layout`: m ≈ 2n + 1 instead
 of K·R), and the scores, C and the θ projections of u are products with fixed matrices
 shared by the batch instead of per-point gathers and scatters; `full_parameters` maps A back.
 
@@ -40,7 +40,7 @@ already has.
 
 Recording. Metrics are computed at every step (step t: before update t+1; the last one after
 the last update) and folded into the reliance summary and the first non-finite step
-(`theory.summary`); they are recorded at steps 0, N, 2N, ... and at the last step for a
+(`cpi.theory.summary`); they are recorded at steps 0, N, 2N, ... and at the last step for a
 stride N (`record_every`), or not at all (summaries only).
 """
 
@@ -53,9 +53,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory.groups import TRAINING_GROUPS, has_context
-from theory.reduced_system import ARGMAX_TOLERANCE
-from theory.summary import fold_finish, fold_init, fold_update, inversion_tol
+from cpi.theory.groups import TRAINING_GROUPS, has_context
+from cpi.theory.reduced_system import ARGMAX_TOLERANCE
+from cpi.theory.summary import fold_finish, fold_init, fold_update, inversion_tol
 
 from . import optimizers
 from .optimizers import Hyper
@@ -72,7 +72,7 @@ tests use it to check that a sweep's shape group compiles once."""
 
 class State(NamedTuple):
     """The scan carry: A (W_KQ coefficients); T and B only when W_V trains; the optimizer's
-    state over {"kq": A, "v": B} (`sims.optimizers`)."""
+    state over {"kq": A, "v": B} (`cpi.sims.optimizers`)."""
 
     kq: jax.Array  # A: (K, R), or (m,) on the active pairs of a shared layout
     table: jax.Array | None  # (K, K) T(t)
@@ -165,7 +165,7 @@ argmax is their answer (train)."""
 
 def tie_tolerance(dtype) -> float:
     """By how much the chosen token's logit must exceed every other's: ARGMAX_TOLERANCE
-    (`theory.reduced_system`) in float64, 1e-4 in float32 (its rounding is about 1e-6)."""
+    (`cpi.theory.reduced_system`) in float64, 1e-4 in float32 (its rounding is about 1e-6)."""
     return ARGMAX_TOLERANCE if np.dtype(dtype) == np.float64 else 1e-4
 
 
@@ -185,7 +185,7 @@ def chosen(z, target, log_mult=None):
 
 def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, state: State, outputs: Outputs,
                            train_values: bool, weights=None):
-    """(metrics, C, D): every recorded quantity at `state` (the keys of `sims.generic.metrics`)
+    """(metrics, C, D): every recorded quantity at `state` (the keys of `cpi.sims.generic.metrics`)
     and the gradient coefficients C (of A) and D (of B; None if W_V is frozen) of the loss
     Σ_i weights_i ℓ_i (the mean over the training points when `weights` is None)."""
     n, m = points.group_onehot.shape[0], points.test_fact.shape[0]
@@ -314,7 +314,7 @@ def _advance(shared, points, lr, value_lr, carry, steps: int, stride: int, train
     frozen_outputs = None if train_values else _outputs(points, prepared, points.table)
 
     def updated(state, grad_kq, grad_v):
-        if not plain:  # an optax optimizer on the token coordinates (exact: `sims.optimizers`)
+        if not plain:  # an optax optimizer on the token coordinates (exact: `cpi.sims.optimizers`)
             grads = {"kq": grad_kq} if grad_v is None else {"kq": grad_kq, "v": grad_v}
             updates, opt = tx.update(grads, state.opt, _params(state))
             kq = state.kq + updates["kq"]
@@ -427,10 +427,10 @@ def simulate(
 
     Returns (recorded, summary, state): recorded metrics (arrays over `recorded_steps`, with
     a leading point axis when batched; None when not `record`), the summary fold of every
-    step (`theory.summary.fold_finish`: initial/peak/peak_step/final reliance and the first
+    step (`cpi.theory.summary.fold_finish`: initial/peak/peak_step/final reliance and the first
     non-finite step), and the final State. `progress(steps_done)` is called after each chunk
     has finished computing (not when it is dispatched). `optimizer` (gd or sgd), `batch_size`
-    and `hyper` (momentum, weight decay, seed) as in `sims.optimizers`; `hyper` None is plain
+    and `hyper` (momentum, weight decay, seed) as in `cpi.sims.optimizers`; `hyper` None is plain
     full-batch gradient descent. `first_chunk`: the first chunk of a batched run compiled
     already (`lower_first_chunk(...).compile()` on arrays of these shapes and shardings)."""
     names = metric_names(shared.relation_gram.shape[-1])
@@ -475,12 +475,12 @@ def lower_first_chunk(shared, points, lr, value_lr, steps: int, train_values: bo
 
 
 def full_parameters(world: World, state: State, value_lr: float) -> dict[str, np.ndarray]:
-    """The d×d parameters of a final state of `world` (trained as `sims.train.run` packs it):
+    """The d×d parameters of a final state of `world` (trained as `cpi.sims.train.run` packs it):
     W_KQ = Φ A Φ_Rᵀ and W_V = W_V(0) + Φ B Φᵀ."""
     phi = world.embed
     phi_r = phi[:, phi.shape[1] - world.n_relations:]
     a = np.asarray(state.kq, np.float64)
-    if a.ndim == 1:  # A on the active pairs of the world's layout (`sims.packing.with_layout`)
+    if a.ndim == 1:  # A on the active pairs of the world's layout (`cpi.sims.packing.with_layout`)
         a = full_coordinates(pack(world, frozen_values=False)[0], a)  # the layout needs no output classes
     kq = phi @ a @ phi_r.T
     v = world.w_v if state.v is None else world.w_v + phi @ np.asarray(state.v, np.float64) @ phi.T

@@ -1,13 +1,13 @@
-"""The generic engine: full-batch finetuning of the d×d model (`sims.model`) under
+"""The generic engine: full-batch finetuning of the d×d model (`cpi.sims.model`) under
 `jax.lax.scan`, with metrics every step, evaluated literally (autodiff, jvps for the θ pushes).
 
-It is the definition and the test oracle of the fast engine (`sims.engine`), which `cpi run`
+It is the definition and the test oracle of the fast engine (`cpi.sims.engine`), which `cpi run`
 and `cpi sweep` use; `simulate` is a pure function of packed world arrays and the step sizes. Step 0 of every metric is before any update; step t is after t
 updates. W_KQ starts at 0; W_V starts at its pretrained value and trains only when
 value_lr > 0 (with its own step size).
 
 Precision: `pack` and `simulate` compute in the dtype they are given, switching JAX's 64-bit
-mode on for their own duration when it is float64 (`sims.engine.precision`), never for the
+mode on for their own duration when it is float64 (`cpi.sims.engine.precision`), never for the
 whole process; `metrics`, `simulate_chunk` and `final_metrics` follow their caller's mode.
 """
 
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from theory.groups import TRAINING_GROUPS, has_context
+from cpi.theory.groups import TRAINING_GROUPS, has_context
 
 from .engine import precision, tie_tolerance
 from .model import batch_losses, batch_outputs, logits
@@ -70,7 +70,7 @@ def _masked_mean(onehot, values):
 
 def _argmax_is(z, target):
     """1.0 where token `target` (n,) is the argmax of logits z (n, K): z_target exceeds every
-    other token's logit by more than `sims.engine.tie_tolerance` (a tie at the top is not
+    other token's logit by more than `cpi.sims.engine.tie_tolerance` (a tie at the top is not
     chosen); else 0.0."""
     rows = jnp.arange(z.shape[0])
     others = z.at[rows, target].set(-jnp.inf)
@@ -91,7 +91,7 @@ def metrics(params: dict, data: dict) -> dict:
     counterfactual_accuracy / parametric_accuracy: the fraction of conflict test points
     whose argmax output token is the context's answer c / the memorised fact a;
     train_accuracy: the fraction of training points whose argmax is their answer. The argmax
-    is y when z_y exceeds every other token's logit by more than `sims.engine.tie_tolerance`
+    is y when z_y exceeds every other token's logit by more than `cpi.sims.engine.tie_tolerance`
     (a token tied with another at the top counts as not chosen)."""
     embed, onehot = data["embed"], data["group_onehot"]
     relation = data["query"]
@@ -146,7 +146,7 @@ def metrics(params: dict, data: dict) -> dict:
 
 
 def optimizer(lr, value_lr, train_values: bool, hyper: Hyper | None = None, name: str = "gd") -> optax.GradientTransformation:
-    """`sims.optimizers.transform`: step lr on W_KQ, value_lr on W_V (if it trains); plain
+    """`cpi.sims.optimizers.transform`: step lr on W_KQ, value_lr on W_V (if it trains); plain
     gradient descent unless `name` and `hyper` say otherwise."""
     if hyper is None:
         return optax.multi_transform(
@@ -174,7 +174,7 @@ def simulate_chunk(data, lr, value_lr, state, steps: int, train_values: bool, hy
                    name: str = "gd", batch_size: int = 0):
     """`steps` optimizer steps from `state`; returns (new state, metrics before each step).
     The loss of step t is the mean over the training points, or over its minibatch
-    (`sims.optimizers.batch_weights`) when batch_size > 0."""
+    (`cpi.sims.optimizers.batch_weights`) when batch_size > 0."""
     tx = optimizer(lr, value_lr, train_values, hyper, name)
     n = data["group_onehot"].shape[0]
 
@@ -204,7 +204,7 @@ def simulate(data, lr, value_lr, steps: int, train_values: bool, progress=None, 
              name: str = "gd", batch_size: int = 0) -> tuple[dict, dict]:
     """(metrics at steps 0..steps as arrays of length steps + 1, final parameters {kq, v}).
 
-    The optimizer is plain gradient descent, or `name` (`sims.optimizers`) with `hyper`
+    The optimizer is plain gradient descent, or `name` (`cpi.sims.optimizers`) with `hyper`
     and minibatches of `batch_size`. Long runs are cut into scans of CHUNK_STEPS steps;
     `progress(done, total)` is called after each chunk."""
     with precision(data["embed"].dtype):

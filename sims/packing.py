@@ -1,4 +1,4 @@
-"""A world as the fast engine's arrays (`sims.engine`): what depends on the embeddings only
+"""A world as the fast engine's arrays (`cpi.sims.engine`): what depends on the embeddings only
 (`Shared`: passed once for every point of a sweep that shares them) and what is each point's
 own (`Points`: stacked along a leading axis in a sweep), built on the host in NumPy.
 
@@ -14,7 +14,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from theory.groups import TRAINING_GROUPS
+from cpi.theory.groups import TRAINING_GROUPS
 
 from .world import World
 
@@ -112,7 +112,7 @@ def full_coordinates(shared: Shared, kq: np.ndarray) -> np.ndarray:
 
 
 def pack(world: World, dtype: str = "float64", frozen_values: bool = True) -> tuple[Shared, Points]:
-    """(shared, points) of one world, as `sims.train.run` trains it: `pack_shared` with the
+    """(shared, points) of one world, as `cpi.sims.train.run` trains it: `pack_shared` with the
     world's layout (`with_layout`) and `pack_points`."""
     points = pack_points(world, dtype, frozen_values)
     return with_layout(pack_shared(world, dtype), points), points

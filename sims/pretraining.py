@@ -6,7 +6,7 @@ The knowledge base. A seeded draw (train.seed; a stream of its own) picks round(
 fact (`free_subjects`), the other answer tokens are nobody's fact (`free_answers`). It depends on
 the vocabulary, the seed and pretrain.memorised only, never on the finetuning mixture, which takes
 its memorised subjects (C+S, CF, conflict test, aligned, seen S points) from the knowledge base
-and its C and unseen S subjects, and its fresh context tokens, from the rest (`sims.world`).
+and its C and unseen S subjects, and its fresh context tokens, from the rest (`cpi.sims.world`).
 
 The corpus (`corpus`), in the finetuning model's own input format:
 - fact points [s, r] → a (keys s and r) for every memorised subject s with fact a, each
@@ -227,7 +227,7 @@ def _softmax_at(table: np.ndarray, columns: np.ndarray, rows: np.ndarray) -> np.
 
 def achieved_strengths(table: np.ndarray, point_sets) -> dict[str, float]:
     """achieved_delta_c: mean softmax(v(c))_c over the context-bearing points of `point_sets`
-    (`sims.world.Points`: finetuning, conflict test, aligned); achieved_delta_m: mean
+    (`cpi.sims.world.Points`: finetuning, conflict test, aligned); achieved_delta_m: mean
     softmax(v(s))_a over those whose subject s is memorised with fact a (NaN when none);
     v(y) = T[:, y], the value logits of token y."""
     tokens = np.concatenate([p.tokens for p in point_sets])

@@ -207,9 +207,9 @@ def save_run(out_dir: str | Path, config, metrics: dict, summary: dict, schema: 
 
 
 def load_run(run_dir: str | Path) -> tuple[cfg.Config, dict[str, np.ndarray], dict]:
-    """(config, metrics, summary) of a saved toy run (`sims.saved.read`); ConfigError naming
+    """(config, metrics, summary) of a saved toy run (`cpi.sims.saved.read`); ConfigError naming
     the directory when it cannot be read, or holds another kind of result (an
-    `sims.saved.Incomplete`, also a FileNotFoundError, when it is missing or incomplete)."""
+    `cpi.sims.saved.Incomplete`, also a FileNotFoundError, when it is missing or incomplete)."""
     from .saved import RUN, read
 
     saved = read(run_dir)

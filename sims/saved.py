@@ -5,14 +5,14 @@ names the directory and what is wrong (the CLI's exit status 2), never another e
 The four kinds, told apart by their files:
 - a sweep has `sweep.json` (its manifest, written first), or failing that `sweep.npz`, a
   `groups/` folder, a `runs/` folder beside no metrics.npz, or a summary.json with "points";
-  it is a transformer sweep (`cpi bridge --grid`, `bridge.sweep.run_sweep`) when its manifest
-  (or summary.json) says "kind": "bridge", else a toy sweep (`cpi sweep`, `sims.sweep.run_sweep`);
+  it is a transformer sweep (`cpi bridge --grid`, `cpi.bridge.sweep.run_sweep`) when its manifest
+  (or summary.json) says "kind": "bridge", else a toy sweep (`cpi sweep`, `cpi.sims.sweep.run_sweep`);
 - any other directory with result files is a run: a transformer run (`cpi bridge`,
-  `bridge.run.save`) when its config.toml has a [transformer] section, else a toy run
-  (`cpi run`, `sims.results.save_run`).
+  `cpi.bridge.run.save`) when its config.toml has a [transformer] section, else a toy run
+  (`cpi run`, `cpi.sims.results.save_run`).
 
 summary.json is written last by every command, so a directory without it is incomplete.
-The config is loaded with its kind's schema (`sims.config.SCHEMA` or `bridge.config.SCHEMA`,
+The config is loaded with its kind's schema (`cpi.sims.config.SCHEMA` or `cpi.bridge.config.SCHEMA`,
 imported only for a transformer result); a run's metrics.npz is read at once (one value per
 recorded step); a sweep's sweep.npz only has its table of contents checked by `read`, its
 arrays (possibly gigabytes) are read when asked (`SavedSweep.arrays`, `SavedSweep.metrics`).
@@ -180,11 +180,11 @@ class SavedSweep:
     def point_steps(self, i: int) -> np.ndarray:
         """The steps at which point i's metrics are recorded: row i of every metric holds
         them in its first len(...) columns."""
-        if self.bridge:  # bridge.finetune.record_steps
+        if self.bridge:  # cpi.bridge.finetune.record_steps
             train = self.point_config(i).train
             steps = np.arange(0, train.steps + 1, train.eval_every)
             return steps if steps[-1] == train.steps else np.append(steps, train.steps)
-        last = int(self.arrays(["steps"])["steps"][i])  # sims.engine.recorded_steps
+        last = int(self.arrays(["steps"])["steps"][i])  # cpi.sims.engine.recorded_steps
         return np.append(np.arange(0, last, self.record_every), last)
 
 
@@ -287,7 +287,7 @@ def _read_sweep(path: Path, summary: dict, manifest: dict) -> SavedSweep:
 
 def _schema(bridge: bool):
     if bridge:
-        from bridge import config as bcfg
+        from cpi.bridge import config as bcfg
 
         return bcfg.SCHEMA
     from . import config as cfg

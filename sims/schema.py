@@ -7,7 +7,7 @@ holds the sections, the table and the checks of the whole config that only that 
 file, then `--set section.key=value` overrides, validated once; type and range checks that name
 the key, the bad value and what is allowed (`ConfigError`, exit status 2 in the CLI); the
 closest valid key for a typo; the key table that `cpi config` and the README print; TOML out.
-The toy's config (`sims.config`) and the bridge's (`bridge.config`) are two schemas.
+The toy's config (`cpi.sims.config`) and the bridge's (`cpi.bridge.config`) are two schemas.
 """
 
 from __future__ import annotations

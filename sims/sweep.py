@@ -1,8 +1,8 @@
-"""Parameter sweeps: a grid of configs (`sims.grid`) trained as one vmapped computation per
+"""Parameter sweeps: a grid of configs (`cpi.sims.grid`) trained as one vmapped computation per
 shape, saved in one directory.
 
 How the points are computed (shape groups, chunks of points, devices, processes, and the
-"full" or "reduced" engine) is `sims.chunks`.
+"full" or "reduced" engine) is `cpi.sims.chunks`.
 
 Results go to one directory: `sweep.npz` (coordinates, the per-point summary as
 `summary_<field>`, `steps`, and, unless summaries-only, every metric stacked per point at
@@ -10,9 +10,9 @@ the recorded steps `step`), `summary.csv` and `summary.json` (one row per point)
 `config.toml` (the base config), and `groups/<hash>.npz`, one file per chunk of points,
 keyed by a hash of its points' resolved configs and of what is recorded, written as soon
 as the chunk is computed, so an interrupted or extended sweep computes only the chunks that
-are missing. Metrics of absent data groups stay NaN. Unlike `sims.train.run`, a point whose
+are missing. Metrics of absent data groups stay NaN. Unlike `cpi.sims.train.run`, a point whose
 numbers become non-finite does not fail the sweep: its row's `nonfinite_step` says where
-(None/empty when all is well). `sweep.json` (`sims.sweep_dir`) names the sweep a directory
+(None/empty when all is well). `sweep.json` (`cpi.sims.sweep_dir`) names the sweep a directory
 computes, so that another sweep is not mixed into it.
 """
 
@@ -81,7 +81,7 @@ class SweepResult:
         return len(self.grid)
 
     def point_metrics(self, i: int) -> dict[str, np.ndarray]:
-        """The metrics of point i as `sims.train.run` returns them (with the same
+        """The metrics of point i as `cpi.sims.train.run` returns them (with the same
         record_every), the metrics of absent groups (NaN from the first step) left out."""
         recorded = recorded_steps(int(self.steps[i]), self.record_every)
         n = len(recorded)
@@ -285,7 +285,7 @@ says 1 GiB)."""
 @dataclass(frozen=True)
 class RecordSizes:
     """Estimated bytes of a sweep's recorded metrics. `metrics`: one copy of every point's
-    (`sims.budget.recorded_bytes`, which counts a device and a host copy, halved), what
+    (`cpi.sims.budget.recorded_bytes`, which counts a device and a host copy, halved), what
     sweep.npz holds; the chunks under groups/ hold at most as much again (copied points are
     saved once), and assembling sweep.npz holds the chunks' arrays and the assembled ones
     together."""
@@ -454,7 +454,7 @@ def run_sweep(
     record_every: record metrics every N steps (and at the last step); summaries_only:
     record none (the summaries always come from every step). engine: "full" (the fast exact
     engine) or "reduced" (the exact group recursion, where it is exact). processes: this
-    process's place when several run the sweep (`sims.distributed.join`); only process 0
+    process's place when several run the sweep (`cpi.sims.distributed.join`); only process 0
     writes and returns the result, the others return None. expanded: what `check_sweep`
     returned for these arguments (saves expanding the grid twice).
 
@@ -588,9 +588,9 @@ def _run_distributed(plan, missing, processes, compute, saved, bar, finished, ex
 
 
 def load_sweep(sweep_dir: str | Path) -> SweepResult:
-    """A saved toy sweep, without recomputing anything (`sims.saved.read`); ConfigError naming
+    """A saved toy sweep, without recomputing anything (`cpi.sims.saved.read`); ConfigError naming
     the directory when it cannot be read or holds another kind of result (a
-    `sims.saved.Incomplete`, also a FileNotFoundError, when it is missing or incomplete)."""
+    `cpi.sims.saved.Incomplete`, also a FileNotFoundError, when it is missing or incomplete)."""
     from .saved import SWEEP, read
 
     sweep_dir = Path(sweep_dir)

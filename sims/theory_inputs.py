@@ -1,16 +1,16 @@
-"""The bridge from a `Config` to theory's inputs: the `theory.params` records of its knowledge
+"""The bridge from a `Config` to theory's inputs: the `cpi.theory.params` records of its knowledge
 and of its training points' group counts (after filtering), and the reduced dynamics of the
 config (the group forms for the paper's embeddings, the per-point form for any embeddings).
-The report that `cpi theory` prints is built on it in `sims.theory_report`."""
+The report that `cpi theory` prints is built on it in `cpi.sims.theory_report`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from theory.groups import GROUPS, theory_indices
-from theory.params import GroupCounts, Knowledge
-from theory.reduced import general_trajectory, group_trajectory, initial_margins, point_readout
-from theory.relations import relation_group_trajectory
+from cpi.theory.groups import GROUPS, theory_indices
+from cpi.theory.params import GroupCounts, Knowledge
+from cpi.theory.reduced import general_trajectory, group_trajectory, initial_margins, point_readout
+from cpi.theory.relations import relation_group_trajectory
 
 from .config import Config
 from .world import Points, World, build_world
@@ -114,7 +114,7 @@ def point_inputs(world: World) -> dict:
 
 def point_trajectory(config: Config, steps: int | None = None, world: World | None = None) -> dict:
     """The exact reduced dynamics of `config` (full-batch GD at train.lr, W_V frozen) in the
-    per-point form (`theory.reduced.general_trajectory`), for any embeddings, as the metrics
+    per-point form (`cpi.theory.reduced.general_trajectory`), for any embeddings, as the metrics
     `cpi run` records: reliance (mean M_C of the conflict points), attention_context (their
     mean σ(A)), aligned_accuracy (mean p_c of the aligned points), loss (mean training loss),
     and reliance_r<j> with several relations; steps 0..steps. Also alpha, gaps (per point)."""

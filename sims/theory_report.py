@@ -1,6 +1,6 @@
 """The report that `cpi theory` prints for one config: the closed forms, the regime of the
 gradient flow, the long-time law and the reduced-dynamics prediction of `cpi run`'s summary,
-from the theory inputs of `sims.theory_inputs`, and why the regime and the prediction
+from the theory inputs of `cpi.sims.theory_inputs`, and why the regime and the prediction
 disagree where they do. `cpi.report.format_theory` puts it into words."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import math
 
 import numpy as np
 
-from theory.asymptotics import long_time_law, regime_details
-from theory.closed_forms import paper_quantities
-from theory.eta_star import eta_star
-from theory.pretrained import z0
-from theory.relations import relation_margins
-from theory.summary import summarize
+from cpi.theory.asymptotics import long_time_law, regime_details
+from cpi.theory.closed_forms import paper_quantities
+from cpi.theory.eta_star import eta_star
+from cpi.theory.pretrained import z0
+from cpi.theory.relations import relation_margins
+from cpi.theory.summary import summarize
 
 from .config import Config
 from .pretraining import world_strengths
@@ -176,7 +176,7 @@ _NO_FLOW = {"regime": None, "flow_turning_points": None, "flow_inversion": None,
 def flow_versus_horizon(details: dict, summary: dict, eta: float | None, lr: float, steps: int) -> dict:
     """The gradient flow's long-time regime next to the finite horizon of `steps` steps at `lr`.
 
-    From `theory.asymptotics.regime_details` (`details`): regime (its label),
+    From `cpi.theory.asymptotics.regime_details` (`details`): regime (its label),
     flow_turning_points ([kind, t] with t None for a turning point beyond the flow's grid),
     flow_inversion (the flow's A rises above A(0) and then turns down at a maximum, as
     `summarize` defines an inversion; M_C increases with A) and flow_first_peak_time (the

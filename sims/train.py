@@ -1,5 +1,5 @@
 """One training run: build the world of a config, train it with the fast exact engine
-(`sims.engine`), and return NumPy metrics, the summary and the final d×d parameters.
+(`cpi.sims.engine`), and return NumPy metrics, the summary and the final d×d parameters.
 
 Step 0 of every metric is before any update; step t is after t updates. W_KQ starts at 0;
 W_V starts at its pretrained value and trains only when train.value_lr > 0.
@@ -12,8 +12,8 @@ from functools import cached_property
 
 import numpy as np
 
-from theory.groups import TRAINING_GROUPS, training_index
-from theory.summary import first_nonfinite_step, inversion_tol, summarize
+from cpi.theory.groups import TRAINING_GROUPS, training_index
+from cpi.theory.summary import first_nonfinite_step, inversion_tol, summarize
 
 from . import engine, optimizers, packing
 from .budget import check_record_every, check_run_budget
@@ -60,7 +60,7 @@ def absent_metrics(world) -> set[str]:
 
 
 def generic_run(world: World, config: Config, hyper, record_every: int, progress):
-    """adam and adamw (not exact in token coordinates, `sims.optimizers`) on the generic d×d
+    """adam and adamw (not exact in token coordinates, `cpi.sims.optimizers`) on the generic d×d
     engine: (metrics every `record_every` steps, summary of every step, final {kq, v})."""
     from . import generic  # the d×d oracle: only adam and adamw need it on this path
 
@@ -78,7 +78,7 @@ def generic_run(world: World, config: Config, hyper, record_every: int, progress
 def run(config: Config, progress: bool = False, record_every: int = 1) -> RunResult:
     """Build the world of `config`, train, and return the metrics recorded every
     `record_every` steps (and at the last step), the summary of every step (with the achieved
-    strengths δ_C, δ_M of the pretrained W_V, `sims.pretraining.achieved_strengths`), and the
+    strengths δ_C, δ_M of the pretrained W_V, `cpi.sims.pretraining.achieved_strengths`), and the
     final parameters. Raises ConfigError when record_every is not an integer >= 1 or the recorded
     metrics would not fit in memory, and
     SimulationError when the numbers become non-finite."""

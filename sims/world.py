@@ -1,11 +1,11 @@
 """The world of one experiment: tokens, embeddings, the pretrained W_V, and the data points.
 
-Pieces kept separate so each can be replaced: the embeddings (`theory.embeddings`, the
+Pieces kept separate so each can be replaced: the embeddings (`cpi.theory.embeddings`, the
 paper's Assumptions 2-4), `allocate_points` (which tokens form which data group, and what
 the pretrained model memorised), `pretrained_values` (W_V from the value-logit table of
 Lemma 3), and `filter_points` (the paper's filtering by no-context loss).
 
-Token layout (shared with `theory.pretrained`): subjects 0..K_S-1, answers K_S..K_S+K_A-1,
+Token layout (shared with `cpi.theory.pretrained`): subjects 0..K_S-1, answers K_S..K_S+K_A-1,
 the R relations K_S+K_A..K-1. Every data point is a triple of slots [context, subject, relation] with a
 key mask: context-bearing points see keys (c, s) and mask the relation key (σ_r = 0, as the
 paper assumes); subject-only points [s, r] leave the context slot masked and see (s, r).
@@ -18,15 +18,15 @@ from functools import cached_property
 
 import numpy as np
 
-from theory.embeddings import paper_embeddings, random_embeddings, theta_directions
-from theory.groups import GROUPS as THEORY_GROUPS
-from theory.groups import TRAINING_GROUP_OF, TRAINING_GROUPS, training_index
-from theory.pretrained import value_logit_table
+from cpi.theory.embeddings import paper_embeddings, random_embeddings, theta_directions
+from cpi.theory.groups import GROUPS as THEORY_GROUPS
+from cpi.theory.groups import TRAINING_GROUP_OF, TRAINING_GROUPS, training_index
+from cpi.theory.pretrained import value_logit_table
 
 from .config import Config, ConfigError, group_counts
 
 GROUPS = TRAINING_GROUPS
-"""The training groups (`theory.groups`), under the name `cpi` imports."""
+"""The training groups (`cpi.theory.groups`), under the name `cpi` imports."""
 
 CONTEXT_KEYS = (True, True, False)
 SUBJECT_ONLY_KEYS = (False, True, True)
@@ -67,7 +67,7 @@ class World:
     def w_v(self) -> np.ndarray:
         """(d, d) the pretrained value matrix, built from the table (`pretrained_values`), or
         Φ C Φᵀ for random embeddings (`random_values`) and learned pretraining
-        (`sims.pretraining.learned_values`); computed on first use (a sweep's fast engine needs
+        (`cpi.sims.pretraining.learned_values`); computed on first use (a sweep's fast engine needs
         only `value_table`)."""
         if self.values_core is not None:
             return self.embed @ self.values_core @ self.embed.T
@@ -133,7 +133,7 @@ def vocabulary_needs(config: Config) -> tuple[int, int]:
 
 def learned_needs(config: Config) -> dict[str, int]:
     """What the mixture takes from the knowledge base of learned pretraining
-    (`sims.pretraining.knowledge_base`): memorised subjects (C+S, CF, seen S, conflict test and
+    (`cpi.sims.pretraining.knowledge_base`): memorised subjects (C+S, CF, seen S, conflict test and
     aligned points), subjects with no fact (C and unseen S points) and answer tokens that are
     nobody's fact (the contexts of C, CF and conflict test points, the answers of unseen S)."""
     counts = group_counts(config.mixture)
@@ -207,7 +207,7 @@ def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray,
     under the paper's symmetric embeddings) and record what the pretrained model memorised.
 
     Returns (train, test, aligned, fact, strength) with fact/strength per subject token
-    as `theory.pretrained.value_logit_table` takes them. Training points come in group
+    as `cpi.theory.pretrained.value_logit_table` takes them. Training points come in group
     order C, C+S, CF, S (seen first), so the C points are the first round(ρ·n) ones. The
     i-th point of a group is queried with relation i mod R, except that CF points all use
     relation `mixture.counterfactual_relation` when it is not 0; conflict test points
@@ -245,7 +245,7 @@ def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray,
 
 def _allocate_learned(config: Config) -> tuple[Points, Points, Points, np.ndarray, np.ndarray]:
     """`allocate_points` under learned pretraining: the points take their subjects and facts
-    from the knowledge base (`sims.pretraining.knowledge_base`), in its order: memorised
+    from the knowledge base (`cpi.sims.pretraining.knowledge_base`), in its order: memorised
     subjects for C+S, CF, seen S, conflict test and aligned points (C+S and aligned: context =
     the fact), subjects with no fact for C and unseen S points, and fresh context tokens (and
     unseen S answers) from the answers that are nobody's fact. fact/strength are those of the
@@ -348,7 +348,7 @@ def filter_points(points: Points, table: np.ndarray, fraction: float) -> Points:
 def build_world(config: Config) -> World:
     """The world of `config`: its embeddings (the paper's, or random ones drawn from
     train.seed), allocated points, pretrained W_V (built from the Lemma 3 table, or learned:
-    `sims.pretraining`), and the training set after filtering (`mixture.filter`, by the
+    `cpi.sims.pretraining`), and the training set after filtering (`mixture.filter`, by the
     achieved table)."""
     k, w = config.knowledge, config.world
     train, test, aligned, fact, strength = allocate_points(config)

@@ -1,7 +1,7 @@
 """The paper's parameters for the tests, taken from the one place that defines them
-(`theory.params`): import these instead of spelling the numbers out again."""
+(`cpi.theory.params`): import these instead of spelling the numbers out again."""
 
-from theory.params import PAPER_COUNTS, PAPER_KNOWLEDGE, GroupCounts, Knowledge
+from cpi.theory.params import PAPER_COUNTS, PAPER_KNOWLEDGE, GroupCounts, Knowledge
 
 KNOWLEDGE = PAPER_KNOWLEDGE
 """Knowledge(n_subjects=40, n_answers=80, delta_c=0.2, delta_m=0.6, o_c=1.0, o_r=0.5, delta_s=0.9)."""

@@ -1,5 +1,5 @@
 """Full-batch gradient descent on the explicit d×d W_KQ by JAX autodiff, for tests that check
-theory's reduced dynamics against the model itself (shares no code with `sims`)."""
+theory's reduced dynamics against the model itself (shares no code with `cpi.sims`)."""
 
 from __future__ import annotations
 

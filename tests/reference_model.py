@@ -1,6 +1,6 @@
 """An independent NumPy implementation of the toy model, for tests only.
 
-It shares no code with `sims` or `theory`: its own token layout (points take tokens in
+It shares no code with `cpi.sims` or `cpi.theory`: its own token layout (points take tokens in
 order, no permutation), its own embeddings and value table written from THEORY.md, W_V from
 a pseudo-inverse instead of a linear solve, and gradient descent on W_KQ with the gradient
 of the paper's Lemma 1 instead of autodiff. Frozen W_V only.

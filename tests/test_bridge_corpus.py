@@ -5,9 +5,9 @@ import jax
 import numpy as np
 import pytest
 
-from bridge import config as bcfg
-from bridge import corpus
-from sims.errors import ConfigError
+from cpi.bridge import config as bcfg
+from cpi.bridge import corpus
+from cpi.sims.errors import ConfigError
 
 from .test_bridge_model import tiny
 

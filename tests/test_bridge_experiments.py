@@ -1,19 +1,19 @@
 """The bridge experiments at a tiny scale: each returns the arrays its figure reads, one number
-of each checked against an independent path (a run of `bridge.run.run`, `rho_star` of the
+of each checked against an independent path (a run of `cpi.bridge.run.run`, `rho_star` of the
 margins, the toy's own run), and each figure draws from the saved data."""
 
 import numpy as np
 import pytest
 
-import figures
-from bridge import config as bcfg
-from bridge import corpus, measure, pretrain
-from bridge.run import run
-from experiments import get
-from experiments.cache import experiment_data, load_data, save_data
-from figures.style import artist
-from sims.config import Config
-from theory.closed_forms import rho_star
+import cpi.figures
+from cpi.bridge import config as bcfg
+from cpi.bridge import corpus, measure, pretrain
+from cpi.bridge.run import run
+from cpi.experiments import get
+from cpi.experiments.cache import experiment_data, load_data, save_data
+from cpi.figures.style import artist
+from cpi.sims.config import Config
+from cpi.theory.closed_forms import rho_star
 
 from .bridge_figure_data import BRIDGE_TINY
 from .test_bridge_model import TINY
@@ -95,7 +95,7 @@ def test_mitigations_and_depth_runs(computed):
     data_dir, data = computed
     d = data["bridge_mitigations"]
     assert d["reliance"].shape[:2] == (4, 1) and d["toy_reliance"].shape[0] == 4
-    from sims.train import run as toy_run
+    from cpi.sims.train import run as toy_run
 
     toy = toy_run(Config()).metrics["reliance"]
     np.testing.assert_array_equal(d["toy_reliance"][0], toy)
@@ -106,7 +106,7 @@ def test_mitigations_and_depth_runs(computed):
 
 
 def test_rise_onset_interpolates_where_the_change_turns_positive():
-    from experiments.bridge_phase import rise_onset
+    from cpi.experiments.bridge_phase import rise_onset
 
     assert rise_onset([0.0, 0.1, 0.2], [-0.02, 0.02, 0.1]) == pytest.approx(0.05)
     assert rise_onset([0.0, 0.1], [0.01, 0.02]) == 0.0
@@ -122,7 +122,7 @@ def test_each_figure_draws_the_saved_data(computed, name, tmp_path):
     else:
         data[name]
         saved = load_data(data_dir / f"{name}.npz")
-    fig = figures.plot(name, saved)
+    fig = cpi.figures.plot(name, saved)
     gid = {"bridge_inversion": "reliance_mean", "bridge_phase": "rise_0",
            "bridge_mitigations": "toy_reliance_0", "bridge_depth": "reliance_L1_mean"}[name]
     y = artist(fig, gid).get_ydata()

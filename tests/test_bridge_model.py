@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bridge import config as bcfg
-from bridge.model import SEQUENCE_LENGTH, build, trainable_filter
+from cpi.bridge import config as bcfg
+from cpi.bridge.model import SEQUENCE_LENGTH, build, trainable_filter
 
 TINY = ["transformer.layers=2", "transformer.heads=2", "transformer.d_model=8", "transformer.d_mlp=12",
         "pretrain.n_subjects=40", "pretrain.n_answers=8", "pretrain.steps=20", "pretrain.batch_size=32",

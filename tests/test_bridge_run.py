@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bridge import config as bcfg
-from bridge import corpus, measure, pretrain
-from bridge.model import answer_logits
+from cpi.bridge import config as bcfg
+from cpi.bridge import corpus, measure, pretrain
+from cpi.bridge.model import answer_logits
 from cpi.cli import execute
 
 from .test_bridge_model import TINY, tiny
@@ -139,7 +139,7 @@ def test_keys_lists_every_bridge_key(capsys):
 @pytest.fixture
 def chunk_traces(monkeypatch) -> list:
     """A list that grows by one each time a finetuning chunk is traced (compiled)."""
-    from bridge import finetune as ft
+    from cpi.bridge import finetune as ft
 
     traces = []
     original = ft.steps_then_metrics
@@ -150,8 +150,8 @@ def chunk_traces(monkeypatch) -> list:
 def test_finetunings_of_one_shape_share_one_compilation(pretrained, chunk_traces):
     """Two finetunings of one train config on different data of the same shapes trace the
     chunk once: the data are arguments of the program, not constants in it."""
-    from bridge import finetune as ft
-    from bridge.run import prepare
+    from cpi.bridge import finetune as ft
+    from cpi.bridge.run import prepare
 
     model = pretrained[2]
     train = bcfg.load(overrides=[*TINY, "train.steps=4", "train.eval_every=2", "train.lr=0.0123"]).train
@@ -166,8 +166,8 @@ def test_learning_rates_share_one_compilation_and_batch_like_single_runs(pretrai
     """Finetunings that differ only in train.lr trace the chunk once (the rate is in the
     optimizer's state), give different curves, and a vmapped batch over the rates equals the
     one-by-one runs to float32 rounding."""
-    from bridge import finetune as ft
-    from bridge.run import prepare
+    from cpi.bridge import finetune as ft
+    from cpi.bridge.run import prepare
 
     model = pretrained[2]
     # A chunk shape no other test compiles (the programs are cached for the whole process).

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from bridge import pretrain, sweep
-from bridge.run import run
+from cpi.bridge import pretrain, sweep
+from cpi.bridge.run import run
 from cpi.cli import execute
 
 from .test_bridge_model import TINY, tiny

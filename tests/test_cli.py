@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sims import config as cfg
+from cpi.sims import config as cfg
 from cpi.cli import execute as main
-from sims.results import load_run
+from cpi.sims.results import load_run
 
 FAST = ["--set", "train.steps=40"]
 QUICK = ["--set", "train.steps=10"]
@@ -171,9 +171,9 @@ def test_the_run_description_and_its_summary_share_standard_output(tmp_path, cap
 def test_an_out_under_proc_says_that_proc_takes_no_new_files(tmp_path, capsys, monkeypatch):
     if not Path("/proc/self").exists():
         pytest.skip("no /proc on this system")
-    import sims.train
+    import cpi.sims.train
 
-    monkeypatch.setattr(sims.train, "run", lambda *a, **k: pytest.fail("trained before checking --out"))
+    monkeypatch.setattr(cpi.sims.train, "run", lambda *a, **k: pytest.fail("trained before checking --out"))
     assert main(["run", *QUICK, "--out", "/proc/cpi-test-out"]) == 2
     err = capsys.readouterr().err
     assert "'/proc' (where it would be created) accepts no new files" in err

@@ -19,8 +19,8 @@ import pytest
 
 from cpi.cli import build_parser
 from cpi.cli import execute as main
-from sims import config as cfg
-from sims.results import load_run
+from cpi.sims import config as cfg
+from cpi.sims.results import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--set", "train.steps=40"]
@@ -84,7 +84,9 @@ def test_the_cli_modules_import_no_command_from_each_other():
     assert not (ROOT / "sims" / "cli.py").exists() and not (ROOT / "sims" / "sweep_cli.py").exists()
     for layer in ("theory", "sims", "figures"):  # the layers below never import the CLI
         for path in (ROOT / layer).glob("*.py"):
-            assert not re.search(r"^\s*(from|import) cpi\b", path.read_text(), flags=re.M), path
+            text = path.read_text()
+            assert not re.search(r"^\s*(from cpi import|(from|import) cpi\.(cli|commands|arguments|report|api)\b)",
+                                 text, flags=re.M), path
     assert "argparse" not in (ROOT / "figures" / "make.py").read_text()
 
 
@@ -193,9 +195,9 @@ def test_plot_refuses_a_sweep_over_three_keys(tmp_path, capsys):
 
 
 def test_the_plots_show_the_saved_numbers(runs):
-    from figures.run_plot import plot_run
-    from figures.style import artist
-    from figures.sweep_plot import plot_sweep
+    from cpi.figures.run_plot import plot_run
+    from cpi.figures.style import artist
+    from cpi.figures.sweep_plot import plot_sweep
 
     _, metrics, summary = load_run(runs[0])
     fig = plot_run(metrics, summary)
@@ -215,10 +217,10 @@ def test_the_plots_show_the_saved_numbers(runs):
 
 
 def test_figures_uses_the_shared_config_flags_and_checks(tmp_path, monkeypatch, capsys):
-    import figures.make
+    import cpi.figures.make
 
     calls = []
-    monkeypatch.setattr(figures.make, "make_figures", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(cpi.figures.make, "make_figures", lambda *a, **k: calls.append((a, k)))
     assert main(["figures", "--out", str(tmp_path / "f"), "--force", "--set", "train.lr=0.5"]) == 0
     (a, k), = calls
     assert a == (str(tmp_path / "f"),) and k["force"] and k["data_dir"] is None
@@ -247,6 +249,7 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch):
     result = namespace["result"]
     assert result.summary["peak_reliance"] > result.summary["initial_reliance"]
     assert load_run(tmp_path / "runs" / "example")[2] == result.summary
+    assert len(namespace["saved"]) == 2 and namespace["saved"].keys == ["mixture.context_critical"]
 
 
 def test_cpi_runs_as_a_module_without_the_script():
@@ -263,3 +266,4 @@ def test_the_entry_point_asks_for_reproducible_full_precision_arithmetic():
             "assert jax.config.jax_default_matmul_precision == 'highest'\n")
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**env, "CPI_COMPILATION_CACHE": "0"})
+

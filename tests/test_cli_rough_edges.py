@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import sims.budget as budget
-import sims.sweep
-import sims.train
+import cpi.sims.budget as budget
+import cpi.sims.sweep
+import cpi.sims.train
 from cpi.cli import execute as main
-from sims import config as cfg
+from cpi.sims import config as cfg
 
 FAST = ["--set", "train.steps=10"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,8 +28,8 @@ def refuse_work(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("training started before the input was checked")
 
-    monkeypatch.setattr(sims.train, "run", refuse)
-    monkeypatch.setattr(sims.sweep, "run_sweep", refuse)
+    monkeypatch.setattr(cpi.sims.train, "run", refuse)
+    monkeypatch.setattr(cpi.sims.sweep, "run_sweep", refuse)
 
 
 # ---------------------------------------------------------------------------- filtering
@@ -85,9 +85,9 @@ def _bad_outs(tmp_path):
 @pytest.mark.parametrize("command", [["run"], ["sweep", "--grid", "train.lr=1"], ["figures"]])
 def test_an_unusable_out_is_bad_input_before_any_work(tmp_path, capsys, monkeypatch, command, case):
     refuse_work(monkeypatch)
-    import figures.make
+    import cpi.figures.make
 
-    monkeypatch.setattr(figures.make, "make_figures", lambda *a, **k: pytest.fail("figures made"))
+    monkeypatch.setattr(cpi.figures.make, "make_figures", lambda *a, **k: pytest.fail("figures made"))
     path, words = _bad_outs(tmp_path)[case]
     assert main([*command, *FAST, "--out", str(path)]) == 2
     err = capsys.readouterr().err
@@ -188,7 +188,7 @@ def test_the_memory_estimate_counts_a_gpu_runtime_without_starting_jax(tmp_path,
     assert budget.process_bytes() == budget.PROCESS_BYTES + budget.ACCELERATOR_RUNTIME_BYTES
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
     assert not budget.accelerator_installed() and budget.process_bytes() == budget.PROCESS_BYTES
-    code = ("from sims import budget; budget.process_bytes()\n"
+    code = ("from cpi.sims import budget; budget.process_bytes()\n"
             "from jax._src import xla_bridge; assert not xla_bridge.backends_are_initialized()\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sims import engine, generic, packing
-from sims.config import load, with_values
-from sims.train import absent_metrics, run
-from sims.world import build_world
-from theory.summary import fold_finish, fold_init, fold_update, summarize
+from cpi.sims import engine, generic, packing
+from cpi.sims.config import load, with_values
+from cpi.sims.train import absent_metrics, run
+from cpi.sims.world import build_world
+from cpi.theory.summary import fold_finish, fold_init, fold_update, summarize
 
 ENGINE_CONFIGS = {
     "default": {"train.steps": 60},
@@ -86,7 +86,7 @@ def test_chunks_of_a_long_run_equal_one_scan(monkeypatch):
     monkeypatch.setattr(engine, "CHUNK_STEPS", 20)
     calls = []
     world = build_world(config)
-    with engine.precision("float64"):  # as sims.train.run calls it
+    with engine.precision("float64"):  # as cpi.sims.train.run calls it
         recorded, summary, _ = engine.simulate(*packing.pack(world), 1.0, 0.0, 70,
                                                False, record_every=3, progress=calls.append)
     assert calls == [18, 36, 54, 70]  # chunk lengths are multiples of the stride

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import EXPERIMENTS, NAMES, get
-from sims import config as cfg
+from cpi.experiments import EXPERIMENTS, NAMES, get
+from cpi.sims import config as cfg
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -35,9 +35,9 @@ def test_the_registry_lists_each_experiment_once_in_figure_order():
 
 
 def test_value_training_tables_are_the_generic_models_value_matrix():
-    from sims import generic
-    from sims.value_training import value_block_means, value_training_run
-    from sims.world import build_world
+    from cpi.sims import generic
+    from cpi.sims.value_training import value_block_means, value_training_run
+    from cpi.sims.world import build_world
 
     base = cfg.with_values(cfg.Config(), {"train.steps": 6, "mixture.fact_recall": 0.2})
     out = value_training_run(base, [0.0, 0.7], record_every=3)
@@ -55,7 +55,7 @@ def test_value_training_tables_are_the_generic_models_value_matrix():
 
 
 def test_value_training_needs_whole_record_intervals():
-    from sims.value_training import value_training_run
+    from cpi.sims.value_training import value_training_run
 
     with pytest.raises(ValueError, match="not a multiple of record_every = 4"):
         value_training_run(cfg.with_values(cfg.Config(), {"train.steps": 6}), [0.5], record_every=4)
@@ -66,9 +66,9 @@ def test_simulators_leave_the_process_precision_alone():
     jax_enable_x64 off, and both still compute in float64."""
     code = (
         "import jax, numpy as np\n"
-        "import experiments, experiments.cache, sims.generic as g, sims.value_training as vt\n"
-        "from sims import config as cfg\n"
-        "from sims.world import build_world\n"
+        "import cpi.experiments, cpi.experiments.cache, cpi.sims.generic as g, cpi.sims.value_training as vt\n"
+        "from cpi.sims import config as cfg\n"
+        "from cpi.sims.world import build_world\n"
         "assert not jax.config.jax_enable_x64\n"
         "base = cfg.with_values(cfg.Config(), {'train.steps': 2})\n"
         "data = g.pack(build_world(base))\n"

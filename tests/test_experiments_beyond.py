@@ -3,8 +3,8 @@ dim, ρ* measured vs predicted), `optimizers` (GD, SGD, momentum, Adam) and `pap
 (the paper's Figures 2 and 1a in the toy).
 
 Each computation runs at tiny parameters and is checked against an independent computation:
-the exact per-point reduced dynamics (`sims.theory_inputs.point_trajectory`) for GD runs, single
-`sims.train.run` calls for the seeds of a sweep, and a NumPy forward pass of the d×d model for
+the exact per-point reduced dynamics (`cpi.sims.theory_inputs.point_trajectory`) for GD runs, single
+`cpi.sims.train.run` calls for the seeds of a sweep, and a NumPy forward pass of the d×d model for
 the accuracies. Each plot draws exactly the arrays of its (tiny, hand-made) data dict; the
 layout checks of `tests/test_figures.py` run over these dicts too (`TINY_BEYOND`)."""
 
@@ -13,14 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import figures
-from experiments import get
-from experiments.robustness import first_rise
-from figures.style import artist
-from sims import config as cfg
-from sims.theory_inputs import initial_direction, point_trajectory
-from sims.train import run
-from sims.world import build_world
+import cpi.figures
+from cpi.experiments import get
+from cpi.experiments.robustness import first_rise
+from cpi.figures.style import artist
+from cpi.sims import config as cfg
+from cpi.sims.theory_inputs import initial_direction, point_trajectory
+from cpi.sims.train import run
+from cpi.sims.world import build_world
 from tests.test_paper_metrics import numpy_accuracies
 
 
@@ -72,7 +72,7 @@ def test_robustness_is_the_exact_per_point_dynamics_and_measures_rho_star(tmp_pa
         assert d["rho_star_measured"][0, seed] == pytest.approx(first_rise(d["rho_grid"], np.array(change)), abs=1e-9)
         predicted = initial_direction(cfg.with_values(base, {"world.dim": 60, "train.seed": seed}))["rho_star"]
         assert d["rho_star_predicted"][0, seed] == pytest.approx(predicted)
-    assert figures.plot("robustness", d) is not None
+    assert cpi.figures.plot("robustness", d) is not None
 
 
 def test_optimizers_gd_is_the_theory_and_sgd_seeds_are_single_runs(tmp_path):
@@ -94,7 +94,7 @@ def test_optimizers_gd_is_the_theory_and_sgd_seeds_are_single_runs(tmp_path):
     first_gd = run(cfg.with_values(gd, {"train.steps": 1})).metrics["u_theta_c"][1]
     assert one.metrics["u_theta_c"][1] == pytest.approx(first_gd, rel=1e-6)
     np.testing.assert_allclose(d["adam_reliance"][0, :2], one.metrics["reliance"], rtol=0, atol=1e-12)
-    assert figures.plot("optimizers", d) is not None
+    assert cpi.figures.plot("optimizers", d) is not None
 
 
 def test_paper_metrics_accuracies_equal_a_numpy_forward_pass(tmp_path):
@@ -119,7 +119,7 @@ def test_paper_metrics_accuracies_equal_a_numpy_forward_pass(tmp_path):
                 assert train[j] == pytest.approx(want["train_accuracy"], abs=1e-12)
         np.testing.assert_allclose(d["theory_reliance"][i], d["paper_reliance"][i], rtol=0, atol=1e-10)
         np.testing.assert_allclose(d["random_reliance"][i, seed], result.metrics["reliance"], rtol=0, atol=1e-12)
-    assert figures.plot("paper_metrics", d) is not None
+    assert cpi.figures.plot("paper_metrics", d) is not None
 
 
 # ---------------------------------------------------------------------------- plots of tiny data
@@ -189,7 +189,7 @@ def line_data(fig, gid):
 
 def test_robustness_plots_its_arrays():
     d = tiny_robustness()
-    fig = figures.plot_robustness(d)
+    fig = cpi.figures.plot_robustness(d)
     x, y = line_data(fig, "paper_reliance")
     np.testing.assert_array_equal(y, d["paper_reliance"])
     for i in (0, 3):  # the smallest and the largest dimension are always drawn
@@ -205,7 +205,7 @@ def test_robustness_plots_its_arrays():
 
 def test_optimizers_plots_its_arrays():
     d = tiny_optimizers()
-    fig = figures.plot_optimizers(d)
+    fig = cpi.figures.plot_optimizers(d)
     x, y = line_data(fig, "gd_reliance")
     np.testing.assert_array_equal(x, d["step"] + 1)
     np.testing.assert_array_equal(y, d["gd_reliance"])
@@ -220,7 +220,7 @@ def test_optimizers_plots_its_arrays():
 
 def test_paper_metrics_plots_its_arrays():
     d = tiny_paper_metrics()
-    fig = figures.plot_paper_metrics(d)
+    fig = cpi.figures.plot_paper_metrics(d)
     for i in range(2):
         for key in ("cf", "par"):
             x, y = line_data(fig, f"paper_{key}_{i}")

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from matplotlib.collections import PathCollection
 
-import figures
-import figures.make
-from experiments import EXPERIMENTS, NAMES, get
-from theory.summary import INVERSION, NO_PEAK, NO_RISE, first_peak
-from experiments.cache import data_bytes, is_saved
-from figures.make import make_figures
-from figures.style import artist
-from sims import config as cfg
+import cpi.figures
+import cpi.figures.make
+from cpi.experiments import EXPERIMENTS, NAMES, get
+from cpi.theory.summary import INVERSION, NO_PEAK, NO_RISE, first_peak
+from cpi.experiments.cache import data_bytes, is_saved
+from cpi.figures.make import make_figures
+from cpi.figures.style import artist
+from cpi.sims import config as cfg
 from tests.test_experiments_beyond import TINY_BEYOND
 from tests.test_learned_pretraining import tiny_learned_pretraining
 
@@ -242,19 +242,19 @@ def mesh_values(fig, gid, shape):
 
 
 def test_every_experiment_has_parameters_a_computation_and_a_plot():
-    assert list(figures.NAMES) == list(NAMES) == [e.name for e in EXPERIMENTS]
+    assert list(cpi.figures.NAMES) == list(NAMES) == [e.name for e in EXPERIMENTS]
     assert list(TINY) == list(NAMES)
     for experiment in EXPERIMENTS:
         assert get(experiment.name) is experiment
         assert callable(experiment.compute) and isinstance(experiment.params, dict)
-        assert figures.plot_function(experiment.name) is getattr(figures, f"plot_{experiment.name}")
+        assert cpi.figures.plot_function(experiment.name) is getattr(cpi.figures, f"plot_{experiment.name}")
     with pytest.raises(KeyError, match="experiments: inversion"):
         get("inverse")
 
 
 def test_inversion_plots_its_arrays():
     d = tiny_inversion()
-    fig = figures.plot_inversion(d)
+    fig = cpi.figures.plot_inversion(d)
     for key in ("sim_reliance", "theory_reliance", "sim_attention", "theory_attention", "sim_aligned", "theory_aligned"):
         assert_line(fig, key, d["step"], d[key])
     assert_line(fig, "sim_peak", [2], [0.8])
@@ -265,7 +265,7 @@ def test_inversion_plots_its_arrays():
 
 def test_tug_of_war_plots_its_arrays_and_marks_the_sign_change():
     d = tiny_tug_of_war()
-    fig = figures.plot_tug_of_war(d)
+    fig = cpi.figures.plot_tug_of_war(d)
     for suffix in ("", "_log"):
         for key in ("sim_C", "sim_CS", "sim_sum", "theory_C", "theory_CS", "theory_sum"):
             assert_line(fig, key + suffix, d["step"], d[key])
@@ -275,7 +275,7 @@ def test_tug_of_war_plots_its_arrays_and_marks_the_sign_change():
 
 def test_phase_diagram_plots_its_arrays():
     d = tiny_phase_diagram()
-    fig = figures.plot_phase_diagram(d)
+    fig = cpi.figures.plot_phase_diagram(d)
     np.testing.assert_array_equal(mesh_values(fig, "theory_reliance", (5, 3)), d["theory_reliance"].T)
     for key in ("initial", "peak", "final", "drop"):
         assert_line(fig, f"theory_{key}", d["theory_rho_lines"], d[f"theory_{key}"])
@@ -295,7 +295,7 @@ def test_phase_diagram_plots_its_arrays():
 
 def test_three_steps_plots_its_arrays():
     d = tiny_three_steps()
-    fig = figures.plot_three_steps(d)
+    fig = cpi.figures.plot_three_steps(d)
     for t in range(3):
         assert_line(fig, f"theory_reliance_{t}", d["theory_eta"], d["theory_reliance"][:, t])
         assert_line(fig, f"sim_reliance_{t}", d["sim_eta"], d["sim_reliance"][:, t])
@@ -308,7 +308,7 @@ def test_three_steps_plots_its_arrays():
 
 def test_knowledge_strength_plots_its_arrays():
     d = tiny_knowledge_strength()
-    fig = figures.plot_knowledge_strength(d)
+    fig = cpi.figures.plot_knowledge_strength(d)
     for short in ("dm", "dc"):
         shown = mesh_values(fig, f"theory_{short}_depth", (3, 3))
         expected = np.ma.masked_where(d[f"theory_{short}_kind"] != 0, d[f"theory_{short}_depth"]).T
@@ -323,7 +323,7 @@ def test_knowledge_strength_plots_its_arrays():
 
 def test_filtering_plots_its_arrays():
     d = tiny_filtering()
-    fig = figures.plot_filtering(d)
+    fig = cpi.figures.plot_filtering(d)
     for i in range(2):
         assert_line(fig, f"theory_reliance_{i}", d["step"], d["sim_theory_reliance"][i])
         assert_line(fig, f"sim_reliance_{i}", d["step"], d["sim_reliance"][i])
@@ -338,7 +338,7 @@ def test_filtering_plots_its_arrays():
 
 def test_counterfactual_plots_its_arrays():
     d = tiny_counterfactual()
-    fig = figures.plot_counterfactual(d)
+    fig = cpi.figures.plot_counterfactual(d)
     for i, k in enumerate(d["sim_k"]):
         assert_line(fig, f"theory_reliance_{i}", d["step"], d["theory_reliance"][k])
         assert_line(fig, f"sim_reliance_{i}", d["step"], d["sim_reliance"][i])
@@ -357,7 +357,7 @@ def test_counterfactual_plots_its_arrays():
 
 def test_value_training_plots_its_arrays():
     d = tiny_value_training()
-    fig = figures.plot_value_training(d)
+    fig = cpi.figures.plot_value_training(d)
     assert_line(fig, "theory_reliance", d["step"], d["theory_reliance"])
     for i in (0, 2):  # shown: value_lr 0 and 1
         assert_line(fig, f"sim_reliance_{i}", d["step"], d["sim_reliance"][i])
@@ -376,7 +376,7 @@ def test_value_training_plots_its_arrays():
 
 def test_fact_recall_plots_its_arrays():
     d = tiny_fact_recall()
-    fig = figures.plot_fact_recall(d)
+    fig = cpi.figures.plot_fact_recall(d)
     for j, k in enumerate(d["sim_k"]):
         for i in range(2):
             if k == 0 and i == 1:
@@ -395,7 +395,7 @@ def test_fact_recall_plots_its_arrays():
 
 def test_tasks_plots_its_arrays():
     d = tiny_tasks()
-    fig = figures.plot_tasks(d)
+    fig = cpi.figures.plot_tasks(d)
     for j, g in ((0, 0), (1, 2)):  # simulated γ 0 and 0.6 = theory rows 0 and 2
         assert_line(fig, f"theory_aug_r2_{j}", d["step"], d["theory_aug_r2"][g])
         assert_line(fig, f"sim_aug_r2_{j}", d["step"], d["sim_aug_r2"][j])
@@ -497,7 +497,7 @@ def legends(fig) -> list:
 
 @pytest.mark.parametrize("name, make", [("inversion", inversion_at_rho_035), ("phase_diagram", phase_diagram_like_the_default)])
 def test_legends_and_labels_cover_no_data(name, make):
-    fig = figures.plot(name, make())
+    fig = cpi.figures.plot(name, make())
     renderer = drawn(fig)
     points = data_points(fig)
     assert len(points) > 100
@@ -516,7 +516,7 @@ LAYOUT_CASES = [*TINY.items(), ("inversion", inversion_at_rho_035), ("phase_diag
 def test_every_text_lies_within_the_figure(name, make):
     from matplotlib.text import Text
 
-    fig = figures.plot(name, make())
+    fig = cpi.figures.plot(name, make())
     renderer = drawn(fig)
     page = fig.bbox
 
@@ -592,9 +592,9 @@ def test_inversion_data_is_saved_and_reused(tmp_path, monkeypatch):
 
 
 def test_counterfactual_needed_curve_is_counterfactual_needed_at_every_horizon():
-    from experiments.counterfactual import counterfactual_needed_curve
+    from cpi.experiments.counterfactual import counterfactual_needed_curve
     from tests.defaults import KNOWLEDGE
-    from theory.mitigations import counterfactual_needed
+    from cpi.theory.mitigations import counterfactual_needed
 
     curve = counterfactual_needed_curve(KNOWLEDGE, 0.5, 20, max_cf=12, steps=120)
     assert curve[0] == 0 and np.all(np.diff(curve) >= 0)
@@ -605,8 +605,8 @@ def test_counterfactual_needed_curve_is_counterfactual_needed_at_every_horizon()
 
 
 def test_value_training_run_is_the_simulator_and_test_rows_move_together():
-    from sims.train import run
-    from sims.value_training import value_training_run
+    from cpi.sims.train import run
+    from cpi.sims.value_training import value_training_run
 
     base = cfg.with_values(tiny_base(), {"train.steps": 4})
     out = value_training_run(base, [0.0, 0.7], record_every=2)
@@ -655,7 +655,7 @@ def fake_data(monkeypatch):
 
 
 def one_line_figure(name, data):
-    """A stand-in for `figures.plot`: one line, so that saving it costs little."""
+    """A stand-in for `cpi.figures.plot`: one line, so that saving it costs little."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(2, 2), layout="constrained")
@@ -668,9 +668,9 @@ def test_make_figures_writes_png_and_pdf(tmp_path, fake_data, capsys, monkeypatc
     is drawn as a stand-in here (each real figure is drawn by
     `test_every_text_lies_within_the_figure`, and written as PNG and PDF by the slow
     `test_make_figures_writes_every_real_figure`)."""
-    monkeypatch.setattr(figures.make, "DPI", 40)  # small PNGs: the test is about what is written
-    real = figures.make.plot
-    monkeypatch.setattr(figures.make, "plot", lambda name, data: (real if name == "inversion" else one_line_figure)(
+    monkeypatch.setattr(cpi.figures.make, "DPI", 40)  # small PNGs: the test is about what is written
+    real = cpi.figures.make.plot
+    monkeypatch.setattr(cpi.figures.make, "plot", lambda name, data: (real if name == "inversion" else one_line_figure)(
         name, data))
     paths = make_figures(tmp_path / "out")
     expected = [tmp_path / "out" / f"{name}.{ext}" for name in NAMES for ext in ("png", "pdf")]
@@ -689,7 +689,7 @@ def test_make_figures_writes_png_and_pdf(tmp_path, fake_data, capsys, monkeypatc
 
 @pytest.mark.slow
 def test_make_figures_writes_every_real_figure(tmp_path, fake_data, monkeypatch):
-    monkeypatch.setattr(figures.make, "DPI", 40)
+    monkeypatch.setattr(cpi.figures.make, "DPI", 40)
     paths = make_figures(tmp_path / "out", progress=False)
     assert paths == [tmp_path / "out" / f"{name}.{ext}" for name in NAMES for ext in ("png", "pdf")]
     for path in paths:
@@ -698,8 +698,8 @@ def test_make_figures_writes_every_real_figure(tmp_path, fake_data, monkeypatch)
 
 def test_presentation_layer_does_not_import_the_simulator():
     code = (
-        "import sys, figures, figures.make\n"
-        "bad = [m for m in ('jax', 'sims', 'sims.train', 'experiments.cache', 'experiments.inversion')\n"
+        "import sys, cpi.figures, cpi.figures.make\n"
+        "bad = [m for m in ('jax', 'cpi.sims', 'cpi.sims.train', 'cpi.experiments.cache', 'cpi.experiments.inversion')\n"
         "       if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

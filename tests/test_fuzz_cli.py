@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cpi.cli import execute
-from sims import config as cfg
+from cpi.sims import config as cfg
 
 EXAMPLES = 25
 SLOW_EXAMPLES = 300

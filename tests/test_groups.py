@@ -1,4 +1,4 @@
-"""The data groups are named once (`theory.groups`): the simulator, theory and the
+"""The data groups are named once (`cpi.theory.groups`): the simulator, theory and the
 experiments read them from there."""
 
 import ast
@@ -7,12 +7,12 @@ import pathlib
 import numpy as np
 import pytest
 
-import sims.world
-from sims.config import load, with_values
-from sims.engine import group_metric_names, metric_names
-from sims.train import absent_metrics
-from sims.world import build_world
-from theory.groups import (
+import cpi.sims.world
+from cpi.sims.config import load, with_values
+from cpi.sims.engine import group_metric_names, metric_names
+from cpi.sims.train import absent_metrics
+from cpi.sims.world import build_world
+from cpi.theory.groups import (
     CONTEXT_GROUPS,
     CONTEXT_INDICES,
     CONTEXT_MASK,
@@ -27,7 +27,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_one_enumeration():
-    assert sims.world.GROUPS is TRAINING_GROUPS  # the name cpi imports is the same tuple
+    assert cpi.sims.world.GROUPS is TRAINING_GROUPS  # the name cpi imports is the same tuple
     assert [GROUPS[i] for i in CONTEXT_INDICES] == list(CONTEXT_GROUPS)
     assert CONTEXT_MASK.tolist() == [True, True, True, False, False]
     assert [has_context(g) for g in TRAINING_GROUPS] == [True, True, True, False]

@@ -1,4 +1,4 @@
-"""Learned pretraining (knowledge.pretraining = "learned", `sims.pretraining`): the learned W_V
+"""Learned pretraining (knowledge.pretraining = "learned", `cpi.sims.pretraining`): the learned W_V
 against a d×d NumPy gradient descent on the same corpus, the achieved strengths against a
 direct NumPy computation, their monotone response to the corpus knobs, reuse of one pretraining
 across a sweep over the mixture, byte-identical reruns, cpi theory = cpi run, and bad values."""
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from cpi.cli import main
-from sims import pretraining
-from sims.config import load, with_values
-from sims.train import run
-from sims.world import build_world
+from cpi.sims import pretraining
+from cpi.sims.config import load, with_values
+from cpi.sims.train import run
+from cpi.sims.world import build_world
 
 SMALL = [
     "knowledge.pretraining=learned", "world.n_subjects=10", "world.n_answers=12", "mixture.n_train=4",
@@ -139,7 +139,7 @@ def test_the_knowledge_base_does_not_depend_on_the_mixture():
 
 
 def test_a_sweep_over_the_mixture_pretrains_once(tmp_path):
-    from sims.sweep import run_sweep
+    from cpi.sims.sweep import run_sweep
 
     base = load(overrides=["knowledge.pretraining=learned", "world.n_subjects=60", "pretrain.memorised=0.6",
                            "pretrain.steps=100", "train.steps=10"])
@@ -235,11 +235,11 @@ def tiny_learned_pretraining() -> dict:
 
 
 def test_the_figure_plots_its_arrays():
-    import figures
-    from figures.style import artist
+    import cpi.figures
+    from cpi.figures.style import artist
 
     d = tiny_learned_pretraining()
-    fig = figures.plot_learned_pretraining(d)
+    fig = cpi.figures.plot_learned_pretraining(d)
     for i in range(2):
         for key in ("sim_reliance", "theory_reliance"):
             line = artist(fig, f"{key}_{i}")
@@ -254,7 +254,7 @@ def test_the_figure_plots_its_arrays():
 
 
 def test_the_experiment_at_test_scale(tmp_path):
-    from experiments import get
+    from cpi.experiments import get
 
     base = load(overrides=[s for s in SMALL if s != "knowledge.pretraining=learned"])
     data = get("learned_pretraining").data(base, data_dir=tmp_path / "data", shown=(20, 60), grid=(0, 20, 60),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sims.config import load, with_values
-from sims.theory_inputs import reduced_trajectory, relation_counts
-from sims.train import run
-from sims.world import build_world
-from theory.groups import GROUPS, training_index
-from theory.mitigations import filtered_counts
+from cpi.sims.config import load, with_values
+from cpi.sims.theory_inputs import reduced_trajectory, relation_counts
+from cpi.sims.train import run
+from cpi.sims.world import build_world
+from cpi.theory.groups import GROUPS, training_index
+from cpi.theory.mitigations import filtered_counts
 
 TWO_TASKS = {"world.n_relations": 2, "world.n_subjects": 60, "world.n_answers": 120,
              "mixture.context_critical": 0.3}
@@ -81,7 +81,7 @@ def test_proposition_3_one_value_step_makes_subjects_of_c_points_predictive():
 
 
 def test_mitigation_knobs_sweep_like_run(tmp_path):
-    from sims.sweep import run_sweep
+    from cpi.sims.sweep import run_sweep
 
     base = with_values(load(), {**TWO_TASKS, "world.relation_overlap": 0.2, "mixture.counterfactual": 0.2,
                                 "mixture.counterfactual_relation": 1, "train.steps": 60})

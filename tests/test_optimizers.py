@@ -13,11 +13,11 @@ import jax
 import numpy as np
 import pytest
 
-from sims import config as cfg
-from sims import engine, generic, optimizers
-from sims.errors import ConfigError
-from sims.train import run
-from sims.world import build_world
+from cpi.sims import config as cfg
+from cpi.sims import engine, generic, optimizers
+from cpi.sims.errors import ConfigError
+from cpi.sims.train import run
+from cpi.sims.world import build_world
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def test_bad_optimizer_settings_are_refused(overrides, words):
 
 
 def test_the_reduced_engine_refuses_other_optimizers():
-    from sims.chunks import reduced_engine_problem
+    from cpi.sims.chunks import reduced_engine_problem
 
     assert reduced_engine_problem(cfg.load()) is None
     for overrides in (["train.optimizer='sgd'", "train.batch_size=5"], ["train.optimizer='adam'"],

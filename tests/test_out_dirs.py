@@ -1,4 +1,4 @@
-"""Output directories (`sims.dir_lock`, `sims.results.check_run_dir`): one process writes a
+"""Output directories (`cpi.sims.dir_lock`, `cpi.sims.results.check_run_dir`): one process writes a
 directory at a time, a killed writer leaves it free, two runs started together never both
 succeed, and a hand-written config.toml (above all the --config file itself) is never
 replaced by a run."""
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-import sims.train
+import cpi.sims.train
 from cpi.cli import execute as main
-from sims import config as cfg
-from sims.dir_lock import LOCK_NAME, claim_dir
-from sims.errors import ConfigError
+from cpi.sims import config as cfg
+from cpi.sims.dir_lock import LOCK_NAME, claim_dir
+from cpi.sims.errors import ConfigError
 
 FAST = ["--set", "train.steps=10"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,7 @@ def refuse_work(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("training started although the directory was taken")
 
-    monkeypatch.setattr(sims.train, "run", refuse)
+    monkeypatch.setattr(cpi.sims.train, "run", refuse)
 
 
 # ---------------------------------------------------------------------------- one writer per --out
@@ -36,7 +36,7 @@ def refuse_work(monkeypatch):
 def hold(out: Path) -> subprocess.Popen:
     """Another process that holds `out` (`claim_dir`) until it is killed; returns once it does."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from sims.dir_lock import claim_dir\n"
+        [sys.executable, "-c", "import sys, time; from cpi.sims.dir_lock import claim_dir\n"
                                "with claim_dir(sys.argv[1]):\n print('held', flush=True); time.sleep(60)", str(out)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -139,12 +139,12 @@ def test_a_run_from_its_own_resolved_config_runs_again_in_place(tmp_path):
 
 
 def test_a_sweep_into_a_directory_another_process_writes_is_refused(tmp_path, capsys, monkeypatch):
-    import sims.chunks
+    import cpi.sims.chunks
 
     out = tmp_path / "sweep"
     holder = hold(out)
     try:
-        monkeypatch.setattr(sims.chunks, "full_chunk", lambda *a, **k: pytest.fail("computed into a taken directory"))
+        monkeypatch.setattr(cpi.sims.chunks, "full_chunk", lambda *a, **k: pytest.fail("computed into a taken directory"))
         assert main(["sweep", *FAST, "--grid", "train.lr=0.5,1", "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert "is being written by another cpi process" in err and f"(pid {holder.pid})" in err

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from cpi.cli import execute as main
-from sims import config as cfg
-from sims import generic
-from sims.sweep import load_sweep, run_sweep
-from sims.train import run
-from sims.world import build_world
+from cpi.sims import config as cfg
+from cpi.sims import generic
+from cpi.sims.sweep import load_sweep, run_sweep
+from cpi.sims.train import run
+from cpi.sims.world import build_world
 from tests.explicit_descent import w_kq_trajectory
 
 ACCURACIES = ("counterfactual_accuracy", "parametric_accuracy", "train_accuracy")

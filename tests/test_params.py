@@ -1,17 +1,17 @@
-"""The parameter records of `theory.params`: one set of defaults, named fields that broadcast,
-and the one bridge from a `Config` (`sims.theory_inputs`)."""
+"""The parameter records of `cpi.theory.params`: one set of defaults, named fields that broadcast,
+and the one bridge from a `Config` (`cpi.sims.theory_inputs`)."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from sims.config import Config, with_values
-from sims.theory_inputs import counts_of, knowledge_of
+from cpi.sims.config import Config, with_values
+from cpi.sims.theory_inputs import counts_of, knowledge_of
 from tests.defaults import COUNTS, KNOWLEDGE
-from theory.closed_forms import lemma4_margins, paper_quantities
-from theory.params import GroupCounts, Knowledge
-from theory.reduced import group_trajectory
+from cpi.theory.closed_forms import lemma4_margins, paper_quantities
+from cpi.theory.params import GroupCounts, Knowledge
+from cpi.theory.reduced import group_trajectory
 
 
 def test_config_defaults_are_the_paper_records():

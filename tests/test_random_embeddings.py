@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from cpi.cli import execute as main
-from sims import chunks, generic
-from sims import config as cfg
-from sims.engine import precision
-from sims.theory_inputs import initial_direction, point_trajectory, reduced_trajectory
-from sims.theory_report import theory_report
-from sims.train import run
-from sims.world import build_world
-from theory.closed_forms import paper_quantities
-from theory.embeddings import token_gram
-from sims.theory_inputs import knowledge_of
+from cpi.sims import chunks, generic
+from cpi.sims import config as cfg
+from cpi.sims.engine import precision
+from cpi.sims.theory_inputs import initial_direction, point_trajectory, reduced_trajectory
+from cpi.sims.theory_report import theory_report
+from cpi.sims.train import run
+from cpi.sims.world import build_world
+from cpi.theory.closed_forms import paper_quantities
+from cpi.theory.embeddings import token_gram
+from cpi.sims.theory_inputs import knowledge_of
 
 RANDOM = ['world.embeddings="random"']
 RICH = ["world.n_subjects=60", "world.n_answers=100", "world.n_relations=2", "world.relation_overlap=0.3",

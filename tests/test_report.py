@@ -15,9 +15,9 @@ import pytest
 
 from cpi.cli import execute as main
 from cpi.report import GLOSSARY, reliance_lines, signed
-from sims import config as cfg
-from theory.asymptotics import REGIMES
-from theory.summary import INVERSION_TOL, fold_finish, fold_init, fold_update, inversion_tol, summarize
+from cpi.sims import config as cfg
+from cpi.theory.asymptotics import REGIMES
+from cpi.theory.summary import INVERSION_TOL, fold_finish, fold_init, fold_update, inversion_tol, summarize
 
 
 CONTRADICTION = ["mixture.n_train=100", "mixture.context_critical=0.4", "mixture.counterfactual=0.2",
@@ -59,7 +59,7 @@ def test_the_contradiction_case_says_why_regime_and_horizon_differ(capsys):
     (["mixture.context_critical=0.25", "train.lr=30"], "depart from the gradient flow"),  # the reverse
 ])
 def test_regime_and_horizon_agree_or_say_why(overrides, note):
-    from sims.theory_report import theory_report
+    from cpi.sims.theory_report import theory_report
 
     report = theory_report(cfg.load(overrides=overrides))
     assert (report["flow_inversion"] != report["inversion"]) == (note is not None)
@@ -130,7 +130,7 @@ def test_the_help_glossary_defines_every_entry(theory_help):
 
 @pytest.mark.parametrize("overrides", GLOSSARY_CONFIGS, ids=lambda o: ",".join(o) or "default")
 def test_every_term_the_report_prints_is_in_the_help(overrides, theory_help):
-    from sims.theory_report import theory_report
+    from cpi.sims.theory_report import theory_report
 
     from cpi.report import format_theory
 
@@ -214,7 +214,7 @@ def test_fold_equals_summarize_at_the_float32_tolerance():
 def test_float32_calls_an_inversion_what_float64_does(lr, inverts):
     """At lr 100 float32's M_C wobbles at tie level after step 1 (the same value rounded
     differently in two fusions): no inversion, as in float64; the default lr 1 inverts."""
-    from sims.train import run
+    from cpi.sims.train import run
 
     for dtype in ("float64", "float32"):
         config = cfg.load(overrides=[f"train.lr={lr}", f"train.dtype={dtype}", "train.steps=60"])
@@ -225,8 +225,8 @@ def test_float32_calls_an_inversion_what_float64_does(lr, inverts):
 
 
 def test_the_drop_map_shows_no_drop_where_nothing_inverts():
-    from figures.style import artist
-    from figures.sweep_plot import NO_INVERSION_COLOR, plot_sweep
+    from cpi.figures.style import artist
+    from cpi.figures.sweep_plot import NO_INVERSION_COLOR, plot_sweep
 
     rho = np.array([0.0, 0.0, 0.5, 0.5])
     lr = np.array([1.0, 2.0, 1.0, 2.0])

@@ -1,4 +1,4 @@
-"""The one reader of result directories (`sims.saved.read`) and the commands that use it:
+"""The one reader of result directories (`cpi.sims.saved.read`) and the commands that use it:
 `cpi plot`, `cpi export` and `cpi compare` read toy runs, toy sweeps, transformer runs and
 transformer sweeps; several runs overlay in one figure; a damaged, incomplete or foreign
 directory exits 2 with its path and what is wrong, writes nothing, shows no traceback and
@@ -19,11 +19,11 @@ import pytest
 from matplotlib.figure import Figure
 
 from cpi.cli import execute
-from sims import saved as saved_module
-from sims.errors import ConfigError
-from sims.results import load_run
-from sims.saved import BRIDGE_RUN, BRIDGE_SWEEP, RUN, SWEEP, SavedRun, SavedSweep, read
-from sims.sweep import load_sweep
+from cpi.sims import saved as saved_module
+from cpi.sims.errors import ConfigError
+from cpi.sims.results import load_run
+from cpi.sims.saved import BRIDGE_RUN, BRIDGE_SWEEP, RUN, SWEEP, SavedRun, SavedSweep, read
+from cpi.sims.sweep import load_sweep
 
 from .test_bridge_model import TINY
 
@@ -102,7 +102,7 @@ def test_a_sweeps_points_record_their_own_steps(results):
 
 
 def test_the_reader_imports_no_jax():
-    code = "import sys, sims.saved; assert 'jax' not in sys.modules, 'jax imported'"
+    code = "import sys, cpi.sims.saved; assert 'jax' not in sys.modules, 'jax imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
@@ -117,7 +117,7 @@ def test_plot_draws_every_kind(results, tmp_path, capsys, name):
 
 
 def test_plot_overlays_toy_and_transformer_runs(results, tmp_path, monkeypatch, capsys):
-    from figures.style import artist
+    from cpi.figures.style import artist
 
     figures = _figures(monkeypatch)
     out = tmp_path / "both.png"

@@ -11,12 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sims.config import load, with_values
-from sims.model import batch_losses, logits
-from sims.generic import pack
-from sims.train import run
-from sims.world import build_world
-from theory.groups import TRAINING_GROUPS, has_context
+from cpi.sims.config import load, with_values
+from cpi.sims.model import batch_losses, logits
+from cpi.sims.generic import pack
+from cpi.sims.train import run
+from cpi.sims.world import build_world
+from cpi.theory.groups import TRAINING_GROUPS, has_context
 from tests.reference_model import Reference
 
 
@@ -153,7 +153,7 @@ def test_only_u_ever_changes(value_lr):
 def test_group_pushes_sum_to_the_full_gradient_and_match_lemma_2(default_run):
     m = default_run.metrics
     # Lemma 2 at t = 0: the θ_C component of each point's update is σ_sσ_c/√2 · m_G; σ = ½.
-    from theory.pretrained import logit, z0
+    from cpi.theory.pretrained import logit, z0
 
     log_z0 = np.log(z0(40, 80, 1.0, 0.5))
     # m_C computed by hand from Lemma 4's closed form: λ_C[logit δ_C + log Z₀ − o_c].

@@ -18,15 +18,15 @@ import jax
 import numpy as np
 import pytest
 
-import sims.chunks as chunks
-import sims.engine as engine
-import sims.sweep as sweep
-from sims import config as cfg
-from sims.errors import ConfigError
-from sims.sweep import expand_grid, load_sweep, parse_spec, run_sweep
+import cpi.sims.chunks as chunks
+import cpi.sims.engine as engine
+import cpi.sims.sweep as sweep
+from cpi.sims import config as cfg
+from cpi.sims.errors import ConfigError
+from cpi.sims.sweep import expand_grid, load_sweep, parse_spec, run_sweep
 from cpi.commands import sweep as sweep_cli
 from cpi.cli import execute as main
-from sims.train import run
+from cpi.sims.train import run
 from tests.conftest import xla_flags_with
 
 SUMMARY = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion")
@@ -58,7 +58,7 @@ def compilations():
 
 
 def assert_matches_run(result, indices=None):
-    """Every metric and the summary of each point equal `sims.train.run` at its config."""
+    """Every metric and the summary of each point equal `cpi.sims.train.run` at its config."""
     for i in range(len(result)) if indices is None else indices:
         expected = run(result.configs[i])
         got = result.point_metrics(i)
@@ -467,9 +467,9 @@ def test_sharded_over_several_devices_equals_run(tmp_path):
     code = f"""
 import jax, numpy as np
 assert len(jax.devices()) == 2
-from sims import config as cfg
-from sims.sweep import run_sweep
-from sims.train import run
+from cpi.sims import config as cfg
+from cpi.sims.sweep import run_sweep
+from cpi.sims.train import run
 base = cfg.with_values(cfg.load(), {{"train.steps": 20}})
 full = run_sweep(base, ["mixture.context_critical=0.25,0.5,0.75"], out={str(tmp_path / "full")!r})
 reduced = run_sweep(base, ["mixture.context_critical=0.25,0.5,0.75"], out={str(tmp_path / "reduced")!r},

@@ -13,14 +13,14 @@ from collections import namedtuple
 import numpy as np
 import pytest
 
-import sims.chunks as chunks
-import sims.sweep as sweep
+import cpi.sims.chunks as chunks
+import cpi.sims.sweep as sweep
 from cpi.cli import execute as main
-from sims import config as cfg
-from sims.errors import ConfigError
-from sims.results import write_npz_atomic
-from sims.sweep import load_sweep, run_sweep
-from sims.train import run
+from cpi.sims import config as cfg
+from cpi.sims.errors import ConfigError
+from cpi.sims.results import write_npz_atomic
+from cpi.sims.sweep import load_sweep, run_sweep
+from cpi.sims.train import run
 
 TINY = {"train.steps": 12, "world.n_subjects": 12, "world.n_answers": 14, "mixture.n_train": 8,
         "mixture.n_test": 2, "mixture.n_aligned": 2}
@@ -34,7 +34,7 @@ def tiny(**values):
 
 def assert_rows_equal_run(result, record_every=1):
     """Every point's summary row, and its metrics unless the sweep is summaries-only, equal
-    `sims.train.run` at the point's config (to 1e-12: gd points are computed vmapped)."""
+    `cpi.sims.train.run` at the point's config (to 1e-12: gd points are computed vmapped)."""
     for i, config in enumerate(result.configs):
         expected = run(config, record_every=record_every)
         row = result.summaries[i]

@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sims.chunks as chunks
-import sims.sweep as sweep
-from sims import budget
-from sims import config as cfg
+import cpi.sims.chunks as chunks
+import cpi.sims.sweep as sweep
+from cpi.sims import budget
+from cpi.sims import config as cfg
 from cpi.cli import execute as main
-from sims.sweep import load_sweep, run_sweep
-from sims.train import run
+from cpi.sims.sweep import load_sweep, run_sweep
+from cpi.sims.train import run
 from tests.conftest import xla_flags_with
 
 ROOT = Path(__file__).parent.parent
@@ -135,7 +135,7 @@ def test_an_interrupted_sweep_keeps_its_finished_chunks(tmp_path, monkeypatch):
 
 
 def test_a_chunk_that_cannot_be_written_fails_the_sweep_and_keeps_the_others(tmp_path, monkeypatch):
-    """Chunks are written in a background thread (`sims.sweep.ChunkWriter`): a failed write
+    """Chunks are written in a background thread (`cpi.sims.sweep.ChunkWriter`): a failed write
     still fails the sweep, with its own error, at the next chunk, and leaves no sweep.npz or
     summary.json; the chunk written before it is on disk and a rerun computes the others."""
     grid = ["mixture.context_critical=0.1:0.9:5"]
@@ -167,7 +167,7 @@ def test_runs_and_sweeps_that_would_not_fit_in_memory_are_refused(tmp_path, caps
     assert "train.steps = 1000000000" in err and "--record-every" in err and "GiB" in err
     assert not out.exists()
     monkeypatch.setattr(budget, "available_memory", lambda: 10 * 2**20)
-    import sims.sweep as sweep_module
+    import cpi.sims.sweep as sweep_module
 
     monkeypatch.setattr(sweep_module, "available_memory", lambda: 10 * 2**20)
     out = tmp_path / "sweep"
@@ -202,7 +202,7 @@ def _free_port() -> int:
 
 PROCESS = """
 import sys
-import sims.chunks as chunks
+import cpi.sims.chunks as chunks
 chunks.MAX_CHUNK_POINTS = 2
 from cpi.cli import execute as main
 sys.exit(main(sys.argv[1:]))

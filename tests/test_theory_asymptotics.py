@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.defaults import KNOWLEDGE, GroupCounts, Knowledge
-from theory.asymptotics import (
+from cpi.theory.asymptotics import (
     a_infinity,
     classify_regime,
     initial_direction,
@@ -15,8 +15,8 @@ from theory.asymptotics import (
     regime_details,
     summarize,
 )
-from theory.closed_forms import paper_quantities
-from theory.reduced import group_flow, group_trajectory
+from cpi.theory.closed_forms import paper_quantities
+from cpi.theory.reduced import group_flow, group_trajectory
 
 LEMMA6_COUNTEREXAMPLE = KNOWLEDGE.replace(delta_c=0.05, delta_m=0.9)  # ρ* ≈ 0.66 > ½
 

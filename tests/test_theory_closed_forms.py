@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from tests.defaults import KNOWLEDGE, GroupCounts, Knowledge
-from theory.closed_forms import (
+from cpi.theory.closed_forms import (
     THETA_C,
     THETA_S,
     assumptions_hold,
@@ -22,10 +22,10 @@ from theory.closed_forms import (
     representative_columns,
     two_step_state,
 )
-from theory.embeddings import paper_embeddings, theta_directions
-from theory.groups import GROUPS
-from theory.propositions import value_matrix
-from theory.reduced import group_trajectory, paper_points
+from cpi.theory.embeddings import paper_embeddings, theta_directions
+from cpi.theory.groups import GROUPS
+from cpi.theory.propositions import value_matrix
+from cpi.theory.reduced import group_trajectory, paper_points
 
 
 def test_default_numbers():

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from tests.defaults import KNOWLEDGE, GroupCounts
-from theory.closed_forms import two_step_state
-from theory.eta_star import eta_star, theorem1_check, theta_c_after_one_step
-from theory.reduced import group_trajectory
+from cpi.theory.closed_forms import two_step_state
+from cpi.theory.eta_star import eta_star, theorem1_check, theta_c_after_one_step
+from cpi.theory.reduced import group_trajectory
 
 
 def test_eta_star_default_is_a_sign_change_far_above_lr_one():

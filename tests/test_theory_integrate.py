@@ -10,11 +10,11 @@ import jax
 import numpy as np
 import pytest
 
-import theory.integrate as integrate
+import cpi.theory.integrate as integrate
 from tests.defaults import KNOWLEDGE, GroupCounts
-from theory.reduced import group_descent, group_trajectory
-from theory.relations import relation_group_trajectory
-from theory.summary import summarize
+from cpi.theory.reduced import group_descent, group_trajectory
+from cpi.theory.relations import relation_group_trajectory
+from cpi.theory.summary import summarize
 
 ROOT = Path(__file__).parent.parent
 N_C = np.array([2, 6, 10, 14, 18])  # n = 20: inversions and monotone curves
@@ -22,13 +22,13 @@ N_C = np.array([2, 6, 10, 14, 18])  # n = 20: inversions and monotone curves
 IMPORT_EVERYTHING = """
 import importlib, pkgutil
 import jax
-import theory
-for module in pkgutil.iter_modules(theory.__path__):
+import cpi.theory
+for module in pkgutil.iter_modules(cpi.theory.__path__):
     importlib.import_module(f"theory.{module.name}")
 assert not jax.config.jax_enable_x64, "importing theory switched on 64-bit mode"
-from theory.params import GroupCounts, Knowledge
-from theory.reduced import group_flow, group_trajectory
-from theory.relations import relation_group_trajectory
+from cpi.theory.params import GroupCounts, Knowledge
+from cpi.theory.reduced import group_flow, group_trajectory
+from cpi.theory.relations import relation_group_trajectory
 out = group_trajectory(Knowledge(), GroupCounts(10, 10), steps=5)
 flow = group_flow(Knowledge(), GroupCounts(10, 10), times=[0.0, 1.0])
 rel = relation_group_trajectory(Knowledge(), [[10, 10, 0, 0, 0]], steps=5)

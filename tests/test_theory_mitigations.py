@@ -6,16 +6,16 @@ import pytest
 from scipy.special import logsumexp
 
 from tests.defaults import KNOWLEDGE, GroupCounts
-from theory.asymptotics import classify_regime
-from theory.mitigations import (
+from cpi.theory.asymptotics import classify_regime
+from cpi.theory.mitigations import (
     context_order,
     counterfactual_needed,
     filtered_counts,
     no_context_loss,
 )
-from theory.reduced import group_flow, group_trajectory, paper_points
-from theory.relations import relation_points
-from theory.summary import reliance_drop
+from cpi.theory.reduced import group_flow, group_trajectory, paper_points
+from cpi.theory.relations import relation_points
+from cpi.theory.summary import reliance_drop
 
 
 @pytest.mark.parametrize("n_rel", [1, 2])

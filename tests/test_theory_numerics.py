@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.special as special
 
-from theory.numerics import expit, logsumexp
+from cpi.theory.numerics import expit, logsumexp
 
 ROOT = Path(__file__).resolve().parents[1]
 

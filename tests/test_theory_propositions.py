@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.defaults import KNOWLEDGE, GroupCounts, Knowledge
-from theory.closed_forms import lemma4_margins
-from theory.propositions import (
+from cpi.theory.closed_forms import lemma4_margins
+from cpi.theory.propositions import (
     attention_weights,
     paper_embeddings,
     proposition2,
@@ -18,7 +18,7 @@ from theory.propositions import (
     value_matrix,
     value_step,
 )
-from theory.reduced import paper_points
+from cpi.theory.reduced import paper_points
 
 
 def test_token_gram_is_phi_transpose_phi():

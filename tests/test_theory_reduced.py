@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from tests.defaults import KNOWLEDGE, GroupCounts, Knowledge
-from theory.closed_forms import sigmoid
-from theory.groups import GROUPS
-from theory.embeddings import paper_embeddings
-from theory.propositions import value_matrix
+from cpi.theory.closed_forms import sigmoid
+from cpi.theory.groups import GROUPS
+from cpi.theory.embeddings import paper_embeddings
+from cpi.theory.propositions import value_matrix
 from tests.explicit_descent import w_kq_trajectory
-from theory.reduced import general_flow, general_trajectory, group_flow, group_trajectory, paper_points
+from cpi.theory.reduced import general_flow, general_trajectory, group_flow, group_trajectory, paper_points
 
 
 def test_default_trajectory_numbers():

@@ -9,9 +9,9 @@ import pytest
 from tests.explicit_descent import w_kq_trajectory
 
 from tests.defaults import KNOWLEDGE, GroupCounts, Knowledge
-from theory.closed_forms import lemma4_margins, margin, sigmoid
-from theory.groups import GROUPS
-from theory.embeddings import (
+from cpi.theory.closed_forms import lemma4_margins, margin, sigmoid
+from cpi.theory.groups import GROUPS
+from cpi.theory.embeddings import (
     embedding_dim,
     key_differences,
     paper_embeddings,
@@ -21,10 +21,10 @@ from theory.embeddings import (
     theta_directions,
     token_gram,
 )
-from theory.pretrained import logit, value_logit_table, z0
-from theory.propositions import value_matrix
-from theory.reduced import general_trajectory, group_trajectory
-from theory.relations import (
+from cpi.theory.pretrained import logit, value_logit_table, z0
+from cpi.theory.propositions import value_matrix
+from cpi.theory.reduced import general_trajectory, group_trajectory
+from cpi.theory.relations import (
     first_step_gaps,
     relation_gram,
     relation_group_trajectory,

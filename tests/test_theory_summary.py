@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from theory.summary import (
+from cpi.theory.summary import (
     INVERSION,
     NO_PEAK,
     NO_RISE,

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from cpi.cli import execute as main
-from sims.config import load, with_values
-from sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
-from sims.theory_report import theory_report
-from sims.train import run
-from theory.closed_forms import initial_gradient_components
+from cpi.sims.config import load, with_values
+from cpi.sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
+from cpi.sims.theory_report import theory_report
+from cpi.sims.train import run
+from cpi.theory.closed_forms import initial_gradient_components
 
 CONFIGS = {
     "default": {},

@@ -1,5 +1,5 @@
 """Pure mathematics of the one-layer toy model: closed forms, exact reduced dynamics,
-asymptotics. Numbers and parameter records only; never imports `sims`.
+asymptotics. Numbers and parameter records only; never imports `cpi.sims`.
 
 Parameters: the named records of `params` (`Knowledge`, `GroupCounts`, the paper's defaults),
 whose fields may be arrays that broadcast; the functions take them as `knowledge`, `counts`.

@@ -1,7 +1,7 @@
 """The paper's idealised token embeddings (Assumptions 2-4) and their Gram matrices,
 extended to R relation tokens (tasks) with a tunable overlap γ (issue 5).
 
-Token layout (see `theory.pretrained`): subjects 0..K_S-1, answers K_S..K_S+K_A-1,
+Token layout (see `cpi.theory.pretrained`): subjects 0..K_S-1, answers K_S..K_S+K_A-1,
 relations K_S+K_A..K-1 (K = K_S + K_A + R; R = 1 is the paper's single relation, token K-1).
 Coordinates of R^d: s̃_0..s̃_{K_S-1}, c̃_0..c̃_{K_A-1}, θ_S, θ_C, e_{r_1}..e_{r_R}, and θ_R
 only when R > 1, so d = K_S + K_A + 2 + R + [R > 1] (R = 1: d = K_S + K_A + 3 and exactly

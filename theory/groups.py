@@ -1,11 +1,11 @@
 """The data groups, named once for theory, the simulator and the experiments.
 
 A training point belongs to one of four groups (`TRAINING_GROUPS`, the order of
-`sims.world.Points.group`): C (context-critical: context, no memorised fact), CS
+`cpi.sims.world.Points.group`): C (context-critical: context, no memorised fact), CS
 (context + subject: the context agrees with the memorised fact), CF (counterfactual: the
 context contradicts it) and S (subject only: no context token). Theory splits S by whether
 the subject's fact was memorised, S_seen and S_unseen (`GROUPS`, the order of every count
-array and per-group axis in `theory`). Each name is also the suffix of its metrics
+array and per-group axis in `cpi.theory`). Each name is also the suffix of its metrics
 (`loss_CS`, `attention_context_CF`, `neg_grad_theta_c_S`, ...).
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 GROUPS = ("C", "CS", "CF", "S_seen", "S_unseen")
-"""Theory's groups, in the order of every count array (…, 5) in `theory`."""
+"""Theory's groups, in the order of every count array (…, 5) in `cpi.theory`."""
 
 TRAINING_GROUPS = ("C", "CS", "CF", "S")
 """The simulator's training groups, in the order of `Points.group`."""

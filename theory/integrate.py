@@ -1,4 +1,4 @@
-"""The two integrators of the reduced system (`theory.reduced_system`): gradient descent as a
+"""The two integrators of the reduced system (`cpi.theory.reduced_system`): gradient descent as a
 compiled scan, gradient flow with an ODE solver. Both evaluate `state_metrics`, the one
 definition of the recursion.
 
@@ -8,7 +8,7 @@ theory leaves `jax_enable_x64` as the caller set it.
 
 Descent records the metrics at steps 0, N, 2N, ... < steps and at the last step (stride N =
 `record_every`), or none; it folds every step into the summary of the reliance curve and
-the first non-finite step (`theory.summary` fold) inside the scan, so the summary is that of
+the first non-finite step (`cpi.theory.summary` fold) inside the scan, so the summary is that of
 the whole curve whatever is recorded.
 """
 
@@ -139,7 +139,7 @@ def descend(system: ReducedSystem, steps: int, record_every: int = 1, record: bo
 
     Returns (recorded, summary): recorded maps each `state_metrics` key to an array
     (B, len(recorded_steps), ...) (None when not `record`); summary is
-    `theory.summary.fold_finish` of the folds (arrays over B: initial/peak/peak_step/final
+    `cpi.theory.summary.fold_finish` of the folds (arrays over B: initial/peak/peak_step/final
     reliance M_C of relation 0's conflict point, inversion, nonfinite_step with −1 for none),
     taken over every step, when `summarize` (class forms only; None otherwise)."""
     if summarize and system.test_x1 is None:

@@ -3,8 +3,8 @@ many training points each group has (`GroupCounts`), with the paper's defaults i
 
 Every field may be a number or a NumPy array; the theory functions broadcast them together
 (e.g. `GroupCounts(n_c=np.arange(21), n_cs=20 - np.arange(21))` is 21 mixtures at once).
-Vary one field with `.replace(field=value)`. `sims.theory_inputs` builds both records from a
-`Config`; `sims.config`'s defaults are read from here.
+Vary one field with `.replace(field=value)`. `cpi.sims.theory_inputs` builds both records from a
+`Config`; `cpi.sims.config`'s defaults are read from here.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Knowledge(NamedTuple):
 
 
 class GroupCounts(NamedTuple):
-    """Training points per group of `theory.groups.GROUPS`: C (context only), CS (context and
+    """Training points per group of `cpi.theory.groups.GROUPS`: C (context only), CS (context and
     an agreeing memorised fact), CF (counterfactual context), S_seen and S_unseen
     (subject-only points whose subject is, or is not, memorised)."""
 

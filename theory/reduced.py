@@ -11,7 +11,7 @@ key differences k_i = φ(x₁ᵢ) − φ(x₂ᵢ) (Lemma 1: −∇_u ℓ_i = h_i
 with h the drive of `closed_forms.drive`. A held-out point with key difference k has gap
 kᵀu = Σ_j (kᵀk_j) α_j: its row of inner products is all it needs.
 
-Two forms, one system (`theory.reduced_system`), one integrator (`theory.integrate`):
+Two forms, one system (`cpi.theory.reduced_system`), one integrator (`cpi.theory.integrate`):
 - GENERAL (`general_trajectory`, `general_flow`): one α per point, any Gram matrix, any
   value columns; `paper_points` builds an explicit instance with the paper's embeddings.
 - GROUP (`group_trajectory`, `group_descent`, `group_flow`): the paper's embeddings make
@@ -21,7 +21,7 @@ Two forms, one system (`theory.reduced_system`), one integrator (`theory.integra
   The value columns only take five distinct values per column (rows: the K_S subjects, the
   relation, the answer c, the other fact b, the K_A − 2 remaining answers), so the softmax
   is evaluated on 5 classes with log-multiplicities: exact, and independent of K in cost.
-  It is the relation form of `theory.relations` with one relation, computed by the same code.
+  It is the relation form of `cpi.theory.relations` with one relation, computed by the same code.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def group_descent(
 
     Returns (outputs, summary): outputs has `group_trajectory`'s keys over the recorded
     steps (None when not recording); summary maps initial_reliance, peak_reliance,
-    peak_step, final_reliance, inversion (as `theory.summary.summarize`) and nonfinite_step
+    peak_step, final_reliance, inversion (as `cpi.theory.summary.summarize`) and nonfinite_step
     (first step where a finite metric turned non-finite, −1: none) to arrays of the
     arguments' broadcast shape."""
     return _group_descent(knowledge, counts, lr, steps, record_every, record, summarize=True)

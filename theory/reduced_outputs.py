@@ -1,5 +1,5 @@
 """The documented outputs of the class-form reduced dynamics (group and relation forms),
-assembled once from the raw states of `theory.integrate` (descent or flow).
+assembled once from the raw states of `cpi.theory.integrate` (descent or flow).
 
 Argmax: a token is chosen when its logit exceeds every other token's by more than
 `reduced_system.ARGMAX_TOLERANCE` (a tie at the top counts as not chosen).

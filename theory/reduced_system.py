@@ -29,8 +29,8 @@ with another at the top counts as not chosen. Each unit says whether its answer 
 (`correct`), each held-out gap whether the conflict point's argmax is the context's answer c
 (`counterfactual`) or the memorised fact b (`parametric`).
 
-`state_metrics` is the recursion's one definition; `theory.integrate` runs it (descent and
-flow) and `theory.reduced_outputs` turns its raw states into documented outputs.
+`state_metrics` is the recursion's one definition; `cpi.theory.integrate` runs it (descent and
+flow) and `cpi.theory.reduced_outputs` turns its raw states into documented outputs.
 """
 
 from __future__ import annotations

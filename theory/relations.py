@@ -1,6 +1,6 @@
 """Several relations (tasks) with a tunable overlap γ: exact reduced dynamics (issue 5).
 
-Layout (`theory.embeddings`): R relation tokens r_1..r_R are the last R token ids, with
+Layout (`cpi.theory.embeddings`): R relation tokens r_1..r_R are the last R token ids, with
 φ(r_i)·φ(r_j) = γ for i ≠ j (Γ = (1 − γ)I + γ11ᵀ the relation Gram). Every training point
 carries a relation j_i, its query: [c, s, r_j] (keys c, s; the relation key is masked) or
 [s, r_j] (keys s, r_j). The prediction of point i is read at its query, with attention
@@ -28,7 +28,7 @@ D^{jl} = `closed_forms.DISTINCT_INNER` with the S·S block replaced by ½ + Γ_j
 Γ = I and relation j's α evolve from relation j's points alone (the other relations enter
 only through the mean-loss normalisation 1/n: relation j runs the single-relation recursion
 at rate η n_j/n). The value columns do not depend on the relation; the vocabulary has R
-relation rows (all o_r), so the 5-class softmax of `theory.reduced` carries multiplicity R
+relation rows (all o_r), so the 5-class softmax of `cpi.theory.reduced` carries multiplicity R
 on the relation class and Z₀ = (K_A − 1)e^{o_c} + R e^{o_r} + K_S.
 
 First step (exact, `first_step_gaps`): α_{lH}(1) = (η/4n) m_H for every relation, so
@@ -196,7 +196,7 @@ def relation_points(knowledge: Knowledge, counts, relation_overlap: float = 0.0)
 
 # ------------------------------------------------------------------------------- group form
 # The class-form system (`class_columns`, `relation_group_gram`, `relation_system`) is built in
-# `theory.reduced_system`; the names stay importable from here.
+# `cpi.theory.reduced_system`; the names stay importable from here.
 
 
 def relation_margins(knowledge: Knowledge, n_relations: int = 1) -> np.ndarray:
@@ -225,7 +225,7 @@ def relation_group_trajectory(
     must equal R (relations with no points still count in the vocabulary). The fields of
     `knowledge`, relation_overlap and lr broadcast with counts' leading axes.
     Every output has shape batch + (R, steps + 1); axis −2 is the relation j. Keys: step,
-    and those of `theory.reduced_outputs` (time = η·step, A, reliance, aligned_accuracy,
+    and those of `cpi.theory.reduced_outputs` (time = η·step, A, reliance, aligned_accuracy,
     alpha_G, gap_G, loss_G, attention_*, loss_S, u_theta_c/s, neg_grad_theta_c/s[_G]).
     For R = 1 this is `reduced.group_trajectory` (the same computation)."""
     system, layout = relation_system(knowledge, counts, n_relations, relation_overlap, lr)

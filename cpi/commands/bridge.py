@@ -45,9 +45,9 @@ def add_parser(subparsers):
 
 
 def cmd_bridge(args) -> int:
-    from bridge import config as bcfg
-    from bridge.run import check_run_dir
-    from sims.dir_lock import claim_dir
+    from cpi.bridge import config as bcfg
+    from cpi.bridge.run import check_run_dir
+    from cpi.sims.dir_lock import claim_dir
 
     if args.keys:
         rows = [("key", "default", "allowed", "meaning"), *bcfg.keys_table()]
@@ -70,9 +70,9 @@ def cmd_bridge(args) -> int:
 
 
 def _run_and_save(args, config, out: Path) -> int:
-    from bridge import config as bcfg
-    from bridge.run import run, save
-    from sims.progress import StepProgress
+    from cpi.bridge import config as bcfg
+    from cpi.bridge.run import run, save
+    from cpi.sims.progress import StepProgress
 
     counts = bcfg.group_counts(config.mixture)
     t, tr = config.transformer, config.train
@@ -118,7 +118,7 @@ def _run_and_save(args, config, out: Path) -> int:
 
 
 def _sweep(args, config) -> int:
-    from bridge.sweep import expand_grid, run_sweep, sweep_digest
+    from cpi.bridge.sweep import expand_grid, run_sweep, sweep_digest
 
     points, configs = expand_grid(config, args.grid, args.seeds)  # bad specs exit 2 before anything runs
     out = Path(args.out) if args.out else Path("sweeps") / f"bridge-{sweep_digest(config, args.grid, args.seeds)}"

@@ -1,6 +1,6 @@
 """`cpi compare DIR...`: the summaries of saved runs (and of every point of saved sweeps)
 side by side, and the config keys in which they differ; every kind of result directory
-(`sims.saved.read`)."""
+(`cpi.sims.saved.read`)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def add_parser(subparsers):
 
 def _entries(saved) -> list[tuple[str, object, object, dict]]:
     """(label, config, schema, summary) of a run, or of every point of a sweep."""
-    from sims.saved import SavedRun
+    from cpi.sims.saved import SavedRun
 
     if isinstance(saved, SavedRun):
         return [(str(saved.path), saved.config, saved.schema, saved.summary)]
@@ -70,7 +70,7 @@ def _cell(v) -> str:
 
 
 def cmd_compare(args) -> int:
-    from sims.saved import read
+    from cpi.sims.saved import read
 
     saved = [read(Path(d)) for d in args.dirs]
     entries = [entry for s in saved for entry in _entries(s)]
@@ -98,7 +98,7 @@ def cmd_compare(args) -> int:
 
 def _kinds(saved) -> list[str]:
     """'toy' or 'transformer' for every row of `_entries`, in order."""
-    from sims.saved import SavedRun
+    from cpi.sims.saved import SavedRun
 
     return [("transformer" if s.bridge else "toy") for s in saved
             for _ in range(1 if isinstance(s, SavedRun) else len(s))]

@@ -25,7 +25,7 @@ def add_parser(subparsers):
 
 
 def cmd_config(args) -> int:
-    from sims import config as cfg
+    from cpi.sims import config as cfg
 
     if args.toml:
         print(cfg.to_toml(load_config(args)), end="")

@@ -30,8 +30,8 @@ def add_parser(subparsers):
 
 
 def cmd_export(args) -> int:
-    from sims.results import metrics_csv_bytes, write_atomic
-    from sims.saved import SavedRun, read
+    from cpi.sims.results import metrics_csv_bytes, write_atomic
+    from cpi.sims.saved import SavedRun, read
 
     saved = read(args.dir)
     if args.out:
@@ -69,7 +69,7 @@ def _cell(v) -> str:
 def sweep_metrics_csv_bytes(saved) -> tuple[bytes, str]:
     """(CSV, description) of a sweep's recorded metrics: the swept keys, `seed`, `step`, then
     every metric in name order; one row per point and step it recorded."""
-    from sims.errors import ConfigError
+    from cpi.sims.errors import ConfigError
 
     metrics = saved.metrics()
     names = saved.metric_names()

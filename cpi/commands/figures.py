@@ -10,7 +10,7 @@ with `cpi figures --out figures`."""
 
 
 def add_parser(subparsers):
-    from figures import NAMES
+    from cpi.figures import NAMES
 
     parser = subparsers.add_parser(
         "figures",
@@ -32,8 +32,8 @@ def add_parser(subparsers):
 
 
 def _names(text: str | None):
-    from figures import NAMES
-    from sims.errors import ConfigError
+    from cpi.figures import NAMES
+    from cpi.sims.errors import ConfigError
 
     if text is None:
         return None
@@ -46,7 +46,7 @@ def _names(text: str | None):
 
 
 def cmd_figures(args) -> int:
-    import figures.make
+    import cpi.figures.make
 
     config = load_config(args)
     names = _names(args.only)
@@ -56,5 +56,5 @@ def cmd_figures(args) -> int:
     kwargs = {"data_dir": args.data, "force": args.force, "config": config}
     if names is not None:
         kwargs["names"] = names
-    figures.make.make_figures(args.out, **kwargs)
+    cpi.figures.make.make_figures(args.out, **kwargs)
     return 0

@@ -1,5 +1,5 @@
 """`cpi plot DIR...`: one figure of saved runs (one, or several overlaid) or of one saved
-sweep, without recomputing; every kind of result directory (`sims.saved.read`)."""
+sweep, without recomputing; every kind of result directory (`cpi.sims.saved.read`)."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def add_parser(subparsers):
 
 
 def cmd_plot(args) -> int:
-    from sims.errors import ConfigError
-    from sims.saved import SavedSweep, read
+    from cpi.sims.errors import ConfigError
+    from cpi.sims.saved import SavedSweep, read
 
     sources = [Path(d) for d in args.dirs]
     if len(sources) > 1 and not args.out:
@@ -75,13 +75,13 @@ def run_title(saved) -> str:
 
 
 def _run_figure(saved):
-    from figures.run_plot import plot_run
+    from cpi.figures.run_plot import plot_run
 
     return plot_run(saved.metrics, saved.summary, run_title(saved))
 
 
 def _runs_figure(saved: list):
-    from figures.run_plot import plot_runs
+    from cpi.figures.run_plot import plot_runs
 
     labels = [s.name for s in saved]
     if len(set(labels)) < len(labels):  # runs/a and other/a: tell them apart by their paths
@@ -93,8 +93,8 @@ def _runs_figure(saved: list):
 def _sweep_figure(saved):
     import numpy as np
 
-    from figures.sweep_plot import plot_sweep
-    from sims.errors import ConfigError
+    from cpi.figures.sweep_plot import plot_sweep
+    from cpi.sims.errors import ConfigError
 
     rows = saved.rows
     if not rows:
@@ -109,7 +109,7 @@ def _sweep_figure(saved):
         coords = {k: np.asarray([row[k] for row in rows])[first] for k in keys}
     if len(keys) > 2:
         raise ConfigError(f"cpi plot draws sweeps over one or two keys; {saved.path} sweeps {len(keys)}: "
-                          f"{', '.join(keys)} (read it with sims.saved.read)")
+                          f"{', '.join(keys)} (read it with cpi.load_sweep)")
     fields = ("initial_reliance", "peak_reliance", "final_reliance", "inversion")
 
     def value(row, f):  # NaN where the point's numbers became non-finite

@@ -33,9 +33,9 @@ def add_parser(subparsers):
 
 
 def cmd_run(args) -> int:
-    from sims.budget import check_record_every, check_run_budget
-    from sims.dir_lock import claim_dir
-    from sims.results import check_run_dir
+    from cpi.sims.budget import check_record_every, check_run_budget
+    from cpi.sims.dir_lock import claim_dir
+    from cpi.sims.results import check_run_dir
 
     config = load_config(args)
     out = Path(args.out) if args.out else default_run_dir(config)
@@ -49,13 +49,13 @@ def cmd_run(args) -> int:
 
 
 def _train_and_save(args, config, out: Path) -> int:
-    from sims.budget import available_memory, human_bytes, run_bytes
-    from sims.results import save_run
-    from sims.train import run
+    from cpi.sims.budget import available_memory, human_bytes, run_bytes
+    from cpi.sims.results import save_run
+    from cpi.sims.train import run
 
     print(f"cpi run: {describe_run(config)}")
     if config.world.embeddings == "random" and config.knowledge.pretraining == "constructed":
-        from sims.world import build_world
+        from cpi.sims.world import build_world
 
         world = build_world(config)
         print(f"  random embeddings in R^{world.embed.shape[0]} (seed {config.train.seed}, {world.embed.shape[1]} "

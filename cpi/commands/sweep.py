@@ -27,7 +27,7 @@ last TAIL_ROWS rows of the table only."""
 
 
 def add_parser(subparsers):
-    from sims.config import SWEEP_ENGINES
+    from cpi.sims.config import SWEEP_ENGINES
 
     parser = subparsers.add_parser(
         "sweep",
@@ -169,11 +169,11 @@ def _report_table(grid, summaries) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from sims.config import seeds_matter
-    from sims.distributed import check_flags, join
-    from sims.sweep import (ChunkWriter, check_disk_space, check_sweep, check_sweep_dir, default_sweep_dir,
+    from cpi.sims.config import seeds_matter
+    from cpi.sims.distributed import check_flags, join
+    from cpi.sims.sweep import (ChunkWriter, check_disk_space, check_sweep, check_sweep_dir, default_sweep_dir,
                             record_size_note, run_sweep, saved_chunk_count, sweep_identity)
-    from sims.sweep_dir import finished_rows
+    from cpi.sims.sweep_dir import finished_rows
 
     base = load_config(args)
     # every ConfigError before anything is printed, joined or written

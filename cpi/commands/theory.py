@@ -32,8 +32,8 @@ def add_parser(subparsers):
 
 
 def cmd_theory(args) -> int:
-    from sims.budget import check_world_budget
-    from sims.theory_report import theory_report
+    from cpi.sims.budget import check_world_budget
+    from cpi.sims.theory_report import theory_report
 
     from ..report import format_theory
 
