@@ -1,7 +1,7 @@
 """The bridge's configuration: frozen dataclasses [transformer], [pretrain], [mixture], [train].
 
 As `cpi.sims.config` for the toy: defaults, then a TOML file, then `--set section.key=value`
-overrides, validated once; every problem raises `cpi.sims.errors.ConfigError` naming the key, the
+overrides, validated once; every problem raises `cpi.core.errors.ConfigError` naming the key, the
 bad value and what is allowed (the CLI exits 2). `KEYS` is the one table of every key.
 
 The mixture keys mean what they mean in the toy (fractions of C, CF and S points, the rest
@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from cpi.sims.errors import ConfigError
+from cpi.core.errors import ConfigError
 from cpi.sims.schema import KeySpec, Schema
 
 

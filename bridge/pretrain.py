@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cpi.sims.cache_dirs import user_cache_dir
+from cpi.core.cache_dirs import user_cache_dir
 from cpi.sims.results import json_bytes, write_atomic
 
 from . import corpus

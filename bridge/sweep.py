@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cpi.sims.dir_lock import LOCK_NAME, claim_dir
-from cpi.sims.errors import ConfigError
+from cpi.core.dir_lock import LOCK_NAME, claim_dir
+from cpi.core.errors import ConfigError
 from cpi.sims import grid
 from cpi.sims.grid import Axis
 from cpi.sims.results import json_bytes, write_atomic, write_npz_atomic
@@ -217,7 +217,7 @@ def run_sweep(base: Config, grid=(), seeds: int = 1, out=None, cache_dir=None, p
     """Run every point of the grid (`run_configs`) and write the sweep directory `out` (default
     sweeps/bridge-<sweep_digest>); points already saved there are reused. A directory holding
     another sweep is refused (ConfigError) unless `force`."""
-    from cpi.sims.progress import StepProgress
+    from cpi.core.progress import StepProgress
 
     grid = [grid] if isinstance(grid, str) else [s.strip() for s in grid]
     points, configs = expand_grid(base, grid, seeds)

@@ -20,7 +20,7 @@ __all__ = ["load_config", "run", "sweep", "load_run", "load_sweep", "predict"]
 def load_config(path: str | Path | None = None, overrides=()) -> Config:
     """The defaults, then the TOML file at `path` (if any), then `overrides` ("section.key=value"
     strings, as `--set` takes them), validated and checked against the vocabulary (as `cpi run`
-    loads its config). Raises `cpi.sims.errors.ConfigError` naming the bad key or value."""
+    loads its config). Raises `cpi.core.errors.ConfigError` naming the bad key or value."""
     from .sims import config as cfg
     from .sims.world import check_vocabulary
 
@@ -36,7 +36,7 @@ def run(config: Config, *, out: str | Path | None = None, record_every: int = 1,
     `out`, also save it there as `cpi run --out` does (config.toml, metrics.npz, summary.json),
     refusing (ConfigError) a directory that holds another config's run unless `force`, or
     that another process is writing."""
-    from .sims.dir_lock import claim_dir
+    from .core.dir_lock import claim_dir
     from .sims.results import check_out_dir, check_run_dir, save_run
     from .sims.train import run as train
 
@@ -66,7 +66,7 @@ def load_run(path: str | Path):
     """A saved run, toy (`cpi run`) or transformer (`cpi bridge`): a `cpi.sims.saved.SavedRun`
     with `config`, `metrics`, `summary`. Raises ConfigError naming the directory when it holds
     no complete run."""
-    from .sims.errors import ConfigError
+    from .core.errors import ConfigError
     from .sims.saved import SavedRun, read
 
     saved = read(path)
@@ -80,7 +80,7 @@ def load_sweep(path: str | Path):
     `cpi.sims.saved.SavedSweep` with `config` (the base), `keys`, one summary row per point
     (`rows`) and its metrics read when asked. Raises ConfigError naming the directory when it
     holds no complete sweep."""
-    from .sims.errors import ConfigError
+    from .core.errors import ConfigError
     from .sims.saved import SavedSweep, read
 
     saved = read(path)

@@ -24,7 +24,7 @@ DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
 
 def compilation_cache_dir() -> Path | None:
     """Where compiled programs are kept between processes (None: the cache is off)."""
-    from cpi.sims.cache_dirs import user_cache_dir
+    from cpi.core.cache_dirs import user_cache_dir
 
     return user_cache_dir("jax", "CPI_COMPILATION_CACHE_DIR", "CPI_COMPILATION_CACHE")
 
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 def execute(argv: list[str] | None = None) -> int:
     """Parse and run one `cpi` command line in this process as it is (no process setup);
     returns the exit status."""
-    from cpi.sims.errors import ConfigError, SimulationError
+    from cpi.core.errors import ConfigError, SimulationError
 
     from .arguments import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED
 

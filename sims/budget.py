@@ -12,7 +12,7 @@ import numpy as np
 
 from .config import Config
 from .engine import metric_names, n_recorded
-from .errors import ConfigError
+from cpi.core.errors import ConfigError
 
 
 def check_record_every(record_every) -> None:

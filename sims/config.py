@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from cpi.theory.params import PAPER_KNOWLEDGE
 
-from .errors import ConfigError
+from cpi.core.errors import ConfigError
 from .schema import KeySpec, Schema
 
 

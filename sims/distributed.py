@@ -16,7 +16,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from cpi.core.errors import ConfigError
 
 JOIN_TIMEOUT_SECONDS = 60
 

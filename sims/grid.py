@@ -15,7 +15,7 @@ import numpy as np
 
 from . import config as cfg
 from .config import Config
-from .errors import ConfigError
+from cpi.core.errors import ConfigError
 from .schema import Schema
 from .world import check_vocabulary
 

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .cache_dirs import user_cache_dir
+from cpi.core.cache_dirs import user_cache_dir
 from .config import Config, ConfigError
 
 PRETRAIN_VERSION = 1

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as cfg
-from .errors import ConfigError
+from cpi.core.errors import ConfigError
 from .schema import Schema
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

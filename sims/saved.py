@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from cpi.core.errors import ConfigError
 
 RUN, SWEEP, BRIDGE_RUN, BRIDGE_SWEEP = "run", "sweep", "bridge run", "bridge sweep"
 """The `kind` of a record: toy run, toy sweep, transformer run, transformer sweep."""

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import tomli_w
 
-from .errors import ConfigError
+from cpi.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

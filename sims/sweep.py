@@ -39,12 +39,12 @@ from . import config as cfg
 from .budget import available_memory, check_record_every, check_world_budget, human_bytes, recorded_bytes
 from .chunks import SUMMARY_FIELDS
 from .config import Config
-from .dir_lock import claim_dir
+from cpi.core.dir_lock import claim_dir
 from .distributed import Processes
 from .engine import n_recorded, recorded_steps
-from .errors import ConfigError
+from cpi.core.errors import ConfigError
 from .grid import Axis, Grid, expand_grid, parse_spec  # noqa: F401  (the grid half of the sweep API)
-from .progress import StepProgress
+from cpi.core.progress import StepProgress
 from .results import json_bytes, write_atomic, write_npz_atomic
 from .sweep_dir import MANIFEST, check_sweep_dir, remove_stale_chunks, sweep_identity  # noqa: F401
 from .world import check_vocabulary

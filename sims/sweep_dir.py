@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import config as cfg
 from .config import Config
-from .errors import ConfigError
+from cpi.core.errors import ConfigError
 
 MANIFEST = "sweep.json"
 """Written first into a sweep directory: what it computes (base config, grid, seeds, what is

@@ -18,9 +18,9 @@ from cpi.theory.summary import first_nonfinite_step, inversion_tol, summarize
 from . import engine, optimizers, packing
 from .budget import check_record_every, check_run_budget
 from .config import EXACT_OPTIMIZERS, Config
-from .errors import SimulationError
+from cpi.core.errors import SimulationError
 from .pretraining import world_strengths
-from .progress import StepProgress
+from cpi.core.progress import StepProgress
 from .world import World, build_world
 
 

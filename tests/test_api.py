@@ -11,7 +11,7 @@ import pytest
 
 import cpi
 from cpi.cli import execute
-from cpi.sims.errors import ConfigError
+from cpi.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["train.steps=12"]

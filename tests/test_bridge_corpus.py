@@ -7,7 +7,7 @@ import pytest
 
 from cpi.bridge import config as bcfg
 from cpi.bridge import corpus
-from cpi.sims.errors import ConfigError
+from cpi.core.errors import ConfigError
 
 from .test_bridge_model import tiny
 

@@ -15,7 +15,7 @@ import pytest
 
 from cpi.sims import config as cfg
 from cpi.sims import engine, generic, optimizers
-from cpi.sims.errors import ConfigError
+from cpi.core.errors import ConfigError
 from cpi.sims.train import run
 from cpi.sims.world import build_world
 

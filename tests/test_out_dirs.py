@@ -1,4 +1,4 @@
-"""Output directories (`cpi.sims.dir_lock`, `cpi.sims.results.check_run_dir`): one process writes a
+"""Output directories (`cpi.core.dir_lock`, `cpi.sims.results.check_run_dir`): one process writes a
 directory at a time, a killed writer leaves it free, two runs started together never both
 succeed, and a hand-written config.toml (above all the --config file itself) is never
 replaced by a run."""
@@ -16,8 +16,8 @@ import pytest
 import cpi.sims.train
 from cpi.cli import execute as main
 from cpi.sims import config as cfg
-from cpi.sims.dir_lock import LOCK_NAME, claim_dir
-from cpi.sims.errors import ConfigError
+from cpi.core.dir_lock import LOCK_NAME, claim_dir
+from cpi.core.errors import ConfigError
 
 FAST = ["--set", "train.steps=10"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def refuse_work(monkeypatch):
 def hold(out: Path) -> subprocess.Popen:
     """Another process that holds `out` (`claim_dir`) until it is killed; returns once it does."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from cpi.sims.dir_lock import claim_dir\n"
+        [sys.executable, "-c", "import sys, time; from cpi.core.dir_lock import claim_dir\n"
                                "with claim_dir(sys.argv[1]):\n print('held', flush=True); time.sleep(60)", str(out)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from cpi.cli import execute
 from cpi.sims import saved as saved_module
-from cpi.sims.errors import ConfigError
+from cpi.core.errors import ConfigError
 from cpi.sims.results import load_run
 from cpi.sims.saved import BRIDGE_RUN, BRIDGE_SWEEP, RUN, SWEEP, SavedRun, SavedSweep, read
 from cpi.sims.sweep import load_sweep

@@ -22,7 +22,7 @@ import cpi.sims.chunks as chunks
 import cpi.sims.engine as engine
 import cpi.sims.sweep as sweep
 from cpi.sims import config as cfg
-from cpi.sims.errors import ConfigError
+from cpi.core.errors import ConfigError
 from cpi.sims.sweep import expand_grid, load_sweep, parse_spec, run_sweep
 from cpi.commands import sweep as sweep_cli
 from cpi.cli import execute as main

@@ -17,7 +17,7 @@ import cpi.sims.chunks as chunks
 import cpi.sims.sweep as sweep
 from cpi.cli import execute as main
 from cpi.sims import config as cfg
-from cpi.sims.errors import ConfigError
+from cpi.core.errors import ConfigError
 from cpi.sims.results import write_npz_atomic
 from cpi.sims.sweep import load_sweep, run_sweep
 from cpi.sims.train import run

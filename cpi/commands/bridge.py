@@ -47,7 +47,7 @@ def add_parser(subparsers):
 def cmd_bridge(args) -> int:
     from cpi.bridge import config as bcfg
     from cpi.bridge.run import check_run_dir
-    from cpi.sims.dir_lock import claim_dir
+    from cpi.core.dir_lock import claim_dir
 
     if args.keys:
         rows = [("key", "default", "allowed", "meaning"), *bcfg.keys_table()]
@@ -72,7 +72,7 @@ def cmd_bridge(args) -> int:
 def _run_and_save(args, config, out: Path) -> int:
     from cpi.bridge import config as bcfg
     from cpi.bridge.run import run, save
-    from cpi.sims.progress import StepProgress
+    from cpi.core.progress import StepProgress
 
     counts = bcfg.group_counts(config.mixture)
     t, tr = config.transformer, config.train

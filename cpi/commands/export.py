@@ -69,7 +69,7 @@ def _cell(v) -> str:
 def sweep_metrics_csv_bytes(saved) -> tuple[bytes, str]:
     """(CSV, description) of a sweep's recorded metrics: the swept keys, `seed`, `step`, then
     every metric in name order; one row per point and step it recorded."""
-    from cpi.sims.errors import ConfigError
+    from cpi.core.errors import ConfigError
 
     metrics = saved.metrics()
     names = saved.metric_names()

@@ -33,7 +33,7 @@ def add_parser(subparsers):
 
 def _names(text: str | None):
     from cpi.figures import NAMES
-    from cpi.sims.errors import ConfigError
+    from cpi.core.errors import ConfigError
 
     if text is None:
         return None

@@ -33,7 +33,7 @@ def add_parser(subparsers):
 
 
 def cmd_plot(args) -> int:
-    from cpi.sims.errors import ConfigError
+    from cpi.core.errors import ConfigError
     from cpi.sims.saved import SavedSweep, read
 
     sources = [Path(d) for d in args.dirs]
@@ -94,7 +94,7 @@ def _sweep_figure(saved):
     import numpy as np
 
     from cpi.figures.sweep_plot import plot_sweep
-    from cpi.sims.errors import ConfigError
+    from cpi.core.errors import ConfigError
 
     rows = saved.rows
     if not rows:

@@ -34,7 +34,7 @@ def add_parser(subparsers):
 
 def cmd_run(args) -> int:
     from cpi.sims.budget import check_record_every, check_run_budget
-    from cpi.sims.dir_lock import claim_dir
+    from cpi.core.dir_lock import claim_dir
     from cpi.sims.results import check_run_dir
 
     config = load_config(args)
