@@ -1,7 +1,11 @@
 """Where the project keeps what it computes once and reuses between processes.
 
 Every cache lives under the user's cache directory, `$XDG_CACHE_HOME/cpi/<name>` (default
-`~/.cache/cpi/<name>`), unless an environment variable names another folder or turns it off.
+`~/.cache/cpi/<name>`), unless an environment variable names another folder or turns it off:
+`jax` (the compilation cache, keyed by JAX itself), and the keyed store's kinds
+(`cpi.core.store`) `pretrained-table` (learned W_V tables, `<key>.npz`) and `checkpoint` (the
+bridge's pretrained transformers, `<key>/`), so that a stored item lies at
+`~/.cache/cpi/<kind>/<key><suffix>`, the store's one layout.
 Imports nothing but the standard library: the `cpi` entry point reads it before JAX starts.
 """
 

@@ -7,13 +7,15 @@ stored ("run", "sweep", "chunk", "experiment", "pretrained-table", "checkpoint",
 same payload, and `payload` is what it is computed from (a config's TOML text, or plain data:
 strings, numbers, booleans, None, lists and mappings with string keys). On disk a stored item
 lives at `<root>/<kind>/<key><suffix>` (`path`); a result directory named by its inputs is
-`<root>/<key>` (`key` alone).
+`<root>/<key>` (`key` alone). Each kind the project stores is a `Kind` (name, version, what it
+is keyed by) in the table at the end of this module (`KINDS`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 DIGITS = 16
@@ -39,3 +41,39 @@ def path(root: str | Path, kind: str, version: int, payload, suffix: str = "") -
     """Where an item of `kind` keyed by `payload` is stored under `root`:
     `<root>/<kind>/<key><suffix>`."""
     return Path(root) / kind / f"{key(kind, version, payload)}{suffix}"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of stored item: its `name` (the folder that holds its items in a store root),
+    its `version` (raise it when what is stored changes meaning for the same payload: the
+    old items are then recomputed, never reused) and what its payload is."""
+
+    name: str
+    version: int
+    payload: str
+
+    def key(self, payload) -> str:
+        """`key(self.name, self.version, payload)`."""
+        return key(self.name, self.version, payload)
+
+    def path(self, root: str | Path, payload, suffix: str = "") -> Path:
+        """`<root>/<name>/<key><suffix>`."""
+        return path(root, self.name, self.version, payload, suffix)
+
+
+# Every kind the project stores, with its version: one table, so that every cache and what it is
+# keyed by is read in one place, and a kind that two layers share (a run directory is named by
+# the `cpi` commands and reused by the experiments) has a home both can import.
+RUN = Kind("run", 1, "a toy config's TOML: a `cpi run` directory, runs/<key>, and the runs behind the experiments")
+BRIDGE_RUN = Kind("bridge-run", 1, "a bridge config's TOML: a `cpi bridge` directory, runs/bridge-<key>")
+EXPERIMENT = Kind("experiment", 1, "an experiment's name, base config TOML and resolved parameters: the `inputs` "
+                  "of <data_dir>/<name>.npz")
+VALUE_TRAINING = Kind("value-training", 1, "the base config's TOML, value_lrs and record_every of the "
+                      "value-training experiment's simulation")
+PRETRAINED_TABLE = Kind("pretrained-table", 1, "the config keys a learned W_V depends on "
+                        "(cpi.sims.pretraining.DIGEST_KEYS)")
+CHECKPOINT = Kind("checkpoint", 1, "the bridge config keys its pretrained transformer depends on "
+                  "([transformer], [pretrain], train.seed)")
+
+KINDS: tuple[Kind, ...] = (RUN, BRIDGE_RUN, EXPERIMENT, VALUE_TRAINING, PRETRAINED_TABLE, CHECKPOINT)

@@ -6,8 +6,10 @@ One module per experiment (`inversion`, `tug_of_war`, `phase_diagram`, `three_st
 (`PARAMS`) and its computation (`compute(base, work, **params)` -> dict of NumPy arrays and
 scalars: simulated quantities under `sim_*` keys, theory under `theory_*` keys, the configs
 used as TOML text). `registry` lists them (`EXPERIMENTS`, `get(name)`); `cache` saves and
-reuses their data (`experiment_data`, `<data_dir>/<name>.npz`) and the simulations behind
-them; `analysis` and `configs` hold what several experiments share. Nothing here plots.
+reuses their data (`experiment_data`, `<data_dir>/<name>.npz`) and `simulations` the
+simulations behind them; `analysis`, `configs` and `seeded` hold what several experiments
+share. Nothing here plots. The imports go one way: `cache` → `registry` → (on first use) each
+experiment → `simulations`, `analysis`, `configs`.
 
 The theory curves assume W_V frozen (value training has no theory beyond its frozen
 reference). The first five experiments assume one relation and no filtering (the default
@@ -18,8 +20,8 @@ The bridge experiments (`bridge_inversion`, `bridge_phase`, `bridge_mitigations`
 `bridge_depth`; shared code in `bridge_runs`) run the transformer of `cpi.bridge` from its own
 defaults over seeds; the toy's base config only feeds their toy panels.
 
-    >>> from experiments import get
-    >>> data = get("inversion").data(data_dir="figure-data")  # doctest: +SKIP
+    >>> from cpi.experiments.cache import experiment_data
+    >>> data = experiment_data("inversion", data_dir="figure-data")  # doctest: +SKIP
 
 Importing this package (or `registry`) loads neither JAX nor the simulator; an experiment's
 module is imported when its parameters, computation or data are first asked for.

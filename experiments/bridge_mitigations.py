@@ -20,8 +20,8 @@ from cpi.bridge import config as bcfg
 from cpi.sims import config as cfg
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points
-from .cache import cached_run
 from .configs import with_values
+from .simulations import cached_run
 
 PARAMS = dict(seeds=(0, 1, 2), overrides=(), filter=0.5, counterfactual=0.25, toy_value_lr=1.0)
 """seeds: train.seed of each run; overrides: bridge settings on the defaults; filter: the

@@ -8,8 +8,8 @@ only where a figure shows the toy beside the transformer (its phase diagram, its
 Every experiment takes `overrides`, bridge `section.key=value` settings applied to the
 defaults (the tests' tiny scale), and `seeds`.
 
-Runs are saved under `<work>/bridge/runs/<config hash>` (`cpi bridge`'s files) and the
-pretrained models under `<work>/bridge/checkpoints`, so `cpi figures` reuses both.
+Runs are saved under `<work>/bridge-run/<config key>` (`cpi bridge`'s files) and the pretrained
+models under `<work>/checkpoint/<key>`, so `cpi figures` reuses both.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from cpi.bridge import config as bcfg
 from cpi.bridge.config import Config
+from cpi.core import store
 from cpi.theory.summary import reliance_drop
 
 
@@ -31,11 +32,14 @@ def bridge_config(overrides=(), **values) -> Config:
 
 
 def run_points(configs, work: Path, vmap: bool = True) -> list[tuple[dict, dict]]:
-    """(metrics, summary) of each bridge config (`cpi.bridge.sweep.run_configs`), cached under `work`."""
+    """(metrics, summary) of each bridge config (`cpi.bridge.sweep.run_configs`), kept in the work
+    directory as the keyed store lays it out: checkpoints in `<work>/checkpoint/`, runs in
+    `<work>/bridge-run/`."""
     from cpi.bridge.sweep import run_configs
 
-    root = Path(work) / "bridge"
-    return run_configs(configs, cache_dir=root / "checkpoints", runs_dir=root / "runs", vmap=vmap)
+    root = Path(work)
+    return run_configs(configs, cache_dir=root / store.CHECKPOINT.name, runs_dir=root / store.BRIDGE_RUN.name,
+                       vmap=vmap)
 
 
 def curves(results, name: str) -> np.ndarray:

@@ -23,8 +23,8 @@ from cpi.theory.reduced import group_flow, group_trajectory
 from cpi.theory.summary import first_peak, window_summary
 
 from .analysis import prefixed
-from .cache import cached_sweep
 from .configs import with_values
+from .simulations import cached_sweep
 
 PARAMS = dict(
     steps=1000, sim_counts=(0, 1, 2, 3, 4, 6), flow_t_max=1e12, n_flow=300, needed_n=(20, 40, 80),
@@ -67,8 +67,7 @@ def compute(base: Config, work: Path, steps: int, sim_counts, flow_t_max: float,
     bad = [int(k) for k in sim_counts if not 0 <= k <= n_cs]
     if bad:
         raise ValueError(f"sim_counts {bad} outside 0..{n_cs} (the C+S points of the base mixture)")
-    sweep = cached_sweep(base, ["mixture.counterfactual=" + ",".join(repr(float(k / n)) for k in sim_counts)], work,
-                         "counterfactual")
+    sweep = cached_sweep(base, ["mixture.counterfactual=" + ",".join(repr(float(k / n)) for k in sim_counts)], work)
     sim = np.asarray(sweep.metrics["reliance"])[:, : steps + 1]
 
     times = np.concatenate([[0.0], np.geomspace(1e-2, flow_t_max, n_flow)])

@@ -22,8 +22,8 @@ from cpi.theory.groups import TRAINING_GROUPS
 from cpi.theory.summary import window_summary
 
 from .analysis import prefixed
-from .cache import cached_run, cached_sweep
 from .configs import with_values
+from .simulations import cached_run, cached_sweep
 
 PARAMS = dict(n_s_max=12, sim_n_s=(0, 4, 10), held_out=4)
 """n_s_max: the most S points of the theory; sim_n_s: the simulated numbers of S points;
@@ -76,7 +76,7 @@ def compute(base: Config, work: Path, n_s_max: int, sim_n_s, held_out: int) -> d
             sim_configs.append(cfg.to_toml(config))
         else:
             config = fact_recall_config(base, counts, int(k), True, held_out)
-            sweep = cached_sweep(config, ["mixture.fact_recall_seen=1,0"], work, "fact-recall")
+            sweep = cached_sweep(config, ["mixture.fact_recall_seen=1,0"], work)
             runs = [(i, sweep.point_metrics(i)) for i in range(2)]
             sim_configs.append(cfg.to_toml(config))
         for i, m in runs:

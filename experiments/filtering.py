@@ -21,8 +21,8 @@ from cpi.theory.closed_forms import paper_quantities
 from cpi.theory.summary import window_summary
 
 from .analysis import prefixed
-from .cache import cached_run
 from .configs import with_values
+from .simulations import cached_run
 
 PARAMS = dict(fractions=tuple(round(0.05 * i, 2) for i in range(13)), sim_fractions=(0.0, 0.1, 0.25, 0.4, 0.6))
 """fractions: the filtered fractions of the theory; sim_fractions: those simulated."""

@@ -15,7 +15,7 @@ from cpi.sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
 from cpi.theory.closed_forms import paper_quantities
 from cpi.theory.summary import summarize
 
-from .cache import cached_run
+from .simulations import cached_run
 
 PARAMS: dict = {}
 """No parameters of its own: everything comes from the base config."""

@@ -20,8 +20,8 @@ from cpi.theory.reduced import group_trajectory
 from cpi.theory.summary import first_peak
 
 from .analysis import sweep_columns
-from .cache import cached_sweep
 from .configs import rho_max, theory_counts, with_values
+from .simulations import cached_sweep
 
 PARAMS = dict(
     steps=1000,
@@ -79,7 +79,7 @@ def compute(base: Config, work: Path, steps: int, n_rho: int, delta_m_range, del
         result = cached_sweep(
             base,
             [f"knowledge.{key}=" + ",".join(repr(float(v)) for v in sim_values), f"mixture.context_critical={rho_grid}"],
-            work, f"knowledge-{short}",
+            work,
         )
         sweep = sweep_columns(result)
         sim = first_peak(result.metrics["reliance"][:, : steps + 1])

@@ -23,8 +23,8 @@ from cpi.sims.world import build_world
 from cpi.sims.pretraining import world_strengths
 from cpi.theory.summary import summarize
 
-from .cache import cached_run
 from .configs import with_values
+from .simulations import cached_run
 
 PARAMS = dict(shown=(300, 1000, 3000), grid=(0, 150, 300, 450, 600, 800, 1000, 1300, 1600, 2000, 2500, 3000, 4000),
               steps=1000)

@@ -28,9 +28,9 @@ from cpi.sims.config import Config
 from cpi.sims.theory_inputs import point_trajectory
 from cpi.theory.summary import summarize
 
-from .cache import cached_run
 from .configs import with_values
 from .seeded import swept
+from .simulations import cached_run
 
 FALL = 0.05
 """A first peak is one that M_C falls more than this below (`cpi.theory.summary.summarize`'s tol)."""
@@ -64,11 +64,11 @@ def compute(base: Config, work: Path, steps: int, seeds: int, batch_sizes, momen
     sgd = []
     for b in batch_sizes:
         config = with_values(gd_config, train__optimizer="sgd", train__batch_size=int(b))
-        sgd.append(swept(config, {"train.seed": seed_list}, work, f"optimizers-sgd-{b}")["reliance"])
+        sgd.append(swept(config, {"train.seed": seed_list}, work)["reliance"])
     sgd = np.array(sgd)  # (batch sizes, seeds, steps + 1)
     mom_config = with_values(gd_config, train__optimizer="sgd", train__batch_size=int(momentum_batch),
                              train__momentum=float(momentum), train__lr=lr * (1.0 - float(momentum)))
-    mom = swept(mom_config, {"train.seed": seed_list}, work, "optimizers-momentum")["reliance"]
+    mom = swept(mom_config, {"train.seed": seed_list}, work)["reliance"]
 
     adam_lr, gd_move, adam_move = matched_adam_lr(gd_config, work)
     adam_configs = [with_values(gd_config, train__optimizer="adam", train__lr=adam_lr * f) for f in adam_factors]

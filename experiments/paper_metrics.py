@@ -43,8 +43,8 @@ def compute(base: Config, work: Path, steps: int, rhos, dim: int, seeds: int) ->
     paper = with_values(base, world__embeddings="paper", world__dim=0, train__steps=int(steps))
     rand = with_values(base, world__embeddings="random", world__dim=int(dim), train__steps=int(steps))
     seed_list = list(range(int(seeds)))
-    p = swept(paper, {"mixture.context_critical": rhos}, work, "paper-metrics-paper", METRICS)
-    r = swept(rand, {"mixture.context_critical": rhos, "train.seed": seed_list}, work, "paper-metrics-random", METRICS)
+    p = swept(paper, {"mixture.context_critical": rhos}, work, METRICS)
+    r = swept(rand, {"mixture.context_critical": rhos, "train.seed": seed_list}, work, METRICS)
     theory = np.array([reduced_trajectory(with_values(paper, mixture__context_critical=x))["reliance"] for x in rhos])
     n = base.mixture.n_train
     data = dict(

@@ -21,8 +21,8 @@ from cpi.theory.reduced import group_flow, group_trajectory
 from cpi.theory.summary import summarize
 
 from .analysis import sweep_columns
-from .cache import cached_sweep
 from .configs import rho_max, theory_counts, with_values
+from .simulations import cached_sweep
 
 PARAMS = dict(n_rho=41, steps=1000, n_rho_lines=201, flow_rho=(0.3, 0.5, 0.6, 0.7, 0.8), t_max=1e10, n_times=400)
 """n_rho: ρ points of the heat map and the simulated sweep; steps: GD steps; n_rho_lines: ρ
@@ -48,7 +48,7 @@ def compute(base: Config, work: Path, n_rho: int, steps: int, n_rho_lines: int, 
     heat_summary = summarize(heat)
 
     # simulation: the same ρ grid (counts round(ρn), so ρ_eff = n_C/n)
-    sweep = sweep_columns(cached_sweep(base, [f"mixture.context_critical=0:{top!r}:{n_rho}"], work, "phase"))
+    sweep = sweep_columns(cached_sweep(base, [f"mixture.context_critical=0:{top!r}:{n_rho}"], work))
 
     # (c) long-time gradient flow at a few mixtures, with the ln t law
     times = np.geomspace(1e-2, t_max, n_times)

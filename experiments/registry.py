@@ -4,15 +4,15 @@ A record knows its name, what it shows, its module (`experiments.<name>`: the pa
 with their defaults, `PARAMS`, and the computation, `compute`) and the plot function that
 draws its data (`figures.<name>.plot_<name>`). Names and plot functions are known without
 importing anything: the CLI lists the experiments and `cpi.figures` re-plots saved data without
-loading JAX or the simulator. `params`, `compute` and `data` import the experiment's module
-on first use.
+loading JAX or the simulator. `params` and `compute` import the experiment's module on first
+use. The registry is data: computing, saving and reusing an experiment's data is
+`cpi.experiments.cache.experiment_data`, which looks experiments up here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import import_module
-from pathlib import Path
 from typing import Any, Callable
 
 
@@ -52,13 +52,6 @@ class Experiment:
                 f"experiment {self.name!r} has no parameter(s) {sorted(unknown)}; it takes {sorted(defaults)}"
             )
         return {**defaults, **params}
-
-    def data(self, base=None, data_dir: str | Path | None = None, force: bool = False, **params) -> dict:
-        """The data for `base` (default: the default config), reused from
-        `<data_dir>/<name>.npz` when its inputs match (`cpi.experiments.cache.experiment_data`)."""
-        from .cache import experiment_data
-
-        return experiment_data(self.name, base, data_dir, force, **params)
 
 
 EXPERIMENTS: tuple[Experiment, ...] = (

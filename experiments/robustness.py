@@ -27,9 +27,9 @@ from cpi.sims.world import build_world
 from cpi.theory.closed_forms import paper_quantities
 from cpi.theory.summary import summarize
 
-from .cache import cached_run
 from .configs import with_values
 from .seeded import swept
+from .simulations import cached_run
 
 PARAMS = dict(
     dims=(40, 60, 80, 100, 121, 150, 200, 300, 500, 1000, 2000, 4000),
@@ -68,7 +68,7 @@ def compute(base: Config, work: Path, dims, seeds: int, steps: int, rho_dims, n_
     seed_list = list(range(int(seeds)))
     dims, rho_dims = [int(d) for d in dims], [int(d) for d in rho_dims]
 
-    sweep = swept(rand, {"world.dim": dims, "train.seed": seed_list}, work, "robustness-dim")
+    sweep = swept(rand, {"world.dim": dims, "train.seed": seed_list}, work)
     reliance = sweep["reliance"]  # (dims, seeds, steps + 1)
     s = summarize(reliance)
     table_error = np.array([[build_world(with_values(rand, world__dim=d, train__seed=k)).value_table_error
@@ -79,8 +79,7 @@ def compute(base: Config, work: Path, dims, seeds: int, steps: int, rho_dims, n_
     rho_eff = np.array([round(x * n) / n for x in rho])  # n_C = round(ρn), as the mixture counts them
     measured, predicted, change, inverts = [], [], [], []
     for d in rho_dims:
-        r = swept(with_values(rand, world__dim=d), {"mixture.context_critical": rho, "train.seed": seed_list},
-                  work, f"robustness-rho-{d}")
+        r = swept(with_values(rand, world__dim=d), {"mixture.context_critical": rho, "train.seed": seed_list}, work)
         first = r["reliance"][..., 1] - r["reliance"][..., 0]  # (rho, seeds)
         change.append(first.T)
         inverts.append(r["summary_inversion"].T)

@@ -10,7 +10,7 @@ import numpy as np
 from cpi.sims import config as cfg
 from cpi.sims.config import Config
 
-from .cache import cached_sweep
+from .simulations import cached_sweep
 
 
 def seed_spec(seeds: int) -> str:
@@ -18,14 +18,14 @@ def seed_spec(seeds: int) -> str:
     return "train.seed=" + ",".join(str(s) for s in range(int(seeds)))
 
 
-def swept(base: Config, axes: dict[str, list], work, label: str, metrics=("reliance",)) -> dict:
+def swept(base: Config, axes: dict[str, list], work, metrics=("reliance",)) -> dict:
     """Sweep `base` over the product of `axes` ({key: values}, e.g. {"world.dim": [...],
     "train.seed": [...]}) and return each metric in `metrics` as an array of shape
     (len(values) per axis ..., steps + 1), plus `summary_<field>` arrays of the grid's shape
     (from every step) and `configs` (TOML per point, grid-shaped)."""
     keys = list(axes)
     grid = [f"{k}=" + ",".join(repr(v) if isinstance(v, float) else str(v) for v in axes[k]) for k in keys]
-    result = cached_sweep(base, grid, work, label)
+    result = cached_sweep(base, grid, work)
     shape = tuple(len(axes[k]) for k in keys)
     where = np.empty(shape, dtype=np.int64)
     for i, config in enumerate(result.configs):

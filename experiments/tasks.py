@@ -19,8 +19,8 @@ from cpi.sims.config import Config
 from cpi.sims.theory_inputs import knowledge_of, relation_counts
 from cpi.theory.summary import first_peak
 
-from .cache import cached_sweep
 from .configs import with_values
+from .simulations import cached_sweep
 
 PARAMS = dict(
     gammas=tuple(round(0.025 * i, 3) for i in range(36)), sim_gammas=(0.0, 0.15, 0.3, 0.45, 0.6, 0.75, 0.85),
@@ -64,7 +64,7 @@ def compute(base: Config, work: Path, gammas, sim_gammas, steps: int, counterfac
     out["theory_step1_transfer_reliance"] = np.array([f["reliance1"][1] - f["reliance1_without_transfer"][1]
                                                       for f in first])
     sweep = cached_sweep(two, [f"mixture.counterfactual=0,{float(counterfactual)!r}",
-                               "world.relation_overlap=" + ",".join(repr(float(g)) for g in sim_gammas)], work, "tasks")
+                               "world.relation_overlap=" + ",".join(repr(float(g)) for g in sim_gammas)], work)
     n_g = len(sim_gammas)
     for i, name in enumerate(("ctrl", "aug")):
         rows = slice(i * n_g, (i + 1) * n_g)

@@ -18,8 +18,8 @@ from cpi.theory.closed_forms import paper_quantities, theorem1_reliance
 from cpi.theory.eta_star import eta_star, theta_c_after_one_step
 
 from .analysis import theta_c_sum
-from .cache import cached_sweep
 from .configs import with_values
+from .simulations import cached_sweep
 
 PARAMS = dict(eta_range=(0.1, 1000.0), n_eta=241, sim_eta=(0.3, 1.0, 3.0, 8.0, 20.0, 50.0))
 """eta_range, n_eta: the log-spaced η grid of the theory; sim_eta: the simulated step sizes."""
@@ -31,7 +31,7 @@ def compute(base: Config, work: Path, eta_range, n_eta: int, sim_eta) -> dict:
     eta = np.geomspace(*eta_range, n_eta)
     reliance = np.array([theorem1_reliance(knowledge, counts, e) for e in eta])
     two = with_values(base, train__steps=2)
-    result = cached_sweep(two, ["train.lr=" + ",".join(repr(float(e)) for e in sim_eta)], work, "three-steps")
+    result = cached_sweep(two, ["train.lr=" + ",".join(repr(float(e)) for e in sim_eta)], work)
     return dict(
         config=cfg.to_toml(two),
         eta_star=eta_star(knowledge, counts),

@@ -16,7 +16,7 @@ from cpi.sims.config import Config
 from cpi.sims.theory_inputs import counts_of, reduced_trajectory
 
 from .analysis import first_nonpositive, theta_c_sum
-from .cache import cached_run
+from .simulations import cached_run
 
 PARAMS: dict = {}
 """No parameters of its own: everything comes from the base config."""

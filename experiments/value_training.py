@@ -9,12 +9,12 @@ the reference, the frozen-W_V reduced theory and M_C as a function of σ_c on a 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 from cpi.theory.numerics import expit
 
+from cpi.core import store
 from cpi.sims import config as cfg
 from cpi.sims.config import Config
 from cpi.sims.theory_inputs import knowledge_of, reduced_trajectory
@@ -23,8 +23,8 @@ from cpi.sims.value_training import VALUE_BLOCKS, value_training_run
 from cpi.theory.summary import window_summary
 
 from .analysis import prefixed
-from .cache import cached_arrays, config_digest
 from .configs import with_values
+from .simulations import cached_arrays
 
 PARAMS = dict(
     value_lrs=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9, 1.0), steps=1000, record_every=10,
@@ -42,9 +42,8 @@ def compute(base: Config, work: Path, value_lrs, steps: int, record_every: int, 
     if missing:
         raise ValueError(f"shown/detail value_lr {missing} are not in value_lrs {value_lrs}")
     base = with_values(base, train__steps=int(steps), train__value_lr=0.0)
-    run_key = hashlib.sha256(repr((tuple(value_lrs), record_every)).encode()).hexdigest()[:10]
-    sim = cached_arrays(work / "value_training" / f"{config_digest(base)}-{run_key}.npz",
-                        lambda: value_training_run(base, value_lrs, record_every))
+    keyed_by = {"config": cfg.to_toml(base), "value_lrs": [float(v) for v in value_lrs], "record_every": int(record_every)}
+    sim = cached_arrays(store.VALUE_TRAINING, keyed_by, work, lambda: value_training_run(base, value_lrs, record_every))
     frozen = reduced_trajectory(base)
     knowledge = knowledge_of(base)
     from cpi.theory.pretrained import logit, z0

@@ -52,7 +52,7 @@ run with -m slow; their figures are drawn from saved tiny data in the default su
 
 
 def _cache(data_dir):
-    return data_dir / "sims" / "bridge" / "checkpoints"
+    return data_dir / "sims" / "checkpoint"
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in PARAMS])

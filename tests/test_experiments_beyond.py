@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import cpi.figures
-from cpi.experiments import get
+from cpi.experiments.cache import experiment_data
 from cpi.experiments.robustness import first_rise
 from cpi.figures.style import artist
 from cpi.sims import config as cfg
@@ -34,7 +34,7 @@ def tiny_base() -> cfg.Config:
 
 
 def data_of(name, tmp_path, **params):
-    return get(name).data(tiny_base(), data_dir=tmp_path, **params)
+    return experiment_data(name, tiny_base(), tmp_path, **params)
 
 
 # ---------------------------------------------------------------------------- computations

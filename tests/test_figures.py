@@ -19,7 +19,7 @@ import cpi.figures
 import cpi.figures.make
 from cpi.experiments import EXPERIMENTS, NAMES, get
 from cpi.theory.summary import INVERSION, NO_PEAK, NO_RISE, first_peak
-from cpi.experiments.cache import data_bytes, is_saved
+from cpi.experiments.cache import data_bytes, experiment_data, is_saved
 from cpi.figures.make import make_figures
 from cpi.figures.style import artist
 from cpi.sims import config as cfg
@@ -563,7 +563,7 @@ def tiny_base() -> cfg.Config:
 def test_inversion_data_is_saved_and_reused(tmp_path, monkeypatch):
     base = tiny_base()
     inversion = get("inversion")
-    first = inversion.data(base, data_dir=tmp_path)
+    first = experiment_data("inversion", base, tmp_path)
     # simulation and exact reduced theory agree (the figure's premise)
     np.testing.assert_allclose(first["sim_reliance"], first["theory_reliance"], atol=1e-10)
     np.testing.assert_allclose(first["sim_aligned"], first["theory_aligned"], atol=1e-10)
@@ -576,7 +576,7 @@ def test_inversion_data_is_saved_and_reused(tmp_path, monkeypatch):
         raise AssertionError("recomputed although the saved data match")
 
     monkeypatch.setattr(inversion.module, "compute", boom)
-    again = inversion.data(base, data_dir=tmp_path)
+    again = experiment_data("inversion", base, tmp_path)
     assert again.keys() == first.keys()
     for key in first:
         np.testing.assert_array_equal(again[key], first[key])
@@ -586,9 +586,9 @@ def test_inversion_data_is_saved_and_reused(tmp_path, monkeypatch):
     changed = cfg.with_values(base, {"train.lr": 0.5})
     assert not is_saved("inversion", changed, tmp_path)
     with pytest.raises(AssertionError, match="recomputed"):
-        inversion.data(changed, data_dir=tmp_path)
+        experiment_data("inversion", changed, tmp_path)
     with pytest.raises(AssertionError, match="recomputed"):
-        inversion.data(base, data_dir=tmp_path, force=True)
+        experiment_data("inversion", base, tmp_path, force=True)
 
 
 def test_counterfactual_needed_curve_is_counterfactual_needed_at_every_horizon():
@@ -630,13 +630,13 @@ def test_parameters_enter_the_inputs_hash(tmp_path, monkeypatch):
 
     three_steps = get("three_steps")
     monkeypatch.setattr(three_steps.module, "compute", fake)
-    three_steps.data(data_dir=tmp_path)
-    three_steps.data(data_dir=tmp_path)
+    experiment_data("three_steps", data_dir=tmp_path)
+    experiment_data("three_steps", data_dir=tmp_path)
     assert len(calls) == 1 and calls[0] == three_steps.params
-    three_steps.data(data_dir=tmp_path, n_eta=5)
+    experiment_data("three_steps", data_dir=tmp_path, n_eta=5)
     assert len(calls) == 2 and calls[1]["n_eta"] == 5
     with pytest.raises(TypeError, match="no parameter"):
-        three_steps.data(data_dir=tmp_path, bogus=1)
+        experiment_data("three_steps", data_dir=tmp_path, bogus=1)
 
 
 def test_saved_data_have_deterministic_bytes():

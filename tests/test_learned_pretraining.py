@@ -254,11 +254,10 @@ def test_the_figure_plots_its_arrays():
 
 
 def test_the_experiment_at_test_scale(tmp_path):
-    from cpi.experiments import get
+    from cpi.experiments.cache import experiment_data
 
     base = load(overrides=[s for s in SMALL if s != "knowledge.pretraining=learned"])
-    data = get("learned_pretraining").data(base, data_dir=tmp_path / "data", shown=(20, 60), grid=(0, 20, 60),
-                                           steps=6)
+    data = experiment_data("learned_pretraining", base, tmp_path / "data", shown=(20, 60), grid=(0, 20, 60), steps=6)
     np.testing.assert_allclose(data["sim_reliance"], data["theory_reliance"], atol=1e-10)
     assert data["constructed_delta_c"] == pytest.approx(0.2, abs=1e-12)
     for i, length in enumerate((20, 60)):
