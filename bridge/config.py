@@ -12,13 +12,11 @@ knowledge in pretraining, and the bridge measures δ_C, δ_M and the margins ins
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import tomli_w
-
+from cpi.core import store
 from cpi.core.errors import ConfigError
 from cpi.sims.schema import KeySpec, Schema
 
@@ -227,9 +225,9 @@ PRETRAIN_SECTIONS = ("transformer", "pretrain")
 
 
 def pretrain_digest(config: Config) -> str:
-    """SHA-256 (16 hex digits) of what the pretrained model depends on: [transformer],
-    [pretrain] and train.seed. Finetuning runs that share it share the checkpoint."""
-    return hashlib.sha256(tomli_w.dumps(pretrain_keys(config)).encode()).hexdigest()[:16]
+    """The key (`cpi.core.store.CHECKPOINT`) of what the pretrained model depends on:
+    [transformer], [pretrain] and train.seed. Finetuning runs that share it share the checkpoint."""
+    return store.CHECKPOINT.key(pretrain_keys(config))
 
 
 def pretrain_keys(config: Config) -> dict[str, Any]:

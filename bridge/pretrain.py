@@ -2,10 +2,12 @@
 
 Adam (optax) on the mean cross-entropy of the answer at the last position, `pretrain.steps`
 steps of `pretrain.batch_size` sequences drawn afresh each step (`corpus.sample_pretrain`).
-The result is saved as `DIR/<digest>/model.eqx` (`eqx.tree_serialise_leaves`) beside
-`DIR/<digest>/pretrain.json` (the config keys it depends on, its digest, the loss curve), with
-the digest of `config.pretrain_digest` ([transformer], [pretrain], train.seed); a later run
-with the same digest loads it instead of training again.
+The result is saved as `DIR/<key>/model.eqx` (`eqx.tree_serialise_leaves`) beside
+`DIR/<key>/pretrain.json` (the config keys it depends on, its key, the loss curve), with the key
+`config.pretrain_digest` (`cpi.core.store.CHECKPOINT` of [transformer], [pretrain], train.seed);
+a later run with the same key loads it instead of training again. DIR defaults to the user
+cache's `checkpoint` folder, so that a checkpoint lies at `~/.cache/cpi/checkpoint/<key>/`,
+the keyed store's layout.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from cpi.core import store
 from cpi.core.cache_dirs import user_cache_dir
 from cpi.sims.results import json_bytes, write_atomic
 
@@ -33,8 +36,8 @@ CHUNK = 250
 
 
 def default_cache_dir() -> Path:
-    """$CPI_BRIDGE_CACHE, else $XDG_CACHE_HOME/cpi/bridge (~/.cache/cpi/bridge)."""
-    return user_cache_dir("bridge", "CPI_BRIDGE_CACHE")
+    """$CPI_BRIDGE_CACHE, else $XDG_CACHE_HOME/cpi/checkpoint (~/.cache/cpi/checkpoint)."""
+    return user_cache_dir(store.CHECKPOINT.name, "CPI_BRIDGE_CACHE")
 
 
 def root_key(config: Config) -> jax.Array:
@@ -80,6 +83,7 @@ def pretrain(config: Config, vocab: corpus.Vocabulary, progress=None) -> tuple[T
 
 
 def checkpoint_dir(config: Config, cache_dir: str | Path | None = None) -> Path:
+    """`<cache_dir>/<key>`: where the pretrained model of `config` is kept."""
     return Path(cache_dir or default_cache_dir()) / pretrain_digest(config)
 
 

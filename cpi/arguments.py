@@ -9,11 +9,11 @@ what is allowed; nothing is written), 1 anything else, 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from pathlib import Path
 
+from cpi.core import store
 from cpi.sims import config as cfg
 from cpi.sims.results import check_out_dir, check_out_file
 
@@ -76,9 +76,8 @@ def add_force(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def default_run_dir(config: cfg.Config) -> Path:
-    """runs/<first 10 hex digits of the SHA-256 of the resolved config>."""
-    digest = hashlib.sha256(cfg.to_toml(config).encode()).hexdigest()[:10]
-    return Path("runs") / digest
+    """runs/<key of the resolved config's TOML> (`cpi.core.store.RUN`)."""
+    return Path("runs") / store.RUN.key(cfg.to_toml(config))
 
 
 def training_counts(config: cfg.Config) -> dict[str, int]:

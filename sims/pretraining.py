@@ -33,15 +33,16 @@ softmax(v(s))_a over those whose subject s is memorised with fact a (δ_M), v(y)
 constructed W_V they are knowledge.delta_c and knowledge.delta_m.
 
 Reuse. The learned (B, T) depend only on the world keys, train.seed and the pretrain keys
-(`pretrain_digest`): they are kept in this process (a sweep over mixture keys pretrains once) and
-saved as `<digest>.npz` in the cache directory (`cache_dir`: $CPI_PRETRAIN_CACHE_DIR, else
-$XDG_CACHE_HOME/cpi/pretrained, ~/.cache/cpi/pretrained, next to the compilation cache;
-CPI_PRETRAIN_CACHE=0 turns the files off).
+(DIGEST_KEYS), keyed as the store's kind `cpi.core.store.PRETRAINED_TABLE` (`pretrain_digest`;
+raise that kind's version when the pretraining's numbers change): they are kept in this process
+(a sweep over mixture keys pretrains once) and saved as `<key>.npz` in the cache directory
+(`cache_dir`: $CPI_PRETRAIN_CACHE_DIR, else $XDG_CACHE_HOME/cpi/pretrained-table,
+~/.cache/cpi/pretrained-table, next to the compilation cache; CPI_PRETRAIN_CACHE=0 turns the
+files off).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +51,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cpi.core import store
 from cpi.core.cache_dirs import user_cache_dir
 from .config import Config, ConfigError
-
-PRETRAIN_VERSION = 1
-"""Part of every pretrained state's digest; bump it when the pretraining's numbers change."""
 
 PRETRAININGS = 0
 """How many times this process has run a learned pretraining (not reused from memory or a
@@ -154,16 +153,19 @@ def _descent(gram, keys, answer, steps, lr):
 
 
 def pretrain_digest(config: Config) -> str:
-    """SHA-256 (16 hex digits) of PRETRAIN_VERSION and the values of DIGEST_KEYS: the name
-    of the pretrained state of `config`."""
-    values = {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in DIGEST_KEYS}
-    text = json.dumps({"version": PRETRAIN_VERSION, **values}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """The key (`cpi.core.store.PRETRAINED_TABLE`) of the values of DIGEST_KEYS: the name of
+    the pretrained state of `config`, in this process and on disk."""
+    return store.PRETRAINED_TABLE.key(_digest_values(config))
+
+
+def _digest_values(config: Config) -> dict:
+    """{key: value} for each of DIGEST_KEYS."""
+    return {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in DIGEST_KEYS}
 
 
 def cache_dir() -> Path | None:
     """Where pretrained states are saved between processes (None: not saved)."""
-    return user_cache_dir("pretrained", "CPI_PRETRAIN_CACHE_DIR", "CPI_PRETRAIN_CACHE")
+    return user_cache_dir(store.PRETRAINED_TABLE.name, "CPI_PRETRAIN_CACHE_DIR", "CPI_PRETRAIN_CACHE")
 
 
 def _load(path: Path, k: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -204,8 +206,7 @@ def learned_values(config: Config, embed: np.ndarray) -> tuple[np.ndarray, np.nd
 def _save(path: Path, state: tuple[np.ndarray, np.ndarray], config: Config) -> None:
     from .results import npz_bytes, write_atomic
 
-    keys = json.dumps({key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in DIGEST_KEYS},
-                      sort_keys=True)
+    keys = json.dumps(_digest_values(config), sort_keys=True)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, npz_bytes({"core": state[0], "table": state[1], "keys": np.array(keys)}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +26,62 @@ def test_a_string_payload_is_keyed_as_it_is_and_the_path_follows_the_layout(tmp_
     assert store.path(tmp_path, "chunk", 2, "x", ".npz") == tmp_path / "chunk" / f"{store.key('chunk', 2, 'x')}.npz"
     with pytest.raises(TypeError):
         store.key("run", 1, {"a": object()})
+
+
+# ---------------------------------------------------------------------------- the caches that key through it
+
+ROOT = Path(__file__).resolve().parents[1]
+
+NOT_YET = {"sims/sweep.py", "sims/chunks.py", "sims/sweep_dir.py", "bridge/sweep.py"}
+"""The sweep and chunk digests, moving to the store in their own change: remove each file from
+this set when it keys through `cpi.core.store`."""
+
+
+def test_every_kind_has_its_own_name_and_keys_as_the_functions_do(tmp_path):
+    names = [k.name for k in store.KINDS]
+    assert len(set(names)) == len(names)
+    for kind in store.KINDS:
+        assert kind.key({"a": 1}) == store.key(kind.name, kind.version, {"a": 1})
+        assert kind.path(tmp_path, "x", ".npz") == store.path(tmp_path, kind.name, kind.version, "x", ".npz")
+
+
+def test_only_the_store_hashes_in_the_library():
+    folders = ("theory", "core", "sims", "bridge", "experiments", "figures", "cpi")
+    hashing = {str(p.relative_to(ROOT)) for folder in folders for p in (ROOT / folder).rglob("*.py")
+               if "hashlib" in p.read_text()}
+    assert hashing - NOT_YET == {"core/store.py"}
+
+
+def test_run_directories_and_experiment_inputs_are_store_keys():
+    from cpi.arguments import default_run_dir
+    from cpi.experiments.cache import inputs_digest
+    from cpi.sims import config as cfg
+
+    config = cfg.with_values(cfg.Config(), {"train.lr": 0.5})
+    assert default_run_dir(config) == Path("runs") / store.RUN.key(cfg.to_toml(config))
+    assert default_run_dir(config) != default_run_dir(cfg.Config())
+    params = {"n_eta": 5, "etas": (0.5, 1.0)}
+    assert inputs_digest("three_steps", config, params) == store.EXPERIMENT.key(
+        {"experiment": "three_steps", "config": cfg.to_toml(config), "params": params})
+
+
+def test_the_user_caches_lie_at_cache_root_kind_key(tmp_path, monkeypatch):
+    from cpi.bridge import config as bcfg
+    from cpi.bridge import pretrain
+    from cpi.cli import compilation_cache_dir
+    from cpi.sims import config as cfg
+    from cpi.sims import pretraining
+
+    for variable in ("CPI_PRETRAIN_CACHE_DIR", "CPI_PRETRAIN_CACHE", "CPI_BRIDGE_CACHE", "CPI_COMPILATION_CACHE_DIR",
+                     "CPI_COMPILATION_CACHE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    root = tmp_path / "cpi"
+    config = cfg.Config()
+    assert pretraining.cache_dir() == root / "pretrained-table"
+    assert pretraining.pretrain_digest(config) == store.PRETRAINED_TABLE.key(
+        {key: getattr(getattr(config, key.split(".")[0]), key.split(".")[1]) for key in pretraining.DIGEST_KEYS})
+    bridge = bcfg.load(overrides=[])
+    assert bcfg.pretrain_digest(bridge) == store.CHECKPOINT.key(bcfg.pretrain_keys(bridge))
+    assert pretrain.checkpoint_dir(bridge) == store.CHECKPOINT.path(root, bcfg.pretrain_keys(bridge))
+    assert compilation_cache_dir() == root / "jax"  # keyed by JAX itself, under the same root

@@ -3,7 +3,6 @@ its metrics in the toy's format and print the toy's summary."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ def add_parser(subparsers):
                         help="override one config value (repeatable), e.g. --set mixture.context_critical=0.3")
     parser.add_argument("--out", metavar="DIR", help="output directory (default runs/bridge-<hash of the config>)")
     parser.add_argument("--cache", metavar="DIR", help="checkpoint cache of pretrained models "
-                        "(default $CPI_BRIDGE_CACHE, else ~/.cache/cpi/bridge)")
+                        "(default $CPI_BRIDGE_CACHE, else ~/.cache/cpi/checkpoint)")
     parser.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=START:STOP:NUM",
                         help="sweep a key (repeatable; or SECTION.KEY=V1,V2,...): writes a sweep directory "
                         "(sweep.npz, summary.csv, summary.json, config.toml, sweep.json, runs/) instead of one run; "
@@ -47,6 +46,7 @@ def add_parser(subparsers):
 def cmd_bridge(args) -> int:
     from cpi.bridge import config as bcfg
     from cpi.bridge.run import check_run_dir
+    from cpi.core import store
     from cpi.core.dir_lock import claim_dir
 
     if args.keys:
@@ -58,8 +58,7 @@ def cmd_bridge(args) -> int:
     config = bcfg.load(args.config, args.overrides)
     if args.grid or args.seeds != 1:
         return _sweep(args, config)
-    digest = hashlib.sha256(bcfg.to_toml(config).encode()).hexdigest()[:10]
-    out = Path(args.out) if args.out else Path("runs") / f"bridge-{digest}"
+    out = Path(args.out) if args.out else Path("runs") / f"bridge-{store.BRIDGE_RUN.key(bcfg.to_toml(config))}"
     check_out_dir(out)
     if args.cache:
         check_out_dir(args.cache, flag="--cache")
