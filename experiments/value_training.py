@@ -42,7 +42,8 @@ def compute(base: Config, work: Path, value_lrs, steps: int, record_every: int, 
     if missing:
         raise ValueError(f"shown/detail value_lr {missing} are not in value_lrs {value_lrs}")
     base = with_values(base, train__steps=int(steps), train__value_lr=0.0)
-    keyed_by = {"config": cfg.to_toml(base), "value_lrs": [float(v) for v in value_lrs], "record_every": int(record_every)}
+    keyed_by = {"config": cfg.to_toml(base), "value_lrs": [float(v) for v in value_lrs],
+                "record_every": int(record_every)}
     sim = cached_arrays(store.VALUE_TRAINING, keyed_by, work, lambda: value_training_run(base, value_lrs, record_every))
     frozen = reduced_trajectory(base)
     knowledge = knowledge_of(base)
