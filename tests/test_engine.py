@@ -116,7 +116,10 @@ def _fold(reliance, metrics):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.one_of(st.floats(0, 1), st.sampled_from([0.5, 0.25])), min_size=1, max_size=12))
+# no subnormals: compiled code on the CPU flushes them to zero (the fold would see 0 where
+# NumPy's summarize sees 2e-311); a reliance is never within 1e-300 of zero anyway
+@given(st.lists(st.one_of(st.floats(0, 1, allow_subnormal=False), st.sampled_from([0.5, 0.25])),
+                min_size=1, max_size=12))
 @example([0.3, 0.6, 0.5, 0.4, 0.55, 0.7, 0.8])  # rise, fall, recovery past the first peak
 def test_the_summary_fold_equals_summarize(values):
     reliance = np.array(values)
