@@ -238,7 +238,8 @@ def job_run(tmp):
     print(f"            numpy whole process {np_proc:5.2f} s (exit {rc}), in-process {np_in:6.3f} s")
     print(f"            cpi second/floor {second / floor:5.2f} (target <= 2: {verdict(second / floor <= 2)}); "
           f"cpi second/numpy whole process {second / np_proc:5.1f}, cpi second/numpy in-process {second / np_in:6.0f}")
-    print(f"            µs per point-step: cpi second {per_step(second, 1, 300):8.1f}, numpy {per_step(np_in, 1, 300):6.1f}")
+    print(f"            µs per point-step: cpi second {per_step(second, 1, 300):8.1f}, "
+          f"numpy {per_step(np_in, 1, 300):6.1f}")
 
 
 def job_sweep(job, tmp):

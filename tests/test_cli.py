@@ -52,7 +52,8 @@ def test_config_toml_round_trip():
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--set", "mixture.contxt_critical=0.3"], ["mixture.contxt_critical", "did you mean 'mixture.context_critical'"]),
+        (["--set", "mixture.contxt_critical=0.3"],
+         ["mixture.contxt_critical", "did you mean 'mixture.context_critical'"]),
         (["--set", "lr=0.3"], ["'lr'", "train.lr"]),
         (["--set", "mixture.context_critical=1.5"], ["mixture.context_critical", "1.5", "[0, 1]"]),
         (["--set", "train.steps=2.5"], ["train.steps", "2.5", "integer"]),

@@ -152,10 +152,12 @@ def tiny_optimizers() -> dict:
     adam = np.stack([np.array([0.3, 0.7, 0.8, 0.72, 0.75, 0.8, 0.85, 0.88])] * 2)
     data = dict(step=step, lr=1.0, rho=0.5, seed=np.arange(3), gd_reliance=r, theory_gd_reliance=r + 1e-3,
                 batch_size=np.array([2, 4]), n_train=8, sgd_reliance=sgd, momentum=0.9, momentum_batch=2,
-                momentum_lr=0.1, momentum_reliance=mom, adam_lr=np.array([0.17, 0.05]), adam_factor=np.array([1.0, 0.3]),
+                momentum_lr=0.1, momentum_reliance=mom, adam_lr=np.array([0.17, 0.05]),
+                adam_factor=np.array([1.0, 0.3]),
                 adam_matched_lr=0.17, gd_first_move=0.17, adam_unit_first_move=1.0, adam_reliance=adam)
     for prefix, x in (("gd", r), ("sgd", sgd), ("momentum", mom), ("adam", adam)):
-        data.update({f"{prefix}_peak": x.max(-1), f"{prefix}_final": x[..., -1], f"{prefix}_drop": x.max(-1) - x[..., -1],
+        data.update({f"{prefix}_peak": x.max(-1), f"{prefix}_final": x[..., -1],
+                     f"{prefix}_drop": x.max(-1) - x[..., -1],
                      f"{prefix}_first_peak": x.max(-1) - 0.01, f"{prefix}_trough": x[..., -1] - 0.01,
                      f"{prefix}_peak_step": x.argmax(-1), f"{prefix}_first_peak_step": x.argmax(-1)})
     return data

@@ -144,7 +144,8 @@ def test_a_sweep_into_a_directory_another_process_writes_is_refused(tmp_path, ca
     out = tmp_path / "sweep"
     holder = hold(out)
     try:
-        monkeypatch.setattr(cpi.sims.chunks, "full_chunk", lambda *a, **k: pytest.fail("computed into a taken directory"))
+        monkeypatch.setattr(cpi.sims.chunks, "full_chunk",
+                            lambda *a, **k: pytest.fail("computed into a taken directory"))
         assert main(["sweep", *FAST, "--grid", "train.lr=0.5,1", "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert "is being written by another cpi process" in err and f"(pid {holder.pid})" in err

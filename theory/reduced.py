@@ -35,7 +35,8 @@ from .reduced_outputs import class_outputs
 from .reduced_system import N_CLASSES, group_system, point_system
 from .relations import relation_points
 
-__all__ = ["general_trajectory", "general_flow", "paper_points", "point_readout", "initial_margins", "group_trajectory", "group_descent",
+__all__ = ["general_trajectory", "general_flow", "paper_points", "point_readout", "initial_margins", "group_trajectory",
+           "group_descent",
            "group_flow", "group_rhs", "N_CLASSES"]
 
 # ----------------------------------------------------------------------------- general form
