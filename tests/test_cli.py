@@ -125,6 +125,13 @@ def test_seed_range_message_is_an_integer_range(capsys):
     assert "[0, 4294967295]" in capsys.readouterr().err
 
 
+def test_every_violated_vocabulary_bound_is_reported_at_once(capsys):
+    assert main(["run", "--set", "world.n_relations=3"]) == 2
+    err = capsys.readouterr().err
+    assert "world.n_subjects = 40 is too small" in err and "world.n_answers = 80 is too small" in err
+    assert "--set world.n_subjects=60 --set world.n_answers=90" in err
+
+
 def test_the_console_entry_keeps_the_status_the_output_and_the_files(tmp_path):
     """`cpi.cli.entry` ends the process with os._exit after the command: the status is the
     command's, everything printed reaches a pipe, and the run's files are whole."""

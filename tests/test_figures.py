@@ -3,8 +3,10 @@ reused, `make_figures` writes PNG and PDF, and the presentation layer never impo
 simulator.
 
 Longer than 400 lines because it holds one tiny data dict and one exact-content check per
-figure (ten figures; the tiny dicts of the issue-10 figures come from
-tests/test_experiments_beyond.py), plus the layout checks that run over all of them."""
+figure (ten figures; the other figures' tiny dicts and checks live with their experiments'
+tests: test_robustness.py, test_optimizers.py, test_paper_metrics.py,
+test_learned_pretraining.py, bridge_figure_data.py), plus the layout checks that run over all
+of them."""
 
 from __future__ import annotations
 
@@ -23,8 +25,10 @@ from cpi.experiments.cache import data_bytes, is_saved
 from cpi.figures.make import make_figures
 from cpi.figures.style import artist
 from cpi.sims import config as cfg
-from tests.test_experiments_beyond import TINY_BEYOND
 from tests.test_learned_pretraining import tiny_learned_pretraining
+from tests.test_optimizers import tiny_optimizers
+from tests.test_paper_metrics import tiny_paper_metrics
+from tests.test_robustness import tiny_robustness
 
 from .bridge_figure_data import BRIDGE_TINY
 
@@ -219,7 +223,9 @@ TINY = {
     "value_training": tiny_value_training,
     "fact_recall": tiny_fact_recall,
     "tasks": tiny_tasks,
-    **TINY_BEYOND,  # robustness, optimizers, paper_metrics (issue 10): tests/test_experiments_beyond.py
+    "robustness": tiny_robustness,
+    "optimizers": tiny_optimizers,
+    "paper_metrics": tiny_paper_metrics,
     "learned_pretraining": tiny_learned_pretraining,
     **BRIDGE_TINY,
 }

@@ -1,4 +1,4 @@
-"""A fuzz test of the command line (issue 23): random keys, values, grid specs and flags given to
+"""A fuzz test of the command line: random keys, values, grid specs and flags given to
 `cpi run`, `cpi sweep`, `cpi theory` and `cpi config`, and damaged result files given to the
 readers (`cpi plot`, `cpi export`, `cpi compare`), all run in-process.
 

@@ -40,7 +40,7 @@ BIG = KNOWLEDGE.replace(n_subjects=60, n_answers=120)  # room for fresh tokens o
 
 
 def _paper_arrays_r1(k_s, k_a, o_c, o_r, delta_c, fact, strength):
-    """The single-relation arrays as the paper (and the code before issue 5) define them."""
+    """The single-relation arrays as the paper defines them, written out here."""
     d, k = k_s + k_a + 3, k_s + k_a + 1
     phi = np.zeros((d, k))
     h = np.sqrt(0.5)
