@@ -1,6 +1,6 @@
 """Speed of the project's `cpi` commands next to a plain NumPy implementation of the same model.
 
-The NumPy side is written here from THEORY.md and shares no code with `cpi.sims`, `cpi.theory` or
+The NumPy side is written here from theory/NOTES.md §0 and shares no code with `cpi.sims`, `cpi.theory` or
 `tests`: W_V frozen, the Lemma 3 value-logit table V[a, y] built directly, attention of the
 query r over the two visible keys (context, subject), cross-entropy, and full-batch gradient
 descent with the analytic Lemma 1 gradient, in u = W_KQ φ(r) coordinates (W_KQ(t) = u(t) φ(r)ᵀ

@@ -1,4 +1,4 @@
-"""Exact reduced dynamics of W_KQ with W_V frozen (THEORY.md, "Exact reduction"): the per-point
+"""Exact reduced dynamics of W_KQ with W_V frozen (theory/NOTES.md §0.8 and §2): the per-point
 and group forms, by gradient descent and gradient flow.
 
 With W_KQ(0) = 0 and W_V frozen, every gradient of the mean loss lies in the span of the
