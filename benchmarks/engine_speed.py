@@ -1,6 +1,6 @@
 """Speed of the project's `cpi` commands next to a plain NumPy implementation of the same model.
 
-The NumPy side is written here from THEORY.md and shares no code with `cpi.sims`, `cpi.theory` or
+The NumPy side is written here from theory/NOTES.md §0 and shares no code with `cpi.sims`, `cpi.theory` or
 `tests`: W_V frozen, the Lemma 3 value-logit table V[a, y] built directly, attention of the
 query r over the two visible keys (context, subject), cross-entropy, and full-batch gradient
 descent with the analytic Lemma 1 gradient, in u = W_KQ φ(r) coordinates (W_KQ(t) = u(t) φ(r)ᵀ
@@ -238,7 +238,8 @@ def job_run(tmp):
     print(f"            numpy whole process {np_proc:5.2f} s (exit {rc}), in-process {np_in:6.3f} s")
     print(f"            cpi second/floor {second / floor:5.2f} (target <= 2: {verdict(second / floor <= 2)}); "
           f"cpi second/numpy whole process {second / np_proc:5.1f}, cpi second/numpy in-process {second / np_in:6.0f}")
-    print(f"            µs per point-step: cpi second {per_step(second, 1, 300):8.1f}, numpy {per_step(np_in, 1, 300):6.1f}")
+    print(f"            µs per point-step: cpi second {per_step(second, 1, 300):8.1f}, "
+          f"numpy {per_step(np_in, 1, 300):6.1f}")
 
 
 def job_sweep(job, tmp):

@@ -29,11 +29,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cpi.theory.groups import TRAINING_GROUPS
+
 from .config import Config, group_counts, n_memorised
 
 NULL, RELATION = 0, 1
-GROUPS = ("C", "CS", "CF", "S")
-"""Finetuning groups, in the order of `Points.group` (the toy's names)."""
+GROUPS = TRAINING_GROUPS
+"""Finetuning groups, in the order of `Points.group`: the toy's (`cpi.theory.groups`)."""
 
 
 class Vocabulary(NamedTuple):

@@ -78,7 +78,8 @@ def compute(base: Config, work: Path, steps: int, n_rho: int, delta_m_range, del
         fine = np.linspace(*span, 4 * n_delta)
         result = cached_sweep(
             base,
-            [f"knowledge.{key}=" + ",".join(repr(float(v)) for v in sim_values), f"mixture.context_critical={rho_grid}"],
+            [f"knowledge.{key}=" + ",".join(repr(float(v)) for v in sim_values),
+             f"mixture.context_critical={rho_grid}"],
             work,
         )
         sweep = sweep_columns(result)

@@ -4,9 +4,9 @@ Varies the optimizer: full-batch gradient descent (the theory's; with its exact 
 reduced prediction), plain SGD with minibatches at two batch sizes and SGD with momentum over
 seeds (the seed draws the minibatches), and full-batch Adam (deterministic: one run per
 learning rate). Computes M_C over steps for each, with mean, standard deviation, min and max
-over seeds, and the peak, final value and drop of every run, its first peak (the running maximum at the first step where M_C has
-fallen more than FALL below it: minibatch noise makes smaller falls) and the lowest M_C from
-the first peak on (the trough).
+over seeds, and the peak, final value and drop of every run, its first peak (the running
+maximum at the first step where M_C has fallen more than FALL below it: minibatch noise makes
+smaller falls) and the lowest M_C from the first peak on (the trough).
 
 Comparable learning rates: SGD takes GD's η (a minibatch gradient is an unbiased estimate of
 the full one, so the expected step is GD's); SGD with momentum β takes η(1 − β) (the same

@@ -76,7 +76,8 @@ def plot_filtering(data: dict):
     cx.legend(fontsize=8, loc="upper right")
     panel_label(cx, "(c) the cost: accuracy where context and memory agree")
 
-    headline(fig, "Filtering out low no-context-loss points (C+S first) shrinks the inversion, at a cost", _finding(data))
+    headline(fig, "Filtering out low no-context-loss points (C+S first) shrinks the inversion, at a cost",
+             _finding(data))
     return fig
 
 

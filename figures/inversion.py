@@ -25,7 +25,8 @@ def plot_inversion(data: dict):
         key.axis("off")
     theory_line(ax, step, data["theory_reliance"], "theory_reliance", f"$M_C$, {theory_note} (line)", color=BLUE)
     sim_line(ax, step, reliance, "sim_reliance", "$M_C$, simulation (markers)", every, color=BLUE)
-    theory_line(ax, step, data["theory_attention"], "theory_attention", f"$\\sigma_c$, {theory_note} (line)", color=ORANGE)
+    theory_line(ax, step, data["theory_attention"], "theory_attention", f"$\\sigma_c$, {theory_note} (line)",
+                color=ORANGE)
     sim_line(ax, step, data["sim_attention"], "sim_attention", "$\\sigma_c$, simulation (markers)", every, color=ORANGE,
              marker="s")
     (star,) = ax.plot([peak_step], [peak], marker="*", markersize=15, color="black", linestyle="none",
@@ -54,7 +55,8 @@ def plot_inversion(data: dict):
     note = (
         f"$W_V$ {'frozen' if frozen else 'trained'}: accuracy {aligned[0]:.3f} at t = 0\n"
         f"dips to {aligned[low]:.3f} (t = {low}) while attention\nmoves to the context, then "
-        f"{'recovers' if aligned[-1] > aligned[low] else 'stays low'} to {aligned[-1]:.3f}\n(t = {step[-1]}) as $M_C$ falls"
+        f"{'recovers' if aligned[-1] > aligned[low] else 'stays low'} to {aligned[-1]:.3f}\n"
+        f"(t = {step[-1]}) as $M_C$ falls"
         + ("; it stays\nbelow its start" if aligned[-1] < aligned[0] else "")
     )
     b_key.text(1.0, 1.0, note, transform=b_key.transAxes, ha="right", va="top", **ANNOTATION)

@@ -84,7 +84,8 @@ def plot_knowledge_strength(data: dict):
     title = r"(b) depth of the inversion over ($\delta_C$, $\rho$)"
     if (star > 0.5).any():
         edge = x[np.flatnonzero(star > 0.5)[-1]]
-        title += "\n" + rf"$\rho^* > 1/2$ for $\delta_C \leq$ {edge:.3f} (Lemma 6 fails): a balanced mixture never rises"
+        title += "\n" + (rf"$\rho^* > 1/2$ for $\delta_C \leq$ {edge:.3f} (Lemma 6 fails): "
+                         "a balanced mixture never rises")
     panel_label(bx, title)
     fig.colorbar(mesh, ax=[ax, bx], label=rf"depth = first peak of $M_C$ − lowest $M_C$ after it (by step {steps})",
                  pad=0.01)

@@ -2,8 +2,8 @@
 `cpi figures` command, in `cpi.commands.figures`, calls `make_figures`).
 
 Data come from the experiments (`cpi.experiments.cache.experiment_data`) and are saved as
-`<data_dir>/<name>.npz` (default `<out>/data`), with the simulations they ran under `<data_dir>/sims`; a second run with an
-unchanged config only re-plots.
+`<data_dir>/<name>.npz` (default `<out>/data`), with the simulations they ran under
+`<data_dir>/sims`; a second run with an unchanged config only re-plots.
 """
 
 from __future__ import annotations

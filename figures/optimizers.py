@@ -42,7 +42,8 @@ def plot_optimizers(data: dict):
                 rf"$\eta$ = {scalar(data, 'momentum_lr'):.2g}", color=PURPLE, linewidth=1.3)
     for i, (a_lr, factor) in enumerate(zip(np.asarray(data["adam_lr"]), np.asarray(data["adam_factor"]))):
         theory_line(ax, step + 1, data["adam_reliance"][i], f"adam_{i}",
-                    f"Adam (full batch), lr = {a_lr:.3g}" + (" (matched)" if factor == 1 else f" ({factor:g}× matched)"),
+                    f"Adam (full batch), lr = {a_lr:.3g}"
+                    + (" (matched)" if factor == 1 else f" ({factor:g}× matched)"),
                     color=(RED, ORANGE)[i % 2], linestyle="-" if factor == 1 else "--", linewidth=1.5)
     ax.set_xscale("log")
     ax.set_xlim(1, step[-1] + 1)
@@ -80,7 +81,8 @@ def plot_optimizers(data: dict):
     bx.legend(fontsize=8, loc="lower right")
     panel_label(bx, "(b) first peak, trough and final per run (every seed)")
 
-    headline(fig, "The inversion survives SGD and momentum; Adam makes it brief and shallow, then relies on context", _finding(data))
+    headline(fig, "The inversion survives SGD and momentum; Adam makes it brief and shallow, then relies on context",
+             _finding(data))
     return fig
 
 

@@ -9,7 +9,8 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from .style import (
-    THEORY_STYLE, ANNOTATION, BLUE, GREY, ORANGE, PURPLE, RED, headline, new_figure, panel_label, scalar, sim_line, theory_line,
+    THEORY_STYLE, ANNOTATION, BLUE, GREY, ORANGE, PURPLE, RED, headline, new_figure, panel_label, scalar, sim_line,
+    theory_line,
 )
 
 

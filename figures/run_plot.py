@@ -65,7 +65,8 @@ def plot_run(metrics: dict, summary: dict, title: str = "One run"):
     for group, color in GROUP_COLORS.items():
         key = f"loss_{group}"
         if key in metrics:
-            cx.plot(step, metrics[key], color=color, linewidth=1.2, label=f"group {group} (mean over its points)", gid=key)
+            cx.plot(step, metrics[key], color=color, linewidth=1.2, label=f"group {group} (mean over its points)",
+                    gid=key)
     cx.set_xlabel("training step")
     cx.set_ylabel("cross-entropy loss")
     if cx.get_legend_handles_labels()[0]:

@@ -81,7 +81,8 @@ def plot_tasks(data: dict):
         start = 0.5 * (gam[late[0] - 1] + gam[late[0]]) if late[0] > 0 else gam[0]
         for x in (bx, cx):
             x.axvspan(start, gam[-1], color="0.88", zorder=0)
-        cx.text(start - 0.01, 0.04, f"grey: relation 2's fall is\nnot over by step {step[-1]}\n(final value horizon-limited)",
+        cx.text(start - 0.01, 0.04,
+                f"grey: relation 2's fall is\nnot over by step {step[-1]}\n(final value horizon-limited)",
                 transform=cx.get_xaxis_transform(), ha="right", **ANNOTATION)
     theory_line(cx, gam, data["theory_transfer_final"], "theory_transfer_final",
                 "final $M_C$ gain on relation 2, theory (line)", color=ORANGE)

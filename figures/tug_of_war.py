@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .style import ANNOTATION, BLUE, RED, headline, log_marker_indices, marker_every, new_figure, panel_label, scalar, sim_line, theory_line
+from .style import (
+    ANNOTATION, BLUE, RED, headline, log_marker_indices, marker_every, new_figure, panel_label, scalar, sim_line,
+    theory_line,
+)
 
 
 def plot_tug_of_war(data: dict):

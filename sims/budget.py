@@ -81,7 +81,8 @@ def accelerator_installed() -> bool:
     spec = importlib.util.find_spec("jax_plugins")
     if spec is None or not spec.submodule_search_locations:
         return False
-    return any(m.name.startswith(("xla_cuda", "xla_rocm")) for m in pkgutil.iter_modules(spec.submodule_search_locations))
+    return any(m.name.startswith(("xla_cuda", "xla_rocm"))
+               for m in pkgutil.iter_modules(spec.submodule_search_locations))
 
 
 def process_bytes() -> int:

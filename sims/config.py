@@ -154,7 +154,8 @@ KEYS: dict[str, KeySpec] = {
         (0, math.inf, True, False), "held-out points whose context is the memorised fact"),
     "train.lr": KeySpec(_POSITIVE, "step size η on W_KQ (the learning rate of train.optimizer)"),
     "train.steps": KeySpec((1, math.inf, True, False), "optimizer steps"),
-    "train.value_lr": KeySpec((0.0, math.inf, True, False), "step size on W_V (0 keeps W_V frozen, as the theory assumes)"),
+    "train.value_lr": KeySpec((0.0, math.inf, True, False),
+                              "step size on W_V (0 keeps W_V frozen, as the theory assumes)"),
     "train.seed": KeySpec((0, 2**32 - 1, True, True),
                           "seed of the token draw, the minibatches and random embeddings; " + SEED_NOTE
                           + " (minibatches and world.embeddings = 'random' aside)"),

@@ -223,7 +223,8 @@ def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, s
         grad_kq = jnp.zeros_like(state.kq).at[points.tokens[tr], points.relation[tr][:, None]].add(weighted_w)
     grad_v = None
     if train_values:
-        spread = jnp.zeros_like(residual).at[jnp.arange(n)[:, None], points.tokens[tr]].add(sigma[tr])  # σ_i on its tokens
+        # σ_i on its tokens
+        spread = jnp.zeros_like(residual).at[jnp.arange(n)[:, None], points.tokens[tr]].add(sigma[tr])
         grad_v = residual.T @ spread / n if weights is None else (residual * weights[:, None]).T @ spread
 
     # θᵀ ∇ℓ_i φ(r_1) for each training point, from the same w.

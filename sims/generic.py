@@ -2,7 +2,8 @@
 `jax.lax.scan`, with metrics every step, evaluated literally (autodiff, jvps for the θ pushes).
 
 It is the definition and the test oracle of the fast engine (`cpi.sims.engine`), which `cpi run`
-and `cpi sweep` use; `simulate` is a pure function of packed world arrays and the step sizes. Step 0 of every metric is before any update; step t is after t
+and `cpi sweep` use; `simulate` is a pure function of packed world arrays and the step sizes.
+Step 0 of every metric is before any update; step t is after t
 updates. W_KQ starts at 0; W_V starts at its pretrained value and trains only when
 value_lr > 0 (with its own step size).
 
@@ -145,7 +146,8 @@ def metrics(params: dict, data: dict) -> dict:
     return out
 
 
-def optimizer(lr, value_lr, train_values: bool, hyper: Hyper | None = None, name: str = "gd") -> optax.GradientTransformation:
+def optimizer(lr, value_lr, train_values: bool, hyper: Hyper | None = None,
+              name: str = "gd") -> optax.GradientTransformation:
     """`cpi.sims.optimizers.transform`: step lr on W_KQ, value_lr on W_V (if it trains); plain
     gradient descent unless `name` and `hyper` say otherwise."""
     if hyper is None:

@@ -31,7 +31,7 @@ def logits(
     embed: Float[Array, "d K"],
     tokens: Int[Array, "3"],
     key_mask: Bool[Array, "3"],
-) -> tuple[Float[Array, "K"], Float[Array, "3"]]:
+) -> tuple[Float[Array, " K"], Float[Array, "3"]]:
     """(z, σ): z = W_Hᵀ W_V φ(x) σ over the whole vocabulary, with the tied head W_H = Φ."""
     sigma = attention(params["kq"], embed, tokens, key_mask)
     z = embed.T @ (params["v"] @ (embed[:, tokens] @ sigma))
@@ -44,7 +44,7 @@ def point_loss(params: dict, embed, tokens, key_mask, answer) -> Float[Array, ""
     return -jax.nn.log_softmax(z)[answer]
 
 
-def batch_losses(params: dict, embed, points) -> Float[Array, "n"]:
+def batch_losses(params: dict, embed, points) -> Float[Array, " n"]:
     """Per-point losses of a batch of points (tokens, key_mask, answer arrays)."""
     tokens, key_mask, answer = points
     return jax.vmap(point_loss, in_axes=(None, None, 0, 0, 0))(

@@ -27,7 +27,7 @@ D = (1/N) Σ_i (p_i − e_{a_i}) s_iᵀ, and the model reads W_V only through th
 T = Φᵀ W_V Φ = G B G (G = ΦᵀΦ). This is gradient descent on the d×d W_V exactly, for any
 embeddings (the tests check it against a d×d NumPy descent).
 
-Achieved strengths (`achieved_strengths`), as THEORY.md defines δ_C and δ_M: the mean over the
+Achieved strengths (`achieved_strengths`), as theory/NOTES.md §0.4 defines δ_C and δ_M: the mean over the
 context-bearing finetuning, conflict test and aligned points of softmax(v(c))_c (δ_C), and of
 softmax(v(s))_a over those whose subject s is memorised with fact a (δ_M), v(y) = T[:, y]. For a
 constructed W_V they are knowledge.delta_c and knowledge.delta_m.

@@ -25,7 +25,6 @@ This module imports no JAX.
 from __future__ import annotations
 
 import json
-import math
 import tomllib
 import zipfile
 import zlib

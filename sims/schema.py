@@ -108,7 +108,8 @@ class Schema:
     def keys_markdown(self) -> str:
         """The README's table of config keys (one row per key)."""
         lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
-        lines += [f"| `{key}` | {default} | {allowed} | {meaning} |" for key, default, allowed, meaning in self.keys_table()]
+        lines += [f"| `{key}` | {default} | {allowed} | {meaning} |"
+                  for key, default, allowed, meaning in self.keys_table()]
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ checking values

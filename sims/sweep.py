@@ -162,7 +162,8 @@ def _csv_bytes(keys: list[str], rows: list[dict]) -> bytes:
         cells = []
         for c in columns:
             v = row[c]
-            cells.append("" if v is None else str(v).lower() if isinstance(v, bool) else repr(v) if isinstance(v, float) else str(v))
+            cells.append("" if v is None else str(v).lower() if isinstance(v, bool)
+                         else repr(v) if isinstance(v, float) else str(v))
         writer.writerow(cells)
     return buffer.getvalue().encode()
 

@@ -142,8 +142,8 @@ def point_trajectory(config: Config, steps: int | None = None, world: World | No
 
 
 def initial_direction(config: Config, world: World | None = None) -> dict:
-    """The start of the dynamics from `config`'s own margins (THEORY.md, "Outside the
-    idealisation"): per training point the Lemma 4 margin m_i (h_i(0) = m_i/4) and its push on
+    """The start of the dynamics from `config`'s own margins (theory/NOTES.md §0.9, "Outside
+    the idealisation"): per training point the Lemma 4 margin m_i (h_i(0) = m_i/4) and its push on
     the conflict test gaps, d_i = h_i(0)·mean_t(k_tᵀk_i Γ), so that dA/dt(0) = Σ_i d_i / n
     (t = η·steps, mean over the conflict points). ρ* is where a mixture of C and C+S points
     holding these mean pushes has no initial drift: ρ* = −d̄_CS / (d̄_C − d̄_CS).

@@ -206,7 +206,8 @@ def flow_versus_horizon(details: dict, summary: dict, eta: float | None, lr: flo
             note = (f"lr {lr:g} is above eta* = {eta:.4g}: the steps overshoot the gradient flow (which first "
                     f"peaks at t = {flow_time(first)}, within this horizon) and do not fall below their peak")
         else:
-            note = (f"the gradient flow first peaks at t = {flow_time(first)}, within this horizon, but the steps at lr "
+            note = (f"the gradient flow first peaks at t = {flow_time(first)}, within this horizon, "
+                    f"but the steps at lr "
                     f"{lr:g} do not follow it closely enough to fall below their peak")
     elif summary["inversion"] and not flow_inverts:
         if eta is not None and lr > eta:

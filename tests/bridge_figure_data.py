@@ -18,7 +18,8 @@ def tiny_bridge_inversion() -> dict:
         seeds=np.array([0, 1]), step=STEP, reliance=RISE_FALL, counterfactual_accuracy=RISE_FALL - 0.2,
         parametric_accuracy=1.0 - RISE_FALL, attention_context=RISE_FALL * 0.6, attention_subject=0.3 + 0 * RISE_FALL,
         attention_context_layers=np.stack([RISE_FALL * 0.5, RISE_FALL * 0.7], axis=1),
-        loss_C=np.array([[1.2, 0.1, 0.05, 0.03, 0.02, 0.02]] * 2), loss_CS=np.array([[0.002, 0.02, 0.01, 0.005, 0.004, 0.003]] * 2),
+        loss_C=np.array([[1.2, 0.1, 0.05, 0.03, 0.02, 0.02]] * 2),
+        loss_CS=np.array([[0.002, 0.02, 0.01, 0.005, 0.004, 0.003]] * 2),
         in_distribution_accuracy=np.ones((2, 6)), inversion_005=np.array([True, True]), peak_step=np.array([5.0, 5.0]),
         lr=0.003, optimizer="adam", delta_c=np.array([0.33, 0.32]), delta_m=np.array([0.99, 0.99]),
         m_C=np.array([2.7, 2.3]), m_CS=np.array([-0.3, -0.4]), rho_star=np.array([0.1, 0.15]), **_summary(RISE_FALL),
@@ -32,7 +33,8 @@ def tiny_bridge_phase() -> dict:
     change[:, 0] = -0.01
     return dict(
         seeds=np.array([0, 1]), rho=rho, rho_requested=rho, step=STEP, reliance=reliance, initial_change=change,
-        rise_rho=np.array([0.05, 0.06]), rise=reliance.max(-1) - reliance[:, :, 0], rise_rho_005=np.array([0.04, 0.05]), m_C=np.array([2.7, 2.3]), m_CS=np.array([-0.3, -0.4]),
+        rise_rho=np.array([0.05, 0.06]), rise=reliance.max(-1) - reliance[:, :, 0],
+        rise_rho_005=np.array([0.04, 0.05]), m_C=np.array([2.7, 2.3]), m_CS=np.array([-0.3, -0.4]),
         rho_star=np.array([0.1, 0.15]), optimizer="gd", lr=3.0, toy_rho=np.linspace(0, 1, 5), toy_step=np.arange(7),
         toy_reliance=np.tile(np.linspace(0.3, 0.9, 7), (5, 1)), toy_rho_star=0.27, toy_lr=1.0, **_summary(reliance),
     )

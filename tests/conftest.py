@@ -5,6 +5,7 @@ arithmetic and full-precision matrix products, as the `cpi` entry point sets the
 YNNPACK reductions are slow). And the
 `float64` fixture: JAX's 64-bit mode for one test, for tests that compute with JAX
 themselves (theory and sims switch it on per call; nothing switches it on for the process).
+And the `no_training` fixture: a test of input checks fails if any training starts.
 
 The suite compiles a few hundred small XLA programs and runs each briefly, so it asks XLA's
 backend for no optimisation (`TEST_OPTIMIZATION`, also passed on to the `cpi` processes the
@@ -20,11 +21,11 @@ import os
 import pytest
 from hypothesis import settings
 
+from cpi.cli import configure_arithmetic
+
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):  # CI draws the same examples every time: a red run is reproducible
     settings.load_profile("ci")
-
-from cpi.cli import configure_arithmetic
 
 OPTIMIZATION_FLAG = "--xla_backend_optimization_level"
 TEST_OPTIMIZATION = f"{OPTIMIZATION_FLAG}=0"
@@ -47,3 +48,16 @@ def float64():
 
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if a run or a sweep starts training: input checks come before any work."""
+    import cpi.sims.sweep
+    import cpi.sims.train
+
+    def refuse(*a, **k):
+        raise AssertionError("training started before the input was checked")
+
+    monkeypatch.setattr(cpi.sims.train, "run", refuse)
+    monkeypatch.setattr(cpi.sims.sweep, "run_sweep", refuse)

@@ -1,7 +1,7 @@
 """An independent NumPy implementation of the toy model, for tests only.
 
 It shares no code with `cpi.sims` or `cpi.theory`: its own token layout (points take tokens in
-order, no permutation), its own embeddings and value table written from THEORY.md, W_V from
+order, no permutation), its own embeddings and value table written from theory/NOTES.md §0, W_V from
 a pseudo-inverse instead of a linear solve, and gradient descent on W_KQ with the gradient
 of the paper's Lemma 1 instead of autodiff. Frozen W_V only.
 """
@@ -78,7 +78,7 @@ class Reference:
         return self._cache[key][:2]
 
     def forward(self, w_kq, keys, w_v=None):
-        """(p = softmax(z), σ) at query r over the visible keys, as in THEORY.md."""
+        """(p = softmax(z), σ) at query r over the visible keys, as in theory/NOTES.md §0.2."""
         w_v = self.w_v if w_v is None else w_v
         x = self.phi[:, keys]
         sigma = _softmax(x.T @ w_kq @ self.phi[:, self.r])

@@ -9,7 +9,6 @@ import cpi.figures
 from cpi.bridge import config as bcfg
 from cpi.bridge import corpus, measure, pretrain
 from cpi.bridge.run import run
-from cpi.experiments import get
 from cpi.experiments.cache import experiment_data, load_data, save_data
 from cpi.figures.style import artist
 from cpi.sims.config import Config

@@ -52,7 +52,8 @@ def test_config_toml_round_trip():
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["--set", "mixture.contxt_critical=0.3"], ["mixture.contxt_critical", "did you mean 'mixture.context_critical'"]),
+        (["--set", "mixture.contxt_critical=0.3"],
+         ["mixture.contxt_critical", "did you mean 'mixture.context_critical'"]),
         (["--set", "lr=0.3"], ["'lr'", "train.lr"]),
         (["--set", "mixture.context_critical=1.5"], ["mixture.context_critical", "1.5", "[0, 1]"]),
         (["--set", "train.steps=2.5"], ["train.steps", "2.5", "integer"]),
@@ -122,6 +123,13 @@ def test_run_without_aligned_points(tmp_path):
 def test_seed_range_message_is_an_integer_range(capsys):
     assert main(["run", "--set", "train.seed=-1"]) == 2
     assert "[0, 4294967295]" in capsys.readouterr().err
+
+
+def test_every_violated_vocabulary_bound_is_reported_at_once(capsys):
+    assert main(["run", "--set", "world.n_relations=3"]) == 2
+    err = capsys.readouterr().err
+    assert "world.n_subjects = 40 is too small" in err and "world.n_answers = 80 is too small" in err
+    assert "--set world.n_subjects=60 --set world.n_answers=90" in err
 
 
 def test_the_console_entry_keeps_the_status_the_output_and_the_files(tmp_path):

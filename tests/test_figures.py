@@ -3,8 +3,10 @@ reused, `make_figures` writes PNG and PDF, and the presentation layer never impo
 simulator.
 
 Longer than 400 lines because it holds one tiny data dict and one exact-content check per
-figure (ten figures; the tiny dicts of the issue-10 figures come from
-tests/test_experiments_beyond.py), plus the layout checks that run over all of them."""
+figure (ten figures; the other figures' tiny dicts and checks live with their experiments'
+tests: test_robustness.py, test_optimizers.py, test_paper_metrics.py,
+test_learned_pretraining.py, bridge_figure_data.py), plus the layout checks that run over all
+of them."""
 
 from __future__ import annotations
 
@@ -23,8 +25,10 @@ from cpi.experiments.cache import data_bytes, experiment_data, is_saved
 from cpi.figures.make import make_figures
 from cpi.figures.style import artist
 from cpi.sims import config as cfg
-from tests.test_experiments_beyond import TINY_BEYOND
 from tests.test_learned_pretraining import tiny_learned_pretraining
+from tests.test_optimizers import tiny_optimizers
+from tests.test_paper_metrics import tiny_paper_metrics
+from tests.test_robustness import tiny_robustness
 
 from .bridge_figure_data import BRIDGE_TINY
 
@@ -38,7 +42,8 @@ def tiny_inversion() -> dict:
     return dict(
         step=step, sim_reliance=reliance, theory_reliance=reliance + 1e-3,
         sim_attention=np.linspace(0.5, 0.7, 6), theory_attention=np.linspace(0.5, 0.71, 6),
-        sim_aligned=np.array([0.4, 0.3, 0.25, 0.3, 0.32, 0.33]), theory_aligned=np.array([0.4, 0.3, 0.25, 0.3, 0.32, 0.34]),
+        sim_aligned=np.array([0.4, 0.3, 0.25, 0.3, 0.32, 0.33]),
+        theory_aligned=np.array([0.4, 0.3, 0.25, 0.3, 0.32, 0.34]),
         sim_peak=0.8, sim_peak_step=2, theory_peak=0.801, theory_peak_step=2, rho=0.5, rho_star=0.27, lr=1.0,
         values_frozen=True,
     )
@@ -107,10 +112,12 @@ def tiny_knowledge_strength() -> dict:
 def tiny_filtering() -> dict:
     step = np.arange(6)
     frac = np.array([0.0, 0.25, 0.5])
-    sim_rel = np.array([[0.3, 0.6, 0.8, 0.7, 0.6, 0.55], [0.3, 0.7, 0.9, 0.88, 0.87, 0.86], [0.3, 0.8, 0.9, 0.95, 0.95, 0.96]])
+    sim_rel = np.array([[0.3, 0.6, 0.8, 0.7, 0.6, 0.55], [0.3, 0.7, 0.9, 0.88, 0.87, 0.86],
+                        [0.3, 0.8, 0.9, 0.95, 0.95, 0.96]])
     return dict(
         step=step, rho=0.5, rho_star=0.27, n_context=4, lr=1.0,
-        theory_fraction=frac, theory_dropped=np.array([0, 1, 2]), theory_counts=np.array([[2, 2, 0], [2, 1, 0], [2, 0, 0]]),
+        theory_fraction=frac, theory_dropped=np.array([0, 1, 2]),
+        theory_counts=np.array([[2, 2, 0], [2, 1, 0], [2, 0, 0]]),
         theory_reliance=sim_rel + 1e-3, theory_aligned=np.full((3, 6), 0.3),
         theory_aligned_final=np.array([0.33, 0.25, 0.2]), aligned_initial=0.38,
         theory_peak=np.array([0.8, 0.9, 0.96]), theory_final=np.array([0.55, 0.86, 0.96]),
@@ -132,13 +139,15 @@ def tiny_counterfactual() -> dict:
         step=step, n_train=4, n_c=2, n_cs=2, rho=0.5, lr=1.0,
         theory_k=np.arange(3), theory_fraction=np.arange(3) / 4, theory_reliance=th,
         theory_peak=th.max(1), theory_final=th[:, -1], theory_drop=th.max(1) - th[:, -1],
-        theory_peak_step=th.argmax(1), theory_first_peak_step=np.array([2, 3, 7]), theory_depth=np.array([0.3, 0.1, 0.0]),
+        theory_peak_step=th.argmax(1), theory_first_peak_step=np.array([2, 3, 7]),
+        theory_depth=np.array([0.3, 0.1, 0.0]),
         sim_k=np.array([0, 2]), sim_fraction=np.array([0.0, 0.5]), sim_reliance=th[[0, 2]] - 1e-3,
         sim_peak=th.max(1)[[0, 2]], sim_final=th[[0, 2], -1], sim_drop=np.array([0.3, 0.0]),
         sim_peak_step=np.array([2, 7]), sim_first_peak_step=np.array([2, 7]), sim_depth=np.array([0.3, 0.0]),
         sim_configs=np.array(["a", "b"]),
         flow_time=np.geomspace(1e-2, 1e6, 5), flow_reliance=np.tile(np.linspace(0.3, 0.9, 5), (3, 1)),
-        flow_peak_time=np.array([30.0, 3000.0, 1e6]), flow_depth=np.array([0.3, 0.01, 0.0]), flow_kind=np.array([0, 0, 2]),
+        flow_peak_time=np.array([30.0, 3000.0, 1e6]), flow_depth=np.array([0.3, 0.01, 0.0]),
+        flow_kind=np.array([0, 0, 2]),
         needed_n=np.array([4, 8]), needed_horizon=np.array([10, 100, 1000]), needed=np.array([[0, 2, 3], [0, 1, -1]]),
         needed_max_cf=5, check_steps=np.array([100]), check_needed=np.array([[2.0], [1.0]]),
     )
@@ -214,7 +223,9 @@ TINY = {
     "value_training": tiny_value_training,
     "fact_recall": tiny_fact_recall,
     "tasks": tiny_tasks,
-    **TINY_BEYOND,  # robustness, optimizers, paper_metrics (issue 10): tests/test_experiments_beyond.py
+    "robustness": tiny_robustness,
+    "optimizers": tiny_optimizers,
+    "paper_metrics": tiny_paper_metrics,
     "learned_pretraining": tiny_learned_pretraining,
     **BRIDGE_TINY,
 }
@@ -255,7 +266,8 @@ def test_every_experiment_has_parameters_a_computation_and_a_plot():
 def test_inversion_plots_its_arrays():
     d = tiny_inversion()
     fig = cpi.figures.plot_inversion(d)
-    for key in ("sim_reliance", "theory_reliance", "sim_attention", "theory_attention", "sim_aligned", "theory_aligned"):
+    for key in ("sim_reliance", "theory_reliance", "sim_attention", "theory_attention", "sim_aligned",
+                "theory_aligned"):
         assert_line(fig, key, d["step"], d[key])
     assert_line(fig, "sim_peak", [2], [0.8])
     assert "0.800" in fig._suptitle.get_text() and "step 2" in fig._suptitle.get_text()
@@ -495,7 +507,8 @@ def legends(fig) -> list:
     return [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)]
 
 
-@pytest.mark.parametrize("name, make", [("inversion", inversion_at_rho_035), ("phase_diagram", phase_diagram_like_the_default)])
+@pytest.mark.parametrize("name, make",
+                         [("inversion", inversion_at_rho_035), ("phase_diagram", phase_diagram_like_the_default)])
 def test_legends_and_labels_cover_no_data(name, make):
     fig = cpi.figures.plot(name, make())
     renderer = drawn(fig)
@@ -699,7 +712,8 @@ def test_make_figures_writes_every_real_figure(tmp_path, fake_data, monkeypatch)
 def test_presentation_layer_does_not_import_the_simulator():
     code = (
         "import sys, cpi.figures, cpi.figures.make\n"
-        "bad = [m for m in ('jax', 'cpi.sims', 'cpi.sims.train', 'cpi.experiments.cache', 'cpi.experiments.inversion')\n"
+        "bad = [m for m in ('jax', 'cpi.sims', 'cpi.sims.train', 'cpi.experiments.cache',\n"
+        "                   'cpi.experiments.inversion')\n"
         "       if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

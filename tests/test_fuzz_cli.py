@@ -1,4 +1,4 @@
-"""A fuzz test of the command line (issue 23): random keys, values, grid specs and flags given to
+"""A fuzz test of the command line: random keys, values, grid specs and flags given to
 `cpi run`, `cpi sweep`, `cpi theory` and `cpi config`, and damaged result files given to the
 readers (`cpi plot`, `cpi export`, `cpi compare`), all run in-process.
 
@@ -180,7 +180,8 @@ def _fuzz_sweep(sets, grid, seeds, every, summaries_only, engine):
     _fuzz_command(["sweep"], sets, extra, SWEEP_FILES)
 
 
-sweep_args = dict(sets=st.lists(override(), max_size=2), grid=st.lists(specs, max_size=2), seeds=st.one_of(st.none(), st.integers(-1, 2)),
+sweep_args = dict(sets=st.lists(override(), max_size=2), grid=st.lists(specs, max_size=2),
+                  seeds=st.one_of(st.none(), st.integers(-1, 2)),
                   every=record_every, summaries_only=st.booleans(),
                   engine=st.one_of(st.none(), st.sampled_from(["full", "reduced", "fast", ""])))
 

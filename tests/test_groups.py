@@ -1,5 +1,5 @@
-"""The data groups are named once (`cpi.theory.groups`): the simulator, theory and the
-experiments read them from there."""
+"""The data groups are named once (`cpi.theory.groups`): theory, the simulator, the
+transformer bridge and the experiments read them from there."""
 
 import ast
 import pathlib
@@ -7,6 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
+import cpi.bridge.corpus
 import cpi.sims.world
 from cpi.sims.config import load, with_values
 from cpi.sims.engine import group_metric_names, metric_names
@@ -28,6 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 def test_one_enumeration():
     assert cpi.sims.world.GROUPS is TRAINING_GROUPS  # the name cpi imports is the same tuple
+    assert cpi.bridge.corpus.GROUPS is TRAINING_GROUPS  # the transformer's finetuning groups too
     assert [GROUPS[i] for i in CONTEXT_INDICES] == list(CONTEXT_GROUPS)
     assert CONTEXT_MASK.tolist() == [True, True, True, False, False]
     assert [has_context(g) for g in TRAINING_GROUPS] == [True, True, True, False]
@@ -35,19 +37,25 @@ def test_one_enumeration():
         has_context("X")
 
 
+LIBRARY = ("core", "theory", "sims", "bridge", "experiments", "figures", "cpi")
+"""Every folder of the installed package `cpi`."""
+
+
 def test_no_module_defines_the_group_names_again():
-    """No tuple literal of the group names outside theory/groups.py (the old copies were in
-    world, closed_forms, theory_inputs, experiments.analysis, chunks and fact_recall)."""
+    """No tuple or list literal of the group names in any module of the package but
+    theory/groups.py: the toy, the transformer and the experiments read them from there."""
     definitions = {GROUPS, TRAINING_GROUPS, CONTEXT_GROUPS}
-    found = []
-    for folder in ("theory", "sims", "experiments"):
-        for path in (ROOT / folder).glob("*.py"):
-            if path.name == "groups.py":
+    found, scanned = [], set()
+    for folder in LIBRARY:
+        for path in (ROOT / folder).rglob("*.py"):
+            scanned.add(path.relative_to(ROOT).as_posix())
+            if path == ROOT / "theory" / "groups.py":
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Tuple) and all(isinstance(e, ast.Constant) for e in node.elts) \
+                if isinstance(node, (ast.Tuple, ast.List)) and all(isinstance(e, ast.Constant) for e in node.elts) \
                         and tuple(e.value for e in node.elts) in definitions:
-                    found.append(f"{path.name}:{node.lineno}")
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert {"bridge/corpus.py", "core/store.py", "cpi/commands/sweep.py", "sims/world.py"} <= scanned
     assert not found
 
 

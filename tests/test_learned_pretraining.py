@@ -64,7 +64,7 @@ def numpy_descent(config, phi: np.ndarray) -> np.ndarray:
 
 
 def numpy_strengths(w_v: np.ndarray, phi: np.ndarray, world) -> tuple[float, float]:
-    """(δ_C, δ_M) as THEORY.md defines them, from the d×d W_V: mean softmax(Φᵀ W_V φ(c))_c over
+    """(δ_C, δ_M) as theory/NOTES.md §0.4 defines them, from the d×d W_V: mean softmax(Φᵀ W_V φ(c))_c over
     the context tokens of every context-bearing finetuning, test and aligned point, and mean
     softmax(Φᵀ W_V φ(s))_a over those whose subject s has a fact a."""
     def prob(y, target):

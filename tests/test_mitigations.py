@@ -1,11 +1,13 @@
-"""Mitigations and tasks in the full simulator (issue 5), each against theory or a control run."""
+"""Mitigations and tasks in the full simulator, each against theory or a control run; and a
+filter (`mixture.filter`) that leaves no training points, refused before any work."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cpi.sims.config import load, with_values
+from cpi.cli import execute as main
+from cpi.sims.config import load, training_points_after_filter, with_values
 from cpi.sims.theory_inputs import reduced_trajectory, relation_counts
 from cpi.sims.train import run
 from cpi.sims.world import build_world
@@ -91,3 +93,39 @@ def test_mitigation_knobs_sweep_like_run(tmp_path):
         expected = run(config).metrics
         for key in ["reliance", "reliance_r1", "reliance_r2"]:
             np.testing.assert_allclose(result.metrics[key][i], expected[key], atol=1e-12, err_msg=key)
+
+
+# ---------------------------------------------------------------------------- a filter that leaves nothing
+
+FAST = ["--set", "train.steps=10"]
+
+
+@pytest.mark.parametrize("value", ["1", "0.999"])
+@pytest.mark.parametrize("command", [["run"], ["theory"], ["sweep", "--grid", "train.lr=1"]])
+def test_a_filter_that_leaves_no_training_points_is_bad_input(tmp_path, capsys, no_training, command, value):
+    out = tmp_path / "out"
+    extra = [] if command == ["theory"] else ["--out", str(out)]
+    assert main([*command, "--set", f"mixture.filter={value}", *extra]) == 2
+    err = capsys.readouterr().err
+    assert "the filter leaves no training points" in err and f"mixture.filter = {value}" in err
+    assert "mixture.filter < 0.975" in err
+    assert not out.exists()
+
+
+def test_a_sweep_point_that_filters_everything_is_refused_before_any_work(tmp_path, capsys, no_training):
+    out = tmp_path / "out"
+    assert main(["sweep", *FAST, "--grid", "mixture.filter=0,0.5,1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "grid point mixture.filter=1.0" in err and "the filter leaves no training points" in err
+    assert not out.exists()
+
+
+def test_subject_only_points_survive_a_full_filter():
+    config = load(overrides=["mixture.filter=1", "mixture.fact_recall=0.2"])
+    assert training_points_after_filter(config.mixture) == 4
+
+
+def test_the_run_header_counts_the_points_left_after_filtering(tmp_path, capsys):
+    assert main(["run", *FAST, "--set", "mixture.filter=0.25", "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "cpi run: 15 training points after filtering 20 (10 C, 5 CS)" in out

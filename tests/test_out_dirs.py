@@ -1,7 +1,9 @@
-"""Output directories (`cpi.core.dir_lock`, `cpi.sims.results.check_run_dir`): one process writes a
-directory at a time, a killed writer leaves it free, two runs started together never both
-succeed, and a hand-written config.toml (above all the --config file itself) is never
-replaced by a run."""
+"""Output directories (`cpi.core.dir_lock`, `cpi.sims.results.check_run_dir`): an --out that
+cannot be used is refused before any work; one process writes a directory at a time, a killed
+writer leaves it free, two runs started together never both succeed; a directory that holds a
+run of another config, another sweep or the other kind is not replaced without --force; a
+hand-written config.toml (above all the --config file itself) is never replaced by a run; and
+figures go to an untracked folder by default."""
 
 from __future__ import annotations
 
@@ -28,6 +30,34 @@ def refuse_work(monkeypatch):
         raise AssertionError("training started although the directory was taken")
 
     monkeypatch.setattr(cpi.sims.train, "run", refuse)
+
+
+# ---------------------------------------------------------------------------- an unusable --out
+
+
+def _bad_outs(tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a directory")
+    return [
+        (a_file, ["is a file, not a directory"]),
+        (a_file / "under", ["cannot be created", "is a file, not a directory"]),
+        (Path("/sys/cpi-test-out"), ["is not writable"]),
+    ]
+
+
+@pytest.mark.parametrize("case", [0, 1, 2])
+@pytest.mark.parametrize("command", [["run"], ["sweep", "--grid", "train.lr=1"], ["figures"]])
+def test_an_unusable_out_is_bad_input_before_any_work(tmp_path, capsys, monkeypatch, no_training, command, case):
+    import cpi.figures.make
+
+    monkeypatch.setattr(cpi.figures.make, "make_figures", lambda *a, **k: pytest.fail("figures made"))
+    path, words = _bad_outs(tmp_path)[case]
+    assert main([*command, *FAST, "--out", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err
+    for word in words:
+        assert word in err, (word, err)
+    assert (tmp_path / "a_file").read_text() == "not a directory"
 
 
 # ---------------------------------------------------------------------------- one writer per --out
@@ -144,7 +174,8 @@ def test_a_sweep_into_a_directory_another_process_writes_is_refused(tmp_path, ca
     out = tmp_path / "sweep"
     holder = hold(out)
     try:
-        monkeypatch.setattr(cpi.sims.chunks, "full_chunk", lambda *a, **k: pytest.fail("computed into a taken directory"))
+        monkeypatch.setattr(cpi.sims.chunks, "full_chunk",
+                            lambda *a, **k: pytest.fail("computed into a taken directory"))
         assert main(["sweep", *FAST, "--grid", "train.lr=0.5,1", "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert "is being written by another cpi process" in err and f"(pid {holder.pid})" in err
@@ -155,3 +186,54 @@ def test_a_sweep_into_a_directory_another_process_writes_is_refused(tmp_path, ca
     monkeypatch.undo()
     assert main(["sweep", *FAST, "--grid", "train.lr=0.5,1", "--out", str(out)]) == 0
     assert not (out / LOCK_NAME).exists() and (out / "summary.json").exists()
+
+
+# ---------------------------------------------------------------------------- another config, sweep or kind
+
+
+def test_a_run_directory_of_another_config_is_not_replaced_without_force(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", *FAST, "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["run", *FAST, "--out", str(out)]) == 0  # the same config: rerun in place
+    other = [*FAST, "--set", "mixture.context_critical=0.35"]
+    capsys.readouterr()
+    assert main(["run", *other, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run of another config" in err and "--force" in err and str(out) in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert main(["run", *other, "--out", str(out), "--force"]) == 0
+    assert cfg.load(out / "config.toml").mixture.context_critical == 0.35
+
+
+def test_a_sweep_directory_of_another_grid_is_refused_and_force_drops_stale_chunks(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", *FAST, "--grid", "mixture.n_train=16,20", "--out", str(out)]) == 0
+    assert len(list((out / "groups").iterdir())) == 2
+    summary = (out / "summary.json").read_bytes()
+    capsys.readouterr()
+    assert main(["sweep", *FAST, "--grid", "mixture.n_train=20", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "holds another sweep" in err and "--grid" in err and "--force" in err
+    assert (out / "summary.json").read_bytes() == summary
+    assert main(["sweep", *FAST, "--grid", "mixture.n_train=20", "--out", str(out), "--force"]) == 0
+    assert "(0 computed, 1 reused)" in capsys.readouterr().out
+    assert len(list((out / "groups").iterdir())) == 1  # the n_train = 16 chunk is gone
+
+
+def test_a_run_and_a_sweep_do_not_share_a_directory(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["run", *FAST, "--out", str(out)]) == 0
+    assert main(["sweep", *FAST, "--grid", "train.lr=1", "--out", str(out)]) == 2
+    assert "holds a run, not a sweep" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def test_figures_go_to_an_untracked_folder_by_default():
+    from cpi.cli import build_parser
+
+    assert build_parser().parse_args(["figures"]).out == "results/figures"
+    ignored = subprocess.run(["git", "check-ignore", "-q", "results/figures/inversion.png"], cwd=ROOT)
+    assert ignored.returncode == 0

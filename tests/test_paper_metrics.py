@@ -1,6 +1,8 @@
 """The paper's accuracies (Figure 2: counterfactual vs parametric; Figure 1a: train accuracy)
 against a plain NumPy forward pass of the d×d model, across the engines (fast, generic,
-reduced), and how they move over training.
+reduced), and how they move over training; and the `paper_metrics` experiment
+(`cpi.experiments.paper_metrics`): its accuracies against the same NumPy forward pass, and its
+figure drawing exactly the arrays of a tiny hand-made data dict.
 
 The argmax rule everywhere: token y is chosen when z_y exceeds every other token's logit by
 more than 1e-9 (float64); a token tied with another at the top is not chosen."""
@@ -10,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import cpi.figures
 from cpi.cli import execute as main
 from cpi.sims import config as cfg
 from cpi.sims import generic
@@ -17,6 +20,7 @@ from cpi.sims.sweep import load_sweep, run_sweep
 from cpi.sims.train import run
 from cpi.sims.world import build_world
 from tests.explicit_descent import w_kq_trajectory
+from tests.tiny_experiments import data_of, line_data, tiny_base
 
 ACCURACIES = ("counterfactual_accuracy", "parametric_accuracy", "train_accuracy")
 TIE = 1e-9
@@ -156,3 +160,63 @@ def test_cpi_run_writes_the_accuracies(tmp_path):
     with np.load(out / "metrics.npz") as archive:
         assert set(ACCURACIES) <= set(archive.files)
         assert archive["counterfactual_accuracy"].shape == (6,)
+
+
+# ---------------------------------------------------------------------------- the experiment and its figure
+
+
+def test_paper_metrics_accuracies_equal_a_numpy_forward_pass(tmp_path):
+    d = data_of("paper_metrics", tmp_path, steps=6, rhos=(0.5, 0.25), dim=40, seeds=2)
+    assert d["random_cf"].shape == (2, 2, 7) and d["paper_cf"].shape == (2, 7)
+    np.testing.assert_allclose(d["paper_benchmark"], np.exp(-d["paper_loss"]))
+    for i, rho in enumerate((0.5, 0.25)):
+        cases = [(cfg.with_values(tiny_base(), {"mixture.context_critical": rho}), d["paper_cf"][i],
+                  d["paper_par"][i], d["paper_train"][i])]
+        seed = i  # one random world per mixture
+        config = cfg.with_values(tiny_base(), {"mixture.context_critical": rho, "world.embeddings": "random",
+                                               "world.dim": 40, "train.seed": seed})
+        cases.append((config, d["random_cf"][i, seed], d["random_par"][i, seed], d["random_train"][i, seed]))
+        for config, cf, par, train in cases:
+            world = build_world(config)
+            start = numpy_accuracies(world, np.zeros_like(world.w_v), world.w_v)
+            result = run(config)
+            end = numpy_accuracies(world, result.params["kq"], world.w_v)
+            for j, want in ((0, start), (-1, end)):
+                assert cf[j] == pytest.approx(want["counterfactual_accuracy"], abs=1e-12)
+                assert par[j] == pytest.approx(want["parametric_accuracy"], abs=1e-12)
+                assert train[j] == pytest.approx(want["train_accuracy"], abs=1e-12)
+        np.testing.assert_allclose(d["theory_reliance"][i], d["paper_reliance"][i], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(d["random_reliance"][i, seed], result.metrics["reliance"], rtol=0, atol=1e-12)
+    assert cpi.figures.plot("paper_metrics", d) is not None
+
+
+def tiny_paper_metrics() -> dict:
+    step = np.arange(8)
+    cf = np.array([[0, 0, 1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 0, 0, 0]], dtype=float)
+    reliance = np.array([[0.3, 0.5, 0.8, 0.9, 0.8, 0.7, 0.6, 0.58], [0.3, 0.45, 0.7, 0.72, 0.6, 0.45, 0.3, 0.2]])
+    loss = np.tile(np.linspace(2.0, 1.0, 8), (2, 1))
+    random_cf = np.stack([np.stack([c * 0.9, c * 0.7]) for c in cf])
+    random_loss = np.stack([loss, loss], axis=1)
+    return dict(
+        step=step, lr=1.0, rho=np.array([0.5, 0.4]), dim=300, seed=np.arange(2), n_test=10,
+        theory_reliance=reliance + 1e-3, paper_cf=cf, paper_par=1 - cf, paper_train=np.ones((2, 8)),
+        paper_reliance=reliance, paper_loss=loss, paper_benchmark=np.exp(-loss),
+        random_cf=random_cf, random_par=1 - random_cf, random_train=np.ones((2, 2, 8)),
+        random_reliance=np.stack([reliance, reliance - 0.02], axis=1), random_loss=random_loss,
+        random_benchmark=np.exp(-random_loss),
+    )
+
+
+def test_paper_metrics_plots_its_arrays():
+    d = tiny_paper_metrics()
+    fig = cpi.figures.plot_paper_metrics(d)
+    for i in range(2):
+        for key in ("cf", "par"):
+            x, y = line_data(fig, f"paper_{key}_{i}")
+            np.testing.assert_array_equal(x, d["step"] + 1)
+            np.testing.assert_array_equal(y, d[f"paper_{key}"][i])
+            np.testing.assert_allclose(line_data(fig, f"random_{key}_mean_{i}")[1], d[f"random_{key}"][i].mean(0),
+                                       atol=1e-15)
+        x, y = line_data(fig, f"paper_path_{i}")
+        np.testing.assert_array_equal(x, d["paper_benchmark"][i])
+        np.testing.assert_array_equal(y, d["paper_reliance"][i])

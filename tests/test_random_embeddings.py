@@ -1,4 +1,4 @@
-"""Random embeddings (issue 10, items 1 and 5): `world.embeddings = "random"`, `world.dim`.
+"""Random embeddings: `world.embeddings = "random"`, `world.dim`.
 
 Every number is checked against an independent computation: the fast engine against the
 exact per-point reduced dynamics and the generic d×d model; the achieved value table against

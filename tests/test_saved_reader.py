@@ -42,7 +42,8 @@ def results(tmp_path_factory):
     assert execute(["run", *TOY, "--out", str(dirs["run"])]) == 0
     assert execute(["sweep", *TOY, "--record-every", "3", "--grid", "knowledge.delta_m=0.6,0.7",
                     "--out", str(dirs["sweep"])]) == 0
-    assert execute(["sweep", *TOY, "--summaries-only", "--grid", "train.lr=0.5,1", "--out", str(dirs["summaries"])]) == 0
+    assert execute(["sweep", *TOY, "--summaries-only", "--grid", "train.lr=0.5,1",
+                    "--out", str(dirs["summaries"])]) == 0
     assert execute(["bridge", *BRIDGE, "--out", str(dirs["bridge_run"]), "--cache", str(cache)]) == 0
     # train.eval_every is the transformer's own key: its points record different steps
     assert execute(["bridge", *BRIDGE, "--grid", "train.eval_every=5,10", "--out", str(dirs["bridge_sweep"]),

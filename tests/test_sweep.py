@@ -114,7 +114,8 @@ def test_specs_form_a_product_with_seeds_innermost():
 @pytest.mark.parametrize(
     "grid, seeds, words",
     [
-        (["mixture.contxt_critical=0:1:3"], 1, ["mixture.contxt_critical=0:1:3", "did you mean 'mixture.context_critical'"]),
+        (["mixture.contxt_critical=0:1:3"], 1,
+         ["mixture.contxt_critical=0:1:3", "did you mean 'mixture.context_critical'"]),
         (["lr=0.5,1"], 1, ["'lr=0.5,1'", "train.lr"]),
         (["mixture.context_critical"], 1, ["'mixture.context_critical'", "section.key="]),
         (["mixture.context_critical=0:1"], 1, ["mixture.context_critical=0:1", "start:stop:num"]),
@@ -139,7 +140,8 @@ def test_specs_form_a_product_with_seeds_innermost():
         (["mixture.context_critical=0.5:0.9:3", "mixture.counterfactual=0,0.4"], 1,
          ["mixture.context_critical=0.7", "mixture.counterfactual=0.4", "sum to at most 1",
           "--grid 'mixture.context_critical=0.5:0.9:3'"]),
-        (["mixture.n_train=20,40"], 1, ["mixture.n_train=40", "world.n_subjects", "60", "--grid 'mixture.n_train=20,40'"]),
+        (["mixture.n_train=20,40"], 1,
+         ["mixture.n_train=40", "world.n_subjects", "60", "--grid 'mixture.n_train=20,40'"]),
         ([], 10, ["--seeds 10", "train.seed", "4294967299", "4294967295"]),
     ],
 )
@@ -199,7 +201,8 @@ def _world_arrays(world) -> dict[str, np.ndarray]:
 @pytest.mark.parametrize("values", [
     {},
     {"world.embeddings": "random", "world.dim": 48, "mixture.counterfactual": 0.1, "mixture.fact_recall": 0.2},
-    {"world.n_relations": 2, "world.n_subjects": 60, "world.n_answers": 120, "mixture.filter": 0.3, "mixture.fact_recall": 0.25},
+    {"world.n_relations": 2, "world.n_subjects": 60, "world.n_answers": 120, "mixture.filter": 0.3,
+     "mixture.fact_recall": 0.25},
 ])
 def test_points_whose_mixtures_round_to_the_same_counts_share_a_world_key_and_world(values):
     """Fractions reach the world only through the point counts they round to: ρ = 0.25 and
@@ -456,7 +459,8 @@ def test_relations_and_filtering_split_into_groups_and_equal_run(tmp_path):
     big = base(**{"train.steps": 20, "world.n_subjects": 60, "world.n_answers": 100})
     result = run_sweep(big, ["world.n_relations=1,2", "mixture.filter=0,0.3"], out=tmp_path)
     assert result.n_groups == 4
-    assert np.all(np.isnan(result.metrics["reliance_r2"][:2])) and np.all(np.isfinite(result.metrics["reliance_r2"][2:]))
+    assert np.all(np.isnan(result.metrics["reliance_r2"][:2]))
+    assert np.all(np.isfinite(result.metrics["reliance_r2"][2:]))
     assert_matches_run(result)
 
 

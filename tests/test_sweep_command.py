@@ -1,14 +1,20 @@
 """`cpi sweep` as a careless user drives it: sweeps of adam and adamw (the generic d×d engine),
-the size of what a large sweep records said before it starts (and refused when the disk
-cannot hold it), a cheap rerun of a finished sweep, a sweep of one point, and which stream
-each line goes to. Tiny worlds and few steps keep every sweep here under a second once
-compiled."""
+a cheap rerun of a finished sweep, Ctrl-C during a sweep, seeds that cannot matter, the size of
+what a large sweep records said before it starts (and refused when the disk cannot hold it), a
+sweep of one point, and which stream each line goes to. Tiny worlds and few steps keep every
+sweep here under a second once compiled."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections import namedtuple
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +32,7 @@ TINY = {"train.steps": 12, "world.n_subjects": 12, "world.n_answers": 14, "mixtu
         "mixture.n_test": 2, "mixture.n_aligned": 2}
 TINY_SET = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
 PAIR = ["--grid", "train.lr=0.5,1"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny(**values):
@@ -181,6 +188,78 @@ def test_a_sweep_missing_its_results_is_not_taken_for_finished(tmp_path, capsys,
     assert main(argv) == 0
     assert "(0 computed, 1 reused)" in capsys.readouterr().out
     assert (out / "sweep.npz").read_bytes() == expected and (out / "summary.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Ctrl-C
+
+
+def test_ctrl_c_during_a_sweep_stops_at_once_and_says_what_was_kept(tmp_path):
+    out = tmp_path / "sweep"
+    # two shape groups: a 10-step chunk that finishes at once, then one that would take minutes
+    argv = ["sweep", "--grid", "train.steps=10,5000000", "--summaries-only", "--out", str(out)]
+    # As from a terminal: a suite started in the background by a non-interactive shell runs with
+    # SIGINT ignored, which the child would inherit (and Python then never raises KeyboardInterrupt).
+    # A handled signal is reset to its default at exec, so handle it here while starting the child.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "cpi", *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("groups/*.npz")):
+            assert process.poll() is None and time.monotonic() < deadline, "the first chunk never came"
+            time.sleep(0.1)
+        time.sleep(1.0)  # the long chunk is now compiling or running
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+        waited = time.monotonic() - sent
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert waited < 5, waited
+    assert "Traceback" not in stderr
+    assert f"1 of 2 chunk(s) of this sweep are saved under {out}/groups" in stderr
+    assert "rerun the same command" in stderr
+    assert not (out / "summary.json").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Seeds that cannot matter
+
+FAST = ["--set", "train.steps=10"]
+
+
+def test_sweeping_seeds_warns_once_that_they_cannot_matter(tmp_path, capsys):
+    assert main(["sweep", *FAST, "--grid", "train.lr=1", "--seeds", "2", "--out", str(tmp_path / "s")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("every seed gives the same numbers") == 1
+    assert main(["sweep", *FAST, "--grid", "train.lr=1", "--out", str(tmp_path / "t")]) == 0
+    assert "seed" not in capsys.readouterr().err
+
+
+def test_the_seed_note_is_in_the_help_and_the_keys(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    assert "every seed gives the same numbers" in " ".join(capsys.readouterr().out.split())
+    assert "every seed gives the same numbers" in cfg.KEYS["train.seed"].meaning
+
+
+def test_every_seed_gives_the_same_numbers_under_the_paper_embeddings():
+    """What the seed note says: under the paper's embeddings the seed only relabels tokens, so
+    each point of a sweep over seeds has the same metrics at every seed; with random embeddings
+    (where the seed draws the world) it does not."""
+    result = run_sweep(tiny(), ["train.lr=0.5,1"], seeds=2)
+    assert [c.train.seed for c in result.configs] == [0, 1, 0, 1]
+    for first in (0, 2):
+        seed_0, seed_1 = result.point_metrics(first), result.point_metrics(first + 1)
+        for key, values in seed_0.items():
+            np.testing.assert_allclose(seed_1[key], values, rtol=0, atol=1e-12, err_msg=key)
+    random = run_sweep(tiny(**{"world.embeddings": "random", "world.dim": 40}), seeds=2)
+    assert np.abs(random.point_metrics(0)["reliance"] - random.point_metrics(1)["reliance"]).max() > 1e-3
 
 
 # --------------------------------------------------------------------------------------------

@@ -126,11 +126,13 @@ def test_an_interrupted_sweep_keeps_its_finished_chunks(tmp_path, monkeypatch):
     assert len(list((tmp_path / "sweep" / "groups").iterdir())) == 1
     assert not (tmp_path / "sweep" / "summary.json").exists()
     calls.clear()
-    monkeypatch.setattr(chunks, "full_chunk", lambda configs, *a, **k: calls.append(len(configs)) or real(configs, *a, **k))
+    monkeypatch.setattr(chunks, "full_chunk",
+                        lambda configs, *a, **k: calls.append(len(configs)) or real(configs, *a, **k))
     resumed = run_sweep(base(), grid, out=tmp_path / "sweep")
     assert calls == [2, 1] and resumed.computed_chunks == 2 and resumed.reused_chunks == 1
     for mine, theirs in zip(resumed.summaries, reference.summaries):  # chunks of 2 vs one of 5
-        assert mine["peak_step"] == theirs["peak_step"] and abs(mine["final_reliance"] - theirs["final_reliance"]) < 1e-12
+        assert mine["peak_step"] == theirs["peak_step"]
+        assert abs(mine["final_reliance"] - theirs["final_reliance"]) < 1e-12
     np.testing.assert_allclose(resumed.metrics["reliance"], reference.metrics["reliance"], rtol=0, atol=1e-12)
 
 

@@ -40,9 +40,10 @@ def test_log_t_slope_of_long_flow(counts):
     """dA/d ln t measured on the flow (secant between t = 1e9 and 1e11) vs (n_C − n_CS)/(n + 1).
 
     Tolerance 5e-5, justified by the measured size of the corrections: A(t) − (slope·ln t +
-    const) decays like c/t (up to a slowly varying factor), with c ≈ 5e2 for (14, 6) and c ≈ 1e5 for (17, 3) (whose transient
-    trough sits at t ≈ 1.6e5); the secant is then off by ≲ c/(1e9·ln 100) ≈ 2e-5, and the
-    integrator (rtol 1e-11, log-time) adds ≈ 1e-7. The 1/t decay itself is checked too."""
+    const) decays like c/t (up to a slowly varying factor), with c ≈ 5e2 for (14, 6) and c ≈ 1e5
+    for (17, 3) (whose transient trough sits at t ≈ 1.6e5); the secant is then off by
+    ≲ c/(1e9·ln 100) ≈ 2e-5, and the integrator (rtol 1e-11, log-time) adds ≈ 1e-7. The 1/t
+    decay itself is checked too."""
     times = np.array([0.0, 1e7, 1e8, 1e9, 1e11])
     flow = group_flow(KNOWLEDGE, GroupCounts(*counts), times=times)
     measured = (flow["A"][4] - flow["A"][3]) / math.log(100.0)

@@ -15,7 +15,8 @@ def test_eta_star_default_is_a_sign_change_far_above_lr_one():
     f = theta_c_after_one_step(np.array([0.5, 1.0, eta * (1 - 1e-6), eta * (1 + 1e-6)]), KNOWLEDGE, GroupCounts(10, 10))
     assert f[0] > 0 and f[1] > 0 and f[2] > 0 > f[3]
     # the vectorised F agrees with the explicit two-step computation
-    assert f[3] == pytest.approx(two_step_state(KNOWLEDGE, GroupCounts(10, 10), eta * (1 + 1e-6))["theta_c_step1"], rel=1e-12)
+    after = two_step_state(KNOWLEDGE, GroupCounts(10, 10), eta * (1 + 1e-6))["theta_c_step1"]
+    assert f[3] == pytest.approx(after, rel=1e-12)
 
 
 @pytest.mark.parametrize("n_c", [6, 8, 10, 12, 14])

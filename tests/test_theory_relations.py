@@ -40,7 +40,7 @@ BIG = KNOWLEDGE.replace(n_subjects=60, n_answers=120)  # room for fresh tokens o
 
 
 def _paper_arrays_r1(k_s, k_a, o_c, o_r, delta_c, fact, strength):
-    """The single-relation arrays as the paper (and the code before issue 5) define them."""
+    """The single-relation arrays as the paper defines them, written out here."""
     d, k = k_s + k_a + 3, k_s + k_a + 1
     phi = np.zeros((d, k))
     h = np.sqrt(0.5)
@@ -164,11 +164,14 @@ def test_general_form_equals_relation_group_form(counts, gamma):
             if idx.size == 0:
                 assert np.all(np.isnan(grp[f"gap_{name}"][j]))
                 continue
-            np.testing.assert_allclose(gen["gaps"][:, idx], grp[f"gap_{name}"][j][:, None] * np.ones(idx.size), atol=1e-12)
-            np.testing.assert_allclose(gen["loss"][:, idx], grp[f"loss_{name}"][j][:, None] * np.ones(idx.size), atol=1e-12)
+            np.testing.assert_allclose(gen["gaps"][:, idx], grp[f"gap_{name}"][j][:, None] * np.ones(idx.size),
+                                       atol=1e-12)
+            np.testing.assert_allclose(gen["loss"][:, idx], grp[f"loss_{name}"][j][:, None] * np.ones(idx.size),
+                                       atol=1e-12)
     # the R-relation margins equal Lemma 4's m computed on the full table
     m_full = margin(pts["v1"], pts["v2"], pts["answers"])
-    np.testing.assert_allclose(m_full, relation_margins(BIG.replace(delta_s=0.85), len(counts))[pts["group"]], atol=1e-12)
+    np.testing.assert_allclose(m_full, relation_margins(BIG.replace(delta_s=0.85), len(counts))[pts["group"]],
+                               atol=1e-12)
 
 
 @pytest.mark.usefixtures("float64")  # its own JAX reference computation
@@ -240,7 +243,8 @@ def test_overlap_transfers_counterfactual_points_and_first_step_formula():
         assert transfers[2] == pytest.approx(3 * transfers[1], rel=1e-12)
     # R-relation margins: Z₀ carries R e^{o_r}; R = 1 gives Lemma 4's margins
     lem = lemma4_margins(KNOWLEDGE)
-    np.testing.assert_allclose(relation_margins(KNOWLEDGE, 1), [lem["m_C"], lem["m_CS"], lem["m_CF"], lem["m_S"], 0.0], atol=1e-13)
+    np.testing.assert_allclose(relation_margins(KNOWLEDGE, 1), [lem["m_C"], lem["m_CS"], lem["m_CF"], lem["m_S"], 0.0],
+                               atol=1e-13)
 
 
 def test_relation_bookkeeping_and_broadcasting():

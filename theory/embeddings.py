@@ -63,7 +63,8 @@ def relation_gram_matrix(n_relations: int, relation_overlap: float = 0.0) -> np.
     return (1.0 - gamma) * np.eye(n_relations) + gamma
 
 
-def paper_embeddings(n_subjects: int, n_answers: int, n_relations: int = 1, relation_overlap: float = 0.0) -> np.ndarray:
+def paper_embeddings(n_subjects: int, n_answers: int, n_relations: int = 1,
+                     relation_overlap: float = 0.0) -> np.ndarray:
     """Φ ∈ R^{d×K}: column y is φ(y). Also the tied, frozen output head W_H."""
     _check_relations(n_relations, relation_overlap)
     k = n_subjects + n_answers + n_relations
@@ -107,7 +108,8 @@ def key_differences(phi: np.ndarray, first: np.ndarray, second: np.ndarray) -> n
 
 
 def random_embeddings(n_subjects: int, n_answers: int, n_relations: int = 1, relation_overlap: float = 0.0,
-                      dim: int = 0, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      dim: int = 0,
+                      rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(Φ, θ_C, θ_S) with every direction an independent Gaussian unit vector of R^dim:
     the own directions s̃_j, c̃_j, the shared θ_S, θ_C, and per relation e_{r_j} (and θ_R
     when R > 1), mixed as in `paper_embeddings`:
@@ -133,5 +135,6 @@ def random_embeddings(n_subjects: int, n_answers: int, n_relations: int = 1, rel
     if n_relations == 1:
         columns.append(rest[:1])
     else:
-        columns.append(np.sqrt(1.0 - relation_overlap) * rest[:n_relations] + np.sqrt(relation_overlap) * rest[n_relations])
+        columns.append(np.sqrt(1.0 - relation_overlap) * rest[:n_relations]
+                       + np.sqrt(relation_overlap) * rest[n_relations])
     return np.concatenate(columns).T.copy(), theta_c.copy(), theta_s.copy()

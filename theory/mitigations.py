@@ -199,4 +199,5 @@ def counterfactual_needed(
     if k is None:
         return dict(n_cf=None, fraction=np.nan, per_n=np.nan, counts=None, base_has_drop=base)
     total = n + k if mode == "add" else n
-    return dict(n_cf=k, fraction=k / total, per_n=k / n, counts=tuple(_mixture(n_c, n_cs, k, mode)[:3]), base_has_drop=base)
+    return dict(n_cf=k, fraction=k / total, per_n=k / n, counts=tuple(_mixture(n_c, n_cs, k, mode)[:3]),
+                base_has_drop=base)

@@ -65,7 +65,8 @@ def proposition2(knowledge: Knowledge, counts: GroupCounts) -> dict:
         sum_theta_s_with=n1 * with_s["theta_s"],
     )
     out["raises_theta_s"] = bool(out["theta_s_with"] > out["theta_s_without"])
-    out["theta_c_unchanged_sum"] = bool(np.isclose(out["sum_theta_c_with"], out["sum_theta_c_without"], rtol=1e-12, atol=0))
+    out["theta_c_unchanged_sum"] = bool(np.isclose(out["sum_theta_c_with"], out["sum_theta_c_without"],
+                                                   rtol=1e-12, atol=0))
     out["theta_c_sign_unchanged"] = bool(np.sign(out["theta_c_with"]) == np.sign(out["theta_c_without"]))
     return out
 

@@ -1,4 +1,4 @@
-"""Exact reduced dynamics of W_KQ with W_V frozen (THEORY.md, "Exact reduction"): the per-point
+"""Exact reduced dynamics of W_KQ with W_V frozen (theory/NOTES.md §0.8 and §2): the per-point
 and group forms, by gradient descent and gradient flow.
 
 With W_KQ(0) = 0 and W_V frozen, every gradient of the mean loss lies in the span of the
@@ -35,7 +35,8 @@ from .reduced_outputs import class_outputs
 from .reduced_system import N_CLASSES, group_system, point_system
 from .relations import relation_points
 
-__all__ = ["general_trajectory", "general_flow", "paper_points", "point_readout", "initial_margins", "group_trajectory", "group_descent",
+__all__ = ["general_trajectory", "general_flow", "paper_points", "point_readout", "initial_margins", "group_trajectory",
+           "group_descent",
            "group_flow", "group_rhs", "N_CLASSES"]
 
 # ----------------------------------------------------------------------------- general form

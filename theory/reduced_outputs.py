@@ -71,7 +71,8 @@ def class_outputs(raw: dict, layout: Layout, time) -> dict:
         out[key + name] = np.where(here, expit(gaps[:, :, gi]), nan)
     n_s = cnt[:, :, S_SEEN] + cnt[:, :, S_UNSEEN]
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["loss_S"] = np.where(n_s > 0, (cnt[:, :, S_SEEN] * loss[:, :, S_SEEN] + cnt[:, :, S_UNSEEN] * loss[:, :, S_UNSEEN]) / n_s, nan)
+        out["loss_S"] = np.where(
+            n_s > 0, (cnt[:, :, S_SEEN] * loss[:, :, S_SEEN] + cnt[:, :, S_UNSEEN] * loss[:, :, S_UNSEEN]) / n_s, nan)
     # u_j = W_KQ φ(r_j) = Σ_{l,H} n_lH α_lH k_H Γ_lj
     overlap = layout.overlap[:, None, None]
     gamma = (1.0 - overlap) * np.eye(n_rel) + overlap  # (B, R, R)

@@ -1,7 +1,7 @@
 """The reduced system of W_KQ with W_V frozen: one representation for every form of it.
 
 From W_KQ(0) = 0 every gradient lies in the span of the key differences (Lemma 1), so the
-dynamics is a recursion on coefficients α of U *units* (THEORY.md, "Exact reduction"):
+dynamics is a recursion on coefficients α of U *units* (theory/NOTES.md §0.8 and §2):
 
     g = Gram·α,   h_u = σ(g_u)σ(−g_u)⟨x₁ᵤ − x₂ᵤ, e_aᵤ − p_u⟩,   p_u = softmax(σ(g_u)x₁ᵤ + σ(−g_u)x₂ᵤ),
     α ← α + (η/n) h    (gradient descent),      dα/dt = h/n    (gradient flow, t = η·steps),

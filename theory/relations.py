@@ -78,7 +78,8 @@ __all__ = [
 # ----------------------------------------------------------------------------- general form
 
 
-def relation_gram(keys, relations, relation_overlap: float = 0.0, n_relations=None, other_keys=None, other_relations=None):
+def relation_gram(keys, relations, relation_overlap: float = 0.0, n_relations=None, other_keys=None,
+                  other_relations=None):
     """Gram of the reduced dynamics with per-point relations:
 
         Gram_il = (k_i·k_l)·Γ_{j_i j_l},   Γ = (1 − γ)I + γ11ᵀ (the relation Gram).

@@ -22,9 +22,12 @@ the fold, so that the figures can read `first_peak`'s kinds without it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import jax.numpy as jnp
 
 INVERSION_TOL = 1e-9
 """The tolerance of a rise or fall of M_C computed in float64."""

@@ -25,7 +25,8 @@ def add_parser(subparsers):
             "Writes nothing; --json prints the same as JSON."
         ),
     )
-    parser.add_argument("dirs", nargs="+", metavar="DIR", help="directories written by cpi run, cpi sweep or cpi bridge")
+    parser.add_argument("dirs", nargs="+", metavar="DIR",
+                        help="directories written by cpi run, cpi sweep or cpi bridge")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=cmd_compare)
     return parser

@@ -60,7 +60,8 @@ def _train_and_save(args, config, out: Path) -> int:
         world = build_world(config)
         print(f"  random embeddings in R^{world.embed.shape[0]} (seed {config.train.seed}, {world.embed.shape[1]} "
               f"tokens): the Lemma 3 value table is realised to within {world.value_table_error:.3g} "
-              f"(max |Φᵀ W_V Φ − V|{'' if world.embed.shape[0] >= world.embed.shape[1] else ', least squares: dim < K'})")
+              f"(max |Φᵀ W_V Φ − V|"
+              f"{'' if world.embed.shape[0] >= world.embed.shape[1] else ', least squares: dim < K'})")
     need = run_bytes(config, args.record_every)
     if need > MEMORY_NOTE_BYTES:
         print(f"  memory: about {human_bytes(need)} (of {human_bytes(available_memory())} available)")
