@@ -80,21 +80,13 @@ SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_relia
 """A sweep's columns for each point: the reliance summary of every step, the first non-finite
 step, and the strengths δ_C, δ_M its pretrained W_V achieves (`cpi.sims.pretraining.achieved_strengths`)."""
 
-def training_points_after_filter(config: Config) -> int:
-    """Training points left after `mixture.filter` drops round(filter · #context-bearing)
-    of them (`cpi.sims.world.filter_points`), from the counts alone."""
-    counts = cfg.group_counts(config.mixture)
-    n = config.mixture.n_train
-    return n - round(config.mixture.filter * (n - counts["S_seen"] - counts["S_unseen"]))
-
-
 def shape_key(config: Config) -> tuple:
     """Everything static about a point: the shapes of its packed world (vocabulary,
     relations, training points after filtering, test and aligned points), the number of
     steps, the dtype, whether W_V trains, the optimizer, the batch size and whether weights
     decay. Computed from the config (no world is built)."""
     w, m, t = config.world, config.mixture, config.train
-    return (w.n_subjects, w.n_answers, w.n_relations, training_points_after_filter(config),
+    return (w.n_subjects, w.n_answers, w.n_relations, cfg.training_points_after_filter(config.mixture),
             m.n_test, m.n_aligned, t.steps, t.dtype, t.value_lr > 0, t.optimizer, t.batch_size, t.weight_decay > 0)
 
 

@@ -19,11 +19,7 @@ computes, so that another sweep is not mixed into it.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import hashlib
-import io
-import json
 import math
 import shutil
 import threading
@@ -34,19 +30,23 @@ from pathlib import Path
 
 import numpy as np
 
+from cpi.core.dir_lock import claim_dir
+from cpi.core.errors import ConfigError
+from cpi.core.progress import StepProgress
+from cpi.core.shards import Shard, ShardReport
+from cpi.core.sweep_dir import csv_bytes, write_identity_files
+from cpi.core.sweep_dir import sweep_digest as sweep_digest_of
+
 from . import chunks, distributed
 from . import config as cfg
 from .budget import available_memory, check_record_every, check_world_budget, human_bytes, recorded_bytes
 from .chunks import SUMMARY_FIELDS
 from .config import Config
-from cpi.core.dir_lock import claim_dir
 from .distributed import Processes
 from .engine import n_recorded, recorded_steps
-from cpi.core.errors import ConfigError
 from .grid import Axis, Grid, expand_grid, parse_spec  # noqa: F401  (the grid half of the sweep API)
-from cpi.core.progress import StepProgress
 from .results import json_bytes, write_atomic, write_npz_atomic
-from .sweep_dir import MANIFEST, check_sweep_dir, remove_stale_chunks, sweep_identity  # noqa: F401
+from .sweep_dir import MANIFEST, check_sweep_dir, finished_rows, remove_stale_chunks, sweep_identity  # noqa: F401
 from .world import check_vocabulary
 
 
@@ -154,23 +154,13 @@ def _json_value(v):
 
 
 def _csv_bytes(keys: list[str], rows: list[dict]) -> bytes:
-    columns = [*keys, "seed", *SUMMARY_FIELDS]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        cells = []
-        for c in columns:
-            v = row[c]
-            cells.append("" if v is None else str(v).lower() if isinstance(v, bool) else repr(v) if isinstance(v, float) else str(v))
-        writer.writerow(cells)
-    return buffer.getvalue().encode()
+    return csv_bytes([*keys, "seed", *SUMMARY_FIELDS], rows)
 
 
 def sweep_digest(base: Config, grid, seeds: int = 1) -> str:
-    """10 hex digits of the SHA-256 of the resolved base config, the grid specs and seeds."""
-    text = cfg.to_toml(base) + json.dumps({"grid": [s.strip() for s in grid], "seeds": int(seeds)})
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    """The key of the resolved base config, the grid specs and the seeds
+    (`cpi.core.sweep_dir.sweep_digest` of kind "sweep"): the name of the default directory."""
+    return sweep_digest_of("sweep", cfg.to_toml(base), grid, seeds)
 
 
 def default_sweep_dir(base: Config, grid, seeds: int = 1) -> Path:
@@ -427,11 +417,104 @@ def check_sweep(base: Config, grid=(), seeds: int = 1, record_every: int = 1, su
     return expanded
 
 
+def _plan_of(expanded: Grid, out: Path, record_every: int, summaries_only: bool, engine: str) -> list[_Chunk]:
+    return _plan(expanded, Path(out), engine, record_every, not summaries_only)[0]
+
+
 def saved_chunk_count(expanded: Grid, out: str | Path, record_every: int = 1, summaries_only: bool = False,
                       engine: str = "full") -> tuple[int, int]:
     """(chunks of this sweep saved under out/groups, chunks in all)."""
-    plan, _ = _plan(expanded, Path(out), engine, record_every, not summaries_only)
+    plan = _plan_of(expanded, out, record_every, summaries_only, engine)
     return sum(chunk.path.exists() for chunk in plan), len(plan)
+
+
+def missing_chunks(expanded: Grid, out: str | Path, record_every: int = 1, summaries_only: bool = False,
+                   engine: str = "full") -> tuple[list[int], int]:
+    """(the sweep's chunks, by their place in its plan, that are not saved under out/groups;
+    chunks in all)."""
+    plan = _plan_of(expanded, out, record_every, summaries_only, engine)
+    return [i for i, chunk in enumerate(plan) if not chunk.path.exists()], len(plan)
+
+
+@dataclass(frozen=True)
+class _Sweep:
+    """What computing a sweep's chunks needs, once its inputs are checked."""
+
+    base: Config
+    expanded: Grid
+    out: Path
+    identity: dict
+    record_every: int
+    record: bool
+    engine: str
+
+    def point_steps(self, chunk: _Chunk) -> int:
+        return len(chunk.indices) * self.expanded.configs[chunk.indices[0]].train.steps
+
+    def load(self, chunk: _Chunk) -> dict | None:
+        steps = self.expanded.configs[chunk.indices[0]].train.steps
+        return _load_chunk(chunk.path, len(chunk.indices), n_recorded(steps, self.record_every), self.record)
+
+    def compute(self, chunk: _Chunk, report) -> dict:
+        configs = [self.expanded.configs[i] for i in chunk.indices]
+        if self.engine == "reduced":
+            return chunks.reduced_chunk(configs, self.record_every, self.record, report)
+        return chunks.full_chunk(configs, chunk.size, self.record_every, self.record, report)
+
+    def identity_files(self) -> dict[str, bytes]:
+        return {MANIFEST: json_bytes(self.identity), "config.toml": cfg.to_toml(self.base).encode()}
+
+
+def _prepare(base, grid, seeds, out, record_every, summaries_only, engine, expanded) -> _Sweep:
+    grid = list(grid) if not isinstance(grid, str) else [grid]
+    if expanded is None:
+        expanded = check_sweep(base, grid, seeds, record_every, summaries_only, engine)
+    out = Path(out) if out is not None else default_sweep_dir(base, grid, seeds)
+    identity = sweep_identity(base, grid, seeds, record_every, summaries_only, engine)
+    return _Sweep(base, expanded, out, identity, record_every, not summaries_only, engine)
+
+
+def _check_out(sweep: _Sweep, force: bool) -> None:
+    check_sweep_dir(sweep.out, sweep.identity, force)
+    check_disk_space(sweep.expanded, sweep.out, sweep.record_every, sweep.record)
+
+
+def _compute_chunks(sweep: _Sweep, plan: list[_Chunk], todo: list[int], saved: dict, writer: "ChunkWriter",
+                    progress: bool) -> None:
+    """Compute the chunks `todo` of `plan` one after the other in this process, handing each to
+    `writer` and keeping its values in `saved` (by path)."""
+    total = sum(sweep.point_steps(plan[i]) for i in todo)
+    finished = 0
+    with StepProgress(total, "point-steps", enabled=progress and total > 0, description=f"{len(todo)} chunk(s)") as bar:
+        for i in todo:
+            chunk = plan[i]
+            values = sweep.compute(chunk, lambda done: bar.advance_to(finished + done))
+            finished += sweep.point_steps(chunk)
+            writer.write(chunk.path, values)
+            saved[chunk.path] = values
+
+
+def _write_results(sweep: _Sweep, plan: list[_Chunk], saved: dict) -> dict:
+    """Assemble every chunk's values (`saved`, by path) and write sweep.npz, summary.csv and
+    summary.json (last); the SweepResult's fields."""
+    expanded = sweep.expanded
+    chunk_values = [(chunk.indices, saved[chunk.path]) for chunk in plan]
+    chunk_values += [_copied_rows(chunk, saved[chunk.path]) for chunk in plan if chunk.copies]
+    metrics, summary = _assemble(expanded, chunk_values, sweep.record_every)
+    summaries = _summary_rows(expanded, summary)
+    coords = _coords(expanded)
+    steps = np.array([c.train.steps for c in expanded.configs], dtype=np.int64)
+    arrays = {**coords, **metrics, **{f"summary_{k}": v for k, v in summary.items()}, "steps": steps}
+    write_npz_atomic(sweep.out / "sweep.npz", arrays)
+    write_atomic(sweep.out / "summary.csv", _csv_bytes(expanded.keys, summaries))
+    identity = sweep.identity
+    document = {"grid": identity["grid"], "seeds": identity["seeds"], "keys": expanded.keys,
+                **{k: v for k, v in identity.items() if k not in ("grid", "seeds")},
+                "points": [{k: _json_value(v) for k, v in row.items()} for row in summaries]}
+    write_atomic(sweep.out / "summary.json", json_bytes(document))
+    return dict(grid=expanded, coords=coords, metrics=metrics, steps=steps, summaries=summaries, out=sweep.out,
+                record_every=sweep.record_every, engine=sweep.engine,
+                trained_points=sum(len(chunk.indices) for chunk in plan))
 
 
 def run_sweep(
@@ -448,8 +531,8 @@ def run_sweep(
     force: bool = False,
 ) -> SweepResult | None:
     """Train every point of the grid and save the results under `out` (default
-    sweeps/<hash of base, grid, seeds>); chunks already saved there are reused, not rerun,
-    and every chunk is saved as soon as it is computed.
+    sweeps/<sweep_digest>); chunks already saved there (by an interrupted run, or by shards,
+    `run_shard`) are reused, not rerun, and every chunk is saved as soon as it is computed.
 
     record_every: record metrics every N steps (and at the last step); summaries_only:
     record none (the summaries always come from every step). engine: "full" (the fast exact
@@ -465,39 +548,25 @@ def run_sweep(
     memory needed or the directory is bad, or when the free disk space is too small
     (`check_disk_space`)."""
     processes = processes or Processes()
-    grid = list(grid) if not isinstance(grid, str) else [grid]
-    if expanded is None:
-        expanded = check_sweep(base, grid, seeds, record_every, summaries_only, engine)
-    record = not summaries_only
-    out = Path(out) if out is not None else default_sweep_dir(base, grid, seeds)
-    identity = sweep_identity(base, grid, seeds, record_every, summaries_only, engine)
-
-    def check_out():
-        if processes.writer:
-            check_sweep_dir(out, identity, force)
-            check_disk_space(expanded, out, record_every, record)
-
-    check_out()  # before anything is created
+    sweep = _prepare(base, grid, seeds, out, record_every, summaries_only, engine, expanded)
+    out = sweep.out
+    if processes.writer:
+        _check_out(sweep, force)  # before anything is created
     # one writer at a time (`claim_dir`); the checks again, now that no other process can write
     with claim_dir(out) if processes.writer else contextlib.nullcontext():
-        check_out()
-        plan, n_groups = _plan(expanded, out, engine, record_every, record)
-
-        def recorded_columns(chunk):
-            return n_recorded(expanded.configs[chunk.indices[0]].train.steps, record_every)
-
         if processes.writer:
-            out.mkdir(parents=True, exist_ok=True)
+            _check_out(sweep, force)
+        plan, n_groups = _plan(sweep.expanded, out, engine, record_every, sweep.record)
+        if processes.writer:
             (out / "summary.json").unlink(missing_ok=True)  # the directory is incomplete until the end
-            write_atomic(out / MANIFEST, json_bytes(identity))
-            write_atomic(out / "config.toml", cfg.to_toml(base).encode())
+            write_identity_files(out, sweep.identity_files(), write_atomic, exclusive=True)
             (out / "groups").mkdir(exist_ok=True)
             if force:
                 remove_stale_chunks(out, {chunk.path.name for chunk in plan})
         saved = {}
         if processes.writer:
             for chunk in plan:
-                values = _load_chunk(chunk.path, len(chunk.indices), recorded_columns(chunk), record)
+                values = sweep.load(chunk)
                 if values is not None:
                     saved[chunk.path] = values
         missing = [i for i, chunk in enumerate(plan) if chunk.path not in saved]
@@ -506,53 +575,77 @@ def run_sweep(
             flags[missing] = True
             missing = np.flatnonzero(np.asarray(distributed.broadcast(flags))).tolist()
 
-        total = sum(len(plan[i].indices) * expanded.configs[plan[i].indices[0]].train.steps for i in missing)
-        finished = [0]
-        bar = StepProgress(total, "point-steps", enabled=progress and processes.writer and total > 0,
-                           description=f"{len(missing)} chunk(s)")
-
-        def compute(chunk, report):
-            configs = [expanded.configs[i] for i in chunk.indices]
-            if engine == "reduced":
-                return chunks.reduced_chunk(configs, record_every, record, report)
-            return chunks.full_chunk(configs, chunk.size, record_every, record, report)
-
         start, clock = time.perf_counter(), dataclasses.replace(chunks.CLOCK)
         with ChunkWriter() as writer:  # on leaving, every computed chunk is on disk (or its write failed here)
-            with bar:
-                if processes.count == 1:
-                    for i in missing:
-                        chunk = plan[i]
-                        values = compute(chunk, lambda done: bar.advance_to(finished[0] + done))
-                        finished[0] += len(chunk.indices) * expanded.configs[chunk.indices[0]].train.steps
-                        writer.write(chunk.path, values)
-                        saved[chunk.path] = values
-                else:
-                    _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded, writer)
+            if processes.count == 1:
+                _compute_chunks(sweep, plan, missing, saved, writer, progress)
+            else:
+                total = sum(sweep.point_steps(plan[i]) for i in missing)
+                with StepProgress(total, "point-steps", enabled=progress and processes.writer and total > 0,
+                                  description=f"{len(missing)} chunk(s)") as bar:
+                    _run_distributed(plan, missing, processes, sweep, saved, bar, writer)
             seconds = time.perf_counter() - start
             if not processes.writer:
                 return None
-            # assembled while the last chunk is written
-            chunk_values = [(chunk.indices, saved[chunk.path]) for chunk in plan]
-            chunk_values += [_copied_rows(chunk, saved[chunk.path]) for chunk in plan if chunk.copies]
-            metrics, summary = _assemble(expanded, chunk_values, record_every)
-        summaries = _summary_rows(expanded, summary)
-        coords = _coords(expanded)
-        steps = np.array([c.train.steps for c in expanded.configs], dtype=np.int64)
-        arrays = {**coords, **metrics, **{f"summary_{k}": v for k, v in summary.items()}, "steps": steps}
-        write_npz_atomic(out / "sweep.npz", arrays)
-        write_atomic(out / "summary.csv", _csv_bytes(expanded.keys, summaries))
-        document = {"grid": identity["grid"], "seeds": identity["seeds"], "keys": expanded.keys,
-                    **{k: v for k, v in identity.items() if k not in ("grid", "seeds")},
-                    "points": [{k: _json_value(v) for k, v in row.items()} for row in summaries]}
-        write_atomic(out / "summary.json", json_bytes(document))
-        return SweepResult(
-            grid=expanded, coords=coords, metrics=metrics, steps=steps, summaries=summaries, out=out,
-            record_every=record_every, engine=engine, seconds=seconds, clock=chunks.CLOCK.since(clock),
-            computed_chunks=len(missing),
-            reused_chunks=len(plan) - len(missing), n_groups=n_groups,
-            trained_points=sum(len(chunk.indices) for chunk in plan),
-        )
+            fields = _write_results(sweep, plan, saved)  # assembled while the last chunk is written
+        return SweepResult(**fields, seconds=seconds, clock=chunks.CLOCK.since(clock), computed_chunks=len(missing),
+                           reused_chunks=len(plan) - len(missing), n_groups=n_groups)
+
+
+def run_shard(
+    base: Config,
+    grid: list[str] | tuple[str, ...] = (),
+    seeds: int = 1,
+    out: str | Path | None = None,
+    *,
+    shard: Shard,
+    progress: bool = False,
+    record_every: int = 1,
+    summaries_only: bool = False,
+    engine: str = "full",
+    expanded: Grid | None = None,
+) -> ShardReport:
+    """Compute the chunks of `shard` (`cpi.core.shards.Shard.share` of the sweep's plan) that
+    are not saved yet into `out`, the directory `run_sweep` writes, beside other shards of
+    the same sweep running at the same time: no lock is held while computing; the manifest
+    and config.toml are written only when absent and must be this sweep's; chunks are
+    written atomically. A shard that then finds every chunk of the sweep saved takes the
+    directory's lock (when free) and writes sweep.npz and the summaries, as `run_sweep` would.
+
+    Raises ConfigError (before anything is written) when a spec, a point, the engine, the
+    memory or the disk space needed is bad, or when `out` holds another sweep or a run."""
+    sweep = _prepare(base, grid, seeds, out, record_every, summaries_only, engine, expanded)
+    out = sweep.out
+    _check_out(sweep, force=False)
+    plan, n_groups = _plan(sweep.expanded, out, engine, record_every, sweep.record)
+    write_identity_files(out, sweep.identity_files(), write_atomic, exclusive=False)
+    (out / "groups").mkdir(exist_ok=True)
+    mine = shard.share(len(plan))
+    todo = [i for i in mine if sweep.load(plan[i]) is None]
+    start = time.perf_counter()
+    with ChunkWriter() as writer:
+        _compute_chunks(sweep, plan, todo, {}, writer, progress)
+    seconds = time.perf_counter() - start
+    missing = [i for i, chunk in enumerate(plan) if not chunk.path.exists()]
+    report = ShardReport(shard, len(mine), len(todo), missing, len(plan), seconds)
+    if missing:
+        return report
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(claim_dir(out))
+        except ConfigError:  # another process holds the directory: it assembles, or computes and assembles
+            return report
+        if finished_rows(out, sweep.identity, len(sweep.expanded), sweep.expanded.keys) is not None:
+            return report  # another shard has assembled it
+        saved = {chunk.path: sweep.load(chunk) for chunk in plan}
+        damaged = [i for i, chunk in enumerate(plan) if saved[chunk.path] is None]
+        if damaged:
+            report.missing = damaged
+            return report
+        fields = _write_results(sweep, plan, saved)
+        report.result = SweepResult(**fields, seconds=seconds, computed_chunks=len(todo),
+                                    reused_chunks=len(plan) - len(todo), n_groups=n_groups)
+    return report
 
 
 def _copied_rows(chunk: _Chunk, values: dict) -> tuple[list[int], dict]:
@@ -561,7 +654,7 @@ def _copied_rows(chunk: _Chunk, values: dict) -> tuple[list[int], dict]:
     return points, {k: np.asarray(v)[rows] for k, v in values.items()}
 
 
-def _run_distributed(plan, missing, processes, compute, saved, bar, finished, expanded, writer) -> None:
+def _run_distributed(plan, missing, processes, sweep: _Sweep, saved, bar, writer) -> None:
     """Deal the missing chunks of each shape group round-robin over the processes; after each
     round gather every process's chunk (padded to the group's chunk size) and let process 0
     save them. A process without a chunk in the last round sends its first chunk again."""
@@ -569,11 +662,12 @@ def _run_distributed(plan, missing, processes, compute, saved, bar, finished, ex
     for i in missing:
         by_group.setdefault(plan[i].group, []).append(i)
     p, rank = processes.count, processes.index
+    finished = 0
     for members in by_group.values():
         for start in range(0, len(members), p):
             round_ = members[start:start + p]
             mine = plan[round_[rank] if rank < len(round_) else round_[0]]
-            values = compute(mine, None)
+            values = sweep.compute(mine, None)
             padded = chunks.pad_rows(values, mine.size)
             gathered = distributed.gather(padded)
             for q, i in enumerate(round_):
@@ -583,8 +677,8 @@ def _run_distributed(plan, missing, processes, compute, saved, bar, finished, ex
                 if processes.writer:
                     writer.write(chunk.path, got)
                     saved[chunk.path] = got
-                finished[0] += n * expanded.configs[chunk.indices[0]].train.steps
-            bar.advance_to(finished[0])
+                finished += sweep.point_steps(chunk)
+            bar.advance_to(finished)
 
 
 def load_sweep(sweep_dir: str | Path) -> SweepResult:
