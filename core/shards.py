@@ -72,7 +72,7 @@ class ShardReport:
     result: Any = None
 
 
-def missing_note(missing_units: list[int], shard: Shard, unit: str = "chunk") -> str:
+def missing_note(missing_units: list[int], shard: Shard, units: str = "chunks") -> str:
     """Which shards owe the missing units: 'the chunks of shards 1/4, 3/4'."""
     owners = sorted({shard.owner(u) for u in missing_units})
-    return f"the {unit}s of shard{'s' if len(owners) > 1 else ''} " + ", ".join(f"{o}/{shard.count}" for o in owners)
+    return f"the {units} of shard{'s' if len(owners) > 1 else ''} " + ", ".join(f"{o}/{shard.count}" for o in owners)

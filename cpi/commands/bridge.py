@@ -163,7 +163,7 @@ def _sweep(args, config) -> int:
         report = run_interruptibly(lambda: run_shard(config, args.grid, args.seeds, out, shard=shard,
                                                      cache_dir=args.cache, progress=True, vmap=args.vmap), interrupted)
         if report.result is None:
-            print("\n".join(shard_lines(report, out, "batch", "runs", "cpi bridge")))
+            print("\n".join(shard_lines(report, out, "batches", "runs", "cpi bridge")))
             return 0
         print(f"cpi bridge: shard {shard}: every batch of the sweep is saved, so this shard wrote the results")
         result = report.result

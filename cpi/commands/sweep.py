@@ -191,17 +191,18 @@ def check_shard_flags(args, shard) -> None:
                           "shards are independent processes and need no coordinator")
 
 
-def shard_lines(report, out: Path, unit: str, folder: str, command: str) -> list[str]:
-    """What a shard that did not assemble the sweep says: what it computed, how many of the
-    sweep's units are saved, and what is missing or who assembles."""
+def shard_lines(report, out: Path, units: str, folder: str, command: str) -> list[str]:
+    """What a shard that did not assemble the sweep says: how many of its `units` ("chunks",
+    "batches") it computed, how many of the sweep's are saved, and which shards owe the
+    missing ones (or that every one is saved)."""
     shard, saved = report.shard, report.total - len(report.missing)
-    lines = [f"{command}: shard {shard}: computed {report.computed} of its {report.mine} {unit}(s) "
+    lines = [f"{command}: shard {shard}: computed {report.computed} of its {report.mine} {units} "
              f"({report.mine - report.computed} were saved already) in {report.seconds:.1f} s; "
-             f"{saved} of {report.total} {unit}(s) of this sweep are now saved under {out}/{folder}"]
+             f"{saved} of {report.total} {units} of this sweep are now saved under {out}/{folder}"]
     if report.missing:
-        lines.append(f"missing: {missing_note(report.missing, shard, unit)}; once every shard has finished, the "
-                     "same command without --shard assembles sweep.npz and the summaries (computing first any "
-                     f"{unit} still missing)")
+        lines.append(f"missing: {missing_note(report.missing, shard, units)}; once every shard has finished, the "
+                     "same command without --shard writes sweep.npz and the summaries (computing first any "
+                     "still missing)")
     else:
         lines.append("every one is saved; another process holds the directory or has written the results (rerun the "
                      "same command without --shard to print the table)")
@@ -279,9 +280,9 @@ def cmd_sweep(args) -> int:
         report = run_interruptibly(lambda: run_shard(base, args.grid, args.seeds, out, shard=shard, **options),
                                    interrupted)
         if report.result is None:
-            print("\n".join(shard_lines(report, out, "chunk", "groups", "cpi sweep")))
+            print("\n".join(shard_lines(report, out, "chunks", "groups", "cpi sweep")))
             return 0
-        print(f"cpi sweep: shard {shard}: computed {report.computed} of its {report.mine} chunk(s); every chunk "
+        print(f"cpi sweep: shard {shard}: computed {report.computed} of its {report.mine} chunks; every chunk "
               "of the sweep is saved, so this shard wrote the results")
         result = report.result
     else:
