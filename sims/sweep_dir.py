@@ -1,6 +1,7 @@
-"""What a sweep directory holds and whether a new sweep may write there: the manifest
+"""The toy's sweep directory (`cpi.core.sweep_dir` with the toy's identity): the manifest
 (`sweep.json`, written first) that names the sweep a directory computes, the check that
-refuses another sweep (or a run) there unless forced, and the removal of stale chunks.
+refuses another sweep (or a run) there unless forced, the removal of stale chunks, and
+whether a directory holds this sweep finished (`finished_rows`).
 """
 
 from __future__ import annotations
