@@ -134,7 +134,7 @@ def _sweep(args, config) -> int:
                                   saved_points, sweep_identity)
     from cpi.core.shards import parse_shard
 
-    from .sweep import check_shard_flags, run_interruptibly, shard_lines
+    from ..sweeps import check_shard_flags, run_interruptibly, shard_lines
 
     shard = parse_shard(args.shard)  # every bad flag exits 2 before anything runs
     check_shard_flags(args, shard)

@@ -13,15 +13,11 @@ warnings go to standard error.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from pathlib import Path
 
-from cpi.core.errors import ConfigError
-from cpi.core.shards import missing_note
-
-from ..arguments import (EXIT_INTERRUPTED, add_config_arguments, add_force, add_record_every, check_out_dir,
-                         describe_run, end_process, load_config)
+from ..arguments import add_config_arguments, add_force, add_record_every, check_out_dir, describe_run, load_config
+from ..sweeps import check_shard_flags, run_interruptibly, shard_lines
 
 FULL_TABLE_ROWS = 40
 TAIL_ROWS = 5
@@ -139,30 +135,6 @@ def clock_note(clock) -> str:
             f"not overlapped with building the worlds, stepping {clock.stepping:.1f} s)")
 
 
-def run_interruptibly(work, on_interrupt):
-    """`work()` in a worker thread; its result, or its exception re-raised here. On Ctrl-C
-    call `on_interrupt()` and end the process at once with status 130."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = work()
-        except BaseException as err:  # handed to the main thread
-            outcome["error"] = err
-
-    worker = threading.Thread(target=target, name="cpi-sweep", daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.1)
-    except KeyboardInterrupt:
-        on_interrupt()
-        end_process(EXIT_INTERRUPTED)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def _report_table(grid, summaries) -> None:
     """Print the inversion count and the table of `summaries` (stdout), and warn (stderr) of
     points that became non-finite."""
@@ -176,37 +148,6 @@ def _report_table(grid, summaries) -> None:
             "their rows say at which step",
             file=sys.stderr,
         )
-
-
-def check_shard_flags(args, shard) -> None:
-    """ConfigError when --shard comes with flags it cannot be combined with."""
-    if shard is None:
-        return
-    if args.force:
-        raise ConfigError(f"--shard {shard} cannot be combined with --force (a shard never deletes what other "
-                          "shards write); run without --shard to replace the directory")
-    if getattr(args, "coordinator", None) or getattr(args, "num_processes", None) is not None \
-            or getattr(args, "process_id", None) is not None:
-        raise ConfigError(f"--shard {shard} cannot be combined with --coordinator, --num-processes or --process-id; "
-                          "shards are independent processes and need no coordinator")
-
-
-def shard_lines(report, out: Path, units: str, folder: str, command: str) -> list[str]:
-    """What a shard that did not assemble the sweep says: how many of its `units` ("chunks",
-    "batches") it computed, how many of the sweep's are saved, and which shards owe the
-    missing ones (or that every one is saved)."""
-    shard, saved = report.shard, report.total - len(report.missing)
-    lines = [f"{command}: shard {shard}: computed {report.computed} of its {report.mine} {units} "
-             f"({report.mine - report.computed} were saved already) in {report.seconds:.1f} s; "
-             f"{saved} of {report.total} {units} of this sweep are now saved under {out}/{folder}"]
-    if report.missing:
-        lines.append(f"missing: {missing_note(report.missing, shard, units)}; once every shard has finished, the "
-                     "same command without --shard writes sweep.npz and the summaries (computing first any "
-                     "still missing)")
-    else:
-        lines.append("every one is saved; another process holds the directory or has written the results (rerun the "
-                     "same command without --shard to print the table)")
-    return lines
 
 
 def cmd_sweep(args) -> int:
