@@ -18,6 +18,7 @@ from typing import Any
 
 from cpi.core import store
 from cpi.core.errors import ConfigError
+from cpi.sims import config as sims_config
 from cpi.sims.schema import KeySpec, Schema
 
 
@@ -143,9 +144,8 @@ KEYS: dict[str, KeySpec] = {
 
 def group_counts(m: Mixture) -> dict[str, int]:
     """Finetuning points per group before filtering: round(fraction·n) for C, CF and S, the
-    rest C+S (as `cpi.sims.config.group_counts`)."""
-    n_c, n_cf, n_s = (round(f * m.n_train) for f in (m.context_critical, m.counterfactual, m.fact_recall))
-    return {"C": n_c, "CS": m.n_train - n_c - n_cf - n_s, "CF": n_cf, "S": n_s}
+    rest C+S (`cpi.sims.config.group_counts`, one count for S)."""
+    return sims_config.group_counts(m)
 
 
 def subject_budget(config: Config) -> dict[str, tuple[int, int]]:
@@ -185,9 +185,7 @@ def _check_config(config: Config) -> None:
                 f"gives {have} subjects {kind}, but the mixture and the held-out points need {need}; "
                 f"raise pretrain.n_subjects or lower mixture.n_train / n_test / n_aligned")
     if m.filter > 0:
-        counts = group_counts(m)
-        n_context = counts["C"] + counts["CS"] + counts["CF"]
-        if m.n_train - round(m.filter * n_context) < 1:
+        if sims_config.training_points_after_filter(m) < 1:
             raise ConfigError(f"mixture.filter = {m.filter:g} leaves no finetuning points; expected a smaller "
                               "filter or some mixture.fact_recall")
     if tr.momentum > 0 and tr.optimizer != "sgd":

@@ -1,6 +1,6 @@
 """Sweeps of the bridge over finetuning keys and seeds, reusing the pretrained models.
 
-A grid is the toy's (`cpi.sims.grid`: `section.key=start:stop:num` or `section.key=v1,v2,...`, the
+A grid is the toy's (`cpi.core.grid`: `section.key=start:stop:num` or `section.key=v1,v2,...`, the
 first spec varying slowest, then `seeds` consecutive train.seed values innermost), over the
 bridge's keys. `run_configs` computes a list of bridge configs: each pretrained model (one per
 `config.pretrain_digest`) is loaded or trained once and kept in memory for every point that
@@ -8,8 +8,9 @@ shares it, and the points that also share the train config (but for train.lr) an
 of their data (mixtures or learning rates at one seed, say) are finetuned together as one
 `jax.vmap`-ped computation (`finetune.finetune_batch`); `vmap=False` runs them one by one,
 bit for bit as `cpi.bridge.run.run`.
-Each point is saved as a run directory (`cpi bridge`'s files) named by a hash of its config,
-and reused when there.
+Each point is saved as a run directory (`cpi bridge`'s files) named by the key of its config
+(`config_digest`), and reused when there; the batches (`batches`) are the units a shard
+(`run_shard`) computes.
 
 `run_sweep` writes the toy's sweep directory: `sweep.json` (what the directory computes,
 written first), `config.toml` (the base config), `runs/<hash>/` (one point each), and at the
@@ -19,21 +20,22 @@ recorded steps, NaN where a point lacks it), `summary.csv` and `summary.json` (o
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import itertools
-import json
+import contextlib
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cpi.core.dir_lock import LOCK_NAME, claim_dir
+from cpi.core import grid as core_grid
+from cpi.core import store
+from cpi.core import sweep_dir as core_dir
+from cpi.core.dir_lock import claim_dir
 from cpi.core.errors import ConfigError
-from cpi.sims import grid
-from cpi.sims.grid import Axis
+from cpi.core.grid import Axis, Grid
+from cpi.core.shards import Shard, ShardReport
+from cpi.core.sweep_dir import MANIFEST  # noqa: F401  (the bridge's sweep-directory API)
 from cpi.sims.results import json_bytes, write_atomic, write_npz_atomic
 
 from . import config as bcfg
@@ -44,52 +46,51 @@ SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_relia
                   "rho_star")
 """The per-point summary values in summary.csv and sweep.npz (`summary_<field>`)."""
 
-MANIFEST = "sweep.json"
-
-
 # ---------------------------------------------------------------------------- the grid
 
 
 def parse_spec(spec: str) -> Axis:
     """One `section.key=start:stop:num` or `section.key=v1,v2,...` spec over the bridge's keys
-    (`cpi.sims.grid.parse_spec` with the bridge's schema); ConfigError naming the spec otherwise."""
-    return grid.parse_spec(spec, bcfg.SCHEMA)
+    (`cpi.core.grid.parse_spec` with the bridge's schema); ConfigError naming the spec otherwise."""
+    return core_grid.parse_spec(spec, bcfg.SCHEMA)
 
 
-def expand_grid(base: Config, grid=(), seeds: int = 1) -> tuple[list[dict], list[Config]]:
-    """(swept values, validated config) of every point: the Cartesian product of the specs,
-    then `seeds` seeds from base train.seed; ConfigError naming the spec or point that is bad."""
-    grid = [grid] if isinstance(grid, str) else list(grid)
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"--seeds must be an integer >= 1, got {seeds!r}")
-    axes = []
-    for spec in grid:
-        axis = parse_spec(spec)
-        if any(a.key == axis.key for a in axes) or (seeds > 1 and axis.key == "train.seed"):
-            raise ConfigError(f"--grid {spec!r}: {axis.key} is already swept")
-        axes.append(axis)
-    points, configs = [], []
-    for values in itertools.product(*(a.values for a in axes)):
-        point = dict(zip((a.key for a in axes), values))
-        for offset in range(seeds):
-            overrides = {**point, **({"train.seed": base.train.seed + offset} if seeds > 1 else {})}
-            try:
-                configs.append(bcfg.with_values(base, overrides))
-            except ConfigError as err:
-                where = ", ".join(f"{k}={v!r}" for k, v in overrides.items()) or "the base config"
-                raise ConfigError(f"grid point {where}: {err}") from None
-            points.append(point)
-    return points, configs
+def expand_grid(base: Config, grid=(), seeds: int = 1) -> Grid:
+    """Every point of the grid over the bridge's keys (`cpi.core.grid.expand_grid`): the
+    Cartesian product of the specs, then `seeds` seeds from base train.seed; ConfigError
+    naming the spec or point that is bad."""
+    return core_grid.expand_grid(base, grid, seeds, schema=bcfg.SCHEMA)
 
 
 def config_digest(config: Config) -> str:
-    """12 hex digits of the SHA-256 of a config's TOML: the name of its run directory."""
-    return hashlib.sha256(bcfg.to_toml(config).encode()).hexdigest()[:12]
+    """The key of a config's TOML (`cpi.core.store.BRIDGE_RUN`, as `cpi bridge` names a run): the
+    name of its run directory in a sweep."""
+    return store.BRIDGE_RUN.key(bcfg.to_toml(config))
 
 
 def sweep_digest(base: Config, grid, seeds: int = 1) -> str:
-    text = bcfg.to_toml(base) + json.dumps({"grid": [s.strip() for s in grid], "seeds": int(seeds)})
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    """The key of the base config, grid specs and seeds (`cpi.core.sweep_dir.sweep_digest` of
+    kind "bridge-sweep")."""
+    return core_dir.sweep_digest(store.BRIDGE_SWEEP, bcfg.to_toml(base), grid, seeds)
+
+
+def default_sweep_dir(base: Config, grid, seeds: int = 1) -> Path:
+    """sweeps/bridge-<sweep_digest>."""
+    return Path("sweeps") / f"bridge-{sweep_digest(base, grid, seeds)}"
+
+
+def sweep_identity(base: Config, grid, seeds: int = 1) -> dict:
+    """What makes two bridge sweeps the same sweep (the manifest): the kind, the grid specs,
+    the seeds and the base config's SHA-256."""
+    return {"kind": "bridge", "grid": core_dir.grid_specs(grid), "seeds": int(seeds),
+            "base_config_sha256": core_dir.config_sha256(bcfg.to_toml(base))}
+
+
+def check_sweep_dir(out: str | Path, identity: dict, force: bool = False) -> None:
+    """ConfigError when `out` holds another sweep or a run, unless `force`
+    (`cpi.core.sweep_dir.check_sweep_dir`); the same sweep is resumed."""
+    core_dir.check_sweep_dir(out, identity, force,
+                             forced="the saved points are kept; they are named by their configs")
 
 
 # ---------------------------------------------------------------------------- computing points
@@ -107,13 +108,27 @@ def load_point(run_dir: Path) -> tuple[dict, dict] | None:
     return (saved.metrics, saved.summary) if saved.kind == BRIDGE_RUN else None
 
 
-def _batch_key(config: Config, n_points: int) -> tuple:
+def _batch_key(config: Config) -> tuple:
     """Points with the same key finetune as one vmapped batch: one pretrained model, one train
-    config but for the learning rate, the same data shapes."""
+    config but for the learning rate, the same data shapes (finetuning points after the
+    filter, test and aligned points)."""
+    from cpi.sims.config import training_points_after_filter
+
     from .finetune import program_train
 
     m = config.mixture
-    return (bcfg.pretrain_digest(config), program_train(config.train), n_points, m.n_test, m.n_aligned)
+    return (bcfg.pretrain_digest(config), program_train(config.train), training_points_after_filter(m),
+            m.n_test, m.n_aligned)
+
+
+def batches(configs, vmap: bool = True) -> list[list[int]]:
+    """The indices of `configs` in batches that finetune together (`_batch_key`; one point
+    each without `vmap`), batches in order of their first point. A sweep computes each batch
+    whole, so that a point's numbers do not depend on which others were computed with it."""
+    found: dict = {}
+    for i, config in enumerate(configs):
+        found.setdefault(_batch_key(config) if vmap else i, []).append(i)
+    return list(found.values())
 
 
 def run_configs(configs, cache_dir=None, runs_dir=None, vmap: bool = True, progress=None) -> list[tuple[dict, dict]]:
@@ -136,19 +151,17 @@ def run_configs(configs, cache_dir=None, runs_dir=None, vmap: bool = True, progr
     done = [sum(o is not None for o in out)]
     if progress:
         progress(done[0], len(configs))
-    by_digest: dict[str, list[int]] = {}
-    for i, c in enumerate(configs):
-        if out[i] is None:
-            by_digest.setdefault(bcfg.pretrain_digest(c), []).append(i)
-    for members in by_digest.values():
+    by_digest: dict[str, list[list[int]]] = {}  # the batches of missing points, by pretrained model
+    missing = [i for i in range(len(configs)) if out[i] is None]
+    for batch in batches([configs[i] for i in missing], vmap):
+        batch = [missing[j] for j in batch]
+        by_digest.setdefault(bcfg.pretrain_digest(configs[batch[0]]), []).append(batch)
+    for digest_batches in by_digest.values():
+        members = [i for batch in digest_batches for i in batch]
         worlds = {i: corpus.build_world(configs[i]) for i in members}
         model, _ = pretrained(configs[members[0]], worlds[members[0]].vocab, cache_dir)
         prepared = {i: prepare(configs[i], model, worlds[i]) for i in members}
-        batches: dict[tuple, list[int]] = {}
-        for i in members:
-            key = _batch_key(configs[i], len(prepared[i][1].target)) if vmap else (i,)
-            batches.setdefault(key, []).append(i)
-        for batch in batches.values():
+        for batch in digest_batches:
             train = configs[batch[0]].train
             if len(batch) == 1:
                 rows = [finetune(model, train, prepared[batch[0]][2])]
@@ -202,57 +215,105 @@ def _row(point: dict, config: Config, summary: dict) -> dict:
 
 
 def _csv_bytes(keys: list[str], rows: list[dict]) -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    columns = [*keys, "seed", *SUMMARY_FIELDS]
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow(["" if row[c] is None else str(row[c]).lower() if isinstance(row[c], bool)
-                         else repr(row[c]) if isinstance(row[c], float) else str(row[c]) for c in columns])
-    return buffer.getvalue().encode()
+    return core_dir.csv_bytes([*keys, "seed", *SUMMARY_FIELDS], rows)
+
+
+def saved_points(configs, out: Path) -> list[bool]:
+    """Whether each config's point is saved under out/runs (its summary.json, written last,
+    is there)."""
+    return [(Path(out) / "runs" / config_digest(c) / "summary.json").exists() for c in configs]
+
+
+def _write_results(expanded: Grid, identity: dict, out: Path, computed: list[tuple[dict, dict]]) -> "BridgeSweep":
+    """Write sweep.npz, summary.csv and summary.json (last) from every point's (metrics, summary)."""
+    points, configs = list(expanded.points), list(expanded.configs)
+    metrics = stack_metrics(computed)
+    summaries = [s for _, s in computed]
+    keys = expanded.keys
+    rows = [_row(p, c, s) for p, c, s in zip(points, configs, summaries)]
+    coords = {k: np.array([p[k] for p in points]) for k in keys}
+    coords["seed"] = np.array([c.train.seed for c in configs], dtype=np.int64)
+    table = {f"summary_{f}": np.array([np.nan if r[f] is None else r[f] for r in rows]) for f in SUMMARY_FIELDS}
+    write_npz_atomic(out / "sweep.npz", {**coords, **metrics, **table})
+    write_atomic(out / "summary.csv", _csv_bytes(keys, rows))
+    write_atomic(out / "summary.json", json_bytes({**identity, "keys": keys, "points": rows}))
+    return BridgeSweep(points, configs, metrics, summaries, out)
+
+
+def _identity_files(base: Config, identity: dict) -> dict[str, bytes]:
+    return {MANIFEST: json_bytes(identity), "config.toml": bcfg.to_toml(base).encode()}
 
 
 def run_sweep(base: Config, grid=(), seeds: int = 1, out=None, cache_dir=None, progress: bool = False,
               vmap: bool = True, force: bool = False) -> BridgeSweep:
     """Run every point of the grid (`run_configs`) and write the sweep directory `out` (default
-    sweeps/bridge-<sweep_digest>); points already saved there are reused. A directory holding
-    another sweep is refused (ConfigError) unless `force`."""
+    sweeps/bridge-<sweep_digest>); points already saved there (by an interrupted run, or by
+    shards, `run_shard`) are reused. A directory holding another sweep is refused
+    (ConfigError) unless `force`."""
     from cpi.core.progress import StepProgress
 
-    grid = [grid] if isinstance(grid, str) else [s.strip() for s in grid]
-    points, configs = expand_grid(base, grid, seeds)
-    out = Path(out) if out is not None else Path("sweeps") / f"bridge-{sweep_digest(base, grid, seeds)}"
-    identity = {"kind": "bridge", "grid": grid, "seeds": int(seeds),
-                "base_config_sha256": hashlib.sha256(bcfg.to_toml(base).encode()).hexdigest()}
-    _check_sweep_dir(out, identity, force)
+    expanded = expand_grid(base, grid, seeds)
+    out = Path(out) if out is not None else default_sweep_dir(base, grid, seeds)
+    identity = sweep_identity(base, grid, seeds)
+    check_sweep_dir(out, identity, force)
     with claim_dir(out):  # one writer at a time; the check again, now that no other can write
-        _check_sweep_dir(out, identity, force)
+        check_sweep_dir(out, identity, force)
         (out / "summary.json").unlink(missing_ok=True)
-        write_atomic(out / MANIFEST, json_bytes(identity))
-        write_atomic(out / "config.toml", bcfg.to_toml(base).encode())
-        with StepProgress(len(configs), "run", enabled=progress, description="bridge sweep") as bar:
-            computed = run_configs(configs, cache_dir, out / "runs", vmap, lambda done, _: bar.advance_to(done))
-        metrics = stack_metrics(computed)
-        summaries = [s for _, s in computed]
-        keys = list(points[0]) if points else []
-        rows = [_row(p, c, s) for p, c, s in zip(points, configs, summaries)]
-        coords = {k: np.array([p[k] for p in points]) for k in keys}
-        coords["seed"] = np.array([c.train.seed for c in configs], dtype=np.int64)
-        table = {f"summary_{f}": np.array([np.nan if r[f] is None else r[f] for r in rows]) for f in SUMMARY_FIELDS}
-        write_npz_atomic(out / "sweep.npz", {**coords, **metrics, **table})
-        write_atomic(out / "summary.csv", _csv_bytes(keys, rows))
-        write_atomic(out / "summary.json", json_bytes({**identity, "keys": keys, "points": rows}))
-        return BridgeSweep(points, configs, metrics, summaries, out)
+        core_dir.write_identity_files(out, _identity_files(base, identity), write_atomic, exclusive=True)
+        with StepProgress(len(expanded), "run", enabled=progress, description="bridge sweep") as bar:
+            computed = run_configs(expanded.configs, cache_dir, out / "runs", vmap,
+                                   lambda done, _: bar.advance_to(done))
+        return _write_results(expanded, identity, out, computed)
 
 
-def _check_sweep_dir(out: Path, identity: dict, force: bool) -> None:
-    """ConfigError when `out` holds anything but this bridge sweep (`identity`), unless `force`."""
-    if force or not out.is_dir() or not any(p.name != LOCK_NAME for p in out.iterdir()):
-        return
+def run_shard(base: Config, grid=(), seeds: int = 1, out=None, *, shard: Shard, cache_dir=None,
+              progress: bool = False, vmap: bool = True) -> ShardReport:
+    """Compute the batches of `shard` (`cpi.core.shards.Shard.share` of `batches`) whose points
+    are not all saved yet into `out`, the directory `run_sweep` writes, beside other shards
+    of the same sweep running at the same time: no lock is held while computing; the
+    manifest and config.toml are written only when absent and must be this sweep's; each
+    point's files are written atomically. A shard that then finds every point saved takes
+    the directory's lock (when free) and writes sweep.npz and the summaries, as `run_sweep`
+    would. ConfigError (before anything is written) when `out` holds another sweep or a run."""
+    from cpi.core.progress import StepProgress
+
+    expanded = expand_grid(base, grid, seeds)
+    configs = list(expanded.configs)
+    out = Path(out) if out is not None else default_sweep_dir(base, grid, seeds)
+    identity = sweep_identity(base, grid, seeds)
+    check_sweep_dir(out, identity)
+    core_dir.write_identity_files(out, _identity_files(base, identity), write_atomic, exclusive=False)
+    units = batches(configs, vmap)
+    mine = shard.share(len(units))
+    saved = saved_points(configs, out)
+    todo = [u for u in mine if not all(saved[i] for i in units[u])]
+    points = sorted(i for u in todo for i in units[u])
+    start = time.perf_counter()
+    with StepProgress(len(points), "run", enabled=progress and bool(points), description=f"shard {shard}") as bar:
+        run_configs([configs[i] for i in points], cache_dir, out / "runs", vmap, lambda done, _: bar.advance_to(done))
+    saved = saved_points(configs, out)
+    missing = [u for u, members in enumerate(units) if not all(saved[i] for i in members)]
+    report = ShardReport(shard, len(mine), len(todo), missing, len(units), time.perf_counter() - start)
+    if missing:
+        return report
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(claim_dir(out))
+        except ConfigError:  # another process holds the directory: it assembles
+            return report
+        if _finished(out, identity, len(configs)):
+            return report  # another shard has assembled it
+        report.result = _write_results(expanded, identity, out, run_configs(configs, cache_dir, out / "runs", vmap))
+    return report
+
+
+def _finished(out: Path, identity: dict, n_points: int) -> bool:
+    """Whether `out` holds this sweep's summary.json with a row per point."""
+    import json
+
     try:
-        same = json.loads((out / MANIFEST).read_text()) == identity
+        document = json.loads((out / "summary.json").read_text())
     except (OSError, ValueError):
-        same = False
-    if not same:
-        raise ConfigError(f"--out {str(out)!r} holds something other than this bridge sweep; choose another "
-                          "directory, or --force to write there anyway")
+        return False
+    return (isinstance(document, dict) and all(document.get(k) == v for k, v in identity.items())
+            and isinstance(document.get("points"), list) and len(document["points"]) == n_points)

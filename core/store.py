@@ -76,4 +76,16 @@ PRETRAINED_TABLE = Kind("pretrained-table", 1, "the config keys a learned W_V de
 CHECKPOINT = Kind("checkpoint", 1, "the bridge config keys its pretrained transformer depends on "
                   "([transformer], [pretrain], train.seed)")
 
-KINDS: tuple[Kind, ...] = (RUN, BRIDGE_RUN, EXPERIMENT, VALUE_TRAINING, PRETRAINED_TABLE, CHECKPOINT)
+SWEEP = Kind("sweep", 1, "a toy sweep's base config TOML, grid specs and seeds: sweeps/<key>")
+BRIDGE_SWEEP = Kind("bridge-sweep", 1, "a bridge sweep's base config TOML, grid specs and seeds: "
+                    "sweeps/bridge-<key>")
+CHUNK = Kind("chunk", 6, "the resolved configs of a chunk's points, in order, the engine and what is recorded: "
+             "<sweep>/groups/<key>.npz")
+KINDS: tuple[Kind, ...] = (RUN, BRIDGE_RUN, EXPERIMENT, VALUE_TRAINING, PRETRAINED_TABLE, CHECKPOINT, SWEEP,
+                           BRIDGE_SWEEP, CHUNK)
+
+
+def fingerprint(text: str) -> str:
+    """All 64 hex digits of the SHA-256 of `text`: what a manifest records of a config (its
+    `base_config_sha256`), to compare, never to name a file."""
+    return hashlib.sha256(text.encode()).hexdigest()

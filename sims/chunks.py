@@ -18,7 +18,6 @@ full-batch GD and the embeddings are the paper's (`reduced_engine_problem` says 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import threading
 import time
 from typing import Callable
@@ -30,14 +29,12 @@ from cpi.theory.groups import GROUPS, TRAINING_GROUPS, theory_indices, training_
 
 from . import config as cfg
 from . import engine, optimizers, packing
+from cpi.core import store
+
 from .budget import recorded_bytes, world_bytes
 from .config import Config
 from .pretraining import world_strengths
 from .world import build_world, embedding_key
-
-CACHE_VERSION = 5
-"""Part of every chunk's cache key; bump it when the simulator's numbers change."""
-
 
 @dataclasses.dataclass
 class EngineClock:
@@ -80,21 +77,13 @@ SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_relia
 """A sweep's columns for each point: the reliance summary of every step, the first non-finite
 step, and the strengths δ_C, δ_M its pretrained W_V achieves (`cpi.sims.pretraining.achieved_strengths`)."""
 
-def training_points_after_filter(config: Config) -> int:
-    """Training points left after `mixture.filter` drops round(filter · #context-bearing)
-    of them (`cpi.sims.world.filter_points`), from the counts alone."""
-    counts = cfg.group_counts(config.mixture)
-    n = config.mixture.n_train
-    return n - round(config.mixture.filter * (n - counts["S_seen"] - counts["S_unseen"]))
-
-
 def shape_key(config: Config) -> tuple:
     """Everything static about a point: the shapes of its packed world (vocabulary,
     relations, training points after filtering, test and aligned points), the number of
     steps, the dtype, whether W_V trains, the optimizer, the batch size and whether weights
     decay. Computed from the config (no world is built)."""
     w, m, t = config.world, config.mixture, config.train
-    return (w.n_subjects, w.n_answers, w.n_relations, training_points_after_filter(config),
+    return (w.n_subjects, w.n_answers, w.n_relations, cfg.training_points_after_filter(config.mixture),
             m.n_test, m.n_aligned, t.steps, t.dtype, t.value_lr > 0, t.optimizer, t.batch_size, t.weight_decay > 0)
 
 
@@ -167,10 +156,9 @@ def chunk_hash(configs, engine_name: str, record_every: int, record: bool) -> st
     """The cache key of a chunk: its points' resolved configs, in order, and what is recorded.
     A config's repr names every field and writes floats exactly (and is 20x faster to make
     than its TOML, which counts in a 10^4-point sweep)."""
-    head = f"cache {CACHE_VERSION} engine {engine_name} record_every {record_every} record {record}\n"
+    head = f"engine {engine_name} record_every {record_every} record {record}\n"
     memo: dict[int, str] = {}
-    text = head + "\n".join(config_repr(c, memo) for c in configs)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return store.CHUNK.key(head + "\n".join(config_repr(c, memo) for c in configs))
 
 
 def config_repr(config: Config, memo: dict[int, str]) -> str:

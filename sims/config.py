@@ -194,36 +194,40 @@ def seeds_matter(config: "Config") -> bool:
     return config.train.batch_size > 0 or config.world.embeddings == "random"
 
 
-def group_counts(mixture: Mixture) -> dict[str, int]:
+def group_counts(mixture) -> dict[str, int]:
     """Training-point counts per group: round(fraction·n_train) for C, CF and S (Python's
-    round, half to even), C+S takes what is left; S splits into seen and unseen likewise."""
+    round, half to even), C+S takes what is left; S splits into seen and unseen likewise for
+    a mixture with `fact_recall_seen` (the toy's), and stays one count "S" for one without
+    (the bridge's, `cpi.bridge.config.group_counts`)."""
     n = mixture.n_train
     n_c = round(mixture.context_critical * n)
     n_cf = round(mixture.counterfactual * n)
     n_s = round(mixture.fact_recall * n)
-    n_s_seen = round(mixture.fact_recall_seen * n_s)
-    return {
-        "C": n_c,
-        "CS": n - n_c - n_cf - n_s,
-        "CF": n_cf,
-        "S_seen": n_s_seen,
-        "S_unseen": n_s - n_s_seen,
-    }
+    counts = {"C": n_c, "CS": n - n_c - n_cf - n_s, "CF": n_cf}
+    seen = getattr(mixture, "fact_recall_seen", None)
+    if seen is None:
+        return {**counts, "S": n_s}
+    n_s_seen = round(seen * n_s)
+    return {**counts, "S_seen": n_s_seen, "S_unseen": n_s - n_s_seen}
 
 
-def training_points_after_filter(mixture: Mixture) -> int:
-    """Training points left after `mixture.filter` drops round(filter · #context-bearing
-    points) of them (`cpi.sims.world.filter_points`), from the counts alone."""
+def context_points(mixture) -> int:
+    """Training points that carry a context (C, C+S and CF), before filtering."""
     counts = group_counts(mixture)
-    n_context = mixture.n_train - counts["S_seen"] - counts["S_unseen"]
-    return mixture.n_train - round(mixture.filter * n_context)
+    return counts["C"] + counts["CS"] + counts["CF"]
+
+
+def training_points_after_filter(mixture) -> int:
+    """Training points left after `mixture.filter` drops round(filter · #context-bearing
+    points) of them (`cpi.sims.world.filter_points`, `cpi.bridge.corpus.filter_points`), from
+    the counts alone; the toy's mixtures and the bridge's alike."""
+    return mixture.n_train - round(mixture.filter * context_points(mixture))
 
 
 def _check_filter(m: Mixture) -> None:
     if m.filter == 0 or training_points_after_filter(m) > 0:
         return
-    counts = group_counts(m)
-    n_context = m.n_train - counts["S_seen"] - counts["S_unseen"]
+    n_context = context_points(m)
     limit = (n_context - 0.5) / n_context  # round(f·n_context) < n_context below it
     raise ConfigError(
         f"mixture.filter = {m.filter:g}: the filter leaves no training points (it drops "

@@ -1,23 +1,25 @@
-"""What a sweep directory holds and whether a new sweep may write there: the manifest
+"""The toy's sweep directory (`cpi.core.sweep_dir` with the toy's identity): the manifest
 (`sweep.json`, written first) that names the sweep a directory computes, the check that
-refuses another sweep (or a run) there unless forced, and the removal of stale chunks.
+refuses another sweep (or a run) there unless forced, the removal of stale chunks, and
+whether a directory holds this sweep finished (`finished_rows`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import zipfile
 from pathlib import Path
 
+from cpi.core import sweep_dir as core
+from cpi.core.errors import ConfigError  # noqa: F401  (raised by the checks)
+from cpi.core.sweep_dir import MANIFEST  # noqa: F401  (the toy's sweep-directory API)
+
 from . import config as cfg
 from .config import Config
-from cpi.core.errors import ConfigError
 
-MANIFEST = "sweep.json"
-"""Written first into a sweep directory: what it computes (base config, grid, seeds, what is
-recorded, engine), so that a rerun can tell a resumed sweep from another one."""
+FLAGS = {"record_every": "--record-every", "summaries_only": "--summaries-only", "engine": "--engine"}
+"""The toy's identity keys beyond `cpi.core.sweep_dir.IDENTITY_FLAGS`, as the user changes them."""
 
 
 def sweep_identity(base: Config, grid, seeds: int = 1, record_every: int = 1, summaries_only: bool = False,
@@ -25,59 +27,28 @@ def sweep_identity(base: Config, grid, seeds: int = 1, record_every: int = 1, su
     """What makes two sweeps the same sweep: the resolved base config, the grid specs, the
     seeds, what is recorded and the engine."""
     return {
-        "grid": [s.strip() for s in ([grid] if isinstance(grid, str) else grid)],
+        "grid": core.grid_specs(grid),
         "seeds": int(seeds),
         "record_every": int(record_every),
         "summaries_only": bool(summaries_only),
         "engine": engine,
-        "base_config_sha256": hashlib.sha256(cfg.to_toml(base).encode()).hexdigest(),
+        "base_config_sha256": core.config_sha256(cfg.to_toml(base)),
     }
-
-
-def _saved_identity(out: Path) -> dict | None:
-    """The identity recorded in a sweep directory (its manifest, else the summary of a
-    sweep written before manifests existed); None when it holds no sweep."""
-    for name in (MANIFEST, "summary.json"):
-        path = out / name
-        if path.exists():
-            try:
-                document = json.loads(path.read_text())
-            except (OSError, ValueError):
-                return {"unreadable": name}
-            return {k: document.get(k) for k in ("grid", "seeds", "record_every", "summaries_only", "engine",
-                                                 "base_config_sha256")}
-    return None
 
 
 def check_sweep_dir(out: str | Path, identity: dict, force: bool = False) -> None:
     """ConfigError when `out` holds another sweep (a different base config, grid, seeds,
-    recording or engine) or a run, unless `force`. The same sweep is resumed."""
-    out = Path(out)
-    if force or not out.is_dir():
-        return
-    if (out / "metrics.npz").exists() and not (out / MANIFEST).exists():
-        raise ConfigError(f"--out {str(out)!r} holds a run, not a sweep; choose another directory "
-                          "(or --force to write the sweep there anyway)")
-    saved = _saved_identity(out)
-    if saved is None or saved == identity:
-        return
-    names = {"grid": "--grid", "seeds": "--seeds", "record_every": "--record-every",
-             "summaries_only": "--summaries-only", "engine": "--engine", "base_config_sha256": "the base config"}
-    differ = [names[k] for k in names if saved.get(k) != identity.get(k)] or ["its files"]
-    raise ConfigError(
-        f"--out {str(out)!r} holds another sweep (it differs in {', '.join(differ)}); choose another "
-        "directory, or --force to replace it (chunks the two sweeps share are kept, the others deleted)"
-    )
+    recording or engine; a sweep written before manifests is told by its summary.json) or a
+    run, unless `force`. The same sweep is resumed."""
+    core.check_sweep_dir(out, identity, force, FLAGS, legacy=("summary.json",),
+                         forced="chunks the two sweeps share are kept, the others deleted")
 
 
 def remove_stale_chunks(out: Path, keep: set[str]) -> int:
     """Delete the files under out/groups not named in `keep` (the chunks of the sweep about
     to run; the rest are other sweeps' chunks or temporary files of an interrupted write);
     returns how many."""
-    stale = [p for p in (out / "groups").iterdir() if p.is_file() and p.name not in keep]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
+    return core.remove_stale(out / "groups", keep)
 
 
 FLOAT_COLUMNS = ("initial_reliance", "peak_reliance", "final_reliance", "achieved_delta_c", "achieved_delta_m")

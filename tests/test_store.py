@@ -32,11 +32,6 @@ def test_a_string_payload_is_keyed_as_it_is_and_the_path_follows_the_layout(tmp_
 
 ROOT = Path(__file__).resolve().parents[1]
 
-NOT_YET = {"sims/sweep.py", "sims/chunks.py", "sims/sweep_dir.py", "bridge/sweep.py"}
-"""The sweep and chunk digests, moving to the store in their own change: remove each file from
-this set when it keys through `cpi.core.store`."""
-
-
 def test_every_kind_has_its_own_name_and_keys_as_the_functions_do(tmp_path):
     names = [k.name for k in store.KINDS]
     assert len(set(names)) == len(names)
@@ -49,7 +44,7 @@ def test_only_the_store_hashes_in_the_library():
     folders = ("theory", "core", "sims", "bridge", "experiments", "figures", "cpi")
     hashing = {str(p.relative_to(ROOT)) for folder in folders for p in (ROOT / folder).rglob("*.py")
                if "hashlib" in p.read_text()}
-    assert hashing - NOT_YET == {"core/store.py"}
+    assert hashing == {"core/store.py"}
 
 
 def test_run_directories_and_experiment_inputs_are_store_keys():

@@ -432,7 +432,7 @@ def test_cli_sweep_prints_a_table_and_writes_under_sweeps(tmp_path, capsys, monk
     assert main(argv) == 0
     printed = capsys.readouterr().out
     (out,) = (tmp_path / "sweeps").iterdir()
-    assert len(out.name) == 10 and str(out.relative_to(tmp_path)) in printed
+    assert len(out.name) == 16 and str(out.relative_to(tmp_path)) in printed
     assert out.name == sweep.sweep_digest(cfg.load(overrides=["train.steps=50"]),
                                           ["mixture.context_critical=0.5"], 2)
     assert "2 points in 1 shape group(s), 1 chunk(s) (1 computed, 0 reused)" in printed

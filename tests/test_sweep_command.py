@@ -21,6 +21,7 @@ import pytest
 
 import cpi.sims.chunks as chunks
 import cpi.sims.sweep as sweep
+import cpi.sims.sweep_checks as sweep_checks
 from cpi.cli import execute as main
 from cpi.sims import config as cfg
 from cpi.core.errors import ConfigError
@@ -272,7 +273,7 @@ def test_a_large_sweep_says_its_size_and_a_stride_that_fits_before_computing(tmp
     limit = sizes.disk // 2  # about half: a stride of 5 of the 12 steps records 4 of 13 steps
     assert sweep.fitting_record_every(expanded, 1, lambda s: s.disk <= limit) == 5
     assert sweep.record_sizes(expanded, 5, True).disk <= limit < sweep.record_sizes(expanded, 2, True).disk
-    monkeypatch.setattr(sweep, "SIZE_NOTE_BYTES", limit)
+    monkeypatch.setattr(sweep_checks, "SIZE_NOTE_BYTES", limit)
     assert main(["sweep", *TINY_SET, *PAIR, "--out", str(tmp_path / "a")]) == 0
     captured = capsys.readouterr()
     (note,) = [line for line in captured.err.splitlines() if "cpi sweep: note:" in line]

@@ -169,7 +169,7 @@ def test_runs_and_sweeps_that_would_not_fit_in_memory_are_refused(tmp_path, caps
     assert "train.steps = 1000000000" in err and "--record-every" in err and "GiB" in err
     assert not out.exists()
     monkeypatch.setattr(budget, "available_memory", lambda: 10 * 2**20)
-    import cpi.sims.sweep as sweep_module
+    import cpi.sims.sweep_checks as sweep_module
 
     monkeypatch.setattr(sweep_module, "available_memory", lambda: 10 * 2**20)
     out = tmp_path / "sweep"

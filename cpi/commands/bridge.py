@@ -3,13 +3,18 @@ its metrics in the toy's format and print the toy's summary."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
+
+from cpi.core.errors import ConfigError
 
 from ..arguments import check_out_dir
 
 
 def add_parser(subparsers):
+    from cpi.core.shards import SHARD_HELP
+
     parser = subparsers.add_parser(
         "bridge", help="the inversion in a small transformer pretrained on synthetic facts",
         description=(
@@ -31,11 +36,17 @@ def add_parser(subparsers):
                         help="sweep a key (repeatable; or SECTION.KEY=V1,V2,...): writes a sweep directory "
                         "(sweep.npz, summary.csv, summary.json, config.toml, sweep.json, runs/) instead of one run; "
                         "points sharing a pretrained model reuse it, and those sharing the train config and "
-                        "shapes finetune as one vmapped batch")
+                        "shapes finetune as one vmapped batch; every finished point is saved under DIR/runs at "
+                        "once, so Ctrl-C keeps them and a rerun of the same command computes only the others")
     parser.add_argument("--seeds", type=int, default=1, metavar="N",
                         help="with --grid: N seeds per point, train.seed, train.seed+1, ... (default 1)")
     parser.add_argument("--no-vmap", dest="vmap", action="store_false",
                         help="with --grid: finetune the points one by one (bit for bit as single runs)")
+    parser.add_argument("--shard", metavar="I/N",
+                        help="with --grid: " + SHARD_HELP.format(units="batches of points (points that "
+                             "share a pretrained model and finetune together)")
+                        + "; shards that share a pretrained model each train it once unless --cache is a "
+                          "folder they share")
     parser.add_argument("--force", action="store_true", help="replace DIR even when it holds a run of another config")
     parser.add_argument("--keys", action="store_true", help="list every bridge config key (default, allowed, meaning) "
                         "and exit")
@@ -58,6 +69,8 @@ def cmd_bridge(args) -> int:
     config = bcfg.load(args.config, args.overrides)
     if args.grid or args.seeds != 1:
         return _sweep(args, config)
+    if args.shard is not None:
+        raise ConfigError(f"--shard {args.shard!r} needs --grid (or --seeds N): it splits a sweep, not one run")
     out = Path(args.out) if args.out else Path("runs") / f"bridge-{store.BRIDGE_RUN.key(bcfg.to_toml(config))}"
     check_out_dir(out)
     if args.cache:
@@ -117,19 +130,47 @@ def _run_and_save(args, config, out: Path) -> int:
 
 
 def _sweep(args, config) -> int:
-    from cpi.bridge.sweep import expand_grid, run_sweep, sweep_digest
+    from cpi.bridge.sweep import (check_sweep_dir, default_sweep_dir, expand_grid, run_shard, run_sweep,
+                                  saved_points, sweep_identity)
+    from cpi.core.shards import parse_shard
 
-    points, configs = expand_grid(config, args.grid, args.seeds)  # bad specs exit 2 before anything runs
-    out = Path(args.out) if args.out else Path("sweeps") / f"bridge-{sweep_digest(config, args.grid, args.seeds)}"
+    from ..sweeps import check_shard_flags, run_interruptibly, shard_lines
+
+    shard = parse_shard(args.shard)  # every bad flag exits 2 before anything runs
+    check_shard_flags(args, shard)
+    expanded = expand_grid(config, args.grid, args.seeds)
+    out = Path(args.out) if args.out else default_sweep_dir(config, args.grid, args.seeds)
     check_out_dir(out)
     if args.cache:
         check_out_dir(args.cache, flag="--cache")
-    print(f"cpi bridge: sweep of {len(configs)} points ({', '.join(args.grid) or 'base config'}, "
-          f"{args.seeds} seed(s))")
+    check_sweep_dir(out, sweep_identity(config, args.grid, args.seeds), force=args.force)
+    print(f"cpi bridge: sweep of {len(expanded)} points ({', '.join(args.grid) or 'base config'}, "
+          f"{args.seeds} seed(s))" + (f", shard {shard} (its share of the batches)" if shard else ""))
+    if shard is None and not args.force:
+        saved = sum(saved_points(expanded.configs, out))
+        if 0 < saved < len(expanded):
+            print(f"cpi bridge: {saved} of {len(expanded)} point(s) of this sweep are already saved under {out}/runs; "
+                  f"computing the {len(expanded) - saved} missing, then writing the results", file=sys.stderr)
+
+    def interrupted():
+        saved = sum(saved_points(expanded.configs, out))
+        print(f"\ncpi bridge: interrupted; {saved} of {len(expanded)} point(s) of this sweep are saved under "
+              f"{out}/runs (the batch in progress is lost); rerun the same command to compute only the missing ones",
+              file=sys.stderr)
+
     start = time.perf_counter()
-    result = run_sweep(config, args.grid, args.seeds, out=out, cache_dir=args.cache, progress=True,
-                       vmap=args.vmap, force=args.force)
-    keys = list(points[0]) if points else []
+    if shard is not None:
+        report = run_interruptibly(lambda: run_shard(config, args.grid, args.seeds, out, shard=shard,
+                                                     cache_dir=args.cache, progress=True, vmap=args.vmap), interrupted)
+        if report.result is None:
+            print("\n".join(shard_lines(report, out, "batches", "runs", "cpi bridge")))
+            return 0
+        print(f"cpi bridge: shard {shard}: every batch of the sweep is saved, so this shard wrote the results")
+        result = report.result
+    else:
+        result = run_interruptibly(lambda: run_sweep(config, args.grid, args.seeds, out=out, cache_dir=args.cache,
+                                                     progress=True, vmap=args.vmap, force=args.force), interrupted)
+    keys = expanded.keys
     print("  ".join([*keys, "seed", "initial", "peak", "peak_step", "final", "drop", "inv_005", "rho*"]))
     for point, c, s in zip(result.points, result.configs, result.summaries):
         print("  ".join([*(str(point[k]) for k in keys), str(c.train.seed), f"{s['initial_reliance']:.4f}",

@@ -13,12 +13,11 @@ warnings go to standard error.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from pathlib import Path
 
-from ..arguments import (EXIT_INTERRUPTED, add_config_arguments, add_force, add_record_every, check_out_dir,
-                         describe_run, end_process, load_config)
+from ..arguments import add_config_arguments, add_force, add_record_every, check_out_dir, describe_run, load_config
+from ..sweeps import check_shard_flags, run_interruptibly, shard_lines
 
 FULL_TABLE_ROWS = 40
 TAIL_ROWS = 5
@@ -27,6 +26,7 @@ last TAIL_ROWS rows of the table only."""
 
 
 def add_parser(subparsers):
+    from cpi.core.shards import SHARD_HELP
     from cpi.sims.config import SWEEP_ENGINES
 
     parser = subparsers.add_parser(
@@ -82,6 +82,12 @@ def add_parser(subparsers):
     group.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0..N-1")
     group.add_argument("--join-timeout", type=int, default=60, metavar="SECONDS",
                        help="give up (exit 2) when the processes have not all joined in time (default 60)")
+    shards = parser.add_argument_group(
+        "shards (independent processes, e.g. a SLURM array job)",
+        "Split the sweep's chunks over N processes started independently, on any machines that share DIR: "
+        "each computes its share with no coordinator. Give every shard the same command and the same --out.",
+    )
+    shards.add_argument("--shard", metavar="I/N", help=SHARD_HELP.format(units="chunks of points"))
     parser.set_defaults(func=cmd_sweep)
     return parser
 
@@ -129,30 +135,6 @@ def clock_note(clock) -> str:
             f"not overlapped with building the worlds, stepping {clock.stepping:.1f} s)")
 
 
-def run_interruptibly(work, on_interrupt):
-    """`work()` in a worker thread; its result, or its exception re-raised here. On Ctrl-C
-    call `on_interrupt()` and end the process at once with status 130."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = work()
-        except BaseException as err:  # handed to the main thread
-            outcome["error"] = err
-
-    worker = threading.Thread(target=target, name="cpi-sweep", daemon=True)
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.1)
-    except KeyboardInterrupt:
-        on_interrupt()
-        end_process(EXIT_INTERRUPTED)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def _report_table(grid, summaries) -> None:
     """Print the inversion count and the table of `summaries` (stdout), and warn (stderr) of
     points that became non-finite."""
@@ -169,14 +151,17 @@ def _report_table(grid, summaries) -> None:
 
 
 def cmd_sweep(args) -> int:
+    from cpi.core.shards import parse_shard
     from cpi.sims.config import seeds_matter
-    from cpi.sims.distributed import check_flags, join
+    from cpi.sims.distributed import Processes, check_flags, join
     from cpi.sims.sweep import (ChunkWriter, check_disk_space, check_sweep, check_sweep_dir, default_sweep_dir,
-                            record_size_note, run_sweep, saved_chunk_count, sweep_identity)
+                                record_size_note, run_shard, run_sweep, saved_chunk_count, sweep_identity)
     from cpi.sims.sweep_dir import finished_rows
 
     base = load_config(args)
     # every ConfigError before anything is printed, joined or written
+    shard = parse_shard(args.shard)
+    check_shard_flags(args, shard)
     check_flags(args.coordinator, args.num_processes, args.process_id)
     expanded = check_sweep(base, args.grid, args.seeds, args.record_every, args.summaries_only, args.engine)
     out = Path(args.out) if args.out else default_sweep_dir(base, args.grid, args.seeds)
@@ -187,12 +172,16 @@ def cmd_sweep(args) -> int:
     finished = None if args.force else finished_rows(out, identity, len(expanded), expanded.keys)
     if finished is None:
         check_disk_space(expanded, out, args.record_every, not args.summaries_only)
-    processes = join(args.coordinator, args.num_processes, args.process_id, timeout=args.join_timeout)
+    if shard is None:
+        processes = join(args.coordinator, args.num_processes, args.process_id, timeout=args.join_timeout)
+    else:
+        processes = Processes()
     point_steps = sum(c.train.steps for c in expanded.configs)
     if processes.writer:  # what the sweep is: stdout, with its table; notes and progress: stderr
         print(f"cpi sweep: base config {describe_run(base)}")
         print(f"  {len(expanded)} points, {point_steps:.3g} point-steps, engine {args.engine}"
-              + (f", {processes.count} processes" if processes.count > 1 else ""))
+              + (f", {processes.count} processes" if processes.count > 1 else "")
+              + (f", shard {shard} (its share of the chunks)" if shard else ""))
         sys.stdout.flush()
         if not args.grid and args.seeds == 1:
             print("cpi sweep: note: no --grid, so the sweep has one point, the base config; `cpi run` trains "
@@ -212,6 +201,11 @@ def cmd_sweep(args) -> int:
         note = record_size_note(expanded, args.record_every, not args.summaries_only)
         if note:
             print(f"cpi sweep: note: {note}", file=sys.stderr)
+    if shard is None and processes.writer and not args.force:
+        saved, total = saved_chunk_count(expanded, out, args.record_every, args.summaries_only, args.engine)
+        if 0 < saved < total:
+            print(f"cpi sweep: {saved} of {total} chunk(s) of this sweep are already saved under {out}/groups; "
+                  f"computing the {total - saved} missing, then writing the results", file=sys.stderr)
 
     def interrupted():
         ChunkWriter.wait_all()  # a chunk that finished is saved, not cut off mid-write
@@ -221,12 +215,22 @@ def cmd_sweep(args) -> int:
               "the missing ones", file=sys.stderr)
 
     start = time.perf_counter()
-    result = run_interruptibly(
-        lambda: run_sweep(base, args.grid, args.seeds, out, progress=True, record_every=args.record_every,
-                          summaries_only=args.summaries_only, engine=args.engine, processes=processes,
-                          expanded=expanded, force=args.force),
-        interrupted if processes.writer else (lambda: None),
-    )
+    options = dict(progress=True, record_every=args.record_every, summaries_only=args.summaries_only,
+                   engine=args.engine, expanded=expanded)
+    if shard is not None:
+        report = run_interruptibly(lambda: run_shard(base, args.grid, args.seeds, out, shard=shard, **options),
+                                   interrupted)
+        if report.result is None:
+            print("\n".join(shard_lines(report, out, "chunks", "groups", "cpi sweep")))
+            return 0
+        print(f"cpi sweep: shard {shard}: computed {report.computed} of its {report.mine} chunks; every chunk "
+              "of the sweep is saved, so this shard wrote the results")
+        result = report.result
+    else:
+        result = run_interruptibly(
+            lambda: run_sweep(base, args.grid, args.seeds, out, processes=processes, force=args.force, **options),
+            interrupted if processes.writer else (lambda: None),
+        )
     elapsed = time.perf_counter() - start
     if result is None:  # not process 0: it writes and reports
         print(f"cpi sweep: process {processes.index} of {processes.count} done in {elapsed:.1f} s", file=sys.stderr)
