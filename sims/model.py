@@ -83,9 +83,11 @@ def tie_tolerance(dtype) -> float:
     return ARGMAX_TOLERANCE if np.dtype(dtype) == np.float64 else 1e-4
 
 
-def chosen(margin):
+def chosen(margin, alone=None):
     """The paper's accuracy rule, per point: 1.0 where the target token is the argmax of the
     logits z, else 0.0. `margin`: z_target minus the largest logit of every other token; the
     target is chosen when the margin exceeds `tie_tolerance` (a token tied with another at
-    the top counts as not chosen)."""
-    return jnp.where(margin > tie_tolerance(margin.dtype), 1.0, 0.0).astype(margin.dtype)
+    the top counts as not chosen). `alone`: False where another token is known to share the
+    target's logit exactly (the fast engine's output classes), so that it is not chosen."""
+    top = margin > tie_tolerance(margin.dtype)
+    return jnp.where(top if alone is None else alone & top, 1.0, 0.0).astype(margin.dtype)

@@ -154,12 +154,11 @@ def _chosen(z, target, log_mult):
     (log-multiplicity 0) and z_target exceeds the logit of every other class that has
     tokens; log_mult None: every class is one token."""
     other = jnp.where(target > 0, -jnp.inf, z)
+    alone = None
     if log_mult is not None:
         other = jnp.where(jnp.isneginf(log_mult), -jnp.inf, other)
-    margin = jnp.sum(z * target, axis=-1) - jnp.max(other, axis=-1)
-    if log_mult is not None:
-        margin = jnp.where(jnp.sum(jnp.where(target > 0, log_mult, 0.0), axis=-1) == 0, margin, -jnp.inf)
-    return model.chosen(margin)
+        alone = jnp.sum(jnp.where(target > 0, log_mult, 0.0), axis=-1) == 0
+    return model.chosen(jnp.sum(z * target, axis=-1) - jnp.max(other, axis=-1), alone)
 
 
 def measure(shared: Shared, points: Points, prepared: Prepared, kq, forward: Forward) -> dict:
