@@ -11,12 +11,16 @@ definition both engines compute the paper's accuracies from.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
 
 from cpi.theory.reduced_system import ARGMAX_TOLERANCE
+
+if TYPE_CHECKING:  # annotations only: importing jaxtyping would add to every run's start-up
+    from jaxtyping import Array, Bool, Float, Int
 
 
 def attention(
