@@ -61,7 +61,7 @@ import numpy as np
 from cpi.theory.summary import fold_finish, fold_init, fold_update, inversion_tol
 
 from . import optimizers
-from .metrics import group_metric_names, metric_names  # noqa: F401 (the engine's record, by name)
+from .metrics import metric_names
 from .optimizers import Hyper
 from .packing import Points, Shared, full_coordinates, pack
 from .step import measure, outputs, prepare, step
