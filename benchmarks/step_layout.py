@@ -65,6 +65,8 @@ from jax.sharding import PartitionSpec as Spec  # noqa: E402
 
 from cpi.sims import config as cfg  # noqa: E402
 from cpi.sims import engine  # noqa: E402
+from cpi.sims.model import tie_tolerance  # noqa: E402
+from cpi.sims.precision import precision  # noqa: E402
 from cpi.sims.sweep import run_sweep  # noqa: E402
 from cpi.theory.groups import TRAINING_GROUPS, has_context  # noqa: E402
 
@@ -94,7 +96,7 @@ def minor_chunk(shared, points, names):
     """The chunk with the points on the last axis: a function of the per-point arrays."""
     n, m_test = points.group_onehot.shape[1], points.test_fact.shape[1]
     slots = points.tokens.shape[1]
-    tolerance = engine.tie_tolerance(np.float64)
+    tolerance = tie_tolerance(np.float64)
     tr, te, al = slice(0, n), slice(n, n + m_test), slice(n + m_test, None)
 
     def chosen(z, target, log_mult):  # (k, C, P) each
@@ -184,7 +186,7 @@ def timed(label, lower, run):
 
 
 def main():
-    with engine.precision("float64"):
+    with precision("float64"):
         shared, points, lr = captured_arrays()
         names = engine.metric_names(shared.relation_gram.shape[-1])
         count, classes = lr.shape[0], points.class_values.shape[2]
@@ -192,7 +194,8 @@ def main():
         print(f"{count} points x {STEPS} steps, {len(names)} metrics, {points.tokens.shape[1]} slots, "
               f"{classes} output classes, float64, {len(jax.devices())} device(s)")
         zero = jnp.zeros_like(lr)
-        recorded = timed("engine", lambda: engine.lower_first_chunk(shared, points, lr, zero, STEPS, False),
+        recorded = timed("engine",
+                         lambda: engine.lower_first_chunk(shared, points, lr, zero, STEPS, train_values=False),
                          lambda c: c(shared, points, lr, zero, None, hyper=None)[1])
 
         mesh = Mesh(np.array(jax.devices()), ("points",))

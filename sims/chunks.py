@@ -33,6 +33,7 @@ from cpi.core import store
 
 from .budget import recorded_bytes, world_bytes
 from .config import Config
+from .precision import precision
 from .pretraining import world_strengths
 from .world import build_world, embedding_key
 
@@ -219,7 +220,7 @@ def full_chunk(configs, size: int, record_every: int, record: bool,
     """Train every config of one chunk (one shape group) with the fast exact engine, padded to
     `size` points (adam and adamw: the generic engine, point by point). Returns the summary
     fields as (n,) arrays and, when `record`, every metric as (n, recorded steps)."""
-    with engine.precision(configs[0].train.dtype):
+    with precision(configs[0].train.dtype):
         if configs[0].train.optimizer not in cfg.EXACT_OPTIMIZERS:
             return _generic_chunk(configs, record_every, record, progress)
         return _full_chunk(configs, size, record_every, record, progress)
@@ -297,7 +298,7 @@ def _full_chunk(configs, size, record_every, record, progress):
     first_chunk = compiling.result() if _signature(placed) == compiling.signature else None
     start = time.perf_counter()
     recorded, summary, _ = engine.simulate(
-        shared, points, lr, value_lr, steps, train_values,
+        shared, points, lr, value_lr, steps, train_values=train_values,
         record_every=record_every, record=record, batched=True, shared_axis=shared_axis,
         progress=None if progress is None else (lambda done: progress(done * n)),
         hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size, first_chunk=first_chunk,

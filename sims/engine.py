@@ -1,5 +1,11 @@
 """The fast exact engine: the generic model (`cpi.sims.model`) evaluated in token coordinates.
 
+Three layers: the model's step (`cpi.sims.step.step`: forward pass, loss and gradient, pure)
+and what is recorded of it (`cpi.sims.step.measure`, `cpi.sims.metrics`); the training scan
+over steps, with its updates, summary fold and record buffer (`_advance`); and here, around
+them, compilation and batching (`advance`, `advance_batch`, `lower_first_chunk`) and the
+chunks a run is cut into (`simulate`).
+
 Why it is exact. Every gradient of the loss lies in a fixed low-dimensional form (Lemma 1):
 ∇_{W_KQ} ℓ_i = Σ_y w_iy φ(y) φ(r_{j_i})ᵀ over point i's visible keys y, with
 w_iy = ∂ℓ_i/∂(attention score of y); and ∇_{W_V} ℓ_i = Φ (p_i − e_{a_i}) s_iᵀ Φᵀ with s_i ∈ R^K
@@ -31,43 +37,38 @@ shared by the batch instead of per-point gathers and scatters; `full_parameters`
 The tests check this engine against the generic d×d model to 1e-12 in float64 (W_V frozen
 and trained, several relations, CF and S points, filtering).
 
-Accuracies (the paper's Figure 2 and 1a). A point's argmax is its target token y when z_y
-exceeds every other token's logit by more than `tie_tolerance` (a token tied with another at
-the top counts as not chosen). With W_V frozen the softmax runs over output classes of
-tokens with equal logits, so the target is chosen when its class holds it alone and its
-logit exceeds every other present class's; the accuracies come from the logits z the loss
-already has.
+Accuracies (the paper's Figure 2 and 1a): `cpi.sims.model.chosen`, with W_V frozen over
+output classes of tokens with equal logits (the target is chosen when its class holds it
+alone and its logit exceeds every other present class's by the tie tolerance); they come
+from the logits z the loss already has.
 
 Recording. Metrics are computed at every step (step t: before update t+1; the last one after
 the last update) and folded into the reliance summary and the first non-finite step
 (`cpi.theory.summary`); they are recorded at steps 0, N, 2N, ... and at the last step for a
 stride N (`record_every`), or not at all (summaries only).
+
+Runs compute in the arithmetic of their dtype: callers enter `cpi.sims.precision.precision`.
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cpi.theory.groups import TRAINING_GROUPS, has_context
-from cpi.theory.reduced_system import ARGMAX_TOLERANCE
 from cpi.theory.summary import fold_finish, fold_init, fold_update, inversion_tol
 
 from . import optimizers
+from .metrics import metric_names
 from .optimizers import Hyper
 from .packing import Points, Shared, full_coordinates, pack
+from .step import measure, outputs, prepare, step
 from .world import World
 
 CHUNK_STEPS = 20_000
 """Runs longer than this are cut into scans of at most this many steps (progress between)."""
-
-TRACES = 0
-"""How many times the batched engine has been traced (each trace is one XLA compilation);
-tests use it to check that a sweep's shape group compiles once."""
 
 
 class State(NamedTuple):
@@ -78,19 +79,6 @@ class State(NamedTuple):
     table: jax.Array | None  # (K, K) T(t)
     v: jax.Array | None  # (K, K) B
     opt: Any = None  # optax state
-
-
-def precision(dtype: str):
-    """The context in which a run of `dtype` computes: float64 needs JAX's 64-bit mode,
-    switched on here for the duration (thread-local) rather than for the whole process; and
-    every matrix product runs at the full precision of `dtype` (on a GPU, float32 products
-    would otherwise run in TF32, with a 10-bit mantissa: measured on an H100, a float32 sweep
-    then strayed 1.3e-3 from the same float32 run; on a CPU this changes nothing)."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(jax.default_matmul_precision("highest"))
-    if np.dtype(dtype) == np.float64:
-        stack.enter_context(jax.enable_x64(True))
-    return stack
 
 
 def initial_state(shared: Shared, points: Points, train_values: bool, tx=None) -> State:
@@ -110,193 +98,19 @@ def _params(state: State) -> dict:
     return {"kq": state.kq} if state.v is None else {"kq": state.kq, "v": state.v}
 
 
-def _masked_mean(onehot, values):
-    """Mean of `values` within each group (NaN for an empty group)."""
-    return jnp.sum(onehot * values[:, None], axis=0) / onehot.sum(axis=0)
-
-
-class Prepared(NamedTuple):
-    """Constant per-world arrays, computed once per compiled chunk (outside the scan)."""
-
-    theta_c: jax.Array  # (N, 3) θ_Cᵀφ(y) for each slot's token y
-    theta_s: jax.Array  # (N, 3) θ_Sᵀφ(y) for each slot's token y
-    to_first: jax.Array  # (N,) φ(r_j)ᵀφ(r_1), Γ[j, 1]
-    answer_class: jax.Array | None  # (N, C) one-hot of the target's output class (W_V frozen)
-    fact_class: jax.Array | None  # (m, C) one-hot of the memorised fact's output class
-
-
-def prepare(shared: Shared, points: Points) -> Prepared:
-    dtype = points.table.dtype
-    frozen = points.class_values is not None
-    return Prepared(
-        theta_c=shared.theta_c[points.tokens],
-        theta_s=shared.theta_s[points.tokens],
-        to_first=shared.relation_gram[points.relation, 0],
-        answer_class=jax.nn.one_hot(points.answer_class, points.class_values.shape[1], dtype=dtype) if frozen else None,
-        fact_class=jax.nn.one_hot(points.fact_class, points.class_values.shape[1], dtype=dtype) if frozen else None,
-    )
-
-
-class Outputs(NamedTuple):
-    """What the loss needs of the output layer, over C output classes (the K tokens
-    themselves when W_V trains): values[i, c, slot] = T[y, t_slot] for the tokens y of class c."""
-
-    values: jax.Array  # (N, C, 3)
-    log_mult: jax.Array | None  # (N, C) log multiplicities; None: every class is one token
-    answer: jax.Array  # (N, C) one-hot of the target's class
-    fact: jax.Array  # (m, C) one-hot of the memorised fact's class (conflict test points)
-
-
-def _outputs(points: Points, prepared: Prepared, table) -> Outputs:
-    """The output classes: compressed (W_V frozen) or every token of the current table T."""
-    if points.class_values is not None:
-        return Outputs(points.class_values, points.class_log_mult, prepared.answer_class, prepared.fact_class)
-    k = table.shape[0]
-    columns = table.T[points.tokens]  # (N, 3, K): T[:, y] of every slot's token y
-    return Outputs(jnp.swapaxes(columns, 1, 2), None, jax.nn.one_hot(points.answer, k, dtype=table.dtype),
-                   jax.nn.one_hot(points.test_fact, k, dtype=table.dtype))
-
-
-ACCURACY_METRICS = ("counterfactual_accuracy", "parametric_accuracy", "train_accuracy")
-"""The paper's accuracies: the fraction of conflict test points whose argmax is the context's
-answer (counterfactual) or the memorised fact (parametric), and of training points whose
-argmax is their answer (train)."""
-
-
-def tie_tolerance(dtype) -> float:
-    """By how much the chosen token's logit must exceed every other's: ARGMAX_TOLERANCE
-    (`cpi.theory.reduced_system`) in float64, 1e-4 in float32 (its rounding is about 1e-6)."""
-    return ARGMAX_TOLERANCE if np.dtype(dtype) == np.float64 else 1e-4
-
-
-def chosen(z, target, log_mult=None):
-    """1.0 where the target (one-hot over classes, (N, C)) is the argmax of the class logits z
-    (N, C): its class holds one token (log-multiplicity 0) and z_target exceeds the logit of
-    every other class that has tokens by more than `tie_tolerance`; else 0.0 (a tie at the top
-    is not chosen). log_mult None: every class is one token."""
-    other = jnp.where(target > 0, -jnp.inf, z)
-    alone = True
-    if log_mult is not None:
-        other = jnp.where(jnp.isneginf(log_mult), -jnp.inf, other)
-        alone = jnp.sum(jnp.where(target > 0, log_mult, 0.0), axis=-1) == 0
-    margin = jnp.sum(z * target, axis=-1) - jnp.max(other, axis=-1)
-    return jnp.where(alone & (margin > tie_tolerance(z.dtype)), 1.0, 0.0).astype(z.dtype)
-
-
-def step_metrics_and_grads(shared: Shared, points: Points, prepared: Prepared, state: State, outputs: Outputs,
-                           train_values: bool, weights=None):
-    """(metrics, C, D): every recorded quantity at `state` (the keys of `cpi.sims.generic.metrics`)
-    and the gradient coefficients C (of A) and D (of B; None if W_V is frozen) of the loss
-    Σ_i weights_i ℓ_i (the mean over the training points when `weights` is None)."""
-    n, m = points.group_onehot.shape[0], points.test_fact.shape[0]
-    layout = shared.score_map is not None
-    if layout:  # one layout for the batch: A on its active pairs, matrix products for all points
-        scores = (state.kq @ shared.score_map).reshape(points.tokens.shape)
-        u_theta = shared.theta_map @ state.kq  # θ_C, θ_S ᵀ u, u = W_KQ φ(r_1) = Φ A Γ e_1
-    else:
-        # Small products as multiply-and-sum (XLA's CPU backend runs tiny batched dots slowly).
-        u_table = jnp.sum(state.kq[:, :, None] * shared.relation_gram[None], axis=1)  # (K, R): A Γ
-        # Batched over worlds that share G, `gram @ u_table` is one product for all of them.
-        scores = (shared.gram @ u_table)[points.tokens, points.relation[:, None]]  # φ(y)ᵀ W_KQ φ(r_j)
-        u_theta = jnp.stack([jnp.sum(shared.theta_c * u_table[:, 0]), jnp.sum(shared.theta_s * u_table[:, 0])])
-    sigma = jax.nn.softmax(jnp.where(points.key_mask, scores, -jnp.inf), axis=-1)
-    # One exponential per class: the softmax over K tokens as a weighted softmax over classes.
-    z = jnp.sum(outputs.values * sigma[:, None, :], axis=-1)  # (N, C) the logit of each class's tokens
-    weighted = z if outputs.log_mult is None else z + outputs.log_mult
-    top = jax.lax.stop_gradient(jnp.max(weighted, axis=-1, keepdims=True))
-    scaled = jnp.exp(weighted - top)
-    total = jnp.sum(scaled, axis=-1, keepdims=True)
-    class_p = scaled / total  # (N, C) probability of the whole class
-    lse = (top + jnp.log(total))[:, 0]
-    z_answer = jnp.sum(z * outputs.answer, axis=-1)
-    losses = lse - z_answer
-
-    # Training points: w_iy = ∂ℓ_i/∂score_y = σ_y(e_y − σᵀe), e = T[:, tokens]ᵀ(p − e_a).
-    tr = slice(0, n)
-    residual = class_p[tr] - outputs.answer[tr]
-    e = jnp.sum(outputs.values[tr] * residual[..., None], axis=1)
-    w = sigma[tr] * (e - jnp.sum(sigma[tr] * e, axis=-1, keepdims=True))
-    weighted_w = w / n if weights is None else w * weights[:, None]
-    if layout:
-        grad_kq = weighted_w.reshape(-1) @ shared.grad_map
-    else:
-        grad_kq = jnp.zeros_like(state.kq).at[points.tokens[tr], points.relation[tr][:, None]].add(weighted_w)
-    grad_v = None
-    if train_values:
-        # σ_i on its tokens
-        spread = jnp.zeros_like(residual).at[jnp.arange(n)[:, None], points.tokens[tr]].add(sigma[tr])
-        grad_v = residual.T @ spread / n if weights is None else (residual * weights[:, None]).T @ spread
-
-    # θᵀ ∇ℓ_i φ(r_1) for each training point, from the same w.
-    d_theta_c = jnp.sum(w * prepared.theta_c[tr], axis=-1) * prepared.to_first[tr]
-    d_theta_s = jnp.sum(w * prepared.theta_s[tr], axis=-1) * prepared.to_first[tr]
-
-    te, al = slice(n, n + m), slice(n + m, None)
-    p_answer = jnp.exp(z_answer - lse)  # of the target token itself
-    p_c = p_answer[te]
-    p_a = jnp.exp(jnp.sum(z[te] * outputs.fact, axis=-1) - lse[te])
-    reliance = p_c / (p_c + p_a)
-    log_mult = outputs.log_mult
-    test_log_mult = None if log_mult is None else log_mult[te]
-    out = {
-        "reliance": jnp.mean(reliance),
-        "attention_context": jnp.mean(sigma[te, 0]),
-        "aligned_accuracy": jnp.mean(p_answer[al]),
-        "loss": jnp.mean(losses[tr]),
-        "u_theta_c": u_theta[0],
-        "u_theta_s": u_theta[1],
-        "counterfactual_accuracy": jnp.mean(chosen(z[te], outputs.answer[te], test_log_mult)),
-        "parametric_accuracy": jnp.mean(chosen(z[te], outputs.fact, test_log_mult)),
-        "train_accuracy": jnp.mean(chosen(z[tr], outputs.answer[tr], None if log_mult is None else log_mult[tr])),
-    }
-    by_relation = points.test_relation_onehot
-    if by_relation.shape[1] > 1:
-        per_relation = _masked_mean(by_relation, reliance)
-        for j in range(by_relation.shape[1]):
-            out[f"reliance_r{j + 1}"] = per_relation[j]
-    onehot = points.group_onehot
-    loss_g = _masked_mean(onehot, losses[tr])
-    attention_g = _masked_mean(onehot, sigma[tr, 0])
-    push_c = -jnp.sum(onehot * d_theta_c[:, None], axis=0) / n
-    push_s = -jnp.sum(onehot * d_theta_s[:, None], axis=0) / n
-    present = onehot.sum(axis=0) > 0
-    for i, g in enumerate(TRAINING_GROUPS):
-        out[f"loss_{g}"] = loss_g[i]
-        if has_context(g):  # subject-only points have no context to attend to
-            out[f"attention_context_{g}"] = attention_g[i]
-        out[f"neg_grad_theta_c_{g}"] = jnp.where(present[i], push_c[i], jnp.nan)
-        out[f"neg_grad_theta_s_{g}"] = jnp.where(present[i], push_s[i], jnp.nan)
-    return out, grad_kq, grad_v
-
-
-def metric_names(n_relations: int) -> list[str]:
-    """The keys of the metrics dict, in the order the engine computes them."""
-    names = ["reliance", "attention_context", "aligned_accuracy", "loss", "u_theta_c", "u_theta_s", *ACCURACY_METRICS]
-    if n_relations > 1:
-        names += [f"reliance_r{j + 1}" for j in range(n_relations)]
-    for g in TRAINING_GROUPS:
-        names += group_metric_names(g)
-    return names
-
-
-def group_metric_names(group: str) -> list[str]:
-    """The metrics of training group `group` (NaN throughout when it has no points)."""
-    attention = [f"attention_context_{group}"] if has_context(group) else []
-    return [f"loss_{group}", *attention, f"neg_grad_theta_c_{group}", f"neg_grad_theta_s_{group}"]
-
-
 def record_slots(steps: int, stride: int) -> int:
     """Rows of the record buffer of a chunk of `steps` updates: ceil(steps / stride) + 1 (the
     last row holds the final state's metrics, or nothing when another chunk follows)."""
     return -(-steps // stride) + 1
 
 
-def _advance(shared, points, lr, value_lr, carry, steps: int, stride: int, train_values: bool, record: bool,
-             last: bool, hyper: Hyper | None = None, optimizer: str = "gd", batch_size: int = 0):
-    """Run `steps` updates from carry = (state, fold, step), folding the metrics of every step
-    into the summary; with `last`, also fold the metrics of the final state. With `record`,
-    return the metrics of every stride-th step (and of the final state, with `last`). carry
-    None starts from the initial state. Returns (carry, recorded dict or None).
+def _advance(shared, points, lr, value_lr, carry, hyper: Hyper | None = None, *, steps: int, stride: int,
+             last: bool, record: bool, train_values: bool, optimizer: str = "gd", batch_size: int = 0):
+    """The training scan: run `steps` updates from carry = (state, fold, step), folding the
+    metrics of every step into the summary; with `last`, also fold the metrics of the final
+    state. With `record`, return the metrics of every stride-th step (and of the final state,
+    with `last`). carry None starts from the initial state. Returns (carry, recorded dict or
+    None). `optimizer`, `batch_size` and `hyper` as in `simulate`.
 
     One scan of steps (+1 with `last`) iterations computes everything, so the step is traced
     and compiled once: iteration i measures the state and then updates it (not at i = steps,
@@ -312,7 +126,7 @@ def _advance(shared, points, lr, value_lr, carry, steps: int, stride: int, train
         carry = initial_carry(shared, points, train_values, len(names), tx)
     prepared = prepare(shared, points)
     n = points.group_onehot.shape[0]
-    frozen_outputs = None if train_values else _outputs(points, prepared, points.table)
+    frozen_outputs = None if train_values else outputs(points, prepared, points.table)
 
     def updated(state, grad_kq, grad_v):
         if not plain:  # an optax optimizer on the token coordinates (exact: `cpi.sims.optimizers`)
@@ -332,9 +146,10 @@ def _advance(shared, points, lr, value_lr, carry, steps: int, stride: int, train
 
     def body(c, i):
         (state, fold, t), buffer = c
-        outputs = _outputs(points, prepared, state.table) if train_values else frozen_outputs
+        out = outputs(points, prepared, state.table) if train_values else frozen_outputs
         weights = None if batch_size == 0 else optimizers.batch_weights(hyper.seed, t, n, batch_size, dtype)
-        m, grad_kq, grad_v = step_metrics_and_grads(shared, points, prepared, state, outputs, train_values, weights)
+        forward, grad_kq, grad_v = step(shared, points, state.kq, out, train_values=train_values, weights=weights)
+        m = measure(shared, points, prepared, state.kq, forward)
         row = jnp.stack([m[k] for k in names])
         fold = fold_update(fold, m["reliance"], row, t, tol=inversion_tol(dtype))
         new = updated(state, grad_kq, grad_v)
@@ -362,11 +177,9 @@ advance = jax.jit(_advance, static_argnames=_STATIC)
 """One compiled chunk of steps for one world."""
 
 
-def _advance_batch(shared, points, lr, value_lr, carry, shared_axis, hyper=None, **static):
-    global TRACES
-    TRACES += 1
+def _advance_batch(shared, points, lr, value_lr, carry, hyper=None, *, shared_axis, **static):
     return jax.vmap(  # a carry (or hyper) of None has no leaves: vmap passes it through
-        lambda s, p, eta, eta_v, c, h: _advance(s, p, eta, eta_v, c, hyper=h, **static),
+        lambda s, p, eta, eta_v, c, h: _advance(s, p, eta, eta_v, c, h, **static),
         in_axes=(shared_axis, 0, 0, 0, 0, 0),
     )(shared, points, lr, value_lr, carry, hyper)
 
@@ -407,50 +220,39 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
     return np.append(np.arange(0, steps, record_every), steps)
 
 
-def simulate(
-    shared: Shared,
-    points: Points,
-    lr,
-    value_lr,
-    steps: int,
-    train_values: bool,
-    record_every: int = 1,
-    record: bool = True,
-    progress: Callable[[int], None] | None = None,
-    batched: bool = False,
-    shared_axis: int | None = None,
-    hyper: Hyper | None = None,
-    optimizer: str = "gd",
-    batch_size: int = 0,
-    first_chunk=None,
-) -> tuple[dict | None, dict, State]:
-    """Train one world (or, `batched`, a leading axis of worlds) for `steps` steps.
+def simulate(shared: Shared, points: Points, lr, value_lr, steps: int, *, train_values: bool, record_every: int = 1,
+             record: bool = True, hyper: Hyper | None = None, optimizer: str = "gd", batch_size: int = 0,
+             progress: Callable[[int], None] | None = None, batched: bool = False, shared_axis: int | None = None,
+             first_chunk=None) -> tuple[dict | None, dict, State]:
+    """Train one world (or, `batched`, a leading axis of worlds) for `steps` steps at step
+    sizes lr (W_KQ) and value_lr (W_V, trained when `train_values`).
 
     Returns (recorded, summary, state): recorded metrics (arrays over `recorded_steps`, with
     a leading point axis when batched; None when not `record`), the summary fold of every
     step (`cpi.theory.summary.fold_finish`: initial/peak/peak_step/final reliance and the first
-    non-finite step), and the final State. `progress(steps_done)` is called after each chunk
-    has finished computing (not when it is dispatched). `optimizer` (gd or sgd), `batch_size`
-    and `hyper` (momentum, weight decay, seed) as in `cpi.sims.optimizers`; `hyper` None is plain
-    full-batch gradient descent. `first_chunk`: the first chunk of a batched run compiled
-    already (`lower_first_chunk(...).compile()` on arrays of these shapes and shardings)."""
+    non-finite step), and the final State. `optimizer` (gd or sgd), `batch_size` and `hyper`
+    (momentum, weight decay, seed) as in `cpi.sims.optimizers`; `hyper` None is plain
+    full-batch gradient descent. `progress(steps_done)` is called after each chunk has
+    finished computing (not when it is dispatched). Batched, the shared arrays are one for
+    every world (shared_axis None) or per world (0), and `first_chunk` is the first chunk
+    compiled already (`lower_first_chunk(...).compile()` on arrays of these shapes and
+    shardings)."""
     names = metric_names(shared.relation_gram.shape[-1])
+    training = dict(train_values=train_values, record=record, optimizer=optimizer, batch_size=batch_size)
     carry = None
     pieces, done = [], 0
     for i, chunk in enumerate(chunk_plan(steps, record_every)):
-        length = chunk["steps"]
-        chunk.update(train_values=train_values, record=record, hyper=hyper, optimizer=optimizer,
-                     batch_size=batch_size)
         if batched and i == 0 and first_chunk is not None:
             carry, rec = first_chunk(shared, points, lr, value_lr, None, hyper=hyper)
         elif batched:
-            carry, rec = advance_batch(shared, points, lr, value_lr, carry, shared_axis=shared_axis, **chunk)
+            carry, rec = advance_batch(shared, points, lr, value_lr, carry, hyper=hyper, shared_axis=shared_axis,
+                                       **chunk, **training)
         else:
-            carry, rec = advance(shared, points, lr, value_lr, carry, **chunk)
+            carry, rec = advance(shared, points, lr, value_lr, carry, hyper=hyper, **chunk, **training)
         jax.block_until_ready(carry)
         if rec is not None:
             pieces.append({k: np.asarray(v) for k, v in rec.items()})
-        done += length
+        done += chunk["steps"]
         if progress is not None:
             progress(done)
     state, fold, _ = carry
@@ -463,7 +265,7 @@ def simulate(
     return recorded, summary, state
 
 
-def lower_first_chunk(shared, points, lr, value_lr, steps: int, train_values: bool, record_every: int = 1,
+def lower_first_chunk(shared, points, lr, value_lr, steps: int, *, train_values: bool, record_every: int = 1,
                       record: bool = True, shared_axis: int | None = None, hyper: Hyper | None = None,
                       optimizer: str = "gd", batch_size: int = 0):
     """The first chunk of `simulate(..., batched=True)` with these arguments, lowered (the

@@ -3,12 +3,13 @@
 
 It is the definition and the test oracle of the fast engine (`cpi.sims.engine`), which `cpi run`
 and `cpi sweep` use; `simulate` is a pure function of packed world arrays and the step sizes.
-Step 0 of every metric is before any update; step t is after t
+The model's step is `gradient` (autodiff of `cpi.sims.model.loss`), its record `metrics`
+(`cpi.sims.metrics`). Step 0 of every metric is before any update; step t is after t
 updates. W_KQ starts at 0; W_V starts at its pretrained value and trains only when
 value_lr > 0 (with its own step size).
 
 Precision: `pack` and `simulate` compute in the dtype they are given, switching JAX's 64-bit
-mode on for their own duration when it is float64 (`cpi.sims.engine.precision`), never for the
+mode on for their own duration when it is float64 (`cpi.sims.precision.precision`), never for the
 whole process; `metrics`, `simulate_chunk` and `final_metrics` follow their caller's mode.
 """
 
@@ -21,11 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cpi.theory.groups import TRAINING_GROUPS, has_context
+from cpi.theory.groups import TRAINING_GROUPS
 
-from .engine import precision, tie_tolerance
+from . import model
+from .metrics import PointValues, collect
 from .model import batch_losses, batch_outputs, logits
 from .optimizers import Hyper, batch_weights, transform
+from .precision import precision
 from .world import Points, World
 
 CHUNK_STEPS = 20_000
@@ -64,39 +67,24 @@ def _pack(world: World, dtype: str) -> dict:
     }
 
 
-def _masked_mean(onehot, values):
-    """Mean of `values` within each group (NaN for an empty group)."""
-    return (onehot.T @ values) / onehot.sum(axis=0)
-
-
 def _argmax_is(z, target):
-    """1.0 where token `target` (n,) is the argmax of logits z (n, K): z_target exceeds every
-    other token's logit by more than `cpi.sims.engine.tie_tolerance` (a tie at the top is not
-    chosen); else 0.0."""
+    """`cpi.sims.model.chosen` of token `target` (n,) under logits z (n, K)."""
     rows = jnp.arange(z.shape[0])
     others = z.at[rows, target].set(-jnp.inf)
-    margin = z[rows, target] - jnp.max(others, axis=-1)
-    return jnp.where(margin > tie_tolerance(z.dtype), 1.0, 0.0).astype(z.dtype)
+    return model.chosen(z[rows, target] - jnp.max(others, axis=-1))
+
+
+def _product_sum(onehot, values):
+    """Σ of `values` within each group of `onehot`, as a matrix product."""
+    return onehot.T @ values
 
 
 def metrics(params: dict, data: dict) -> dict:
-    """Every per-step quantity, in the paper's notation.
-
-    reliance: mean M_C = p_c/(p_c + p_a) over conflict test points; attention_context: mean
-    σ_c on them; aligned_accuracy: mean p_c on held-out points whose context is their
-    memorised fact; loss_G / attention_context_G: per training group; u_theta_c/s: θ_Cᵀu and
-    θ_Sᵀu for u = W_KQ φ(r); neg_grad_theta_c_G / neg_grad_theta_s_G: the θ_C / θ_S
-    components of −∇_{W_KQ} L_G φ(r), L_G = (1/n)Σ_{i∈G} ℓ_i (the groups sum to −∇L).
-    With several relations, r is the first relation r_1 and reliance_r<j> is the mean M_C
-    over the conflict test points queried with relation j.
-    counterfactual_accuracy / parametric_accuracy: the fraction of conflict test points
-    whose argmax output token is the context's answer c / the memorised fact a;
-    train_accuracy: the fraction of training points whose argmax is their answer. The argmax
-    is y when z_y exceeds every other token's logit by more than `cpi.sims.engine.tie_tolerance`
-    (a token tied with another at the top counts as not chosen)."""
-    embed, onehot = data["embed"], data["group_onehot"]
+    """Every per-step quantity (`cpi.sims.metrics`), computed literally: the θ pushes as
+    directional derivatives (jvps) of each training point's loss, the rest from the model's
+    outputs."""
+    embed = data["embed"]
     relation = data["query"]
-    n = onehot.shape[0]
 
     def train_losses(w_kq):
         return batch_losses({"kq": w_kq, "v": params["v"]}, embed, data["train"])
@@ -117,33 +105,21 @@ def metrics(params: dict, data: dict) -> dict:
     z_train, _ = z_of(params, embed, *data["train"][:2])
 
     u = params["kq"] @ relation
-    reliance = p_c / (p_c + p_a)
-    out = {
-        "reliance": jnp.mean(reliance),
-        "attention_context": jnp.mean(sigma_test[:, 0]),
-        "aligned_accuracy": jnp.mean(p_aligned),
-        "loss": jnp.mean(losses),
-        "u_theta_c": data["theta_c"] @ u,
-        "u_theta_s": data["theta_s"] @ u,
-        "counterfactual_accuracy": jnp.mean(_argmax_is(z_test, data["test"][2])),
-        "parametric_accuracy": jnp.mean(_argmax_is(z_test, data["test_fact"])),
-        "train_accuracy": jnp.mean(_argmax_is(z_train, data["train"][2])),
-    }
-    by_relation = data["test_relation_onehot"]
-    if by_relation.shape[1] > 1:
-        per_relation = _masked_mean(by_relation, reliance)
-        for j in range(by_relation.shape[1]):
-            out[f"reliance_r{j + 1}"] = per_relation[j]
-    loss_g = _masked_mean(onehot, losses)
-    attention_g = _masked_mean(onehot, sigma_train[:, 0])
-    push_c, push_s = -(onehot.T @ d_theta_c) / n, -(onehot.T @ d_theta_s) / n
-    for i, g in enumerate(TRAINING_GROUPS):
-        out[f"loss_{g}"] = loss_g[i]
-        if has_context(g):  # subject-only points have no context to attend to
-            out[f"attention_context_{g}"] = attention_g[i]
-        out[f"neg_grad_theta_c_{g}"] = jnp.where(onehot[:, i].sum() > 0, push_c[i], jnp.nan)
-        out[f"neg_grad_theta_s_{g}"] = jnp.where(onehot[:, i].sum() > 0, push_s[i], jnp.nan)
-    return out
+    point = PointValues(
+        reliance=p_c / (p_c + p_a),
+        attention_test=sigma_test[:, 0],
+        aligned=p_aligned,
+        losses=losses,
+        attention_train=sigma_train[:, 0],
+        d_theta_c=d_theta_c,
+        d_theta_s=d_theta_s,
+        u_theta_c=data["theta_c"] @ u,
+        u_theta_s=data["theta_s"] @ u,
+        counterfactual=_argmax_is(z_test, data["test"][2]),
+        parametric=_argmax_is(z_test, data["test_fact"]),
+        train_chosen=_argmax_is(z_train, data["train"][2]),
+    )
+    return collect(point, data["group_onehot"], data["test_relation_onehot"], group_sum=_product_sum)
 
 
 def optimizer(lr, value_lr, train_values: bool, hyper: Hyper | None = None,
@@ -171,8 +147,15 @@ def initial_state(data: dict, lr, value_lr, train_values: bool, hyper: Hyper | N
     return params, optimizer(lr, value_lr, train_values, hyper, name).init(params), jnp.zeros((), jnp.int32)
 
 
+def gradient(params: dict, data: dict, train_values: bool, weights=None) -> dict:
+    """The model's step: ∇L of the loss of the training points (`cpi.sims.model.loss`: the
+    forward pass σ_i, z_i and ℓ_i, with the equations) with respect to W_KQ (and W_V when
+    it trains; else W_V is the data's), by autodiff; `weights` as there."""
+    return jax.grad(lambda p: model.loss(_full(p, data, train_values), data["embed"], data["train"], weights))(params)
+
+
 @partial(jax.jit, static_argnames=("steps", "train_values", "name", "batch_size"))
-def simulate_chunk(data, lr, value_lr, state, steps: int, train_values: bool, hyper: Hyper | None = None,
+def simulate_chunk(data, lr, value_lr, state, hyper: Hyper | None = None, *, steps: int, train_values: bool,
                    name: str = "gd", batch_size: int = 0):
     """`steps` optimizer steps from `state`; returns (new state, metrics before each step).
     The loss of step t is the mean over the training points, or over its minibatch
@@ -183,14 +166,8 @@ def simulate_chunk(data, lr, value_lr, state, steps: int, train_values: bool, hy
     def step(carry, _):
         params, opt_state, t = carry
         recorded = metrics(_full(params, data, train_values), data)
-
-        def loss(p):
-            losses = batch_losses(_full(p, data, train_values), data["embed"], data["train"])
-            if batch_size == 0:
-                return jnp.mean(losses)
-            return jnp.sum(batch_weights(hyper.seed, t, n, batch_size, losses.dtype) * losses)
-
-        grads = jax.grad(loss)(params)
+        weights = None if batch_size == 0 else batch_weights(hyper.seed, t, n, batch_size, data["embed"].dtype)
+        grads = gradient(params, data, train_values, weights)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state, t + 1), recorded
 
@@ -202,7 +179,7 @@ def final_metrics(data, state, train_values: bool):
     return metrics(_full(state[0], data, train_values), data)
 
 
-def simulate(data, lr, value_lr, steps: int, train_values: bool, progress=None, hyper: Hyper | None = None,
+def simulate(data, lr, value_lr, steps: int, *, train_values: bool, progress=None, hyper: Hyper | None = None,
              name: str = "gd", batch_size: int = 0) -> tuple[dict, dict]:
     """(metrics at steps 0..steps as arrays of length steps + 1, final parameters {kq, v}).
 
@@ -210,20 +187,17 @@ def simulate(data, lr, value_lr, steps: int, train_values: bool, progress=None, 
     and minibatches of `batch_size`. Long runs are cut into scans of CHUNK_STEPS steps;
     `progress(done, total)` is called after each chunk."""
     with precision(data["embed"].dtype):
-        return _simulate(data, lr, value_lr, steps, train_values, progress, hyper, name, batch_size)
-
-
-def _simulate(data, lr, value_lr, steps: int, train_values: bool, progress, hyper, name, batch_size):
-    state = initial_state(data, lr, value_lr, train_values, hyper, name)
-    pieces = []
-    done = 0
-    while done < steps:
-        length = min(CHUNK_STEPS, steps - done)
-        state, recorded = simulate_chunk(data, lr, value_lr, state, length, train_values, hyper, name, batch_size)
-        pieces.append(recorded)
-        done += length
-        if progress is not None:
-            progress(done, steps)
-    last = final_metrics(data, state, train_values)
-    values = {k: jnp.concatenate([p[k] for p in pieces] + [last[k][None]]) for k in last}
-    return values, _full(state[0], data, train_values)
+        state = initial_state(data, lr, value_lr, train_values, hyper, name)
+        pieces = []
+        done = 0
+        while done < steps:
+            length = min(CHUNK_STEPS, steps - done)
+            state, recorded = simulate_chunk(data, lr, value_lr, state, hyper, steps=length,
+                                             train_values=train_values, name=name, batch_size=batch_size)
+            pieces.append(recorded)
+            done += length
+            if progress is not None:
+                progress(done, steps)
+        last = final_metrics(data, state, train_values)
+        values = {k: jnp.concatenate([p[k] for p in pieces] + [last[k][None]]) for k in last}
+        return values, _full(state[0], data, train_values)

@@ -4,13 +4,23 @@ f_W(x) = softmax(φ(x)ᵀ W_KQ φ(x)) φ(x)ᵀ W_Vᵀ W_H; at the query r (the l
 attention over keys y is σ_y = softmax_y(φ(y)ᵀ W_KQ φ(r)) restricted to the unmasked keys,
 and the output logits are z = W_Hᵀ W_V Σ_y σ_y φ(y). One example in; `jax.vmap` for batches.
 This is the generic model: it stays exact when W_V trains.
+
+Its prediction is the argmax of z, with ties resolved against the target (`chosen`): the
+definition both engines compute the paper's accuracies from.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
+import numpy as np
+
+from cpi.theory.reduced_system import ARGMAX_TOLERANCE
+
+if TYPE_CHECKING:  # annotations only: importing jaxtyping would add to every run's start-up
+    from jaxtyping import Array, Bool, Float, Int
 
 
 def attention(
@@ -52,7 +62,36 @@ def batch_losses(params: dict, embed, points) -> Float[Array, " n"]:
     )
 
 
+def loss(params: dict, embed, points, weights=None) -> Float[Array, ""]:
+    """The finetuning loss of the training points x_i = [c_i, s_i, r_i] with answers a_i:
+
+        σ_i = softmax_y(φ(y)ᵀ W_KQ φ(r_i)) over the visible keys y of x_i   (`attention`)
+        z_i = Φᵀ W_V Σ_y σ_iy φ(y)                                         (`logits`)
+        ℓ_i = −log softmax(z_i)_{a_i}                                      (`point_loss`)
+        L   = (1/n) Σ_i ℓ_i, or Σ_i weights_i ℓ_i (a minibatch's weights)
+
+    The generic engine (`cpi.sims.generic`) takes its gradient ∇_{W_KQ} L, ∇_{W_V} L by autodiff."""
+    losses = batch_losses(params, embed, points)
+    return jnp.mean(losses) if weights is None else jnp.sum(weights * losses)
+
+
 def batch_outputs(params: dict, embed, tokens, key_mask):
     """(softmax(z), σ) for a batch of points."""
     z, sigma = jax.vmap(logits, in_axes=(None, None, 0, 0))(params, embed, tokens, key_mask)
     return jax.nn.softmax(z, axis=-1), sigma
+
+
+def tie_tolerance(dtype) -> float:
+    """By how much the chosen token's logit must exceed every other's: ARGMAX_TOLERANCE
+    (`cpi.theory.reduced_system`) in float64, 1e-4 in float32 (its rounding is about 1e-6)."""
+    return ARGMAX_TOLERANCE if np.dtype(dtype) == np.float64 else 1e-4
+
+
+def chosen(margin, alone=None):
+    """The paper's accuracy rule, per point: 1.0 where the target token is the argmax of the
+    logits z, else 0.0. `margin`: z_target minus the largest logit of every other token; the
+    target is chosen when the margin exceeds `tie_tolerance` (a token tied with another at
+    the top counts as not chosen). `alone`: False where another token is known to share the
+    target's logit exactly (the fast engine's output classes), so that it is not chosen."""
+    top = margin > tie_tolerance(margin.dtype)
+    return jnp.where(top if alone is None else alone & top, 1.0, 0.0).astype(margin.dtype)

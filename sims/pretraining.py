@@ -55,10 +55,6 @@ from cpi.core import store
 from cpi.core.cache_dirs import user_cache_dir
 from .config import Config, ConfigError
 
-PRETRAININGS = 0
-"""How many times this process has run a learned pretraining (not reused from memory or a
-file); tests use it to check that a sweep over the mixture pretrains once."""
-
 DIGEST_KEYS = ("world.n_subjects", "world.n_answers", "world.n_relations", "world.relation_overlap",
                "world.embeddings", "world.dim", "train.seed", "pretrain.steps", "pretrain.lr",
                "pretrain.fact_repeats", "pretrain.context_repeats", "pretrain.memorised")
@@ -181,7 +177,6 @@ def learned_values(config: Config, embed: np.ndarray) -> tuple[np.ndarray, np.nd
     """(B, T) of `config`'s learned pretraining on the embeddings Φ = `embed` (d × K): W_V = Φ B Φᵀ
     and its value-logit table T = G B G. Reused from this process or the cache directory when
     the digest matches; otherwise computed (`descent` on `corpus`) and saved."""
-    global PRETRAININGS
     digest = pretrain_digest(config)
     if digest in _MEMORY:
         return _MEMORY[digest]
@@ -194,7 +189,6 @@ def learned_values(config: Config, embed: np.ndarray) -> tuple[np.ndarray, np.nd
         gram = embed.T @ embed
         b = descent(gram, keys, answer, config.pretrain.steps, config.pretrain.lr)
         found = (b, gram @ b @ gram)
-        PRETRAININGS += 1
         if path is not None:
             _save(path, found, config)
     for array in found:

@@ -19,6 +19,8 @@ from . import engine, optimizers, packing
 from .budget import check_record_every, check_run_budget
 from .config import EXACT_OPTIMIZERS, Config
 from cpi.core.errors import SimulationError
+from .metrics import group_metric_names, metric_names
+from .precision import precision
 from .pretraining import world_strengths
 from cpi.core.progress import StepProgress
 from .world import World, build_world
@@ -53,9 +55,9 @@ def absent_metrics(world) -> set[str]:
     """Metric names of the data groups the world's training set lacks (and of the aligned
     points when there are none): they are NaN throughout and left out of the results."""
     absent = {name for g in TRAINING_GROUPS if not np.any(world.train.group == training_index(g))
-              for name in engine.group_metric_names(g)}
+              for name in group_metric_names(g)}
     if len(world.aligned) == 0:
-        absent |= {k for k in engine.metric_names(world.n_relations) if k.startswith("aligned_")}
+        absent |= {k for k in metric_names(world.n_relations) if k.startswith("aligned_")}
     return absent
 
 
@@ -66,7 +68,7 @@ def generic_run(world: World, config: Config, hyper, record_every: int, progress
 
     t = config.train
     values, params = generic.simulate(
-        generic.pack(world, t.dtype), t.lr, t.value_lr, t.steps, t.value_lr > 0,
+        generic.pack(world, t.dtype), t.lr, t.value_lr, t.steps, train_values=t.value_lr > 0,
         progress=lambda done, total: progress(done), hyper=hyper, name=t.optimizer, batch_size=t.batch_size)
     values = {k: np.asarray(v) for k, v in values.items()}
     summary = summarize(values["reliance"], tol=inversion_tol(values["reliance"].dtype))
@@ -89,12 +91,12 @@ def run(config: Config, progress: bool = False, record_every: int = 1) -> RunRes
     t = config.train
     train_values = t.value_lr > 0
     bar = StepProgress(steps, "steps", enabled=progress and steps > engine.CHUNK_STEPS)
-    with bar, engine.precision(t.dtype):
+    with bar, precision(t.dtype):
         hyper = None if optimizers.is_plain(t) else optimizers.hyper(t, t.dtype)
         if t.optimizer in EXACT_OPTIMIZERS:
             values, summary, state = engine.simulate(
                 *packing.pack(world, t.dtype, frozen_values=not train_values),
-                t.lr, t.value_lr, steps, train_values, record_every=record_every, progress=bar.advance_to,
+                t.lr, t.value_lr, steps, train_values=train_values, record_every=record_every, progress=bar.advance_to,
                 hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size,
             )
         else:

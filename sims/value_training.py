@@ -16,6 +16,7 @@ from cpi.theory.groups import training_index
 
 from . import engine, packing
 from .config import Config
+from .precision import precision
 from .world import World, build_world
 
 VALUE_BLOCKS = ("C_cs", "C_cc", "CS_cs", "CS_cc", "test_cc", "test_ac", "test_cs", "test_as")
@@ -69,7 +70,7 @@ def value_training_run(config: Config, value_lrs, record_every: int = 10) -> dic
     value_lr = np.asarray(value_lrs, dtype=dtype)
     n = len(value_lr)
     chunks = steps // record_every
-    with engine.precision(dtype):
+    with precision(dtype):
         shared, one = packing.pack(world, dtype, frozen_values=False)
         points = jax.tree_util.tree_map(lambda x: np.broadcast_to(x, (n, *np.shape(x))), one)
         table0 = np.asarray(one.table)

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from cpi.sims import engine, generic, packing
+from cpi.sims import engine, generic, packing, step
 from cpi.sims.config import load, with_values
+from cpi.sims.precision import precision
 from cpi.sims.train import absent_metrics, run
 from cpi.sims.world import build_world
 from cpi.theory.summary import fold_finish, fold_init, fold_update, summarize
@@ -34,7 +35,7 @@ def test_fast_engine_equals_the_generic_model(name):
     world = build_world(config)
     train_values = config.train.value_lr > 0
     expected, expected_params = generic.simulate(generic.pack(world), config.train.lr, config.train.value_lr,
-                                                 config.train.steps, train_values)
+                                                 config.train.steps, train_values=train_values)
     result = run(config)
     assert set(result.metrics) - {"step"} == set(expected) - absent_metrics(world)
     for key, values in result.metrics.items():
@@ -86,9 +87,9 @@ def test_chunks_of_a_long_run_equal_one_scan(monkeypatch):
     monkeypatch.setattr(engine, "CHUNK_STEPS", 20)
     calls = []
     world = build_world(config)
-    with engine.precision("float64"):  # as cpi.sims.train.run calls it
+    with precision("float64"):  # as cpi.sims.train.run calls it
         recorded, summary, _ = engine.simulate(*packing.pack(world), 1.0, 0.0, 70,
-                                               False, record_every=3, progress=calls.append)
+                                               train_values=False, record_every=3, progress=calls.append)
     assert calls == [18, 36, 54, 70]  # chunk lengths are multiples of the stride
     assert_same_computation(recorded["reliance"], whole.metrics["reliance"][engine.recorded_steps(70, 3)])
     summary.pop("nonfinite_step")
@@ -145,3 +146,56 @@ def test_float32_is_close_to_float64():
     assert single.metrics["reliance"].dtype == np.float32
     assert np.abs(single.metrics["reliance"] - double.metrics["reliance"]).max() < 5e-5
     assert single.summary["peak_step"] == double.summary["peak_step"]
+
+
+@pytest.mark.parametrize("train_values", [False, True], ids=["W_V frozen", "W_V trained"])
+@pytest.mark.parametrize("layout", [True, False], ids=["shared layout", "gathers"])
+def test_the_step_gradient_is_the_gradient_of_its_loss(layout, train_values):
+    """`step.step`'s hand-derived C (∇_{W_KQ} L = Φ C Φ_Rᵀ) and D (∇_{W_V} L = Φ D Φᵀ) against
+    autodiff of its own loss L = (1/n) Σ ℓ_i at a state away from W_KQ = 0: ∂L/∂A = G C Γ (on
+    the active pairs of a shared layout) and ∂L/∂T = D, T = Φᵀ W_V Φ."""
+    import jax.numpy as jnp
+
+    world = build_world(with_values(load(), ENGINE_CONFIGS["CF and S points"]))
+    n = len(world.train)
+    with precision("float64"):
+        points = packing.pack_points(world, frozen_values=not train_values)
+        shared = packing.pack_shared(world)
+        if layout:
+            shared = packing.with_layout(shared, points)
+        prepared = step.prepare(shared, points)
+        kq_shape = shared.active.shape[:1] if layout else (shared.gram.shape[0], shared.relation_gram.shape[0])
+        kq = jnp.asarray(np.random.default_rng(0).normal(0, 0.5, kq_shape))
+        table = jnp.asarray(points.table)
+
+        def loss(kq, table):
+            forward, _, _ = step.step(shared, points, kq, step.outputs(points, prepared, table),
+                                      train_values=train_values)
+            return jnp.mean(forward.losses[:n])
+
+        _, grad_kq, grad_table = step.step(shared, points, kq, step.outputs(points, prepared, table),
+                                           train_values=train_values)
+        want_kq, want_table = jax.grad(loss, argnums=(0, 1))(kq, table)
+    assert layout == (shared.score_map is not None)
+    natural = shared.gram @ packing.full_coordinates(shared, grad_kq) @ shared.relation_gram
+    if layout:
+        natural = natural[shared.active[:, 0], shared.active[:, 1]]
+    assert np.max(np.abs(np.asarray(want_kq))) > 1e-3
+    np.testing.assert_allclose(natural, want_kq, rtol=0, atol=1e-12)
+    if train_values:
+        np.testing.assert_allclose(grad_table, want_table, rtol=0, atol=1e-12)
+    else:
+        assert grad_table is None
+
+
+def test_the_oracle_does_not_import_the_engine_it_checks():
+    """The generic model defines what the fast engine computes (argmax tie tolerance, precision,
+    metrics): it imports neither `cpi.sims.engine` nor the engine's step."""
+    import ast
+    from pathlib import Path
+
+    source = Path(generic.__file__).read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert not {m for m in imported if m and m.split(".")[-1] in ("engine", "step")}, imported

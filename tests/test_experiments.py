@@ -44,7 +44,7 @@ def test_value_training_tables_are_the_generic_models_value_matrix():
     world = build_world(base)
     phi = world.embed
     for i, value_lr in enumerate((0.0, 0.7)):
-        metrics, params = generic.simulate(generic.pack(world), base.train.lr, value_lr, 6, True)
+        metrics, params = generic.simulate(generic.pack(world), base.train.lr, value_lr, 6, train_values=True)
         for key in ("reliance", "attention_context", "neg_grad_theta_c_S"):
             np.testing.assert_allclose(out[key][i], np.asarray(metrics[key]), rtol=0, atol=1e-12)
         expected = value_block_means(world, phi.T @ np.asarray(params["v"]) @ phi, world.value_table)
@@ -72,7 +72,7 @@ def test_simulators_leave_the_process_precision_alone():
         "assert not jax.config.jax_enable_x64\n"
         "base = cfg.with_values(cfg.Config(), {'train.steps': 2})\n"
         "data = g.pack(build_world(base))\n"
-        "metrics, params = g.simulate(data, 1.0, 0.0, 2, False)\n"
+        "metrics, params = g.simulate(data, 1.0, 0.0, 2, train_values=False)\n"
         "assert data['embed'].dtype == np.float64 and metrics['reliance'].dtype == np.float64\n"
         "out = vt.value_training_run(base, [0.5], record_every=1)\n"
         "assert out['reliance'].dtype == np.float64\n"

@@ -10,7 +10,7 @@ import pytest
 import cpi.bridge.corpus
 import cpi.sims.world
 from cpi.sims.config import load, with_values
-from cpi.sims.engine import group_metric_names, metric_names
+from cpi.sims.metrics import group_metric_names, metric_names
 from cpi.sims.train import absent_metrics
 from cpi.sims.world import build_world
 from cpi.theory.groups import (

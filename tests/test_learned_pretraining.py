@@ -34,6 +34,21 @@ def own_cache(tmp_path, monkeypatch):
     pretraining.forget()
 
 
+@pytest.fixture
+def pretrainings(monkeypatch) -> list:
+    """One entry per learned pretraining computed in the test (not reused from memory or a
+    file): calls of `pretraining.descent`."""
+    calls = []
+    descent = pretraining.descent
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return descent(*args, **kwargs)
+
+    monkeypatch.setattr(pretraining, "descent", counting)
+    return calls
+
+
 def numpy_descent(config, phi: np.ndarray) -> np.ndarray:
     """W_V (d × d) after pretrain.steps steps of full-batch GD from W_V = 0 on the corpus as
     the docstring of sims.pretraining defines it, written out in d×d form: fact points
@@ -121,10 +136,10 @@ def test_more_repeats_or_steps_mean_stronger_knowledge():
     assert strengths(steps=0) == pytest.approx((1 / 23, 1 / 23), abs=1e-12)  # W_V = 0: uniform over K = 23 tokens
 
 
-def test_the_knowledge_base_does_not_depend_on_the_mixture():
+def test_the_knowledge_base_does_not_depend_on_the_mixture(pretrainings):
     base = load(overrides=[*SMALL, "pretrain.steps=30"])
     worlds = [build_world(with_values(base, {"mixture.context_critical": rho})) for rho in (0.25, 0.5, 0.75)]
-    assert pretraining.PRETRAININGS >= 1
+    assert len(pretrainings) == 1
     for world in worlds[1:]:
         np.testing.assert_array_equal(world.value_table, worlds[0].value_table)
     # the memorised subjects of the points carry the knowledge base's facts
@@ -138,20 +153,19 @@ def test_the_knowledge_base_does_not_depend_on_the_mixture():
                     assert c not in facts.values()
 
 
-def test_a_sweep_over_the_mixture_pretrains_once(tmp_path):
+def test_a_sweep_over_the_mixture_pretrains_once(tmp_path, pretrainings):
     from cpi.sims.sweep import run_sweep
 
     base = load(overrides=["knowledge.pretraining=learned", "world.n_subjects=60", "pretrain.memorised=0.6",
                            "pretrain.steps=100", "train.steps=10"])
-    before = pretraining.PRETRAININGS
     result = run_sweep(base, ["mixture.context_critical=0.25,0.5,0.75"], out=tmp_path / "sweep")
-    assert pretraining.PRETRAININGS == before + 1
+    assert len(pretrainings) == 1
     files = list((tmp_path / "pretrained").glob("*.npz"))
     assert [f.name for f in files] == [f"{pretraining.pretrain_digest(base)}.npz"]
     mtime = files[0].stat().st_mtime_ns
     pretraining.forget()  # a new process: the file is reused, not recomputed
     single = run(result.configs[1])
-    assert pretraining.PRETRAININGS == before + 1 and files[0].stat().st_mtime_ns == mtime
+    assert len(pretrainings) == 1 and files[0].stat().st_mtime_ns == mtime
     assert single.summary["final_reliance"] == pytest.approx(result.summaries[1]["final_reliance"], abs=1e-12)
     for i in range(3):  # every row carries the strengths its learned W_V achieves, as a single run reports them
         alone = run(result.configs[i]).summary
@@ -160,14 +174,15 @@ def test_a_sweep_over_the_mixture_pretrains_once(tmp_path):
     assert "achieved_delta_m" in (tmp_path / "sweep" / "summary.csv").read_text().splitlines()[0]
 
 
-def test_reruns_are_byte_identical_fresh_or_from_the_cache(tmp_path):
+def test_reruns_are_byte_identical_fresh_or_from_the_cache(tmp_path, pretrainings):
     sets = [a for s in [*SMALL, "pretrain.steps=80"] for a in ("--set", s)]
     for name in ("a", "b"):
         assert main(["run", *sets, "--out", str(tmp_path / name)]) == 0
         pretraining.forget()
-    assert pretraining.PRETRAININGS >= 1
+    assert len(pretrainings) == 1  # b reuses a's file
     (tmp_path / "pretrained").rename(tmp_path / "old")  # c pretrains again from scratch
     assert main(["run", *sets, "--out", str(tmp_path / "c")]) == 0
+    assert len(pretrainings) == 2
     for file in ("metrics.npz", "summary.json", "config.toml"):
         first = (tmp_path / "a" / file).read_bytes()
         assert (tmp_path / "b" / file).read_bytes() == first and (tmp_path / "c" / file).read_bytes() == first

@@ -19,7 +19,8 @@ import pytest
 import cpi.figures
 from cpi.figures.style import artist
 from cpi.sims import config as cfg
-from cpi.sims import engine, generic, optimizers
+from cpi.sims import generic, optimizers
+from cpi.sims.precision import precision
 from cpi.core.errors import ConfigError
 from cpi.sims.theory_inputs import point_trajectory
 from cpi.sims.train import run
@@ -43,10 +44,10 @@ def test_the_fast_engine_runs_sgd_exactly(overrides):
     config = cfg.load(overrides=[*overrides, "train.steps=40"])
     world = build_world(config)
     t = config.train
-    with engine.precision("float64"):
+    with precision("float64"):
         hyper = optimizers.hyper(t)
         expected, expected_params = generic.simulate(
-            generic.pack(world), t.lr, t.value_lr, t.steps, t.value_lr > 0, hyper=hyper, name=t.optimizer,
+            generic.pack(world), t.lr, t.value_lr, t.steps, train_values=t.value_lr > 0, hyper=hyper, name=t.optimizer,
             batch_size=t.batch_size)
     result = run(config)
     for name, values in result.metrics.items():
@@ -58,7 +59,7 @@ def test_the_fast_engine_runs_sgd_exactly(overrides):
 
 def test_minibatches_deal_every_point_once_per_epoch():
     n, b = 20, 6
-    with engine.precision("float64"):
+    with precision("float64"):
         weights = np.array([np.asarray(optimizers.batch_weights(np.uint32(3), t, n, b, np.float64))
                             for t in range(9)])
     assert np.all(np.isclose(weights.sum(axis=1), 1.0))

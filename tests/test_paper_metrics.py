@@ -117,7 +117,8 @@ def test_ties_count_as_not_chosen():
 @pytest.mark.parametrize("name", ["CF and S points", "tie at step 0 (delta_c = delta_m)"])
 def test_fast_engine_accuracies_equal_the_generic_model(name):
     config = config_of(CONFIGS[name])
-    expected, _ = generic.simulate(generic.pack(build_world(config)), config.train.lr, 0.0, config.train.steps, False)
+    expected, _ = generic.simulate(generic.pack(build_world(config)), config.train.lr, 0.0, config.train.steps,
+                                   train_values=False)
     result = run(config)
     for key in ACCURACIES:
         np.testing.assert_allclose(result.metrics[key], np.asarray(expected[key]), rtol=0, atol=1e-12, err_msg=key)

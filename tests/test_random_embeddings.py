@@ -12,7 +12,7 @@ import pytest
 from cpi.cli import execute as main
 from cpi.sims import chunks, generic
 from cpi.sims import config as cfg
-from cpi.sims.engine import precision
+from cpi.sims.precision import precision
 from cpi.sims.theory_inputs import initial_direction, point_trajectory, reduced_trajectory
 from cpi.sims.theory_report import theory_report
 from cpi.sims.train import run
@@ -53,7 +53,7 @@ def test_the_engine_equals_the_generic_model_on_random_embeddings():
         config = load(f"world.dim={dim}", "train.steps=30")
         world = build_world(config)
         with precision("float64"):
-            values, _ = generic.simulate(generic.pack(world), 1.0, 0.0, 30, False)
+            values, _ = generic.simulate(generic.pack(world), 1.0, 0.0, 30, train_values=False)
         ours = run(config).metrics
         for key in ("reliance", "attention_context", "aligned_accuracy", "loss"):
             np.testing.assert_allclose(ours[key], np.asarray(values[key]), rtol=0, atol=1e-10, err_msg=key)
