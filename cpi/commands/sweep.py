@@ -201,7 +201,7 @@ def cmd_sweep(args) -> int:
         note = record_size_note(expanded, args.record_every, not args.summaries_only)
         if note:
             print(f"cpi sweep: note: {note}", file=sys.stderr)
-    if shard is None and processes.writer and not args.force:
+    if shard is None and processes.writer and not args.force and any((out / "groups").glob("*.npz")):
         saved, total = saved_chunk_count(expanded, out, args.record_every, args.summaries_only, args.engine)
         if 0 < saved < total:
             print(f"cpi sweep: {saved} of {total} chunk(s) of this sweep are already saved under {out}/groups; "
