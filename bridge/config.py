@@ -23,7 +23,7 @@ from cpi.sims.schema import KeySpec, Schema
 
 
 @dataclass(frozen=True)
-class Transformer:
+class TransformerConfig:
     layers: int = 2
     heads: int = 2
     d_model: int = 64
@@ -33,7 +33,7 @@ class Transformer:
 
 
 @dataclass(frozen=True)
-class Pretrain:
+class BridgePretrainConfig:
     n_subjects: int = 256
     n_answers: int = 32
     memorised: float = 0.5
@@ -47,7 +47,7 @@ class Pretrain:
 
 
 @dataclass(frozen=True)
-class Mixture:
+class BridgeMixtureConfig:
     n_train: int = 64
     context_critical: float = 0.5
     counterfactual: float = 0.0
@@ -58,7 +58,7 @@ class Mixture:
 
 
 @dataclass(frozen=True)
-class Train:
+class BridgeTrainConfig:
     optimizer: str = "adam"
     lr: float = 3e-3
     steps: int = 300
@@ -71,14 +71,15 @@ class Train:
 
 
 @dataclass(frozen=True)
-class Config:
-    transformer: Transformer = field(default_factory=Transformer)
-    pretrain: Pretrain = field(default_factory=Pretrain)
-    mixture: Mixture = field(default_factory=Mixture)
-    train: Train = field(default_factory=Train)
+class BridgeConfig:
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    pretrain: BridgePretrainConfig = field(default_factory=BridgePretrainConfig)
+    mixture: BridgeMixtureConfig = field(default_factory=BridgeMixtureConfig)
+    train: BridgeTrainConfig = field(default_factory=BridgeTrainConfig)
 
 
-_SECTIONS = {"transformer": Transformer, "pretrain": Pretrain, "mixture": Mixture, "train": Train}
+_SECTIONS = {"transformer": TransformerConfig, "pretrain": BridgePretrainConfig, "mixture": BridgeMixtureConfig,
+             "train": BridgeTrainConfig}
 _UNIT = (0.0, 1.0, True, True)
 _POSITIVE = (0.0, math.inf, False, False)
 _COUNT = (1, math.inf, True, False)
@@ -142,13 +143,13 @@ KEYS: dict[str, KeySpec] = {
 """Every key of the bridge's config: allowed values and meaning."""
 
 
-def group_counts(m: Mixture) -> dict[str, int]:
+def group_counts(m: BridgeMixtureConfig) -> dict[str, int]:
     """Finetuning points per group before filtering: round(fraction·n) for C, CF and S, the
     rest C+S (`cpi.sims.config.group_counts`, one count for S)."""
     return sims_config.group_counts(m)
 
 
-def subject_budget(config: Config) -> dict[str, tuple[int, int]]:
+def subject_budget(config: BridgeConfig) -> dict[str, tuple[int, int]]:
     """(needed, available) subjects of each kind: memorised subjects for the C+S, CF, S,
     conflict and aligned points; subjects without a fact for the C and in-distribution C
     points (every point has its own subject, Assumption 1)."""
@@ -160,12 +161,12 @@ def subject_budget(config: Config) -> dict[str, tuple[int, int]]:
     return {"memorised": (need_mem, n_mem), "without a fact": (need_free, p.n_subjects - n_mem)}
 
 
-def n_memorised(p: Pretrain) -> int:
+def n_memorised(p: BridgePretrainConfig) -> int:
     """Subjects with a fact: round(memorised · K_S), at least 1 and at most K_S − 1."""
     return min(max(round(p.memorised * p.n_subjects), 1), p.n_subjects - 1)
 
 
-def _check_config(config: Config) -> None:
+def _check_config(config: BridgeConfig) -> None:
     """ConfigError where values that are each in range do not fit together: heads that do not
     divide d_model, mixture fractions above 1, too few subjects for the mixture, optimizer keys
     that need another optimizer, a batch larger than the training set."""
@@ -199,7 +200,7 @@ def _check_config(config: Config) -> None:
                           f"integer in [1, {m.n_train}] (mixture.n_train)")
 
 
-SCHEMA = Schema(Config, _SECTIONS, KEYS, _check_config, label="bridge config")
+SCHEMA = Schema(BridgeConfig, _SECTIONS, KEYS, _check_config, label="bridge config")
 """The bridge's config schema; the functions below are its methods (`cpi.sims.schema.Schema`)."""
 
 all_keys = SCHEMA.all_keys
@@ -222,13 +223,13 @@ to_toml = SCHEMA.to_toml
 PRETRAIN_SECTIONS = ("transformer", "pretrain")
 
 
-def pretrain_digest(config: Config) -> str:
+def pretrain_digest(config: BridgeConfig) -> str:
     """The key (`cpi.core.store.CHECKPOINT`) of what the pretrained model depends on:
     [transformer], [pretrain] and train.seed. Finetuning runs that share it share the checkpoint."""
     return store.CHECKPOINT.key(pretrain_keys(config))
 
 
-def pretrain_keys(config: Config) -> dict[str, Any]:
+def pretrain_keys(config: BridgeConfig) -> dict[str, Any]:
     """The config keys the pretrained model depends on, as a TOML-ready mapping."""
     d = to_dict(config)
     return {**{s: d[s] for s in PRETRAIN_SECTIONS}, "train": {"seed": config.train.seed}}

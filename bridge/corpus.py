@@ -31,7 +31,7 @@ import numpy as np
 
 from cpi.theory.groups import TRAINING_GROUPS
 
-from .config import Config, group_counts, n_memorised
+from .config import BridgeConfig, group_counts, n_memorised
 
 NULL, RELATION = 0, 1
 GROUPS = TRAINING_GROUPS
@@ -85,7 +85,7 @@ def _rng(seed: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream])
 
 
-def build_vocabulary(config: Config) -> Vocabulary:
+def build_vocabulary(config: BridgeConfig) -> Vocabulary:
     """Which subjects are memorised (and their frequency rank) and their facts, from train.seed."""
     p = config.pretrain
     rng = _rng(config.train.seed, 1)
@@ -112,7 +112,7 @@ def _other_answer(rng, vocab: Vocabulary, fact: np.ndarray) -> np.ndarray:
     return base + (fact - base + shift) % vocab.n_answers
 
 
-def build_world(config: Config) -> World:
+def build_world(config: BridgeConfig) -> World:
     """The vocabulary and every finetuning and held-out point of `config` (before filtering)."""
     vocab = build_vocabulary(config)
     m = config.mixture
@@ -202,7 +202,7 @@ class PretrainTables(NamedTuple):
     memorised_in_context: float
 
 
-def pretrain_tables(config: Config, vocab: Vocabulary) -> PretrainTables:
+def pretrain_tables(config: BridgeConfig, vocab: Vocabulary) -> PretrainTables:
     p = config.pretrain
     return PretrainTables(jnp.asarray(vocab.memorised, jnp.int32), jnp.asarray(vocab.fact, jnp.int32),
                           jnp.log(jnp.asarray(vocab.weight, jnp.float32)), jnp.asarray(vocab.free, jnp.int32),

@@ -29,11 +29,11 @@ import optax
 from cpi.sims.optimizers import batch_weights
 
 from . import measure
-from .config import Train
+from .config import BridgeTrainConfig
 from .model import Transformer, answer_logits, cross_entropy, trainable_filter
 
 
-def optimizer(train: Train) -> optax.GradientTransformation:
+def optimizer(train: BridgeTrainConfig) -> optax.GradientTransformation:
     """train.optimizer at train.lr; weight decay coupled (gd, sgd, adam) or decoupled (adamw).
     The learning rate is held in the optimizer's state from `init` on (`optax.inject_hyperparams`):
     `update` reads it there, whatever train.lr the transformation was built with."""
@@ -49,19 +49,19 @@ def optimizer(train: Train) -> optax.GradientTransformation:
     return optax.chain(*decay, base)
 
 
-def program_train(train: Train) -> Train:
+def program_train(train: BridgeTrainConfig) -> BridgeTrainConfig:
     """`train` as the compiled programs take it (a static argument): without its learning rate,
     which the optimizer's state holds, so that learning rates share a program."""
     return dataclasses.replace(train, lr=0.0)
 
 
-def record_steps(train: Train) -> np.ndarray:
+def record_steps(train: BridgeTrainConfig) -> np.ndarray:
     """The steps at which metrics are recorded: 0, e, 2e, ... and the last step."""
     steps = np.arange(0, train.steps + 1, train.eval_every)
     return steps if steps[-1] == train.steps else np.append(steps, train.steps)
 
 
-def steps_then_metrics(static, opt: optax.GradientTransformation, train: Train, n: int) -> Callable:
+def steps_then_metrics(static, opt: optax.GradientTransformation, train: BridgeTrainConfig, n: int) -> Callable:
     """chunk(params, state, data, start, length): `length` optimizer steps of `opt` from step
     `start` on the loss Σ_i w_i ℓ_i over the n training points of `data` (w: the step's batch
     weights from train.seed), then every metric of the model they reach (`measure.evaluate`).
@@ -115,7 +115,7 @@ def _evaluate_batch(model, arrays, groups):
     return jax.vmap(lambda a: measure.evaluate(model, _as_data(a, groups)))(arrays)
 
 
-def _chunk(params, static, state, arrays, groups, train: Train, start, length: int):
+def _chunk(params, static, state, arrays, groups, train: BridgeTrainConfig, start, length: int):
     chunk = steps_then_metrics(static, optimizer(train), train, int(arrays["train_target"].shape[0]))
     return chunk(params, state, _as_data(arrays, groups), start, length)
 
@@ -130,7 +130,7 @@ _chunk_batch = eqx.filter_jit(eqx.filter_vmap(_chunk, in_axes=(0, None, 0, 0, No
 rates, and data arrays)."""
 
 
-def _recorded_rows(program, params, static, state, arrays, groups, train: Train, first, progress) -> list:
+def _recorded_rows(program, params, static, state, arrays, groups, train: BridgeTrainConfig, first, progress) -> list:
     """[first, then the metrics after each chunk of `train`'s recorded steps], running the
     compiled `program` (`_chunk_one` or `_chunk_batch`) chunk by chunk from step 0."""
     rows = [np.asarray(first)]
@@ -144,7 +144,7 @@ def _recorded_rows(program, params, static, state, arrays, groups, train: Train,
     return rows
 
 
-def finetune(model: Transformer, train: Train, data: measure.EvalData, progress=None) -> np.ndarray:
+def finetune(model: Transformer, train: BridgeTrainConfig, data: measure.EvalData, progress=None) -> np.ndarray:
     """Metrics (recorded steps, metrics) in `measure.metric_names` order."""
     params, static = eqx.partition(model, trainable_filter(model, train.trainable))
     state = optimizer(train).init(params)
@@ -153,7 +153,7 @@ def finetune(model: Transformer, train: Train, data: measure.EvalData, progress=
     return np.stack(_recorded_rows(_chunk_one, params, static, state, arrays, groups, train, first, progress))
 
 
-def finetune_batch(model: Transformer, train: Train, datas: list[measure.EvalData], progress=None,
+def finetune_batch(model: Transformer, train: BridgeTrainConfig, datas: list[measure.EvalData], progress=None,
                    lrs=None) -> list[np.ndarray]:
     """`finetune(model, train at lrs[i], datas[i])` for every data set of `datas` (same shapes;
     `lrs` None: train.lr for all), computed as one `jax.vmap`-ped computation; each entry's

@@ -18,7 +18,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .config import Transformer as TransformerConfig
+from .config import TransformerConfig
 
 SEQUENCE_LENGTH = 3
 """Every sequence is [context, subject, r]."""

@@ -28,7 +28,7 @@ from cpi.core.cache_dirs import user_cache_dir
 from cpi.sims.results import json_bytes, write_atomic
 
 from . import corpus
-from .config import Config, pretrain_digest, pretrain_keys
+from .config import BridgeConfig, pretrain_digest, pretrain_keys
 from .model import Transformer, answer_logits, build, cross_entropy
 
 CHUNK = 250
@@ -40,11 +40,11 @@ def default_cache_dir() -> Path:
     return user_cache_dir(store.CHECKPOINT.name, "CPI_BRIDGE_CACHE")
 
 
-def root_key(config: Config) -> jax.Array:
+def root_key(config: BridgeConfig) -> jax.Array:
     return jax.random.key(config.train.seed)
 
 
-def initial_model(config: Config, vocab: corpus.Vocabulary) -> Transformer:
+def initial_model(config: BridgeConfig, vocab: corpus.Vocabulary) -> Transformer:
     return build(config.transformer, vocab.size, jax.random.fold_in(root_key(config), 0))
 
 
@@ -52,7 +52,7 @@ def _loss(model, tokens, target):
     return jnp.mean(cross_entropy(answer_logits(model, tokens), target))
 
 
-def pretrain(config: Config, vocab: corpus.Vocabulary, progress=None) -> tuple[Transformer, np.ndarray]:
+def pretrain(config: BridgeConfig, vocab: corpus.Vocabulary, progress=None) -> tuple[Transformer, np.ndarray]:
     """(pretrained model, mean training loss of each step)."""
     p = config.pretrain
     model = initial_model(config, vocab)
@@ -82,12 +82,12 @@ def pretrain(config: Config, vocab: corpus.Vocabulary, progress=None) -> tuple[T
     return eqx.combine(params, static), np.concatenate(losses)
 
 
-def checkpoint_dir(config: Config, cache_dir: str | Path | None = None) -> Path:
+def checkpoint_dir(config: BridgeConfig, cache_dir: str | Path | None = None) -> Path:
     """`<cache_dir>/<key>`: where the pretrained model of `config` is kept."""
     return Path(cache_dir or default_cache_dir()) / pretrain_digest(config)
 
 
-def save(model: Transformer, losses: np.ndarray, config: Config, directory: Path) -> None:
+def save(model: Transformer, losses: np.ndarray, config: BridgeConfig, directory: Path) -> None:
     """Write model.eqx, then pretrain.json (last: a directory with it is complete)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "pretrain.json").unlink(missing_ok=True)
@@ -99,7 +99,7 @@ def save(model: Transformer, losses: np.ndarray, config: Config, directory: Path
     write_atomic(directory / "pretrain.json", json_bytes(info))
 
 
-def load(config: Config, vocab: corpus.Vocabulary, directory: Path) -> Transformer | None:
+def load(config: BridgeConfig, vocab: corpus.Vocabulary, directory: Path) -> Transformer | None:
     """The checkpoint in `directory` if it holds this config's pretrained model, else None."""
     info_path = directory / "pretrain.json"
     if not info_path.exists() or not (directory / "model.eqx").exists():
@@ -113,7 +113,8 @@ def load(config: Config, vocab: corpus.Vocabulary, directory: Path) -> Transform
     return eqx.tree_deserialise_leaves(directory / "model.eqx", skeleton)
 
 
-def pretrained(config: Config, vocab: corpus.Vocabulary, cache_dir=None, progress=None) -> tuple[Transformer, bool]:
+def pretrained(config: BridgeConfig, vocab: corpus.Vocabulary, cache_dir=None,
+               progress=None) -> tuple[Transformer, bool]:
     """(the pretrained model of `config`, whether it came from the cache): loaded from
     `cache_dir`/<digest> when there, else trained and saved there."""
     directory = checkpoint_dir(config, cache_dir)

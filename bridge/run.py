@@ -15,7 +15,7 @@ import numpy as np
 from cpi.theory.summary import reliance_drop, summarize
 
 from . import corpus, measure
-from .config import Config, pretrain_digest
+from .config import BridgeConfig, pretrain_digest
 from .finetune import finetune, record_steps
 from .pretrain import pretrained
 
@@ -40,7 +40,7 @@ def no_context_losses(model, points: corpus.Points) -> np.ndarray:
     return np.asarray(cross_entropy(answer_logits_compiled(model, tokens), jnp.asarray(points.target)))
 
 
-def prepare(config: Config, model, world: corpus.World | None = None) -> tuple[corpus.World, corpus.Points,
+def prepare(config: BridgeConfig, model, world: corpus.World | None = None) -> tuple[corpus.World, corpus.Points,
                                                                                measure.EvalData]:
     """(world, finetuning points after mixture.filter, evaluation data) of `config` finetuning
     the pretrained `model` (`world`: `corpus.build_world(config)`, built when not given)."""
@@ -51,7 +51,7 @@ def prepare(config: Config, model, world: corpus.World | None = None) -> tuple[c
     return world, train, measure.EvalData(world, train)
 
 
-def results(config: Config, model, world: corpus.World, train: corpus.Points, data: measure.EvalData,
+def results(config: BridgeConfig, model, world: corpus.World, train: corpus.Points, data: measure.EvalData,
             rows: np.ndarray) -> tuple[dict, dict]:
     """(metrics, summary) from the finetuning rows (recorded steps × `measure.metric_names`)."""
     names = measure.metric_names(data, config.transformer.layers)
@@ -68,7 +68,7 @@ def results(config: Config, model, world: corpus.World, train: corpus.Points, da
     return metrics, summary
 
 
-def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
+def run(config: BridgeConfig, cache_dir=None, progress=None) -> tuple[dict, dict]:
     """(metrics, summary) of one run of `config`; `progress(stage, done, total)` is told of
     finished pretraining steps (only when it pretrains: a model from the cache reports none) and
     finetuning steps. The summary does not depend on whether the pretrained model came from
@@ -81,7 +81,7 @@ def run(config: Config, cache_dir=None, progress=None) -> tuple[dict, dict]:
     return results(config, model, world, train, data, rows)
 
 
-def check_run_dir(out_dir, config: Config, force: bool = False, source=None) -> None:
+def check_run_dir(out_dir, config: BridgeConfig, force: bool = False, source=None) -> None:
     """ConfigError when `out_dir` already holds a run of another bridge config, a sweep or a
     hand-written config.toml, unless `force`, or when it would replace the --config file
     `source` (`cpi.sims.results.check_run_dir` with the bridge's schema)."""
@@ -92,7 +92,7 @@ def check_run_dir(out_dir, config: Config, force: bool = False, source=None) -> 
     check(out_dir, config, force, bcfg.SCHEMA, source=source)
 
 
-def save(out_dir, config: Config, metrics: dict, summary: dict):
+def save(out_dir, config: BridgeConfig, metrics: dict, summary: dict):
     """DIR/config.toml, DIR/metrics.npz, DIR/summary.json (atomically, summary last), in the
     toy's format (`cpi.sims.results.save_run` with the bridge's schema)."""
     from cpi.sims.results import save_run

@@ -39,7 +39,7 @@ from cpi.core.sweep_dir import MANIFEST  # noqa: F401  (the bridge's sweep-direc
 from cpi.sims.results import json_bytes, write_atomic, write_npz_atomic
 
 from . import config as bcfg
-from .config import Config
+from .config import BridgeConfig
 
 SUMMARY_FIELDS = ("initial_reliance", "peak_reliance", "peak_step", "final_reliance", "inversion",
                   "inversion_005", "reliance_drop", "delta_c", "delta_m", "m_C_heldout", "m_CS_heldout",
@@ -55,31 +55,31 @@ def parse_spec(spec: str) -> Axis:
     return core_grid.parse_spec(spec, bcfg.SCHEMA)
 
 
-def expand_grid(base: Config, grid=(), seeds: int = 1) -> Grid:
+def expand_grid(base: BridgeConfig, grid=(), seeds: int = 1) -> Grid:
     """Every point of the grid over the bridge's keys (`cpi.core.grid.expand_grid`): the
     Cartesian product of the specs, then `seeds` seeds from base train.seed; ConfigError
     naming the spec or point that is bad."""
     return core_grid.expand_grid(base, grid, seeds, schema=bcfg.SCHEMA)
 
 
-def config_digest(config: Config) -> str:
+def config_digest(config: BridgeConfig) -> str:
     """The key of a config's TOML (`cpi.core.store.BRIDGE_RUN`, as `cpi bridge` names a run): the
     name of its run directory in a sweep."""
     return store.BRIDGE_RUN.key(bcfg.to_toml(config))
 
 
-def sweep_digest(base: Config, grid, seeds: int = 1) -> str:
+def sweep_digest(base: BridgeConfig, grid, seeds: int = 1) -> str:
     """The key of the base config, grid specs and seeds (`cpi.core.sweep_dir.sweep_digest` of
     kind "bridge-sweep")."""
     return core_dir.sweep_digest(store.BRIDGE_SWEEP, bcfg.to_toml(base), grid, seeds)
 
 
-def default_sweep_dir(base: Config, grid, seeds: int = 1) -> Path:
+def default_sweep_dir(base: BridgeConfig, grid, seeds: int = 1) -> Path:
     """sweeps/bridge-<sweep_digest>."""
     return Path("sweeps") / f"bridge-{sweep_digest(base, grid, seeds)}"
 
 
-def sweep_identity(base: Config, grid, seeds: int = 1) -> dict:
+def sweep_identity(base: BridgeConfig, grid, seeds: int = 1) -> dict:
     """What makes two bridge sweeps the same sweep (the manifest): the kind, the grid specs,
     the seeds and the base config's SHA-256."""
     return {"kind": "bridge", "grid": core_dir.grid_specs(grid), "seeds": int(seeds),
@@ -108,7 +108,7 @@ def load_point(run_dir: Path) -> tuple[dict, dict] | None:
     return (saved.metrics, saved.summary) if saved.kind == BRIDGE_RUN else None
 
 
-def _batch_key(config: Config) -> tuple:
+def _batch_key(config: BridgeConfig) -> tuple:
     """Points with the same key finetune as one vmapped batch: one pretrained model, one train
     config but for the learning rate, the same data shapes (finetuning points after the
     filter, test and aligned points)."""
@@ -188,7 +188,7 @@ class BridgeSweep:
     step) and summary `summaries[i]` (as `cpi.bridge.run.run` returns it)."""
 
     points: list[dict]
-    configs: list[Config]
+    configs: list[BridgeConfig]
     metrics: dict[str, np.ndarray]
     summaries: list[dict]
     out: Path | None = None
@@ -206,7 +206,7 @@ def stack_metrics(results: list[tuple[dict, dict]]) -> dict[str, np.ndarray]:
     return {"step": np.asarray(longest["step"]), **stacked}
 
 
-def _row(point: dict, config: Config, summary: dict) -> dict:
+def _row(point: dict, config: BridgeConfig, summary: dict) -> dict:
     row = {**point, "seed": config.train.seed}
     for f in SUMMARY_FIELDS:
         v = summary.get(f)
@@ -240,11 +240,11 @@ def _write_results(expanded: Grid, identity: dict, out: Path, computed: list[tup
     return BridgeSweep(points, configs, metrics, summaries, out)
 
 
-def _identity_files(base: Config, identity: dict) -> dict[str, bytes]:
+def _identity_files(base: BridgeConfig, identity: dict) -> dict[str, bytes]:
     return {MANIFEST: json_bytes(identity), "config.toml": bcfg.to_toml(base).encode()}
 
 
-def run_sweep(base: Config, grid=(), seeds: int = 1, out=None, cache_dir=None, progress: bool = False,
+def run_sweep(base: BridgeConfig, grid=(), seeds: int = 1, out=None, cache_dir=None, progress: bool = False,
               vmap: bool = True, force: bool = False) -> BridgeSweep:
     """Run every point of the grid (`run_configs`) and write the sweep directory `out` (default
     sweeps/bridge-<sweep_digest>); points already saved there (by an interrupted run, or by
@@ -266,7 +266,7 @@ def run_sweep(base: Config, grid=(), seeds: int = 1, out=None, cache_dir=None, p
         return _write_results(expanded, identity, out, computed)
 
 
-def run_shard(base: Config, grid=(), seeds: int = 1, out=None, *, shard: Shard, cache_dir=None,
+def run_shard(base: BridgeConfig, grid=(), seeds: int = 1, out=None, *, shard: Shard, cache_dir=None,
               progress: bool = False, vmap: bool = True) -> ShardReport:
     """Compute the batches of `shard` (`cpi.core.shards.Shard.share` of `batches`) whose points
     are not all saved yet into `out`, the directory `run_sweep` writes, beside other shards

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from cpi.bridge import config as bcfg
-from cpi.bridge.config import Config
+from cpi.bridge.config import BridgeConfig
 from cpi.core import store
 from cpi.theory.summary import reliance_drop
 
 
-def bridge_config(overrides=(), **values) -> Config:
+def bridge_config(overrides=(), **values) -> BridgeConfig:
     """The bridge defaults with `overrides` ("section.key=value" strings), then `values`
     (`section__key=value`), validated."""
     config = bcfg.load(overrides=list(overrides))

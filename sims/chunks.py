@@ -92,7 +92,7 @@ MIXTURE_FRACTIONS = ("context_critical", "counterfactual", "fact_recall", "fact_
 """The mixture's fractions that reach the world only through the group counts they round to."""
 
 
-_PLACEHOLDER_MIXTURE = cfg.Mixture()  # one object: `config_repr` memoises sections by id
+_PLACEHOLDER_MIXTURE = cfg.MixtureConfig()  # one object: `config_repr` memoises sections by id
 
 
 def world_key(config: Config, memo: dict[int, str] | None = None) -> str:
@@ -164,13 +164,16 @@ def chunk_hash(configs, engine_name: str, record_every: int, record: bool) -> st
 
 def config_repr(config: Config, memo: dict[int, str]) -> str:
     """repr(config), made from the reprs of its sections, each computed once per section object
-    (`memo`, by id): the configs of a grid share the sections it does not change."""
+    (`memo`, by id): the configs of a grid share the sections it does not change. A section is
+    written under its name without the "Config" suffix (`World(...)` for a `WorldConfig`), so that
+    chunk keys, and the chunks saved under them, do not depend on the class names."""
     parts = []
     for field in dataclasses.fields(config):
         section = getattr(config, field.name)
         text = memo.get(id(section))
         if text is None:
-            text = memo[id(section)] = repr(section)
+            name = type(section).__qualname__
+            text = memo[id(section)] = name.removesuffix("Config") + repr(section)[len(name):]
         parts.append(f"{field.name}={text}")
     return f"{type(config).__qualname__}({', '.join(parts)})"
 

@@ -21,7 +21,7 @@ from .schema import KeySpec, Schema
 
 
 @dataclass(frozen=True)
-class World:
+class WorldConfig:
     n_subjects: int = PAPER_KNOWLEDGE.n_subjects
     n_answers: int = PAPER_KNOWLEDGE.n_answers
     n_relations: int = 1
@@ -31,7 +31,7 @@ class World:
 
 
 @dataclass(frozen=True)
-class Knowledge:
+class KnowledgeConfig:
     delta_c: float = PAPER_KNOWLEDGE.delta_c
     delta_m: float = PAPER_KNOWLEDGE.delta_m
     delta_s: float = PAPER_KNOWLEDGE.delta_s
@@ -41,7 +41,7 @@ class Knowledge:
 
 
 @dataclass(frozen=True)
-class Pretrain:
+class PretrainConfig:
     """Learned pretraining of W_V (`cpi.sims.pretraining`; used when knowledge.pretraining is
     "learned")."""
 
@@ -53,7 +53,7 @@ class Pretrain:
 
 
 @dataclass(frozen=True)
-class Mixture:
+class MixtureConfig:
     n_train: int = 20
     context_critical: float = 0.5
     counterfactual: float = 0.0
@@ -66,7 +66,7 @@ class Mixture:
 
 
 @dataclass(frozen=True)
-class Train:
+class TrainConfig:
     lr: float = 1.0
     steps: int = 300
     value_lr: float = 0.0
@@ -80,11 +80,11 @@ class Train:
 
 @dataclass(frozen=True)
 class Config:
-    world: World = field(default_factory=World)
-    knowledge: Knowledge = field(default_factory=Knowledge)
-    mixture: Mixture = field(default_factory=Mixture)
-    train: Train = field(default_factory=Train)
-    pretrain: Pretrain = field(default_factory=Pretrain)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
 
 
 # (low, high, low_inclusive, high_inclusive) for numeric keys; choices for strings.
@@ -224,7 +224,7 @@ def training_points_after_filter(mixture) -> int:
     return mixture.n_train - round(mixture.filter * context_points(mixture))
 
 
-def _check_filter(m: Mixture) -> None:
+def _check_filter(m: MixtureConfig) -> None:
     if m.filter == 0 or training_points_after_filter(m) > 0:
         return
     n_context = context_points(m)
@@ -254,7 +254,7 @@ def _check_optimizer(config: Config) -> None:
             f"[1, {n}] (the training points after filtering)")
 
 
-def _check_embeddings(w: World) -> None:
+def _check_embeddings(w: WorldConfig) -> None:
     if w.embeddings == "paper" and w.dim != 0:
         raise ConfigError(
             f"world.dim = {w.dim} needs world.embeddings = 'random' (the paper's embeddings have their own "
@@ -297,8 +297,8 @@ def _check_config(config: Config) -> None:
         )
 
 
-SCHEMA = Schema(Config, {"world": World, "knowledge": Knowledge, "mixture": Mixture, "train": Train,
-                         "pretrain": Pretrain}, KEYS, _check_config)
+SCHEMA = Schema(Config, {"world": WorldConfig, "knowledge": KnowledgeConfig, "mixture": MixtureConfig,
+                         "train": TrainConfig, "pretrain": PretrainConfig}, KEYS, _check_config)
 """The toy's config schema; the functions below are its methods (`cpi.sims.schema.Schema`)."""
 
 all_keys = SCHEMA.all_keys

@@ -38,13 +38,13 @@ class Hyper(NamedTuple):
 
 
 def is_plain(train) -> bool:
-    """Whether a `cpi.sims.config.Train` section asks for the theory's optimizer: full-batch
+    """Whether a `cpi.sims.config.TrainConfig` section asks for the theory's optimizer: full-batch
     gradient descent without weight decay (the engines then skip optax altogether)."""
     return train.optimizer == "gd" and train.batch_size == 0 and train.weight_decay == 0
 
 
 def hyper(train, dtype="float64") -> Hyper:
-    """The `Hyper` of one `cpi.sims.config.Train` section."""
+    """The `Hyper` of one `cpi.sims.config.TrainConfig` section."""
     return Hyper(jnp.asarray(train.momentum, dtype), jnp.asarray(train.weight_decay, dtype),
                  jnp.asarray(train.seed, jnp.uint32))
 
