@@ -35,7 +35,7 @@ from .config import BridgeConfig, group_counts, n_memorised
 
 NULL, RELATION = 0, 1
 GROUPS = TRAINING_GROUPS
-"""Finetuning groups, in the order of `Points.group`: the toy's (`cpi.theory.groups`)."""
+"""Finetuning groups, in the order of `Examples.group`: the toy's (`cpi.theory.groups`)."""
 
 
 class Vocabulary(NamedTuple):
@@ -57,7 +57,7 @@ class Vocabulary(NamedTuple):
         return np.arange(2 + self.n_subjects, 2 + self.n_subjects + self.n_answers)
 
 
-class Points(NamedTuple):
+class Examples(NamedTuple):
     """Labelled sequences: tokens (n, 3) [context, subject, r], target (n,), group (n,)
     (index into GROUPS), context (n,) the context token (NULL if none) and fact (n,) the
     memorised fact of the subject (−1 if none)."""
@@ -68,17 +68,17 @@ class Points(NamedTuple):
     context: np.ndarray
     fact: np.ndarray
 
-    def take(self, index) -> "Points":
-        return Points(*(np.asarray(x)[index] for x in self))
+    def take(self, index) -> "Examples":
+        return Examples(*(np.asarray(x)[index] for x in self))
 
 
-class World(NamedTuple):
-    """Vocabulary, finetuning points, held-out conflict and in-distribution points."""
+class Corpus(NamedTuple):
+    """Vocabulary, finetuning examples, held-out conflict and in-distribution examples."""
 
     vocab: Vocabulary
-    train: Points
-    conflict: Points
-    aligned: Points
+    train: Examples
+    conflict: Examples
+    aligned: Examples
 
 
 def _rng(seed: int, stream: int) -> np.random.Generator:
@@ -97,11 +97,11 @@ def build_vocabulary(config: BridgeConfig) -> Vocabulary:
     return Vocabulary(p.n_subjects, p.n_answers, memorised, free, fact, weight / weight.sum())
 
 
-def _points(context, subject, target, group, fact) -> Points:
+def _points(context, subject, target, group, fact) -> Examples:
     context, subject = np.asarray(context, np.int32), np.asarray(subject, np.int32)
     tokens = np.stack([context, subject, np.full_like(context, RELATION)], axis=1)
     n = len(context)
-    return Points(tokens, np.asarray(target, np.int32), np.broadcast_to(np.asarray(group, np.int32), (n,)).copy(),
+    return Examples(tokens, np.asarray(target, np.int32), np.broadcast_to(np.asarray(group, np.int32), (n,)).copy(),
                   context, np.asarray(fact, np.int32))
 
 
@@ -112,7 +112,7 @@ def _other_answer(rng, vocab: Vocabulary, fact: np.ndarray) -> np.ndarray:
     return base + (fact - base + shift) % vocab.n_answers
 
 
-def build_world(config: BridgeConfig) -> World:
+def build_corpus(config: BridgeConfig) -> Corpus:
     """The vocabulary and every finetuning and held-out point of `config` (before filtering)."""
     vocab = build_vocabulary(config)
     m = config.mixture
@@ -145,7 +145,7 @@ def build_world(config: BridgeConfig) -> World:
     parts.append(_points(c, s, c, 2, f))
     s, f = memorised(counts["S"])
     parts.append(_points(np.full(len(s), NULL), s, f, 3, f))
-    train = Points(*(np.concatenate(x) for x in zip(*parts)))
+    train = Examples(*(np.concatenate(x) for x in zip(*parts)))
 
     s, f = memorised(m.n_test)
     c = _other_answer(rng, vocab, f)
@@ -155,12 +155,12 @@ def build_world(config: BridgeConfig) -> World:
     s_cs, f_cs = memorised(n_cs)
     s_c = unmemorised(m.n_aligned - n_cs)
     c = rng.choice(answers, size=len(s_c))
-    aligned = Points(*(np.concatenate(x) for x in zip(
+    aligned = Examples(*(np.concatenate(x) for x in zip(
         _points(c, s_c, c, 0, np.full(len(s_c), -1)), _points(f_cs, s_cs, f_cs, 1, f_cs))))
-    return World(vocab, train, conflict, aligned)
+    return Corpus(vocab, train, conflict, aligned)
 
 
-def filter_points(points: Points, no_context_loss: np.ndarray, fraction: float) -> Points:
+def filter_points(points: Examples, no_context_loss: np.ndarray, fraction: float) -> Examples:
     """Drop round(fraction · #context-bearing points) of the context-bearing points, those with
     the lowest `no_context_loss` (the loss of their target from [∅, s, r] under the pretrained
     model: the points the model answers without the context); ties broken by position."""
@@ -174,14 +174,14 @@ def filter_points(points: Points, no_context_loss: np.ndarray, fraction: float) 
     return points.take(keep)
 
 
-def subject_only(points: Points) -> np.ndarray:
+def subject_only(points: Examples) -> np.ndarray:
     """tokens (n, 3) [∅, s, r] of each point's subject."""
     tokens = np.array(points.tokens)
     tokens[:, 0] = NULL
     return tokens
 
 
-def context_only(points: Points) -> np.ndarray:
+def context_only(points: Examples) -> np.ndarray:
     """tokens (n, 3) [c, ∅, r] of each point's context."""
     tokens = np.array(points.tokens)
     tokens[:, 1] = NULL

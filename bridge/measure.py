@@ -37,7 +37,7 @@ CONTEXT_POSITION, SUBJECT_POSITION = 0, 1
 class EvalData:
     """The arrays `evaluate` reads (held as JAX arrays; built once per run)."""
 
-    def __init__(self, world: corpus.World, train: corpus.Points):
+    def __init__(self, world: corpus.Corpus, train: corpus.Examples):
         self.train_tokens = jnp.asarray(train.tokens)
         self.train_target = jnp.asarray(train.target)
         self.train_group = np.asarray(train.group)
@@ -88,7 +88,7 @@ def evaluate(model, data: EvalData) -> jax.Array:
 
 def value_columns(model, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(v(c), v(s)) (n, V) each: the logits of [c, ∅, r] and of [∅, s, r] for each point."""
-    points = corpus.Points(tokens, *(np.zeros(len(tokens), np.int32),) * 4)
+    points = corpus.Examples(tokens, *(np.zeros(len(tokens), np.int32),) * 4)
     v_c = answer_logits_compiled(model, jnp.asarray(corpus.context_only(points)))
     v_s = answer_logits_compiled(model, jnp.asarray(corpus.subject_only(points)))
     return np.asarray(v_c, np.float64), np.asarray(v_s, np.float64)
@@ -100,7 +100,7 @@ def _probability(logits: np.ndarray, index: np.ndarray) -> np.ndarray:
     return p[np.arange(len(index)), index]
 
 
-def knowledge(model, world: corpus.World) -> dict:
+def knowledge(model, world: corpus.Corpus) -> dict:
     """δ_C, δ_M, the Lemma 4 margins per finetuning group and ρ* of the pretrained `model`."""
     conflict = world.conflict
     v_c, v_s = value_columns(model, conflict.tokens)

@@ -30,7 +30,7 @@ def inversion_with_drop(reliance, drop: float = DROP, rise: float = 1e-9) -> boo
     return bool(np.any((peak > r[0] + rise) & (peak - r >= drop)))
 
 
-def no_context_losses(model, points: corpus.Points) -> np.ndarray:
+def no_context_losses(model, points: corpus.Examples) -> np.ndarray:
     """Loss of each point's target from [∅, s, r] under `model` (the filter's score)."""
     import jax.numpy as jnp
 
@@ -40,18 +40,18 @@ def no_context_losses(model, points: corpus.Points) -> np.ndarray:
     return np.asarray(cross_entropy(answer_logits_compiled(model, tokens), jnp.asarray(points.target)))
 
 
-def prepare(config: BridgeConfig, model, world: corpus.World | None = None) -> tuple[corpus.World, corpus.Points,
+def prepare(config: BridgeConfig, model, world: corpus.Corpus | None = None) -> tuple[corpus.Corpus, corpus.Examples,
                                                                                measure.EvalData]:
     """(world, finetuning points after mixture.filter, evaluation data) of `config` finetuning
-    the pretrained `model` (`world`: `corpus.build_world(config)`, built when not given)."""
-    world = corpus.build_world(config) if world is None else world
+    the pretrained `model` (`world`: `corpus.build_corpus(config)`, built when not given)."""
+    world = corpus.build_corpus(config) if world is None else world
     train = world.train
     if config.mixture.filter > 0:
         train = corpus.filter_points(train, no_context_losses(model, train), config.mixture.filter)
     return world, train, measure.EvalData(world, train)
 
 
-def results(config: BridgeConfig, model, world: corpus.World, train: corpus.Points, data: measure.EvalData,
+def results(config: BridgeConfig, model, world: corpus.Corpus, train: corpus.Examples, data: measure.EvalData,
             rows: np.ndarray) -> tuple[dict, dict]:
     """(metrics, summary) from the finetuning rows (recorded steps × `measure.metric_names`)."""
     names = measure.metric_names(data, config.transformer.layers)
@@ -74,7 +74,7 @@ def run(config: BridgeConfig, cache_dir=None, progress=None) -> tuple[dict, dict
     finetuning steps. The summary does not depend on whether the pretrained model came from
     the cache, so a rerun writes the same bytes."""
     tell = (lambda stage, total: (lambda done: progress(stage, done, total))) if progress else (lambda *_: None)
-    world = corpus.build_world(config)
+    world = corpus.build_corpus(config)
     model, _ = pretrained(config, world.vocab, cache_dir, tell("pretrain", config.pretrain.steps))
     world, train, data = prepare(config, model, world)
     rows = finetune(model, config.train, data, tell("finetune", config.train.steps))

@@ -63,7 +63,7 @@ from cpi.theory.summary import fold_finish, fold_init, fold_update, inversion_to
 from . import optimizers
 from .metrics import metric_names
 from .optimizers import Hyper
-from .packing import Points, Shared, full_coordinates, pack
+from .packing import PackedExamples, Shared, full_coordinates, pack
 from .step import measure, outputs, prepare, step
 from .world import World
 
@@ -81,7 +81,7 @@ class State(NamedTuple):
     opt: Any = None  # optax state
 
 
-def initial_state(shared: Shared, points: Points, train_values: bool, tx=None) -> State:
+def initial_state(shared: Shared, points: PackedExamples, train_values: bool, tx=None) -> State:
     """W_KQ(0) = 0 (A = 0), T(0) and B = 0 when W_V trains; the optimizer `tx` initialised
     on {"kq": A, "v": B}."""
     k, r = points.table.shape[0], shared.relation_gram.shape[0]
@@ -220,10 +220,10 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
     return np.append(np.arange(0, steps, record_every), steps)
 
 
-def simulate(shared: Shared, points: Points, lr, value_lr, steps: int, *, train_values: bool, record_every: int = 1,
-             record: bool = True, hyper: Hyper | None = None, optimizer: str = "gd", batch_size: int = 0,
-             progress: Callable[[int], None] | None = None, batched: bool = False, shared_axis: int | None = None,
-             first_chunk=None) -> tuple[dict | None, dict, State]:
+def simulate(shared: Shared, points: PackedExamples, lr, value_lr, steps: int, *, train_values: bool,
+             record_every: int = 1, record: bool = True, hyper: Hyper | None = None, optimizer: str = "gd",
+             batch_size: int = 0, progress: Callable[[int], None] | None = None, batched: bool = False,
+             shared_axis: int | None = None, first_chunk=None) -> tuple[dict | None, dict, State]:
     """Train one world (or, `batched`, a leading axis of worlds) for `steps` steps at step
     sizes lr (W_KQ) and value_lr (W_V, trained when `train_values`).
 

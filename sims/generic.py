@@ -29,13 +29,13 @@ from .metrics import PointValues, collect
 from .model import batch_losses, batch_outputs, logits
 from .optimizers import Hyper, batch_weights, transform
 from .precision import precision
-from .world import Points, World
+from .world import Examples, World
 
 CHUNK_STEPS = 20_000
 """Runs longer than this are cut into scans of at most this many steps, with progress shown."""
 
 
-def _points(points: Points) -> tuple:
+def _points(points: Examples) -> tuple:
     # device_put rather than jnp.asarray: no small compilation per integer-array shape.
     return tuple(jax.device_put(np.asarray(x)) for x in (points.tokens, points.key_mask, points.answer))
 

@@ -1,6 +1,6 @@
 """A world as the fast engine's arrays (`cpi.sims.engine`): what depends on the embeddings only
 (`Shared`: passed once for every point of a sweep that shares them) and what is each point's
-own (`Points`: stacked along a leading axis in a sweep), built on the host in NumPy.
+own (`PackedExamples`: stacked along a leading axis in a sweep), built on the host in NumPy.
 
 With W_V frozen, `pack_points` also groups each point's K output tokens into classes of equal
 value rows (`output_classes`), so that the engine's softmax runs over about five classes with
@@ -36,9 +36,9 @@ class Shared(NamedTuple):
     theta_map: jax.Array | None = None  # (2, m): θ_Cᵀφ(y_p) Γ[j_p, 1] and θ_Sᵀφ(y_p) Γ[j_p, 1]
 
 
-class Points(NamedTuple):
-    """One world's points and pretrained table, training points first, then the conflict
-    test points, then the aligned held-out points (N = n + m + n_aligned in all)."""
+class PackedExamples(NamedTuple):
+    """One world's examples and pretrained table, training examples first, then the conflict
+    test examples, then the aligned held-out examples (N = n + m + n_aligned in all)."""
 
     table: jax.Array  # (K, K) T(0) = Φᵀ W_V(0) Φ: the value-logit table V of the world
     tokens: jax.Array  # (N, 3) int32 [c, s, r_j]
@@ -73,7 +73,7 @@ LAYOUT_ENTRIES = 2**22
 """`with_layout` adds its maps only when they hold at most this many entries together."""
 
 
-def with_layout(shared: Shared, points: Points) -> Shared:
+def with_layout(shared: Shared, points: PackedExamples) -> Shared:
     """`shared` with the maps of the layout of `points` (one world's arrays), for a batch whose
     points all have its tokens and relations.
 
@@ -111,14 +111,14 @@ def full_coordinates(shared: Shared, kq: np.ndarray) -> np.ndarray:
     return out
 
 
-def pack(world: World, dtype: str = "float64", frozen_values: bool = True) -> tuple[Shared, Points]:
+def pack(world: World, dtype: str = "float64", frozen_values: bool = True) -> tuple[Shared, PackedExamples]:
     """(shared, points) of one world, as `cpi.sims.train.run` trains it: `pack_shared` with the
     world's layout (`with_layout`) and `pack_points`."""
     points = pack_points(world, dtype, frozen_values)
     return with_layout(pack_shared(world, dtype), points), points
 
 
-def same_layout(points: list[Points]) -> bool:
+def same_layout(points: list[PackedExamples]) -> bool:
     """Whether every packed world has the tokens and relations of the first."""
     first = points[0]
     return all(np.array_equal(p.tokens, first.tokens) and np.array_equal(p.relation, first.relation)
@@ -154,7 +154,7 @@ def output_classes(table: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, n
     return values, multiplicity, class_of
 
 
-def pad_classes(points: Points, size: int) -> Points:
+def pad_classes(points: PackedExamples, size: int) -> PackedExamples:
     """`points` with its output classes padded to `size` (multiplicity 0), so that the
     points of several worlds stack."""
     extra = size - points.class_values.shape[1]
@@ -167,7 +167,7 @@ def pad_classes(points: Points, size: int) -> Points:
     return points._replace(class_values=values, class_log_mult=log_mult)
 
 
-def pack_points(world: World, dtype: str = "float64", frozen_values: bool = True) -> Points:
+def pack_points(world: World, dtype: str = "float64", frozen_values: bool = True) -> PackedExamples:
     """The per-world arrays of `world` as host (NumPy) arrays, ready to stack over a sweep;
     with `frozen_values`, also each point's output classes (`output_classes`)."""
     f = np.dtype(dtype)
@@ -187,7 +187,7 @@ def pack_points(world: World, dtype: str = "float64", frozen_values: bool = True
             answer_class=class_of[np.arange(len(tokens)), answer].astype(np.int32),
             fact_class=class_of[n + np.arange(len(world.test)), world.test.fact].astype(np.int32),
         )
-    return Points(
+    return PackedExamples(
         table=np.asarray(world.value_table, f),
         tokens=tokens,
         key_mask=np.concatenate([p.key_mask for p in sets]).astype(bool),

@@ -222,7 +222,7 @@ def _softmax_at(table: np.ndarray, columns: np.ndarray, rows: np.ndarray) -> np.
 
 def achieved_strengths(table: np.ndarray, point_sets) -> dict[str, float]:
     """achieved_delta_c: mean softmax(v(c))_c over the context-bearing points of `point_sets`
-    (`cpi.sims.world.Points`: finetuning, conflict test, aligned); achieved_delta_m: mean
+    (`cpi.sims.world.Examples`: finetuning, conflict test, aligned); achieved_delta_m: mean
     softmax(v(s))_a over those whose subject s is memorised with fact a (NaN when none);
     v(y) = T[:, y], the value logits of token y."""
     tokens = np.concatenate([p.tokens for p in point_sets])

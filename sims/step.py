@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from . import metrics, model
-from .packing import Points, Shared
+from .packing import PackedExamples, Shared
 
 
 class Prepared(NamedTuple):
@@ -29,7 +29,7 @@ class Prepared(NamedTuple):
     fact_class: jax.Array | None  # (m, C) one-hot of the memorised fact's output class
 
 
-def prepare(shared: Shared, points: Points) -> Prepared:
+def prepare(shared: Shared, points: PackedExamples) -> Prepared:
     dtype = points.table.dtype
     frozen = points.class_values is not None
     return Prepared(
@@ -51,7 +51,7 @@ class Outputs(NamedTuple):
     fact: jax.Array  # (m, C) one-hot of the memorised fact's class (conflict test points)
 
 
-def outputs(points: Points, prepared: Prepared, table) -> Outputs:
+def outputs(points: PackedExamples, prepared: Prepared, table) -> Outputs:
     """The output classes: compressed (W_V frozen) or every token of the current table T."""
     if points.class_values is not None:
         return Outputs(points.class_values, points.class_log_mult, prepared.answer_class, prepared.fact_class)
@@ -73,7 +73,7 @@ class Forward(NamedTuple):
     w: jax.Array  # (n, 3) ∂ℓ_i/∂score of each training slot
 
 
-def step(shared: Shared, points: Points, kq, out: Outputs, *, train_values: bool, weights=None):
+def step(shared: Shared, points: PackedExamples, kq, out: Outputs, *, train_values: bool, weights=None):
     """The model's forward pass, loss and gradient at W_KQ = Φ A Φ_Rᵀ (A = `kq`) and the
     value-logit table T = Φᵀ W_V Φ (`out`), for point i with tokens x_i = [c, s, r_j]:
 
@@ -117,7 +117,7 @@ def step(shared: Shared, points: Points, kq, out: Outputs, *, train_values: bool
     return Forward(out, sigma, z, lse, z_answer, losses, w), grad_kq, grad_v
 
 
-def scores(shared: Shared, points: Points, kq):
+def scores(shared: Shared, points: PackedExamples, kq):
     """φ(y)ᵀ W_KQ φ(r_j) of every slot, (N, 3): a product with the layout's score map when A
     lives on its active pairs, else gathered from G A Γ."""
     if shared.score_map is not None:
@@ -126,7 +126,7 @@ def scores(shared: Shared, points: Points, kq):
     return (shared.gram @ _kq_gamma(shared, kq))[points.tokens, points.relation[:, None]]
 
 
-def kq_gradient(shared: Shared, points: Points, kq, w):
+def kq_gradient(shared: Shared, points: PackedExamples, kq, w):
     """C: the slot weights w (n, 3) of the training points added onto the (token, relation)
     pair of each slot, in the coordinates of A."""
     if shared.grad_map is not None:
@@ -161,7 +161,7 @@ def _chosen(z, target, log_mult):
     return model.chosen(jnp.sum(z * target, axis=-1) - jnp.max(other, axis=-1), alone)
 
 
-def measure(shared: Shared, points: Points, prepared: Prepared, kq, forward: Forward) -> dict:
+def measure(shared: Shared, points: PackedExamples, prepared: Prepared, kq, forward: Forward) -> dict:
     """The metrics (`cpi.sims.metrics`) at the state of `forward`: the θ pushes of each
     training point from the same w (θᵀ∇ℓ_i φ(r_1) = Σ_y w_iy θᵀφ(y) Γ[j_i, 1]), the answer's
     and the memorised fact's probabilities, and the accuracies from the logits."""

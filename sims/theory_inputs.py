@@ -13,7 +13,7 @@ from cpi.theory.reduced import general_trajectory, group_trajectory, initial_mar
 from cpi.theory.relations import relation_group_trajectory
 
 from .config import Config
-from .world import Points, World, build_world
+from .world import Examples, World, build_world
 
 
 def knowledge_of(config: Config) -> Knowledge:
@@ -71,7 +71,7 @@ def reduced_trajectory(config: Config, steps: int | None = None) -> dict:
 # ----------------------------------------------------------------------------- per point
 
 
-def _keys(points: Points) -> tuple[np.ndarray, np.ndarray]:
+def _keys(points: Examples) -> tuple[np.ndarray, np.ndarray]:
     """(x1, x2): each point's two visible keys, the first the one σ(g) weighs: (c, s) for
     context-bearing points, (s, r) for subject-only points."""
     context = points.key_mask[:, 0]
@@ -94,12 +94,12 @@ def point_inputs(world: World) -> dict:
     phi, table = world.embed, world.value_table
     gamma = phi[:, world.relation:].T @ phi[:, world.relation:]
 
-    def parts(points: Points):
+    def parts(points: Examples):
         x1, x2 = _keys(points)
         return phi[:, x1] - phi[:, x2], points.tokens[:, 2] - world.relation, x1, x2
 
     k_tr, j_tr, x1, x2 = parts(world.train)
-    held = Points(*(np.concatenate([getattr(world.test, f), getattr(world.aligned, f)])
+    held = Examples(*(np.concatenate([getattr(world.test, f), getattr(world.aligned, f)])
                     for f in ("tokens", "key_mask", "answer", "fact", "group")))
     k_te, j_te, t1, t2 = parts(held)
     return dict(

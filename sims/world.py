@@ -33,10 +33,10 @@ SUBJECT_ONLY_KEYS = (False, True, True)
 
 
 @dataclass(frozen=True)
-class Points:
-    """A set of n data points. `tokens[i] = [c, s, r]` (c is unused where key_mask[i, 0] is
+class Examples:
+    """A set of n data examples. `tokens[i] = [c, s, r]` (c is unused where key_mask[i, 0] is
     False); `answer[i]` the target token; `fact[i]` the token the subject was memorised
-    with (−1: not memorised); `group[i]` an index into TRAINING_GROUPS (−1 for held-out points)."""
+    with (−1: not memorised); `group[i]` an index into TRAINING_GROUPS (−1 for held-out examples)."""
 
     tokens: np.ndarray  # (n, 3) int
     key_mask: np.ndarray  # (n, 3) bool
@@ -56,9 +56,9 @@ class World:
     theta_c: np.ndarray  # (d,) shared context direction θ_C
     theta_s: np.ndarray  # (d,) shared subject direction θ_S
     value_table: np.ndarray  # (K, K) V[a, y] = φ(a)ᵀ W_V φ(y) before finetuning
-    train: Points
-    test: Points  # conflict points: s memorised with fact a, context c ≠ a
-    aligned: Points  # held-out points whose context is the memorised fact
+    train: Examples
+    test: Examples  # conflict examples: s memorised with fact a, context c ≠ a
+    aligned: Examples  # held-out examples whose context is the memorised fact
     n_relations: int = 1
     value_table_error: float | None = None  # random embeddings: max |Φᵀ W_V Φ − V| (None: paper's)
     values_core: np.ndarray | None = field(default=None, repr=False)  # random or learned: C with W_V = Φ C Φᵀ
@@ -202,7 +202,7 @@ def check_vocabulary(config: Config) -> None:
                           + " (e.g. " + " ".join(f"--set {f.replace(' >= ', '=')}" for f in fixes) + ")")
 
 
-def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray, np.ndarray]:
+def allocate_points(config: Config) -> tuple[Examples, Examples, Examples, np.ndarray, np.ndarray]:
     """Draw fresh tokens for every point (a seeded permutation; results do not depend on it
     under the paper's symmetric embeddings) and record what the pretrained model memorised.
 
@@ -243,7 +243,7 @@ def allocate_points(config: Config) -> tuple[Points, Points, Points, np.ndarray,
     return _points_of(config, make) + (fact, strength)
 
 
-def _allocate_learned(config: Config) -> tuple[Points, Points, Points, np.ndarray, np.ndarray]:
+def _allocate_learned(config: Config) -> tuple[Examples, Examples, Examples, np.ndarray, np.ndarray]:
     """`allocate_points` under learned pretraining: the points take their subjects and facts
     from the knowledge base (`cpi.sims.pretraining.knowledge_base`), in its order: memorised
     subjects for C+S, CF, seen S, conflict test and aligned points (C+S and aligned: context =
@@ -279,14 +279,14 @@ def _allocate_learned(config: Config) -> tuple[Points, Points, Points, np.ndarra
     return _points_of(config, make) + (fact, strength)
 
 
-def _points_of(config: Config, make) -> tuple[Points, Points, Points]:
+def _points_of(config: Config, make) -> tuple[Examples, Examples, Examples]:
     """(train, test, aligned) of `config`, each point made by `make(kind, group, relation)`."""
     n_relations = config.world.n_relations
 
-    def points(kinds: list[tuple[str, int, int]]) -> Points:
+    def points(kinds: list[tuple[str, int, int]]) -> Examples:
         rows = [make(*kind) for kind in kinds]
         cols = list(zip(*rows)) if rows else [[], [], [], [], []]
-        return Points(
+        return Examples(
             tokens=np.array(cols[0], dtype=np.int32).reshape(-1, 3),
             key_mask=np.array(cols[1], dtype=bool).reshape(-1, 3),
             answer=np.array(cols[2], dtype=np.int32),
@@ -324,7 +324,7 @@ def _training_kinds(counts: dict, n_relations: int, cf_relation: int) -> list[tu
     return [(kind, training_index(TRAINING_GROUP_OF[kind]), r) for kind in THEORY_GROUPS for r in slots[kind]]
 
 
-def no_context_losses(table: np.ndarray, points: Points) -> np.ndarray:
+def no_context_losses(table: np.ndarray, points: Examples) -> np.ndarray:
     """Loss of each point's answer on [s, r] alone under the pretrained model (W_KQ = 0, keys
     s and r visible, σ = ½ each): −log softmax(½v(s) + ½v(r))_a."""
     z = 0.5 * (table[:, points.tokens[:, 1]] + table[:, points.tokens[:, 2]])
@@ -333,7 +333,7 @@ def no_context_losses(table: np.ndarray, points: Points) -> np.ndarray:
     return -log_p[points.answer, np.arange(len(points))]
 
 
-def filter_points(points: Points, table: np.ndarray, fraction: float) -> Points:
+def filter_points(points: Examples, table: np.ndarray, fraction: float) -> Examples:
     """Drop round(fraction · #context-bearing points) context-bearing points with the lowest
     no-context loss (the paper's filtering: their subject already predicts the answer);
     ties go in point order. Subject-only points are kept."""
@@ -342,7 +342,7 @@ def filter_points(points: Points, table: np.ndarray, fraction: float) -> Points:
     losses = no_context_losses(table, points)[context]
     dropped = context[np.argsort(losses, kind="stable")[:n_drop]]
     keep = np.setdiff1d(np.arange(len(points)), dropped)
-    return Points(*(getattr(points, f)[keep] for f in ("tokens", "key_mask", "answer", "fact", "group")))
+    return Examples(*(getattr(points, f)[keep] for f in ("tokens", "key_mask", "answer", "fact", "group")))
 
 
 def build_world(config: Config) -> World:

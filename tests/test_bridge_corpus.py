@@ -17,7 +17,7 @@ def test_finetuning_groups_are_the_toys(mix):
     rho, cf, s = mix
     config = tiny("mixture.n_train=16", f"mixture.context_critical={rho}", f"mixture.counterfactual={cf}",
                   f"mixture.fact_recall={s}", "pretrain.n_subjects=80", "mixture.n_test=6", "mixture.n_aligned=6")
-    world = corpus.build_world(config)
+    world = corpus.build_corpus(config)
     vocab, train = world.vocab, world.train
     fact_of = dict(zip(vocab.memorised.tolist(), vocab.fact.tolist()))
     counts = {name: int(np.sum(train.group == g)) for g, name in enumerate(corpus.GROUPS)}
@@ -74,7 +74,7 @@ def test_pretraining_corpus_has_the_requested_frequencies():
 
 def test_filter_drops_the_lowest_no_context_losses():
     config = tiny("mixture.n_train=8", "mixture.context_critical=0.5")
-    train = corpus.build_world(config).train
+    train = corpus.build_corpus(config).train
     losses = np.arange(8.0)[::-1]  # the last points have the lowest loss
     kept = corpus.filter_points(train, losses, 0.25)
     assert len(kept.target) == 6

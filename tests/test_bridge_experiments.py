@@ -81,7 +81,7 @@ def test_phase_rho_star_is_the_closed_form_of_the_margins(computed):
     expected = rho_star(m_c, m_cs) if m_c > 0 > m_cs else np.nan
     np.testing.assert_equal(d["rho_star"][0], expected)
     config = bcfg.load(overrides=[*OVERRIDES, "train.optimizer=gd", "train.lr=3.0", "mixture.context_critical=0.5"])
-    world = corpus.build_world(config)
+    world = corpus.build_corpus(config)
     model, cached = pretrain.pretrained(config, world.vocab, _cache(data_dir))
     knowledge = measure.knowledge(model, world)  # the margins read off the checkpoint again
     assert cached and knowledge["m_C"] == m_c and knowledge["m_CS"] == m_cs

@@ -22,7 +22,7 @@ def pretrained(tmp_path_factory):
     """(config, world, model, cache dir) of the tiny config, pretrained once for the module."""
     cache = tmp_path_factory.mktemp("bridge-cache")
     config = tiny()
-    world = corpus.build_world(config)
+    world = corpus.build_corpus(config)
     model, cached = pretrain.pretrained(config, world.vocab, cache)
     assert not cached
     return config, world, model, cache

@@ -1,7 +1,7 @@
 """The data groups, named once for theory, the simulator and the experiments.
 
 A training point belongs to one of four groups (`TRAINING_GROUPS`, the order of
-`cpi.sims.world.Points.group`): C (context-critical: context, no memorised fact), CS
+`cpi.sims.world.Examples.group`): C (context-critical: context, no memorised fact), CS
 (context + subject: the context agrees with the memorised fact), CF (counterfactual: the
 context contradicts it) and S (subject only: no context token). Theory splits S by whether
 the subject's fact was memorised, S_seen and S_unseen (`GROUPS`, the order of every count
@@ -17,7 +17,7 @@ GROUPS = ("C", "CS", "CF", "S_seen", "S_unseen")
 """Theory's groups, in the order of every count array (…, 5) in `cpi.theory`."""
 
 TRAINING_GROUPS = ("C", "CS", "CF", "S")
-"""The simulator's training groups, in the order of `Points.group`."""
+"""The simulator's training groups, in the order of `Examples.group`."""
 
 TRAINING_GROUP_OF = {"C": "C", "CS": "CS", "CF": "CF", "S_seen": "S", "S_unseen": "S"}
 """The training group of each of theory's groups."""
@@ -45,7 +45,7 @@ def has_context(name: str) -> bool:
 
 
 def training_index(name: str) -> int:
-    """The index of training group `name` in `Points.group`."""
+    """The index of training group `name` in `Examples.group`."""
     return TRAINING_GROUPS.index(name)
 
 
