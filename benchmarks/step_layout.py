@@ -1,14 +1,14 @@
-"""Would the full engine's chunk be faster with the points on the minor axis? An experiment,
+"""Would the fast engine's segment of steps be faster with the points on the minor axis? An experiment,
 not a target, on the 328-point sweep of `engine_speed.py sweep328` (41 ρ × 8 δ_M, 2000 steps,
 every metric recorded at every step, W_V frozen, shared layout, plain GD).
 
-It runs that sweep through the project once to capture the exact arrays its chunk receives,
+It runs that sweep through the project once to capture the exact arrays its segment receives,
 then times, in this one process and on the same arrays, two programs that compute the same
 thing (the 24 metrics of every step, the training updates, the reliance summary):
 
-  engine  `cpi.sims.engine`'s chunk, the step written for one point and `jax.vmap`ped, so the
+  engine  `cpi.sims.engine`'s segment, the step written for one point and `jax.vmap`ped, so the
           points lie on the leading (major) axis of every array;
-  minor   the same chunk written by hand with the points on the last axis: every reduction
+  minor   the same segment written by hand with the points on the last axis: every reduction
           over slots, keys, classes and groups is then an elementwise operation along the
           points, and no vmap is traced.
 
@@ -33,7 +33,7 @@ then compiled in 0.99-1.17 s and ran in 1.32-1.47 s: part of its lead was the co
 What the layout is worth in the engine itself, measured: `cpi.sims.engine` rewritten with the
 points on the last axis throughout (a single run as one point; sweeps of one layout natively,
 the others as a vmap over single points; every engine, sweep and optimizer test passing,
-against the generic model to 1e-12) compiled this chunk in 1.6-1.8 s and ran it in 1.6-1.7 s
+against the generic model to 1e-12) compiled this segment in 1.6-1.8 s and ran it in 1.6-1.7 s
 in-process, but whole `cpi sweep` processes of this sweep, alternated four times with the
 engine as it is, took 5.6-7.6 s against 4.6-6.7 s. No gain shows through this machine's
 noise, so the engine keeps `vmap`, and the layout is not the missing third of the CPU time
@@ -75,7 +75,7 @@ GRID = ["mixture.context_critical=0:1:41", "knowledge.delta_m=0.5:0.9:8"]
 
 
 def captured_arrays():
-    """(shared, points, lr) of the sweep's one chunk, as the project builds and places them."""
+    """(shared, points, lr) of the sweep's one chunk (one segment of steps), as the project builds and places them."""
     seen = {}
     simulate = engine.simulate
 
@@ -92,8 +92,8 @@ def captured_arrays():
     return seen["shared"], seen["points"], seen["lr"]
 
 
-def minor_chunk(shared, points, names):
-    """The chunk with the points on the last axis: a function of the per-point arrays."""
+def minor_segment(shared, points, names):
+    """The segment with the points on the last axis: a function of the per-point arrays."""
     n, m_test = points.group_onehot.shape[1], points.test_fact.shape[1]
     slots = points.tokens.shape[1]
     tolerance = tie_tolerance(np.float64)
@@ -104,7 +104,7 @@ def minor_chunk(shared, points, names):
         alone = jnp.sum(jnp.where(target > 0, log_mult, 0.0), axis=1) == 0
         return jnp.where(alone & (jnp.sum(z * target, axis=1) - jnp.max(other, axis=1) > tolerance), 1.0, 0.0)
 
-    def chunk(a):
+    def segment(a):
         count = a["lr"].shape[0]
         score_map, grad_map, theta_map = a["score_map"], a["grad_map"], a["theta_map"]
         theta_c, theta_s, to_first, key_mask = a["theta_c"], a["theta_s"], a["to_first"], a["key_mask"]
@@ -164,7 +164,7 @@ def minor_chunk(shared, points, names):
         (_, buffer), _ = jax.lax.scan(body, carry, jnp.arange(STEPS + 1, dtype=jnp.int32))
         return buffer
 
-    return chunk
+    return segment
 
 
 def timed(label, lower, run):
@@ -195,7 +195,7 @@ def main():
               f"{classes} output classes, float64, {len(jax.devices())} device(s)")
         zero = jnp.zeros_like(lr)
         recorded = timed("engine",
-                         lambda: engine.lower_first_chunk(shared, points, lr, zero, STEPS, train_values=False),
+                         lambda: engine.lower_first_segment(shared, points, lr, zero, STEPS, train_values=False),
                          lambda c: c(shared, points, lr, zero, None, hyper=None)[1])
 
         mesh = Mesh(np.array(jax.devices()), ("points",))
@@ -211,7 +211,7 @@ def main():
         arrays.update(score_map=shared.score_map, grad_map=shared.grad_map, theta_map=shared.theta_map,
                       theta_c=np.asarray(shared.theta_c)[tokens], theta_s=np.asarray(shared.theta_s)[tokens],
                       to_first=np.asarray(shared.relation_gram)[relation, 0], key_mask=np.asarray(points.key_mask)[0])
-        program = jax.jit(minor_chunk(shared, points, names))
+        program = jax.jit(minor_segment(shared, points, names))
         buffer = np.asarray(timed("minor", lambda: program.lower(arrays), lambda c: c(arrays)))
         pairs = [(np.asarray(recorded[k]), buffer[:, j].T) for j, k in enumerate(names)]
         same_nan = all(np.array_equal(np.isnan(a), np.isnan(b)) for a, b in pairs)

@@ -62,12 +62,12 @@ def record_steps(train: BridgeTrainConfig) -> np.ndarray:
 
 
 def steps_then_metrics(static, opt: optax.GradientTransformation, train: BridgeTrainConfig, n: int) -> Callable:
-    """chunk(params, state, data, start, length): `length` optimizer steps of `opt` from step
+    """segment(params, state, data, start, length): `length` optimizer steps of `opt` from step
     `start` on the loss Σ_i w_i ℓ_i over the n training points of `data` (w: the step's batch
     weights from train.seed), then every metric of the model they reach (`measure.evaluate`).
     Returns (params, state, metrics); `static` is the frozen part of the model."""
 
-    def chunk(params, state, data, start, length: int):
+    def segment(params, state, data, start, length: int):
         def loss(params, weights):
             m = eqx.combine(params, static)
             return jnp.sum(weights * cross_entropy(answer_logits(m, data.train_tokens), data.train_target))
@@ -82,7 +82,7 @@ def steps_then_metrics(static, opt: optax.GradientTransformation, train: BridgeT
         (params, state), _ = jax.lax.scan(step, (params, state), start + jnp.arange(length))
         return params, state, measure.evaluate(eqx.combine(params, static), data)
 
-    return chunk
+    return segment
 
 
 BATCHED_FIELDS = ("train_tokens", "train_target", "train_group", "conflict_tokens", "conflict_context",
@@ -115,24 +115,24 @@ def _evaluate_batch(model, arrays, groups):
     return jax.vmap(lambda a: measure.evaluate(model, _as_data(a, groups)))(arrays)
 
 
-def _chunk(params, static, state, arrays, groups, train: BridgeTrainConfig, start, length: int):
-    chunk = steps_then_metrics(static, optimizer(train), train, int(arrays["train_target"].shape[0]))
-    return chunk(params, state, _as_data(arrays, groups), start, length)
+def _segment(params, static, state, arrays, groups, train: BridgeTrainConfig, start, length: int):
+    segment = steps_then_metrics(static, optimizer(train), train, int(arrays["train_target"].shape[0]))
+    return segment(params, state, _as_data(arrays, groups), start, length)
 
 
-_chunk_one = eqx.filter_jit(_chunk)
-"""One chunk of a finetuning: compiled once per model structure, train config (`program_train`:
-without the learning rate), data shapes and chunk length (the data, the start step, the
+_segment_one = eqx.filter_jit(_segment)
+"""One segment of steps of a finetuning: compiled once per model structure, train config (`program_train`:
+without the learning rate), data shapes and segment length (the data, the start step, the
 weights and the optimizer's state, which holds the learning rate, are arguments)."""
 
-_chunk_batch = eqx.filter_jit(eqx.filter_vmap(_chunk, in_axes=(0, None, 0, 0, None, None, None, None)))
-"""`_chunk_one` for a batch of finetunings (leading axis of params, state, and so of learning
+_segment_batch = eqx.filter_jit(eqx.filter_vmap(_segment, in_axes=(0, None, 0, 0, None, None, None, None)))
+"""`_segment_one` for a batch of finetunings (leading axis of params, state, and so of learning
 rates, and data arrays)."""
 
 
 def _recorded_rows(program, params, static, state, arrays, groups, train: BridgeTrainConfig, first, progress) -> list:
-    """[first, then the metrics after each chunk of `train`'s recorded steps], running the
-    compiled `program` (`_chunk_one` or `_chunk_batch`) chunk by chunk from step 0."""
+    """[first, then the metrics after each segment of `train`'s recorded steps], running the
+    compiled `program` (`_segment_one` or `_segment_batch`) segment by segment from step 0."""
     rows = [np.asarray(first)]
     steps = record_steps(train)
     for start, stop in zip(steps[:-1], steps[1:]):
@@ -150,7 +150,7 @@ def finetune(model: Transformer, train: BridgeTrainConfig, data: measure.EvalDat
     state = optimizer(train).init(params)
     arrays, groups = _arrays(data), data.groups_present
     first = _evaluate(model, arrays, groups)
-    return np.stack(_recorded_rows(_chunk_one, params, static, state, arrays, groups, train, first, progress))
+    return np.stack(_recorded_rows(_segment_one, params, static, state, arrays, groups, train, first, progress))
 
 
 def finetune_batch(model: Transformer, train: BridgeTrainConfig, datas: list[measure.EvalData], progress=None,
@@ -169,7 +169,7 @@ def finetune_batch(model: Transformer, train: BridgeTrainConfig, datas: list[mea
     state = _stacked([optimizer(dataclasses.replace(train, lr=lr)).init(params) for lr in lrs])
     stack = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(datas), *x.shape)), tree)
     first = _evaluate_batch(model, arrays, groups)
-    rows = _recorded_rows(_chunk_batch, stack(params), static, state, arrays, groups, train, first, progress)
+    rows = _recorded_rows(_segment_batch, stack(params), static, state, arrays, groups, train, first, progress)
     rows = np.stack(rows, axis=1)  # (b, recorded steps, metrics of the union of groups)
     return [_own_columns(rows[i], d, groups, model) for i, d in enumerate(datas)]
 

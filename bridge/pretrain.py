@@ -31,8 +31,8 @@ from . import corpus
 from .config import BridgeConfig, pretrain_digest, pretrain_keys
 from .model import Transformer, answer_logits, build, cross_entropy
 
-CHUNK = 250
-"""Pretraining steps per compiled call (the progress bar moves once per chunk)."""
+SEGMENT = 250
+"""Pretraining steps per compiled call (a segment: the progress bar moves once per segment)."""
 
 
 def default_cache_dir() -> Path:
@@ -63,7 +63,7 @@ def pretrain(config: BridgeConfig, vocab: corpus.Vocabulary, progress=None) -> t
     batch_key = jax.random.fold_in(root_key(config), 1)
 
     @functools.partial(jax.jit, static_argnums=3)
-    def chunk(params, state, start, length):
+    def segment(params, state, start, length):
         def step(carry, i):
             params, state = carry
             tokens, target, _ = corpus.sample_pretrain(jax.random.fold_in(batch_key, i), tables, p.batch_size)
@@ -74,11 +74,11 @@ def pretrain(config: BridgeConfig, vocab: corpus.Vocabulary, progress=None) -> t
         return jax.lax.scan(step, (params, state), start + jnp.arange(length))
 
     losses = []
-    for start in range(0, p.steps, CHUNK):
-        (params, state), loss = chunk(params, state, start, min(CHUNK, p.steps - start))
+    for start in range(0, p.steps, SEGMENT):
+        (params, state), loss = segment(params, state, start, min(SEGMENT, p.steps - start))
         losses.append(np.asarray(loss))
         if progress is not None:
-            progress(min(start + CHUNK, p.steps))
+            progress(min(start + SEGMENT, p.steps))
     return eqx.combine(params, static), np.concatenate(losses)
 
 

@@ -286,25 +286,25 @@ def _full_chunk(configs, size, record_every, record, progress):
                             np.array([c.train.value_lr for c in configs], dtype=dtype), hyper), size)
         return (shared if shared_axis is None else pad_rows(shared, size), *batched)
 
-    # Compile while the worlds are built: the first chunk's program needs only the shapes, which
+    # Compile while the worlds are built: the first segment's program needs only the shapes, which
     # the first world gives (when the others pack to other shapes, it is compiled again below).
     first_world = build_world(first)
     first_packed = packing.pack_points(first_world, dtype, frozen_values=not train_values)
     guess = host_arrays([first_world], [first_packed], [first], 1)
-    compiling = _compile_first_chunk(_abstract(guess, shared_axis, total), steps, options)
+    compiling = _compile_first_segment(_abstract(guess, shared_axis, total), steps, options)
     worlds = [first_world, *(build_world(c) for c in configs[1:])]
     packed = [first_packed, *(packing.pack_points(w, dtype, frozen_values=not train_values) for w in worlds[1:])]
     shared, points, lr, value_lr, hyper = host_arrays(worlds, packed, configs, total)
     points, lr, value_lr, hyper = _place((points, lr, value_lr, hyper))
     shared = _place(shared) if shared_axis == 0 else jax.device_put(shared)
     placed = _abstract((shared, points, lr, value_lr, hyper), shared_axis, total)
-    first_chunk = compiling.result() if _signature(placed) == compiling.signature else None
+    first_segment = compiling.result() if _signature(placed) == compiling.signature else None
     start = time.perf_counter()
     recorded, summary, _ = engine.simulate(
         shared, points, lr, value_lr, steps, train_values=train_values,
         record_every=record_every, record=record, batched=True, shared_axis=shared_axis,
         progress=None if progress is None else (lambda done: progress(done * n)),
-        hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size, first_chunk=first_chunk,
+        hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size, first_segment=first_segment,
     )
     CLOCK.stepping += time.perf_counter() - start
     out = {**{k: np.asarray(v)[:n] for k, v in summary.items() if k in SUMMARY_FIELDS}, **_strengths(worlds)}
@@ -351,7 +351,7 @@ class _Compiling:
 
     def __init__(self, key: tuple, lowered=None):
         self.signature = key[0]
-        self._key, self._compiled, self._thread, self._seconds = key, _FIRST_CHUNKS.get(key), None, 0.0
+        self._key, self._compiled, self._thread, self._seconds = key, _FIRST_SEGMENTS.get(key), None, 0.0
         if self._compiled is None:
             self._thread = threading.Thread(target=self._compile, args=(lowered,), daemon=True)
             self._thread.start()
@@ -359,7 +359,7 @@ class _Compiling:
     def _compile(self, lowered):
         start = time.perf_counter()
         try:
-            self._compiled = _FIRST_CHUNKS[self._key] = lowered.compile()
+            self._compiled = _FIRST_SEGMENTS[self._key] = lowered.compile()
         except Exception:  # noqa: BLE001 (compiled again, and reported, on the usual path)
             self._compiled = None
         self._seconds = time.perf_counter() - start
@@ -375,19 +375,19 @@ class _Compiling:
         return self._compiled
 
 
-_FIRST_CHUNKS: dict = {}
-"""Compiled first chunks by signature, steps and options: the chunks of a shape group lower
+_FIRST_SEGMENTS: dict = {}
+"""Compiled first segments by signature, steps and options: the chunks of a shape group lower
 and compile their program once per process."""
 
 
-def _compile_first_chunk(abstract, steps: int, options: dict) -> _Compiling:
-    """Start compiling the first chunk of `engine.simulate` for arrays like `abstract`."""
+def _compile_first_segment(abstract, steps: int, options: dict) -> _Compiling:
+    """Start compiling the first segment of `engine.simulate` for arrays like `abstract`."""
     key = (_signature(abstract), steps, tuple(sorted(options.items())))
-    if key in _FIRST_CHUNKS:
+    if key in _FIRST_SEGMENTS:
         return _Compiling(key)
     shared, points, lr, value_lr, hyper = abstract
     start = time.perf_counter()
-    lowered = engine.lower_first_chunk(shared, points, lr, value_lr, steps, hyper=hyper, **options)
+    lowered = engine.lower_first_segment(shared, points, lr, value_lr, steps, hyper=hyper, **options)
     CLOCK.lowering += time.perf_counter() - start
     return _Compiling(key, lowered)
 

@@ -3,8 +3,8 @@
 Three layers: the model's step (`cpi.sims.step.step`: forward pass, loss and gradient, pure)
 and what is recorded of it (`cpi.sims.step.measure`, `cpi.sims.metrics`); the training scan
 over steps, with its updates, summary fold and record buffer (`_advance`); and here, around
-them, compilation and batching (`advance`, `advance_batch`, `lower_first_chunk`) and the
-chunks a run is cut into (`simulate`).
+them, compilation and batching (`advance`, `advance_batch`, `lower_first_segment`) and the
+segments a run is cut into (`simulate`).
 
 Why it is exact. Every gradient of the loss lies in a fixed low-dimensional form (Lemma 1):
 ∇_{W_KQ} ℓ_i = Σ_y w_iy φ(y) φ(r_{j_i})ᵀ over point i's visible keys y, with
@@ -67,7 +67,7 @@ from .packing import PackedExamples, Shared, full_coordinates, pack
 from .step import measure, outputs, prepare, step
 from .world import World
 
-CHUNK_STEPS = 20_000
+SEGMENT_STEPS = 20_000
 """Runs longer than this are cut into scans of at most this many steps (progress between)."""
 
 
@@ -99,8 +99,8 @@ def _params(state: State) -> dict:
 
 
 def record_slots(steps: int, stride: int) -> int:
-    """Rows of the record buffer of a chunk of `steps` updates: ceil(steps / stride) + 1 (the
-    last row holds the final state's metrics, or nothing when another chunk follows)."""
+    """Rows of the record buffer of a segment of `steps` updates: ceil(steps / stride) + 1 (the
+    last row holds the final state's metrics, or nothing when another segment follows)."""
     return -(-steps // stride) + 1
 
 
@@ -116,8 +116,8 @@ def _advance(shared, points, lr, value_lr, carry, hyper: Hyper | None = None, *,
     and compiled once: iteration i measures the state and then updates it (not at i = steps,
     the final measurement), and writes its metrics to row ceil(i / stride) of a buffer. Rows
     are written in order, so row j ends with the metrics of step j·stride, and the last row
-    with those of the final state; chunk lengths are multiples of the stride except the last
-    chunk's (`chunk_plan`), so no other row is left holding an unrecorded step."""
+    with those of the final state; segment lengths are multiples of the stride except the last
+    segment's (`segment_plan`), so no other row is left holding an unrecorded step."""
     dtype = points.table.dtype
     plain = hyper is None  # the theory's full-batch gradient descent (`optimizers.is_plain`)
     tx = None if plain else optimizers.transform(optimizer, lr, value_lr, hyper, train_values)
@@ -174,7 +174,7 @@ def _advance(shared, points, lr, value_lr, carry, hyper: Hyper | None = None, *,
 
 _STATIC = ("steps", "stride", "train_values", "record", "last", "optimizer", "batch_size")
 advance = jax.jit(_advance, static_argnames=_STATIC)
-"""One compiled chunk of steps for one world."""
+"""One compiled segment of steps for one world."""
 
 
 def _advance_batch(shared, points, lr, value_lr, carry, hyper=None, *, shared_axis, **static):
@@ -185,7 +185,7 @@ def _advance_batch(shared, points, lr, value_lr, carry, hyper=None, *, shared_ax
 
 
 advance_batch = jax.jit(_advance_batch, static_argnames=("shared_axis", *_STATIC))
-"""One compiled chunk of steps for a batch of worlds (leading axis), the shared arrays
+"""One compiled segment of steps for a batch of worlds (leading axis), the shared arrays
 either once (shared_axis None) or per world (shared_axis 0)."""
 
 
@@ -194,13 +194,13 @@ def initial_carry(shared, points, train_values: bool, n_metrics: int, tx=None):
     return state, fold_init(n_metrics, points.table.dtype), jnp.zeros((), jnp.int32)
 
 
-def chunk_plan(steps: int, record_every: int, chunk_steps: int | None = None) -> list[dict]:
-    """The chunks a run of `steps` steps is cut into: each a dict of the static arguments of
-    `advance` (steps, stride, last). Chunk lengths are multiples of the stride except the
+def segment_plan(steps: int, record_every: int, segment_steps: int | None = None) -> list[dict]:
+    """The segments a run of `steps` steps is cut into: each a dict of the static arguments of
+    `advance` (steps, stride, last). Segment lengths are multiples of the stride except the
     last, so the recorded steps are 0, N, 2N, ... < steps, and steps."""
     stride = record_every
-    chunk_steps = CHUNK_STEPS if chunk_steps is None else chunk_steps
-    length = max(stride, chunk_steps // stride * stride)
+    segment_steps = SEGMENT_STEPS if segment_steps is None else segment_steps
+    length = max(stride, segment_steps // stride * stride)
     plan, done = [], 0
     while done < steps:
         this = min(length, steps - done)
@@ -223,7 +223,7 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
 def simulate(shared: Shared, points: PackedExamples, lr, value_lr, steps: int, *, train_values: bool,
              record_every: int = 1, record: bool = True, hyper: Hyper | None = None, optimizer: str = "gd",
              batch_size: int = 0, progress: Callable[[int], None] | None = None, batched: bool = False,
-             shared_axis: int | None = None, first_chunk=None) -> tuple[dict | None, dict, State]:
+             shared_axis: int | None = None, first_segment=None) -> tuple[dict | None, dict, State]:
     """Train one world (or, `batched`, a leading axis of worlds) for `steps` steps at step
     sizes lr (W_KQ) and value_lr (W_V, trained when `train_values`).
 
@@ -232,27 +232,27 @@ def simulate(shared: Shared, points: PackedExamples, lr, value_lr, steps: int, *
     step (`cpi.theory.summary.fold_finish`: initial/peak/peak_step/final reliance and the first
     non-finite step), and the final State. `optimizer` (gd or sgd), `batch_size` and `hyper`
     (momentum, weight decay, seed) as in `cpi.sims.optimizers`; `hyper` None is plain
-    full-batch gradient descent. `progress(steps_done)` is called after each chunk has
+    full-batch gradient descent. `progress(steps_done)` is called after each segment has
     finished computing (not when it is dispatched). Batched, the shared arrays are one for
-    every world (shared_axis None) or per world (0), and `first_chunk` is the first chunk
-    compiled already (`lower_first_chunk(...).compile()` on arrays of these shapes and
+    every world (shared_axis None) or per world (0), and `first_segment` is the first segment
+    compiled already (`lower_first_segment(...).compile()` on arrays of these shapes and
     shardings)."""
     names = metric_names(shared.relation_gram.shape[-1])
     training = dict(train_values=train_values, record=record, optimizer=optimizer, batch_size=batch_size)
     carry = None
     pieces, done = [], 0
-    for i, chunk in enumerate(chunk_plan(steps, record_every)):
-        if batched and i == 0 and first_chunk is not None:
-            carry, rec = first_chunk(shared, points, lr, value_lr, None, hyper=hyper)
+    for i, segment in enumerate(segment_plan(steps, record_every)):
+        if batched and i == 0 and first_segment is not None:
+            carry, rec = first_segment(shared, points, lr, value_lr, None, hyper=hyper)
         elif batched:
             carry, rec = advance_batch(shared, points, lr, value_lr, carry, hyper=hyper, shared_axis=shared_axis,
-                                       **chunk, **training)
+                                       **segment, **training)
         else:
-            carry, rec = advance(shared, points, lr, value_lr, carry, hyper=hyper, **chunk, **training)
+            carry, rec = advance(shared, points, lr, value_lr, carry, hyper=hyper, **segment, **training)
         jax.block_until_ready(carry)
         if rec is not None:
             pieces.append({k: np.asarray(v) for k, v in rec.items()})
-        done += chunk["steps"]
+        done += segment["steps"]
         if progress is not None:
             progress(done)
     state, fold, _ = carry
@@ -265,16 +265,16 @@ def simulate(shared: Shared, points: PackedExamples, lr, value_lr, steps: int, *
     return recorded, summary, state
 
 
-def lower_first_chunk(shared, points, lr, value_lr, steps: int, *, train_values: bool, record_every: int = 1,
+def lower_first_segment(shared, points, lr, value_lr, steps: int, *, train_values: bool, record_every: int = 1,
                       record: bool = True, shared_axis: int | None = None, hyper: Hyper | None = None,
                       optimizer: str = "gd", batch_size: int = 0):
-    """The first chunk of `simulate(..., batched=True)` with these arguments, lowered (the
+    """The first segment of `simulate(..., batched=True)` with these arguments, lowered (the
     arrays may be `jax.ShapeDtypeStruct`s): its `.compile()` is what `simulate` takes as
-    `first_chunk`, so that a caller can compile while it prepares the arrays."""
-    chunk = chunk_plan(steps, record_every)[0]
+    `first_segment`, so that a caller can compile while it prepares the arrays."""
+    segment = segment_plan(steps, record_every)[0]
     return advance_batch.lower(shared, points, lr, value_lr, None, shared_axis=shared_axis, hyper=hyper,
                                train_values=train_values, record=record, optimizer=optimizer,
-                               batch_size=batch_size, **chunk)
+                               batch_size=batch_size, **segment)
 
 
 def full_parameters(world: World, state: State, value_lr: float) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ value_lr > 0 (with its own step size).
 
 Precision: `pack` and `simulate` compute in the dtype they are given, switching JAX's 64-bit
 mode on for their own duration when it is float64 (`cpi.sims.precision.precision`), never for the
-whole process; `metrics`, `simulate_chunk` and `final_metrics` follow their caller's mode.
+whole process; `metrics`, `simulate_segment` and `final_metrics` follow their caller's mode.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from .optimizers import Hyper, batch_weights, transform
 from .precision import precision
 from .world import Examples, World
 
-CHUNK_STEPS = 20_000
+SEGMENT_STEPS = 20_000
 """Runs longer than this are cut into scans of at most this many steps, with progress shown."""
 
 
@@ -155,7 +155,7 @@ def gradient(params: dict, data: dict, train_values: bool, weights=None) -> dict
 
 
 @partial(jax.jit, static_argnames=("steps", "train_values", "name", "batch_size"))
-def simulate_chunk(data, lr, value_lr, state, hyper: Hyper | None = None, *, steps: int, train_values: bool,
+def simulate_segment(data, lr, value_lr, state, hyper: Hyper | None = None, *, steps: int, train_values: bool,
                    name: str = "gd", batch_size: int = 0):
     """`steps` optimizer steps from `state`; returns (new state, metrics before each step).
     The loss of step t is the mean over the training points, or over its minibatch
@@ -184,15 +184,15 @@ def simulate(data, lr, value_lr, steps: int, *, train_values: bool, progress=Non
     """(metrics at steps 0..steps as arrays of length steps + 1, final parameters {kq, v}).
 
     The optimizer is plain gradient descent, or `name` (`cpi.sims.optimizers`) with `hyper`
-    and minibatches of `batch_size`. Long runs are cut into scans of CHUNK_STEPS steps;
-    `progress(done, total)` is called after each chunk."""
+    and minibatches of `batch_size`. Long runs are cut into scans of SEGMENT_STEPS steps;
+    `progress(done, total)` is called after each segment."""
     with precision(data["embed"].dtype):
         state = initial_state(data, lr, value_lr, train_values, hyper, name)
         pieces = []
         done = 0
         while done < steps:
-            length = min(CHUNK_STEPS, steps - done)
-            state, recorded = simulate_chunk(data, lr, value_lr, state, hyper, steps=length,
+            length = min(SEGMENT_STEPS, steps - done)
+            state, recorded = simulate_segment(data, lr, value_lr, state, hyper, steps=length,
                                              train_values=train_values, name=name, batch_size=batch_size)
             pieces.append(recorded)
             done += length

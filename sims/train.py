@@ -90,7 +90,7 @@ def run(config: Config, progress: bool = False, record_every: int = 1) -> RunRes
     world = build_world(config)
     t = config.train
     train_values = t.value_lr > 0
-    bar = StepProgress(steps, "steps", enabled=progress and steps > engine.CHUNK_STEPS)
+    bar = StepProgress(steps, "steps", enabled=progress and steps > engine.SEGMENT_STEPS)
     with bar, precision(t.dtype):
         hyper = None if optimizers.is_plain(t) else optimizers.hyper(t, t.dtype)
         if t.optimizer in EXACT_OPTIMIZERS:

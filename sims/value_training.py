@@ -69,17 +69,17 @@ def value_training_run(config: Config, value_lrs, record_every: int = 10) -> dic
         raise ValueError(f"train.steps = {steps} is not a multiple of record_every = {record_every}")
     value_lr = np.asarray(value_lrs, dtype=dtype)
     n = len(value_lr)
-    chunks = steps // record_every
+    segments = steps // record_every
     with precision(dtype):
         shared, one = packing.pack(world, dtype, frozen_values=False)
         points = jax.tree_util.tree_map(lambda x: np.broadcast_to(x, (n, *np.shape(x))), one)
         table0 = np.asarray(one.table)
         blocks = [[value_block_means(world, table0, table0)] * n]
         carry, pieces = None, []
-        for i in range(chunks):
+        for i in range(segments):
             carry, recorded = engine.advance_batch(
                 shared, points, np.full(n, lr, dtype), value_lr, carry, shared_axis=None, steps=record_every,
-                stride=1, train_values=True, record=True, last=i == chunks - 1,
+                stride=1, train_values=True, record=True, last=i == segments - 1,
             )
             pieces.append({k: np.asarray(v) for k, v in recorded.items()})
             tables = np.asarray(carry[0].table)

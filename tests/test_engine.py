@@ -50,7 +50,7 @@ def test_fast_engine_equals_the_generic_model(name):
 
 
 def assert_same_computation(actual, desired, err_msg=""):
-    """Recording and chunking must not change the arithmetic. On the CPU backend the numbers
+    """Recording and cutting a run into segments must not change the arithmetic. On the CPU backend the numbers
     are bit for bit the same; an accelerator compiles the scan bodies that record differently
     and may round differently, so there they must agree to a few ulps (measured on an H100:
     at most 2.2e-16 on M_C)."""
@@ -81,16 +81,16 @@ def test_recording_every_n_steps_keeps_the_summary_of_every_step(record_every):
     assert_same_summary(strided.summary, every.summary)
 
 
-def test_chunks_of_a_long_run_equal_one_scan(monkeypatch):
+def test_segments_of_a_long_run_equal_one_scan(monkeypatch):
     config = with_values(load(), {"train.steps": 70})
     whole = run(config)
-    monkeypatch.setattr(engine, "CHUNK_STEPS", 20)
+    monkeypatch.setattr(engine, "SEGMENT_STEPS", 20)
     calls = []
     world = build_world(config)
     with precision("float64"):  # as cpi.sims.train.run calls it
         recorded, summary, _ = engine.simulate(*packing.pack(world), 1.0, 0.0, 70,
                                                train_values=False, record_every=3, progress=calls.append)
-    assert calls == [18, 36, 54, 70]  # chunk lengths are multiples of the stride
+    assert calls == [18, 36, 54, 70]  # segment lengths are multiples of the stride
     assert_same_computation(recorded["reliance"], whole.metrics["reliance"][engine.recorded_steps(70, 3)])
     summary.pop("nonfinite_step")
     # run adds δ's
@@ -98,8 +98,8 @@ def test_chunks_of_a_long_run_equal_one_scan(monkeypatch):
 
 
 def test_the_plan_records_multiples_of_the_stride_and_the_last_step():
-    for steps, every, chunk in [(300, 1, 20_000), (50_000, 7, 20_000), (10, 4, 3), (5, 10, 20_000)]:
-        plan = engine.chunk_plan(steps, every, chunk)
+    for steps, every, segment in [(300, 1, 20_000), (50_000, 7, 20_000), (10, 4, 3), (5, 10, 20_000)]:
+        plan = engine.segment_plan(steps, every, segment)
         assert sum(p["steps"] for p in plan) == steps and plan[-1]["last"]
         assert all(p["steps"] % every == 0 for p in plan[:-1])
         records = sum(-(-p["steps"] // every) for p in plan) + 1

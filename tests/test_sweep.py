@@ -417,7 +417,7 @@ def test_rerun_reuses_results_without_compiling_or_running(tmp_path, monkeypatch
 
 
 def test_the_clock_splits_compiling_from_stepping(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(chunks, "_FIRST_CHUNKS", {})  # compiled afresh, whatever ran before
+    monkeypatch.setattr(chunks, "_FIRST_SEGMENTS", {})  # compiled afresh, whatever ran before
     result = run_sweep(base(), PAIR, out=tmp_path / "a")
     clock = result.clock
     assert clock.lowering > 0 and clock.compiling > 0 and clock.stepping > 0
