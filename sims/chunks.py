@@ -1,13 +1,13 @@
-"""How the points of a sweep are computed: shape groups, chunks of points, the devices and
+"""How the points of a sweep are computed: buckets, chunks of points, the devices and
 processes they are spread over, and the engine that computes a chunk.
 
 Points that share every static quantity (the array shapes of their packed worlds, steps,
-dtype, whether W_V trains) form a *shape group*; a group is cut into chunks of at most
+dtype, whether W_V trains) form a *bucket*; a bucket is cut into chunks of at most
 `chunk_size` points, so memory stays bounded whatever the size of the sweep, and every chunk
-of a group is padded to the same size so that it compiles once. A chunk runs as one vmapped
+of a bucket is padded to the same size so that it compiles once. A chunk runs as one vmapped
 computation (`cpi.sims.engine.simulate`) sharded over the local devices (on CPU, one host device
 per core when the entry point set that up; on GPU, every GPU). With several processes
-(`jax.distributed`), the chunks of a group are dealt round-robin over the processes and each
+(`jax.distributed`), the chunks of a bucket are dealt round-robin over the processes and each
 chunk's results are gathered to every process; only process 0 writes.
 
 Engines: "full" is the fast exact engine (`cpi.sims.engine`); "reduced" is the theory's group
@@ -40,7 +40,7 @@ from .world import build_world, embedding_key
 @dataclasses.dataclass
 class EngineClock:
     """Wall seconds of this process's full-engine chunks, summed over chunks: lowering each
-    shape group's first chunk, compiling it (in a thread, so part of it overlaps building
+    bucket's first chunk, compiling it (in a thread, so part of it overlaps building
     and packing the worlds), waiting for that compilation, and stepping (`engine.simulate`,
     which also compiles any later chunk of another length)."""
 
@@ -66,7 +66,7 @@ CLASS_ROUNDING = 4
 
 def padded_classes(classes: int) -> int:
     """How many output classes (`cpi.sims.packing.output_classes`) a chunk whose points have at
-    most `classes` is padded to, so that the chunks of a shape group usually compile once:
+    most `classes` is padded to, so that the chunks of a bucket usually compile once:
     PAPER_CLASSES (the paper's table gives every point five) or more, rounded up to a
     multiple of CLASS_ROUNDING. Every padded class costs as much as a real one."""
     if classes <= PAPER_CLASSES:
@@ -126,12 +126,12 @@ def distinct_points(configs, indices: list[int]) -> tuple[list[int], dict[int, i
     return representatives, copies
 
 
-def group_points(configs) -> list[list[int]]:
-    """Indices of the points of each shape group, groups in order of first appearance."""
-    groups: dict[tuple, list[int]] = {}
+def bucket_points(configs) -> list[list[int]]:
+    """Indices of the points of each bucket, buckets in order of first appearance."""
+    buckets: dict[tuple, list[int]] = {}
     for i, config in enumerate(configs):
-        groups.setdefault(shape_key(config), []).append(i)
-    return list(groups.values())
+        buckets.setdefault(shape_key(config), []).append(i)
+    return list(buckets.values())
 
 
 REDUCED_POINT_BYTES = 4096
@@ -141,7 +141,7 @@ scalars of state, so its chunks can hold more points (fewer chunks, less overhea
 
 
 def chunk_size(config: Config, record_every: int, record: bool, engine_name: str = "full") -> int:
-    """Points per chunk for a group whose points look like `config`, computed by `engine_name`."""
+    """Points per chunk for a bucket whose points look like `config`, computed by `engine_name`."""
     if engine_name == "reduced":
         per_point, most = REDUCED_POINT_BYTES + recorded_bytes(config, record_every, record), REDUCED_MAX_CHUNK_POINTS
     else:
@@ -213,14 +213,14 @@ def _stack(trees: list):
     for parts in zip(*(ls for ls, _ in leaves)):
         arrays = [np.asarray(p) for p in parts]
         if len({(a.shape, a.dtype) for a in arrays}) != 1:  # shape_key missed a static quantity
-            raise RuntimeError(f"points of one shape group pack to different shapes: {[a.shape for a in arrays]}")
+            raise RuntimeError(f"points of one bucket pack to different shapes: {[a.shape for a in arrays]}")
         columns.append(np.stack(arrays))
     return jax.tree_util.tree_unflatten(leaves[0][1], columns)
 
 
 def full_chunk(configs, size: int, record_every: int, record: bool,
                progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Train every config of one chunk (one shape group) with the fast exact engine, padded to
+    """Train every config of one chunk (one bucket) with the fast exact engine, padded to
     `size` points (adam and adamw: the generic engine, point by point). Returns the summary
     fields as (n,) arrays and, when `record`, every metric as (n, recorded steps)."""
     with precision(configs[0].train.dtype):
@@ -264,7 +264,7 @@ def _full_chunk(configs, size, record_every, record, progress):
     steps, dtype, t = first.train.steps, first.train.dtype, first.train
     n = len(configs)
     total = padded_size(max(size, n))
-    train_values = t.value_lr > 0  # one shape group: the same for every point
+    train_values = t.value_lr > 0  # one bucket: the same for every point
     shared_axis = None if len({embedding_key(c) for c in configs}) == 1 else 0  # the embeddings differ (γ, random)
     options = dict(train_values=train_values, record_every=record_every, record=record, shared_axis=shared_axis,
                    optimizer=t.optimizer, batch_size=t.batch_size)
@@ -345,7 +345,7 @@ def _signature(abstract) -> tuple:
 
 class _Compiling:
     """A chunk's first program, compiling in a thread (XLA releases the GIL, so the caller
-    builds its worlds meanwhile), or compiled already by an earlier chunk of the shape group.
+    builds its worlds meanwhile), or compiled already by an earlier chunk of the bucket.
     `result()` waits for it; None if compiling failed (the chunk then compiles as usual, and
     reports the error)."""
 
@@ -376,7 +376,7 @@ class _Compiling:
 
 
 _FIRST_SEGMENTS: dict = {}
-"""Compiled first segments by signature, steps and options: the chunks of a shape group lower
+"""Compiled first segments by signature, steps and options: the chunks of a bucket lower
 and compile their program once per process."""
 
 

@@ -1,7 +1,7 @@
 """Parameter sweeps: a grid of configs (`cpi.sims.grid`) trained as one vmapped computation per
 shape, saved in one directory.
 
-How the points are computed (shape groups, chunks of points, devices, processes, and the
+How the points are computed (buckets, chunks of points, devices, processes, and the
 "full" or "reduced" engine) is `cpi.sims.chunks`; what is checked before a sweep starts is
 `cpi.sims.sweep_checks`; a finished sweep and how its arrays are assembled is
 `cpi.sims.sweep_results`.
@@ -95,20 +95,20 @@ ChunkWriter = BackgroundWriter
 
 @dataclass(frozen=True)
 class _Chunk:
-    group: int
+    bucket: int
     indices: list[int]  # the points it computes
-    size: int  # padded size of every chunk of its group
+    size: int  # padded size of every chunk of its bucket
     path: Path
     copies: tuple[tuple[int, int], ...] = ()  # (point, row): points of equal `world_key` that take a computed row
 
 
 def _plan(expanded: Grid, out: Path, engine_name: str, record_every: int, record: bool) -> tuple[list[_Chunk], int]:
-    """The chunks of each shape group, over the group's distinct points (`chunks.distinct_points`):
-    a point whose world another point of the group has already is computed once, in the chunk
+    """The chunks of each bucket, over the bucket's distinct points (`chunks.distinct_points`):
+    a point whose world another point of the bucket has already is computed once, in the chunk
     of its first occurrence, and copied from there."""
-    groups = chunks.group_points(expanded.configs)
+    buckets = chunks.bucket_points(expanded.configs)
     plan = []
-    for g, indices in enumerate(groups):
+    for b, indices in enumerate(buckets):
         distinct, copy_of = chunks.distinct_points(expanded.configs, indices)
         size = chunks.chunk_size(expanded.configs[indices[0]], record_every, record, engine_name)
         size = min(size, len(distinct))
@@ -121,8 +121,8 @@ def _plan(expanded: Grid, out: Path, engine_name: str, record_every: int, record
         for part, part_copies in zip(parts, copies):
             configs = [expanded.configs[i] for i in part]
             digest = chunks.chunk_hash(configs, engine_name, record_every, record)
-            plan.append(_Chunk(g, part, size, out / "groups" / f"{digest}.npz", tuple(part_copies)))
-    return plan, len(groups)
+            plan.append(_Chunk(b, part, size, out / "groups" / f"{digest}.npz", tuple(part_copies)))
+    return plan, len(buckets)
 
 
 def _plan_of(expanded: Grid, out: Path, record_every: int, summaries_only: bool, engine: str) -> list[_Chunk]:
@@ -264,7 +264,7 @@ def run_sweep(
     with claim_dir(out) if processes.writer else contextlib.nullcontext():
         if processes.writer:
             _check_out(sweep, force)
-        plan, n_groups = _plan(sweep.expanded, out, engine, record_every, sweep.record)
+        plan, n_buckets = _plan(sweep.expanded, out, engine, record_every, sweep.record)
         if processes.writer:
             (out / "summary.json").unlink(missing_ok=True)  # the directory is incomplete until the end
             write_identity_files(out, sweep.identity_files(), write_atomic, exclusive=True)
@@ -298,7 +298,7 @@ def run_sweep(
                 return None
             fields = _write_results(sweep, plan, saved)  # assembled while the last chunk is written
         return SweepResult(**fields, seconds=seconds, clock=chunks.CLOCK.since(clock), computed_chunks=len(missing),
-                           reused_chunks=len(plan) - len(missing), n_groups=n_groups)
+                           reused_chunks=len(plan) - len(missing), n_buckets=n_buckets)
 
 
 def run_shard(
@@ -326,7 +326,7 @@ def run_shard(
     sweep = _prepare(base, grid, seeds, out, record_every, summaries_only, engine, expanded)
     out = sweep.out
     _check_out(sweep, force=False)
-    plan, n_groups = _plan(sweep.expanded, out, engine, record_every, sweep.record)
+    plan, n_buckets = _plan(sweep.expanded, out, engine, record_every, sweep.record)
     write_identity_files(out, sweep.identity_files(), write_atomic, exclusive=False)
     (out / "groups").mkdir(exist_ok=True)
     mine = shard.share(len(plan))
@@ -353,7 +353,7 @@ def run_shard(
             return report
         fields = _write_results(sweep, plan, saved)
         report.result = SweepResult(**fields, seconds=seconds, computed_chunks=len(todo),
-                                    reused_chunks=len(plan) - len(todo), n_groups=n_groups)
+                                    reused_chunks=len(plan) - len(todo), n_buckets=n_buckets)
     return report
 
 
@@ -364,15 +364,15 @@ def _copied_rows(chunk: _Chunk, values: dict) -> tuple[list[int], dict]:
 
 
 def _run_distributed(plan, missing, processes, sweep: _Sweep, saved, bar, writer) -> None:
-    """Deal the missing chunks of each shape group round-robin over the processes; after each
-    round gather every process's chunk (padded to the group's chunk size) and let process 0
+    """Deal the missing chunks of each bucket round-robin over the processes; after each
+    round gather every process's chunk (padded to the bucket's chunk size) and let process 0
     save them. A process without a chunk in the last round sends its first chunk again."""
-    by_group: dict[int, list[int]] = {}
+    by_bucket: dict[int, list[int]] = {}
     for i in missing:
-        by_group.setdefault(plan[i].group, []).append(i)
+        by_bucket.setdefault(plan[i].bucket, []).append(i)
     p, rank = processes.count, processes.index
     finished = 0
-    for members in by_group.values():
+    for members in by_bucket.values():
         for start in range(0, len(members), p):
             round_ = members[start:start + p]
             mine = plan[round_[rank] if rank < len(round_) else round_[0]]

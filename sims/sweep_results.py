@@ -39,8 +39,13 @@ class SweepResult:
     clock: chunks.EngineClock = dataclasses.field(default_factory=chunks.EngineClock)  # of those chunks
     computed_chunks: int = 0
     reused_chunks: int = 0
-    n_groups: int = 0
+    n_buckets: int = 0  # the sweep's buckets (`cpi.sims.chunks.bucket_points`)
     trained_points: int = 0  # points of distinct `chunks.world_key`, the others copied (0 when loaded)
+
+    @property
+    def n_groups(self) -> int:
+        """`n_buckets`, under its former name."""
+        return self.n_buckets
 
     @property
     def configs(self) -> tuple[Config, ...]:

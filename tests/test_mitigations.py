@@ -88,7 +88,7 @@ def test_mitigation_knobs_sweep_like_run(tmp_path):
     base = with_values(load(), {**TWO_TASKS, "world.relation_overlap": 0.2, "mixture.counterfactual": 0.2,
                                 "mixture.counterfactual_relation": 1, "train.steps": 60})
     result = run_sweep(base, ["mixture.filter=0,0.25", "world.relation_overlap=0,0.2"], out=tmp_path)
-    assert result.n_groups == 2  # filtering changes the number of training points
+    assert result.n_buckets == 2  # filtering changes the number of training points
     for i, config in enumerate(result.configs):
         expected = run(config).metrics
         for key in ["reliance", "reliance_r1", "reliance_r2"]:

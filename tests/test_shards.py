@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TOY = ["--set", "train.steps=12", "--set", "world.n_subjects=12", "--set", "world.n_answers=14",
        "--set", "mixture.n_train=8", "--set", "mixture.n_test=2", "--set", "mixture.n_aligned=2"]
 FIVE = [*TOY, "--grid", "train.lr=0.5:1.5:5"]
-"""Five points of one shape group: three chunks when a chunk holds at most 2 points."""
+"""Five points of one bucket: three chunks when a chunk holds at most 2 points."""
 
 
 def listing(directory: Path) -> dict[str, bytes]:
@@ -165,7 +165,7 @@ def run_cli(*argv) -> subprocess.Popen:
 
 
 def test_two_shard_processes_at_once_write_one_sweep(tmp_path, capsys):
-    """Two shard processes started together into one directory (two shape groups: one chunk
+    """Two shard processes started together into one directory (two buckets: one chunk
     each) both exit 0, neither waits for the other, and the results equal one process's."""
     argv = [*TOY, "--grid", "train.steps=10,12", "--summaries-only"]
     out = tmp_path / "sharded"

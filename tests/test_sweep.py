@@ -1,4 +1,4 @@
-"""`cpi sweep`: grid specs, one vmapped computation per shape group, agreement with `run`,
+"""`cpi sweep`: grid specs, one vmapped computation per bucket, agreement with `run`,
 results on disk and their reuse. (A little over 400 lines: one test per sweep behaviour,
 sharing this file's small grids.)"""
 
@@ -189,17 +189,17 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, words)
     assert not out.exists()
 
 
-def test_shape_groups_follow_the_built_worlds():
-    """Everything that changes an array shape splits groups, even through the world (filtering
+def test_buckets_follow_the_built_worlds():
+    """Everything that changes an array shape splits buckets, even through the world (filtering
     drops training points); step sizes, knowledge and ρ alone do not."""
     grid = expand_grid(base(), ["mixture.filter=0,0.3", "mixture.context_critical=0.25,0.5",
                                 "train.lr=0.5,1", "knowledge.delta_m=0.5,0.6"])
-    groups = chunks.group_points(grid.configs)
+    groups = chunks.bucket_points(grid.configs)
     assert [len(g) for g in groups] == [8, 8]
     assert {grid.points[i]["mixture.filter"] for i in groups[1]} == {0.3}
     more = expand_grid(base(), ["train.steps=20,30", "train.dtype=float64,float32",
                                 "mixture.n_aligned=0,10"])
-    assert len(chunks.group_points(more.configs)) == 8
+    assert len(chunks.bucket_points(more.configs)) == 8
 
 
 def _world_arrays(world) -> dict[str, np.ndarray]:
@@ -285,7 +285,7 @@ def test_sweep_equals_run_at_every_point(rho_sweep):
     result, traces, compiled = rho_sweep
     # One vmapped computation (none if this shape was compiled before in this process).
     assert traces <= 1 and compiled in ([], ["jit(_advance_batch)"])
-    assert result.n_groups == 1 and len(result) == 5
+    assert result.n_buckets == 1 and result.n_groups == 1 and len(result) == 5  # n_groups: the former name
     np.testing.assert_array_equal(result.coords["mixture.context_critical"], [0, 0.25, 0.5, 0.75, 1])
     assert_matches_run(result)
     assert result.summaries[2]["inversion"] is True and result.summaries[0]["inversion"] is False
@@ -333,7 +333,7 @@ PAIR = ["mixture.context_critical=0.25,0.5"]
 
 def test_mixed_shapes_split_into_groups_and_equal_run(tmp_path):
     result = run_sweep(base(), ["mixture.n_train=16,20", *PAIR], out=tmp_path)
-    assert result.n_groups == 2 and result.computed_chunks == 2
+    assert result.n_buckets == 2 and result.computed_chunks == 2
     assert result.coords["mixture.n_train"].tolist() == [16, 16, 20, 20]
     assert result.coords["mixture.context_critical"].tolist() == [0.25, 0.5, 0.25, 0.5]
     assert_matches_run(result)
@@ -341,7 +341,7 @@ def test_mixed_shapes_split_into_groups_and_equal_run(tmp_path):
 
 def test_different_steps_are_padded_with_nan(tmp_path):
     result = run_sweep(base(), ["train.steps=30,50", *PAIR], out=tmp_path)
-    assert result.n_groups == 2 and result.steps.tolist() == [30, 30, 50, 50]
+    assert result.n_buckets == 2 and result.steps.tolist() == [30, 30, 50, 50]
     assert result.metrics["reliance"].shape == (4, 51) and result.metrics["step"].tolist() == list(range(51))
     assert np.all(np.isnan(result.metrics["reliance"][:2, 31:]))
     assert np.all(np.isfinite(result.metrics["reliance"][:2, :31]))
@@ -354,7 +354,7 @@ def test_different_steps_are_padded_with_nan(tmp_path):
 def test_step_sizes_share_a_group_frozen_and_trained_values_split_and_equal_run(tmp_path):
     result = run_sweep(base(**{"mixture.fact_recall": 0.2}),
                        ["train.lr=0.5,2", "train.value_lr=0,0.3"], out=tmp_path)
-    assert result.n_groups == 2  # W_V frozen and W_V trained compile differently
+    assert result.n_buckets == 2  # W_V frozen and W_V trained compile differently
     assert_matches_run(result)
     frozen = run_sweep(base(**{"mixture.fact_recall": 0.2}), ["train.lr=0.5,2"], out=tmp_path / "f")
     np.testing.assert_allclose(frozen.metrics["reliance"], result.metrics["reliance"][[0, 2]], atol=1e-12, rtol=0)
@@ -362,7 +362,7 @@ def test_step_sizes_share_a_group_frozen_and_trained_values_split_and_equal_run(
 
 def test_dtypes_split_into_groups_and_float32_stays_close_to_run(tmp_path):
     result = run_sweep(base(), ["train.dtype=float64,float32", *PAIR], out=tmp_path)
-    assert result.n_groups == 2 and result.coords["train.dtype"].tolist() == ["float64"] * 2 + ["float32"] * 2
+    assert result.n_buckets == 2 and result.coords["train.dtype"].tolist() == ["float64"] * 2 + ["float32"] * 2
     assert_matches_run(result, [0, 1])
     for i in [2, 3]:
         single = run(result.configs[i])
@@ -450,7 +450,7 @@ def test_cli_sweep_prints_a_table_and_writes_under_sweeps(tmp_path, capsys, monk
     assert len(out.name) == 16 and str(out.relative_to(tmp_path)) in printed
     assert out.name == sweep.sweep_digest(cfg.load(overrides=["train.steps=50"]),
                                           ["mixture.context_critical=0.5"], 2)
-    assert "2 points in 1 shape group(s), 1 chunk(s) (1 computed, 0 reused)" in printed
+    assert "2 points in 1 bucket(s), 1 chunk(s) (1 computed, 0 reused)" in printed
     rows = json.loads((out / "summary.json").read_text())["points"]
     assert [row["seed"] for row in rows] == [0, 1]
     assert f"{rows[1]['peak_reliance']:.4f}" in printed and "seed" in printed
@@ -473,7 +473,7 @@ def test_cli_big_sweeps_print_a_compact_table(rho_sweep, capsys, monkeypatch):
 def test_relations_and_filtering_split_into_groups_and_equal_run(tmp_path):
     big = base(**{"train.steps": 20, "world.n_subjects": 60, "world.n_answers": 100})
     result = run_sweep(big, ["world.n_relations=1,2", "mixture.filter=0,0.3"], out=tmp_path)
-    assert result.n_groups == 4
+    assert result.n_buckets == 4
     assert np.all(np.isnan(result.metrics["reliance_r2"][:2]))
     assert np.all(np.isfinite(result.metrics["reliance_r2"][2:]))
     assert_matches_run(result)
@@ -520,7 +520,7 @@ def test_41_point_rho_sweep_is_one_compiled_call_and_equals_run(tmp_path):
     cold = time.perf_counter() - start
     assert len(traced) == 1
     assert [name for name in compiled if name != STAGE] == ["jit(_advance_batch)"], compiled
-    assert len(result) == 41 and result.n_groups == 1 and result.metrics["reliance"].shape == (41, 301)
+    assert len(result) == 41 and result.n_buckets == 1 and result.metrics["reliance"].shape == (41, 301)
     assert_matches_run(result, [0, 7, 20, 33, 40])
     assert result.summaries[20]["peak_step"] == 32 and result.summaries[20]["inversion"] is True
     print(f"41-point sweep, 300 steps: {cold:.2f} s cold")

@@ -197,7 +197,7 @@ def test_a_sweep_missing_its_results_is_not_taken_for_finished(tmp_path, capsys,
 
 def test_ctrl_c_during_a_sweep_stops_at_once_and_says_what_was_kept(tmp_path):
     out = tmp_path / "sweep"
-    # two shape groups: a 10-step chunk that finishes at once, then one that would take minutes
+    # two buckets: a 10-step chunk that finishes at once, then one that would take minutes
     argv = ["sweep", "--grid", "train.steps=10,5000000", "--summaries-only", "--out", str(out)]
     # As from a terminal: a suite started in the background by a non-interactive shell runs with
     # SIGINT ignored, which the child would inherit (and Python then never raises KeyboardInterrupt).

@@ -230,7 +230,7 @@ def test_an_unreachable_coordinator_exits_2_and_writes_nothing(tmp_path):
 
 
 def test_two_processes_give_the_one_process_sweep(tmp_path):
-    """Eight points of two shape groups, three distinct worlds in each (ρ = 0.3 and 0.31 round
+    """Eight points of two buckets, three distinct worlds in each (ρ = 0.3 and 0.31 round
     to the same counts), chunks of two points: the chunks are dealt over two processes on
     127.0.0.1, gathered with gloo, and process 0 alone writes, copies included."""
     grid = ["mixture.n_train=16,20", "mixture.context_critical=0.1,0.3,0.31,0.5"]
@@ -255,6 +255,6 @@ def test_two_processes_give_the_one_process_sweep(tmp_path):
             assert abs(mine[key] - theirs[key]) < 1e-12
     for key, values in one.metrics.items():
         np.testing.assert_allclose(two.metrics[key], values, rtol=0, atol=1e-12, err_msg=key)
-    assert len(list((tmp_path / "two" / "groups").iterdir())) == 4  # per shape group: 2 + 1 points
+    assert len(list((tmp_path / "two" / "groups").iterdir())) == 4  # per bucket: 2 + 1 points
     assert one.trained_points == 6
     np.testing.assert_array_equal(two.metrics["reliance"][[2, 6]], two.metrics["reliance"][[1, 5]])

@@ -1,4 +1,4 @@
-"""`cpi sweep`: train a grid of configs (vmapped per shape group) and save one table.
+"""`cpi sweep`: train a grid of configs (vmapped per bucket) and save one table.
 
 Ctrl-C stops at once: the sweep runs in a worker thread, so the main thread receives the
 interrupt even while a compiled chunk is running; it reports the chunk files already saved
@@ -239,7 +239,7 @@ def cmd_sweep(args) -> int:
     distinct = (f" ({result.trained_points} distinct once the mixture is rounded to point counts, "
                 f"{copies} copied)" if copies else "")
     print(
-        f"{len(result)} points{distinct} in {result.n_groups} shape group(s), "
+        f"{len(result)} points{distinct} in {result.n_buckets} bucket(s), "
         f"{result.computed_chunks + result.reused_chunks} chunk(s) "
         f"({result.computed_chunks} computed, {result.reused_chunks} reused); "
         f"compile+run {result.seconds:.1f} s{clock_note(result.clock)}, {elapsed:.1f} s in all"
