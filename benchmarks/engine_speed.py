@@ -127,7 +127,7 @@ JOBS = {  # job: (cpi sweep arguments or None, NumPy points (rho, delta_m), step
     "reduced": (["--engine", "reduced", "--summaries-only", "--grid", "mixture.context_critical=0:1:101",
                  "--grid", "knowledge.delta_m=0.5:0.9:100", "--set", "train.steps=1000"],
                 list(itertools.product(grid(0, 1, 101), grid(0.5, 0.9, 100))), 1000, 20),
-    "memory": (["--summaries-only", "--engine", "full", "--grid", "mixture.context_critical=0:1:100",
+    "memory": (["--summaries-only", "--engine", "fast", "--grid", "mixture.context_critical=0:1:100",
                 "--grid", "knowledge.delta_m=0.5:0.9:1000", "--set", "train.steps=20"], [], 20, 0),
 }
 TARGETS = {"sweep328": 20, "reduced": 300}  # numpy/cpi speedup to reach

@@ -52,7 +52,7 @@ def run(config: Config, *, out: str | Path | None = None, record_every: int = 1,
 
 
 def sweep(config: Config, grid=(), *, seeds: int = 1, out: str | Path | None = None, record_every: int = 1,
-          summaries_only: bool = False, engine: str = "full", force: bool = False, progress: bool = False):
+          summaries_only: bool = False, engine: str = "fast", force: bool = False, progress: bool = False):
     """Train every point of `grid` (specs "section.key=start:stop:num" or "section.key=v1,v2,...")
     over the base `config`, `seeds` seeds each, and save the sweep directory `out` (default
     sweeps/<hash>), resuming from its saved chunks (`cpi.sims.sweep.run_sweep`): a `SweepResult`."""

@@ -10,7 +10,7 @@ per core when the entry point set that up; on GPU, every GPU). With several proc
 (`jax.distributed`), the chunks of a bucket are dealt round-robin over the processes and each
 chunk's results are gathered to every process; only process 0 writes.
 
-Engines: "full" is the fast exact engine (`cpi.sims.engine`); "reduced" is the theory's group
+Engines: "fast" is the fast engine (`cpi.sims.engine`); "reduced" is the theory's group
 recursion (`cpi.theory.reduced.group_trajectory`), exact where W_V is frozen, training is
 full-batch GD and the embeddings are the paper's (`reduced_engine_problem` says why not).
 """
@@ -140,7 +140,7 @@ REDUCED_MAX_CHUNK_POINTS = 16384
 scalars of state, so its chunks can hold more points (fewer chunks, less overhead)."""
 
 
-def chunk_size(config: Config, record_every: int, record: bool, engine_name: str = "full") -> int:
+def chunk_size(config: Config, record_every: int, record: bool, engine_name: str = "fast") -> int:
     """Points per chunk for a bucket whose points look like `config`, computed by `engine_name`."""
     if engine_name == "reduced":
         per_point, most = REDUCED_POINT_BYTES + recorded_bytes(config, record_every, record), REDUCED_MAX_CHUNK_POINTS
@@ -157,7 +157,8 @@ def chunk_hash(configs, engine_name: str, record_every: int, record: bool) -> st
     """The cache key of a chunk: its points' resolved configs, in order, and what is recorded.
     A config's repr names every field and writes floats exactly (and is 20x faster to make
     than its TOML, which counts in a 10^4-point sweep)."""
-    head = f"engine {engine_name} record_every {record_every} record {record}\n"
+    stored = cfg.STORED_ENGINE.get(cfg.engine_name(engine_name), engine_name)
+    head = f"engine {stored} record_every {record_every} record {record}\n"
     memo: dict[int, str] = {}
     return store.CHUNK.key(head + "\n".join(config_repr(c, memo) for c in configs))
 
@@ -220,7 +221,7 @@ def _stack(trees: list):
 
 def full_chunk(configs, size: int, record_every: int, record: bool,
                progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-    """Train every config of one chunk (one bucket) with the fast exact engine, padded to
+    """Train every config of one chunk (one bucket) with the fast engine, padded to
     `size` points (adam and adamw: the generic engine, point by point). Returns the summary
     fields as (n,) arrays and, when `record`, every metric as (n, recorded steps)."""
     with precision(configs[0].train.dtype):

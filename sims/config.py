@@ -94,9 +94,19 @@ _POSITIVE = (0.0, math.inf, False, False)
 
 
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
-SWEEP_ENGINES = ("full", "reduced")
-"""What `cpi sweep --engine` computes with: the fast exact engine, or the theory's group
-recursion where it is exact (`cpi.sims.chunks`)."""
+SWEEP_ENGINES = ("fast", "reduced")
+"""What `cpi sweep --engine` computes with: the fast engine, or the theory's group recursion
+where it is exact (`cpi.sims.chunks`)."""
+ENGINE_ALIASES = {"full": "fast"}
+"""Earlier names of the engines, still accepted (`--engine full` is the fast engine)."""
+STORED_ENGINE = {"fast": "full"}
+"""How the files of a sweep (sweep.json, summary.json, chunk keys) name an engine: the fast
+engine by its earlier name, so that directories written before the rename still resume."""
+
+
+def engine_name(name: str) -> str:
+    """The engine `name` (or an earlier name of it) as SWEEP_ENGINES names it."""
+    return ENGINE_ALIASES.get(name, name)
 
 EXACT_OPTIMIZERS = ("gd", "sgd")
 """Optimizers whose update is a linear function of the gradients, so that the fast engine

@@ -1,4 +1,4 @@
-"""The fast exact engine: the generic model (`cpi.sims.model`) evaluated in token coordinates.
+"""The fast engine: the generic model (`cpi.sims.model`) evaluated in token coordinates.
 
 Three layers: the model's step (`cpi.sims.step.step`: forward pass, loss and gradient, pure)
 and what is recorded of it (`cpi.sims.step.measure`, `cpi.sims.metrics`); the training scan

@@ -2,7 +2,7 @@
 shape, saved in one directory.
 
 How the points are computed (buckets, chunks of points, devices, processes, and the
-"full" or "reduced" engine) is `cpi.sims.chunks`; what is checked before a sweep starts is
+"fast" or "reduced" engine) is `cpi.sims.chunks`; what is checked before a sweep starts is
 `cpi.sims.sweep_checks`; a finished sweep and how its arrays are assembled is
 `cpi.sims.sweep_results`.
 
@@ -130,14 +130,14 @@ def _plan_of(expanded: Grid, out: Path, record_every: int, summaries_only: bool,
 
 
 def saved_chunk_count(expanded: Grid, out: str | Path, record_every: int = 1, summaries_only: bool = False,
-                      engine: str = "full") -> tuple[int, int]:
+                      engine: str = "fast") -> tuple[int, int]:
     """(chunks of this sweep saved under out/groups, chunks in all)."""
     plan = _plan_of(expanded, out, record_every, summaries_only, engine)
     return sum(chunk.path.exists() for chunk in plan), len(plan)
 
 
 def missing_chunks(expanded: Grid, out: str | Path, record_every: int = 1, summaries_only: bool = False,
-                   engine: str = "full") -> tuple[list[int], int]:
+                   engine: str = "fast") -> tuple[list[int], int]:
     """(the sweep's chunks, by their place in its plan, that are not saved under out/groups;
     chunks in all)."""
     plan = _plan_of(expanded, out, record_every, summaries_only, engine)
@@ -233,7 +233,7 @@ def run_sweep(
     progress: bool = False,
     record_every: int = 1,
     summaries_only: bool = False,
-    engine: str = "full",
+    engine: str = "fast",
     processes: Processes | None = None,
     expanded: Grid | None = None,
     force: bool = False,
@@ -243,7 +243,7 @@ def run_sweep(
     `run_shard`) are reused, not rerun, and every chunk is saved as soon as it is computed.
 
     record_every: record metrics every N steps (and at the last step); summaries_only:
-    record none (the summaries always come from every step). engine: "full" (the fast exact
+    record none (the summaries always come from every step). engine: "fast" (the fast
     engine) or "reduced" (the exact group recursion, where it is exact). processes: this
     process's place when several run the sweep (`cpi.sims.distributed.join`); only process 0
     writes and returns the result, the others return None. expanded: what `check_sweep`
@@ -256,6 +256,7 @@ def run_sweep(
     memory needed or the directory is bad, or when the free disk space is too small
     (`check_disk_space`)."""
     processes = processes or Processes()
+    engine = cfg.engine_name(engine)
     sweep = _prepare(base, grid, seeds, out, record_every, summaries_only, engine, expanded)
     out = sweep.out
     if processes.writer:
@@ -311,7 +312,7 @@ def run_shard(
     progress: bool = False,
     record_every: int = 1,
     summaries_only: bool = False,
-    engine: str = "full",
+    engine: str = "fast",
     expanded: Grid | None = None,
 ) -> ShardReport:
     """Compute the chunks of `shard` (`cpi.core.shards.Shard.share` of the sweep's plan) that
@@ -323,6 +324,7 @@ def run_shard(
 
     Raises ConfigError (before anything is written) when a spec, a point, the engine, the
     memory or the disk space needed is bad, or when `out` holds another sweep or a run."""
+    engine = cfg.engine_name(engine)
     sweep = _prepare(base, grid, seeds, out, record_every, summaries_only, engine, expanded)
     out = sweep.out
     _check_out(sweep, force=False)

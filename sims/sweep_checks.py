@@ -148,19 +148,19 @@ def check_sweep_budget(expanded: Grid, record_every: int, record: bool) -> None:
 
 def check_engine(expanded: Grid, engine_name: str) -> None:
     """ConfigError unless every point can be computed exactly by `engine_name`."""
-    if engine_name not in cfg.SWEEP_ENGINES:
+    if cfg.engine_name(engine_name) not in cfg.SWEEP_ENGINES:
         raise ConfigError(f"--engine {engine_name!r} is not one of {', '.join(cfg.SWEEP_ENGINES)}")
-    if engine_name == "reduced":
+    if cfg.engine_name(engine_name) == "reduced":
         for point, config in zip(expanded.points, expanded.configs):
             problem = chunks.reduced_engine_problem(config)
             if problem:
                 where = ", ".join(f"{k}={v!r}" for k, v in point.items()) or "the base config"
                 raise ConfigError(f"--engine reduced cannot compute grid point {where} exactly: {problem}; "
-                                  "use --engine full")
+                                  "use --engine fast")
 
 
 def check_sweep(base: Config, grid=(), seeds: int = 1, record_every: int = 1, summaries_only: bool = False,
-                engine: str = "full") -> Grid:
+                engine: str = "fast") -> Grid:
     """The expanded grid, once every input is checked: the base config, the specs and their
     points, the stride, the engine and the memory needed; raises ConfigError otherwise."""
     check_vocabulary(cfg.validate(base))

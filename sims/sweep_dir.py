@@ -23,7 +23,7 @@ FLAGS = {"record_every": "--record-every", "summaries_only": "--summaries-only",
 
 
 def sweep_identity(base: Config, grid, seeds: int = 1, record_every: int = 1, summaries_only: bool = False,
-                   engine: str = "full") -> dict:
+                   engine: str = "fast") -> dict:
     """What makes two sweeps the same sweep: the resolved base config, the grid specs, the
     seeds, what is recorded and the engine."""
     return {
@@ -31,7 +31,7 @@ def sweep_identity(base: Config, grid, seeds: int = 1, record_every: int = 1, su
         "seeds": int(seeds),
         "record_every": int(record_every),
         "summaries_only": bool(summaries_only),
-        "engine": engine,
+        "engine": cfg.STORED_ENGINE.get(cfg.engine_name(engine), engine),
         "base_config_sha256": core.config_sha256(cfg.to_toml(base)),
     }
 

@@ -14,7 +14,7 @@ from cpi.core.errors import ConfigError
 
 from . import chunks
 from .chunks import SUMMARY_FIELDS
-from .config import Config
+from .config import Config, engine_name
 from .engine import recorded_steps
 from .grid import Grid, expand_grid
 
@@ -34,7 +34,7 @@ class SweepResult:
     summaries: list[dict]
     out: Path | None = None
     record_every: int = 1
-    engine: str = "full"
+    engine: str = "fast"
     seconds: float = 0.0  # compile + run time of the chunks computed by this call
     clock: chunks.EngineClock = dataclasses.field(default_factory=chunks.EngineClock)  # of those chunks
     computed_chunks: int = 0
@@ -155,4 +155,4 @@ def load_sweep(sweep_dir: str | Path) -> SweepResult:
     summary = {f: np.full(len(expanded), np.nan) if v is None else v for f, v in summary.items()}
     return SweepResult(grid=expanded, coords=coords, metrics=arrays, steps=steps,
                        summaries=_summary_rows(expanded, summary), out=sweep_dir,
-                       record_every=saved.record_every, engine=saved.document.get("engine", "full"))
+                       record_every=saved.record_every, engine=engine_name(saved.document.get("engine", "fast")))

@@ -1,4 +1,4 @@
-"""One training run: build the world of a config, train it with the fast exact engine
+"""One training run: build the world of a config, train it with the fast engine
 (`cpi.sims.engine`), and return NumPy metrics, the summary and the final d×d parameters.
 
 Step 0 of every metric is before any update; step t is after t updates. W_KQ starts at 0;

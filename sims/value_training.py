@@ -1,7 +1,7 @@
 """Training with W_V trained at several step sizes at once, with the value-logit table recorded
 along the way: the simulation behind the value-training experiment.
 
-`value_training_run` trains one world on the fast exact engine (`cpi.sims.engine`, W_V trained:
+`value_training_run` trains one world on the fast engine (`cpi.sims.engine`, W_V trained:
 T(t) = Φᵀ W_V(t) Φ is part of its state), batched over value_lr, and reads the table T
 every `record_every` steps; `value_block_means` reduces each table to the blocks of
 ΔV = T(t) − T(0) and the margins that the experiment plots.

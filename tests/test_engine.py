@@ -1,4 +1,4 @@
-"""The fast exact engine against the generic d×d model, and the summary fold against
+"""The fast engine against the generic d×d model, and the summary fold against
 `summarize`: one table of configs that both engines must agree on to 1e-12 (float64)."""
 
 from __future__ import annotations

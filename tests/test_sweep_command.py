@@ -337,6 +337,22 @@ def test_the_header_goes_with_the_table_to_stdout_and_progress_to_stderr(tmp_pat
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[0].startswith("cpi sweep: base config 8 training points")
-    assert lines[1].strip().startswith("2 points, 24 point-steps, engine full")
+    assert lines[1].strip().startswith("2 points, 24 point-steps, engine fast")
     assert "base config" not in captured.err and "point-steps/s" in captured.err
     assert "point-steps/s" not in captured.out
+
+
+def test_the_fast_engine_answers_to_its_earlier_name_and_resumes_its_directories(tmp_path, capsys, monkeypatch):
+    """`--engine fast` is the default; `--engine full`, its earlier name, is the same sweep: it
+    records the same manifest and resumes (here: finds complete) what the other wrote."""
+    out = tmp_path / "s"
+    assert main(["sweep", *TINY_SET, *PAIR, "--engine", "full", "--out", str(out)]) == 0
+    assert json.loads((out / "sweep.json").read_text())["engine"] == "full"  # the stored name, unchanged
+    assert "engine fast" in capsys.readouterr().out
+    monkeypatch.setattr(chunks, "full_chunk", lambda *a, **k: pytest.fail("recomputed"))
+    assert main(["sweep", *TINY_SET, *PAIR, "--engine", "fast", "--out", str(out)]) == 0
+    assert "already holds this sweep, complete" in capsys.readouterr().out
+    assert load_sweep(out).engine == "fast"
+    with pytest.raises(SystemExit) as refused:  # argparse's usage error
+        main(["sweep", *TINY_SET, *PAIR, "--engine", "fastest", "--out", str(tmp_path / "t")])
+    assert refused.value.code == 2 and not (tmp_path / "t").exists()

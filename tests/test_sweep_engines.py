@@ -85,7 +85,7 @@ def test_reduced_engine_refuses_what_it_cannot_do_exactly(tmp_path, capsys, sett
             "--out", str(out)]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert "--engine reduced cannot compute" in err and "--engine full" in err
+    assert "--engine reduced cannot compute" in err and "--engine fast" in err
     for word in words:
         assert word in err, (word, err)
     assert not out.exists()

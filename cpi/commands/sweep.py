@@ -27,7 +27,7 @@ last TAIL_ROWS rows of the table only."""
 
 def add_parser(subparsers):
     from cpi.core.shards import SHARD_HELP
-    from cpi.sims.config import SWEEP_ENGINES
+    from cpi.sims.config import SWEEP_ENGINES, engine_name
 
     parser = subparsers.add_parser(
         "sweep",
@@ -65,8 +65,9 @@ def add_parser(subparsers):
         help="record no per-step metrics, only each point's summary (computed from every step)",
     )
     parser.add_argument(
-        "--engine", choices=SWEEP_ENGINES, default="full",
-        help="full: the fast exact simulator (default); reduced: the exact group recursion of the "
+        "--engine", choices=SWEEP_ENGINES, default="fast", type=engine_name,
+        help="fast: the fast engine, exact for every config (default; 'full', its earlier name, is "
+             "accepted); reduced: the exact group recursion of the "
              "theory, for W_V frozen, full-batch GD, one relation, float64 (refused otherwise)",
     )
     add_force(parser, "replace DIR when it holds another sweep (chunks both sweeps share are kept, "
@@ -128,7 +129,7 @@ def table(grid, summaries) -> list[str]:
 
 
 def clock_note(clock) -> str:
-    """Where the full engine's time went, when it compiled a first chunk ("" otherwise)."""
+    """Where the fast engine's time went, when it compiled a first chunk ("" otherwise)."""
     if clock.compiling == 0:
         return ""
     return (f" (lowering {clock.lowering:.1f} s, compiling {clock.compiling:.1f} s of which {clock.waiting:.1f} s "
