@@ -5,7 +5,7 @@ overrides, validated once; every problem raises `cpi.core.errors.ConfigError` na
 bad value and what is allowed (the CLI exits 2). `KEYS` is the one table of every key.
 
 The mixture keys mean what they mean in the toy (fractions of C, CF and S points, the rest
-C+S; `filter` drops the context-bearing points with the lowest loss on [∅, s, r]); the
+CS; `filter` drops the context-bearing points with the lowest loss on [∅, s, r]); the
 knowledge keys of the toy (δ_C, δ_M, ...) have no place here: the transformer learns its
 knowledge in pretraining, and the bridge measures δ_C, δ_M and the margins instead.
 """
@@ -124,7 +124,7 @@ KEYS: dict[str, KeySpec] = {
                               "[∅, s, r] under the pretrained model (the paper's filtering)"),
     "mixture.n_test": KeySpec(_COUNT, "held-out conflict points [c, s, r], s memorised, c ≠ fact(s)"),
     "mixture.n_aligned": KeySpec((2, math.inf, True, False),
-                                 "held-out in-distribution points: half C (fresh s'), half C+S (context = fact)"),
+                                 "held-out in-distribution points: half C (fresh s'), half CS (context = fact)"),
     "train.optimizer": KeySpec(OPTIMIZERS, "gd: gradient descent; sgd: with momentum; adam, adamw (optax)"),
     "train.lr": KeySpec(_POSITIVE, "finetuning learning rate"),
     "train.steps": KeySpec(_COUNT, "finetuning steps"),
@@ -145,12 +145,12 @@ KEYS: dict[str, KeySpec] = {
 
 def group_counts(m: BridgeMixtureConfig) -> dict[str, int]:
     """Finetuning points per group before filtering: round(fraction·n) for C, CF and S, the
-    rest C+S (`cpi.sims.config.group_counts`, one count for S)."""
+    rest CS (`cpi.sims.config.group_counts`, one count for S)."""
     return sims_config.group_counts(m)
 
 
 def subject_budget(config: BridgeConfig) -> dict[str, tuple[int, int]]:
-    """(needed, available) subjects of each kind: memorised subjects for the C+S, CF, S,
+    """(needed, available) subjects of each kind: memorised subjects for the CS, CF, S,
     conflict and aligned points; subjects without a fact for the C and in-distribution C
     points (every point has its own subject, Assumption 1)."""
     p, m = config.pretrain, config.mixture
@@ -178,7 +178,7 @@ def _check_config(config: BridgeConfig) -> None:
     if total > 1.0 + 1e-12 or group_counts(m)["CS"] < 0:
         raise ConfigError(
             f"mixture fractions context_critical + counterfactual + fact_recall = {total:g}; they must sum to "
-            "at most 1 (the rest are C+S points)")
+            "at most 1 (the rest are CS points)")
     for kind, (need, have) in subject_budget(config).items():
         if need > have:
             raise ConfigError(

@@ -15,10 +15,10 @@ No pretraining sequence has a memorised subject and a context, so a conflict poi
 the pretrained model, as in the paper.
 
 Finetuning groups (the toy's, `cpi.theory.groups` order C, CS, CF, S), each point with its own
-subject (Assumption 1): C [c, s', r] → c (s' without a fact); C+S [fact(s), s, r] → fact(s);
+subject (Assumption 1): C [c, s', r] → c (s' without a fact); CS [fact(s), s, r] → fact(s);
 CF [c, s, r] → c with c ≠ fact(s); S [∅, s, r] → fact(s). Held out: conflict points [c, s, r]
 (s memorised, not in finetuning, c ≠ fact(s)) and in-distribution points (half C with fresh
-s', half C+S with fresh memorised s). Everything is drawn from `train.seed`.
+s', half CS with fresh memorised s). Everything is drawn from `train.seed`.
 """
 
 from __future__ import annotations

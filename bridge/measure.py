@@ -10,7 +10,7 @@ fact a ≠ c), with p = softmax of the logits at the last position:
   attention_context_l1..L; attention_subject likewise to the subject (position 1);
 on the finetuning points: loss (their mean), loss_<group> per group present, train_accuracy;
 on the held-out in-distribution points: in_distribution_accuracy, and aligned_accuracy on
-their C+S half (context = memorised fact).
+their CS half (context = memorised fact).
 
 On the pretrained model (`knowledge`): δ_C = mean p_c of [c, ∅, r] over the conflict points'
 contexts; δ_M = mean p_fact of [∅, s, r] over the conflict points' subjects; the Lemma 4
@@ -113,7 +113,7 @@ def knowledge(model, world: corpus.Corpus) -> dict:
         if np.any(train.group == g):
             out[f"m_{name}"] = float(m[train.group == g].mean())
     # Margins of the representative groups even when the mixture has none of them: on the
-    # held-out in-distribution points, C half and C+S half.
+    # held-out in-distribution points, C half and CS half.
     v_c, v_s = value_columns(model, world.aligned.tokens)
     m_held = margin(v_c, v_s, world.aligned.target)
     out["m_C_heldout"] = float(m_held[world.aligned.group == 0].mean())

@@ -28,17 +28,17 @@ GLOSSARY = (
     ("Z0", "the softmax mass of a value column off its own answer, (K_A - 1) e^o_c + R e^o_r + K_S (Lemma 3)."),
     ("m_C", "Lemma 4's margin of a context-critical (C) point: how hard it pulls attention towards the "
             "context at step 0 (positive: towards the context)."),
-    ("m_CS", "Lemma 4's margin of a C+S point (context agrees with the memorised fact); negative: it pulls "
+    ("m_CS", "Lemma 4's margin of a CS point (context agrees with the memorised fact); negative: it pulls "
              "attention towards the subject."),
     ("m_CF", "Lemma 4's margin of a counterfactual (CF) point (context contradicts the memorised fact and is "
              "the answer)."),
-    ("rho", "the fraction of context-critical points among the C and C+S training points after filtering."),
-    ("rho*", "|m_CS| / (m_C + |m_CS|): below it context reliance does not rise at the start (C and C+S points)."),
+    ("rho", "the fraction of context-critical points among the C and CS training points after filtering."),
+    ("rho*", "|m_CS| / (m_C + |m_CS|): below it context reliance does not rise at the start (C and CS points)."),
     ("paper's assumptions", "delta_C > 3/(K_A - 1), delta_M > 2 delta_C and o_c >= o_r > 0."),
     ("Lemma 3", "the pretrained value table V: the value logits every token gives each output token, with "
                 "strengths delta_C (context tokens) and delta_M (memorised subjects); W_V realises it."),
     ("Lemma 4", "the margins m of each kind of training point at step 0 (m_C, m_CS, m_CF below)."),
-    ("Lemma 5", "m_C > 0 > m_CS: C points pull towards the context, C+S points towards the subject."),
+    ("Lemma 5", "m_C > 0 > m_CS: C points pull towards the context, CS points towards the subject."),
     ("Lemma 6", "|m_C| > |m_CS|; the paper's assumptions do not imply it (theory/NOTES.md)."),
     ("eta*", "the smallest step size lr at which one step already overshoots: the context direction's "
              "coefficient changes sign after the first step; 'none' when no step size does."),
@@ -196,7 +196,7 @@ def _format_random(report: dict) -> list[str]:
         f"m_CS = {num(report['m_CS'])}, m_CF = {num(report['m_CF'])}",
         f"  initial drift of the test gap dA/dt(0) = {report['initial_drift']:.6g}: context reliance starts "
         f"to {report['initial_direction']}",
-        f"  rho* = {num(report['rho_star'])} (from this world's pushes of C and C+S points); this mixture has "
+        f"  rho* = {num(report['rho_star'])} (from this world's pushes of C and CS points); this mixture has "
         f"rho = {report['rho']:.4g}",
         "  (eta*, the regime and the long-time law are closed forms of the paper's embeddings and table: n/a)",
     ]

@@ -3,7 +3,7 @@ augmentation, and which parameters finetune.
 
 Settings (bridge defaults otherwise, each at every seed of `seeds`): the default (QK-only:
 the attention's query and key maps train, the analog of the toy's frozen W_V), `mixture.filter`
-= `filter` (at ρ = ½ the 32 C+S points are the context-bearing points with the lowest
+= `filter` (at ρ = ½ the 32 CS points are the context-bearing points with the lowest
 no-context loss, so 0.5 drops all of them), `mixture.counterfactual` = `counterfactual`, and
 `train.trainable = "all"` (every parameter: the analog of training W_V in the toy). Computes
 M_C over finetuning steps per setting and seed, and its peak, final value and largest fall;
@@ -28,7 +28,7 @@ PARAMS = dict(seeds=(0, 1, 2), overrides=(), filter=0.5, counterfactual=0.25, to
 filtered fraction; counterfactual: the CF fraction; toy_value_lr: the toy's W_V step size for
 the "all parameters" setting."""
 
-SETTINGS = ("default (QK only)", "filter C+S", "counterfactual", "all parameters")
+SETTINGS = ("default (QK only)", "filter CS", "counterfactual", "all parameters")
 
 
 def _bridge_values(filter: float, counterfactual: float) -> list[dict]:

@@ -1,7 +1,7 @@
 """M_C over (ρ, step) in the bridge transformer beside the toy's phase diagram, and the ρ
 where the rise starts against the ρ* predicted from the transformer's own margins.
 
-Bridge: mixture.context_critical = ρ over `rhos` (the rest C+S points) at each seed of
+Bridge: mixture.context_critical = ρ over `rhos` (the rest CS points) at each seed of
 `seeds`, finetuned by full-batch gradient descent (`optimizer`, `lr`): ρ* is a statement
 about the direction of the gradient at t = 0, which Adam's per-coordinate scaling does not
 keep (theory/BRIDGE.md). Per seed: M_C over (ρ, recorded step), its initial change over the

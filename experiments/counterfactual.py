@@ -1,7 +1,7 @@
 """Counterfactual augmentation as a mitigation: CF points (context ≠ memorised fact, answer =
-context) in place of, or added to, C+S points.
+context) in place of, or added to, CS points.
 
-Varies the number k of CF points (`mixture.counterfactual` = k/n, in place of k C+S points)
+Varies the number k of CF points (`mixture.counterfactual` = k/n, in place of k CS points)
 from 0 to the base's n_CS. Computes M_C vs step with its peak, final value, drop and depth
 (reduced theory at every k, simulation at a few), the gradient flow's first peak time and
 depth at every k, and, for several n, the number of CF points to ADD so that M_C has no drop
@@ -39,7 +39,7 @@ curves are checked against `cpi.theory.mitigations.counterfactual_needed`."""
 def counterfactual_needed_curve(knowledge, rho: float, n: int, max_cf: int, steps: int, lr: float = 1.0,
                                 tol: float = 1e-9) -> np.ndarray:
     """For every horizon T = 0..steps: the smallest number k ≤ max_cf of CF points ADDED to a
-    C/C+S mixture of n points (n_C = round(ρn)) for which GD at rate lr has no drop of M_C
+    C/CS mixture of n points (n_C = round(ρn)) for which GD at rate lr has no drop of M_C
     (fall > tol below its running maximum) within the first T steps; −1 when none.
     This is `cpi.theory.mitigations.counterfactual_needed(..., criterion="discrete", steps=T)`
     for every T at once (one vmapped trajectory per k)."""
@@ -53,7 +53,7 @@ def counterfactual_needed_curve(knowledge, rho: float, n: int, max_cf: int, step
 
 def compute(base: Config, work: Path, steps: int, sim_counts, flow_t_max: float, n_flow: int,
             needed_n, needed_steps: int, needed_max_cf: int, check_steps) -> dict:
-    """k CF points in place of k C+S points for every k from 0 to the base's n_CS: discrete
+    """k CF points in place of k CS points for every k from 0 to the base's n_CS: discrete
     theory and simulation over `steps` steps, the gradient flow to `flow_t_max`; and the
     number of CF points to ADD to remove the drop within a horizon."""
     base = with_values(base, train__steps=int(steps), mixture__counterfactual=0.0)
@@ -66,7 +66,7 @@ def compute(base: Config, work: Path, steps: int, sim_counts, flow_t_max: float,
     th = np.stack([reduced_trajectory(c)["reliance"] for c in configs])
     bad = [int(k) for k in sim_counts if not 0 <= k <= n_cs]
     if bad:
-        raise ValueError(f"sim_counts {bad} outside 0..{n_cs} (the C+S points of the base mixture)")
+        raise ValueError(f"sim_counts {bad} outside 0..{n_cs} (the CS points of the base mixture)")
     sweep = cached_sweep(base, ["mixture.counterfactual=" + ",".join(repr(float(k / n)) for k in sim_counts)], work)
     sim = np.asarray(sweep.metrics["reliance"])[:, : steps + 1]
 

@@ -1,7 +1,7 @@
 """Fact-recall (S) points added to the training mix: subject-only points, seen (their fact is
 memorised) or unseen.
 
-Varies the number k of S points ADDED to the base's C, C+S and CF points (n = n0 + k), seen
+Varies the number k of S points ADDED to the base's C, CS and CF points (n = n0 + k), seen
 or unseen. Computes M_C vs step with its peak, final value, drop and depth (reduced theory
 for k = 0..n_s_max, simulation at a few k), and Proposition 2's t = 0 θ_C and θ_S components
 of −∇L (summed and mean), also from the simulations.
@@ -31,7 +31,7 @@ held_out: test and aligned points (few, so that the vocabulary suffices)."""
 
 
 def fact_recall_config(base: Config, counts: GroupCounts, k: int, seen: bool, held_out: int) -> Config:
-    """`base` with k S points (seen or not) ADDED to its C, C+S and CF points (`counts`, no S)."""
+    """`base` with k S points (seen or not) ADDED to its C, CS and CF points (`counts`, no S)."""
     n0 = counts.n_c + counts.n_cs + counts.n_cf
     n = n0 + k
     config = with_values(
@@ -48,7 +48,7 @@ def fact_recall_config(base: Config, counts: GroupCounts, k: int, seen: bool, he
 
 
 def compute(base: Config, work: Path, n_s_max: int, sim_n_s, held_out: int) -> dict:
-    """k = 0..n_s_max seen or unseen S points added to the base's C/C+S/CF points (n = n0 + k,
+    """k = 0..n_s_max seen or unseen S points added to the base's C/CS/CF points (n = n0 + k,
     held-out sets of `held_out` points so that the vocabulary suffices): theory trajectories,
     Proposition 2's t = 0 θ components, and simulations at `sim_n_s`."""
     counts = counts_of(base).replace(n_s_seen=0, n_s_unseen=0)

@@ -56,13 +56,13 @@ class Experiment:
 
 EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("inversion", "M_C, σ_c and aligned accuracy vs step: simulation and exact reduced theory"),
-    Experiment("tug_of_war", "θ_C components of −∇L from C and C+S points vs step: simulation and theory"),
+    Experiment("tug_of_war", "θ_C components of −∇L from C and CS points vs step: simulation and theory"),
     Experiment("phase_diagram", "M_C over (ρ, step), peak/final/drop vs ρ, long-time gradient flows"),
     Experiment("three_steps", "M_C at steps 0, 1, 2 and the t = 1 θ_C component vs η (Prop. 1, Theorem 1)"),
     Experiment("knowledge_strength", "depth of the inversion over (δ_M, ρ) and (δ_C, ρ), ρ* curves"),
     Experiment("filtering", "M_C, peak/final/drop and aligned accuracy vs the filtered fraction"),
     Experiment("counterfactual", "M_C vs the counterfactual fraction, flow peak times, CF points needed"),
-    Experiment("value_training", "W_V trained at several value_lr: M_C, the C+S pull, value-logit blocks"),
+    Experiment("value_training", "W_V trained at several value_lr: M_C, the CS pull, value-logit blocks"),
     Experiment("fact_recall", "M_C with seen / unseen fact-recall points added, Proposition 2 at t = 0"),
     Experiment("tasks", "two relations, CF points on relation 1: M_C per relation vs the overlap γ"),
     Experiment("robustness",

@@ -1,8 +1,8 @@
 """The tug of war behind the inversion, at the base config: nothing is varied.
 
-Computes the θ_C component of −∇L contributed by the C and the C+S points at every step
+Computes the θ_C component of −∇L contributed by the C and the CS points at every step
 (simulation and exact reduced theory), their sum, the total over every context group, the
-first step at which the C + C+S sum is no longer positive, and the peak step of M_C.
+first step at which the C + CS sum is no longer positive, and the peak step of M_C.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ PARAMS: dict = {}
 
 
 def compute(base: Config, work: Path) -> dict:
-    """θ_C pushes of the C and C+S groups vs step, their sum and its sign change."""
+    """θ_C pushes of the C and CS groups vs step, their sum and its sign change."""
     metrics, summary = cached_run(base, work)
     theory = reduced_trajectory(base)
     data = dict(config=cfg.to_toml(base), step=metrics["step"], lr=base.train.lr)

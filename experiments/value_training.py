@@ -2,7 +2,7 @@
 
 Varies `train.value_lr` (the step size of W_V; 0 = frozen, the paper's setting). Computes, from
 simulation only (`cpi.sims.value_training.value_training_run`), M_C, σ_c, aligned accuracy and
-the θ_C pulls of the C and C+S points vs step, with peak, final value, drop and depth; every
+the θ_C pulls of the C and CS points vs step, with peak, final value, drop and depth; every
 `record_every` steps the blocks of the value-logit change ΔV and the value margins; and, as
 the reference, the frozen-W_V reduced theory and M_C as a function of σ_c on a test point.
 """

@@ -1,5 +1,5 @@
 """The inversion in the bridge transformer at its defaults, over seeds: M_C, the paper's
-accuracies, attention to the context, and the C and C+S losses that drive it."""
+accuracies, attention to the context, and the C and CS losses that drive it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ LAYER_COLORS = [GREEN, PURPLE, "#8c564b", "#17becf"]
 def plot_bridge_inversion(data: dict):
     """(a) M_C on held-out conflict points per seed, mean and spread; (b) argmax accuracies:
     context answer and memorised fact; (c) attention of r to the context, mean and per layer;
-    (d) the C and C+S points' losses."""
+    (d) the C and CS points' losses."""
     step = np.asarray(data["step"])
     fig, (ax, bx, cx, dx) = new_figure(18.0, 4.8, ncols=4)
     seed_band(ax, step, data["reliance"], "reliance", BLUE, "mean over seeds")
@@ -37,7 +37,7 @@ def plot_bridge_inversion(data: dict):
     cx.legend(fontsize=8, loc="upper right")
     panel_label(cx, "(c) attention to the context")
     seed_band(dx, step, data["loss_C"], "loss_C", BLUE, "C points", seeds=False)
-    seed_band(dx, step, data["loss_CS"], "loss_CS", ORANGE, "C+S points", seeds=False)
+    seed_band(dx, step, data["loss_CS"], "loss_CS", ORANGE, "CS points", seeds=False)
     dx.set_yscale("log")
     dx.set_ylabel("finetuning loss")
     dx.legend(fontsize=8, loc="upper right")

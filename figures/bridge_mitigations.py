@@ -1,4 +1,4 @@
-"""Mitigations in the bridge transformer beside the toy: filtering the C+S points,
+"""Mitigations in the bridge transformer beside the toy: filtering the CS points,
 counterfactual augmentation, and finetuning every parameter instead of the QK maps."""
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ def plot_bridge_phase(data: dict):
     bx.set_xlabel(f"finetuning step (transformer, {scalar(data, 'optimizer')} lr {scalar(data, 'lr'):g}, QK only)")
     panel_label(bx, r"(b) transformer: $M_C$, mean over seeds; $\rho^*$ per seed (dashed)")
     for x in (ax, bx):
-        x.set_ylabel(r"mixture $\rho$ = $n_C/n$ (rest C+S)")
+        x.set_ylabel(r"mixture $\rho$ = $n_C/n$ (rest CS)")
     fig.colorbar(mesh, ax=[ax, bx], label="$M_C$", shrink=0.9)
     colors = [BLUE, ORANGE, RED, "#2ca02c"]
     for i, r in enumerate(np.asarray(data["rise"])):

@@ -14,10 +14,10 @@ COLORS = [BLUE, "#17becf", GREEN, ORANGE, RED, PURPLE, "#8c564b", "#e377c2"]
 
 
 def plot_counterfactual(data: dict):
-    """(a) M_C vs step with k CF points in place of k C+S points (theory lines, simulation
+    """(a) M_C vs step with k CF points in place of k CS points (theory lines, simulation
     markers); (b) peak, final, drop vs k; (c) gradient flow: time of the first peak and depth
     of the fall after it vs k (simulated GD peak steps as markers); (d) the number of CF points
-    to ADD to a C/C+S mixture so that M_C does not fall within a horizon, for several n."""
+    to ADD to a C/CS mixture so that M_C does not fall within a horizon, for several n."""
     step = np.asarray(data["step"])
     last = int(step[-1])
     n, n_c, n_cs = (int(scalar(data, k)) for k in ("n_train", "n_c", "n_cs"))
@@ -30,14 +30,14 @@ def plot_counterfactual(data: dict):
         color = COLORS[i % len(COLORS)]
         theory_line(ax, step, data["theory_reliance"][int(k)], f"theory_reliance_{i}", color=color)
         sim_line(ax, step, data["sim_reliance"][i], f"sim_reliance_{i}",
-                 f"{k} CF + {n_cs - k} C+S (+ {n_c} C)", every, color=color)
+                 f"{k} CF + {n_cs - k} CS (+ {n_c} C)", every, color=color)
     ax.set_xscale("symlog", linthresh=10, linscale=0.5)
     ax.set_xlim(0, last)
     ax.set_ylim(0.2, 1.0)
     ax.set_xlabel(r"training step t (symlog; $\eta$ = %g)" % scalar(data, "lr", 1.0))
     ax.set_ylabel("context reliance $M_C$ on held-out conflict points")
     ax.legend(title="markers: simulation, lines: theory", fontsize=8, title_fontsize=8, loc="lower right")
-    panel_label(ax, rf"(a) $M_C$ with k CF points in place of C+S points (n = {n}, $\rho$ = {scalar(data, 'rho'):.2g})")
+    panel_label(ax, rf"(a) $M_C$ with k CF points in place of CS points (n = {n}, $\rho$ = {scalar(data, 'rho'):.2g})")
 
     for key, label, color, marker in (
         ("peak", "peak", BLUE, "o"), ("final", f"final (step {last})", ORANGE, "s"),
@@ -48,7 +48,7 @@ def plot_counterfactual(data: dict):
                  marker=marker)
     bx.set_xlim(ks[0], ks[-1])
     bx.set_ylim(-0.02, 1.02)
-    bx.set_xlabel(f"CF points k (mixture.counterfactual = k/{n}; C+S points = {n_cs} − k)")
+    bx.set_xlabel(f"CF points k (mixture.counterfactual = k/{n}; CS points = {n_cs} − k)")
     bx.set_ylabel("context reliance $M_C$")
     bx.legend(fontsize=8, loc="center right")
     panel_label(bx, f"(b) peak, final and drop within {last} steps")
@@ -70,7 +70,7 @@ def plot_counterfactual(data: dict):
     tx.set_yscale("log")
     tx.set_ylabel("fall of $M_C$ after the peak (first peak − lowest after it)", color=RED)
     cx.set_xlim(ks[0], ks[-1])
-    cx.set_xlabel(f"CF points k in place of C+S points (k = {n_cs}: no C+S point left)")
+    cx.set_xlabel(f"CF points k in place of CS points (k = {n_cs}: no CS point left)")
     if not inv[-1]:
         cx.text(0.97, 0.05, f"k = {int(ks[-1])}: no peak, $M_C$ rises for ever", transform=cx.transAxes,
                 ha="right", **ANNOTATION)
@@ -113,7 +113,7 @@ def _finding(data: dict) -> str:
         text = (
             f"Each CF point multiplies the time of the peak (×{ratios[0]:.1f} for the first, ×{ratios[-1]:.0f} for "
             f"the last, k = {k1}): flow peak {t[0]:.0f} → {t[k1]:.1e}, fall {depth[0]:.2f} → {depth[k1]:.0e};"
-            f" only replacing all {n_cs} C+S points removes it.\n"
+            f" only replacing all {n_cs} CS points removes it.\n"
         )
     horizon, needed = np.asarray(data["needed_horizon"]), np.asarray(data["needed"])
     n0 = int(np.asarray(data["needed_n"])[0])

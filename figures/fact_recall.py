@@ -41,7 +41,7 @@ def plot_fact_recall(data: dict):
     ax.set_ylabel("context reliance $M_C$ on held-out conflict points")
     ax.legend(title="markers: simulation, lines: theory\n(solid: seen, dashed: unseen)", fontsize=8,
               title_fontsize=8, loc="lower right")
-    panel_label(ax, f"(a) $M_C$ with k S points added to {n_c} C + {n_cs} C+S points")
+    panel_label(ax, f"(a) $M_C$ with k S points added to {n_c} C + {n_cs} CS points")
 
     for i, (kind, ls, marker) in enumerate(KINDS):
         for key, label, color in (("peak", "peak", BLUE), ("final", f"final (step {step[-1]})", ORANGE)):

@@ -1,5 +1,5 @@
 """Filtering (the paper's mitigation): drop the context-bearing points with the lowest
-no-context loss (the C+S points go first) and watch the inversion shrink."""
+no-context loss (the CS points go first) and watch the inversion shrink."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ COLORS = [BLUE, "#17becf", GREEN, ORANGE, RED, PURPLE, "#8c564b"]
 
 
 def _first_all_cs_dropped(data: dict) -> float | None:
-    """The smallest theory fraction at which no C+S point is left (None if never)."""
+    """The smallest theory fraction at which no CS point is left (None if never)."""
     counts = np.asarray(data["theory_counts"])
     hits = np.flatnonzero(counts[:, 1] == 0)
     return float(np.asarray(data["theory_fraction"])[hits[0]]) if hits.size else None
@@ -58,7 +58,7 @@ def plot_filtering(data: dict):
         x.set_xlim(frac[0], frac[-1])
         x.set_xlabel(f"fraction of the {n_context} context-bearing points dropped\n(lowest no-context loss first)")
     if all_cs is not None:
-        bx.text(all_cs + 0.008, 0.06, "every C+S point\ndropped; then C", **ANNOTATION)
+        bx.text(all_cs + 0.008, 0.06, "every CS point\ndropped; then C", **ANNOTATION)
     bx.text(0.258, 0.25, "25%: the paper's\nLLM setting", **ANNOTATION)
     bx.set_ylim(-0.02, 1.02)
     bx.set_ylabel("context reliance $M_C$")
@@ -76,7 +76,7 @@ def plot_filtering(data: dict):
     cx.legend(fontsize=8, loc="upper right")
     panel_label(cx, "(c) the cost: accuracy where context and memory agree")
 
-    headline(fig, "Filtering out low no-context-loss points (C+S first) shrinks the inversion, at a cost",
+    headline(fig, "Filtering out low no-context-loss points (CS first) shrinks the inversion, at a cost",
              _finding(data))
     return fig
 

@@ -14,7 +14,7 @@ COLORS = [BLUE, GREEN, ORANGE, RED, PURPLE, "#8c564b", "#17becf"]
 
 
 def _counts_text(counts) -> str:
-    names = ("C", "C+S", "CF", "S", "S unseen")
+    names = ("C", "CS", "CF", "S", "S unseen")
     return " + ".join(f"{int(c)} {g}" for c, g in zip(counts, names) if c)
 
 

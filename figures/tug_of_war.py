@@ -1,5 +1,5 @@
 """The tug of war: the θ_C component of −∇L from C points (towards the context) against the
-one from C+S points (towards the subject)."""
+one from CS points (towards the subject)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .style import (
 
 
 def plot_tug_of_war(data: dict):
-    """θ_C·(−∇L_G) for G = C, C+S and their sum vs step (simulation markers, theory lines),
+    """θ_C·(−∇L_G) for G = C, CS and their sum vs step (simulation markers, theory lines),
     the step where the sum changes sign marked (linear and log step axes)."""
     step = np.asarray(data["step"])
     every = marker_every(len(step))
@@ -25,10 +25,10 @@ def plot_tug_of_war(data: dict):
         every = log_marker_indices(len(step)) if log else marker_every(len(step))
         theory_line(ax, step, data["theory_C"], "theory_C" + suffix, "C points, theory (line)", color=BLUE)
         sim_line(ax, step, data["sim_C"], "sim_C" + suffix, "C points, simulation (markers)", every, color=BLUE)
-        theory_line(ax, step, data["theory_CS"], "theory_CS" + suffix, "C+S points, theory (line)", color=RED)
-        sim_line(ax, step, data["sim_CS"], "sim_CS" + suffix, "C+S points, simulation (markers)", every,
+        theory_line(ax, step, data["theory_CS"], "theory_CS" + suffix, "CS points, theory (line)", color=RED)
+        sim_line(ax, step, data["sim_CS"], "sim_CS" + suffix, "CS points, simulation (markers)", every,
                  color=RED, marker="s")
-        theory_line(ax, step, data["theory_sum"], "theory_sum" + suffix, "sum C + C+S, theory (line)", color="black")
+        theory_line(ax, step, data["theory_sum"], "theory_sum" + suffix, "sum C + CS, theory (line)", color="black")
         sim_line(ax, step, data["sim_sum"], "sim_sum" + suffix, "sum, simulation (markers)", every, color="black",
                  marker="D", markersize=4)
         ax.axhline(0.0, color="0.5", linewidth=0.8)
@@ -48,12 +48,12 @@ def plot_tug_of_war(data: dict):
             ax.legend(fontsize=8, loc="upper right")
     if change >= 0:
         axes[1].text(0.97, 0.96, f"C points pull attention to the context first;\nonce they are fit, "
-                     f"C+S points win (t ≥ {change})", transform=axes[1].transAxes, ha="right", va="top",
+                     f"CS points win (t ≥ {change})", transform=axes[1].transAxes, ha="right", va="top",
                      **ANNOTATION)
 
     if change >= 0:
         finding = (
-            f"The $\\theta_C$ update from C points dominates until step {change}, where the C+S pull wins and the sum "
+            f"The $\\theta_C$ update from C points dominates until step {change}, where the CS pull wins and the sum "
             f"turns negative" + (f" — exactly the peak of $M_C$ (step {peak_step})" if change == peak_step else
                                  f" ($M_C$ peaks at step {peak_step})")
         )

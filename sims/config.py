@@ -155,7 +155,7 @@ KEYS: dict[str, KeySpec] = {
     "mixture.fact_recall_seen": KeySpec(_UNIT, "fraction of the S points whose fact was memorised (seen)"),
     "mixture.counterfactual_relation": KeySpec(
         (0, math.inf, True, False),
-        "0 spreads CF points over the relations; j puts them all on relation j, in place of its C+S points"),
+        "0 spreads CF points over the relations; j puts them all on relation j, in place of its CS points"),
     "mixture.filter": KeySpec(
         _UNIT, "fraction of context-bearing points dropped, those with the lowest loss on [s, r] alone "
                "under the pretrained model (the paper's filtering); some training points must remain"),
@@ -206,7 +206,7 @@ def seeds_matter(config: "Config") -> bool:
 
 def group_counts(mixture) -> dict[str, int]:
     """Training-point counts per group: round(fraction·n_train) for C, CF and S (Python's
-    round, half to even), C+S takes what is left; S splits into seen and unseen likewise for
+    round, half to even), CS takes what is left; S splits into seen and unseen likewise for
     a mixture with `fact_recall_seen` (the toy's), and stays one count "S" for one without
     (the bridge's, `cpi.bridge.config.group_counts`)."""
     n = mixture.n_train
@@ -222,7 +222,7 @@ def group_counts(mixture) -> dict[str, int]:
 
 
 def context_points(mixture) -> int:
-    """Training points that carry a context (C, C+S and CF), before filtering."""
+    """Training points that carry a context (C, CS and CF), before filtering."""
     counts = group_counts(mixture)
     return counts["C"] + counts["CS"] + counts["CF"]
 
@@ -288,7 +288,7 @@ def _check_config(config: Config) -> None:
             f"{m.context_critical:g} + {m.counterfactual:g} + {m.fact_recall:g} = {total:g} "
             f"(rounded counts {counts['C']} + {counts['CF']} + "
             f"{counts['S_seen'] + counts['S_unseen']} of n_train = {m.n_train}); "
-            "they must sum to at most 1 (the rest are C+S points)"
+            "they must sum to at most 1 (the rest are CS points)"
         )
     _check_filter(m)
     _check_optimizer(config)

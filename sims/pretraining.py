@@ -5,7 +5,7 @@ The knowledge base. A seeded draw (train.seed; a stream of its own) picks round(
 · K_S) subjects and gives each a distinct answer token as its fact; the other subjects have no
 fact (`free_subjects`), the other answer tokens are nobody's fact (`free_answers`). It depends on
 the vocabulary, the seed and pretrain.memorised only, never on the finetuning mixture, which takes
-its memorised subjects (C+S, CF, conflict test, aligned, seen S points) from the knowledge base
+its memorised subjects (CS, CF, conflict test, aligned, seen S points) from the knowledge base
 and its C and unseen S subjects, and its fresh context tokens, from the rest (`cpi.sims.world`).
 
 The corpus (`corpus`), in the finetuning model's own input format:

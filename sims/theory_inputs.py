@@ -145,12 +145,12 @@ def initial_direction(config: Config, world: World | None = None) -> dict:
     """The start of the dynamics from `config`'s own margins (theory/NOTES.md §0.9, "Outside
     the idealisation"): per training point the Lemma 4 margin m_i (h_i(0) = m_i/4) and its push on
     the conflict test gaps, d_i = h_i(0)·mean_t(k_tᵀk_i Γ), so that dA/dt(0) = Σ_i d_i / n
-    (t = η·steps, mean over the conflict points). ρ* is where a mixture of C and C+S points
+    (t = η·steps, mean over the conflict points). ρ* is where a mixture of C and CS points
     holding these mean pushes has no initial drift: ρ* = −d̄_CS / (d̄_C − d̄_CS).
 
     Returns m_C, m_CS, m_CF (mean margins of the group's points; None when absent),
     initial_drift (dA/dt at t = 0), initial_direction ("rise", "fall" or "flat": of the test
-    gap and so of the context reliance), rho_star (None without both C and C+S points)."""
+    gap and so of the context reliance), rho_star (None without both C and CS points)."""
     world = build_world(config) if world is None else world
     p = point_inputs(world)
     margins = initial_margins(p["v1"], p["v2"], p["answers"])

@@ -20,14 +20,14 @@ from .precision import precision
 from .world import World, build_world
 
 VALUE_BLOCKS = ("C_cs", "C_cc", "CS_cs", "CS_cc", "test_cc", "test_ac", "test_cs", "test_as")
-"""Mean ΔV[row, column] of `value_block_means`: for the C and C+S training points, the answer
+"""Mean ΔV[row, column] of `value_block_means`: for the C and CS training points, the answer
 row c on the subject column s (`_cs`) and on the context column c (`_cc`); for the conflict
 test points, the context row c and the memorised-fact row a on the columns c and s."""
 
 
 def value_block_means(world: World, table: np.ndarray, table0: np.ndarray) -> dict:
     """Block means of ΔV = T − T(0) (T = Φᵀ W_V Φ, the value-logit table, (K, K)), the value
-    margins V[c, c] − V[c, s] on the C and C+S points, and the probability a C point's subject
+    margins V[c, c] − V[c, s] on the C and CS points, and the probability a C point's subject
     gives its answer (Proposition 3)."""
     delta = table - table0
     train, test = world.train, world.test

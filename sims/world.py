@@ -133,7 +133,7 @@ def vocabulary_needs(config: Config) -> tuple[int, int]:
 
 def learned_needs(config: Config) -> dict[str, int]:
     """What the mixture takes from the knowledge base of learned pretraining
-    (`cpi.sims.pretraining.knowledge_base`): memorised subjects (C+S, CF, seen S, conflict test and
+    (`cpi.sims.pretraining.knowledge_base`): memorised subjects (CS, CF, seen S, conflict test and
     aligned points), subjects with no fact (C and unseen S points) and answer tokens that are
     nobody's fact (the contexts of C, CF and conflict test points, the answers of unseen S)."""
     counts = group_counts(config.mixture)
@@ -153,7 +153,7 @@ def check_learned_vocabulary(config: Config) -> None:
     w, p = config.world, config.pretrain
     n_mem = round(p.memorised * w.n_subjects)
     have = {"memorised": n_mem, "free_subjects": w.n_subjects - n_mem, "free_answers": w.n_answers - n_mem}
-    words = {"memorised": "memorised subjects (C+S, CF, seen S, conflict test and aligned points)",
+    words = {"memorised": "memorised subjects (CS, CF, seen S, conflict test and aligned points)",
              "free_subjects": "subjects with no fact (C and unseen S points)",
              "free_answers": "answer tokens that are no subject's fact (contexts of C, CF and test points, "
                              "unseen S answers)"}
@@ -193,7 +193,7 @@ def check_vocabulary(config: Config) -> None:
     if need_a > w.n_answers:
         problems.append(
             f"world.n_answers = {w.n_answers} is too small: the mixture needs {need_a} distinct "
-            "answer tokens (one per C, C+S and S point, two per counterfactual and conflict "
+            "answer tokens (one per C, CS and S point, two per counterfactual and conflict "
             "test point, one per aligned point)"
         )
         fixes.append(f"world.n_answers >= {need_a}")
@@ -208,7 +208,7 @@ def allocate_points(config: Config) -> tuple[Examples, Examples, Examples, np.nd
 
     Returns (train, test, aligned, fact, strength) with fact/strength per subject token
     as `cpi.theory.pretrained.value_logit_table` takes them. Training points come in group
-    order C, C+S, CF, S (seen first), so the C points are the first round(ρ·n) ones. The
+    order C, CS, CF, S (seen first), so the C points are the first round(ρ·n) ones. The
     i-th point of a group is queried with relation i mod R, except that CF points all use
     relation `mixture.counterfactual_relation` when it is not 0; conflict test points
     number n_test per relation."""
@@ -246,7 +246,7 @@ def allocate_points(config: Config) -> tuple[Examples, Examples, Examples, np.nd
 def _allocate_learned(config: Config) -> tuple[Examples, Examples, Examples, np.ndarray, np.ndarray]:
     """`allocate_points` under learned pretraining: the points take their subjects and facts
     from the knowledge base (`cpi.sims.pretraining.knowledge_base`), in its order: memorised
-    subjects for C+S, CF, seen S, conflict test and aligned points (C+S and aligned: context =
+    subjects for CS, CF, seen S, conflict test and aligned points (CS and aligned: context =
     the fact), subjects with no fact for C and unseen S points, and fresh context tokens (and
     unseen S answers) from the answers that are nobody's fact. fact/strength are those of the
     knowledge base (strength: knowledge.delta_m, unused by the learned W_V)."""
@@ -305,7 +305,7 @@ def _training_kinds(counts: dict, n_relations: int, cf_relation: int) -> list[tu
     """(kind, group index, relation) of every training point, in group order.
 
     The i-th point of a group is queried with relation i mod R. With cf_relation = j > 0
-    (counterfactual augmentation of one task), relations are dealt over the C+S and CF
+    (counterfactual augmentation of one task), relations are dealt over the CS and CF
     points together, and the CF points take relation j's slots: the other relations get
     exactly the points they would have with no CF points at all, and n is unchanged."""
     slots = {kind: [i % n_relations for i in range(counts[kind])] for kind in counts}

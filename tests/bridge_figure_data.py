@@ -45,7 +45,7 @@ def tiny_bridge_mitigations() -> dict:
     reliance[3] = np.maximum.accumulate(reliance[3], axis=-1)
     toy = np.stack([np.array([0.3, 0.6, 0.5, 0.4, 0.35, 0.3, 0.3]) * f for f in (1.0, 1.1, 1.2, 1.3)])
     return dict(
-        settings=np.array(["default (QK only)", "filter C+S", "counterfactual", "all parameters"]),
+        settings=np.array(["default (QK only)", "filter CS", "counterfactual", "all parameters"]),
         seeds=np.array([0, 1]), step=STEP, reliance=reliance, toy_step=np.arange(7), toy_reliance=toy,
         filter=0.5, counterfactual=0.25, toy_value_lr=1.0, inversion_005=np.ones((4, 2), bool),
         **_summary(reliance), **{f"toy_{k}": v for k, v in _summary(toy).items()},

@@ -20,7 +20,7 @@ SMALL = [
     "knowledge.pretraining=learned", "world.n_subjects=10", "world.n_answers=12", "mixture.n_train=4",
     "mixture.n_test=2", "mixture.n_aligned=1", "pretrain.memorised=0.6", "train.steps=20",
 ]
-"""A small learned world: 6 memorised subjects (2 C+S, 2 test, 1 aligned used), 4 with no fact
+"""A small learned world: 6 memorised subjects (2 CS, 2 test, 1 aligned used), 4 with no fact
 (2 C used); 6 facts and 6 other answer tokens (2 C and 2 test contexts used)."""
 
 

@@ -19,7 +19,7 @@ TWO_TASKS = {"world.n_relations": 2, "world.n_subjects": 60, "world.n_answers": 
 
 
 def test_filtering_all_context_aligned_points_removes_the_drop():
-    config = with_values(load(), {"mixture.filter": 0.5})  # 10 of 20 context points: the C+S ones
+    config = with_values(load(), {"mixture.filter": 0.5})  # 10 of 20 context points: the CS ones
     counts = dict(zip(GROUPS, relation_counts(config).sum(axis=0)))
     assert counts["CS"] == 0 and counts["C"] == 10
     reliance = run(config).metrics["reliance"]

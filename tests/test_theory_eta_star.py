@@ -22,7 +22,7 @@ def test_eta_star_default_is_a_sign_change_far_above_lr_one():
 @pytest.mark.parametrize("n_c", [6, 8, 10, 12, 14])
 def test_theorem1_just_above_eta_star(n_c):
     """M_C(1) > M_C(0) and M_C(1) > M_C(2) at η = 1.01 η*, also read off the scan; at
-    0.99 η* the second inequality fails (C and C+S only, where A(2) − A(1) = √2 η F(η))."""
+    0.99 η* the second inequality fails (C and CS only, where A(2) − A(1) = √2 η F(η))."""
     above = theorem1_check(KNOWLEDGE, GroupCounts(n_c, 20 - n_c), factor=1.01)
     assert above["holds"] and above["holds_in_gap"]
     traj = group_trajectory(KNOWLEDGE, GroupCounts(n_c, 20 - n_c), lr=above["lr"], steps=2)

@@ -33,7 +33,7 @@ def test_no_context_loss_matches_full_table(n_rel):
     full = logsumexp(z, axis=0) - z[pts["answers"], np.arange(5)]
     loss = no_context_loss(KNOWLEDGE.replace(delta_s=0.85), n_relations=n_rel)
     np.testing.assert_allclose(loss, full, atol=1e-12)
-    # C+S first (its subject predicts the answer), then C (= unseen S), then CF
+    # CS first (its subject predicts the answer), then C (= unseen S), then CF
     assert loss[1] < loss[0] < loss[2]
     assert loss[0] == pytest.approx(loss[4], abs=1e-15)
     assert context_order(loss) == context_order() == (1, 0, 2)
@@ -59,7 +59,7 @@ def test_filtered_counts():
 
 def test_filtering_all_context_and_subject_points_removes_the_drop():
     """ρ = ½: dropping half of the context points by lowest no-context loss drops exactly the
-    C+S points; the reduced trajectory then rises monotonically (the unfiltered one inverts)."""
+    CS points; the reduced trajectory then rises monotonically (the unfiltered one inverts)."""
     counts = np.array([10, 10, 0, 0, 0])
     loss = no_context_loss(KNOWLEDGE)
     kept = filtered_counts(counts, 0.5, loss)
@@ -69,7 +69,7 @@ def test_filtering_all_context_and_subject_points_removes_the_drop():
     assert reliance_drop(before) > 0.3
     assert np.all(np.diff(after) >= 0) and after[-1] > after[0] + 0.5
     assert classify_regime(KNOWLEDGE, GroupCounts(*kept)) == "monotone rise"
-    # the paper's 25 % leaves 5 C+S points: still an inversion, with a smaller drop
+    # the paper's 25 % leaves 5 CS points: still an inversion, with a smaller drop
     quarter = filtered_counts(counts, 0.25, loss)
     r = group_trajectory(KNOWLEDGE, GroupCounts(*quarter), steps=300)["reliance"]
     assert 0 < reliance_drop(r) < reliance_drop(before)

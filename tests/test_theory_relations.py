@@ -203,7 +203,7 @@ def test_relation_group_form_equals_explicit_d_by_d_model():
 
 # ------------------------------------------------------------------------- transfer between tasks
 
-TASK = [10, 10, 0, 0, 0]  # relation 2: a C/C+S mixture at ρ = ½
+TASK = [10, 10, 0, 0, 0]  # relation 2: a C/CS mixture at ρ = ½
 
 
 def test_relations_independent_at_zero_overlap():

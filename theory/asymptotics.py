@@ -53,7 +53,7 @@ def _margins_vector(m: dict) -> np.ndarray:
 
 
 def initial_drift(knowledge: Knowledge, counts: GroupCounts) -> float:
-    """dA/dt at t = 0 of the flow: (1/4n) Σ_G n_G test_G m_G. For C and C+S points only this
+    """dA/dt at t = 0 of the flow: (1/4n) Σ_G n_G test_G m_G. For C and CS points only this
     is (1/4)(ρ m_C + (1 − ρ) m_CS): positive iff ρ > ρ*."""
     counts = counts.array()
     m = _margins_vector(lemma4_margins(knowledge))
@@ -66,12 +66,12 @@ def initial_direction(knowledge: Knowledge, counts: GroupCounts) -> int:
 
 
 def long_time_slope(n_c, n_cs) -> float:
-    """C and C+S only: (n + 1)A(t) ≈ (n_C − n_CS) ln t + const, so dA/d ln t → (n_C − n_CS)/(n + 1)."""
+    """C and CS only: (n + 1)A(t) ≈ (n_C − n_CS) ln t + const, so dA/d ln t → (n_C − n_CS)/(n + 1)."""
     return (n_c - n_cs) / (n_c + n_cs + 1.0)
 
 
 def a_infinity(n_c, k_c, k_cs) -> float:
-    """C and C+S only, n_C = n_CS: A(t) → (n_C/(n + 1)) ln(k_C/k_CS), n = 2 n_C."""
+    """C and CS only, n_C = n_CS: A(t) → (n_C/(n + 1)) ln(k_C/k_CS), n = 2 n_C."""
     return n_c / (2.0 * n_c + 1.0) * np.log(k_c / k_cs)
 
 
@@ -87,7 +87,7 @@ def long_time_law(knowledge: Knowledge, counts: GroupCounts) -> dict:
     dα/dt = M⁻¹ε/t must equal h_G/n ≈ ε_G κ_G e^{−ε_G g_G}/n, κ = tail coefficient. This
     needs β_G = ε_G (M⁻¹ε)_G > 0 ("consistent") and gives a_G = −ε_G ln(n β_G/κ_G);
     A = rᵀα ≈ slope·ln t + constant with slope = rᵀM⁻¹ε, constant = rᵀM⁻¹a.
-    For C and C+S only: slope = (n_C − n_CS)/(n + 1), and at n_C = n_CS the constant is
+    For C and CS only: slope = (n_C − n_CS)/(n + 1), and at n_C = n_CS the constant is
     A∞ = (n_C/(n + 1)) ln(k_C/k_CS)."""
     counts = counts.array()
     active = (counts > 0) & (_DIRECTIONS != 0)
@@ -181,7 +181,7 @@ def _label(direction: int, kinds: list, slope: float) -> str:
 def classify_regime(knowledge: Knowledge, counts: GroupCounts, t_max: float = 1e8) -> str:
     """One of REGIMES for the gradient flow (the η → 0 limit; at η = 1, n = 20 the discrete
     run is already close to it). Derived from the initial direction (sign of
-    Σ n_G test_G m_G, i.e. ρ vs ρ* for C/C+S), the turning points of A(t) on a log grid up
+    Σ n_G test_G m_G, i.e. ρ vs ρ* for C/CS), the turning points of A(t) on a log grid up
     to t_max, and the sign of the long-time slope (which supplies a turning point beyond
     t_max when the last observed direction disagrees with it):
 
@@ -197,6 +197,6 @@ def classify_regime(knowledge: Knowledge, counts: GroupCounts, t_max: float = 1e
     - "fall then slow recovery": initial fall, then a single minimum (ρ* ≥ ½ and
       n_C ≥ n_CS — only outside Lemma 6's region; at n_C = n_CS the "recovery" is to A∞);
     - "fall with transient rebound": fall, small rebound (min then max), then a fall for
-      good (small ρ: C points are still being fitted after the C+S points are).
+      good (small ρ: C points are still being fitted after the CS points are).
     """
     return regime_details(knowledge, counts, t_max)["label"]

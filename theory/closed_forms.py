@@ -197,7 +197,7 @@ def tail_coefficients(knowledge: Knowledge = PAPER_KNOWLEDGE) -> dict:
     """κ with h(g) ≈ ε κ e^{−|g|} as g → ε∞ (ε the group's eventual direction).
 
     k_C  = ⟨v(c) − v(s), e_c − softmax(v(c))⟩          (C, g_C → +∞)
-    k_CS = −⟨v(c) − v(s), e_c − softmax(v(s))⟩         (C+S, g_CS → −∞)
+    k_CS = −⟨v(c) − v(s), e_c − softmax(v(s))⟩         (CS, g_CS → −∞)
     k_CF = ⟨v(c) − v(s), e_c − softmax(v(c))⟩          (CF, g_CF → +∞)
     k_S  = ⟨v(s) − v(r), e_a − softmax(v(s))⟩          (seen S, g_S → +∞)
     """
@@ -223,17 +223,17 @@ def assumptions_hold(n_answers: int, delta_c: float, delta_m: float, o_c: float 
 
 
 def lemma5_holds(m_c: float, m_cs: float) -> bool:
-    """Lemma 5: m_C > 0 > m_{C+S}."""
+    """Lemma 5: m_C > 0 > m_{CS}."""
     return bool(m_c > 0.0 > m_cs)
 
 
 def lemma6_holds(m_c: float, m_cs: float) -> bool:
-    """Lemma 6: |m_C| > |m_{C+S}|. NOT implied by the paper's assumptions (see NOTES.md)."""
+    """Lemma 6: |m_C| > |m_{CS}|. NOT implied by the paper's assumptions (see NOTES.md)."""
     return bool(abs(m_c) > abs(m_cs))
 
 
 def rho_star(m_c: float, m_cs: float) -> float:
-    """ρ* = |m_CS|/(m_C + |m_CS|): below it (C and C+S points only) attention to context
+    """ρ* = |m_CS|/(m_C + |m_CS|): below it (C and CS points only) attention to context
     falls from t = 0, since dA ∝ ρ m_C + (1 − ρ) m_CS."""
     return abs(m_cs) / (m_c + abs(m_cs))
 

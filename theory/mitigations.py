@@ -17,10 +17,10 @@ probability e^{o_c}/(Z₀ + e^{o_c})),
     CF          : log(Z' − e^{o_c} + e^{(L + o_c)/2}) − o_c                  (> C)
     S_seen      : as CS with δ_S in place of δ_M.
 
-So the C+S points go first (their subject already predicts the answer), then C, then CF.
+So the CS points go first (their subject already predicts the answer), then C, then CF.
 
 Counterfactual augmentation: `counterfactual_needed` finds the smallest number of CF
-points to add to (or to put in place of C+S points of) a C/C+S mixture so that the
+points to add to (or to put in place of CS points of) a C/CS mixture so that the
 conflict reliance no longer falls within a horizon. A horizon is needed: in the gradient
 flow CF points postpone the drop (geometrically in their number) rather than remove it
 (NOTES.md, section 13).
@@ -149,12 +149,12 @@ def counterfactual_needed(
     max_cf=None,
     n_grid: int = 2000,
 ) -> dict:
-    """Smallest number k of counterfactual points that removes the drop of a C/C+S mixture
+    """Smallest number k of counterfactual points that removes the drop of a C/CS mixture
     (n_C = round(ρn), n_CS = n − n_C) within the horizon of `has_drop`'s `criterion`
     (flow up to t_max, or GD at lr for `steps` steps, or the regime up to t_max).
 
     mode "add" (the default, augmentation): the data become (n_C, n_CS, k), n + k points;
-    fraction = k/(n + k), the CF share of the augmented set. mode "replace": k of the C+S
+    fraction = k/(n + k), the CF share of the augmented set. mode "replace": k of the CS
     points become CF points, (n_C, n_CS − k, k), n points; fraction = k/n.
     Search: "discrete" tries every k in 0..max_cf at once (exact smallest); "flow" and
     "regime" double then bisect, which assumes that a k without a drop stays without one

@@ -57,7 +57,7 @@ class GroupCounts(NamedTuple):
 
     @classmethod
     def default(cls) -> GroupCounts:
-        """The paper's default mixture: 20 points, ρ = 1/2 (10 C, 10 C+S), as `cpi run`'s
+        """The paper's default mixture: 20 points, ρ = 1/2 (10 C, 10 CS), as `cpi run`'s
         default config."""
         return PAPER_COUNTS
 
