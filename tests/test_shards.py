@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ from cpi.core import sweep_dir
 from cpi.core.errors import ConfigError
 from cpi.core.shards import Shard, parse_shard
 
+from .interrupt import interrupt_after
 from .test_bridge_model import TINY as BRIDGE_TINY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,25 +213,10 @@ def test_an_interrupted_bridge_sweep_says_what_it_kept(tmp_path):
     """Ctrl-C during a bridge sweep (the second point pretrains for ever): exit 130 at once, no
     traceback, the finished point saved under runs/ and said so; a rerun would compute the rest."""
     out = tmp_path / "sweep"
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # see the toy's Ctrl-C test
-    try:
-        process = run_cli("bridge", *BRIDGE_SETS, "--grid", "pretrain.steps=20,100000000", "--out", str(out),
-                          "--cache", str(tmp_path / "cache"))
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("runs/*/summary.json")):
-            assert process.poll() is None and time.monotonic() < deadline, "the first point never came"
-            time.sleep(0.1)
-        time.sleep(0.5)
-        sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-        waited = time.monotonic() - sent
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
+    argv = ["bridge", *BRIDGE_SETS, "--grid", "pretrain.steps=20,100000000", "--out", str(out),
+            "--cache", str(tmp_path / "cache")]
+    status, _, stderr, waited = interrupt_after(argv, out, "runs/*/summary.json", settle=0.5)
+    assert status == 130, stderr
     assert waited < 5, waited
     assert "Traceback" not in stderr
     assert f"1 of 2 point(s) of this sweep are saved under {out}/runs" in stderr and "rerun the same command" in stderr

@@ -7,14 +7,8 @@ sweep here under a second once compiled."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from collections import namedtuple
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,13 +21,14 @@ from cpi.sims import config as cfg
 from cpi.core.errors import ConfigError
 from cpi.sims.results import write_npz_atomic
 from cpi.sims.sweep import load_sweep, run_sweep
+
+from .interrupt import interrupt_after
 from cpi.sims.train import run
 
 TINY = {"train.steps": 12, "world.n_subjects": 12, "world.n_answers": 14, "mixture.n_train": 8,
         "mixture.n_test": 2, "mixture.n_aligned": 2}
 TINY_SET = [arg for key, value in TINY.items() for arg in ("--set", f"{key}={value}")]
 PAIR = ["--grid", "train.lr=0.5,1"]
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny(**values):
@@ -199,28 +194,8 @@ def test_ctrl_c_during_a_sweep_stops_at_once_and_says_what_was_kept(tmp_path):
     out = tmp_path / "sweep"
     # two buckets: a 10-step chunk that finishes at once, then one that would take minutes
     argv = ["sweep", "--grid", "train.steps=10,5000000", "--summaries-only", "--out", str(out)]
-    # As from a terminal: a suite started in the background by a non-interactive shell runs with
-    # SIGINT ignored, which the child would inherit (and Python then never raises KeyboardInterrupt).
-    # A handled signal is reset to its default at exec, so handle it here while starting the child.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        process = subprocess.Popen([sys.executable, "-m", "cpi", *argv], cwd=ROOT, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(out.glob("groups/*.npz")):
-            assert process.poll() is None and time.monotonic() < deadline, "the first chunk never came"
-            time.sleep(0.1)
-        time.sleep(1.0)  # the long chunk is now compiling or running
-        sent = time.monotonic()
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-        waited = time.monotonic() - sent
-    finally:
-        process.kill()
-    assert process.returncode == 130, stderr
+    status, _, stderr, waited = interrupt_after(argv, out, "groups/*.npz", settle=1.0)  # the long chunk runs
+    assert status == 130, stderr
     assert waited < 5, waited
     assert "Traceback" not in stderr
     assert f"1 of 2 chunk(s) of this sweep are saved under {out}/groups" in stderr
