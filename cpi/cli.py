@@ -180,19 +180,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The `cpi` console script: `main`, then the end of the process without the interpreter's
-    teardown. Once a command has returned, its files are written and closed; what is left is
-    the exit functions (run here: logging's flush, JAX's own), the standard streams (flushed
-    here) and the destruction of every module and of JAX's runtime, which costs about 0.15 s
-    of a `cpi sweep` process and 0.1 s of one that imports JAX and runs one operation (measured
-    on the 2-core CPU) and has nothing left to save. An exception (including argparse's exit
-    for --help) ends the process the ordinary way."""
+    teardown of its modules and of JAX's runtime (about 0.1 s: 14% of a second `cpi run`,
+    `benchmarks/engine_speed.py`'s run job), which has nothing left to save. The ending is the
+    first exit function registered, so it runs last, after every other (JAX's, logging's):
+    it flushes the standard streams and ends the process with the command's status. An
+    exception (including argparse's exit for --help) ends the process the ordinary way."""
     import atexit
 
     from .arguments import end_process
 
-    status = main()
-    atexit._run_exitfuncs()
-    end_process(status or 0)
+    finished: list[int] = []
+    atexit.register(lambda: finished and end_process(finished[0]))
+    status = main() or 0
+    finished.append(status)
+    sys.exit(status)
 
 
 if __name__ == "__main__":
