@@ -172,8 +172,7 @@ def cpi(args, cache_dir):
 
 def compile_note(out):
     """What cpi itself says about its compile and run time, if anything (format not relied
-    on): `cpi sweep` reports lowering, compiling (and how much of it the process waited
-    for) and stepping in-process."""
+    on): `cpi sweep` reports its compile+run time in-process."""
     lines = re.split(r"[\r\n]+", out)
     frags = [f.strip() for line in lines for f in re.split(r"[;,()]", line)
              if re.search(r"compil|lowering|stepping", f) and re.search(r"\d s\b", f)]

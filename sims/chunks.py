@@ -18,8 +18,6 @@ full-batch GD and the embeddings are the paper's (`reduced_engine_problem` says 
 from __future__ import annotations
 
 import dataclasses
-import threading
-import time
 from typing import Callable
 
 import jax
@@ -36,25 +34,6 @@ from .config import Config
 from .precision import precision
 from .pretraining import world_strengths
 from .world import build_world, embedding_key
-
-@dataclasses.dataclass
-class EngineClock:
-    """Wall seconds of this process's full-engine chunks, summed over chunks: lowering each
-    bucket's first chunk, compiling it (in a thread, so part of it overlaps building
-    and packing the worlds), waiting for that compilation, and stepping (`engine.simulate`,
-    which also compiles any later chunk of another length)."""
-
-    lowering: float = 0.0
-    compiling: float = 0.0
-    waiting: float = 0.0
-    stepping: float = 0.0
-
-    def since(self, before: "EngineClock") -> "EngineClock":
-        return EngineClock(*(a - b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(before))))
-
-
-CLOCK = EngineClock()
-"""The process's clock (`run_sweep` reports what one sweep added to it)."""
 
 CHUNK_BYTES = 512 * 2**20
 MAX_CHUNK_POINTS = 4096
@@ -267,11 +246,9 @@ def _full_chunk(configs, size, record_every, record, progress):
     total = padded_size(max(size, n))
     train_values = t.value_lr > 0  # one bucket: the same for every point
     shared_axis = None if len({embedding_key(c) for c in configs}) == 1 else 0  # the embeddings differ (γ, random)
-    options = dict(train_values=train_values, record_every=record_every, record=record, shared_axis=shared_axis,
-                   optimizer=t.optimizer, batch_size=t.batch_size)
 
     def host_arrays(worlds, packed, configs, size):
-        """(shared, points, lr, value_lr, hyper) of these points, stacked and padded to `size`."""
+        """(shared, points, lr, value_lr, hyper) of these examples, stacked and padded to `size`."""
         shared = packing.pack_shared(worlds[0], dtype) if shared_axis is None else _stack(
             [packing.pack_shared(w, dtype) for w in worlds])
         if not train_values:  # a common number of output classes, rounded up so chunks share it
@@ -287,27 +264,17 @@ def _full_chunk(configs, size, record_every, record, progress):
                             np.array([c.train.value_lr for c in configs], dtype=dtype), hyper), size)
         return (shared if shared_axis is None else pad_rows(shared, size), *batched)
 
-    # Compile while the worlds are built: the first segment's program needs only the shapes, which
-    # the first world gives (when the others pack to other shapes, it is compiled again below).
-    first_world = build_world(first)
-    first_packed = packing.pack_points(first_world, dtype, frozen_values=not train_values)
-    guess = host_arrays([first_world], [first_packed], [first], 1)
-    compiling = _compile_first_segment(_abstract(guess, shared_axis, total), steps, options)
-    worlds = [first_world, *(build_world(c) for c in configs[1:])]
-    packed = [first_packed, *(packing.pack_points(w, dtype, frozen_values=not train_values) for w in worlds[1:])]
+    worlds = [build_world(c) for c in configs]
+    packed = [packing.pack_points(w, dtype, frozen_values=not train_values) for w in worlds]
     shared, points, lr, value_lr, hyper = host_arrays(worlds, packed, configs, total)
     points, lr, value_lr, hyper = _place((points, lr, value_lr, hyper))
     shared = _place(shared) if shared_axis == 0 else jax.device_put(shared)
-    placed = _abstract((shared, points, lr, value_lr, hyper), shared_axis, total)
-    first_segment = compiling.result() if _signature(placed) == compiling.signature else None
-    start = time.perf_counter()
     recorded, summary, _ = engine.simulate(
         shared, points, lr, value_lr, steps, train_values=train_values,
         record_every=record_every, record=record, batched=True, shared_axis=shared_axis,
         progress=None if progress is None else (lambda done: progress(done * n)),
-        hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size, first_segment=first_segment,
+        hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size,
     )
-    CLOCK.stepping += time.perf_counter() - start
     out = {**{k: np.asarray(v)[:n] for k, v in summary.items() if k in SUMMARY_FIELDS}, **_strengths(worlds)}
     if recorded is not None:
         out.update({k: np.asarray(v)[:n] for k, v in recorded.items()})
@@ -322,75 +289,6 @@ def _points_sharding():
         return jax.sharding.SingleDeviceSharding(devices[0])
     return jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(devices), ("points",)),
                                       jax.sharding.PartitionSpec("points"))
-
-
-def _abstract(arrays, shared_axis, total: int):
-    """The shapes, dtypes and placements that a chunk of `total` points with arrays like
-    `arrays` = (shared, points, lr, value_lr, hyper) (leading axis: points) has once `_place`
-    and `jax.device_put` have put them (shared unplaced when it is not per point)."""
-    sharding = _points_sharding()
-
-    def spec(x, batched=True):
-        shape = (total, *np.shape(x)[1:]) if batched else np.shape(x)
-        return jax.ShapeDtypeStruct(shape, x.dtype, sharding=sharding if batched else None)
-
-    shared, *batched = arrays
-    shared = jax.tree_util.tree_map(lambda x: spec(x, shared_axis == 0), shared)
-    return (shared, *jax.tree_util.tree_map(spec, tuple(batched)))
-
-
-def _signature(abstract) -> tuple:
-    leaves, tree = jax.tree_util.tree_flatten(abstract)
-    return tree, tuple((x.shape, str(x.dtype), x.sharding) for x in leaves)
-
-
-class _Compiling:
-    """A chunk's first program, compiling in a thread (XLA releases the GIL, so the caller
-    builds its worlds meanwhile), or compiled already by an earlier chunk of the bucket.
-    `result()` waits for it; None if compiling failed (the chunk then compiles as usual, and
-    reports the error)."""
-
-    def __init__(self, key: tuple, lowered=None):
-        self.signature = key[0]
-        self._key, self._compiled, self._thread, self._seconds = key, _FIRST_SEGMENTS.get(key), None, 0.0
-        if self._compiled is None:
-            self._thread = threading.Thread(target=self._compile, args=(lowered,), daemon=True)
-            self._thread.start()
-
-    def _compile(self, lowered):
-        start = time.perf_counter()
-        try:
-            self._compiled = _FIRST_SEGMENTS[self._key] = lowered.compile()
-        except Exception:  # noqa: BLE001 (compiled again, and reported, on the usual path)
-            self._compiled = None
-        self._seconds = time.perf_counter() - start
-        CLOCK.compiling += self._seconds
-
-    def result(self):
-        if self._thread is not None:
-            start = time.perf_counter()
-            self._thread.join()
-            # the part of the compilation not overlapped (at most all of it, were the thread late to start)
-            CLOCK.waiting += min(time.perf_counter() - start, self._seconds)
-            self._thread = None
-        return self._compiled
-
-
-_FIRST_SEGMENTS: dict = {}
-"""Compiled first segments by signature, steps and options: the chunks of a bucket lower
-and compile their program once per process."""
-
-
-def _compile_first_segment(abstract, steps: int, options: dict) -> _Compiling:
-    """Start compiling the first segment of `engine.simulate` for arrays like `abstract`."""
-    key = (_signature(abstract), steps, tuple(sorted(options.items())))
-    if key in _FIRST_SEGMENTS:
-        return _Compiling(key)
-    shared, points, lr, value_lr, hyper = abstract
-    start = time.perf_counter()
-    lowered = engine.lower_first_segment(shared, points, lr, value_lr, steps, hyper=hyper, **options)
-    CLOCK.lowering += time.perf_counter() - start
-    return _Compiling(key, lowered)
 
 
 # --------------------------------------------------------------------------------------------

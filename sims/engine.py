@@ -223,7 +223,7 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
 def simulate(shared: Shared, points: PackedExamples, lr, value_lr, steps: int, *, train_values: bool,
              record_every: int = 1, record: bool = True, hyper: Hyper | None = None, optimizer: str = "gd",
              batch_size: int = 0, progress: Callable[[int], None] | None = None, batched: bool = False,
-             shared_axis: int | None = None, first_segment=None) -> tuple[dict | None, dict, State]:
+             shared_axis: int | None = None) -> tuple[dict | None, dict, State]:
     """Train one world (or, `batched`, a leading axis of worlds) for `steps` steps at step
     sizes lr (W_KQ) and value_lr (W_V, trained when `train_values`).
 
@@ -234,17 +234,13 @@ def simulate(shared: Shared, points: PackedExamples, lr, value_lr, steps: int, *
     (momentum, weight decay, seed) as in `cpi.sims.optimizers`; `hyper` None is plain
     full-batch gradient descent. `progress(steps_done)` is called after each segment has
     finished computing (not when it is dispatched). Batched, the shared arrays are one for
-    every world (shared_axis None) or per world (0), and `first_segment` is the first segment
-    compiled already (`lower_first_segment(...).compile()` on arrays of these shapes and
-    shardings)."""
+    every world (shared_axis None) or per world (0)."""
     names = metric_names(shared.relation_gram.shape[-1])
     training = dict(train_values=train_values, record=record, optimizer=optimizer, batch_size=batch_size)
     carry = None
     pieces, done = [], 0
     for i, segment in enumerate(segment_plan(steps, record_every)):
-        if batched and i == 0 and first_segment is not None:
-            carry, rec = first_segment(shared, points, lr, value_lr, None, hyper=hyper)
-        elif batched:
+        if batched:
             carry, rec = advance_batch(shared, points, lr, value_lr, carry, hyper=hyper, shared_axis=shared_axis,
                                        **segment, **training)
         else:
@@ -269,8 +265,8 @@ def lower_first_segment(shared, points, lr, value_lr, steps: int, *, train_value
                       record: bool = True, shared_axis: int | None = None, hyper: Hyper | None = None,
                       optimizer: str = "gd", batch_size: int = 0):
     """The first segment of `simulate(..., batched=True)` with these arguments, lowered (the
-    arrays may be `jax.ShapeDtypeStruct`s): its `.compile()` is what `simulate` takes as
-    `first_segment`, so that a caller can compile while it prepares the arrays."""
+    arrays may be `jax.ShapeDtypeStruct`s), for a caller that times or inspects its
+    compilation (`benchmarks/step_layout.py`)."""
     segment = segment_plan(steps, record_every)[0]
     return advance_batch.lower(shared, points, lr, value_lr, None, shared_axis=shared_axis, hyper=hyper,
                                train_values=train_values, record=record, optimizer=optimizer,

@@ -22,7 +22,6 @@ computes, so that another sweep is not mixed into it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -284,7 +283,7 @@ def run_sweep(
             flags[missing] = True
             missing = np.flatnonzero(np.asarray(distributed.broadcast(flags))).tolist()
 
-        start, clock = time.perf_counter(), dataclasses.replace(chunks.CLOCK)
+        start = time.perf_counter()
         # on leaving, every computed chunk is on disk (or its write failed here)
         with ChunkWriter(write_npz_atomic) as writer:
             if processes.count == 1:
@@ -298,7 +297,7 @@ def run_sweep(
             if not processes.writer:
                 return None
             fields = _write_results(sweep, plan, saved)  # assembled while the last chunk is written
-        return SweepResult(**fields, seconds=seconds, clock=chunks.CLOCK.since(clock), computed_chunks=len(missing),
+        return SweepResult(**fields, seconds=seconds, computed_chunks=len(missing),
                            reused_chunks=len(plan) - len(missing), n_buckets=n_buckets)
 
 

@@ -3,7 +3,6 @@ arrays over every point, its summary rows, and `load_sweep`, which reads a saved
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,6 @@ import numpy as np
 
 from cpi.core.errors import ConfigError
 
-from . import chunks
 from .chunks import SUMMARY_FIELDS
 from .config import Config, engine_name
 from .engine import recorded_steps
@@ -36,7 +34,6 @@ class SweepResult:
     record_every: int = 1
     engine: str = "fast"
     seconds: float = 0.0  # compile + run time of the chunks computed by this call
-    clock: chunks.EngineClock = dataclasses.field(default_factory=chunks.EngineClock)  # of those chunks
     computed_chunks: int = 0
     reused_chunks: int = 0
     n_buckets: int = 0  # the sweep's buckets (`cpi.sims.chunks.bucket_points`)

@@ -128,14 +128,6 @@ def table(grid, summaries) -> list[str]:
     return lines
 
 
-def clock_note(clock) -> str:
-    """Where the fast engine's time went, when it compiled a first chunk ("" otherwise)."""
-    if clock.compiling == 0:
-        return ""
-    return (f" (lowering {clock.lowering:.1f} s, compiling {clock.compiling:.1f} s of which {clock.waiting:.1f} s "
-            f"not overlapped with building the worlds, stepping {clock.stepping:.1f} s)")
-
-
 def _report_table(grid, summaries) -> None:
     """Print the inversion count and the table of `summaries` (stdout), and warn (stderr) of
     points that became non-finite."""
@@ -243,7 +235,7 @@ def cmd_sweep(args) -> int:
         f"{len(result)} points{distinct} in {result.n_buckets} bucket(s), "
         f"{result.computed_chunks + result.reused_chunks} chunk(s) "
         f"({result.computed_chunks} computed, {result.reused_chunks} reused); "
-        f"compile+run {result.seconds:.1f} s{clock_note(result.clock)}, {elapsed:.1f} s in all"
+        f"compile+run {result.seconds:.1f} s, {elapsed:.1f} s in all"
     )
     _report_table(result.grid, result.summaries)
     print(f"wrote {result.out}/sweep.npz, summary.csv, summary.json, config.toml")
