@@ -244,7 +244,7 @@ def _identity_files(base: BridgeConfig, identity: dict) -> dict[str, bytes]:
     return {MANIFEST: json_bytes(identity), "config.toml": bcfg.to_toml(base).encode()}
 
 
-def run_sweep(base: BridgeConfig, grid=(), seeds: int = 1, out=None, cache_dir=None, progress: bool = False,
+def run_sweep(base: BridgeConfig, grid=(), seeds: int = 1, out=None, *, cache_dir=None, progress: bool = False,
               vmap: bool = True, force: bool = False) -> BridgeSweep:
     """Run every point of the grid (`run_configs`) and write the sweep directory `out` (default
     sweeps/bridge-<sweep_digest>); points already saved there (by an interrupted run, or by

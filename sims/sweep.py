@@ -229,6 +229,7 @@ def run_sweep(
     grid: list[str] | tuple[str, ...] = (),
     seeds: int = 1,
     out: str | Path | None = None,
+    *,
     progress: bool = False,
     record_every: int = 1,
     summaries_only: bool = False,
@@ -292,7 +293,8 @@ def run_sweep(
                 total = sum(sweep.point_steps(plan[i]) for i in missing)
                 with StepProgress(total, "point-steps", enabled=progress and processes.writer and total > 0,
                                   description=f"{len(missing)} chunk(s)") as bar:
-                    _run_distributed(plan, missing, processes, sweep, saved, bar, writer)
+                    _run_distributed(plan, missing, processes=processes, sweep=sweep, saved=saved, bar=bar,
+                                     writer=writer)
             seconds = time.perf_counter() - start
             if not processes.writer:
                 return None
@@ -364,7 +366,7 @@ def _copied_rows(chunk: _Chunk, values: dict) -> tuple[list[int], dict]:
     return points, {k: np.asarray(v)[rows] for k, v in values.items()}
 
 
-def _run_distributed(plan, missing, processes, sweep: _Sweep, saved, bar, writer) -> None:
+def _run_distributed(plan, missing, *, processes, sweep: _Sweep, saved, bar, writer) -> None:
     """Deal the missing chunks of each bucket round-robin over the processes; after each
     round gather every process's chunk (padded to the bucket's chunk size) and let process 0
     save them. A process without a chunk in the last round sends its first chunk again."""
