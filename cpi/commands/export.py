@@ -7,6 +7,8 @@ import io
 import sys
 from pathlib import Path
 
+from cpi.core.sweep_dir import csv_cell
+
 from ..arguments import check_out_file
 
 
@@ -55,17 +57,6 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _cell(v) -> str:
-    """A CSV cell: floats exactly (repr), booleans as true/false, None empty."""
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, float):
-        return repr(v)
-    return str(v)
-
-
 def sweep_metrics_csv_bytes(saved) -> tuple[bytes, str]:
     """(CSV, description) of a sweep's recorded metrics: the swept keys, `seed`, `step`, then
     every metric in name order; one row per point and step it recorded."""
@@ -83,7 +74,7 @@ def sweep_metrics_csv_bytes(saved) -> tuple[bytes, str]:
             raise ConfigError(f"{str(saved.path)!r}: point {i} records {len(steps)} steps, sweep.npz holds "
                               f"{len(metrics['step'])}; the files do not belong together, rerun the command "
                               "that wrote it")
-        lead = [_cell(row[k]) for k in (*saved.keys, "seed")]
+        lead = [csv_cell(row[k]) for k in (*saved.keys, "seed")]
         columns = [metrics[name][i, : len(steps)].tolist() for name in names]
         for j, step in enumerate(steps.tolist()):
             writer.writerow([*lead, str(step), *(repr(c[j]) for c in columns)])
@@ -102,7 +93,7 @@ def sweep_summary_csv_bytes(saved) -> tuple[bytes, str]:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([*lead, *fields])
     for row in saved.rows:
-        writer.writerow([_cell(row.get(f)) for f in (*lead, *fields)])
+        writer.writerow([csv_cell(row.get(f)) for f in (*lead, *fields)])
     what = (f"sweep summaries: no metrics were recorded (--summaries-only), so one summary row per point, "
             f"{len(saved)} points")
     return buffer.getvalue().encode(), what
