@@ -1,6 +1,6 @@
 """The toy's configuration: frozen dataclasses grouped as world / knowledge / pretrain /
 mixture / train, the one table of every key (`KEYS`: allowed values and meaning, from which
-`cpi config` and the README table are generated), and the checks of the whole config.
+`cpi config` and the key table of docs/guide.md are generated), and the checks of the whole config.
 
 Loading, overriding and checking values is `cpi.sims.schema.Schema`'s work, shared with the
 bridge's config: a config is built from defaults, then a TOML file, then `--set
@@ -194,7 +194,7 @@ KEYS: dict[str, KeySpec] = {
                "independent of the mixture); finetuning takes its memorised subjects from them, its C and unseen "
                "S subjects from the rest"),
 }
-"""Every config key: its allowed values and its meaning (`cpi config` and the README table
+"""Every config key: its allowed values and its meaning (`cpi config` and the key table of docs/guide.md
 print these words)."""
 
 def seeds_matter(config: "Config") -> bool:

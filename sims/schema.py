@@ -6,7 +6,7 @@ holds the sections, the table and the checks of the whole config that only that 
 (mixture fractions summing to at most 1, and the like), and does the rest: defaults, then a TOML
 file, then `--set section.key=value` overrides, validated once; type and range checks that name
 the key, the bad value and what is allowed (`ConfigError`, exit status 2 in the CLI); the
-closest valid key for a typo; the key table that `cpi config` and the README print; TOML out.
+closest valid key for a typo; the key table that `cpi config` and docs/guide.md print; TOML out.
 The toy's config (`cpi.sims.config`) and the bridge's (`cpi.bridge.config`) are two schemas.
 """
 
@@ -106,7 +106,7 @@ class Schema:
         return rows
 
     def keys_markdown(self) -> str:
-        """The README's table of config keys (one row per key)."""
+        """The Markdown table of config keys (one row per key), as docs/guide.md shows it."""
         lines = ["| key | default | allowed | meaning |", "|---|---|---|---|"]
         lines += [f"| `{key}` | {default} | {allowed} | {meaning} |"
                   for key, default, allowed, meaning in self.keys_table()]

@@ -271,3 +271,12 @@ def test_the_entry_point_asks_for_reproducible_full_precision_arithmetic():
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**env, "CPI_COMPILATION_CACHE": "0"})
 
+
+
+def test_the_guide_shows_the_generated_key_table(capsys):
+    """docs/guide.md's key table is `cpi config --markdown`'s output, as it is generated now
+    (regenerate it with that command when a key changes)."""
+    assert main(["config", "--markdown"]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table.count("\n") >= len(cfg.all_keys()) + 1
+    assert table in (ROOT / "docs" / "guide.md").read_text()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTES = ROOT / "theory" / "NOTES.md"
-FOLDERS = ("core", "theory", "sims", "bridge", "experiments", "figures", "cpi", "benchmarks", "tests")
+FOLDERS = ("core", "theory", "sims", "bridge", "experiments", "figures", "cpi", "benchmarks", "tests", "docs")
 
 
 def sources() -> list[Path]:

@@ -13,7 +13,7 @@ def add_parser(subparsers):
             "List every config key with its default, its allowed values and its meaning; keys are set "
             "with --set section.key=value or in a TOML file passed with --config. --toml prints the "
             "resolved config of --config/--set instead (a starting point for a config file); "
-            "--markdown prints the key table as in the README."
+            "--markdown prints the key table as in docs/guide.md."
         ),
     )
     add_config_arguments(parser, "the config --toml prints")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from ..arguments import add_config_arguments, check_out_dir, load_config
 
 DEFAULT_OUT = "results/figures"
-"""Generated figures go to an untracked folder by default; the README's images are refreshed
-with `cpi figures --out figures`."""
+"""Generated figures go to an untracked folder by default; the committed images (README.md,
+docs/results.md) are refreshed with `cpi figures --out figures`."""
 
 
 def add_parser(subparsers):
@@ -18,7 +18,7 @@ def add_parser(subparsers):
         description=(
             "Compute the data of every figure (simulations and theory) for a config, or reuse "
             "the data saved by an earlier run with the same config, and write OUT/<name>.png "
-            f"and OUT/<name>.pdf (default OUT: {DEFAULT_OUT}; `--out figures` refreshes the README's "
+            f"and OUT/<name>.pdf (default OUT: {DEFAULT_OUT}; `--out figures` refreshes the committed "
             "images) for: " + ", ".join(NAMES) + "."
         ),
     )
