@@ -121,8 +121,8 @@ def answer_logits(model: Transformer, tokens):
 
 answer_logits_compiled = eqx.filter_jit(answer_logits)
 """`answer_logits` as one compiled program per token shape, for measurements made outside a
-traced function (called eagerly, the transformer would run op by op: 0.9 s for each of the
-six calls of `cpi.bridge.measure.knowledge` on the tests' tiny model)."""
+traced function (called eagerly, the transformer would run op by op, which dominated the
+calls of `cpi.bridge.measure.knowledge` even on the tests' tiny model)."""
 
 
 def trainable_filter(model: Transformer, trainable: str):

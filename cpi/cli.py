@@ -35,13 +35,11 @@ SPEED_FLAGS = {
     "--xla_cpu_experimental_ynn_fusion_type": "-LIBRARY_FUSION_TYPE_REDUCE",
     "--xla_cpu_use_fusion_emitters": "false",
 }
-"""XLA flags that make the engine faster on jaxlib 0.10 (measured with
-`benchmarks/engine_speed.py` and whole `cpi sweep` processes on the 2-core CPU): the CPU backend
-hands reductions to YNNPACK, about 3x slower on the engine's small reductions (over 3 slots
-and a few output classes per point) than XLA's own loops; and it emits its loop fusions
-through MLIR, which spent 1.3-2.2 s compiling the 328-point sweep's program where XLA's
-elemental emitter took 0.9-1.2 s (eight processes without the flag and seven with it,
-alternated), for the same speed of stepping and bit-identical results."""
+"""XLA flags that make the engine faster on jaxlib 0.10 (CHANGELOG.md has the measurements):
+the CPU backend hands reductions to YNNPACK, slower on the engine's small reductions (over 3
+slots and a few output classes per point) than XLA's own loops, and it emits its loop fusions
+through MLIR, which compiles the sweep's program more slowly than XLA's elemental emitter, for
+the same speed of stepping and bit-identical results."""
 SPEED_FLAG_JAXLIB = ("0.10.",)
 """jaxlib releases on which those flags are known to exist (XLA aborts on an unknown flag)."""
 
@@ -180,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The `cpi` console script: `main`, then the end of the process without the interpreter's
-    teardown of its modules and of JAX's runtime (about 0.1 s: 14% of a second `cpi run`,
-    `benchmarks/engine_speed.py`'s run job), which has nothing left to save. The ending is the
+    teardown of its modules and of JAX's runtime, which has nothing left to save (what that
+    buys is measured in CHANGELOG.md). The ending is the
     first exit function registered, so it runs last, after every other (JAX's, logging's):
     it flushes the standard streams and ends the process with the command's status. An
     exception (including argparse's exit for --help) ends the process the ordinary way."""

@@ -51,7 +51,7 @@ def hyper(train, dtype="float64") -> Hyper:
 
 def _one(name: str, lr, momentum, weight_decay, decay: bool) -> "optax.GradientTransformation":
     """One parameter's optimizer; `decay` says whether weight decay applies to it."""
-    import optax  # imported here: plain gradient descent, the common case, never needs it (0.25 s)
+    import optax  # imported here: plain gradient descent, the common case, never needs its import time
 
     decayed = [optax.add_decayed_weights(weight_decay)] if decay and name != "adamw" else []
     if name == "gd":

@@ -84,8 +84,8 @@ one item per line."""
 
 def json_bytes(obj) -> bytes:
     """`obj` as sorted, indented JSON, except that a long top-level list is written one
-    compact item per line: the C encoder then does the work, 20x faster than indenting every
-    field of 10^4 sweep points, and the file still reads (and diffs) one point per line."""
+    compact item per line: the C encoder then does the work instead of the slower indenting
+    of every field, and the file still reads (and diffs) one point per line."""
     if not isinstance(obj, dict) or not any(isinstance(v, list) and len(v) > LONG_LIST for v in obj.values()):
         return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
     entries = []

@@ -34,13 +34,12 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
 
 SLICE_POINTS = 128
 """Descent runs a batch in slices of at most this many systems, each a compiled call whose
-arrays stay in cache (about twice as fast per point as slices of 1024 on a 2-core CPU)."""
+arrays stay in cache (faster per point than larger slices; the timings are in CHANGELOG.md)."""
 
 SHARDED_SLICE_POINTS = 512
 """Systems per device in a slice split over several local devices: a split call costs more
-to dispatch, and on the 2-core CPU (two host devices) 512 per device descended the benchmark's
-10^4 systems fastest (0.6 s, against 1.0 s with 128 and 0.8 s with 1024 or 2048; 1.2 s on one
-device)."""
+to dispatch, so a sharded slice is larger than an unsharded one (the size that descended the
+benchmark's 10^4 systems fastest on the 2-core CPU; the timings are in CHANGELOG.md)."""
 
 
 WATCHED = ("alpha", "gaps", "drive", "A", "reliance")
