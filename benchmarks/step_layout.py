@@ -194,8 +194,11 @@ def main():
         print(f"{count} points x {STEPS} steps, {len(names)} metrics, {points.tokens.shape[1]} slots, "
               f"{classes} output classes, float64, {len(jax.devices())} device(s)")
         zero = jnp.zeros_like(lr)
+        segment = engine.segment_plan(STEPS, 1)[0]  # the engine's first segment, as simulate(batched=True) runs it
         recorded = timed("engine",
-                         lambda: engine.lower_first_segment(shared, points, lr, zero, STEPS, train_values=False),
+                         lambda: engine.advance_batch.lower(shared, points, lr, zero, None, train_values=False,
+                                                            shared_axis=None, hyper=None, record=True,
+                                                            optimizer="gd", batch_size=0, **segment),
                          lambda c: c(shared, points, lr, zero, None, hyper=None)[1])
 
         mesh = Mesh(np.array(jax.devices()), ("points",))

@@ -19,7 +19,6 @@ class BackgroundWriter:
     def __init__(self, write: Callable[[Path, Any], None]):
         self._write = write
 
-
     _open: set["BackgroundWriter"] = set()
     _lock = threading.Lock()
 

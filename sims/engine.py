@@ -3,7 +3,7 @@
 Three layers: the model's step (`cpi.sims.step.step`: forward pass, loss and gradient, pure)
 and what is recorded of it (`cpi.sims.step.measure`, `cpi.sims.metrics`); the training scan
 over steps, with its updates, summary fold and record buffer (`_advance`); and here, around
-them, compilation and batching (`advance`, `advance_batch`, `lower_first_segment`) and the
+them, compilation and batching (`advance`, `advance_batch`) and the
 segments a run is cut into (`simulate`).
 
 Why it is exact. Every gradient of the loss lies in a fixed low-dimensional form (Lemma 1):
@@ -259,18 +259,6 @@ def simulate(shared: Shared, points: PackedExamples, lr, value_lr, steps: int, *
         recorded = {k: pieces[0][k] if len(pieces) == 1 else np.concatenate([p[k] for p in pieces], axis=axis)
                     for k in names}
     return recorded, summary, state
-
-
-def lower_first_segment(shared, points, lr, value_lr, steps: int, *, train_values: bool, record_every: int = 1,
-                      record: bool = True, shared_axis: int | None = None, hyper: Hyper | None = None,
-                      optimizer: str = "gd", batch_size: int = 0):
-    """The first segment of `simulate(..., batched=True)` with these arguments, lowered (the
-    arrays may be `jax.ShapeDtypeStruct`s), for a caller that times or inspects its
-    compilation (`benchmarks/step_layout.py`)."""
-    segment = segment_plan(steps, record_every)[0]
-    return advance_batch.lower(shared, points, lr, value_lr, None, shared_axis=shared_axis, hyper=hyper,
-                               train_values=train_values, record=record, optimizer=optimizer,
-                               batch_size=batch_size, **segment)
 
 
 def full_parameters(world: World, state: State, value_lr: float) -> dict[str, np.ndarray]:

@@ -65,49 +65,47 @@ def _where(path: Path) -> str:
 
 
 @dataclass(frozen=True)
-class SavedRun:
-    """A saved run: `config` (of `schema`), `metrics` (arrays over the recorded steps
-    `metrics["step"]`) and `summary` (summary.json)."""
+class _Saved:
+    """What every saved result has: its kind and its directory."""
 
-    kind: str  # RUN or BRIDGE_RUN
+    kind: str
     path: Path
-    schema: Any  # sims.schema.Schema
-    config: Any
-    summary: dict
-    metrics: dict[str, np.ndarray]
 
     @property
     def bridge(self) -> bool:
-        return self.kind == BRIDGE_RUN
+        """Whether the result is the transformer's."""
+        return self.kind in (BRIDGE_RUN, BRIDGE_SWEEP)
 
     @property
     def name(self) -> str:
+        """The directory's name (of the resolved path when it is given as '.' or '..')."""
         return self.path.resolve().name if self.path.name in ("", ".", "..") else self.path.name
 
 
 @dataclass(frozen=True)
-class SavedSweep:
+class SavedRun(_Saved):
+    """A saved run: `config` (of `schema`), `metrics` (arrays over the recorded steps
+    `metrics["step"]`) and `summary` (summary.json)."""
+
+    schema: Any  # sims.schema.Schema  (kind: RUN or BRIDGE_RUN)
+    config: Any
+    summary: dict
+    metrics: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class SavedSweep(_Saved):
     """A saved sweep: base `config` (of `schema`), swept `keys`, and per point i its summary
     row `rows[i]` (its swept values, `seed` and summary values, as in summary.json); the
     arrays of sweep.npz are read when asked."""
 
-    kind: str  # SWEEP or BRIDGE_SWEEP
-    path: Path
-    schema: Any
+    schema: Any  # (kind: SWEEP or BRIDGE_SWEEP)
     config: Any
     document: dict  # summary.json
     keys: list[str]
     rows: list[dict]
     members: tuple[str, ...]  # the arrays in sweep.npz
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def bridge(self) -> bool:
-        return self.kind == BRIDGE_SWEEP
-
-    @property
-    def name(self) -> str:
-        return self.path.resolve().name if self.path.name in ("", ".", "..") else self.path.name
 
     def __len__(self) -> int:
         return len(self.rows)

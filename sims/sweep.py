@@ -131,8 +131,8 @@ def _plan_of(expanded: Grid, out: Path, record_every: int, summaries_only: bool,
 def saved_chunk_count(expanded: Grid, out: str | Path, record_every: int = 1, summaries_only: bool = False,
                       engine: str = "fast") -> tuple[int, int]:
     """(chunks of this sweep saved under out/groups, chunks in all)."""
-    plan = _plan_of(expanded, out, record_every, summaries_only, engine)
-    return sum(chunk.path.exists() for chunk in plan), len(plan)
+    missing, total = missing_chunks(expanded, out, record_every, summaries_only, engine)
+    return total - len(missing), total
 
 
 def missing_chunks(expanded: Grid, out: str | Path, record_every: int = 1, summaries_only: bool = False,
