@@ -28,7 +28,7 @@ import numpy as np
 
 from cpi.theory.closed_forms import margin, rho_star
 
-from . import corpus
+from .corpus import GROUPS, Corpus, Examples, context_only, subject_only
 from .model import answer_logits, answer_logits_compiled, cross_entropy
 
 CONTEXT_POSITION, SUBJECT_POSITION = 0, 1
@@ -37,24 +37,24 @@ CONTEXT_POSITION, SUBJECT_POSITION = 0, 1
 class EvalData:
     """The arrays `evaluate` reads (held as JAX arrays; built once per run)."""
 
-    def __init__(self, world: corpus.Corpus, train: corpus.Examples):
+    def __init__(self, corpus: Corpus, train: Examples):
         self.train_tokens = jnp.asarray(train.tokens)
         self.train_target = jnp.asarray(train.target)
         self.train_group = np.asarray(train.group)
-        self.conflict_tokens = jnp.asarray(world.conflict.tokens)
-        self.conflict_context = jnp.asarray(world.conflict.context)
-        self.conflict_fact = jnp.asarray(world.conflict.fact)
-        self.aligned_tokens = jnp.asarray(world.aligned.tokens)
-        self.aligned_target = jnp.asarray(world.aligned.target)
-        self.aligned_is_cs = jnp.asarray(world.aligned.group == 1)
-        self.groups_present = tuple(i for i, _ in enumerate(corpus.GROUPS) if np.any(self.train_group == i))
+        self.conflict_tokens = jnp.asarray(corpus.conflict.tokens)
+        self.conflict_context = jnp.asarray(corpus.conflict.context)
+        self.conflict_fact = jnp.asarray(corpus.conflict.fact)
+        self.aligned_tokens = jnp.asarray(corpus.aligned.tokens)
+        self.aligned_target = jnp.asarray(corpus.aligned.target)
+        self.aligned_is_cs = jnp.asarray(corpus.aligned.group == 1)
+        self.groups_present = tuple(i for i, _ in enumerate(GROUPS) if np.any(self.train_group == i))
 
 
 def metric_names(data: EvalData, layers: int) -> tuple[str, ...]:
     """The names `evaluate` returns, in order."""
     return ("reliance", "counterfactual_accuracy", "parametric_accuracy", "attention_context",
             "attention_subject", *(f"attention_context_l{j + 1}" for j in range(layers)), "loss",
-            *(f"loss_{corpus.GROUPS[g]}" for g in data.groups_present), "train_accuracy",
+            *(f"loss_{GROUPS[g]}" for g in data.groups_present), "train_accuracy",
             "in_distribution_accuracy", "aligned_accuracy")
 
 
@@ -88,9 +88,9 @@ def evaluate(model, data: EvalData) -> jax.Array:
 
 def value_columns(model, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(v(c), v(s)) (n, V) each: the logits of [c, ∅, r] and of [∅, s, r] for each point."""
-    points = corpus.Examples(tokens, *(np.zeros(len(tokens), np.int32),) * 4)
-    v_c = answer_logits_compiled(model, jnp.asarray(corpus.context_only(points)))
-    v_s = answer_logits_compiled(model, jnp.asarray(corpus.subject_only(points)))
+    points = Examples(tokens, *(np.zeros(len(tokens), np.int32),) * 4)
+    v_c = answer_logits_compiled(model, jnp.asarray(context_only(points)))
+    v_s = answer_logits_compiled(model, jnp.asarray(subject_only(points)))
     return np.asarray(v_c, np.float64), np.asarray(v_s, np.float64)
 
 
@@ -100,24 +100,24 @@ def _probability(logits: np.ndarray, index: np.ndarray) -> np.ndarray:
     return p[np.arange(len(index)), index]
 
 
-def knowledge(model, world: corpus.Corpus) -> dict:
+def knowledge(model, corpus: Corpus) -> dict:
     """δ_C, δ_M, the Lemma 4 margins per finetuning group and ρ* of the pretrained `model`."""
-    conflict = world.conflict
+    conflict = corpus.conflict
     v_c, v_s = value_columns(model, conflict.tokens)
     out = {"delta_c": float(_probability(v_c, conflict.context).mean()),
            "delta_m": float(_probability(v_s, conflict.fact).mean())}
-    train = world.train
+    train = corpus.train
     v_c, v_s = value_columns(model, train.tokens)
     m = margin(v_c, v_s, train.target)
-    for g, name in enumerate(corpus.GROUPS[:3]):
+    for g, name in enumerate(GROUPS[:3]):
         if np.any(train.group == g):
             out[f"m_{name}"] = float(m[train.group == g].mean())
     # Margins of the representative groups even when the mixture has none of them: on the
     # held-out in-distribution points, C half and CS half.
-    v_c, v_s = value_columns(model, world.aligned.tokens)
-    m_held = margin(v_c, v_s, world.aligned.target)
-    out["m_C_heldout"] = float(m_held[world.aligned.group == 0].mean())
-    out["m_CS_heldout"] = float(m_held[world.aligned.group == 1].mean())
+    v_c, v_s = value_columns(model, corpus.aligned.tokens)
+    m_held = margin(v_c, v_s, corpus.aligned.target)
+    out["m_C_heldout"] = float(m_held[corpus.aligned.group == 0].mean())
+    out["m_CS_heldout"] = float(m_held[corpus.aligned.group == 1].mean())
     m_c, m_cs = out.get("m_C", out["m_C_heldout"]), out.get("m_CS", out["m_CS_heldout"])
     out["rho_star"] = float(rho_star(m_c, m_cs)) if m_c > 0 > m_cs else float("nan")
     return out

@@ -14,7 +14,8 @@ import numpy as np
 
 from cpi.theory.summary import reliance_drop, summarize
 
-from . import corpus, measure
+from . import measure
+from .corpus import GROUPS, Corpus, Examples, build_corpus, filter_points, subject_only
 from .config import BridgeConfig, pretrain_digest
 from .finetune import finetune, record_steps
 from .pretrain import pretrained
@@ -30,28 +31,28 @@ def inversion_with_drop(reliance, drop: float = DROP, rise: float = 1e-9) -> boo
     return bool(np.any((peak > r[0] + rise) & (peak - r >= drop)))
 
 
-def no_context_losses(model, points: corpus.Examples) -> np.ndarray:
+def no_context_losses(model, points: Examples) -> np.ndarray:
     """Loss of each point's target from [∅, s, r] under `model` (the filter's score)."""
     import jax.numpy as jnp
 
     from .model import answer_logits_compiled, cross_entropy
 
-    tokens = jnp.asarray(corpus.subject_only(points))
+    tokens = jnp.asarray(subject_only(points))
     return np.asarray(cross_entropy(answer_logits_compiled(model, tokens), jnp.asarray(points.target)))
 
 
-def prepare(config: BridgeConfig, model, world: corpus.Corpus | None = None) -> tuple[corpus.Corpus, corpus.Examples,
+def prepare(config: BridgeConfig, model, corpus: Corpus | None = None) -> tuple[Corpus, Examples,
                                                                                measure.EvalData]:
-    """(world, finetuning points after mixture.filter, evaluation data) of `config` finetuning
-    the pretrained `model` (`world`: `corpus.build_corpus(config)`, built when not given)."""
-    world = corpus.build_corpus(config) if world is None else world
-    train = world.train
+    """(corpus, finetuning points after mixture.filter, evaluation data) of `config` finetuning
+    the pretrained `model` (`corpus`: `build_corpus(config)`, built when not given)."""
+    corpus = build_corpus(config) if corpus is None else corpus
+    train = corpus.train
     if config.mixture.filter > 0:
-        train = corpus.filter_points(train, no_context_losses(model, train), config.mixture.filter)
-    return world, train, measure.EvalData(world, train)
+        train = filter_points(train, no_context_losses(model, train), config.mixture.filter)
+    return corpus, train, measure.EvalData(corpus, train)
 
 
-def results(config: BridgeConfig, model, world: corpus.Corpus, train: corpus.Examples, data: measure.EvalData,
+def results(config: BridgeConfig, model, corpus: Corpus, train: Examples, data: measure.EvalData,
             rows: np.ndarray) -> tuple[dict, dict]:
     """(metrics, summary) from the finetuning rows (recorded steps × `measure.metric_names`)."""
     names = measure.metric_names(data, config.transformer.layers)
@@ -62,9 +63,9 @@ def results(config: BridgeConfig, model, world: corpus.Corpus, train: corpus.Exa
         summary[key] = int(steps[summary[key]])
     summary["inversion_005"] = inversion_with_drop(metrics["reliance"])
     summary["reliance_drop"] = float(reliance_drop(metrics["reliance"]))
-    summary["counts"] = {name: int(np.sum(train.group == g)) for g, name in enumerate(corpus.GROUPS)}
+    summary["counts"] = {name: int(np.sum(train.group == g)) for g, name in enumerate(GROUPS)}
     summary["pretrain_digest"] = pretrain_digest(config)
-    summary.update(measure.knowledge(model, world))
+    summary.update(measure.knowledge(model, corpus))
     return metrics, summary
 
 
@@ -74,11 +75,11 @@ def run(config: BridgeConfig, cache_dir=None, progress=None) -> tuple[dict, dict
     finetuning steps. The summary does not depend on whether the pretrained model came from
     the cache, so a rerun writes the same bytes."""
     tell = (lambda stage, total: (lambda done: progress(stage, done, total))) if progress else (lambda *_: None)
-    world = corpus.build_corpus(config)
-    model, _ = pretrained(config, world.vocab, cache_dir, tell("pretrain", config.pretrain.steps))
-    world, train, data = prepare(config, model, world)
+    corpus = build_corpus(config)
+    model, _ = pretrained(config, corpus.vocab, cache_dir, tell("pretrain", config.pretrain.steps))
+    corpus, train, data = prepare(config, model, corpus)
     rows = finetune(model, config.train, data, tell("finetune", config.train.steps))
-    return results(config, model, world, train, data, rows)
+    return results(config, model, corpus, train, data, rows)
 
 
 def check_run_dir(out_dir, config: BridgeConfig, force: bool = False, source=None) -> None:

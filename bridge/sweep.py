@@ -158,9 +158,9 @@ def run_configs(configs, cache_dir=None, runs_dir=None, vmap: bool = True, progr
         by_digest.setdefault(bcfg.pretrain_digest(configs[batch[0]]), []).append(batch)
     for digest_batches in by_digest.values():
         members = [i for batch in digest_batches for i in batch]
-        worlds = {i: corpus.build_corpus(configs[i]) for i in members}
-        model, _ = pretrained(configs[members[0]], worlds[members[0]].vocab, cache_dir)
-        prepared = {i: prepare(configs[i], model, worlds[i]) for i in members}
+        corpora = {i: corpus.build_corpus(configs[i]) for i in members}
+        model, _ = pretrained(configs[members[0]], corpora[members[0]].vocab, cache_dir)
+        prepared = {i: prepare(configs[i], model, corpora[i]) for i in members}
         for batch in digest_batches:
             train = configs[batch[0]].train
             if len(batch) == 1:

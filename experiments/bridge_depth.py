@@ -17,7 +17,7 @@ from cpi.bridge import config as bcfg
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
 
-PARAMS = dict(seeds=(0, 1, 2), overrides=(), layers=(1, 2, 4))
+PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(), layers=(1, 2, 4))
 """seeds, overrides: as every bridge experiment; layers: the depths."""
 
 
@@ -39,4 +39,29 @@ def compute(base, work: Path, seeds, overrides, layers) -> dict:
     out.update(peak_final_drop(reliance))
     for key in ("delta_c", "delta_m", "rho_star"):
         out[key] = summary_values(results, key).reshape(shape)
+    return out
+
+
+def _spread(values) -> tuple[float, float]:
+    """Mean and standard deviation (ddof = 1) over seeds."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def headline(data: dict) -> dict:
+    """Per depth: the largest fall of M_C below its running maximum over seeds (mean and
+    standard deviation) and how many seeds fall by ≥ 0.05; whether any two depths differ by more
+    than the larger of their spreads."""
+    out = dict(seeds=int(len(data["seeds"])), steps=int(data["step"][-1]))
+    means, sds = [], []
+    for i, layers in enumerate(data["layers"]):
+        mean, sd = _spread(data["drop"][i])
+        out[f"fall_mean_{int(layers)}"], out[f"fall_sd_{int(layers)}"] = mean, sd
+        out[f"inverting_seeds_{int(layers)}"] = int(np.sum(data["inversion_005"][i]))
+        means.append(mean)
+        sds.append(sd)
+    separated = [f"{int(data['layers'][i])} and {int(data['layers'][j])} layers"
+                 for i in range(len(means)) for j in range(i + 1, len(means))
+                 if abs(means[i] - means[j]) > max(sds[i], sds[j])]
+    out["depths_told_apart"] = ", ".join(separated) if separated else "none"
     return out

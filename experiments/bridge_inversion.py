@@ -18,7 +18,7 @@ from cpi.bridge import config as bcfg
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
 
-PARAMS = dict(seeds=(0, 1, 2), overrides=())
+PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=())
 """seeds: train.seed of each run; overrides: bridge settings "section.key=value" on the defaults."""
 
 
@@ -50,4 +50,35 @@ def compute(base, work: Path, seeds, overrides) -> dict:
     out.update({k: v for k, v in peak_final_drop(reliance).items()})
     for key in ("delta_c", "delta_m", "m_C", "m_CS", "rho_star"):
         out[key] = summary_values(results, key)
+    return out
+
+
+def _spread(values) -> tuple[float, float]:
+    """Mean and standard deviation (ddof = 1) over seeds."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def headline(data: dict) -> dict:
+    """Over seeds (mean and standard deviation): initial, peak and final M_C, the peak step, the
+    largest fall below the running maximum (`fall`) and peak − final, how many seeds fall by
+    ≥ 0.05, the C and CS losses at the start, at the peak and at the end, the measured strengths
+    δ_C, δ_M and Lemma 4's ρ* from the model's margins, and the lowest in-distribution accuracy."""
+    out = dict(seeds=int(len(data["seeds"])), steps=int(data["step"][-1]), lr=float(data["lr"]),
+               optimizer=str(data["optimizer"]), inverting_seeds=int(np.sum(data["inversion_005"])))
+    for key in ("initial", "peak", "final", "drop", "peak_step", "delta_c", "delta_m", "rho_star"):
+        name = "fall" if key == "drop" else key
+        out[f"{name}_mean"], out[f"{name}_sd"] = _spread(data[key])
+    out["peak_minus_final_mean"], out["peak_minus_final_sd"] = _spread(data["peak"] - data["final"])
+    peak_index = np.argmax(data["reliance"], axis=-1)
+    for group in ("C", "CS"):
+        loss = data[f"loss_{group}"]
+        out[f"loss_{group}_initial_min"] = float(loss[:, 0].min())
+        out[f"loss_{group}_initial_max"] = float(loss[:, 0].max())
+        at_peak = loss[np.arange(len(loss)), peak_index]
+        out[f"loss_{group}_at_peak_min"] = float(at_peak.min())
+        out[f"loss_{group}_at_peak_max"] = float(at_peak.max())
+        out[f"loss_{group}_final_min"] = float(loss[:, -1].min())
+        out[f"loss_{group}_final_max"] = float(loss[:, -1].max())
+    out["in_distribution_accuracy_min"] = float(np.min(data["in_distribution_accuracy"]))
     return out

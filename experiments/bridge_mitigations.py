@@ -23,12 +23,14 @@ from .bridge_runs import bridge_config, curves, peak_final_drop, run_points
 from .configs import with_values
 from .simulations import cached_run
 
-PARAMS = dict(seeds=(0, 1, 2), overrides=(), filter=0.5, counterfactual=0.25, toy_value_lr=1.0)
+PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(), filter=0.5, counterfactual=0.25, toy_value_lr=1.0)
 """seeds: train.seed of each run; overrides: bridge settings on the defaults; filter: the
 filtered fraction; counterfactual: the CF fraction; toy_value_lr: the toy's W_V step size for
 the "all parameters" setting."""
 
 SETTINGS = ("default (QK only)", "filter CS", "counterfactual", "all parameters")
+SETTING_KEYS = ("default", "filter", "counterfactual", "all_parameters")
+"""The settings' names in the headline summary, in the order of SETTINGS."""
 
 
 def _bridge_values(filter: float, counterfactual: float) -> list[dict]:
@@ -62,4 +64,24 @@ def compute(base, work: Path, seeds, overrides, filter, counterfactual, toy_valu
     )
     out.update(peak_final_drop(reliance))
     out.update({f"toy_{k}": v for k, v in peak_final_drop(toy).items()})
+    return out
+
+
+def _spread(values) -> tuple[float, float]:
+    """Mean and standard deviation (ddof = 1) over seeds."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def headline(data: dict) -> dict:
+    """Per setting (default, filtered, counterfactual, all parameters): the largest fall of M_C
+    below its running maximum over seeds (mean and standard deviation), how many seeds fall by
+    ≥ 0.05, and the toy's fall at its own defaults in the matching setting."""
+    out = dict(seeds=int(len(data["seeds"])), steps=int(data["step"][-1]), toy_steps=int(data["toy_step"][-1]),
+               filter=float(data["filter"]), counterfactual=float(data["counterfactual"]),
+               toy_value_lr=float(data["toy_value_lr"]))
+    for i, name in enumerate(SETTING_KEYS[:len(data["settings"])]):
+        out[f"{name}_fall_mean"], out[f"{name}_fall_sd"] = _spread(data["drop"][i])
+        out[f"{name}_inverting_seeds"] = int(np.sum(data["inversion_005"][i]))
+        out[f"{name}_toy_fall"] = float(data["toy_drop"][i])
     return out

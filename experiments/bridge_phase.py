@@ -4,7 +4,7 @@ where the rise starts against the ρ* predicted from the transformer's own margi
 Bridge: mixture.context_critical = ρ over `rhos` (the rest CS points) at each seed of
 `seeds`, finetuned by full-batch gradient descent (`optimizer`, `lr`): ρ* is a statement
 about the direction of the gradient at t = 0, which Adam's per-coordinate scaling does not
-keep (theory/BRIDGE.md). Per seed: M_C over (ρ, recorded step), its initial change over the
+keep (docs/bridge.md). Per seed: M_C over (ρ, recorded step), its initial change over the
 first recorded interval at every ρ and its rise (peak − initial), two measured onsets
 (`rise_onset`: where the initial change turns positive, `rise_rho`, and where the rise
 reaches 0.05, `rise_rho_005`), and ρ* = |m_CS|/(m_C + |m_CS|) from the pretrained model's Lemma 4
@@ -27,7 +27,7 @@ from cpi.theory.reduced import group_trajectory
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
 from .configs import rho_max, theory_counts
 
-PARAMS = dict(seeds=(0, 1, 2), overrides=(),
+PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(),
               rhos=(0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0),
               optimizer="gd", lr=3.0, steps=300, toy_n_rho=21)
 """seeds, overrides: as every bridge experiment; rhos: the mixtures (the runs have round(ρn) C
@@ -98,4 +98,26 @@ def compute(base, work: Path, seeds, overrides, rhos, optimizer, lr, steps, toy_
         toy_config=cfg.to_toml(base),
     )
     out.update(peak_final_drop(reliance))
+    return out
+
+
+def _spread(values) -> tuple[float, float]:
+    """Mean and standard deviation (ddof = 1) over seeds."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
+
+
+def headline(data: dict) -> dict:
+    """Over seeds (mean and standard deviation): the smallest ρ whose M_C rises (first step, and
+    a rise of ≥ 0.05 within the horizon), Lemma 4's ρ* from the transformer's margins and the
+    toy's; final M_C at ρ = 1 and ρ = ½."""
+    rho = np.asarray(data["rho"])
+    out = dict(seeds=int(len(data["seeds"])), steps=int(data["step"][-1]), lr=float(data["lr"]),
+               optimizer=str(data["optimizer"]), n_rho=int(rho.size), toy_rho_star=float(data["toy_rho_star"]))
+    for key, name in (("rise_rho", "onset_first_step"), ("rise_rho_005", "onset_005"), ("rho_star", "rho_star")):
+        out[f"{name}_mean"], out[f"{name}_sd"] = _spread(data[key])
+    top, half = int(np.argmax(rho)), int(np.argmin(np.abs(rho - 0.5)))
+    out["final_at_rho1_mean"], out["final_at_rho1_sd"] = _spread(data["final"][:, top])
+    out["final_at_half_mean"], out["final_at_half_sd"] = _spread(data["final"][:, half])
+    out["fall_at_rho1_mean"], out["fall_at_rho1_sd"] = _spread(data["drop"][:, top])
     return out

@@ -116,3 +116,17 @@ def compute(base: Config, work: Path, steps: int, sim_counts, flow_t_max: float,
         check_steps=np.asarray(check_steps, dtype=np.int64),
         check_needed=check,
     )
+
+
+def headline(data: dict) -> dict:
+    """The gradient flow's peak time as 0 ... n_CS CS examples are replaced by CF examples, the
+    simulated drop at each, and how many must be replaced before no fall is left."""
+    k, time, kind = data["theory_k"], data["flow_peak_time"], data["flow_kind"]
+    out = dict(steps=int(data["step"][-1]), n_cs=int(data["n_cs"]), flow_peak_time_0=float(time[0]))
+    falls = kind == 0
+    out["flow_peak_time_last_falling"] = float(time[falls][-1])
+    out["last_falling_k"] = int(k[falls][-1])
+    out["no_fall_k"] = int(k[~falls].min()) if (~falls).any() else -1
+    for kk, drop in zip(data["sim_k"], data["sim_drop"]):
+        out[f"sim_drop_k{int(kk)}"] = float(drop)
+    return out

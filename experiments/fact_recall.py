@@ -111,3 +111,17 @@ def compute(base: Config, work: Path, n_s_max: int, sim_n_s, held_out: int) -> d
         sim_sum_theta_s=sim_theta[:, 1],
         sim_configs=np.array(sim_configs),
     )
+
+
+def headline(data: dict) -> dict:
+    """The t = 0 θ_S and θ_C pulls (summed loss) and the peak of M_C without and with seen
+    subject-only examples (row 0: seen, row 1: unseen)."""
+    k = data["sim_k"]
+    out = dict(steps=int(data["step"][-1]), prop2_holds=bool(data["prop2_holds"]))
+    for i, kk in enumerate(k):
+        out[f"seen_theta_s_k{int(kk)}"] = float(data["sim_sum_theta_s"][0, i])
+        out[f"seen_theta_c_k{int(kk)}"] = float(data["sim_sum_theta_c"][0, i])
+        out[f"seen_peak_k{int(kk)}"] = float(data["sim_peak"][0, i])
+        out[f"unseen_theta_s_k{int(kk)}"] = float(data["sim_sum_theta_s"][1, i])
+        out[f"unseen_peak_k{int(kk)}"] = float(data["sim_peak"][1, i])
+    return out

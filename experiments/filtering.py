@@ -70,3 +70,16 @@ def compute(base: Config, work: Path, fractions, sim_fractions) -> dict:
         **prefixed("sim", window_summary(sim_rel)),
         sim_configs=np.array([cfg.to_toml(with_values(base, mixture__filter=float(f))) for f in sim_fractions]),
     )
+
+
+def headline(data: dict) -> dict:
+    """The simulated drop and final aligned accuracy at each filtered fraction, and the smallest
+    fraction at which the exact theory no longer falls within the horizon."""
+    out = dict(steps=int(data["step"][-1]), rho=float(data["rho"]))
+    for f, drop, aligned in zip(data["sim_fraction"], data["sim_drop"], data["sim_aligned_final"]):
+        tag = f"{round(100 * float(f)):02d}"
+        out[f"drop_{tag}"] = float(drop)
+        out[f"aligned_final_{tag}"] = float(aligned)
+    flat = data["theory_fraction"][data["theory_drop"] < 1e-3]
+    out["no_fall_from_fraction"] = float(flat.min()) if flat.size else float("nan")
+    return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from cpi.sims import config as cfg
 from cpi.sims.config import Config
 from cpi.sims.theory_inputs import counts_of, knowledge_of, reduced_trajectory
@@ -48,3 +50,19 @@ def compute(base: Config, work: Path) -> dict:
     if "aligned_accuracy" in metrics:
         data["sim_aligned"] = metrics["aligned_accuracy"]
     return data
+
+
+def headline(data: dict) -> dict:
+    """M_C's rise and fall at the base config (simulation), where the exact theory peaks, how
+    far the two differ anywhere, and the aligned accuracy's dip."""
+    sim, aligned = data["sim_reliance"], data["theory_aligned"]
+    low = int(np.argmin(aligned))
+    return dict(
+        steps=int(data["step"][-1]), rho=float(data["rho"]), rho_star=float(data["rho_star"]),
+        initial=float(sim[0]), peak=float(data["sim_peak"]), peak_step=int(data["sim_peak_step"]),
+        final=float(sim[-1]), drop=float(data["sim_peak"] - sim[-1]),
+        theory_peak_step=int(data["theory_peak_step"]),
+        sim_theory_gap=float(np.max(np.abs(sim - data["theory_reliance"]))),
+        aligned_initial=float(aligned[0]), aligned_low=float(aligned[low]), aligned_low_step=low,
+        aligned_final=float(aligned[-1]),
+    )

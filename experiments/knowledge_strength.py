@@ -99,3 +99,13 @@ def compute(base: Config, work: Path, steps: int, n_rho: int, delta_m_range, del
             f"sim_{short}_configs": sweep["configs"],
         })
     return data
+
+
+def headline(data: dict) -> dict:
+    """The horizon, the base strengths, and the largest δ_C at which ρ* exceeds ½ (a balanced
+    mixture never rises), from the closed-form ρ* curve."""
+    above = data["rho_star_dc"] > 0.5
+    return dict(
+        steps=int(data["steps"]), delta_c=float(data["delta_c"]), delta_m=float(data["delta_m"]),
+        balanced_never_rises_below_delta_c=float(data["rho_star_dc_x"][above].max()),
+    )

@@ -80,3 +80,24 @@ def compute(base: Config, work: Path, shown, grid, steps: int) -> dict:
             rows.setdefault(key, []).append(value)
     data.update({k: np.asarray(v) for k, v in rows.items()})
     return data
+
+
+def headline(data: dict) -> dict:
+    """For each simulated pretraining length, the achieved δ_C, δ_M and M_C's initial, peak and
+    final values; over the reduced scan of lengths, the deepest fall and where it is."""
+    out = dict(steps=int(data["step"][-1]))
+    for i, length in enumerate(data["shown"]):
+        tag = int(length)
+        out[f"delta_c_{tag}"] = float(data["delta_c"][i])
+        out[f"delta_m_{tag}"] = float(data["delta_m"][i])
+        out[f"initial_{tag}"] = float(data["sim_reliance"][i][0])
+        out[f"peak_{tag}"] = float(data["sim_peak"][i])
+        out[f"final_{tag}"] = float(data["sim_final"][i])
+    fall = np.asarray(data["grid_peak"]) - np.asarray(data["grid_final"])
+    deepest = int(np.argmax(fall))
+    out.update(
+        deepest_fall=float(fall[deepest]), deepest_fall_length=int(data["grid"][deepest]),
+        deepest_fall_delta_c=float(data["grid_delta_c"][deepest]),
+        deepest_fall_delta_m=float(data["grid_delta_m"][deepest]),
+    )
+    return out

@@ -113,3 +113,33 @@ def compute(base: Config, work: Path, steps: int, seeds: int, batch_sizes, momen
         **summary("adam", adam),
         adam_configs=np.array([cfg.to_toml(c) for c in adam_configs]),
     )
+
+
+def headline(data: dict) -> dict:
+    """Drops of M_C (peak − final over the horizon) under GD, SGD per batch size and SGD with
+    momentum (mean and standard deviation over seeds), and Adam's early peak, trough and final
+    value at the matched learning rate."""
+    out = dict(
+        steps=int(data["step"][-1]), seeds=int(len(data["seed"])), lr=float(data["lr"]),
+        gd_drop=float(data["gd_drop"]), gd_final=float(data["gd_final"]),
+        momentum=float(data["momentum"]), momentum_lr=float(data["momentum_lr"]),
+        momentum_batch=int(data["momentum_batch"]),
+        momentum_drop_mean=float(data["momentum_drop"].mean()),
+        momentum_drop_sd=float(data["momentum_drop"].std(ddof=1)),
+        momentum_peak_mean=float(data["momentum_peak"].mean()),
+        momentum_peak_step_mean=float(data["momentum_peak_step"].mean()),
+    )
+    finals = [float(data["gd_final"]), *np.ravel(data["sgd_final"]), *np.ravel(data["momentum_final"])]
+    out["final_min"], out["final_max"] = min(finals), max(finals)
+    for i, b in enumerate(data["batch_size"]):
+        drops = np.asarray(data["sgd_drop"])[i]
+        out[f"sgd{int(b)}_drop_mean"] = float(drops.mean())
+        out[f"sgd{int(b)}_drop_sd"] = float(drops.std(ddof=1))
+    matched = int(np.argmin(np.abs(data["adam_factor"] - 1.0)))
+    out.update(
+        adam_lr=float(data["adam_lr"][matched]),
+        adam_first_peak=float(data["adam_first_peak"][matched]),
+        adam_first_peak_step=int(data["adam_first_peak_step"][matched]),
+        adam_trough=float(data["adam_trough"][matched]), adam_final=float(data["adam_final"][matched]),
+    )
+    return out

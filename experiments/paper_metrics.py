@@ -65,3 +65,27 @@ def compute(base: Config, work: Path, steps: int, rhos, dim: int, seeds: int) ->
     data["paper_benchmark"] = np.exp(-p["loss"])
     data["random_benchmark"] = np.exp(-r["loss"])
     return data
+
+
+def headline(data: dict) -> dict:
+    """The paper's Figure 2 and 1a metrics in the toy: counterfactual accuracy's first step at 1
+    and (where it returns) at 0 with the paper embeddings; with random ones its final mean and
+    range over seeds; the lowest train accuracy; the benchmark exp(−L) at start and end."""
+    out = dict(steps=int(data["step"][-1]), dim=int(data["dim"]), seeds=int(len(data["seed"])),
+               train_accuracy_min=float(min(data["paper_train"].min(), data["random_train"].min())))
+    for i, rho in enumerate(data["rho"]):
+        tag = f"{round(100 * float(rho)):02d}"
+        cf = data["paper_cf"][i]
+        ones = np.flatnonzero(cf >= 1.0)
+        first_one = int(ones[0]) if ones.size else -1
+        back = np.flatnonzero((np.arange(cf.size) > first_one) & (cf <= 0.0)) if ones.size else np.array([])
+        out[f"paper_cf_one_from_{tag}"] = first_one
+        out[f"paper_cf_zero_again_{tag}"] = f"from step {int(back[0])}" if back.size else "never"
+        out[f"paper_final_reliance_{tag}"] = float(data["paper_reliance"][i, -1])
+        final = data["random_cf"][i, :, -1]
+        out[f"random_cf_final_mean_{tag}"] = float(final.mean())
+        out[f"random_cf_final_min_{tag}"] = float(final.min())
+        out[f"random_cf_final_max_{tag}"] = float(final.max())
+        out[f"paper_benchmark_initial_{tag}"] = float(data["paper_benchmark"][i, 0])
+        out[f"paper_benchmark_final_{tag}"] = float(data["paper_benchmark"][i, -1])
+    return out

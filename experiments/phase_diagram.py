@@ -93,3 +93,18 @@ def compute(base: Config, work: Path, n_rho: int, steps: int, n_rho_lines: int, 
         flow_constant=np.array(constant),
         flow_consistent=np.array(consistent, dtype=bool),
     )
+
+
+def headline(data: dict) -> dict:
+    """ρ* and the margins behind it, the smallest ρ whose M_C rises, where the drop is deepest
+    (exact theory over `theory_rho_lines`), and whether every gradient flow follows its ln t slope."""
+    rho, rise = data["theory_rho_lines"], data["theory_peak"] - data["theory_initial"]
+    deepest = int(np.argmax(data["theory_drop"]))
+    return dict(
+        steps=int(data["step"][-1]), n_rho=int(len(data["theory_rho"])), rho_star=float(data["rho_star"]),
+        m_C=float(data["m_C"]), m_CS=float(data["m_CS"]),
+        first_rising_rho=float(rho[rise > 1e-9].min()), last_flat_rho=float(rho[rise <= 1e-9].max()),
+        deepest_drop=float(data["theory_drop"][deepest]), deepest_drop_rho=float(rho[deepest]),
+        flows=int(len(data["flow_rho"])), flows_on_slope=int(np.sum(data["flow_consistent"])),
+        flow_t_max=float(data["flow_time"][-1]),
+    )

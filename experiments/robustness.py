@@ -119,3 +119,41 @@ def compute(base: Config, work: Path, dims, seeds: int, steps: int, rho_dims, n_
         rho_star_measured=np.array(measured),
         rho_star_predicted=np.array(predicted, dtype=np.float64),
     )
+
+
+def headline(data: dict) -> dict:
+    """Over random embeddings (mean and standard deviation over seeds, per world.dim): from
+    which dim every seed inverts, the ranges of mean peak and drop from K tokens on, the largest
+    dim's drop against the paper embeddings', the value-table error below K, and ρ* measured
+    against predicted."""
+    dims, k = data["dim"], int(data["n_tokens"])
+    inverts = np.all(data["sim_inversion"], axis=1)
+    fails = dims[~inverts]
+    every_from = int(dims[dims > fails.max()].min()) if fails.size else int(dims.min())
+    big, small = dims >= k, dims < k
+    peak, drop = data["sim_peak"].mean(axis=1), data["sim_drop"].mean(axis=1)
+    no_fall = dims <= dims[small & (drop < 0.05)].max() if (small & (drop < 0.05)).any() else dims < dims.min()
+    last = int(np.argmax(dims))
+    measured, predicted = data["rho_star_measured"], data["rho_star_predicted"]
+    gap = np.abs(measured - predicted).max(axis=1)  # per rho_dim
+    close = data["rho_dim"] >= 150
+    return dict(
+        steps=int(data["step"][-1]), seeds=int(len(data["seed"])), rho=float(data["rho"]), n_tokens=k,
+        paper_dim=int(data["paper_dim"]), every_seed_inverts_from_dim=every_from,
+        big_peak_min=float(peak[big].min()), big_peak_max=float(peak[big].max()),
+        big_drop_min=float(drop[big].min()), big_drop_max=float(drop[big].max()),
+        largest_dim=int(dims[last]), largest_drop_mean=float(drop[last]),
+        largest_drop_sd=float(data["sim_drop"][last].std(ddof=1)), paper_drop=float(data["paper_drop"]),
+        paper_rho_star=float(data["paper_rho_star"]),
+        small_table_error_min=float(data["value_table_error"][small].max(axis=1).min()),
+        small_table_error_max=float(data["value_table_error"][small].max()),
+        no_fall_max_dim=int(dims[no_fall].max()) if no_fall.any() else 0,
+        no_fall_peak_min=float(peak[no_fall].min()) if no_fall.any() else float("nan"),
+        no_fall_peak_max=float(peak[no_fall].max()) if no_fall.any() else float("nan"),
+        rho_star_gap_from_150=float(gap[close].max()),
+        rho_star_measured_mean_min=float(measured[close].mean(axis=1).min()),
+        rho_star_measured_mean_max=float(measured[close].mean(axis=1).max()),
+        low_rho_dim=int(data["rho_dim"].min()),
+        low_rho_star_measured=float(measured[np.argmin(data["rho_dim"])].mean()),
+        low_rho_star_predicted=float(predicted[np.argmin(data["rho_dim"])].mean()),
+    )

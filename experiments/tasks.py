@@ -76,3 +76,13 @@ def compute(base: Config, work: Path, gammas, sim_gammas, steps: int, counterfac
     out["sim_transfer_final"] = out["sim_aug_r2_final"] - out["sim_ctrl_r2_final"]
     out["sim_configs"] = np.array([cfg.to_toml(c) for c in sweep.configs])
     return out
+
+
+def headline(data: dict) -> dict:
+    """Relation 1's final M_C under CF augmentation (range over γ) and relation 2's gain over
+    the unaugmented control at each simulated overlap γ."""
+    out = dict(steps=int(data["step"][-1]), r1_final_min=float(data["sim_aug_r1_final"].min()),
+               r1_final_max=float(data["sim_aug_r1_final"].max()))
+    for g, gain in zip(data["sim_gamma"], data["sim_transfer_final"]):
+        out[f"gain_{round(100 * float(g)):03d}"] = float(gain)
+    return out

@@ -45,3 +45,15 @@ def compute(base: Config, work: Path, eta_range, n_eta: int, sim_eta) -> dict:
         sim_theta_c=theta_c_sum(result.metrics, (slice(None), 1)),
         sim_configs=np.array([cfg.to_toml(c) for c in result.configs]),
     )
+
+
+def headline(data: dict) -> dict:
+    """η*, the smallest rise of M_C in step 1 over all η, and the smallest η whose second
+    step lowers M_C (exact theory on its η grid)."""
+    eta, m = data["theory_eta"], data["theory_reliance"]
+    falls = eta[m[:, 2] < m[:, 1]]
+    return dict(
+        eta_star=float(data["eta_star"]), rho=float(data["rho"]), eta_min=float(eta.min()), eta_max=float(eta.max()),
+        step1_min_rise=float(np.min(m[:, 1] - m[:, 0])),
+        step2_first_fall_eta=float(falls.min()) if falls.size else float("nan"),
+    )

@@ -38,3 +38,12 @@ def compute(base: Config, work: Path) -> dict:
     counts = counts_of(base)
     data["other_groups"] = any((counts.n_cf, counts.n_s_seen, counts.n_s_unseen))
     return data
+
+
+def headline(data: dict) -> dict:
+    """The step at which the C and CS pulls on θ_C sum to zero or less, in simulation and
+    theory, and the step of M_C's peak."""
+    return dict(
+        steps=int(data["step"][-1]), sim_sign_change=int(data["sim_sign_change"]),
+        theory_sign_change=int(data["theory_sign_change"]), sim_peak_step=int(data["sim_peak_step"]),
+    )

@@ -81,3 +81,22 @@ def compute(base: Config, work: Path, value_lrs, steps: int, record_every: int, 
     for key in VALUE_BLOCKS:
         data[f"dv_{key}"] = sim[f"dv_{key}"]
     return data
+
+
+def headline(data: dict) -> dict:
+    """Drop of M_C with W_V frozen and trained (range over value_lr below and from the
+    threshold), aligned accuracy at the end, and the value-logit changes of an attended context
+    token (ΔV[c, c]) and its subject (ΔV[c, s]) at the largest value_lr."""
+    lr, drop, aligned = data["value_lr"], data["sim_drop"], data["sim_aligned"][:, -1]
+    inverts = drop > 0.05
+    trained = (lr > 0) & inverts
+    last = int(np.argmax(lr))
+    return dict(
+        steps=int(data["step"][-1]), frozen_drop=float(drop[lr == 0][0]),
+        frozen_aligned_final=float(aligned[lr == 0][0]),
+        inverting_drop_min=float(drop[trained].min()), inverting_drop_max=float(drop[trained].max()),
+        last_inverting_value_lr=float(lr[inverts].max()), first_flat_value_lr=float(lr[~inverts].min()),
+        flat_drop_max=float(drop[~inverts].max()), flat_aligned_final_min=float(aligned[~inverts].min()),
+        flat_aligned_final_max=float(aligned[~inverts].max()),
+        top_value_lr=float(lr[last]), dv_cc=float(data["dv_C_cc"][last, -1]), dv_cs=float(data["dv_C_cs"][last, -1]),
+    )

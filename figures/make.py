@@ -3,7 +3,9 @@
 
 Data come from the experiments (`cpi.experiments.cache.experiment_data`) and are saved as
 `<data_dir>/<name>.npz` (default `<out>/data`), with the simulations they ran under
-`<data_dir>/sims`; a second run with an unchanged config only re-plots.
+`<data_dir>/sims`; a second run with an unchanged config only re-plots. Beside each figure goes
+its headline summary, `<out>/<name>.json` (`cpi.experiments.summaries`): the numbers the
+results document quotes.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ def make_figures(
     names=None,
 ) -> list[Path]:
     """Write every figure (or those in `names`) for `config` (default: the default config)
-    as PNG and PDF under `out_dir`; returns the paths written. Data are reused from
+    as PNG and PDF under `out_dir`, with its headline summary as JSON; returns the paths written. Data are reused from
     `data_dir` (default `<out_dir>/data`) unless `force` or the config changed. One progress
     line per figure goes to stderr."""
     from cpi.experiments.cache import experiment_data, is_saved  # the experiment layer, only when data are needed
+    from cpi.experiments.summaries import headline, save_summary
 
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir is not None else out_dir / "data"
@@ -56,6 +59,7 @@ def make_figures(
         middle = time.perf_counter()
         fig = plot(name, data)
         paths = save_figure(fig, out_dir, name)
+        paths.append(save_summary(out_dir / f"{name}.json", headline(name, data)))
         written += paths
         if progress:
             how = "data reused" if reused else f"data computed in {middle - start:.1f} s"

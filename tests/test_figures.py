@@ -685,12 +685,13 @@ def test_make_figures_writes_png_and_pdf(tmp_path, fake_data, capsys, monkeypatc
     real = cpi.figures.make.plot
     monkeypatch.setattr(cpi.figures.make, "plot", lambda name, data: (real if name == "inversion" else one_line_figure)(
         name, data))
+    stand_in_headlines(monkeypatch)
     paths = make_figures(tmp_path / "out")
-    expected = [tmp_path / "out" / f"{name}.{ext}" for name in NAMES for ext in ("png", "pdf")]
+    expected = [tmp_path / "out" / f"{name}.{ext}" for name in NAMES for ext in ("png", "pdf", "json")]
     assert paths == expected
     for path in paths:
         head = path.read_bytes()[:8]
-        assert head.startswith(b"\x89PNG" if path.suffix == ".png" else b"%PDF")
+        assert head.startswith({".png": b"\x89PNG", ".pdf": b"%PDF", ".json": b"{"}[path.suffix])
     assert all((tmp_path / "out" / "data" / f"{name}.npz").exists() for name in NAMES)
     err = capsys.readouterr().err.splitlines()
     assert len(err) == len(NAMES) and all("data computed" in line for line in err)
@@ -700,13 +701,26 @@ def test_make_figures_writes_png_and_pdf(tmp_path, fake_data, capsys, monkeypatc
     assert (tmp_path / "out" / "inversion.pdf").read_bytes() == pdf  # no timestamps
 
 
+def stand_in_headlines(monkeypatch):
+    """The fake data dicts hold what each figure draws, not every number its headline quotes:
+    the headline summaries (tested on real data by tests/test_results_document.py) are stood in
+    for all but `inversion`'s."""
+    import cpi.experiments.summaries as summaries
+
+    real = summaries.headline
+    monkeypatch.setattr(summaries, "headline", lambda name, data: real(name, data) if name == "inversion"
+                        else {"experiment": name, "version": summaries.SUMMARY_VERSION, "inputs": data.get("inputs"),
+                              "numbers": {}})
+
+
 @pytest.mark.slow
 def test_make_figures_writes_every_real_figure(tmp_path, fake_data, monkeypatch):
     monkeypatch.setattr(cpi.figures.make, "DPI", 40)
+    stand_in_headlines(monkeypatch)
     paths = make_figures(tmp_path / "out", progress=False)
-    assert paths == [tmp_path / "out" / f"{name}.{ext}" for name in NAMES for ext in ("png", "pdf")]
+    assert paths == [tmp_path / "out" / f"{name}.{ext}" for name in NAMES for ext in ("png", "pdf", "json")]
     for path in paths:
-        assert path.read_bytes()[:8].startswith(b"\x89PNG" if path.suffix == ".png" else b"%PDF")
+        assert path.read_bytes()[:8].startswith({".png": b"\x89PNG", ".pdf": b"%PDF", ".json": b"{"}[path.suffix])
 
 
 def test_presentation_layer_does_not_import_the_simulator():

@@ -26,6 +26,12 @@ def add_parser(subparsers):
     parser.add_argument("--data", metavar="DIR", help="where the figures' data are saved (default OUT/data)")
     parser.add_argument("--force", action="store_true", help="recompute the data even where saved data match")
     parser.add_argument("--only", metavar="NAME,...", help="only these figures (comma-separated names)")
+    parser.add_argument(
+        "--docs", action="store_true",
+        help="compute nothing: render docs/results.md from docs/templates/results.md, the committed "
+             "summaries figures/*.json and docs/paper.toml (run from the repository root; refresh the "
+             "summaries first with `cpi figures --out figures`)",
+    )
     add_config_arguments(parser, "the base config of every figure")
     parser.set_defaults(func=cmd_figures)
     return parser
@@ -45,9 +51,29 @@ def _names(text: str | None):
     return names
 
 
+def cmd_docs() -> int:
+    """Render docs/results.md from the committed summaries (paths relative to the working
+    directory, the repository root)."""
+    from cpi.core.errors import ConfigError
+    from cpi.figures import document
+
+    for path in (document.TEMPLATE, document.PAPER, document.SUMMARIES):
+        if not path.exists():
+            raise ConfigError(f"--docs: {path} not found; run `cpi figures --docs` from the repository root")
+    try:
+        text = document.render_document()
+    except (document.RenderError, ValueError, OSError) as exc:
+        raise ConfigError(f"--docs: {exc}") from None
+    document.DOCUMENT.write_text(text, encoding="utf-8")
+    print(f"wrote {document.DOCUMENT}")
+    return 0
+
+
 def cmd_figures(args) -> int:
     import cpi.figures.make
 
+    if args.docs:
+        return cmd_docs()
     config = load_config(args)
     names = _names(args.only)
     check_out_dir(args.out)
