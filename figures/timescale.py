@@ -62,7 +62,7 @@ def plot_timescale(data: dict):
     one.set_gid("one_epoch")
     bx.set_xlabel("finetuning examples n")
     bx.set_ylabel(r"$\log_{10}$ peak epoch")
-    bx.legend(fontsize=8, loc="upper left")
+    bx.legend(fontsize=8, loc="lower right")
     panel_label(bx, "(b) small n in epochs: never within the first")
 
     grid, grid_n = np.asarray(data["grid_rho"]), np.asarray(data["grid_n"])
