@@ -78,6 +78,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("bridge_phase", "the transformer's M_C over (ρ, step) under GD beside the toy's, rise onset vs ρ*"),
     Experiment("bridge_mitigations", "filter, counterfactual, all parameters: the transformer beside the toy"),
     Experiment("bridge_depth", "the transformer's inversion at 1, 2 and 4 layers (seeds)"),
+    Experiment("timescale", "peak step of M_C vs n (flow, GD, SGD), the law nΨ(ρ) + ½ ln n, the first epoch of SGD"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)

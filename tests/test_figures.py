@@ -27,6 +27,7 @@ from cpi.figures.style import artist
 from cpi.sims import config as cfg
 from tests.test_learned_pretraining import tiny_learned_pretraining
 from tests.test_optimizers import tiny_optimizers
+from tests.test_timescale import tiny_timescale
 from tests.test_paper_metrics import tiny_paper_metrics
 from tests.test_robustness import tiny_robustness
 
@@ -228,6 +229,7 @@ TINY = {
     "paper_metrics": tiny_paper_metrics,
     "learned_pretraining": tiny_learned_pretraining,
     **BRIDGE_TINY,
+    "timescale": tiny_timescale,
 }
 
 
