@@ -64,11 +64,11 @@ def no_training(monkeypatch):
 
 
 SAVED_TOY = ["--set", "train.steps=10", "--set", "world.n_subjects=60", "--set", "world.n_answers=60"]
-"""The small toy config of the shared result directories (`saved_results`)."""
+"""The small toy config of the shared result directories (`result_dirs`)."""
 
 
 @pytest.fixture(scope="session")
-def saved_results(tmp_path_factory):
+def result_dirs(tmp_path_factory):
     """One result directory of each kind, written once for the session and shared by the
     readers' tests (never written into by them: a test that damages one copies it first):
     {name: path} for a toy run, a toy sweep recorded every 3 steps, a summaries-only sweep,

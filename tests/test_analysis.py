@@ -20,10 +20,10 @@ pytest.importorskip("pandas", reason="the analysis extra (pip install 'cpi-sim[a
 
 
 @pytest.fixture(scope="module")
-def results(saved_results, grid_sweep):
+def results(result_dirs, grid_sweep):
     """{name: path}: the shared result directories of each kind (`tests/conftest.py`) and a
     two-key toy sweep with two seeds ("grid")."""
-    return {**saved_results, "grid": grid_sweep}
+    return {**result_dirs, "grid": grid_sweep}
 
 
 def _check_dataset_against_npz(saved, ds):

@@ -49,9 +49,9 @@ def test_a_sweep_page_holds_every_point_and_its_theory(grid_sweep, tmp_path):
         np.testing.assert_allclose(entry["theory"]["reliance"], entry["curves"]["reliance"], atol=1e-9)
 
 
-def test_runs_give_a_page_with_a_selector_and_no_theory_for_the_transformer(saved_results, tmp_path):
+def test_runs_give_a_page_with_a_selector_and_no_theory_for_the_transformer(result_dirs, tmp_path):
     out = tmp_path / "runs.html"
-    runs = [saved_results["run"], saved_results["bridge_run"]]
+    runs = [result_dirs["run"], result_dirs["bridge_run"]]
     assert execute(["explore", *map(str, runs), "--out", str(out)]) == 0
     data = page_data(out)
     assert data["shape"] == [2]
@@ -61,33 +61,33 @@ def test_runs_give_a_page_with_a_selector_and_no_theory_for_the_transformer(save
     np.testing.assert_array_equal(bridge["curves"]["reliance"], read(runs[1]).metrics["reliance"])
 
 
-def test_one_directory_writes_its_page_beside_it(saved_results, tmp_path):
+def test_one_directory_writes_its_page_beside_it(result_dirs, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(saved_results["run"], run)
+    shutil.copytree(result_dirs["run"], run)
     assert execute(["explore", str(run)]) == 0
     assert page_data(run / "explore.html")["shape"] == []
 
 
 @pytest.mark.parametrize("case", ["not a directory", "empty directory", "damaged archive", "summaries only",
                                   "a sweep and a run", "several without --out"])
-def test_bad_input_exits_2_and_writes_nothing(saved_results, tmp_path, capsys, case):
+def test_bad_input_exits_2_and_writes_nothing(result_dirs, tmp_path, capsys, case):
     out = tmp_path / "out" / "page.html"
     bad = tmp_path / "bad"
     argv = {"not a directory": [str(tmp_path / "missing")], "empty directory": [str(bad)],
-            "damaged archive": [str(bad)], "summaries only": [str(saved_results["summaries"])],
-            "a sweep and a run": [str(saved_results["sweep"]), str(saved_results["run"])]}.get(case)
+            "damaged archive": [str(bad)], "summaries only": [str(result_dirs["summaries"])],
+            "a sweep and a run": [str(result_dirs["sweep"]), str(result_dirs["run"])]}.get(case)
     if case == "empty directory":
         bad.mkdir()
     if case == "damaged archive":
-        shutil.copytree(saved_results["sweep"], bad)
+        shutil.copytree(result_dirs["sweep"], bad)
         (bad / "sweep.npz").write_bytes((bad / "sweep.npz").read_bytes()[:200])
     if case == "several without --out":
-        assert execute(["explore", str(saved_results["run"]), str(saved_results["bridge_run"])]) == 2
+        assert execute(["explore", str(result_dirs["run"]), str(result_dirs["bridge_run"])]) == 2
     else:
         assert execute(["explore", *argv, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("cpi explore: error: ") and "Traceback" not in err
-    assert not out.parent.exists() and not (saved_results["run"] / "explore.html").exists()
+    assert not out.parent.exists() and not (result_dirs["run"] / "explore.html").exists()
 
 
 def test_a_sweep_too_large_for_one_page_says_its_size_and_how_to_cut_it(grid_sweep, tmp_path, capsys, monkeypatch):

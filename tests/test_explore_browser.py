@@ -125,8 +125,8 @@ def test_each_slider_selects_each_points_curves(browser, acceptance_sweep, grid_
     assert problems == []
 
 
-def test_the_run_selector_selects_each_run(browser, saved_results, tmp_path):
-    runs = [saved_results["run"], saved_results["bridge_run"]]
+def test_the_run_selector_selects_each_run(browser, result_dirs, tmp_path):
+    runs = [result_dirs["run"], result_dirs["bridge_run"]]
     out = tmp_path / "runs.html"
     assert execute(["explore", *map(str, runs), "--out", str(out)]) == 0
     page, problems = open_page(browser, out)

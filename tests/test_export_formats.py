@@ -19,8 +19,8 @@ pytest.importorskip("pyarrow", reason="the analysis extra (pip install 'cpi-sim[
 
 
 @pytest.mark.parametrize("name", ["run", "sweep", "summaries", "bridge_run", "bridge_sweep"])
-def test_parquet_reloads_to_the_saved_numbers(saved_results, tmp_path, name):
-    saved = read(saved_results[name])
+def test_parquet_reloads_to_the_saved_numbers(result_dirs, tmp_path, name):
+    saved = read(result_dirs[name])
     out = tmp_path / "t.parquet"
     assert execute(["export", str(saved.path), "--format", "parquet", "--out", str(out)]) == 0
     frame = pd.read_parquet(out)
@@ -51,8 +51,8 @@ def test_parquet_reloads_to_the_saved_numbers(saved_results, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", ["run", "sweep", "summaries", "bridge_run", "bridge_sweep"])
-def test_netcdf_reloads_to_the_saved_numbers(saved_results, tmp_path, name):
-    saved = read(saved_results[name])
+def test_netcdf_reloads_to_the_saved_numbers(result_dirs, tmp_path, name):
+    saved = read(result_dirs[name])
     out = tmp_path / "t.nc"
     assert execute(["export", str(saved.path), "--format", "netcdf", "--out", str(out)]) == 0
     with xr.open_dataset(out, engine="scipy") as reloaded:
@@ -73,15 +73,15 @@ def test_netcdf_reloads_to_the_saved_numbers(saved_results, tmp_path, name):
             np.testing.assert_array_equal(values, npz[member], err_msg=member)
 
 
-def test_a_binary_format_needs_out(saved_results, tmp_path, capsys, monkeypatch):
+def test_a_binary_format_needs_out(result_dirs, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert execute(["export", str(saved_results["run"]), "--format", "parquet"]) == 2
+    assert execute(["export", str(result_dirs["run"]), "--format", "parquet"]) == 2
     assert "give --out FILE.parquet" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_missing_package_exits_2_naming_the_extra(saved_results, tmp_path, capsys, monkeypatch):
+def test_a_missing_package_exits_2_naming_the_extra(result_dirs, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # `import pyarrow` raises ImportError
     out = tmp_path / "t.parquet"
-    assert execute(["export", str(saved_results["sweep"]), "--format", "parquet", "--out", str(out)]) == 2
+    assert execute(["export", str(result_dirs["sweep"]), "--format", "parquet", "--out", str(out)]) == 2
     assert "pip install 'cpi-sim[analysis]'" in capsys.readouterr().err and not out.exists()

@@ -33,10 +33,10 @@ BRIDGE = [arg for item in TINY for arg in ("--set", item)]
 
 
 @pytest.fixture(scope="module")
-def results(saved_results):
+def results(result_dirs):
     """One directory of each kind (a toy sweep also without metrics), the bridge run and sweep
-    sharing one pretraining: {name: path} (`tests/conftest.py`'s `saved_results`)."""
-    return saved_results
+    sharing one pretraining: {name: path} (`tests/conftest.py`'s `result_dirs`)."""
+    return result_dirs
 
 
 def _figures(monkeypatch) -> list:
