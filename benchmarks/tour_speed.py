@@ -40,7 +40,8 @@ def main() -> None:
     def config(rho, **extra):
         values = {"mixture.context_critical": rho, **extra}
         n = values.get("mixture.n_train", 20)
-        values["world.n_subjects"] = max(40, n + 20)  # as the tour: distinct subjects for every example
+        values["world.n_subjects"] = max(40, n + 20)  # as the tour: a vocabulary that fits n examples
+        values["world.n_answers"] = max(80, 2 * n + 30)
         return cpi.load_config(overrides=[f"{k}={v}" for k, v in values.items()])
 
     def one_move(rho):

@@ -59,8 +59,11 @@ def _(ConfigError, cpi, delta_c, delta_m, lr, mo, n_train, rho, steps):
                   "knowledge.delta_m": delta_m.value, "train.lr": lr.value, "mixture.n_train": n_train.value,
                   "train.steps": steps.value}
         values.update({k.replace("__", "."): v for k, v in extra.items()})
-        # every training and held-out example has its own subject: 20 held out at the defaults
+        # every training and held-out example has its own subject (20 held out at the defaults) and
+        # needs answer tokens of its own (two per counterfactual or conflict example): the vocabulary
+        # grows with n past the defaults' 40 subjects and 80 answers, which moves Z0 with it
         values["world.n_subjects"] = max(40, n_train.value + 20)
+        values["world.n_answers"] = max(80, 2 * n_train.value + 30)
         return cpi.load_config(overrides=[f"{k}={v}" for k, v in values.items()])
 
     try:
