@@ -126,7 +126,8 @@ config keys: every command that trains or predicts takes --config FILE.toml and 
   meaning.
 where results go: cpi run -> runs/<config hash>/ (config.toml, metrics.npz, summary.json);
   cpi sweep -> sweeps/<hash>/ (sweep.npz, summary.csv, summary.json, groups/); cpi figures ->
-  results/figures/ (PNG, PDF, data/); cpi plot -> DIR/plot.png; cpi export -> standard output.
+  results/figures/ (PNG, PDF, data/); cpi plot -> DIR/plot.png; cpi explore -> DIR/explore.html;
+  cpi export -> standard output.
   --out chooses another place; an --out holding a different run or sweep is refused unless --force.
 exit status: 0 done, 2 bad input (nothing written), 1 failure, 130 interrupted.
 `cpi COMMAND --help` describes each command."""

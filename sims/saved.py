@@ -92,6 +92,20 @@ class SavedRun(_Saved):
     summary: dict
     metrics: dict[str, np.ndarray]
 
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per recorded step (index `step`), one column per metric
+        (`cpi.sims.analysis.run_frame`); needs the `analysis` extra."""
+        from .analysis import run_frame
+
+        return run_frame(self)
+
+    def to_xarray(self):
+        """An xarray Dataset of every metric over `step`, the config's TOML and the summary in its
+        attributes (`cpi.sims.analysis.run_dataset`); needs the `analysis` extra."""
+        from .analysis import run_dataset
+
+        return run_dataset(self)
+
 
 @dataclass(frozen=True)
 class SavedSweep(_Saved):
@@ -183,6 +197,23 @@ class SavedSweep(_Saved):
             return steps if steps[-1] == train.steps else np.append(steps, train.steps)
         last = int(self.arrays(["steps"])["steps"][i])  # cpi.sims.engine.recorded_steps
         return np.append(np.arange(0, last, self.record_every), last)
+
+    def to_xarray(self):
+        """An xarray Dataset: the swept keys (and the seeds, where the sweep has several) as
+        dimensions, every recorded metric over (..., step), every summary value without step,
+        the base config's TOML and the swept keys in its attributes
+        (`cpi.sims.analysis.sweep_dataset`); needs the `analysis` extra."""
+        from .analysis import sweep_dataset
+
+        return sweep_dataset(self)
+
+    def to_dataframe(self):
+        """A pandas DataFrame, one row per point (index `point`): its swept keys, seed and summary
+        (with the achieved strengths where the point has them) (`cpi.sims.analysis.sweep_frame`);
+        needs the `analysis` extra."""
+        from .analysis import sweep_frame
+
+        return sweep_frame(self)
 
 
 # ---------------------------------------------------------------------------- reading

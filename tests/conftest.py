@@ -61,3 +61,45 @@ def no_training(monkeypatch):
 
     monkeypatch.setattr(cpi.sims.train, "run", refuse)
     monkeypatch.setattr(cpi.sims.sweep, "run_sweep", refuse)
+
+
+SAVED_TOY = ["--set", "train.steps=10", "--set", "world.n_subjects=60", "--set", "world.n_answers=60"]
+"""The small toy config of the shared result directories (`result_dirs`)."""
+
+
+@pytest.fixture(scope="session")
+def result_dirs(tmp_path_factory):
+    """One result directory of each kind, written once for the session and shared by the
+    readers' tests (never written into by them: a test that damages one copies it first):
+    {name: path} for a toy run, a toy sweep recorded every 3 steps, a summaries-only sweep,
+    a transformer run and a transformer sweep whose points record different steps (the
+    two sharing one pretraining)."""
+    from cpi.cli import execute
+
+    from .test_bridge_model import TINY
+
+    bridge = [arg for item in TINY for arg in ("--set", item)]
+    root = tmp_path_factory.mktemp("results")
+    cache = root / "cache"
+    dirs = {name: root / name for name in ("run", "sweep", "summaries", "bridge_run", "bridge_sweep")}
+    assert execute(["run", *SAVED_TOY, "--out", str(dirs["run"])]) == 0
+    assert execute(["sweep", *SAVED_TOY, "--record-every", "3", "--grid", "knowledge.delta_m=0.6,0.7",
+                    "--out", str(dirs["sweep"])]) == 0
+    assert execute(["sweep", *SAVED_TOY, "--summaries-only", "--grid", "train.lr=0.5,1",
+                    "--out", str(dirs["summaries"])]) == 0
+    assert execute(["bridge", *bridge, "--out", str(dirs["bridge_run"]), "--cache", str(cache)]) == 0
+    # train.eval_every is the transformer's own key: its points record different steps
+    assert execute(["bridge", *bridge, "--grid", "train.eval_every=5,10", "--out", str(dirs["bridge_sweep"]),
+                    "--cache", str(cache), "--no-vmap"]) == 0
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def grid_sweep(tmp_path_factory):
+    """A toy sweep over two keys (2 × 3 values) with two seeds: 12 points, 11 recorded steps."""
+    from cpi.cli import execute
+
+    out = tmp_path_factory.mktemp("grid") / "sweep"
+    assert execute(["sweep", *SAVED_TOY, "--grid", "knowledge.delta_m=0.6,0.7",
+                    "--grid", "mixture.context_critical=0.3,0.5,0.7", "--seeds", "2", "--out", str(out)]) == 0
+    return out

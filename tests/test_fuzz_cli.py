@@ -269,9 +269,10 @@ def _fuzz_reader(saved_results, kind, name, how, data, at, command):
         if (source / name).exists():
             damage(source / name, how, data, at)
         before = sorted(p.relative_to(tmp) for p in Path(tmp).rglob("*"))
-        target = Path(tmp) / "figure.png" if command == "plot" else Path(tmp) / "table.csv"
+        target = Path(tmp) / {"plot": "figure.png", "explore": "page.html"}.get(command, "table.csv")
         argv = {"plot": ["plot", str(source), "--out", str(target)],
                 "export": ["export", str(source), "--out", str(target)],
+                "explore": ["explore", str(source), "--out", str(target)],
                 "compare": ["compare", str(source), str(saved_results / "run")]}[command]
         status, stdout, stderr = run_cli(argv)
         assert "Traceback" not in stdout + stderr and "allow_pickle" not in stderr, (argv, stderr)
@@ -285,7 +286,7 @@ reader_args = dict(
     kind=st.sampled_from(["run", "sweep"]),
     name=st.sampled_from(["metrics.npz", "summary.json", "config.toml", "sweep.npz", "sweep.json", "summary.csv"]),
     how=st.sampled_from(DAMAGES), data=st.binary(max_size=64), at=st.floats(min_value=0, max_value=1),
-    command=st.sampled_from(["plot", "export", "compare"]),
+    command=st.sampled_from(["plot", "export", "compare", "explore"]),
 )
 
 

@@ -33,22 +33,10 @@ BRIDGE = [arg for item in TINY for arg in ("--set", item)]
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(result_dirs):
     """One directory of each kind (a toy sweep also without metrics), the bridge run and sweep
-    sharing one pretraining: {name: path}."""
-    root = tmp_path_factory.mktemp("results")
-    cache = root / "cache"
-    dirs = {name: root / name for name in ("run", "sweep", "summaries", "bridge_run", "bridge_sweep")}
-    assert execute(["run", *TOY, "--out", str(dirs["run"])]) == 0
-    assert execute(["sweep", *TOY, "--record-every", "3", "--grid", "knowledge.delta_m=0.6,0.7",
-                    "--out", str(dirs["sweep"])]) == 0
-    assert execute(["sweep", *TOY, "--summaries-only", "--grid", "train.lr=0.5,1",
-                    "--out", str(dirs["summaries"])]) == 0
-    assert execute(["bridge", *BRIDGE, "--out", str(dirs["bridge_run"]), "--cache", str(cache)]) == 0
-    # train.eval_every is the transformer's own key: its points record different steps
-    assert execute(["bridge", *BRIDGE, "--grid", "train.eval_every=5,10", "--out", str(dirs["bridge_sweep"]),
-                    "--cache", str(cache), "--no-vmap"]) == 0
-    return dirs
+    sharing one pretraining: {name: path} (`tests/conftest.py`'s `result_dirs`)."""
+    return result_dirs
 
 
 def _figures(monkeypatch) -> list:
