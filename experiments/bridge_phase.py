@@ -8,8 +8,12 @@ keep (docs/bridge.md). Per seed: M_C over (ρ, recorded step), its initial chang
 first recorded interval at every ρ and its rise (peak − initial), two measured onsets
 (`rise_onset`: where the initial change turns positive, `rise_rho`, and where the rise
 reaches 0.05, `rise_rho_005`), and ρ* = |m_CS|/(m_C + |m_CS|) from the pretrained model's Lemma 4
-margins on the finetuning points of the ρ nearest ½. Toy: M_C over (ρ, step) from the exact
-reduced dynamics at the toy's base config (`toy_n_rho` values of ρ), with its ρ*.
+margins on the finetuning points of the ρ nearest ½. Toy, per seed: the calibrated toy
+(`cpi.experiments.calibration`) of that seed's run at the ρ nearest ½ (its measured δ_C, δ_M and
+the GD step size matching its change of M_C over the first recorded interval), its M_C over
+(ρ, step) from the exact reduced dynamics (`toy_n_rho` values of ρ and the transformer's own ρ
+values, one step size for every ρ as the transformer has one learning rate), with its ρ*, its
+onsets and its rise measured as the transformer's.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from cpi.theory.closed_forms import paper_quantities, rho_star
 from cpi.theory.reduced import group_trajectory
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
+from .calibration import calibrate_runs, calibration_arrays
 from .configs import rho_max, theory_counts
 
 PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(),
@@ -76,10 +81,19 @@ def compute(base, work: Path, seeds, overrides, rhos, optimizer, lr, steps, toy_
     m_cs = summary_values(results, "m_CS").reshape(n_seeds, n_rho)[:, half]
     predicted = np.array([rho_star(a, b) if a > 0 > b else np.nan for a, b in zip(m_c, m_cs)])
 
-    toy_rho = np.linspace(0.0, rho_max(base), int(toy_n_rho))
-    knowledge = knowledge_of(base)
-    toy = np.asarray(group_trajectory(knowledge, theory_counts(base, toy_rho), lr=base.train.lr,
-                                      steps=base.train.steps)["reliance"])
+    calibrations = calibrate_runs(base, [results[i * n_rho + half] for i in range(n_seeds)],
+                                  [configs[i * n_rho + half] for i in range(n_seeds)])
+    toy_rho = np.union1d(np.linspace(0.0, rho_max(base), int(toy_n_rho)), rho_eff[rho_eff <= rho_max(base)])
+    recorded = np.asarray(results[0][0]["step"], dtype=np.int64)
+    toy, toy_star = [], []
+    for c in calibrations:
+        knowledge = knowledge_of(c["config"])
+        toy.append(np.asarray(group_trajectory(knowledge, theory_counts(c["config"], toy_rho), lr=c["lr"],
+                                               steps=int(steps))["reliance"]))
+        toy_star.append(float(paper_quantities(knowledge)["rho_star"]))
+    toy = np.stack(toy)  # seeds × ρ × steps + 1
+    toy_rec = toy[:, :, recorded]
+    toy_rise = toy_rec.max(axis=-1) - toy_rec[:, :, 0]
     out = dict(
         config=bcfg.to_toml(configs[0]),
         seeds=np.asarray(seeds, dtype=np.int64),
@@ -93,11 +107,16 @@ def compute(base, work: Path, seeds, overrides, rhos, optimizer, lr, steps, toy_
         rise_rho_005=np.array([rise_onset(rho_eff, r - RISE) for r in rise]),
         m_C=m_c, m_CS=m_cs, rho_star=predicted,
         optimizer=str(optimizer), lr=float(lr),
-        toy_rho=toy_rho, toy_step=np.arange(toy.shape[1]), toy_reliance=toy,
-        toy_rho_star=float(paper_quantities(knowledge)["rho_star"]), toy_lr=float(base.train.lr),
+        toy_rho=toy_rho, toy_step=np.arange(toy.shape[-1]), toy_reliance=toy,
+        toy_rho_star=np.array(toy_star), toy_configs=np.array([cfg.to_toml(c["config"]) for c in calibrations]),
+        toy_initial_change=toy_rec[:, :, 1] - toy_rec[:, :, 0], toy_rise=toy_rise,
+        toy_rise_rho=np.array([rise_onset(toy_rho, c) for c in toy_rec[:, :, 1] - toy_rec[:, :, 0]]),
+        toy_rise_rho_005=np.array([rise_onset(toy_rho, r - RISE) for r in toy_rise]),
         toy_config=cfg.to_toml(base),
     )
+    out.update(calibration_arrays(calibrations))
     out.update(peak_final_drop(reliance))
+    out.update({f"toy_{k}": v for k, v in peak_final_drop(toy_rec).items()})
     return out
 
 
@@ -110,14 +129,34 @@ def _spread(values) -> tuple[float, float]:
 def headline(data: dict) -> dict:
     """Over seeds (mean and standard deviation): the smallest ρ whose M_C rises (first step, and
     a rise of ≥ 0.05 within the horizon), Lemma 4's ρ* from the transformer's margins and the
-    toy's; final M_C at ρ = 1 and ρ = ½."""
+    calibrated toy's (mean ± sd over the seeds' toys); final M_C and the fall at ρ = 1 and ρ = ½,
+    the transformer's and the calibrated toy's (`toy_*`); the toy's step size and how many seeds'
+    toys were matched and clamped."""
     rho = np.asarray(data["rho"])
     out = dict(seeds=int(len(data["seeds"])), steps=int(data["step"][-1]), lr=float(data["lr"]),
-               optimizer=str(data["optimizer"]), n_rho=int(rho.size), toy_rho_star=float(data["toy_rho_star"]))
+               optimizer=str(data["optimizer"]), n_rho=int(rho.size))
     for key, name in (("rise_rho", "onset_first_step"), ("rise_rho_005", "onset_005"), ("rho_star", "rho_star")):
         out[f"{name}_mean"], out[f"{name}_sd"] = _spread(data[key])
     top, half = int(np.argmax(rho)), int(np.argmin(np.abs(rho - 0.5)))
     out["final_at_rho1_mean"], out["final_at_rho1_sd"] = _spread(data["final"][:, top])
     out["final_at_half_mean"], out["final_at_half_sd"] = _spread(data["final"][:, half])
     out["fall_at_rho1_mean"], out["fall_at_rho1_sd"] = _spread(data["drop"][:, top])
+    out["fall_at_half_mean"], out["fall_at_half_sd"] = _spread(data["drop"][:, half])
+    out["initial_at_half_mean"], out["initial_at_half_sd"] = _spread(data["initial"][:, half])
+    out["peak_at_half_mean"], out["peak_at_half_sd"] = _spread(data["peak"][:, half])
+    out.update(_toy_headline(data))
+    return out
+
+
+def _toy_headline(data: dict) -> dict:
+    toy_rho = np.asarray(data["toy_rho"])
+    out = dict(toy_matched_seeds=int(np.sum(data["toy_matched"])), toy_clamped_seeds=int(np.sum(data["toy_clamped"])),
+               toy_interval=int(data["toy_interval"]))
+    for key, name in (("toy_rise_rho", "toy_onset_first_step"), ("toy_rise_rho_005", "toy_onset_005"),
+                      ("toy_rho_star", "toy_rho_star"), ("toy_lr", "toy_lr")):
+        out[f"{name}_mean"], out[f"{name}_sd"] = _spread(data[key])
+    top, half = int(np.argmax(toy_rho)), int(np.argmin(np.abs(toy_rho - 0.5)))
+    for key, name in (("final", "final"), ("drop", "fall"), ("initial", "initial"), ("peak", "peak")):
+        for where, i in (("rho1", top), ("half", half)):
+            out[f"toy_{name}_at_{where}_mean"], out[f"toy_{name}_at_{where}_sd"] = _spread(data[f"toy_{key}"][:, i])
     return out

@@ -1,6 +1,6 @@
-"""M_C over (ρ, step) in the bridge transformer (GD finetuning) beside the toy's phase
-diagram, and the measured onset of the rise against the ρ* predicted from the transformer's
-own margins."""
+"""M_C over (ρ, step) in the bridge transformer (GD finetuning) beside the calibrated toy's
+phase diagram (the toy at the transformer's measured strengths, with its step size matched), and
+the measured onset of the rise against the ρ* predicted from the transformer's own margins."""
 
 from __future__ import annotations
 
@@ -17,17 +17,19 @@ def _heat(ax, fig, x, rho, z, gid: str):
 
 
 def plot_bridge_phase(data: dict):
-    """(a) the toy's M_C over (ρ, step) from its reduced dynamics, ρ* dashed; (b) the
+    """(a) the calibrated toy's M_C over (ρ, step) from its reduced dynamics (mean over the
+    seeds' toys), its ρ* dashed; (b) the
     transformer's M_C over (ρ, step), mean over seeds, ρ* per seed dashed; (c) the initial
     change of M_C vs ρ per seed, with the measured onset ρ_rise (circles) and ρ* (crosses)."""
     rho, step = np.asarray(data["rho"]), np.asarray(data["step"])
     fig, (ax, bx, cx) = new_figure(17.0, 5.0, ncols=3)
-    mesh = _heat(ax, fig, np.asarray(data["toy_step"]), np.asarray(data["toy_rho"]),
-                 np.asarray(data["toy_reliance"]), "toy_reliance")
-    toy_star = float(scalar(data, "toy_rho_star"))
+    toy = np.asarray(data["toy_reliance"])
+    toy = toy.mean(axis=0) if toy.ndim == 3 else toy
+    mesh = _heat(ax, fig, np.asarray(data["toy_step"]), np.asarray(data["toy_rho"]), toy, "toy_reliance")
+    toy_star = float(np.mean(data["toy_rho_star"]))
     ax.axhline(toy_star, color="white", linestyle="--", linewidth=1.2)
-    ax.set_xlabel(r"GD step (toy, $\eta$ = %g)" % scalar(data, "toy_lr", 1.0))
-    panel_label(ax, rf"(a) toy: $M_C$, $\rho^*$ = {toy_star:.2f} (dashed)")
+    ax.set_xlabel(r"GD step (calibrated toy, $\eta$ = %s)" % mean_sd(data["toy_lr"]))
+    panel_label(ax, rf"(a) calibrated toy: $M_C$, $\rho^*$ = {toy_star:.2f} (dashed)")
     _heat(bx, fig, step, rho, np.asarray(data["reliance"]).mean(axis=0), "reliance_mean")
     for r in np.asarray(data["rho_star"]):
         bx.axhline(r, color="white", linestyle="--", linewidth=1.0)
@@ -52,12 +54,13 @@ def plot_bridge_phase(data: dict):
     cx.set_ylim(-0.02, 1.0)
     cx.legend(fontsize=8, loc="upper left", title=r"○ rise reaches 0.05, × predicted $\rho^*$", title_fontsize=8)
     panel_label(cx, "(c) where the rise starts")
-    headline(fig, "The transformer's phase diagram beside the toy's", _finding(data))
+    headline(fig, "The transformer's phase diagram beside the calibrated toy's", _finding(data))
     return fig
 
 
 def _finding(data: dict) -> str:
     rise, first, star = (np.asarray(data[k]) for k in ("rise_rho_005", "rise_rho", "rho_star"))
     return (rf"the rise reaches 0.05 from $\rho$ = {mean_sd(rise)}, the first step's change turns positive at "
-            rf"{mean_sd(first)}, the predicted $\rho^*$ = {mean_sd(star)} (mean ± sd over {star.size} seeds); "
-            f"the toy's ρ* = {float(scalar(data, 'toy_rho_star')):.2f}")
+            rf"{mean_sd(first)}, the predicted $\rho^*$ = {mean_sd(star)} (mean ± sd over {star.size} seeds);"
+            f"\nthe calibrated toy's rise reaches 0.05 from ρ = {mean_sd(data['toy_rise_rho_005'])}, "
+            f"its ρ* = {mean_sd(data['toy_rho_star'])}")

@@ -23,7 +23,22 @@ def tiny_bridge_inversion() -> dict:
         in_distribution_accuracy=np.ones((2, 6)), inversion_005=np.array([True, True]), peak_step=np.array([5.0, 5.0]),
         lr=0.003, optimizer="adam", delta_c=np.array([0.33, 0.32]), delta_m=np.array([0.99, 0.99]),
         m_C=np.array([2.7, 2.3]), m_CS=np.array([-0.3, -0.4]), rho_star=np.array([0.1, 0.15]), **_summary(RISE_FALL),
+        toy_peak_step=np.array([4.0, 4.0]), **_toy(TOY[None].repeat(2, axis=0)),
     )
+
+
+TOY = np.array([0.05, 0.3, 0.5, 0.6, 0.62, 0.6, 0.58])
+"""A calibrated toy's M_C at steps 0..6."""
+
+
+def _toy(toy, n: int = 2) -> dict:
+    """The calibrated-toy keys of a bridge experiment's data for toy curves `toy` (... × steps) of
+    `n` seeds' toys."""
+    return dict(toy_step=np.arange(toy.shape[-1]), toy_reliance=toy, toy_lr=np.full(n, 0.2),
+                toy_matched=np.ones(n, bool), toy_clamped=np.zeros(n, bool), toy_achieved=np.full(n, 0.1),
+                toy_target=np.full(n, 0.1), toy_initial_closed_form=np.full(n, 0.05), toy_delta_c=np.full(n, 0.3),
+                toy_delta_m=np.full(n, 0.99), toy_mixture_rho=np.full(n, 0.5), toy_interval=5,
+                **{f"toy_{k}": v for k, v in _summary(toy).items()})
 
 
 def tiny_bridge_phase() -> dict:
@@ -35,20 +50,23 @@ def tiny_bridge_phase() -> dict:
         seeds=np.array([0, 1]), rho=rho, rho_requested=rho, step=STEP, reliance=reliance, initial_change=change,
         rise_rho=np.array([0.05, 0.06]), rise=reliance.max(-1) - reliance[:, :, 0],
         rise_rho_005=np.array([0.04, 0.05]), m_C=np.array([2.7, 2.3]), m_CS=np.array([-0.3, -0.4]),
-        rho_star=np.array([0.1, 0.15]), optimizer="gd", lr=3.0, toy_rho=np.linspace(0, 1, 5), toy_step=np.arange(7),
-        toy_reliance=np.tile(np.linspace(0.3, 0.9, 7), (5, 1)), toy_rho_star=0.27, toy_lr=1.0, **_summary(reliance),
+        rho_star=np.array([0.1, 0.15]), optimizer="gd", lr=3.0, toy_rho=np.linspace(0, 1, 5),
+        toy_rho_star=np.array([0.14, 0.15]), toy_rise_rho=np.array([0.1, 0.12]),
+        toy_rise_rho_005=np.array([0.12, 0.14]),
+        toy_rise=np.full((2, 5), 0.4), toy_initial_change=np.full((2, 5), 0.1), **_summary(reliance),
+        **_toy(np.tile(np.linspace(0.05, 0.9, 7), (2, 5, 1))),
     )
 
 
 def tiny_bridge_mitigations() -> dict:
     reliance = np.stack([RISE_FALL * f for f in (1.0, 1.05, 1.08, 1.1)])
     reliance[3] = np.maximum.accumulate(reliance[3], axis=-1)
-    toy = np.stack([np.array([0.3, 0.6, 0.5, 0.4, 0.35, 0.3, 0.3]) * f for f in (1.0, 1.1, 1.2, 1.3)])
+    toy = np.stack([np.stack([TOY * f, TOY * f * 0.9]) for f in (1.0, 1.1, 1.2, 1.3)])
     return dict(
         settings=np.array(["default (QK only)", "filter CS", "counterfactual", "all parameters"]),
-        seeds=np.array([0, 1]), step=STEP, reliance=reliance, toy_step=np.arange(7), toy_reliance=toy,
-        filter=0.5, counterfactual=0.25, toy_value_lr=1.0, inversion_005=np.ones((4, 2), bool),
-        **_summary(reliance), **{f"toy_{k}": v for k, v in _summary(toy).items()},
+        seeds=np.array([0, 1]), step=STEP, reliance=reliance,
+        filter=0.5, counterfactual=0.25, toy_value_ratio=1.0, inversion_005=np.ones((4, 2), bool),
+        **_summary(reliance), **_toy(toy),
     )
 
 

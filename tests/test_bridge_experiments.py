@@ -10,8 +10,11 @@ from cpi.bridge import config as bcfg
 from cpi.bridge import corpus, measure, pretrain
 from cpi.bridge.run import run
 from cpi.experiments.cache import experiment_data, load_data, save_data
+from cpi.experiments.calibration import calibrate, toy_initial
+from cpi.experiments.configs import with_values
 from cpi.figures.style import artist
 from cpi.sims.config import Config
+from cpi.sims.theory_inputs import reduced_trajectory
 from cpi.theory.closed_forms import rho_star
 
 from .bridge_figure_data import BRIDGE_TINY
@@ -93,15 +96,40 @@ def test_phase_rho_star_is_the_closed_form_of_the_margins(computed):
 def test_mitigations_and_depth_runs(computed):
     data_dir, data = computed
     d = data["bridge_mitigations"]
-    assert d["reliance"].shape[:2] == (4, 1) and d["toy_reliance"].shape[0] == 4
+    assert d["reliance"].shape[:2] == (4, 1) and d["toy_reliance"].shape[:2] == (4, 1)
     from cpi.sims.train import run as toy_run
 
-    toy = toy_run(Config()).metrics["reliance"]
-    np.testing.assert_array_equal(d["toy_reliance"][0], toy)
+    inversion = data["bridge_inversion"]  # the same default runs: the same calibrated toy
+    assert d["toy_lr"][0] == inversion["toy_lr"][0]
+    np.testing.assert_array_equal(d["toy_reliance"][0, 0], inversion["toy_reliance"][0])
+    config = calibrate(Config(), inversion["delta_c"][0], inversion["delta_m"][0], 0.5,
+                       inversion["reliance"][0, 1] - inversion["reliance"][0, 0])["config"]
+    every = with_values(config, train__steps=int(d["step"][-1]), train__value_lr=config.train.lr)
+    np.testing.assert_allclose(d["toy_reliance"][3, 0], toy_run(every).metrics["reliance"], atol=1e-12)
     np.testing.assert_allclose(d["drop"], np.max(np.maximum.accumulate(d["reliance"], -1) - d["reliance"], -1))
     depth = data["bridge_depth"]
     assert depth["reliance"].shape[:2] == (2, 1)
     assert depth["attention_context"][1, 0, 0] == data["bridge_inversion"]["attention_context"][0, 0]
+
+
+def test_inversion_beside_its_calibrated_toy(computed):
+    """The toy at the run's measured strengths: its M_C(0) is the closed form of the strengths, its
+    step size reproduces the run's change over the first recorded interval, and the reduced
+    dynamics at that step size is the toy curve the data hold."""
+    _, data = computed
+    d = data["bridge_inversion"]
+    assert not d["toy_clamped"][0] and d["toy_delta_c"][0] == d["delta_c"][0] and d["toy_delta_m"][0] == d["delta_m"][0]
+    np.testing.assert_allclose(d["toy_initial"], toy_initial(d["delta_c"], d["delta_m"]), atol=1e-12)
+    interval = int(d["step"][1] - d["step"][0])
+    assert d["toy_interval"] == interval
+    target = d["reliance"][0, 1] - d["reliance"][0, 0]
+    if d["toy_matched"][0]:
+        change = d["toy_reliance"][0, interval] - d["toy_reliance"][0, 0]
+        assert change == pytest.approx(target, abs=1e-8)
+    c = calibrate(Config(), d["delta_c"][0], d["delta_m"][0], 0.5, target, interval)
+    assert c["lr"] == d["toy_lr"][0]
+    np.testing.assert_array_equal(d["toy_reliance"][0],
+                                  reduced_trajectory(c["config"], steps=int(d["step"][-1]))["reliance"])
 
 
 def test_rise_onset_interpolates_where_the_change_turns_positive():
@@ -123,10 +151,10 @@ def test_each_figure_draws_the_saved_data(computed, name, tmp_path):
         saved = load_data(data_dir / f"{name}.npz")
     fig = cpi.figures.plot(name, saved)
     gid = {"bridge_inversion": "reliance_mean", "bridge_phase": "rise_0",
-           "bridge_mitigations": "toy_reliance_0", "bridge_depth": "reliance_L1_mean"}[name]
+           "bridge_mitigations": "toy_reliance_0_mean", "bridge_depth": "reliance_L1_mean"}[name]
     y = artist(fig, gid).get_ydata()
     expected = {"bridge_inversion": lambda: saved["reliance"].mean(axis=0),
                 "bridge_phase": lambda: saved["rise"][0],
-                "bridge_mitigations": lambda: saved["toy_reliance"][0],
+                "bridge_mitigations": lambda: saved["toy_reliance"][0].mean(axis=0),
                 "bridge_depth": lambda: saved["reliance"][0].mean(axis=0)}[name]()
     np.testing.assert_array_equal(y, expected)
