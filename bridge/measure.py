@@ -101,7 +101,9 @@ def _probability(logits: np.ndarray, index: np.ndarray) -> np.ndarray:
 
 
 def knowledge(model, corpus: Corpus) -> dict:
-    """δ_C, δ_M, the Lemma 4 margins per finetuning group and ρ* of the pretrained `model`."""
+    """δ_C, δ_M, the Lemma 4 margins per finetuning group and ρ* of the pretrained `model`, and
+    the share of context-bearing finetuning examples that need their context
+    (`context_needed_share`)."""
     conflict = corpus.conflict
     v_c, v_s = value_columns(model, conflict.tokens)
     out = {"delta_c": float(_probability(v_c, conflict.context).mean()),
@@ -120,4 +122,17 @@ def knowledge(model, corpus: Corpus) -> dict:
     out["m_CS_heldout"] = float(m_held[corpus.aligned.group == 1].mean())
     m_c, m_cs = out.get("m_C", out["m_C_heldout"]), out.get("m_CS", out["m_CS_heldout"])
     out["rho_star"] = float(rho_star(m_c, m_cs)) if m_c > 0 > m_cs else float("nan")
+    out["context_needed_share"] = context_needed_share(model, train)
     return out
+
+
+def context_needed_share(model, train: Examples) -> float:
+    """The paper's section 4.4 criterion as a share: of the context-bearing finetuning examples
+    (C, CS, CF; before any filtering), the fraction whose target the pretrained `model` gives
+    probability below ½ from [∅, s, r], i.e. whose no-context loss exceeds ln 2: the examples
+    that need their context (NaN without context-bearing examples)."""
+    bearing = train.group < GROUPS.index("S")
+    if not np.any(bearing):
+        return float("nan")
+    _, v_s = value_columns(model, train.tokens[bearing])
+    return float(np.mean(_probability(v_s, train.target[bearing]) < 0.5))

@@ -76,6 +76,10 @@ def test_knowledge_matches_a_direct_computation(pretrained):
     assert got["m_CS"] == pytest.approx(m_cs, rel=1e-4, abs=1e-5)
     if m_c > 0 > m_cs:
         assert got["rho_star"] == pytest.approx(abs(m_cs) / (m_c + abs(m_cs)), rel=1e-4)
+    # the paper's section 4.4 criterion: context-bearing examples the model gets wrong without the context
+    p_no_context = _softmax(v_s)[np.arange(len(train.target)), train.target]
+    bearing = train.group < 3
+    assert got["context_needed_share"] == pytest.approx(np.mean(p_no_context[bearing] < 0.5))
 
 
 def test_cpi_bridge_writes_the_toys_files_and_reruns_byte_identically(pretrained, tmp_path, capsys):
