@@ -79,5 +79,20 @@ def tiny_bridge_depth() -> dict:
     )
 
 
+def tiny_bridge_prediction() -> dict:
+    rho = np.array([0.0, 0.25, 0.5, 1.0])
+    filters = np.array([0.0, 0.5])
+    grid = lambda values: np.tile(np.asarray(values, dtype=np.float64), (2, 1))  # noqa: E731  (2 seeds)
+    return dict(
+        seeds=np.array([0, 1]), rho_requested=rho, filters=filters, optimizer="gd", lr=3.0, steps=25,
+        filter_optimizer="adam", filter_lr=0.003, filter_steps=25,
+        rho_rho_hat=grid(rho), rho_rho=grid(rho), rho_first_change=grid([-0.01, 0.02, 0.05, 0.08]),
+        rho_toy_rho_star=grid([0.14] * 4), rho_rho_star_margins=grid([0.12] * 4),
+        rho_fall=grid([0.0, 0.3, 0.4, 0.02]), rho_toy_fall=grid([0.0, 0.01, 0.03, 0.0]),
+        filter_fall=grid([0.4, 0.06]), filter_toy_fall=grid([0.03, 0.0]),
+        rho_score_initial_direction=0.75, rho_score_fall_order_tau=0.8,
+    )
+
+
 BRIDGE_TINY = {"bridge_inversion": tiny_bridge_inversion, "bridge_phase": tiny_bridge_phase,
                "bridge_mitigations": tiny_bridge_mitigations, "bridge_depth": tiny_bridge_depth}
