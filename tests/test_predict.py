@@ -82,3 +82,27 @@ def test_the_calibrated_toy_matches_the_first_interval():
     assert p["toy_matched"] and p["rho_used"] == 0.5 and p["rises_initially_by_margins"] is True
     assert p["toy_rise"] >= 0.05 - 1e-12  # the change over the first interval alone is 0.05
     assert np.isfinite(p["toy_fall"])
+
+
+def test_bridge_prediction_experiment_is_cpi_predicts_measurement_of_each_run(tmp_path):
+    """The experiment at a tiny scale: its measured values for a run are `measure` of the same
+    config run on its own (`cpi.bridge.run.run`), its predictions `predict` of those, and its
+    headline reads the data."""
+    from cpi.bridge.run import run
+    from cpi.experiments.bridge_prediction import headline
+    from cpi.experiments.cache import experiment_data
+
+    from .test_bridge_model import TINY
+
+    params = dict(seeds=(0,), overrides=tuple(TINY), rhos=(0.25, 0.5, 1.0), steps=10, filters=(0.0, 0.5))
+    data = experiment_data("bridge_prediction", None, tmp_path, **params)
+    config = bcfg.load(overrides=[*TINY, "train.optimizer=gd", "train.lr=3", "train.steps=10",
+                                  "mixture.context_critical=0.5"])
+    metrics, summary = run(config, cache_dir=tmp_path / "cache")
+    m = prediction.measure(prediction.Run("direct", config, summary, metrics))
+    for key in ("delta_c", "delta_m", "rho", "rho_hat", "first_change", "fall"):
+        assert data[f"rho_{key}"][0, 1] == pytest.approx(m[key], rel=1e-5, abs=1e-6), key
+    p = prediction.predict(m)
+    assert data["rho_toy_rho_star"][0, 1] == pytest.approx(p["toy_rho_star"], rel=1e-6)
+    numbers = headline(data)
+    assert numbers["rho_runs"] == 3 and numbers["filter_runs"] == 2 and numbers["seeds"] == 1
