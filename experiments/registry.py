@@ -78,6 +78,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("bridge_phase", "the transformer's M_C over (ρ, step) under GD beside the toy's, rise onset vs ρ*"),
     Experiment("bridge_mitigations", "filter, counterfactual, all parameters: the transformer beside the toy"),
     Experiment("bridge_depth", "the transformer's inversion at 1, 2 and 4 layers (seeds)"),
+    Experiment("bridge_onset", "where the transformer's rise starts: ρ̂* from exact t = 0 derivatives beside "
+               "Lemma 4's ρ* and the measured onset, default and weaker facts (seeds)"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)
