@@ -15,6 +15,12 @@ training (`cpi.bridge.onset`):
   step size of `lrs` for `steps` steps, M_C at every step, for ρ over `rhos`; `onset_rise` the ρ
   where the rise (peak − initial) reaches 0.05 (`bridge_phase`'s measured onset) and
   `onset_early` where M_C(early_steps) − M_C(0) turns positive (both interpolated on the grid).
+And, at the default pretraining only, the onset as `bridge_phase` measures it, on real
+mixtures (round(ρn) C points, the rest CS, each mixture with its own held-out conflict points)
+for ρ over `mixture_rhos`: `bridge_phase`'s runs (GD at lrs[0], `steps` steps, the same configs,
+so the two experiments share their saved runs), `mixture_onset_rise` where the rise reaches
+0.05 and `mixture_onset_early` where the change over the first recorded interval
+(train.eval_every steps) turns positive.
 The pretrained models are the checkpoint cache's (`<work>/checkpoint`), shared with every
 bridge experiment of the same pretraining and seed.
 """
@@ -31,15 +37,18 @@ from cpi.core import store
 from cpi.theory.closed_forms import margin, rho_star
 
 from .bridge_phase import RISE, rise_onset
-from .bridge_runs import bridge_config
+from .bridge_runs import bridge_config, curves, run_points
 
 PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(), weak_pretrain_steps=(250, 100),
               rhos=(0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5),
-              lrs=(3.0, 0.3), steps=300, early_steps=5, trainable="attention")
+              lrs=(3.0, 0.3), steps=300, early_steps=5, trainable="attention",
+              mixture_rhos=(0.0, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2))
 """seeds, overrides: as every bridge experiment; weak_pretrain_steps: the weaker-facts arms
 (pretrain.steps; the default is 1000); rhos: the mixtures of the measured onset; lrs, steps: its
 GD step sizes (3: `bridge_phase`'s) and horizon; early_steps: the step whose change from step 0
-gives `onset_early`; trainable: the parameters the derivatives and GD act on (as train.trainable)."""
+gives `onset_early`; trainable: the parameters the derivatives and GD act on (as train.trainable);
+mixture_rhos: the real mixtures of `bridge_phase`'s onset at the default pretraining (a subset of
+its grid; empty: none)."""
 
 
 def _arm_overrides(overrides, pretrain_steps) -> tuple[str, ...]:
@@ -85,8 +94,27 @@ def _one(config, work: Path, rhos, lrs, steps: int, early: int, trainable: str) 
     )
 
 
+def mixture_onsets(overrides, seeds, mixture_rhos, lr: float, steps: int, trainable: str, work: Path) -> dict:
+    """`bridge_phase`'s measured onset at the default pretraining: its GD runs on real mixtures
+    (`run_points`, saved under `<work>/bridge-run` and shared with it), per seed the rise of
+    M_C (peak − initial), where it reaches 0.05, and where the change over the first recorded
+    interval turns positive."""
+    configs = [bridge_config(overrides, train__seed=int(s), train__optimizer="gd", train__lr=float(lr),
+                             train__steps=int(steps), train__trainable=str(trainable),
+                             mixture__context_critical=float(r)) for s in seeds for r in mixture_rhos]
+    results = run_points(configs, work)
+    reliance = curves(results, "reliance").reshape(len(seeds), len(mixture_rhos), -1)
+    n = configs[0].mixture.n_train
+    rho = np.array([s["counts"]["C"] / n for _, s in results[:len(mixture_rhos)]])
+    rise = reliance.max(axis=-1) - reliance[..., 0]
+    change = reliance[..., 1] - reliance[..., 0]
+    return dict(mixture_rho=rho, mixture_rise=rise, mixture_first_interval=int(configs[0].train.eval_every),
+                mixture_onset_rise=np.array([rise_onset(rho, r - RISE) for r in rise]),
+                mixture_onset_early=np.array([rise_onset(rho, c) for c in change]))
+
+
 def compute(base, work: Path, seeds, overrides, weak_pretrain_steps, rhos, lrs, steps, early_steps,
-            trainable) -> dict:
+            trainable, mixture_rhos) -> dict:
     """Every arm × seed (module docstring); `base` (the toy's) unused."""
     rhos = np.asarray(rhos, dtype=np.float64)
     arms = (0, *weak_pretrain_steps)
@@ -100,6 +128,8 @@ def compute(base, work: Path, seeds, overrides, weak_pretrain_steps, rhos, lrs, 
         rho=rhos, lr=np.asarray(lrs, dtype=np.float64), steps=int(steps), early_steps=int(early_steps),
         n_train=configs[0][0].mixture.n_train, n_test=configs[0][0].mixture.n_test, trainable=str(trainable),
     )
+    if len(mixture_rhos):
+        out.update(mixture_onsets(overrides, seeds, mixture_rhos, lrs[0], steps, trainable, work))
     return out
 
 
@@ -147,4 +177,19 @@ def headline(data: dict) -> dict:
         for j, lr in enumerate(lrs):
             for key in ("onset_rise", "onset_early"):
                 out.update(_stats(f"{arm}_{key}_{lr_label(lr)}", np.asarray(data[key])[a, :, j]))
+        if a > 0:  # paired by seed: this arm minus the default
+            for key in ("rho_hat", "rho_star"):
+                out.update(_stats(f"{arm}_minus_default_{key}", np.asarray(data[key])[a] - np.asarray(data[key])[0]))
+            for j, lr in enumerate(lrs):
+                for key in ("onset_rise", "onset_early"):
+                    v = np.asarray(data[key])[:, :, j]
+                    out.update(_stats(f"{arm}_minus_default_{key}_{lr_label(lr)}", v[a] - v[0]))
+    if "mixture_rho" in data:
+        arm = arm_label(np.asarray(data["arm_pretrain_steps"])[0])
+        rho = np.asarray(data["mixture_rho"])
+        out.update({"mixture_n_rho": int(rho.size), "mixture_rho_min_nonzero": float(rho[rho > 0].min()),
+                    "mixture_rho_max": float(rho.max()), "mixture_lr": float(lrs[0]),
+                    "mixture_first_interval_steps": int(data["mixture_first_interval"])})
+        for key in ("mixture_onset_rise", "mixture_onset_early"):
+            out.update(_stats(f"{arm}_{key}", data[key]))
     return out

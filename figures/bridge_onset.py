@@ -27,11 +27,24 @@ def _arm_names(data: dict) -> list[str]:
     return [f"{int(s)} pretraining steps" + (" (default)" if i == 0 else "") for i, s in enumerate(steps)]
 
 
+def _strip(ax, values, offset: float, width: float, key: str, label: str, marker: str, color: str):
+    """Each arm's seeds of one measure as markers at x = arm + offset·width, their mean a bar."""
+    for a in range(values.shape[0]):
+        x = a + offset * width
+        (pts,) = ax.plot(np.full(values.shape[1], x), values[a], marker, color=color, linestyle="none",
+                         markersize=6, label=label if a == 0 else None)
+        pts.set_gid(f"{key}_arm{a}")
+        finite = values[a][np.isfinite(values[a])]
+        if finite.size:
+            ax.plot([x - width / 2, x + width / 2], [finite.mean()] * 2, color=color, linewidth=2.2)
+
+
 def plot_bridge_onset(data: dict):
     """(a) per pretraining (arm): ρ̂*, Lemma 4's ρ*, its 1 − p_CS variant and the measured onsets
-    (the early one at the smaller step size, the 0.05 rise at the larger), each seed a marker,
-    the mean a bar; (b, c) the rise of M_C (peak − initial within the horizon) vs ρ at each GD
-    step size for the default and the weakest pretraining (mean, seed band), ρ̂* and ρ* (means)
+    (the early one at the smaller step size, the 0.05 rise at the larger; and `bridge_phase`'s
+    on real mixtures, default pretraining), each seed a marker, the mean a bar; (b, c) the rise
+    of M_C (peak − initial within the horizon) vs ρ at each GD step size for the default and the
+    weakest pretraining (mean, seed band; real mixtures too at the default), ρ̂* and ρ* (means)
     dashed; (d) each CS point's share d_i of the derivative (over the arm's mean d_C) against
     its loss 1 − p_i, every seed."""
     rho, lrs = np.asarray(data["rho"]), np.asarray(data["lr"])
@@ -39,18 +52,15 @@ def plot_bridge_onset(data: dict):
     big, small = int(np.argmax(lrs)), int(np.argmin(lrs))
     fig, axes = new_figure(13.5, 9.5, ncols=2, nrows=2)
     ax, bx, cx, dx = axes
-    width = 0.14
+    width = 0.13
+    mixture = "mixture_onset_rise" in data
+    columns = len(MEASURES) + mixture
     for j, (key, label, marker, color) in enumerate(MEASURES):
         lr_index = big if key == "onset_rise" else small
-        values = _values(data, key, lr_index)
-        for a in range(values.shape[0]):
-            x = a + (j - 2) * width
-            (pts,) = ax.plot(np.full(values.shape[1], x), values[a], marker, color=color, linestyle="none",
-                             markersize=6, label=label if a == 0 else None)
-            pts.set_gid(f"{key}_arm{a}")
-            finite = values[a][np.isfinite(values[a])]
-            if finite.size:
-                ax.plot([x - width / 2, x + width / 2], [finite.mean()] * 2, color=color, linewidth=2.2)
+        _strip(ax, _values(data, key, lr_index), j - (columns - 1) / 2, width, key, label, marker, color)
+    if mixture:  # bridge_phase's onset on real mixtures, default pretraining only
+        _strip(ax, np.asarray(data["mixture_onset_rise"], dtype=np.float64)[None], len(MEASURES) - (columns - 1) / 2,
+               width, "mixture_onset_rise", "onset: rise ≥ 0.05, real mixtures (default only)", "D", GREY)
     ax.set_yscale("symlog", linthresh=LINTHRESH)
     ax.set_ylim(0, 1.0)
     ax.set_xticks(np.arange(len(arms)), arms, fontsize=8.5)
@@ -66,6 +76,9 @@ def plot_bridge_onset(data: dict):
         for i, (j, color) in enumerate(((big, BLUE), (small, ORANGE))):
             seed_band(panel, rho, np.asarray(data["rise"])[a, :, j], f"rise_arm{a}_lr{i}", color,
                       f"GD lr {lrs[j]:g}", seeds=False, marker="o", markersize=3)
+        if mixture and a == 0:
+            seed_band(panel, np.asarray(data["mixture_rho"]), np.asarray(data["mixture_rise"]), "mixture_rise", GREY,
+                      f"GD lr {lrs[big]:g}, real mixtures", seeds=False, marker="D", markersize=3)
         for key, color in (("rho_hat", BLUE), ("rho_star", RED)):
             values = np.asarray(data[key], dtype=np.float64)[a]
             if not np.isfinite(values).any():

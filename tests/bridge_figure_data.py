@@ -82,6 +82,9 @@ def tiny_bridge_onset() -> dict:
         early_change=rise * 0.1 - 0.001, first_step_ratio=np.ones(rise.shape),
         onset_rise=np.array([[[0.01, 0.02], [0.015, 0.03]], [[0.05, 0.1], [0.02, np.nan]]]),
         onset_early=np.array([[[0.002, 0.003], [0.004, 0.006]], [[0.1, 0.12], [0.08, 0.1]]]),
+        mixture_rho=np.array([0.0, 0.03125, 0.5]), mixture_rise=np.array([[0.01, 0.3, 0.6], [0.0, 0.2, 0.5]]),
+        mixture_first_interval=5, mixture_onset_rise=np.array([0.005, 0.01]),
+        mixture_onset_early=np.array([0.0, 0.002]),
     )
 
 

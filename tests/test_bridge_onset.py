@@ -139,6 +139,9 @@ def test_headline_is_flat_finite_and_read_off_the_data():
     assert numbers["pretrain100_rho_star_lambda_n"] == 1  # the NaN seed left out
     assert numbers["pretrain100_onset_rise_lr0.3_n"] == 1
     assert numbers["pretrain1000_onset_rise_lr3_sd"] == pytest.approx(np.std([0.01, 0.015]))
+    assert numbers["pretrain100_minus_default_rho_hat_mean"] == pytest.approx(np.mean([0.138, 0.085]))
+    assert numbers["pretrain1000_mixture_onset_rise_mean"] == pytest.approx(0.0075)
+    assert numbers["mixture_rho_min_nonzero"] == 0.03125
     assert headline(data) == numbers
 
 
@@ -151,7 +154,7 @@ def test_experiment_at_tiny_scale_reads_its_own_pieces(tmp_path):
     from cpi.experiments.cache import experiment_data
 
     params = dict(seeds=(0, 1), overrides=tuple(TINY), weak_pretrain_steps=(10,), rhos=(0.0, 0.1, 0.5),
-                  lrs=(3.0, 0.3), steps=8, early_steps=2)
+                  lrs=(3.0, 0.3), steps=8, early_steps=2, mixture_rhos=(0.0, 0.5))
     data = experiment_data("bridge_onset", None, tmp_path, **params)
     assert data["reliance"].shape == (2, 2, 2, 3, 9)
     for a, steps in enumerate(data["arm_pretrain_steps"]):
@@ -168,6 +171,10 @@ def test_experiment_at_tiny_scale_reads_its_own_pieces(tmp_path):
             for j in range(2):
                 np.testing.assert_equal(data["onset_rise"][a, i, j],
                                         rise_onset(data["rho"], data["rise"][a, i, j] - RISE))
+    assert list(data["mixture_rho"]) == [0.0, 0.5]
+    for i in range(2):
+        np.testing.assert_equal(data["mixture_onset_rise"][i], rise_onset(data["mixture_rho"],
+                                                                          data["mixture_rise"][i] - RISE))
     numbers = headline(data)
     assert numbers["n_seeds"] == 2 and numbers["pretrain10_pretrain_steps"] == 10
 
