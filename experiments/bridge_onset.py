@@ -177,6 +177,7 @@ def headline(data: dict) -> dict:
         for j, lr in enumerate(lrs):
             for key in ("onset_rise", "onset_early"):
                 out.update(_stats(f"{arm}_{key}_{lr_label(lr)}", np.asarray(data[key])[a, :, j]))
+        out.update(_arm_details(data, a, arm))
         if a > 0:  # paired by seed: this arm minus the default
             for key in ("rho_hat", "rho_star"):
                 out.update(_stats(f"{arm}_minus_default_{key}", np.asarray(data[key])[a] - np.asarray(data[key])[0]))
@@ -190,6 +191,57 @@ def headline(data: dict) -> dict:
         out.update({"mixture_n_rho": int(rho.size), "mixture_rho_min_nonzero": float(rho[rho > 0].min()),
                     "mixture_rho_max": float(rho.max()), "mixture_lr": float(lrs[0]),
                     "mixture_first_interval_steps": int(data["mixture_first_interval"])})
+        first = np.asarray(data["mixture_rise"])[:, int(np.flatnonzero(rho > 0)[0])]
+        out.update({"mixture_rise_at_rho_min_nonzero_min": float(first.min()),
+                    "mixture_rise_at_rho_min_nonzero_max": float(first.max())})
         for key in ("mixture_onset_rise", "mixture_onset_early"):
             out.update(_stats(f"{arm}_{key}", data[key]))
+            out[f"{arm}_{key}_per_seed"] = _per_seed(data[key])
+    return out
+
+
+def _per_seed(values) -> str:
+    """The values of each seed, as text (two significant digits)."""
+    return ", ".join(f"{v:.2g}" for v in np.asarray(values, dtype=np.float64).ravel())
+
+
+def _rank_correlation(x, y) -> float:
+    """Spearman's rank correlation (no ties expected): the Pearson correlation of the ranks."""
+    rx, ry = (np.argsort(np.argsort(np.asarray(v))) for v in (x, y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _arm_details(data: dict, a: int, arm: str) -> dict:
+    """The comparisons the notes quote for arm `a`: per-seed ρ̂* and ρ*, the margins against ρ̂*
+    (paired by seed), the ratios behind them, the CS points' pulls against their losses, how
+    far the first GD step follows the derivative, and how often M_C falls over the first
+    `early_steps` and still rises 0.05 above its start within the horizon."""
+    rho_hat = np.asarray(data["rho_hat"])[a]
+    out = {f"{arm}_rho_hat_per_seed": _per_seed(rho_hat), f"{arm}_rho_star_per_seed": _per_seed(data["rho_star"][a]),
+           f"{arm}_rho_star_lambda_per_seed": _per_seed(data["rho_star_lambda"][a]),
+           f"{arm}_d_C_min": float(np.min(data["d_C"][a])), f"{arm}_d_C_max": float(np.max(data["d_C"][a]))}
+    out.update(_stats(f"{arm}_rho_star_minus_rho_hat", np.asarray(data["rho_star"])[a] - rho_hat))
+    out.update(_stats(f"{arm}_rho_star_lambda_minus_rho_hat", np.asarray(data["rho_star_lambda"])[a] - rho_hat))
+    cs_ratio = np.abs(np.asarray(data["d_CS"])[a]) / np.asarray(data["d_C"])[a]
+    margin_ratio = np.abs(np.asarray(data["m_CS"])[a]) / np.asarray(data["m_C"])[a]
+    lam = np.asarray(data["m_CS_lambda"])[a] / np.asarray(data["m_CS"])[a]
+    out.update({f"{arm}_abs_d_CS_over_d_C_min": float(cs_ratio.min()),
+                f"{arm}_abs_d_CS_over_d_C_max": float(cs_ratio.max()),
+                f"{arm}_abs_m_CS_over_m_C_mean": float(margin_ratio.mean()),
+                f"{arm}_lambda_ratio_min": float(lam.min()), f"{arm}_lambda_ratio_max": float(lam.max()),
+                f"{arm}_rank_corr_d_CS_points_log_loss": _rank_correlation(
+                    np.log(1.0 - np.asarray(data["p_CS_points"])[a].ravel()),
+                    (np.asarray(data["d_CS_points"])[a] / np.asarray(data["d_C"])[a][:, None]).ravel())})
+    rho = np.asarray(data["rho"])
+    small = rho <= 0.1
+    for j, lr in enumerate(np.asarray(data["lr"])):
+        ratio = np.asarray(data["first_step_ratio"])[a, :, j]
+        falls = np.asarray(data["early_change"])[a, :, j] < 0
+        rises = np.asarray(data["rise"])[a, :, j] >= RISE
+        out.update({f"{arm}_first_step_ratio_{lr_label(lr)}_rho_le_0.1_min": float(ratio[:, small].min()),
+                    f"{arm}_first_step_ratio_{lr_label(lr)}_rho_le_0.1_max": float(ratio[:, small].max()),
+                    f"{arm}_first_step_ratio_{lr_label(lr)}_rho0_min": float(ratio[:, 0].min()),
+                    f"{arm}_first_step_ratio_{lr_label(lr)}_rho0_max": float(ratio[:, 0].max()),
+                    f"{arm}_early_fall_count_{lr_label(lr)}": int(falls.sum()),
+                    f"{arm}_early_fall_then_rise_count_{lr_label(lr)}": int((falls & rises).sum())})
     return out
