@@ -34,27 +34,33 @@ from .model import answer_logits, cross_entropy, trainable_filter
 
 
 class OnsetData(NamedTuple):
-    """The arrays the derivatives read: the finetuning points of each group (tokens (n_G, 3),
-    target (n_G,)) and the conflict points (tokens (m, 3), context (m,), fact (m,))."""
+    """The arrays the derivatives read: the finetuning points of each group present (`groups`
+    their names in `corpus.GROUPS` order; tokens[k] (n_G, 3) and target[k] (n_G,) of group
+    groups[k]) and the conflict points (tokens (m, 3), context (m,), fact (m,))."""
 
-    c_tokens: jax.Array
-    c_target: jax.Array
-    cs_tokens: jax.Array
-    cs_target: jax.Array
+    groups: tuple[str, ...]
+    tokens: tuple[jax.Array, ...]
+    target: tuple[jax.Array, ...]
     conflict_tokens: jax.Array
     conflict_context: jax.Array
     conflict_fact: jax.Array
 
+    def group(self, name: str) -> tuple[jax.Array, jax.Array]:
+        """(tokens, target) of group `name` (ValueError when the mixture has none)."""
+        if name not in self.groups:
+            raise ValueError(f"the mixture has no {name} points (it has {', '.join(self.groups)})")
+        k = self.groups.index(name)
+        return self.tokens[k], self.target[k]
+
 
 def onset_data(world: corpus.Corpus) -> OnsetData:
-    """The C and CS finetuning points and the conflict points of `world` (ValueError when it
-    has no C or no CS point)."""
+    """The finetuning points of every group `world` has, and its conflict points."""
     train = world.train
-    c, cs = train.group == corpus.GROUPS.index("C"), train.group == corpus.GROUPS.index("CS")
-    if not c.any() or not cs.any():
-        raise ValueError(f"the mixture needs C and CS points (has {int(c.sum())} C, {int(cs.sum())} CS)")
+    present = [g for g, _ in enumerate(corpus.GROUPS) if np.any(train.group == g)]
     j = jnp.asarray
-    return OnsetData(j(train.tokens[c]), j(train.target[c]), j(train.tokens[cs]), j(train.target[cs]),
+    return OnsetData(tuple(corpus.GROUPS[g] for g in present),
+                     tuple(j(train.tokens[train.group == g]) for g in present),
+                     tuple(j(train.target[train.group == g]) for g in present),
                      j(world.conflict.tokens), j(world.conflict.context), j(world.conflict.fact))
 
 
@@ -87,7 +93,7 @@ def _derivatives(params, static, data: OnsetData):
     m_c = lambda p: reliance(combine(p), data.conflict_tokens, data.conflict_context, data.conflict_fact)
     value, grad_m = jax.value_and_grad(m_c)(params)
     out = {"reliance": value, "grad_norm_M": jnp.sqrt(_inner(grad_m, grad_m))}
-    for name, tokens, target in (("C", data.c_tokens, data.c_target), ("CS", data.cs_tokens, data.cs_target)):
+    for name, tokens, target in zip(data.groups, data.tokens, data.target):
         loss, grad_l = jax.value_and_grad(lambda p: group_loss(combine(p), tokens, target))(params)
         out[f"d_{name}"] = -_inner(grad_m, grad_l)
         out[f"loss_{name}"] = loss
@@ -101,10 +107,10 @@ def _derivatives(params, static, data: OnsetData):
 
 
 def derivatives(model, data: OnsetData, trainable: str = "attention") -> dict[str, np.ndarray]:
-    """The t = 0 derivatives of the pretrained `model`: `d_C`, `d_CS` (d_G = −⟨∇_θ M_C, ∇_θ L_G⟩
-    over the `trainable` parameters), `reliance` (M_C), `loss_C`, `loss_CS`, the gradient norms,
-    and per point `d_<G>_points` (d_G is their mean) and `p_<G>_points` (the model's
-    probability of the target on [c, s, r])."""
+    """The t = 0 derivatives of the pretrained `model`, for every group G of `data` (C, CS, CF,
+    S): `d_<G>` = −⟨∇_θ M_C, ∇_θ L_G⟩ over the `trainable` parameters, `loss_<G>`, the gradient
+    norms, and per point `d_<G>_points` (d_G is their mean) and `p_<G>_points` (the model's
+    probability of the target); and `reliance` (M_C)."""
     params, static = split(model, trainable)
     return {k: np.asarray(v) for k, v in _derivatives(params, static, data).items()}
 
@@ -131,11 +137,12 @@ def rho_hat(d_c: float, d_cs: float) -> float:
 def _descent(params, static, data: OnsetData, rhos, lr, steps: int):
     combine = lambda p: eqx.combine(p, static)
 
+    (c_tokens, c_target), (cs_tokens, cs_target) = data.group("C"), data.group("CS")
+
     def one(rho):
         def loss(p):
             m = combine(p)
-            return rho * group_loss(m, data.c_tokens, data.c_target) + (1 - rho) * group_loss(
-                m, data.cs_tokens, data.cs_target)
+            return rho * group_loss(m, c_tokens, c_target) + (1 - rho) * group_loss(m, cs_tokens, cs_target)
 
         def measure(p):
             return reliance(combine(p), data.conflict_tokens, data.conflict_context, data.conflict_fact)
@@ -155,7 +162,8 @@ def weighted_descent(model, data: OnsetData, rhos, lr: float, steps: int, traina
     """M_C (len(rhos), steps + 1) at steps 0..steps of full-batch gradient descent (step size
     `lr`) on ρ L_C + (1 − ρ) L_CS over the `trainable` parameters, for each ρ of `rhos`: the
     bridge's GD finetuning of a mixture with the same C and CS points at group weights ρ and
-    1 − ρ (so that ρ is continuous and the conflict points are the same at every ρ)."""
+    1 − ρ (so that ρ is continuous and the conflict points are the same at every ρ); ValueError
+    when `data` has no C or no CS point."""
     params, static = split(model, trainable)
     dtype = jax.tree_util.tree_leaves(params)[0].dtype
     return np.asarray(_descent(params, static, data, jnp.asarray(rhos, dtype), jnp.asarray(lr, dtype), int(steps)))

@@ -39,14 +39,17 @@ _reliance = eqx.filter_jit(onset.reliance)
 
 
 def test_derivatives_are_the_limit_of_one_descent_step(float64):
-    """(M_C(θ₀ − h∇L_G) − M_C(θ₀))/h → d_G, the error shrinking in proportion to h."""
-    _, world, model = _world_and_model(dtype=jnp.float64)
+    """(M_C(θ₀ − h∇L_G) − M_C(θ₀))/h → d_G for every group of a mixture of all four, the error
+    shrinking in proportion to h."""
+    _, world, model = _world_and_model("mixture.n_train=12", "mixture.context_critical=0.25",
+                                       "mixture.counterfactual=0.25", "mixture.fact_recall=0.25", dtype=jnp.float64)
     data = onset.onset_data(world)
+    assert data.groups == ("C", "CS", "CF", "S")
     d = onset.derivatives(model, data)
     assert d["d_C"].dtype == np.float64
     m = lambda mdl: float(_reliance(mdl, data.conflict_tokens, data.conflict_context, data.conflict_fact))
     m0 = m(model)
-    for group, tokens, target in (("C", data.c_tokens, data.c_target), ("CS", data.cs_tokens, data.cs_target)):
+    for group, tokens, target in zip(data.groups, data.tokens, data.target):
         params, static, grad = _grad_of_group_loss(model, tokens, target)
         errors = []
         for h in (1e-3, 1e-4, 1e-5):
@@ -78,7 +81,7 @@ def test_mixture_derivative_is_the_bridges_gd_finetuning_step():
                                             "train.eval_every=1", "mixture.context_critical=0.25")
     data = onset.onset_data(world)
     d = onset.derivatives(model, data)
-    rho = len(data.c_target) / (len(data.c_target) + len(data.cs_target))
+    rho = len(data.group("C")[1]) / len(world.train.target)
     assert rho == 0.25
     expected = h * onset.mixture_derivative(float(d["d_C"]), float(d["d_CS"]), rho)
     rows = finetune(model, config.train, measure.EvalData(world, world.train))
@@ -106,10 +109,12 @@ def test_rho_hat_is_where_the_mixture_derivative_changes_sign():
     assert math.isnan(onset.rho_hat(-0.3, 0.1))
 
 
-def test_onset_data_needs_both_groups():
-    _, world, _ = _world_and_model("mixture.context_critical=1.0")
-    with pytest.raises(ValueError, match="C and CS"):
-        onset.onset_data(world)
+def test_weighted_descent_needs_both_groups():
+    _, world, model = _world_and_model("mixture.context_critical=1.0")
+    data = onset.onset_data(world)
+    assert data.groups == ("C",)
+    with pytest.raises(ValueError, match="no CS points"):
+        onset.weighted_descent(model, data, [0.5], 0.1, 1)
 
 
 def test_lambda_margin_is_lemma_4s_margin_at_the_toys_prediction():
