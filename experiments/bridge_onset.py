@@ -84,6 +84,7 @@ def _one(config, work: Path, rhos, lrs, steps: int, early: int, trainable: str) 
         d_C=d_c, d_CS=d_cs, rho_hat=onset.rho_hat(d_c, d_cs), d_C_points=d["d_C_points"],
         d_CS_points=d["d_CS_points"], p_C_points=d["p_C_points"], p_CS_points=d["p_CS_points"],
         loss_C=float(d["loss_C"]), loss_CS=float(d["loss_CS"]), initial_reliance=float(d["reliance"]),
+        grad_norm_M=float(d["grad_norm_M"]), grad_norm_C=float(d["grad_norm_C"]), grad_norm_CS=float(d["grad_norm_CS"]),
         delta_c=know["delta_c"], delta_m=know["delta_m"], m_C=m_c, m_CS=know["m_CS"], rho_star=know["rho_star"],
         m_CS_lambda=m_cs_lambda,
         rho_star_lambda=float(rho_star(m_c, m_cs_lambda)) if m_c > 0 > m_cs_lambda else float("nan"),
@@ -219,7 +220,12 @@ def _arm_details(data: dict, a: int, arm: str) -> dict:
     rho_hat = np.asarray(data["rho_hat"])[a]
     out = {f"{arm}_rho_hat_per_seed": _per_seed(rho_hat), f"{arm}_rho_star_per_seed": _per_seed(data["rho_star"][a]),
            f"{arm}_rho_star_lambda_per_seed": _per_seed(data["rho_star_lambda"][a]),
-           f"{arm}_d_C_min": float(np.min(data["d_C"][a])), f"{arm}_d_C_max": float(np.max(data["d_C"][a]))}
+           f"{arm}_d_C_min": float(np.min(data["d_C"][a])), f"{arm}_d_C_max": float(np.max(data["d_C"][a])),
+           f"{arm}_grad_norm_M_per_seed": _per_seed(data["grad_norm_M"][a]),
+           f"{arm}_grad_norm_C_per_seed": _per_seed(data["grad_norm_C"][a]),
+           # cos of the angle between ∇M_C and −∇L_C: d_C = |∇M_C| |∇L_C| cos
+           f"{arm}_cos_C_per_seed": _per_seed(np.asarray(data["d_C"][a]) / (
+               np.asarray(data["grad_norm_M"][a]) * np.asarray(data["grad_norm_C"][a])))}
     out.update(_stats(f"{arm}_rho_star_minus_rho_hat", np.asarray(data["rho_star"])[a] - rho_hat))
     out.update(_stats(f"{arm}_rho_star_lambda_minus_rho_hat", np.asarray(data["rho_star_lambda"])[a] - rho_hat))
     cs_ratio = np.abs(np.asarray(data["d_CS"])[a]) / np.asarray(data["d_C"])[a]
