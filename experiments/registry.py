@@ -81,6 +81,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("timescale", "peak step of M_C vs n (flow, GD, SGD), the law nΨ(ρ) + ½ ln n, the first epoch of SGD"),
     Experiment("bridge_prediction",
                "measure, then predict: the toy's predictions from each transformer run's δ_C, δ_M and ρ̂, scored"),
+    Experiment("bridge_onset", "where the transformer's rise starts: ρ̂* from exact t = 0 derivatives beside "
+               "Lemma 4's ρ* and the measured onset, default and weaker facts (seeds)"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)

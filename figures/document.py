@@ -21,7 +21,7 @@ DOCUMENT = Path("docs/results.md")
 SUMMARIES = Path("figures")
 PAPER = Path("docs/paper.toml")
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w]*)\.([A-Za-z_][\w]*)\s*(?::([^}]*))?\}\}")
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w]*)\.([A-Za-z_][\w.]*)\s*(?::([^}]*))?\}\}")
 HEADER = (
     "<!-- Rendered by `cpi figures --docs` from docs/templates/results.md and the summaries in "
     "figures/*.json; edit the template, not this file. -->\n\n"

@@ -94,5 +94,33 @@ def tiny_bridge_prediction() -> dict:
     )
 
 
+def tiny_bridge_onset() -> dict:
+    rho, lr = np.array([0.0, 0.01, 0.1, 0.5]), np.array([3.0, 0.3])
+    rise = np.tile(np.array([0.0, 0.02, 0.3, 0.6]), (2, 2, 2, 1))  # arms, seeds, lrs, rho
+    rise[1] *= 0.5
+    reliance = np.concatenate([np.full((*rise.shape, 1), 0.3), 0.3 + rise[..., None] * np.ones(6)], axis=-1)
+    p_cs = np.array([[[0.997, 0.99], [0.998, 0.995]], [[0.9, 0.8], [0.95, 0.85]]])
+    return dict(
+        seeds=np.array([0, 1]), arm_pretrain_steps=np.array([1000, 100]), rho=rho, lr=lr, steps=6, early_steps=2,
+        n_train=64, n_test=32, trainable="attention",
+        d_C=np.array([[0.05, 0.04], [1.2, 1.0]]), d_CS=np.array([[-1e-4, -2e-4], [-0.2, -0.1]]),
+        rho_hat=np.array([[0.002, 0.005], [0.14, 0.09]]), rho_star=np.array([[0.1, 0.14], [0.17, 0.18]]),
+        rho_star_lambda=np.array([[0.005, 0.01], [np.nan, 0.05]]), m_C=np.array([[2.7, 2.3], [4.2, 4.0]]),
+        m_CS=np.array([[-0.3, -0.4], [-0.9, -0.8]]), m_CS_lambda=np.array([[-0.01, -0.02], [-0.3, -0.2]]),
+        loss_C=np.array([[1.2, 1.1], [1.3, 1.3]]), loss_CS=np.array([[0.002, 0.003], [0.07, 0.1]]),
+        delta_c=np.full((2, 2), 0.3), delta_m=np.array([[0.996, 0.995], [0.93, 0.94]]),
+        initial_reliance=np.full((2, 2), 0.3), grad_norm_M=np.full((2, 2), 0.2), grad_norm_C=np.full((2, 2), 0.4),
+        grad_norm_CS=np.full((2, 2), 0.01), d_C_points=np.full((2, 2, 2), 0.05),
+        d_CS_points=np.array([[[-1e-4, 2e-5], [-3e-4, 1e-5]], [[-0.3, -0.1], [-0.2, 0.01]]]),
+        p_C_points=np.full((2, 2, 2), 0.3), p_CS_points=p_cs, reliance=reliance, rise=rise,
+        early_change=rise * 0.1 - 0.001, first_step_ratio=np.ones(rise.shape),
+        onset_rise=np.array([[[0.01, 0.02], [0.015, 0.03]], [[0.05, 0.1], [0.02, np.nan]]]),
+        onset_early=np.array([[[0.002, 0.003], [0.004, 0.006]], [[0.1, 0.12], [0.08, 0.1]]]),
+        mixture_rho=np.array([0.0, 0.03125, 0.5]), mixture_rise=np.array([[0.01, 0.3, 0.6], [0.0, 0.2, 0.5]]),
+        mixture_first_interval=5, mixture_onset_rise=np.array([0.005, 0.01]),
+        mixture_onset_early=np.array([0.0, 0.002]),
+    )
+
+
 BRIDGE_TINY = {"bridge_inversion": tiny_bridge_inversion, "bridge_phase": tiny_bridge_phase,
                "bridge_mitigations": tiny_bridge_mitigations, "bridge_depth": tiny_bridge_depth}
