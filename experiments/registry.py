@@ -79,6 +79,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("bridge_mitigations", "filter, counterfactual, all parameters: the transformer beside the toy"),
     Experiment("bridge_depth", "the transformer's inversion at 1, 2 and 4 layers (seeds)"),
     Experiment("timescale", "peak step of M_C vs n (flow, GD, SGD), the law nΨ(ρ) + ½ ln n, the first epoch of SGD"),
+    Experiment("bridge_finetuning", "all parameters vs query/key maps only, AdamW with minibatches at several "
+               "learning rates (seeds): against the paper's Figures 5c and 13"),
+    Experiment("bridge_small_falls", "the transformer's small falls without CS examples: GD vs Adam, the first "
+               "layer's subject-to-context attention, its maps frozen; the toy at ρ = 1 under Adam"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)
