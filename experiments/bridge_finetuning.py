@@ -26,20 +26,23 @@ from cpi.theory.summary import reliance_drop
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points
 
 PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(), trainables=("attention", "all"), lrs=(1e-4, 3e-4, 1e-3, 3e-3),
-              optimizer="adamw", weight_decay=0.01, batch_size=16, steps=300)
+              optimizer="adamw", weight_decay=0.01, batch_size=16, steps=1200, eval_every=20)
 """seeds, overrides: as every bridge experiment; trainables: train.trainable values; lrs: the
-learning rates; optimizer, weight_decay, batch_size, steps: the finetuning (minibatches dealt
-each epoch from train.seed)."""
+learning rates; optimizer, weight_decay, batch_size, steps, eval_every: the finetuning
+(minibatches dealt each epoch from train.seed; 1200 steps, so that the lowest learning rate's
+runs peak within the horizon)."""
 
 FALL = 0.05
 """The fall of M_C below its running peak that counts a seed as inverting."""
 
 
-def compute(base, work: Path, seeds, overrides, trainables, lrs, optimizer, weight_decay, batch_size, steps) -> dict:
+def compute(base, work: Path, seeds, overrides, trainables, lrs, optimizer, weight_decay, batch_size, steps,
+            eval_every) -> dict:
     """Every trainable set × learning rate × seed (arrays in that axis order); `base` unused."""
     configs = [bridge_config(overrides, train__seed=int(s), train__trainable=str(t), train__lr=float(lr),
                              train__optimizer=str(optimizer), train__weight_decay=float(weight_decay),
-                             train__batch_size=int(batch_size), train__steps=int(steps))
+                             train__batch_size=int(batch_size), train__steps=int(steps),
+                             train__eval_every=int(eval_every))
                for t in trainables for lr in lrs for s in seeds]
     results = run_points(configs, work)
     shape = (len(trainables), len(lrs), len(seeds))
@@ -80,7 +83,9 @@ def differ(a, b) -> bool:
 def headline(data: dict) -> dict:
     """Per trainable set and learning rate (index i of `lrs`, its value `lr_<i>`): M_C's initial
     value, peak, final value and largest fall (mean and sd over seeds), the seeds falling ≥ 0.05,
-    the fall of the attention to the context; per learning rate whether the two trainable sets'
+    the seeds whose M_C is highest at the last recorded step (still rising: no peak within the
+    horizon), the largest final loss of the C and CS examples over seeds, the fall of the attention
+    to the context; per learning rate whether the two trainable sets'
     falls differ (means apart by more than the larger spread); the largest mean fall of each set
     over the learning rates."""
     trainables = [str(t) for t in data["trainables"]]
@@ -97,6 +102,10 @@ def headline(data: dict) -> dict:
                 label = "fall" if name == "drop" else name
                 out[f"{key}_{label}_mean"], out[f"{key}_{label}_sd"] = _spread(np.asarray(data[name])[k, i])
             out[f"{key}_falling_seeds"] = int(np.sum(np.asarray(data["drop"])[k, i] >= FALL))
+            out[f"{key}_peak_at_end_seeds"] = int(np.sum(np.argmax(np.asarray(data["reliance"])[k, i], axis=-1)
+                                                         == len(data["step"]) - 1))
+            for group in ("C", "CS"):
+                out[f"{key}_final_loss_{group}_max"] = float(np.max(np.asarray(data[f"loss_{group}"])[k, i, :, -1]))
             out[f"{key}_attention_fall_mean"], out[f"{key}_attention_fall_sd"] = _spread(
                 np.asarray(data["attention_drop"])[k, i])
             falls.append(out[f"{key}_fall_mean"])

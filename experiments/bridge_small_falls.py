@@ -5,6 +5,9 @@ every CS example filtered out) the toy cannot fall. The transformer does a littl
 experiment asks why, at each seed of `seeds`, in two mixtures without CS examples:
 - "C only": `mixture.context_critical = 1` (64 C examples);
 - "filtered": ρ = ½ with `mixture.filter = 0.5` (the 32 CS examples dropped, 32 C examples left);
+- "CF only": `mixture.counterfactual = 1` (64 CF examples: a context that contradicts the
+  subject's memorised fact, answered by the context), where, unlike in the C examples, the
+  subjects have a fact, as the held-out conflict examples' do;
 under each optimizer of `optimizers` (full-batch GD at lr 3, the phase diagram's; full-batch
 Adam at lr 0.003, the default), with the query and key maps of every layer trained
 (`train.trainable = "attention"`) or of every layer but the first (`"attention_after_l1"`: the
@@ -31,15 +34,16 @@ from .bridge_runs import bridge_config, peak_final_drop
 from .configs import with_values
 from .simulations import cached_arrays, cached_run
 
-PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(), optimizers=(("gd", 3.0), ("adam", 0.003)), steps=300,
-              trainables=("attention", "attention_after_l1"), toy_adam_factors=(0.3, 1.0, 3.0, 10.0))
-"""seeds, overrides: as every bridge experiment; optimizers: (train.optimizer, train.lr) pairs,
-full batch; steps: finetuning steps; trainables: train.trainable values; toy_adam_factors:
-multiples of the toy's matched Adam learning rate at ρ = 1."""
+MIXTURES = {"C only": "c_only", "filtered": "filtered", "CF only": "cf_only"}
+"""The mixtures (names in the figure: names in the headline summary)."""
 
-MIXTURES = ("C only", "filtered")
-MIXTURE_KEYS = ("c_only", "filtered")
-"""The mixtures' names in the figure and in the headline summary."""
+PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(), mixtures=tuple(MIXTURES),
+              optimizers=(("gd", 3.0), ("adam", 0.003)), steps=300, trainables=("attention", "attention_after_l1"),
+              toy_adam_factors=(0.3, 1.0, 3.0, 10.0))
+"""seeds, overrides: as every bridge experiment; mixtures: names of `MIXTURES`; optimizers:
+(train.optimizer, train.lr) pairs, full batch; steps: finetuning steps; trainables:
+train.trainable values; toy_adam_factors: multiples of the toy's matched Adam learning rate at
+ρ = 1."""
 
 CURVES = ("reliance", "attention_context", "attention_subject", "loss", "parametric_accuracy")
 """The metrics kept per run besides the per-layer attentions."""
@@ -48,6 +52,8 @@ CURVES = ("reliance", "attention_context", "attention_subject", "loss", "paramet
 def _mixture_values(mixture: str) -> dict:
     if mixture == "C only":
         return {"mixture__context_critical": 1.0}
+    if mixture == "CF only":
+        return {"mixture__context_critical": 0.0, "mixture__counterfactual": 1.0}
     return {"mixture__context_critical": 0.5, "mixture__filter": 0.5}
 
 
@@ -149,20 +155,23 @@ def _toy(base, work: Path, factors) -> dict:
                 toy_drop=peak_final_drop(reliance)["drop"])
 
 
-def compute(base, work: Path, seeds, overrides, optimizers, steps, trainables, toy_adam_factors) -> dict:
+def compute(base, work: Path, seeds, overrides, mixtures, optimizers, steps, trainables, toy_adam_factors) -> dict:
     """Every mixture × optimizer × trainable × seed of the bridge (arrays in that axis order), and
     the toy at ρ = 1 on `base`."""
-    grid = [(m, o, t, s) for m in MIXTURES for o in optimizers for t in trainables for s in seeds]
+    unknown = set(mixtures) - set(MIXTURES)
+    if unknown:
+        raise ValueError(f"unknown mixtures {sorted(unknown)}; expected some of {list(MIXTURES)}")
+    grid = [(m, o, t, s) for m in mixtures for o in optimizers for t in trainables for s in seeds]
     configs = [bridge_config(overrides, train__seed=int(s), train__optimizer=str(o[0]), train__lr=float(o[1]),
                              train__steps=int(steps), train__trainable=str(t), **_mixture_values(m))
                for m, o, t, s in grid]
     runs = [probe_run(c, work) for c in configs]
-    shape = (len(MIXTURES), len(optimizers), len(trainables), len(seeds))
+    shape = (len(mixtures), len(optimizers), len(trainables), len(seeds))
     layers = configs[0].transformer.layers
     stack = lambda name: np.stack([np.asarray(r[name], dtype=np.float64) for r in runs]).reshape(*shape, -1)
     out = dict(
         config=bcfg.to_toml(configs[0]),
-        mixtures=np.array(MIXTURES),
+        mixtures=np.array([str(m) for m in mixtures]),
         optimizers=np.array([str(o) for o, _ in optimizers]),
         lrs=np.array([float(lr) for _, lr in optimizers]),
         trainables=np.array([str(t) for t in trainables]),
@@ -170,6 +179,7 @@ def compute(base, work: Path, seeds, overrides, optimizers, steps, trainables, t
         step=np.asarray(runs[0]["step"]),
         n_C=np.array([int(r["n_C"]) for r in runs]).reshape(shape),
         n_CS=np.array([int(r["n_CS"]) for r in runs]).reshape(shape),
+        n_train=np.array([int(r["n_train"]) for r in runs]).reshape(shape),
         delta_c=np.array([float(r["delta_c"]) for r in runs]).reshape(shape),
         delta_m=np.array([float(r["delta_m"]) for r in runs]).reshape(shape),
         attention_context_layers=np.stack([stack(f"attention_context_l{j + 1}") for j in range(layers)], axis=-2),
@@ -205,10 +215,15 @@ def differ(a, b) -> bool:
 
 def headline(data: dict) -> dict:
     """Per mixture, optimizer and trainable set: the fall of M_C (mean, sd over seeds, seeds
-    falling ≥ 0.05), its peak; the change over the fall of the last position's attention to the
-    context in the last layer and of the first layer's subject-to-context attention; whether GD
-    and Adam differ, and whether freezing the first layer's maps changes the fall (means apart by
-    more than the larger spread); the toy's largest fall at ρ = 1 under GD and Adam."""
+    falling ≥ 0.05), its peak and rise (peak − initial), the seeds ending ≥ 0.05 below their start;
+    the change over the fall (from the step of the running peak to the lowest point below it) of
+    the last position's attention to the context in the first and in the last layer and of the
+    first layer's subject-to-context attention (and in how many seeds each fell), the first
+    layer's attention to the context at M_C's peak and, at the start (first mixture), with the
+    subject-to-context attention; whether GD and Adam differ (and the seeds that
+    fall ≥ 0.05 under both), and whether freezing the first layer's maps changes the fall (means
+    apart by more than the larger spread), and whether each mixture's fall differs from the first
+    mixture's; the toy's largest fall at ρ = 1 under GD and Adam."""
     mixtures, opts, trainables = list(data["mixtures"]), list(data["optimizers"]), list(data["trainables"])
     out = dict(seeds=int(len(data["seeds"])), steps=int(data["step"][-1]),
                toy_steps=int(data["toy_step"][-1]), toy_adam_lr=float(data["toy_adam_lr"]))
@@ -216,25 +231,46 @@ def headline(data: dict) -> dict:
         out[f"lr_{opt}"] = float(data["lrs"][j])
     drop, reliance = np.asarray(data["drop"]), np.asarray(data["reliance"])
     att, sub = np.asarray(data["attention_context_layers"]), np.asarray(data["subject_context_layers"])
-    for i, mix in enumerate(MIXTURE_KEYS[:len(mixtures)]):
+    for name, values in (("first_attention", att[:, :, :, :, 0, 0]), ("subject_context_l1", sub[:, :, :, :, 0, 0])):
+        out[f"initial_{name}_mean"], out[f"initial_{name}_sd"] = _spread(values[0, 0, 0])
+    for i, mix in enumerate(MIXTURES[str(m)] for m in mixtures):
         out[f"{mix}_n_C"] = int(np.asarray(data["n_C"])[i].flat[0])
+        out[f"{mix}_n_train"] = int(np.asarray(data["n_train"])[i].flat[0])
+        out[f"{mix}_n_CS_max"] = int(np.asarray(data["n_CS"])[i].max())
         for j, opt in enumerate(opts):
             for k, tr in enumerate(trainables):
                 key = f"{mix}_{opt}_{tr}"
                 out[f"{key}_fall_mean"], out[f"{key}_fall_sd"] = _spread(drop[i, j, k])
                 out[f"{key}_falling_seeds"] = int(np.sum(drop[i, j, k] >= 0.05))
                 out[f"{key}_peak_mean"], out[f"{key}_peak_sd"] = _spread(np.asarray(data["peak"])[i, j, k])
+                out[f"{key}_rise_mean"], out[f"{key}_rise_sd"] = _spread(
+                    np.asarray(data["peak"])[i, j, k] - np.asarray(data["initial"])[i, j, k])
+                out[f"{key}_below_start_seeds"] = int(np.sum(np.asarray(data["final"])[i, j, k]
+                                                             < np.asarray(data["initial"])[i, j, k] - 0.05))
                 seeds = range(drop.shape[-1])
-                out[f"{key}_last_attention_change_mean"], out[f"{key}_last_attention_change_sd"] = _spread(
-                    [_at_fall(att[i, j, k, s, -1], reliance[i, j, k, s]) for s in seeds])
+                for layer, name in ((0, "first"), (-1, "last")):
+                    change = [_at_fall(att[i, j, k, s, layer], reliance[i, j, k, s]) for s in seeds]
+                    out[f"{key}_{name}_attention_change_mean"], out[f"{key}_{name}_attention_change_sd"] = _spread(
+                        change)
+                    out[f"{key}_{name}_attention_fell_seeds"] = int(np.sum(np.asarray(change) < 0))
+                peaks = np.argmax(reliance[i, j, k], axis=-1)
+                out[f"{key}_first_attention_at_peak_mean"], out[f"{key}_first_attention_at_peak_sd"] = _spread(
+                    [att[i, j, k, s, 0, peaks[s]] for s in seeds])
                 out[f"{key}_subject_context_l1_change_mean"], out[f"{key}_subject_context_l1_change_sd"] = _spread(
                     [_at_fall(sub[i, j, k, s, 0], reliance[i, j, k, s]) for s in seeds])
+                out[f"{key}_subject_context_l1_fell_seeds"] = int(np.sum(np.asarray(
+                    [_at_fall(sub[i, j, k, s, 0], reliance[i, j, k, s]) for s in seeds]) < 0))
                 out[f"{key}_subject_context_l1_range_mean"], _ = _spread(
                     [np.ptp(sub[i, j, k, s, 0]) for s in seeds])
             if len(trainables) > 1:
                 out[f"{mix}_{opt}_frozen_l1_differs"] = differ(drop[i, j, 0], drop[i, j, 1])
+        if i > 0:
+            first = MIXTURES[str(mixtures[0])]
+            for j, opt in enumerate(opts):
+                out[f"{mix}_{opt}_differs_from_{first}"] = differ(drop[i, j, 0], drop[0, j, 0])
         if len(opts) > 1:
             out[f"{mix}_optimizers_differ"] = differ(drop[i, 0, 0], drop[i, 1, 0])
+            out[f"{mix}_falling_under_both_optimizers"] = int(np.sum((drop[i, 0, 0] >= 0.05) & (drop[i, 1, 0] >= 0.05)))
     toy_drop = np.asarray(data["toy_drop"])
     out["toy_gd_fall"] = float(toy_drop[0])
     out["toy_adam_fall_max"] = float(toy_drop[1:].max()) if toy_drop.size > 1 else float("nan")

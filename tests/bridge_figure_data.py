@@ -88,7 +88,8 @@ def tiny_bridge_small_falls() -> dict:
     return dict(
         mixtures=np.array(["C only", "filtered"]), optimizers=np.array(["gd", "adam"]), lrs=np.array([3.0, 0.003]),
         trainables=np.array(["attention", "attention_after_l1"]), seeds=np.array([0, 1]), step=STEP,
-        n_C=np.full((2, 2, 2, 2), 64), n_CS=np.zeros((2, 2, 2, 2), int), delta_c=np.full((2, 2, 2, 2), 0.3),
+        n_C=np.full((2, 2, 2, 2), 64), n_CS=np.zeros((2, 2, 2, 2), int), n_train=np.full((2, 2, 2, 2), 64),
+        delta_c=np.full((2, 2, 2, 2), 0.3),
         delta_m=np.full((2, 2, 2, 2), 0.99), attention_context_layers=layers, subject_context_layers=1.0 - layers,
         reliance=reliance, attention_context=reliance * 0.6, attention_subject=0.3 + 0 * reliance,
         loss=0.1 + 0 * reliance,

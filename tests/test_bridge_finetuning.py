@@ -27,7 +27,7 @@ def test_headline_reports_every_setting_with_its_spread():
 @pytest.mark.slow
 def test_experiment_at_a_tiny_scale_returns_what_its_figure_reads(tmp_path):
     d = experiment_data("bridge_finetuning", None, tmp_path, seeds=(0, 1), overrides=tuple(TINY),
-                        lrs=(0.003, 0.03), batch_size=4, steps=10)
+                        lrs=(0.003, 0.03), batch_size=4, steps=10, eval_every=5)
     tiny_data = tiny_bridge_finetuning()
     assert not set(tiny_data) - set(d)
     for key, value in tiny_data.items():

@@ -85,8 +85,10 @@ def test_experiment_at_a_tiny_scale_returns_what_its_figure_reads(tmp_path):
     assert not set(tiny_data) - set(d)
     for key, value in tiny_data.items():
         assert np.ndim(d[key]) == np.ndim(value), key
-    assert d["reliance"].shape[:4] == (2, 2, 2, 1)
-    assert int(d["n_CS"].max()) == 0 and int(d["n_C"][1].max()) == 4  # filtered: the 4 CS points dropped
+    assert d["reliance"].shape[:4] == (3, 2, 2, 1)
+    # filtered: 4 of the 8 points dropped (at this tiny scale not all of them CS points)
+    assert int(d["n_CS"][[0, 2]].max()) == 0 and int(d["n_train"][1].max()) == 4
+    assert int(d["n_C"][2].max()) == 0 and int(d["n_train"][2].max()) == 8  # CF only
     frozen = d["subject_context_layers"][:, :, 1, :, 0]
     np.testing.assert_array_equal(frozen, frozen[..., :1] * np.ones_like(frozen))
     assert np.all(d["toy_drop"] == 0.0)
