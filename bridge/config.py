@@ -85,9 +85,10 @@ _POSITIVE = (0.0, math.inf, False, False)
 _COUNT = (1, math.inf, True, False)
 
 OPTIMIZERS = ("gd", "sgd", "adam", "adamw")
-TRAINABLE = ("all", "attention")
-"""train.trainable: every parameter, or the attention's query and key maps only (the
-transformer's analog of the toy's QK-only finetuning)."""
+TRAINABLE = ("all", "attention", "attention_after_l1")
+"""train.trainable: every parameter, the attention's query and key maps only (the
+transformer's analog of the toy's QK-only finetuning), or those of every layer but the first
+(the first layer's attention pattern then stays that of the pretrained model)."""
 
 KEYS: dict[str, KeySpec] = {
     "transformer.layers": KeySpec(_COUNT, "L: transformer blocks (pre-LN causal attention + MLP)"),
@@ -138,7 +139,8 @@ KEYS: dict[str, KeySpec] = {
     "train.weight_decay": KeySpec((0.0, math.inf, True, False),
                                   "weight decay λ (coupled for gd, sgd, adam; decoupled for adamw)"),
     "train.momentum": KeySpec((0.0, 1.0, True, False), "momentum of sgd (0: none)"),
-    "train.trainable": KeySpec(TRAINABLE, "all: every parameter; attention: the query and key maps only (QK-only)"),
+    "train.trainable": KeySpec(TRAINABLE, "all: every parameter; attention: the query and key maps only (QK-only); "
+                                          "attention_after_l1: those of every layer but the first (needs 2+ layers)"),
 }
 """Every key of the bridge's config: allowed values and meaning."""
 
@@ -195,6 +197,9 @@ def _check_config(config: BridgeConfig) -> None:
     if tr.optimizer == "gd" and tr.batch_size > 0:
         raise ConfigError(f"train.batch_size = {tr.batch_size} needs a stochastic optimizer ('sgd', 'adam', "
                           "'adamw'); 'gd' is full-batch gradient descent; set train.batch_size = 0")
+    if tr.trainable == "attention_after_l1" and t.layers < 2:
+        raise ConfigError(f"train.trainable = 'attention_after_l1' needs transformer.layers >= 2 (it is {t.layers}): "
+                          "with one layer nothing would train; set train.trainable = 'attention'")
     if tr.batch_size > m.n_train:
         raise ConfigError(f"train.batch_size = {tr.batch_size} is out of range; expected 0 (full batch) or an "
                           f"integer in [1, {m.n_train}] (mixture.n_train)")

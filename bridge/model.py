@@ -127,13 +127,15 @@ calls of `cpi.bridge.measure.knowledge` even on the tests' tiny model)."""
 
 def trainable_filter(model: Transformer, trainable: str):
     """A pytree of bools like `model`: which leaves finetuning updates. 'all': every array;
-    'attention': the query and key maps only (QK-only finetuning)."""
+    'attention': the query and key maps only (QK-only finetuning); 'attention_after_l1': those
+    of every block but the first."""
     is_array = jax.tree_util.tree_map(eqx.is_inexact_array, model)
     if trainable == "all":
         return is_array
+    first = 1 if trainable == "attention_after_l1" else 0
     none = jax.tree_util.tree_map(lambda _: False, model)
-    qk = lambda m: [leaf for b in m.blocks for leaf in (b.attention.query.weight, b.attention.key.weight)]
-    return eqx.tree_at(qk, none, [True] * (2 * len(model.blocks)))
+    qk = lambda m: [leaf for b in m.blocks[first:] for leaf in (b.attention.query.weight, b.attention.key.weight)]
+    return eqx.tree_at(qk, none, [True] * (2 * (len(model.blocks) - first)))
 
 
 def cross_entropy(logits, target):

@@ -75,14 +75,16 @@ PRETRAINED_TABLE = Kind("pretrained-table", 1, "the config keys a learned W_V de
                         "(cpi.sims.pretraining.DIGEST_KEYS)")
 CHECKPOINT = Kind("checkpoint", 1, "the bridge config keys its pretrained transformer depends on "
                   "([transformer], [pretrain], train.seed)")
+BRIDGE_PROBE = Kind("bridge-probe", 1, "a bridge config's TOML: its finetuning's metrics with the attention of the "
+                    "subject to the context per layer (the bridge_small_falls experiment's runs)")
 
 SWEEP = Kind("sweep", 1, "a toy sweep's base config TOML, grid specs and seeds: sweeps/<key>")
 BRIDGE_SWEEP = Kind("bridge-sweep", 1, "a bridge sweep's base config TOML, grid specs and seeds: "
                     "sweeps/bridge-<key>")
 CHUNK = Kind("chunk", 6, "the resolved configs of a chunk's points, in order, the engine and what is recorded: "
              "<sweep>/groups/<key>.npz")
-KINDS: tuple[Kind, ...] = (RUN, BRIDGE_RUN, EXPERIMENT, VALUE_TRAINING, PRETRAINED_TABLE, CHECKPOINT, SWEEP,
-                           BRIDGE_SWEEP, CHUNK)
+KINDS: tuple[Kind, ...] = (RUN, BRIDGE_RUN, EXPERIMENT, VALUE_TRAINING, PRETRAINED_TABLE, CHECKPOINT,
+                           BRIDGE_PROBE, SWEEP, BRIDGE_SWEEP, CHUNK)
 
 
 def fingerprint(text: str) -> str:

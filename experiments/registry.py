@@ -83,6 +83,10 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                "measure, then predict: the toy's predictions from each transformer run's δ_C, δ_M and ρ̂, scored"),
     Experiment("bridge_onset", "where the transformer's rise starts: ρ̂* from exact t = 0 derivatives beside "
                "Lemma 4's ρ* and the measured onset, default and weaker facts (seeds)"),
+    Experiment("bridge_finetuning", "all parameters vs query/key maps only, AdamW with minibatches at several "
+               "learning rates (seeds): against the paper's Figures 5c and 13"),
+    Experiment("bridge_small_falls", "the transformer's small falls without CS examples: GD vs Adam, the first "
+               "layer's subject-to-context attention, its maps frozen; the toy at ρ = 1 under Adam"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)

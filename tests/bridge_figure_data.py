@@ -124,3 +124,41 @@ def tiny_bridge_onset() -> dict:
 
 BRIDGE_TINY = {"bridge_inversion": tiny_bridge_inversion, "bridge_phase": tiny_bridge_phase,
                "bridge_mitigations": tiny_bridge_mitigations, "bridge_depth": tiny_bridge_depth}
+
+
+def tiny_bridge_finetuning() -> dict:
+    lrs = np.array([1e-3, 3e-3, 1e-2])
+    reliance = np.stack([np.stack([RISE_FALL * f for f in (0.9, 1.0, 1.05)]),
+                         np.stack([np.maximum.accumulate(RISE_FALL, axis=-1) * f for f in (0.9, 1.0, 1.05)])])
+    attention = reliance * 0.6
+    running = np.maximum.accumulate(attention, axis=-1)
+    return dict(
+        trainables=np.array(["attention", "all"]), lrs=lrs, seeds=np.array([0, 1]), optimizer="adamw",
+        weight_decay=0.01, batch_size=16, n_train=64, step=STEP, reliance=reliance, attention_context=attention,
+        attention_drop=(running - attention).max(-1), loss_C=np.full(reliance.shape, 0.1),
+        loss_CS=np.full(reliance.shape, 0.01), in_distribution_accuracy=np.ones(reliance.shape), **_summary(reliance),
+    )
+
+
+def tiny_bridge_small_falls() -> dict:
+    # mixtures x optimizers x trainables x seeds x steps
+    reliance = np.stack([np.stack([np.stack([RISE_FALL * f, np.maximum.accumulate(RISE_FALL, axis=-1) * f])
+                                   for f in (0.95, 1.05)]) for _ in range(2)])
+    layers = np.stack([reliance * 0.5, reliance * 0.7], axis=-2)
+    toy = np.stack([np.linspace(0.3, 0.95, 7), np.linspace(0.3, 0.9, 7), np.linspace(0.3, 0.96, 7)])
+    return dict(
+        mixtures=np.array(["C only", "filtered"]), optimizers=np.array(["gd", "adam"]), lrs=np.array([3.0, 0.003]),
+        trainables=np.array(["attention", "attention_after_l1"]), seeds=np.array([0, 1]), step=STEP,
+        n_C=np.full((2, 2, 2, 2), 64), n_CS=np.zeros((2, 2, 2, 2), int), n_train=np.full((2, 2, 2, 2), 64),
+        delta_c=np.full((2, 2, 2, 2), 0.3),
+        delta_m=np.full((2, 2, 2, 2), 0.99), attention_context_layers=layers, subject_context_layers=1.0 - layers,
+        reliance=reliance, attention_context=reliance * 0.6, attention_subject=0.3 + 0 * reliance,
+        loss=0.1 + 0 * reliance,
+        parametric_accuracy=1.0 - reliance, toy_optimizer=np.array(["gd", "adam", "adam"]),
+        toy_lr=np.array([1.0, 0.5, 1.5]), toy_adam_lr=0.5, toy_step=np.arange(7), toy_reliance=toy,
+        toy_drop=np.zeros(3), **_summary(reliance),
+    )
+
+
+LATE_TINY = {"bridge_finetuning": tiny_bridge_finetuning, "bridge_small_falls": tiny_bridge_small_falls}
+"""Bridge experiments registered after `timescale` (TINY keeps the registry's order)."""

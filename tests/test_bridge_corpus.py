@@ -85,7 +85,7 @@ def test_filter_drops_the_lowest_no_context_losses():
     ("train.lr=-1", ["train.lr", "> 0"]),
     ("transformer.heads=3", ["transformer.heads", "divide", "d_model"]),
     ("pretrain.context_reliability=0", ["pretrain.context_reliability", "(0, 1]"]),
-    ("train.trainable='values'", ["train.trainable", "'all', 'attention'"]),
+    ("train.trainable='values'", ["train.trainable", "'all', 'attention', 'attention_after_l1'"]),
     ("mixture.n_test=500", ["pretrain.n_subjects", "need"]),
     ("train.lerning_rate=1", ["unknown", "train.lr"]),
 ])

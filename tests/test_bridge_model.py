@@ -101,3 +101,52 @@ def test_attention_only_finetuning_selects_query_and_key():
     assert sum(jax.tree_util.tree_leaves(spec)) == 4  # 2 layers x (query, key)
     assert spec.blocks[0].attention.query.weight and not spec.blocks[0].attention.value.weight
     assert not spec.embed.weight
+
+
+def test_attention_after_l1_trains_every_query_and_key_map_but_the_first_layers():
+    model = build(tiny("transformer.layers=3").transformer, 50, jax.random.key(1))
+    spec = trainable_filter(model, "attention_after_l1")
+    assert sum(jax.tree_util.tree_leaves(spec)) == 4  # layers 2 and 3 x (query, key)
+    assert not spec.blocks[0].attention.query.weight and not spec.blocks[0].attention.key.weight
+    assert spec.blocks[1].attention.query.weight and spec.blocks[2].attention.key.weight
+    assert not spec.blocks[1].attention.value.weight and not spec.embed.weight
+
+
+def test_attention_after_l1_finetuning_leaves_the_first_layers_maps_and_attention_unchanged():
+    import equinox as eqx
+
+    from cpi.bridge import corpus, finetune, measure
+
+    config = tiny("train.trainable='attention_after_l1'", "train.optimizer='adam'", "train.lr=0.05")
+    train = config.train
+    data = corpus.build_corpus(config)
+    model = build(config.transformer, data.vocab.size, jax.random.key(2))
+    evaluation = measure.EvalData(data, data.train)
+    params, static = eqx.partition(model, trainable_filter(model, train.trainable))
+    opt = finetune.optimizer(train)
+    segment = finetune.steps_then_metrics(static, opt, train, len(data.train.target))
+    from types import SimpleNamespace
+
+    arrays = SimpleNamespace(**{f: getattr(evaluation, f) for f in finetune.BATCHED_FIELDS},
+                             groups_present=evaluation.groups_present)
+    params, _, _ = segment(params, opt.init(params), arrays, jnp.int32(0), 5)
+    after = eqx.combine(params, static)
+    for name in ("query", "key"):
+        np.testing.assert_array_equal(getattr(after.blocks[0].attention, name).weight,
+                                      getattr(model.blocks[0].attention, name).weight)
+        assert not np.array_equal(getattr(after.blocks[1].attention, name).weight,
+                                  getattr(model.blocks[1].attention, name).weight)
+    np.testing.assert_array_equal(after.blocks[1].attention.value.weight, model.blocks[1].attention.value.weight)
+    np.testing.assert_array_equal(after.embed.weight, model.embed.weight)
+    rows = finetune.finetune(model, train, evaluation)
+    names = measure.metric_names(evaluation, 2)
+    first, second = rows[:, names.index("attention_context_l1")], rows[:, names.index("attention_context_l2")]
+    np.testing.assert_array_equal(first, first[0])
+    assert np.ptp(second) > 0
+
+
+def test_attention_after_l1_needs_two_layers():
+    from cpi.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="transformer.layers"):
+        tiny("transformer.layers=1", "train.trainable='attention_after_l1'")
