@@ -79,6 +79,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("bridge_mitigations", "filter, counterfactual, all parameters: the transformer beside the toy"),
     Experiment("bridge_depth", "the transformer's inversion at 1, 2 and 4 layers (seeds)"),
     Experiment("timescale", "peak step of M_C vs n (flow, GD, SGD), the law nΨ(ρ) + ½ ln n, the first epoch of SGD"),
+    Experiment("bridge_timescale", "the transformer on thousands of examples, minibatch AdamW and SGD over epochs: "
+               "when M_C peaks, and the loss of C examples visited or not yet visited (seeds)"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)

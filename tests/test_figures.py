@@ -31,7 +31,7 @@ from tests.test_timescale import tiny_timescale
 from tests.test_paper_metrics import tiny_paper_metrics
 from tests.test_robustness import tiny_robustness
 
-from .bridge_figure_data import BRIDGE_TINY
+from .bridge_figure_data import BRIDGE_TINY, tiny_bridge_timescale
 
 
 # ---------------------------------------------------------------------------- tiny data dicts
@@ -230,6 +230,7 @@ TINY = {
     "learned_pretraining": tiny_learned_pretraining,
     **BRIDGE_TINY,
     "timescale": tiny_timescale,
+    "bridge_timescale": tiny_bridge_timescale,
 }
 
 
