@@ -52,6 +52,8 @@ overrides: bridge settings "section.key=value" on the defaults (pretrain.n_subje
 to what the mixture needs)."""
 
 GROUP_NAMES = ("C", "CS")
+DROP = 0.05
+"""A fall of M_C below its running maximum that counts (as `cpi.bridge.run.DROP`)."""
 SETS = ("visited", "unvisited")
 
 
@@ -190,6 +192,22 @@ def first_epoch_fall(reliance: np.ndarray, step: np.ndarray, per_epoch: int) -> 
     return reliance_drop(np.asarray(reliance)[..., keep])
 
 
+def fall_window_gap(reliance: np.ndarray, gap: np.ndarray, step: np.ndarray, per_epoch: int) -> np.ndarray:
+    """Per curve: the mean visit gap (`gap`: loss of the examples not yet visited this epoch minus
+    that of the visited ones) over the recorded steps of epoch 1's largest fall of M_C, after its
+    running maximum up to the bottom of the fall, where both sets have members (NaN where none)."""
+    keep = np.flatnonzero(np.asarray(step) <= per_epoch)
+    out = np.full(len(reliance), np.nan)
+    for i, (r, g) in enumerate(zip(np.asarray(reliance)[:, keep], np.asarray(gap)[:, keep])):
+        bottom = int(np.argmax(np.maximum.accumulate(r) - r))
+        top = int(np.argmax(r[:bottom + 1]))
+        window = g[top + 1:bottom + 1]
+        window = window[np.isfinite(window)]
+        if window.size:
+            out[i] = window.mean()
+    return out
+
+
 def headline(data: dict) -> dict:
     """Per setting (prefix `label(optimizer, lr)`, e.g. `adamw_lr0p01_`), over seeds (mean and sd): M_C
     at the start, its peak and the end; the peak's step and epoch, and how many seeds peak before
@@ -197,9 +215,10 @@ def headline(data: dict) -> dict:
     first record after step 0 and at half an epoch the C examples' loss and its fall from their
     initial losses, for those visited and those not yet visited in the current epoch; the visit gap
     (loss of the examples not yet visited minus that of the visited ones) of the C and CS examples
-    at half an epoch and at its largest; the pretrained model's δ_C, δ_M and the C and CS losses at
-    the start; the epoch by which M_C has made 95% of its rise; and the horizon (n, batch size,
-    epochs, steps, seeds)."""
+    at half an epoch and at its largest; over every run (setting and seed) whose M_C falls at least
+    `DROP` in epoch 1, the visit gaps over that fall (`fall_window_gap`) and the fall's size; the
+    pretrained model's δ_C, δ_M and the C and CS losses at the start; the epoch by which M_C has
+    made 95% of its rise; and the horizon (n, batch size, epochs, steps, seeds)."""
     step = np.asarray(data["step"])
     per_epoch = int(data["steps_per_epoch"])
     seeds = len(np.asarray(data["seeds"]))
@@ -211,6 +230,9 @@ def headline(data: dict) -> dict:
         out[f"{key}_mean"], out[f"{key}_sd"] = _spread(data[key])
     half = int(np.argmin(np.abs(step - per_epoch / 2)))
     out["half_epoch_step"] = int(step[half])
+    out["first_record_step"] = int(step[1])
+    out["first_record_examples"] = int(step[1]) * int(data["batch_size"])
+    pooled: dict[str, list] = {}
     for o, name in enumerate(np.asarray(data["optimizers"])):
         p = label(str(name), float(np.asarray(data["lrs"])[o]))
         out[f"{p}_lr"] = float(np.asarray(data["lrs"])[o])
@@ -223,6 +245,7 @@ def headline(data: dict) -> dict:
         for g in GROUP_NAMES:
             values[f"loss_{g}_initial"] = np.asarray(data[f"loss_{g}"])[o][:, 0]
             values[f"loss_{g}_at_peak"] = _at(np.asarray(data[f"loss_{g}"])[o], peak)
+            values[f"loss_{g}_final"] = np.asarray(data[f"loss_{g}"])[o][:, -1]
         for s in SETS:
             for g in GROUP_NAMES:
                 values[f"fall_{g}_{s}_half_epoch"] = np.asarray(data[f"fall_{g}_{s}"])[o][:, half]
@@ -236,6 +259,10 @@ def headline(data: dict) -> dict:
             gap = np.asarray(data[f"loss_{g}_unvisited"])[o] - np.asarray(data[f"loss_{g}_visited"])[o]
             values[f"visit_gap_{g}_max"] = np.nanmax(gap, axis=-1)
             values[f"visit_gap_{g}_half_epoch"] = gap[:, half]
+            falls = values["first_epoch_fall"] >= DROP
+            pooled.setdefault(g, []).extend(fall_window_gap(r, gap, step, per_epoch)[falls])
+            if g == "C":
+                pooled.setdefault("fall", []).extend(values["first_epoch_fall"][falls])
         for key, v in values.items():
             out[f"{p}_{key}_mean"], out[f"{p}_{key}_sd"] = _spread(v)
         out[f"{p}_peak_before_one_epoch"] = int(np.sum(step[peak] < per_epoch))
@@ -244,4 +271,12 @@ def headline(data: dict) -> dict:
         ratio = values["fall_C_unvisited_half_epoch"] / values["fall_C_visited_half_epoch"]
         out[f"{p}_unvisited_over_visited_half_epoch_mean"], out[f"{p}_unvisited_over_visited_half_epoch_sd"] = \
             _spread(ratio)
+    # every run (setting and seed) whose M_C falls >= DROP in epoch 1: the visit gap over that fall
+    defined = np.isfinite(np.asarray(pooled["C"], dtype=np.float64))
+    out["first_epoch_falls"] = int(len(pooled["C"]))
+    out["first_epoch_falls_with_gap"] = int(defined.sum())
+    for key in ("C", "CS", "fall"):
+        v = np.asarray(pooled[key], dtype=np.float64)[defined]
+        name = "first_epoch_fall_size" if key == "fall" else f"visit_gap_{key}_over_falls"
+        out[f"{name}_mean"], out[f"{name}_sd"] = _spread(v) if v.size else (float("nan"), float("nan"))
     return out
