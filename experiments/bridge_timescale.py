@@ -9,8 +9,9 @@ held-out points has its own subject (`pretrain.n_subjects`, at least what the mi
 facts all alike frequent (`pretrain.zipf = 0`) and pretrained longer, so that the CS examples are
 fit; then, for each optimizer of `optimizers` at its learning rate, `epochs` epochs of
 minibatches of `batch_size` (dealt from a permutation each epoch, `train.seed`), query and key
-maps only (the bridge default), M_C recorded every `eval_every` steps, and the loss of every
-finetuning example at each recorded step (`cpi.bridge.finetune.finetune_with_losses`).
+maps only (the bridge default) or every parameter (`trainables`), M_C recorded every
+`eval_every` steps, and the loss of every finetuning example at each recorded step
+(`cpi.bridge.finetune.finetune_with_losses`).
 
 From the per-example losses and the minibatch order (`cpi.bridge.finetune.visits`), per group
 (C, CS) and recorded step t: the mean loss of the examples already visited in the current epoch
@@ -40,16 +41,19 @@ from .bridge_runs import bridge_config
 
 PARAMS = dict(
     seeds=(0, 1, 2, 3, 4), n_train=4096, batch_size=64, epochs=3, eval_every=4,
-    optimizers=("adamw", "adamw", "sgd"), lrs=(3e-3, 1e-2, 10.0), weight_decay=0.01,
+    optimizers=("adamw", "adamw", "sgd", "adamw"), lrs=(3e-3, 1e-2, 10.0, 1e-3),
+    trainables=("attention", "attention", "attention", "all"), weight_decay=0.01,
     overrides=("pretrain.n_subjects=4224", "pretrain.zipf=0", "pretrain.steps=3000"),
 )
 """seeds: train.seed of each run; n_train: finetuning examples (ρ = ½); batch_size: examples per
 step; epochs: finetuning epochs; eval_every: steps between records; optimizers, lrs: each
 finetuning setting, an optimizer and its learning rate (picked by a one-epoch check on seed 0:
 AdamW at `1e-3` and `3e-3` and SGD at `1` and `3` plateau alike; AdamW at `1e-2` goes on to fit
-the C examples, SGD at `10` is the largest tried); weight_decay: AdamW's decoupled decay (the others: none);
-overrides: bridge settings "section.key=value" on the defaults (pretrain.n_subjects is raised
-to what the mixture needs)."""
+the C examples, SGD at `10` is the largest tried; every parameter by AdamW at `1e-3`, the lower
+of `1e-3` and `3e-3`, both of which fit the C examples within a quarter of an epoch);
+trainables: train.trainable of each setting (the bridge default, query and key maps, or all);
+weight_decay: AdamW's decoupled decay (the others: none); overrides: bridge settings
+"section.key=value" on the defaults (pretrain.n_subjects is raised to what the mixture needs)."""
 
 GROUP_NAMES = ("C", "CS")
 DROP = 0.05
@@ -69,13 +73,14 @@ def grown(config: BridgeConfig) -> BridgeConfig:
 
 
 def run_config(overrides, seed: int, n_train: int, batch_size: int, epochs: int, eval_every: int, optimizer: str,
-               lr: float, weight_decay: float) -> BridgeConfig:
+               lr: float, weight_decay: float, trainable: str = "attention") -> BridgeConfig:
     """The bridge config of one finetuning of this experiment."""
     config = bridge_config(overrides, mixture__n_train=int(n_train), mixture__context_critical=0.5,
                            train__seed=int(seed), train__optimizer=optimizer, train__lr=float(lr),
                            train__batch_size=int(batch_size), train__steps=int(epochs * (n_train // batch_size)),
                            train__eval_every=int(eval_every),
-                           train__weight_decay=float(weight_decay if optimizer == "adamw" else 0.0))
+                           train__weight_decay=float(weight_decay if optimizer == "adamw" else 0.0),
+                           train__trainable=trainable)
     return grown(config)
 
 
@@ -118,8 +123,8 @@ def finetuning(config: BridgeConfig, model, data: measure.EvalData, work: Path) 
     return out
 
 
-def compute(base, work: Path, seeds, n_train, batch_size, epochs, eval_every, optimizers, lrs, weight_decay,
-            overrides) -> dict:
+def compute(base, work: Path, seeds, n_train, batch_size, epochs, eval_every, optimizers, lrs, trainables,
+            weight_decay, overrides) -> dict:
     """Every (optimizer, seed) finetuning; `base` (the toy's) unused. Arrays over (optimizers,
     seeds, recorded steps)."""
     from cpi.bridge.corpus import build_corpus
@@ -127,14 +132,14 @@ def compute(base, work: Path, seeds, n_train, batch_size, epochs, eval_every, op
     from cpi.bridge.pretrain import pretrained
     from cpi.bridge.run import prepare
 
-    if len(optimizers) != len(lrs):
-        raise ValueError(f"{len(lrs)} learning rates for {len(optimizers)} optimizers")
+    if not len(optimizers) == len(lrs) == len(trainables):
+        raise ValueError(f"{len(lrs)} learning rates and {len(trainables)} trainables for {len(optimizers)} optimizers")
     work = Path(work)
     runs: dict[str, list[list[np.ndarray]]] = {}
     knowledge: dict[str, list[float]] = {}
     for seed in seeds:
-        configs = [run_config(overrides, seed, n_train, batch_size, epochs, eval_every, o, lr, weight_decay)
-                   for o, lr in zip(optimizers, lrs)]
+        configs = [run_config(overrides, seed, n_train, batch_size, epochs, eval_every, o, lr, weight_decay, t)
+                   for o, lr, t in zip(optimizers, lrs, trainables)]
         corpus = build_corpus(configs[0])
         model, _ = pretrained(configs[0], corpus.vocab, work / store.CHECKPOINT.name)
         corpus, train, data = prepare(configs[0], model, corpus)
@@ -147,7 +152,8 @@ def compute(base, work: Path, seeds, n_train, batch_size, epochs, eval_every, op
     per_epoch = n_train // batch_size
     out = dict(
         config=bcfg.to_toml(config), seeds=np.asarray(seeds, np.int64), optimizers=np.asarray(optimizers),
-        lrs=np.asarray(lrs, np.float64), weight_decay=float(weight_decay), n_train=int(n_train),
+        lrs=np.asarray(lrs, np.float64), trainables=np.asarray(trainables), weight_decay=float(weight_decay),
+        n_train=int(n_train),
         batch_size=int(batch_size), steps_per_epoch=int(per_epoch), epochs=int(epochs),
         n_subjects=int(config.pretrain.n_subjects), pretrain_steps=int(config.pretrain.steps),
         step=record_steps(config.train).astype(np.int64),
@@ -157,10 +163,16 @@ def compute(base, work: Path, seeds, n_train, batch_size, epochs, eval_every, op
     return out
 
 
-def label(optimizer: str, lr: float) -> str:
+def label(optimizer: str, lr: float, trainable: str = "attention") -> str:
     """The name of a setting in the headline: `<optimizer>_lr<lr>`, '.' written 'p' (sgd_lr10,
-    adamw_lr0p003)."""
-    return f"{optimizer}_lr{lr:g}".replace(".", "p").replace("-", "m")
+    adamw_lr0p003), with `_all` when every parameter trains."""
+    name = f"{optimizer}_lr{lr:g}".replace(".", "p").replace("-", "m")
+    return name if trainable == "attention" else f"{name}_{trainable}"
+
+
+def _trainables(data: dict) -> np.ndarray:
+    """train.trainable of each setting ("attention" for data saved without it)."""
+    return np.asarray(data.get("trainables", ["attention"] * len(np.asarray(data["optimizers"]))))
 
 
 def _spread(values) -> tuple[float, float]:
@@ -234,7 +246,7 @@ def headline(data: dict) -> dict:
     out["first_record_examples"] = int(step[1]) * int(data["batch_size"])
     pooled: dict[str, list] = {}
     for o, name in enumerate(np.asarray(data["optimizers"])):
-        p = label(str(name), float(np.asarray(data["lrs"])[o]))
+        p = label(str(name), float(np.asarray(data["lrs"])[o]), str(_trainables(data)[o]))
         out[f"{p}_lr"] = float(np.asarray(data["lrs"])[o])
         r = np.asarray(data["reliance"])[o]
         peak = peak_index(r)

@@ -21,9 +21,12 @@ def plot_bridge_timescale(data: dict):
     per_epoch = int(np.asarray(data["steps_per_epoch"]))
     epoch = step / per_epoch
     lrs = np.asarray(data["lrs"])
-    names = [_label(str(o), float(lr)) for o, lr in zip(np.asarray(data["optimizers"]), lrs)]
-    titles = [f"{o} lr {lr:g}" for o, lr in zip(np.asarray(data["optimizers"]), lrs)]
-    fig, axes = new_figure(6.0 * (1 + len(names)), 4.8, ncols=1 + len(names))
+    optimizers = np.asarray(data["optimizers"])
+    trainables = np.asarray(data.get("trainables", ["attention"] * len(optimizers)))
+    names = [_label(str(o), float(lr), str(t)) for o, lr, t in zip(optimizers, lrs, trainables)]
+    titles = [f"{o} lr {lr:g}" + (" (QK)" if t == "attention" else f" ({t} params)")
+              for o, lr, t in zip(optimizers, lrs, trainables)]
+    fig, axes = new_figure(5.5 * (1 + len(names)), 4.8, ncols=1 + len(names))
     ax = axes[0]
     for o, name in enumerate(names):
         seed_band(ax, epoch, np.asarray(data["reliance"])[o], f"reliance_{name}", COLORS[o % 4], titles[o])
@@ -48,15 +51,16 @@ def plot_bridge_timescale(data: dict):
             x.axvline(e, color="0.6", linestyle=":", linewidth=0.8)
         x.set_xlim(0, epoch[-1])
         x.set_xlabel(f"epoch ({int(np.asarray(data['n_train']))} examples, minibatches of "
-                     f"{int(np.asarray(data['batch_size']))}, QK only)")
+                     f"{int(np.asarray(data['batch_size']))})")
     headline(fig, "The transformer on a large data set: when M_C peaks, and whether unvisited C examples fit too",
              _finding(data, titles, step, per_epoch))
     return fig
 
 
-def _label(optimizer: str, lr: float) -> str:
+def _label(optimizer: str, lr: float, trainable: str) -> str:
     """A setting's name in the artists' gids, as the experiment's headline names it."""
-    return f"{optimizer}_lr{lr:g}".replace(".", "p").replace("-", "m")
+    name = f"{optimizer}_lr{lr:g}".replace(".", "p").replace("-", "m")
+    return name if trainable == "attention" else f"{name}_{trainable}"
 
 
 def _finding(data: dict, names: list, step: np.ndarray, per_epoch: int) -> str:

@@ -72,7 +72,8 @@ def tiny_bridge_timescale() -> dict:
                      f"loss_{g}_unvisited": unvisited * scale, f"fall_{g}_visited": 1.2 - visited,
                      f"fall_{g}_unvisited": 1.2 - unvisited})
     return dict(
-        seeds=np.array([0, 1]), optimizers=np.array(["adamw", "sgd"]), lrs=np.array([0.003, 3.0]), weight_decay=0.01,
+        seeds=np.array([0, 1]), optimizers=np.array(["adamw", "sgd"]), lrs=np.array([0.003, 3.0]),
+        trainables=np.array(["attention", "all"]), weight_decay=0.01,
         n_train=8, batch_size=4, steps_per_epoch=2, epochs=3, n_subjects=40, pretrain_steps=20, step=np.arange(6),
         reliance=reliance, attention_context=reliance * 0.6, in_distribution_accuracy=np.ones((2, 2, 6)),
         delta_c=np.array([0.33, 0.32]), delta_m=np.array([0.99, 0.99]), **sets,

@@ -91,7 +91,7 @@ def test_an_unvisited_point_is_untouched_by_plain_sgd_on_its_own_subject():
 
 
 SMALL = dict(seeds=(0,), n_train=8, batch_size=2, epochs=2, eval_every=1, optimizers=("adamw", "sgd"),
-             lrs=(0.01, 1.0), weight_decay=0.01, overrides=tuple(TINY))
+             lrs=(0.01, 1.0), trainables=("attention", "all"), weight_decay=0.01, overrides=tuple(TINY))
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +107,9 @@ def test_experiment_sets_are_the_per_point_losses_of_its_runs(small):
 
     data_dir, d = small
     assert d["reliance"].shape == (2, 1, 9) and list(d["step"]) == list(range(9))
-    config = bt.run_config(TINY, 0, 8, 2, 2, 1, "sgd", 1.0, 0.01)
-    assert config.train.weight_decay == 0 and config.train.steps == 8 and config.train.batch_size == 2
+    config = bt.run_config(TINY, 0, 8, 2, 2, 1, "sgd", 1.0, 0.01, "all")
+    assert config.train.trainable == "all" and config.train.weight_decay == 0
+    assert config.train.steps == 8 and config.train.batch_size == 2
     world = corpus.build_corpus(config)
     model, cached = pretrain.pretrained(config, world.vocab, data_dir / "sims" / "checkpoint")
     assert cached
@@ -121,9 +122,9 @@ def test_experiment_sets_are_the_per_point_losses_of_its_runs(small):
     np.testing.assert_array_equal(d["fall_C_unvisited"][1, 0], fall)
     assert np.isnan(loss[0 + 4]) and np.isnan(d["loss_C_visited"][1, 0, 0])  # all visited at step 4, none at 0
     h = bt.headline(d)
-    assert h["steps_per_epoch"] == 4 and h["seeds"] == 1 and h["sgd_lr1_lr"] == 1.0
+    assert h["steps_per_epoch"] == 4 and h["seeds"] == 1 and h["sgd_lr1_all_lr"] == 1.0
     peak = int(np.argmax(d["reliance"][1, 0]))
-    assert h["sgd_lr1_peak_epoch_mean"] == peak / 4 and h["sgd_lr1_peak_before_one_epoch"] == int(peak < 4)
+    assert h["sgd_lr1_all_peak_epoch_mean"] == peak / 4 and h["sgd_lr1_all_peak_before_one_epoch"] == int(peak < 4)
 
 
 
@@ -136,9 +137,9 @@ def test_figure_draws_its_arrays_and_skips_empty_sets():
     d = tiny_bridge_timescale()
     fig = cpi.figures.plot_bridge_timescale(d)
     epoch = d["step"] / d["steps_per_epoch"]
-    np.testing.assert_array_equal(artist(fig, "reliance_sgd_lr3_mean").get_ydata(), d["reliance"][1].mean(axis=0))
+    np.testing.assert_array_equal(artist(fig, "reliance_sgd_lr3_all_mean").get_ydata(), d["reliance"][1].mean(axis=0))
     np.testing.assert_array_equal(artist(fig, "reliance_adamw_lr0p003_mean").get_xdata(), epoch)
-    line = artist(fig, "loss_C_unvisited_sgd_lr3_mean")
+    line = artist(fig, "loss_C_unvisited_sgd_lr3_all_mean")
     np.testing.assert_array_equal(line.get_xdata(), epoch[[0, 1, 3, 5]])
     np.testing.assert_array_equal(line.get_ydata(), d["loss_C_unvisited"][1][:, [0, 1, 3, 5]].mean(axis=0))
     assert "before one epoch" in fig._suptitle.get_text()
