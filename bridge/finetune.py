@@ -61,11 +61,13 @@ def record_steps(train: BridgeTrainConfig) -> np.ndarray:
     return steps if steps[-1] == train.steps else np.append(steps, train.steps)
 
 
-def steps_then_metrics(static, opt: optax.GradientTransformation, train: BridgeTrainConfig, n: int) -> Callable:
+def steps_then_metrics(static, opt: optax.GradientTransformation, train: BridgeTrainConfig, n: int,
+                       observe: Callable = measure.evaluate) -> Callable:
     """segment(params, state, data, start, length): `length` optimizer steps of `opt` from step
     `start` on the loss Σ_i w_i ℓ_i over the n training points of `data` (w: the step's batch
-    weights from train.seed), then every metric of the model they reach (`measure.evaluate`).
-    Returns (params, state, metrics); `static` is the frozen part of the model."""
+    weights from train.seed), then every metric of the model they reach (`observe(model, data)`,
+    by default `measure.evaluate`). Returns (params, state, metrics); `static` is the frozen part
+    of the model."""
 
     def segment(params, state, data, start, length: int):
         def loss(params, weights):
@@ -80,7 +82,7 @@ def steps_then_metrics(static, opt: optax.GradientTransformation, train: BridgeT
             return (optax.apply_updates(params, updates), state), None
 
         (params, state), _ = jax.lax.scan(step, (params, state), start + jnp.arange(length))
-        return params, state, measure.evaluate(eqx.combine(params, static), data)
+        return params, state, observe(eqx.combine(params, static), data)
 
     return segment
 
@@ -180,3 +182,94 @@ def _own_columns(rows: np.ndarray, data: measure.EvalData, groups: tuple, model:
     union = measure.metric_names(SimpleNamespace(groups_present=groups), layers)
     own = measure.metric_names(data, layers)
     return rows[:, [union.index(name) for name in own]]
+
+
+def point_losses(model, data) -> jax.Array:
+    """(n,) the loss of each finetuning point of `data` under `model` (traceable)."""
+    return cross_entropy(answer_logits(model, data.train_tokens), data.train_target)
+
+
+def _metrics_and_losses(model, data):
+    return measure.evaluate(model, data), point_losses(model, data)
+
+
+def batch_indices(seed, step, n: int, batch_size: int) -> jax.Array:
+    """(batch_size,) the points of step `step`'s minibatch: those `batch_weights` weights (the
+    epoch's permutation from `seed`, dealt in order)."""
+    per_epoch = n // batch_size
+    epoch, within = step // per_epoch, step % per_epoch
+    order = jax.random.permutation(jax.random.fold_in(jax.random.key(seed), epoch), n)
+    return jax.lax.dynamic_slice(order, (within * batch_size,), (batch_size,))
+
+
+def _minibatch_steps(static, opt: optax.GradientTransformation, train: BridgeTrainConfig, n: int) -> Callable:
+    """As `steps_then_metrics` with `observe = _metrics_and_losses`, the loss of each step taken
+    over its minibatch's points only (gathered by `batch_indices`): the same steps, computed
+    without the points of weight 0 (equal to float32 rounding)."""
+
+    def segment(params, state, data, start, length: int):
+        def loss(params, index):
+            m = eqx.combine(params, static)
+            return jnp.mean(cross_entropy(answer_logits(m, data.train_tokens[index]), data.train_target[index]))
+
+        def step(carry, t):
+            params, state = carry
+            grads = jax.grad(loss)(params, batch_indices(train.seed, t, n, train.batch_size))
+            updates, state = opt.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), None
+
+        (params, state), _ = jax.lax.scan(step, (params, state), start + jnp.arange(length))
+        return params, state, _metrics_and_losses(eqx.combine(params, static), data)
+
+    return segment
+
+
+@eqx.filter_jit
+def _segment_losses(params, static, state, arrays, groups, train: BridgeTrainConfig, start, length: int):
+    n = int(arrays["train_target"].shape[0])
+    if train.batch_size:
+        segment = _minibatch_steps(static, optimizer(train), train, n)
+    else:
+        segment = steps_then_metrics(static, optimizer(train), train, n, observe=_metrics_and_losses)
+    return segment(params, state, _as_data(arrays, groups), start, length)
+
+
+def finetune_with_losses(model: Transformer, train: BridgeTrainConfig, data: measure.EvalData,
+                         progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(`finetune`'s metrics, the loss of every finetuning point at each recorded step
+    (recorded steps × n)): the same optimizer steps, with each point's loss kept; with
+    minibatches each step's loss is computed on its minibatch's points alone (`batch_indices`),
+    so the metrics equal `finetune`'s to float32 rounding, not bit for bit."""
+    params, static = eqx.partition(model, trainable_filter(model, train.trainable))
+    state = optimizer(train).init(params)
+    arrays, groups = _arrays(data), data.groups_present
+    first = _metrics_and_losses(model, _as_data(arrays, groups))
+    rows, losses = [np.asarray(first[0])], [np.asarray(first[1])]
+    steps = record_steps(train)
+    for start, stop in zip(steps[:-1], steps[1:]):
+        params, state, (metrics, loss) = _segment_losses(params, static, state, arrays, groups, program_train(train),
+                                                         jnp.int32(start), int(stop - start))
+        rows.append(np.asarray(metrics))
+        losses.append(np.asarray(loss))
+        if progress is not None:
+            progress(int(stop))
+    return np.stack(rows), np.stack(losses)
+
+
+def visits(train: BridgeTrainConfig, steps, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(visits, in_epoch), each (len(steps), n) over the recorded `steps`: how many minibatches of
+    steps 0 … t − 1 held each of the n points, and whether one of the current epoch's did (the
+    epoch of step t − 1; none at t = 0), read off the batch weights the steps use
+    (`cpi.sims.optimizers.batch_weights`, full batch: every point every step)."""
+    steps = np.asarray(steps, dtype=np.int64)
+    last = int(steps.max(initial=0))
+    chosen = np.stack([np.asarray(batch_weights(train.seed, t, n, train.batch_size, jnp.float32)) > 0
+                       for t in range(last)]) if last else np.zeros((0, n), bool)
+    count = np.concatenate([np.zeros((1, n), np.int64), np.cumsum(chosen, axis=0)])
+    per_epoch = n // train.batch_size if train.batch_size else 1
+    in_epoch = np.zeros((len(steps), n), bool)
+    for k, t in enumerate(steps):
+        if t > 0:
+            begin = (t - 1) // per_epoch * per_epoch
+            in_epoch[k] = count[t] > count[begin]
+    return count[steps], in_epoch

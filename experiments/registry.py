@@ -87,6 +87,8 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                "learning rates (seeds): against the paper's Figures 5c and 13"),
     Experiment("bridge_small_falls", "the transformer's small falls without CS examples: GD vs Adam, the first "
                "layer's subject-to-context attention, its maps frozen; the toy at ρ = 1 under Adam"),
+    Experiment("bridge_timescale", "the transformer on thousands of examples, minibatch AdamW and SGD over epochs: "
+               "when M_C peaks, and the loss of C examples visited or not yet visited (seeds)"),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)

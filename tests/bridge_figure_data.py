@@ -122,6 +122,25 @@ def tiny_bridge_onset() -> dict:
     )
 
 
+def tiny_bridge_timescale() -> dict:
+    """2 optimizers × 2 seeds × 6 recorded steps, 2 steps an epoch (NaN where a set is empty)."""
+    reliance = np.stack([RISE_FALL, RISE_FALL * 0.9])
+    visited = np.tile([np.nan, 0.5, 0.2, 0.3, 0.1, 0.2], (2, 2, 1))
+    unvisited = np.tile([1.2, 1.0, np.nan, 0.4, np.nan, 0.3], (2, 2, 1))
+    sets = {}
+    for g, scale in (("C", 1.0), ("CS", 0.01)):
+        sets.update({f"loss_{g}": np.full((2, 2, 6), scale), f"loss_{g}_visited": visited * scale,
+                     f"loss_{g}_unvisited": unvisited * scale, f"fall_{g}_visited": 1.2 - visited,
+                     f"fall_{g}_unvisited": 1.2 - unvisited})
+    return dict(
+        seeds=np.array([0, 1]), optimizers=np.array(["adamw", "sgd"]), lrs=np.array([0.003, 3.0]),
+        trainables=np.array(["attention", "all"]), weight_decay=0.01,
+        n_train=8, batch_size=4, steps_per_epoch=2, epochs=3, n_subjects=40, pretrain_steps=20, step=np.arange(6),
+        reliance=reliance, attention_context=reliance * 0.6, in_distribution_accuracy=np.ones((2, 2, 6)),
+        delta_c=np.array([0.33, 0.32]), delta_m=np.array([0.99, 0.99]), **sets,
+    )
+
+
 BRIDGE_TINY = {"bridge_inversion": tiny_bridge_inversion, "bridge_phase": tiny_bridge_phase,
                "bridge_mitigations": tiny_bridge_mitigations, "bridge_depth": tiny_bridge_depth}
 

@@ -31,7 +31,7 @@ from tests.test_timescale import tiny_timescale
 from tests.test_paper_metrics import tiny_paper_metrics
 from tests.test_robustness import tiny_robustness
 
-from .bridge_figure_data import BRIDGE_TINY, LATE_TINY, tiny_bridge_onset, tiny_bridge_prediction
+from .bridge_figure_data import BRIDGE_TINY, LATE_TINY, tiny_bridge_onset, tiny_bridge_prediction, tiny_bridge_timescale
 
 
 # ---------------------------------------------------------------------------- tiny data dicts
@@ -233,6 +233,7 @@ TINY = {
     "bridge_prediction": tiny_bridge_prediction,
     "bridge_onset": tiny_bridge_onset,
     **LATE_TINY,
+    "bridge_timescale": tiny_bridge_timescale,
 }
 
 
