@@ -5,7 +5,7 @@ The NumPy side is written here from theory/NOTES.md §0 and shares no code with 
 query r over the two visible keys (context, subject), cross-entropy, and full-batch gradient
 descent with the analytic Lemma 1 gradient, in u = W_KQ φ(r) coordinates (W_KQ(t) = u(t) φ(r)ᵀ
 exactly, since every gradient ends in φ(r)ᵀ). One step is loop-free over the points; reliance
-M_C on the conflict test points and accuracy on the aligned points are recorded every step.
+M_C on the conflict test examples and accuracy on the aligned examples are recorded every step.
 
 Jobs (each one: the cpi command as a whole process, wall clock, vs the same work in NumPy):
   run       `cpi run` (cold JAX compilation cache, then a second run reusing it) vs the NumPy
@@ -79,7 +79,7 @@ def build(rho=0.5, delta_m=0.6, n_subjects=40, n_answers=80, delta_c=0.2, o_c=1.
     n_c, n_tr = round(rho * n_train), n_train
     rows, next_answer = [], iter(ans.tolist())
     for s in range(n_train + n_test + n_aligned):  # point i takes subject i and fresh answers
-        c = next(next_answer)  # context = answer; test points memorised another answer, C none
+        c = next(next_answer)  # context = answer; test examples memorised another answer, C none
         fact = -1 if s < n_c else next(next_answer) if n_tr <= s < n_tr + n_test else c
         if fact >= 0:  # memorised subject: softmax(v(s))_fact = δ_M
             table[fact, s] = logit(delta_m) + log_z0
@@ -94,7 +94,7 @@ def train(world, lr=1.0, steps=300, n_train=20, n_test=10):
     x = phi.T[keys]  # (P, 2, d) key embeddings φ(c), φ(s)
     vals = table.T[keys]  # (P, 2, K) value columns v(c), v(s)
     te, al = np.arange(n_train, n_train + n_test), np.arange(n_train + n_test, len(answer))
-    target = np.eye(table.shape[0])[answer[:n_train]]  # e_a of the training points
+    target = np.eye(table.shape[0])[answer[:n_train]]  # e_a of the training examples
     u = np.zeros(phi.shape[0])
     reliance, accuracy = np.empty(steps + 1), np.empty(steps + 1)
     for t in range(steps + 1):

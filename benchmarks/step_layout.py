@@ -93,7 +93,7 @@ def captured_arrays():
 
 
 def minor_segment(shared, points, names):
-    """The segment with the points on the last axis: a function of the per-point arrays."""
+    """The segment with the points on the last axis: a function of the per-example arrays."""
     n, m_test = points.group_onehot.shape[1], points.test_fact.shape[1]
     slots = points.tokens.shape[1]
     tolerance = tie_tolerance(np.float64)

@@ -4,8 +4,8 @@ As `cpi.sims.config` for the toy: defaults, then a TOML file, then `--set sectio
 overrides, validated once; every problem raises `cpi.core.errors.ConfigError` naming the key, the
 bad value and what is allowed (the CLI exits 2). `KEYS` is the one table of every key.
 
-The mixture keys mean what they mean in the toy (fractions of C, CF and S points, the rest
-CS; `filter` drops the context-bearing points with the lowest loss on [∅, s, r]); the
+The mixture keys mean what they mean in the toy (fractions of C, CF and S examples, the rest
+CS; `filter` drops the context-bearing examples with the lowest loss on [∅, s, r]); the
 knowledge keys of the toy (δ_C, δ_M, ...) have no place here: the transformer learns its
 knowledge in pretraining, and the bridge measures δ_C, δ_M and the margins instead.
 """
@@ -116,25 +116,25 @@ KEYS: dict[str, KeySpec] = {
     "pretrain.steps": KeySpec(_COUNT, "Adam steps of pretraining"),
     "pretrain.lr": KeySpec(_POSITIVE, "Adam learning rate of pretraining"),
     "pretrain.batch_size": KeySpec(_COUNT, "sequences per pretraining step, drawn afresh each step"),
-    "mixture.n_train": KeySpec(_COUNT, "n: finetuning points (before filtering)"),
-    "mixture.context_critical": KeySpec(_UNIT, "fraction ρ of C points [c, s', r] → c, s' without a fact"),
-    "mixture.counterfactual": KeySpec(_UNIT, "fraction of CF points [c, s, r] → c, s memorised with a fact ≠ c"),
-    "mixture.fact_recall": KeySpec(_UNIT, "fraction of S points [∅, s, r] → fact(s), s memorised"),
+    "mixture.n_train": KeySpec(_COUNT, "n: finetuning examples (before filtering)"),
+    "mixture.context_critical": KeySpec(_UNIT, "fraction ρ of C examples [c, s', r] → c, s' without a fact"),
+    "mixture.counterfactual": KeySpec(_UNIT, "fraction of CF examples [c, s, r] → c, s memorised with a fact ≠ c"),
+    "mixture.fact_recall": KeySpec(_UNIT, "fraction of S examples [∅, s, r] → fact(s), s memorised"),
     "mixture.filter": KeySpec((0.0, 1.0, True, False),
-                              "fraction of context-bearing points dropped, those with the lowest loss on "
+                              "fraction of context-bearing examples dropped, those with the lowest loss on "
                               "[∅, s, r] under the pretrained model (the paper's filtering)"),
-    "mixture.n_test": KeySpec(_COUNT, "held-out conflict points [c, s, r], s memorised, c ≠ fact(s)"),
+    "mixture.n_test": KeySpec(_COUNT, "held-out conflict examples [c, s, r], s memorised, c ≠ fact(s)"),
     "mixture.n_aligned": KeySpec((2, math.inf, True, False),
-                                 "held-out in-distribution points: half C (fresh s'), half CS (context = fact)"),
+                                 "held-out in-distribution examples: half C (fresh s'), half CS (context = fact)"),
     "train.optimizer": KeySpec(OPTIMIZERS, "gd: gradient descent; sgd: with momentum; adam, adamw (optax)"),
     "train.lr": KeySpec(_POSITIVE, "finetuning learning rate"),
     "train.steps": KeySpec(_COUNT, "finetuning steps"),
     "train.batch_size": KeySpec((0, math.inf, True, False),
-                                "finetuning points per step, dealt each epoch in an order drawn from train.seed "
+                                "finetuning examples per step, dealt each epoch in an order drawn from train.seed "
                                 "(0: full batch)"),
     "train.seed": KeySpec((0, 2**32 - 1, True, True),
                           "seeds the whole run: vocabulary roles and facts, the corpus, the initial weights, "
-                          "pretraining batches, the finetuning points and minibatches"),
+                          "pretraining batches, the finetuning examples and minibatches"),
     "train.eval_every": KeySpec(_COUNT, "evaluate (and record) every N finetuning steps, and at the last"),
     "train.weight_decay": KeySpec((0.0, math.inf, True, False),
                                   "weight decay λ (coupled for gd, sgd, adam; decoupled for adamw)"),
@@ -146,15 +146,15 @@ KEYS: dict[str, KeySpec] = {
 
 
 def group_counts(m: BridgeMixtureConfig) -> dict[str, int]:
-    """Finetuning points per group before filtering: round(fraction·n) for C, CF and S, the
+    """Finetuning examples per group before filtering: round(fraction·n) for C, CF and S, the
     rest CS (`cpi.sims.config.group_counts`, one count for S)."""
     return sims_config.group_counts(m)
 
 
 def subject_budget(config: BridgeConfig) -> dict[str, tuple[int, int]]:
     """(needed, available) subjects of each kind: memorised subjects for the CS, CF, S,
-    conflict and aligned points; subjects without a fact for the C and in-distribution C
-    points (every point has its own subject, Assumption 1)."""
+    conflict and aligned examples; subjects without a fact for the C and in-distribution C
+    examples (every example has its own subject, Assumption 1)."""
     p, m = config.pretrain, config.mixture
     counts = group_counts(m)
     n_mem = n_memorised(p)
@@ -180,16 +180,16 @@ def _check_config(config: BridgeConfig) -> None:
     if total > 1.0 + 1e-12 or group_counts(m)["CS"] < 0:
         raise ConfigError(
             f"mixture fractions context_critical + counterfactual + fact_recall = {total:g}; they must sum to "
-            "at most 1 (the rest are CS points)")
+            "at most 1 (the rest are CS examples)")
     for kind, (need, have) in subject_budget(config).items():
         if need > have:
             raise ConfigError(
                 f"pretrain.n_subjects = {config.pretrain.n_subjects} (memorised {config.pretrain.memorised:g}) "
-                f"gives {have} subjects {kind}, but the mixture and the held-out points need {need}; "
+                f"gives {have} subjects {kind}, but the mixture and the held-out examples need {need}; "
                 f"raise pretrain.n_subjects or lower mixture.n_train / n_test / n_aligned")
     if m.filter > 0:
-        if sims_config.training_points_after_filter(m) < 1:
-            raise ConfigError(f"mixture.filter = {m.filter:g} leaves no finetuning points; expected a smaller "
+        if sims_config.training_examples_after_filter(m) < 1:
+            raise ConfigError(f"mixture.filter = {m.filter:g} leaves no finetuning examples; expected a smaller "
                               "filter or some mixture.fact_recall")
     if tr.momentum > 0 and tr.optimizer != "sgd":
         raise ConfigError(f"train.momentum = {tr.momentum:g} needs train.optimizer = 'sgd' (it is "

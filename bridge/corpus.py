@@ -11,13 +11,13 @@ Pretraining sequences, drawn afresh every step (`sample_pretrain`):
 - context sequences [c, s', r] → c and [c, ∅, r] → c, s' a subject without a fact, whose answer
   is c with probability `pretrain.context_reliability` and a uniform answer otherwise: a context
   pathway of strength δ_C, as the toy's pretrained W_V.
-No pretraining sequence has a memorised subject and a context, so a conflict point is new to
+No pretraining sequence has a memorised subject and a context, so a conflict example is new to
 the pretrained model, as in the paper.
 
-Finetuning groups (the toy's, `cpi.theory.groups` order C, CS, CF, S), each point with its own
+Finetuning groups (the toy's, `cpi.theory.groups` order C, CS, CF, S), each example with its own
 subject (Assumption 1): C [c, s', r] → c (s' without a fact); CS [fact(s), s, r] → fact(s);
-CF [c, s, r] → c with c ≠ fact(s); S [∅, s, r] → fact(s). Held out: conflict points [c, s, r]
-(s memorised, not in finetuning, c ≠ fact(s)) and in-distribution points (half C with fresh
+CF [c, s, r] → c with c ≠ fact(s); S [∅, s, r] → fact(s). Held out: conflict examples [c, s, r]
+(s memorised, not in finetuning, c ≠ fact(s)) and in-distribution examples (half C with fresh
 s', half CS with fresh memorised s). Everything is drawn from `train.seed`.
 """
 
@@ -113,7 +113,7 @@ def _other_answer(rng, vocab: Vocabulary, fact: np.ndarray) -> np.ndarray:
 
 
 def build_corpus(config: BridgeConfig) -> Corpus:
-    """The vocabulary and every finetuning and held-out point of `config` (before filtering)."""
+    """The vocabulary and every finetuning and held-out example of `config` (before filtering)."""
     vocab = build_vocabulary(config)
     m = config.mixture
     counts = group_counts(m)
@@ -160,30 +160,30 @@ def build_corpus(config: BridgeConfig) -> Corpus:
     return Corpus(vocab, train, conflict, aligned)
 
 
-def filter_points(points: Examples, no_context_loss: np.ndarray, fraction: float) -> Examples:
-    """Drop round(fraction · #context-bearing points) of the context-bearing points, those with
+def filter_examples(examples: Examples, no_context_loss: np.ndarray, fraction: float) -> Examples:
+    """Drop round(fraction · #context-bearing examples) of the context-bearing examples, those with
     the lowest `no_context_loss` (the loss of their target from [∅, s, r] under the pretrained
-    model: the points the model answers without the context); ties broken by position."""
-    has_context = points.context != NULL
+    model: the examples the model answers without the context); ties broken by position."""
+    has_context = examples.context != NULL
     n_drop = round(fraction * int(has_context.sum()))
     if n_drop == 0:
-        return points
+        return examples
     candidates = np.flatnonzero(has_context)
     ranked = candidates[np.argsort(np.asarray(no_context_loss)[candidates], kind="stable")]
-    keep = np.setdiff1d(np.arange(len(points.target)), ranked[:n_drop])
-    return points.take(keep)
+    keep = np.setdiff1d(np.arange(len(examples.target)), ranked[:n_drop])
+    return examples.take(keep)
 
 
-def subject_only(points: Examples) -> np.ndarray:
-    """tokens (n, 3) [∅, s, r] of each point's subject."""
-    tokens = np.array(points.tokens)
+def subject_only(examples: Examples) -> np.ndarray:
+    """tokens (n, 3) [∅, s, r] of each example's subject."""
+    tokens = np.array(examples.tokens)
     tokens[:, 0] = NULL
     return tokens
 
 
-def context_only(points: Examples) -> np.ndarray:
-    """tokens (n, 3) [c, ∅, r] of each point's context."""
-    tokens = np.array(points.tokens)
+def context_only(examples: Examples) -> np.ndarray:
+    """tokens (n, 3) [c, ∅, r] of each example's context."""
+    tokens = np.array(examples.tokens)
     tokens[:, 1] = NULL
     return tokens
 

@@ -1,6 +1,6 @@
 """Finetuning the pretrained transformer on a mixture of the toy's groups.
 
-The loss is the mean cross-entropy of the answer at the last position over the step's points
+The loss is the mean cross-entropy of the answer at the last position over the step's examples
 (all of them, or a minibatch dealt by `cpi.sims.optimizers.batch_weights` from train.seed). The
 optimizer is optax's gd (sgd without momentum), sgd, adam or adamw at train.lr, applied to the
 leaves `model.trainable_filter` selects (train.trainable). Every train.eval_every steps (and at
@@ -10,7 +10,7 @@ program, so finetunings that differ only in train.lr share one compilation.
 
 `finetune_batch` runs several finetunings of one pretrained model at once, `jax.vmap` over
 their data and learning rates (mixtures and learning rates that share the pretrained model,
-the rest of the train config and the number of points): what a sweep over mixture keys or
+the rest of the train config and the number of examples): what a sweep over mixture keys or
 train.lr at a fixed seed needs (`cpi.bridge.sweep`).
 """
 
@@ -64,7 +64,7 @@ def record_steps(train: BridgeTrainConfig) -> np.ndarray:
 def steps_then_metrics(static, opt: optax.GradientTransformation, train: BridgeTrainConfig, n: int,
                        observe: Callable = measure.evaluate) -> Callable:
     """segment(params, state, data, start, length): `length` optimizer steps of `opt` from step
-    `start` on the loss Σ_i w_i ℓ_i over the n training points of `data` (w: the step's batch
+    `start` on the loss Σ_i w_i ℓ_i over the n training examples of `data` (w: the step's batch
     weights from train.seed), then every metric of the model they reach (`observe(model, data)`,
     by default `measure.evaluate`). Returns (params, state, metrics); `static` is the frozen part
     of the model."""
@@ -185,7 +185,7 @@ def _own_columns(rows: np.ndarray, data: measure.EvalData, groups: tuple, model:
 
 
 def point_losses(model, data) -> jax.Array:
-    """(n,) the loss of each finetuning point of `data` under `model` (traceable)."""
+    """(n,) the loss of each finetuning example of `data` under `model` (traceable)."""
     return cross_entropy(answer_logits(model, data.train_tokens), data.train_target)
 
 
@@ -194,7 +194,7 @@ def _metrics_and_losses(model, data):
 
 
 def batch_indices(seed, step, n: int, batch_size: int) -> jax.Array:
-    """(batch_size,) the points of step `step`'s minibatch: those `batch_weights` weights (the
+    """(batch_size,) the examples of step `step`'s minibatch: those `batch_weights` weights (the
     epoch's permutation from `seed`, dealt in order)."""
     per_epoch = n // batch_size
     epoch, within = step // per_epoch, step % per_epoch
@@ -204,8 +204,8 @@ def batch_indices(seed, step, n: int, batch_size: int) -> jax.Array:
 
 def _minibatch_steps(static, opt: optax.GradientTransformation, train: BridgeTrainConfig, n: int) -> Callable:
     """As `steps_then_metrics` with `observe = _metrics_and_losses`, the loss of each step taken
-    over its minibatch's points only (gathered by `batch_indices`): the same steps, computed
-    without the points of weight 0 (equal to float32 rounding)."""
+    over its minibatch's examples only (gathered by `batch_indices`): the same steps, computed
+    without the examples of weight 0 (equal to float32 rounding)."""
 
     def segment(params, state, data, start, length: int):
         def loss(params, index):
@@ -236,9 +236,9 @@ def _segment_losses(params, static, state, arrays, groups, train: BridgeTrainCon
 
 def finetune_with_losses(model: Transformer, train: BridgeTrainConfig, data: measure.EvalData,
                          progress=None) -> tuple[np.ndarray, np.ndarray]:
-    """(`finetune`'s metrics, the loss of every finetuning point at each recorded step
-    (recorded steps × n)): the same optimizer steps, with each point's loss kept; with
-    minibatches each step's loss is computed on its minibatch's points alone (`batch_indices`),
+    """(`finetune`'s metrics, the loss of every finetuning example at each recorded step
+    (recorded steps × n)): the same optimizer steps, with each example's loss kept; with
+    minibatches each step's loss is computed on its minibatch's examples alone (`batch_indices`),
     so the metrics equal `finetune`'s to float32 rounding, not bit for bit."""
     params, static = eqx.partition(model, trainable_filter(model, train.trainable))
     state = optimizer(train).init(params)
@@ -258,9 +258,9 @@ def finetune_with_losses(model: Transformer, train: BridgeTrainConfig, data: mea
 
 def visits(train: BridgeTrainConfig, steps, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(visits, in_epoch), each (len(steps), n) over the recorded `steps`: how many minibatches of
-    steps 0 … t − 1 held each of the n points, and whether one of the current epoch's did (the
+    steps 0 … t − 1 held each of the n examples, and whether one of the current epoch's did (the
     epoch of step t − 1; none at t = 0), read off the batch weights the steps use
-    (`cpi.sims.optimizers.batch_weights`, full batch: every point every step)."""
+    (`cpi.sims.optimizers.batch_weights`, full batch: every example every step)."""
     steps = np.asarray(steps, dtype=np.int64)
     last = int(steps.max(initial=0))
     chosen = np.stack([np.asarray(batch_weights(train.seed, t, n, train.batch_size, jnp.float32)) > 0

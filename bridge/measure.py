@@ -1,22 +1,22 @@
 """What the bridge measures: the toy's metrics on the transformer during finetuning, and the
 toy's knowledge quantities (δ_C, δ_M, Lemma 4 margins, ρ*) on the pretrained transformer.
 
-During finetuning (`evaluate`), on the held-out conflict points [c, s, r] (s memorised with
+During finetuning (`evaluate`), on the held-out conflict examples [c, s, r] (s memorised with
 fact a ≠ c), with p = softmax of the logits at the last position:
 - reliance M_C = mean p_c/(p_c + p_a); counterfactual_accuracy = share with argmax c,
   parametric_accuracy = share with argmax a;
 - attention_context: attention of the last position (r) to the context (position 0), mean
-  over layers, heads and points (the paper's Figure 3b), and per layer
+  over layers, heads and examples (the paper's Figure 3b), and per layer
   attention_context_l1..L; attention_subject likewise to the subject (position 1);
-on the finetuning points: loss (their mean), loss_<group> per group present, train_accuracy;
-on the held-out in-distribution points: in_distribution_accuracy, and aligned_accuracy on
+on the finetuning examples: loss (their mean), loss_<group> per group present, train_accuracy;
+on the held-out in-distribution examples: in_distribution_accuracy, and aligned_accuracy on
 their CS half (context = memorised fact).
 
-On the pretrained model (`knowledge`): δ_C = mean p_c of [c, ∅, r] over the conflict points'
-contexts; δ_M = mean p_fact of [∅, s, r] over the conflict points' subjects; the Lemma 4
+On the pretrained model (`knowledge`): δ_C = mean p_c of [c, ∅, r] over the conflict examples'
+contexts; δ_M = mean p_fact of [∅, s, r] over the conflict examples' subjects; the Lemma 4
 margins m = ⟨v(c) − v(s), e_c − softmax(½v(c) + ½v(s))⟩ with v(c) the logits of [c, ∅, r] and
 v(s) those of [∅, s, r] (the toy's value columns read off the model's outputs, an
-approximation for a deep model), averaged over the finetuning points of each group; and
+approximation for a deep model), averaged over the finetuning examples of each group; and
 ρ* = |m_CS|/(m_C + |m_CS|) (`cpi.theory.closed_forms.rho_star`).
 """
 
@@ -87,10 +87,10 @@ def evaluate(model, data: EvalData) -> jax.Array:
 
 
 def value_columns(model, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(v(c), v(s)) (n, V) each: the logits of [c, ∅, r] and of [∅, s, r] for each point."""
-    points = Examples(tokens, *(np.zeros(len(tokens), np.int32),) * 4)
-    v_c = answer_logits_compiled(model, jnp.asarray(context_only(points)))
-    v_s = answer_logits_compiled(model, jnp.asarray(subject_only(points)))
+    """(v(c), v(s)) (n, V) each: the logits of [c, ∅, r] and of [∅, s, r] for each example."""
+    examples = Examples(tokens, *(np.zeros(len(tokens), np.int32),) * 4)
+    v_c = answer_logits_compiled(model, jnp.asarray(context_only(examples)))
+    v_s = answer_logits_compiled(model, jnp.asarray(subject_only(examples)))
     return np.asarray(v_c, np.float64), np.asarray(v_s, np.float64)
 
 
@@ -115,7 +115,7 @@ def knowledge(model, corpus: Corpus) -> dict:
         if np.any(train.group == g):
             out[f"m_{name}"] = float(m[train.group == g].mean())
     # Margins of the representative groups even when the mixture has none of them: on the
-    # held-out in-distribution points, C half and CS half.
+    # held-out in-distribution examples, C half and CS half.
     v_c, v_s = value_columns(model, corpus.aligned.tokens)
     m_held = margin(v_c, v_s, corpus.aligned.target)
     out["m_C_heldout"] = float(m_held[corpus.aligned.group == 0].mean())

@@ -15,7 +15,7 @@ import numpy as np
 from cpi.theory.summary import reliance_drop, summarize
 
 from . import measure
-from .corpus import GROUPS, Corpus, Examples, build_corpus, filter_points, subject_only
+from .corpus import GROUPS, Corpus, Examples, build_corpus, filter_examples, subject_only
 from .config import BridgeConfig, pretrain_digest
 from .finetune import finetune, record_steps
 from .pretrain import pretrained
@@ -31,24 +31,24 @@ def inversion_with_drop(reliance, drop: float = DROP, rise: float = 1e-9) -> boo
     return bool(np.any((peak > r[0] + rise) & (peak - r >= drop)))
 
 
-def no_context_losses(model, points: Examples) -> np.ndarray:
-    """Loss of each point's target from [∅, s, r] under `model` (the filter's score)."""
+def no_context_losses(model, examples: Examples) -> np.ndarray:
+    """Loss of each example's target from [∅, s, r] under `model` (the filter's score)."""
     import jax.numpy as jnp
 
     from .model import answer_logits_compiled, cross_entropy
 
-    tokens = jnp.asarray(subject_only(points))
-    return np.asarray(cross_entropy(answer_logits_compiled(model, tokens), jnp.asarray(points.target)))
+    tokens = jnp.asarray(subject_only(examples))
+    return np.asarray(cross_entropy(answer_logits_compiled(model, tokens), jnp.asarray(examples.target)))
 
 
 def prepare(config: BridgeConfig, model, corpus: Corpus | None = None) -> tuple[Corpus, Examples,
                                                                                measure.EvalData]:
-    """(corpus, finetuning points after mixture.filter, evaluation data) of `config` finetuning
+    """(corpus, finetuning examples after mixture.filter, evaluation data) of `config` finetuning
     the pretrained `model` (`corpus`: `build_corpus(config)`, built when not given)."""
     corpus = build_corpus(config) if corpus is None else corpus
     train = corpus.train
     if config.mixture.filter > 0:
-        train = filter_points(train, no_context_losses(model, train), config.mixture.filter)
+        train = filter_examples(train, no_context_losses(model, train), config.mixture.filter)
     return corpus, train, measure.EvalData(corpus, train)
 
 

@@ -110,14 +110,14 @@ def load_point(run_dir: Path) -> tuple[dict, dict] | None:
 
 def _batch_key(config: BridgeConfig) -> tuple:
     """Points with the same key finetune as one vmapped batch: one pretrained model, one train
-    config but for the learning rate, the same data shapes (finetuning points after the
-    filter, test and aligned points)."""
-    from cpi.sims.config import training_points_after_filter
+    config but for the learning rate, the same data shapes (finetuning examples after the
+    filter, test and aligned examples)."""
+    from cpi.sims.config import training_examples_after_filter
 
     from .finetune import program_train
 
     m = config.mixture
-    return (bcfg.pretrain_digest(config), program_train(config.train), training_points_after_filter(m),
+    return (bcfg.pretrain_digest(config), program_train(config.train), training_examples_after_filter(m),
             m.n_test, m.n_aligned)
 
 

@@ -81,7 +81,7 @@ def default_run_dir(config: cfg.Config) -> Path:
 
 
 def training_counts(config: cfg.Config) -> dict[str, int]:
-    """Training points per group (C, CS, CF, S) after `mixture.filter`."""
+    """Training examples per group (C, CS, CF, S) after `mixture.filter`."""
     counts = cfg.group_counts(config.mixture)
     merged = {"C": counts["C"], "CS": counts["CS"], "CF": counts["CF"], "S": counts["S_seen"] + counts["S_unseen"]}
     if config.mixture.filter == 0:
@@ -95,12 +95,12 @@ def training_counts(config: cfg.Config) -> dict[str, int]:
 
 
 def describe_run(config: cfg.Config) -> str:
-    """One line: the training points (after filtering) per group, knowledge, optimiser."""
+    """One line: the training examples (after filtering) per group, knowledge, optimiser."""
     counts = training_counts(config)
     mix = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
     n = sum(counts.values())
-    points = f"{n} training points" if n == config.mixture.n_train else (
-        f"{n} training points after filtering {config.mixture.n_train}")
+    points = f"{n} training examples" if n == config.mixture.n_train else (
+        f"{n} training examples after filtering {config.mixture.n_train}")
     k, t, p = config.knowledge, config.train, config.pretrain
     knowledge = (f"delta_c {k.delta_c:g}, delta_m {k.delta_m:g}" if k.pretraining == "constructed" else
                  f"W_V learned ({p.steps} steps at lr {p.lr:g}, fact_repeats {p.fact_repeats}, "

@@ -37,7 +37,7 @@ SPEED_FLAGS = {
 }
 """XLA flags that make the engine faster on jaxlib 0.10 (CHANGELOG.md has the measurements):
 the CPU backend hands reductions to YNNPACK, slower on the engine's small reductions (over 3
-slots and a few output classes per point) than XLA's own loops, and it emits its loop fusions
+slots and a few output classes per example) than XLA's own loops, and it emits its loop fusions
 through MLIR, which compiles the sweep's program more slowly than XLA's elemental emitter, for
 the same speed of stepping and bit-identical results."""
 SPEED_FLAG_JAXLIB = ("0.10.",)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import textwrap
 
 GLOSSARY = (
-    ("M_C", "context reliance: the mean probability of the context's answer on the conflict test points, "
-            "fresh points whose context contradicts a memorised fact."),
+    ("M_C", "context reliance: the mean probability of the context's answer on the conflict test examples, "
+            "fresh examples whose context contradicts a memorised fact."),
     ("step", "one gradient step; step 0 is the start, before any training."),
     ("initial", "M_C at step 0."),
     ("peak", "the highest M_C over every step, at its first step."),
@@ -22,23 +22,23 @@ GLOSSARY = (
     ("first peak", "the peak that M_C first falls below (the inversion's peak); printed when it is not the "
                    "peak, or when M_C rises again after the fall."),
     ("falls to", "the lowest M_C from the first peak on, at its first step."),
-    ("relation j", "with several relations, M_C on the conflict test points of relation j alone."),
+    ("relation j", "with several relations, M_C on the conflict test examples of relation j alone."),
     ("closed forms", "the paper's formulas at step 0 (Lemmas 3-6), evaluated for this config's vocabulary, "
                      "knowledge strengths and offsets."),
     ("Z0", "the softmax mass of a value column off its own answer, (K_A - 1) e^o_c + R e^o_r + K_S (Lemma 3)."),
-    ("m_C", "Lemma 4's margin of a context-critical (C) point: how hard it pulls attention towards the "
+    ("m_C", "Lemma 4's margin of a context-critical (C) example: how hard it pulls attention towards the "
             "context at step 0 (positive: towards the context)."),
-    ("m_CS", "Lemma 4's margin of a CS point (context agrees with the memorised fact); negative: it pulls "
+    ("m_CS", "Lemma 4's margin of a CS example (context agrees with the memorised fact); negative: it pulls "
              "attention towards the subject."),
-    ("m_CF", "Lemma 4's margin of a counterfactual (CF) point (context contradicts the memorised fact and is "
+    ("m_CF", "Lemma 4's margin of a counterfactual (CF) example (context contradicts the memorised fact and is "
              "the answer)."),
-    ("rho", "the fraction of context-critical points among the C and CS training points after filtering."),
-    ("rho*", "|m_CS| / (m_C + |m_CS|): below it context reliance does not rise at the start (C and CS points)."),
+    ("rho", "the fraction of context-critical examples among the C and CS training examples after filtering."),
+    ("rho*", "|m_CS| / (m_C + |m_CS|): below it context reliance does not rise at the start (C and CS examples)."),
     ("paper's assumptions", "delta_C > 3/(K_A - 1), delta_M > 2 delta_C and o_c >= o_r > 0."),
     ("Lemma 3", "the pretrained value table V: the value logits every token gives each output token, with "
                 "strengths delta_C (context tokens) and delta_M (memorised subjects); W_V realises it."),
-    ("Lemma 4", "the margins m of each kind of training point at step 0 (m_C, m_CS, m_CF below)."),
-    ("Lemma 5", "m_C > 0 > m_CS: C points pull towards the context, CS points towards the subject."),
+    ("Lemma 4", "the margins m of each kind of training example at step 0 (m_C, m_CS, m_CF below)."),
+    ("Lemma 5", "m_C > 0 > m_CS: C examples pull towards the context, CS examples towards the subject."),
     ("Lemma 6", "|m_C| > |m_CS|; the paper's assumptions do not imply it (theory/NOTES.md)."),
     ("eta*", "the smallest step size lr at which one step already overshoots: the context direction's "
              "coefficient changes sign after the first step; 'none' when no step size does."),
@@ -62,16 +62,16 @@ GLOSSARY = (
     ("turning points", "the times t at which the flow's A(t) turns: max (a peak) or min (a trough); t = inf: "
                        "beyond t = 1e8, where the long-time law's sign says it must turn."),
     ("A(t)", "the test attention gap: the logit of attention to the context over the subject at a fresh "
-             "conflict test point; M_C increases with A."),
+             "conflict test example; M_C increases with A."),
     ("long-time law", "A(t) ~ slope ln t + constant as t -> infinity (matched asymptotics); with slope 0, "
                       "A(t) tends to the constant."),
     ("finite horizon", "the steps asked for (train.steps at train.lr), up to t = lr x steps: what `cpi run` "
                        "measures, where the regime is the t -> infinity behaviour."),
     ("exact reduced-dynamics prediction", "M_C of the steps computed from the reduced dynamics (one "
-                                          "coefficient per group or per point); equal to `cpi run`'s up to "
+                                          "coefficient per group or per example); equal to `cpi run`'s up to "
                                           "round-off when W_V is frozen and training is full-batch gd."),
     ("group form", "the reduced dynamics with one coefficient per data group (the paper's embeddings)."),
-    ("per-point form", "the reduced dynamics with one coefficient per training point (any embeddings)."),
+    ("per-example form", "the reduced dynamics with one coefficient per training example (any embeddings)."),
     ("nearest exact prediction", "where no prediction is exact (adam, minibatches, momentum, weight decay, a "
                                  "W_V that trains): the prediction of full-batch gd at the same lr with W_V "
                                  "frozen and no weight decay, to compare with."),
@@ -85,7 +85,7 @@ GLOSSARY = (
                    "(world.dim)."),
     ("value table", "Lemma 3's K x K table V of value logits; with random embeddings W_V realises it to within "
                     "max |Phi^T W_V Phi - V|."),
-    ("margins", "m_C, m_CS, m_CF of this world's own embeddings: the mean over each group's points."),
+    ("margins", "m_C, m_CS, m_CF of this world's own embeddings: the mean over each group's examples."),
     ("dA/dt(0)", "the initial drift of the test gap A: positive when M_C starts to rise."),
 )
 """(term, definition) for every term `reliance_lines` and `format_theory` print."""
@@ -134,9 +134,9 @@ def format_theory(report: dict, config) -> str:
     """The human-readable form of `cpi.sims.theory_report.theory_report(config)`."""
     from cpi.sims.theory_report import flow_time
 
-    per_point = "pretraining" in report
-    lines = _format_random(report) if per_point else _format_paper(report, flow_time)
-    form = "per-point form, one alpha per point" if per_point else "group form"
+    per_example = "pretraining" in report
+    lines = _format_random(report) if per_example else _format_paper(report, flow_time)
+    form = "per-example form, one alpha per example" if per_example else "group form"
     lr, steps = config.train.lr, config.train.steps
     horizon = f"finite horizon, {steps} steps at lr {lr:g} (t = {flow_time(lr * steps)})"
     if report["exact"]:
@@ -196,7 +196,7 @@ def _format_random(report: dict) -> list[str]:
         f"m_CS = {num(report['m_CS'])}, m_CF = {num(report['m_CF'])}",
         f"  initial drift of the test gap dA/dt(0) = {report['initial_drift']:.6g}: context reliance starts "
         f"to {report['initial_direction']}",
-        f"  rho* = {num(report['rho_star'])} (from this world's pushes of C and CS points); this mixture has "
+        f"  rho* = {num(report['rho_star'])} (from this world's pushes of C and CS examples); this mixture has "
         f"rho = {report['rho']:.4g}",
         "  (eta*, the regime and the long-time law are closed forms of the paper's embeddings and table: n/a)",
     ]

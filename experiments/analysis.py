@@ -1,5 +1,5 @@
 """Analysis shared by several experiments: sums of the θ_C pushes over groups and the
-per-point columns of a sweep. Summaries of a reliance curve M_C(t) live in `cpi.theory.summary`.
+per-example columns of a sweep. Summaries of a reliance curve M_C(t) live in `cpi.theory.summary`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def first_nonpositive(x: np.ndarray) -> int:
 
 
 def theta_c_sum(metrics: dict, index=...) -> np.ndarray:
-    """θ_C component of −∇L summed over the context groups present in `metrics` (S points
+    """θ_C component of −∇L summed over the context groups present in `metrics` (S examples
     have none)."""
     parts = [np.asarray(metrics[f"neg_grad_theta_c_{g}"])[index] for g in CONTEXT_GROUPS
              if f"neg_grad_theta_c_{g}" in metrics]
@@ -42,7 +42,7 @@ def theta_c_sum(metrics: dict, index=...) -> np.ndarray:
 
 
 def sweep_columns(result) -> dict:
-    """Per-point summaries and effective ρ = n_C/n of a sweep (`cpi.sims.sweep.run_sweep`), as arrays."""
+    """Per-example summaries and effective ρ = n_C/n of a sweep (`cpi.sims.sweep.run_sweep`), as arrays."""
     rows = result.summaries
     counts = [group_counts(c.mixture) for c in result.configs]
     return dict(

@@ -1,10 +1,10 @@
 """The inversion in the bridge transformer at its default mixture, over seeds.
 
-Runs `cpi bridge`'s default (2 layers, QK-only Adam finetuning on 32 C and 32 CS points)
+Runs `cpi bridge`'s default (2 layers, QK-only Adam finetuning on 32 C and 32 CS examples)
 at each seed of `seeds` (the toy's base config is not used: see `cpi.experiments.bridge_runs`).
-Computes, per seed and over recorded finetuning steps, M_C on the held-out conflict points,
+Computes, per seed and over recorded finetuning steps, M_C on the held-out conflict examples,
 the argmax accuracies (context answer, memorised fact), attention of the last position to the
-context (mean and per layer) and to the subject, the C and CS points' losses, and the
+context (mean and per layer) and to the subject, the C and CS examples' losses, and the
 pretrained model's δ_C, δ_M, margins and ρ*. Beside each seed, the calibrated toy
 (`cpi.experiments.calibration`): the toy at that seed's measured δ_C, δ_M, its ρ and the GD step
 size at which the toy's M_C changes over the first recorded interval (5 steps) as the seed's

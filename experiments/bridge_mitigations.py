@@ -3,7 +3,7 @@ augmentation, and which parameters finetune.
 
 Settings (bridge defaults otherwise, each at every seed of `seeds`): the default (QK-only:
 the attention's query and key maps train, the analog of the toy's frozen W_V), `mixture.filter`
-= `filter` (at ρ = ½ the 32 CS points are the context-bearing points with the lowest
+= `filter` (at ρ = ½ the 32 CS examples are the context-bearing examples with the lowest
 no-context loss, so 0.5 drops all of them), `mixture.counterfactual` = `counterfactual`, and
 `train.trainable = "all"` (every parameter: the analog of training W_V in the toy). Computes
 M_C over finetuning steps per setting and seed, and its peak, final value and largest fall;

@@ -3,20 +3,20 @@ and the measured onset, at the default pretraining and with weaker facts.
 
 For each pretraining (`arms`: the bridge default, then `pretrain.steps` = each of
 `weak_pretrain_steps`, fewer steps and so weaker facts: a higher CS loss) and each seed of
-`seeds`, on the finetuning points and conflict points of the default mixture (ρ = ½), with no
+`seeds`, on the finetuning examples and conflict examples of the default mixture (ρ = ½), with no
 training (`cpi.bridge.onset`):
 - d_G = −⟨∇_θ M_C, ∇_θ L_G⟩ for G = C, CS over the query and key maps (autodiff), the group's
-  mean loss L_G and each point's share; the mixture's derivative ρ d_C + (1 − ρ) d_CS (the
-  bridge's loss is the mean over points) and ρ̂* where it changes sign;
+  mean loss L_G and each example's share; the mixture's derivative ρ d_C + (1 − ρ) d_CS (the
+  bridge's loss is the mean over examples) and ρ̂* where it changes sign;
 - Lemma 4's ρ* from the model's margins (`cpi.bridge.measure.knowledge`, as every bridge
   experiment), and the variant with λ_CS = 1 − softmax(½v(c) + ½v(s))_c replaced by the
-  model's own 1 − p_CS on [c, s, r], point by point (m_i · (1 − p_i)/λ_i);
-- the measured onset: full-batch GD on ρ L_C + (1 − ρ) L_CS (same points, ρ continuous) at each
+  model's own 1 − p_CS on [c, s, r], example by example (m_i · (1 − p_i)/λ_i);
+- the measured onset: full-batch GD on ρ L_C + (1 − ρ) L_CS (same examples, ρ continuous) at each
   step size of `lrs` for `steps` steps, M_C at every step, for ρ over `rhos`; `onset_rise` the ρ
   where the rise (peak − initial) reaches 0.05 (`bridge_phase`'s measured onset) and
   `onset_early` where M_C(early_steps) − M_C(0) turns positive (both interpolated on the grid).
 And, at the default pretraining only, the onset as `bridge_phase` measures it, on real
-mixtures (round(ρn) C points, the rest CS, each mixture with its own held-out conflict points)
+mixtures (round(ρn) C examples, the rest CS, each mixture with its own held-out conflict examples)
 for ρ over `mixture_rhos`: `bridge_phase`'s runs (GD at lrs[0], `steps` steps, the same configs,
 so the two experiments share their saved runs), `mixture_onset_rise` where the rise reaches
 0.05 and `mixture_onset_early` where the change over the first recorded interval
@@ -55,15 +55,15 @@ def _arm_overrides(overrides, pretrain_steps) -> tuple[str, ...]:
     return tuple(overrides) + ((f"pretrain.steps={int(pretrain_steps)}",) if pretrain_steps else ())
 
 
-def lambda_margin(model, points: corpus.Examples, p_model: np.ndarray) -> np.ndarray:
-    """Per point: Lemma 4's margin m = ⟨v(c) − v(s), e_c − softmax(½v(c) + ½v(s))⟩ with its
+def lambda_margin(model, examples: corpus.Examples, p_model: np.ndarray) -> np.ndarray:
+    """Per example: Lemma 4's margin m = ⟨v(c) − v(s), e_c − softmax(½v(c) + ½v(s))⟩ with its
     λ = 1 − softmax(½v(c) + ½v(s))_c replaced by the model's own 1 − p_c on [c, s, r]:
     m · (1 − p_model)/λ."""
-    v_c, v_s = measure.value_columns(model, points.tokens)
+    v_c, v_s = measure.value_columns(model, examples.tokens)
     z = 0.5 * (v_c + v_s)
     z = np.exp(z - z.max(axis=-1, keepdims=True))
-    lam = 1.0 - (z / z.sum(axis=-1, keepdims=True))[np.arange(len(points.target)), points.target]
-    return margin(v_c, v_s, points.target) * (1.0 - np.asarray(p_model, np.float64)) / lam
+    lam = 1.0 - (z / z.sum(axis=-1, keepdims=True))[np.arange(len(examples.target)), examples.target]
+    return margin(v_c, v_s, examples.target) * (1.0 - np.asarray(p_model, np.float64)) / lam
 
 
 def _one(config, work: Path, rhos, lrs, steps: int, early: int, trainable: str) -> dict:
@@ -214,7 +214,7 @@ def _rank_correlation(x, y) -> float:
 
 def _arm_details(data: dict, a: int, arm: str) -> dict:
     """The comparisons the notes quote for arm `a`: per-seed ρ̂* and ρ*, the margins against ρ̂*
-    (paired by seed), the ratios behind them, the CS points' pulls against their losses, how
+    (paired by seed), the ratios behind them, the CS examples' pulls against their losses, how
     far the first GD step follows the derivative, and how often M_C falls over the first
     `early_steps` and still rises 0.05 above its start within the horizon."""
     rho_hat = np.asarray(data["rho_hat"])[a]

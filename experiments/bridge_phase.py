@@ -1,14 +1,14 @@
 """M_C over (ρ, step) in the bridge transformer beside the toy's phase diagram, and the ρ
 where the rise starts against the ρ* predicted from the transformer's own margins.
 
-Bridge: mixture.context_critical = ρ over `rhos` (the rest CS points) at each seed of
+Bridge: mixture.context_critical = ρ over `rhos` (the rest CS examples) at each seed of
 `seeds`, finetuned by full-batch gradient descent (`optimizer`, `lr`): ρ* is a statement
 about the direction of the gradient at t = 0, which Adam's per-coordinate scaling does not
 keep (docs/bridge.md). Per seed: M_C over (ρ, recorded step), its initial change over the
 first recorded interval at every ρ and its rise (peak − initial), two measured onsets
 (`rise_onset`: where the initial change turns positive, `rise_rho`, and where the rise
 reaches 0.05, `rise_rho_005`), and ρ* = |m_CS|/(m_C + |m_CS|) from the pretrained model's Lemma 4
-margins on the finetuning points of the ρ nearest ½. Toy, per seed: the calibrated toy
+margins on the finetuning examples of the ρ nearest ½. Toy, per seed: the calibrated toy
 (`cpi.experiments.calibration`) of that seed's run at the ρ nearest ½ (its measured δ_C, δ_M and
 the GD step size matching its change of M_C over the first recorded interval), its M_C over
 (ρ, step) from the exact reduced dynamics (`toy_n_rho` values of ρ and the transformer's own ρ

@@ -3,7 +3,7 @@
 The bridge experiments start from the bridge's own defaults (`cpi.bridge.config`), not from the
 toy's base config that `compute(base, work, ...)` receives: the transformer's knowledge is
 learned in pretraining, so the toy's knowledge keys have no counterpart, and the toy's
-mixture (n_train = 20) is too small for the transformer's held-out points. `base` is used
+mixture (n_train = 20) is too small for the transformer's held-out examples. `base` is used
 only where a figure shows the toy beside the transformer (its phase diagram, its mitigations).
 Every experiment takes `overrides`, bridge `section.key=value` settings applied to the
 defaults (the tests' tiny scale), and `seeds`.

@@ -5,7 +5,7 @@ The toy cannot invert within one epoch (`timescale`, theory/NOTES.md §19): befo
 first visit its own component is zero, and the fall needs each C example to be fit by its own
 component. This experiment asks the transformer bridge. Per seed, one pretrained model with the
 vocabulary grown so that each of `n_train` finetuning examples (ρ = ½: half C, half CS) and the
-held-out points has its own subject (`pretrain.n_subjects`, at least what the mixture needs), its
+held-out examples has its own subject (`pretrain.n_subjects`, at least what the mixture needs), its
 facts all alike frequent (`pretrain.zipf = 0`) and pretrained longer, so that the CS examples are
 fit; then, for each optimizer of `optimizers` at its learning rate, `epochs` epochs of
 minibatches of `batch_size` (dealt from a permutation each epoch, `train.seed`), query and key
@@ -63,7 +63,7 @@ SETS = ("visited", "unvisited")
 
 def grown(config: BridgeConfig) -> BridgeConfig:
     """`config` with pretrain.n_subjects raised (never lowered) to the fewest that give every
-    finetuning and held-out point its own subject at the configured memorised fraction."""
+    finetuning and held-out example its own subject at the configured memorised fraction."""
     p = config.pretrain
     k = max(p.n_subjects, sum(need for need, _ in subject_budget(config).values()))
     while any(need > have for need, have in subject_budget(
@@ -86,7 +86,7 @@ def run_config(overrides, seed: int, n_train: int, batch_size: int, epochs: int,
 
 def set_losses(losses: np.ndarray, in_set: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(mean loss, mean fall from the initial loss) at each recorded step over the `members` in
-    the set (`in_set`: recorded steps × points); NaN where the set has no member."""
+    the set (`in_set`: recorded steps × examples); NaN where the set has no member."""
     mask = in_set & members[None, :]
     count = mask.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):

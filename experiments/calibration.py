@@ -20,7 +20,7 @@ GD at η = 1) are not the transformer's: its pretrained model has δ_C ≈ 0.3 a
   where the toy must rise), `matched` is False and the step size is the grid's closest.
 
 What the calibration cannot match, by construction: the toy's initial M_C is a function of the
-strengths alone. With W_KQ = 0 a conflict point [c, s, r] reads z = ½v(c) + ½v(s), and with the
+strengths alone. With W_KQ = 0 a conflict example [c, s, r] reads z = ½v(c) + ½v(s), and with the
 Lemma 3 table z_c − z_a = ½(logit δ_C − logit δ_M) (the log Z₀ and o_c terms cancel), so
 
     M_C(0) = σ(½(logit δ_C − logit δ_M))          (`toy_initial`)

@@ -17,7 +17,7 @@ def with_values(config: Config, **values) -> Config:
 
 def theory_counts(base: Config, rho) -> GroupCounts:
     """Group counts for the reduced dynamics at (possibly fractional) ρ: n_C = ρn,
-    n_CS = n − n_C − (CF and S points of the base mixture). Real counts interpolate between
+    n_CS = n − n_C − (CF and S examples of the base mixture). Real counts interpolate between
     mixtures; at ρ = k/n they are exactly the mixture a simulation trains on."""
     counts = counts_of(base)
     n = base.mixture.n_train

@@ -1,10 +1,10 @@
-"""Counterfactual augmentation as a mitigation: CF points (context ≠ memorised fact, answer =
-context) in place of, or added to, CS points.
+"""Counterfactual augmentation as a mitigation: CF examples (context ≠ memorised fact, answer =
+context) in place of, or added to, CS examples.
 
-Varies the number k of CF points (`mixture.counterfactual` = k/n, in place of k CS points)
+Varies the number k of CF examples (`mixture.counterfactual` = k/n, in place of k CS examples)
 from 0 to the base's n_CS. Computes M_C vs step with its peak, final value, drop and depth
 (reduced theory at every k, simulation at a few), the gradient flow's first peak time and
-depth at every k, and, for several n, the number of CF points to ADD so that M_C has no drop
+depth at every k, and, for several n, the number of CF examples to ADD so that M_C has no drop
 within a horizon T, for every T (`counterfactual_needed_curve`).
 """
 
@@ -32,13 +32,13 @@ PARAMS = dict(
 )
 """steps: GD steps; sim_counts: the simulated k; flow_t_max, n_flow: the gradient flow's
 horizon and log-spaced times; needed_n, needed_steps, needed_max_cf: the training-set sizes,
-longest horizon and most CF points of the needed-CF curves; check_steps: horizons at which the
+longest horizon and most CF examples of the needed-CF curves; check_steps: horizons at which the
 curves are checked against `cpi.theory.mitigations.counterfactual_needed`."""
 
 
 def counterfactual_needed_curve(knowledge, rho: float, n: int, max_cf: int, steps: int, lr: float = 1.0,
                                 tol: float = 1e-9) -> np.ndarray:
-    """For every horizon T = 0..steps: the smallest number k ≤ max_cf of CF points ADDED to a
+    """For every horizon T = 0..steps: the smallest number k ≤ max_cf of CF examples ADDED to a
     C/CS mixture of n points (n_C = round(ρn)) for which GD at rate lr has no drop of M_C
     (fall > tol below its running maximum) within the first T steps; −1 when none.
     This is `cpi.theory.mitigations.counterfactual_needed(..., criterion="discrete", steps=T)`
@@ -53,9 +53,9 @@ def counterfactual_needed_curve(knowledge, rho: float, n: int, max_cf: int, step
 
 def compute(base: Config, work: Path, steps: int, sim_counts, flow_t_max: float, n_flow: int,
             needed_n, needed_steps: int, needed_max_cf: int, check_steps) -> dict:
-    """k CF points in place of k CS points for every k from 0 to the base's n_CS: discrete
+    """k CF examples in place of k CS examples for every k from 0 to the base's n_CS: discrete
     theory and simulation over `steps` steps, the gradient flow to `flow_t_max`; and the
-    number of CF points to ADD to remove the drop within a horizon."""
+    number of CF examples to ADD to remove the drop within a horizon."""
     base = with_values(base, train__steps=int(steps), mixture__counterfactual=0.0)
     knowledge, lr = knowledge_of(base), base.train.lr
     n = base.mixture.n_train
@@ -66,7 +66,7 @@ def compute(base: Config, work: Path, steps: int, sim_counts, flow_t_max: float,
     th = np.stack([reduced_trajectory(c)["reliance"] for c in configs])
     bad = [int(k) for k in sim_counts if not 0 <= k <= n_cs]
     if bad:
-        raise ValueError(f"sim_counts {bad} outside 0..{n_cs} (the CS points of the base mixture)")
+        raise ValueError(f"sim_counts {bad} outside 0..{n_cs} (the CS examples of the base mixture)")
     sweep = cached_sweep(base, ["mixture.counterfactual=" + ",".join(repr(float(k / n)) for k in sim_counts)], work)
     sim = np.asarray(sweep.metrics["reliance"])[:, : steps + 1]
 

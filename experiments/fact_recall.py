@@ -1,7 +1,7 @@
-"""Fact-recall (S) points added to the training mix: subject-only points, seen (their fact is
+"""Fact-recall (S) points added to the training mix: subject-only examples, seen (their fact is
 memorised) or unseen.
 
-Varies the number k of S points ADDED to the base's C, CS and CF points (n = n0 + k), seen
+Varies the number k of S examples ADDED to the base's C, CS and CF examples (n = n0 + k), seen
 or unseen. Computes M_C vs step with its peak, final value, drop and depth (reduced theory
 for k = 0..n_s_max, simulation at a few k), and Proposition 2's t = 0 θ_C and θ_S components
 of −∇L (summed and mean), also from the simulations.
@@ -26,12 +26,12 @@ from .configs import with_values
 from .simulations import cached_run, cached_sweep
 
 PARAMS = dict(n_s_max=12, sim_n_s=(0, 4, 10), held_out=4)
-"""n_s_max: the most S points of the theory; sim_n_s: the simulated numbers of S points;
-held_out: test and aligned points (few, so that the vocabulary suffices)."""
+"""n_s_max: the most S examples of the theory; sim_n_s: the simulated numbers of S examples;
+held_out: test and aligned examples (few, so that the vocabulary suffices)."""
 
 
 def fact_recall_config(base: Config, counts: GroupCounts, k: int, seen: bool, held_out: int) -> Config:
-    """`base` with k S points (seen or not) ADDED to its C, CS and CF points (`counts`, no S)."""
+    """`base` with k S examples (seen or not) ADDED to its C, CS and CF examples (`counts`, no S)."""
     n0 = counts.n_c + counts.n_cs + counts.n_cf
     n = n0 + k
     config = with_values(
@@ -48,7 +48,7 @@ def fact_recall_config(base: Config, counts: GroupCounts, k: int, seen: bool, he
 
 
 def compute(base: Config, work: Path, n_s_max: int, sim_n_s, held_out: int) -> dict:
-    """k = 0..n_s_max seen or unseen S points added to the base's C/CS/CF points (n = n0 + k,
+    """k = 0..n_s_max seen or unseen S examples added to the base's C/CS/CF examples (n = n0 + k,
     held-out sets of `held_out` points so that the vocabulary suffices): theory trajectories,
     Proposition 2's t = 0 θ components, and simulations at `sim_n_s`."""
     counts = counts_of(base).replace(n_s_seen=0, n_s_unseen=0)

@@ -1,8 +1,8 @@
-"""Filtering as a mitigation: drop the context-bearing training points whose subject alone
+"""Filtering as a mitigation: drop the context-bearing training examples whose subject alone
 already predicts the answer (lowest no-context loss), `mixture.filter` of them.
 
 Varies the filtered fraction. Computes M_C vs step, its peak, final value, drop and
-first-peak depth, and the final accuracy on aligned points: from the reduced dynamics of the
+first-peak depth, and the final accuracy on aligned examples: from the reduced dynamics of the
 filtered counts at every fraction, and from one simulation at each of a few fractions (each
 filtered set has its own size).
 """

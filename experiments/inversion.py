@@ -1,6 +1,6 @@
 """The inversion itself, at the base config: nothing is varied.
 
-Computes M_C, the attention σ_c and the accuracy on aligned points at every step, from one
+Computes M_C, the attention σ_c and the accuracy on aligned examples at every step, from one
 simulation (`cpi.sims.train.run`) and from the exact reduced theory (`reduced_trajectory`), with
 the peak of M_C in each, ρ = n_C/n and ρ* (Lemma 4).
 """

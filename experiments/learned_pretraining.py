@@ -1,10 +1,10 @@
 """Learned pretraining: does the inversion survive when W_V is learned instead of constructed?
 
 Varies `pretrain.steps`, the length of the learned pretraining of W_V (`cpi.sims.pretraining`: fact
-points and context-copy points, W_KQ = 0), with the other pretrain keys of the base config and
+points and context-copy examples, W_KQ = 0), with the other pretrain keys of the base config and
 knowledge.pretraining = "learned". For each length in `shown` it computes M_C over finetuning
-steps from simulation (`cpi.sims.train.run`) and from the exact per-point reduced dynamics with the
-learned value table (`cpi.sims.theory_inputs.point_trajectory`; W_V frozen and full-batch GD, so the
+steps from simulation (`cpi.sims.train.run`) and from the exact per-example reduced dynamics with the
+learned value table (`cpi.sims.theory_inputs.example_trajectory`; W_V frozen and full-batch GD, so the
 reduction is exact), with the achieved δ_C, δ_M and the world's own margins and ρ*; the base
 config's constructed W_V as the reference; and over the finer grid `grid` of lengths, the
 achieved δ_C, δ_M and the initial, peak and final M_C of the reduced dynamics.
@@ -18,7 +18,7 @@ import numpy as np
 
 from cpi.sims import config as cfg
 from cpi.sims.config import Config
-from cpi.sims.theory_inputs import initial_direction, point_trajectory
+from cpi.sims.theory_inputs import initial_direction, example_trajectory
 from cpi.sims.world import build_world
 from cpi.sims.pretraining import world_strengths
 from cpi.theory.summary import summarize
@@ -34,7 +34,7 @@ grid: the lengths of the reduced-dynamics scan; steps: finetuning steps."""
 
 def compute(base: Config, work: Path, shown, grid, steps: int) -> dict:
     """M_C vs finetuning step for each learned pretraining length in `shown` (simulation and
-    exact per-point theory), the constructed-W_V reference, and the achieved strengths and
+    exact per-example theory), the constructed-W_V reference, and the achieved strengths and
     M_C summaries over the lengths in `grid`."""
     constructed = with_values(base, knowledge__pretraining="constructed", train__steps=int(steps))
     learned = with_values(constructed, knowledge__pretraining="learned")
@@ -58,7 +58,7 @@ def compute(base: Config, work: Path, shown, grid, steps: int) -> dict:
         config = with_values(learned, pretrain__steps=int(length))
         metrics, summary = cached_run(config, work)
         world = build_world(config)
-        theory = point_trajectory(config, world=world)
+        theory = example_trajectory(config, world=world)
         start = initial_direction(config, world)
         for key, value in dict(
             sim_reliance=metrics["reliance"], theory_reliance=theory["reliance"],
@@ -71,7 +71,7 @@ def compute(base: Config, work: Path, shown, grid, steps: int) -> dict:
     for length in grid:
         config = with_values(learned, pretrain__steps=int(length))
         world = build_world(config)
-        summary = summarize(point_trajectory(config, world=world)["reliance"])
+        summary = summarize(example_trajectory(config, world=world)["reliance"])
         for key, value in dict(
             **{f"grid_{k[len('achieved_'):]}": v for k, v in world_strengths(world).items()},
             grid_initial=summary["initial_reliance"], grid_peak=summary["peak_reliance"],

@@ -1,6 +1,6 @@
 """The inversion under the optimizers used in practice (`train.optimizer`), at the base mixture.
 
-Varies the optimizer: full-batch gradient descent (the theory's; with its exact per-point
+Varies the optimizer: full-batch gradient descent (the theory's; with its exact per-example
 reduced prediction), plain SGD with minibatches at two batch sizes and SGD with momentum over
 seeds (the seed draws the minibatches), and full-batch Adam (deterministic: one run per
 learning rate). Computes M_C over steps for each, with mean, standard deviation, min and max
@@ -25,7 +25,7 @@ import numpy as np
 
 from cpi.sims import config as cfg
 from cpi.sims.config import Config
-from cpi.sims.theory_inputs import point_trajectory
+from cpi.sims.theory_inputs import example_trajectory
 from cpi.theory.summary import summarize
 
 from .configs import with_values
@@ -58,7 +58,7 @@ def compute(base: Config, work: Path, steps: int, seeds: int, batch_sizes, momen
                             train__steps=int(steps))
     lr = gd_config.train.lr
     gd_metrics, _ = cached_run(gd_config, work)
-    theory = point_trajectory(gd_config)["reliance"]
+    theory = example_trajectory(gd_config)["reliance"]
     seed_list = list(range(int(seeds)))
 
     sgd = []

@@ -1,15 +1,15 @@
 """The paper's own metrics in the toy: its Figure 2 (counterfactual vs parametric accuracy on
-knowledge-conflict points over finetuning) and its Figure 1a (context reliance against a
+knowledge-conflict examples over finetuning) and its Figure 1a (context reliance against a
 standard benchmark that keeps improving).
 
 Varies the mixture ρ = n_C/n (the base's, and one where the answer flips back) and the
-embeddings: the paper's orthonormal ones (deterministic; all conflict test points alike, so
+embeddings: the paper's orthonormal ones (deterministic; all conflict test examples alike, so
 each accuracy is 0 or 1 at every step) and random ones of dimension `dim` over seeds (the
-conflict points differ, so the accuracies are fractions). Computes per step:
-`counterfactual_accuracy` (argmax = the context's answer on the conflict test points),
+conflict examples differ, so the accuracies are fractions). Computes per step:
+`counterfactual_accuracy` (argmax = the context's answer on the conflict test examples),
 `parametric_accuracy` (argmax = the memorised fact), `train_accuracy` (argmax right on the
-finetuning points), M_C, and the training loss L with exp(−L), the geometric-mean probability
-of the right answer on the finetuning points (the toy's benchmark that keeps improving, since
+finetuning examples), M_C, and the training loss L with exp(−L), the geometric-mean probability
+of the right answer on the finetuning examples (the toy's benchmark that keeps improving, since
 train accuracy is 1 from step 0); and, for the paper's embeddings, M_C of the exact reduced
 theory.
 """
@@ -28,7 +28,7 @@ from .configs import with_values
 from .seeded import swept
 
 PARAMS = dict(steps=1000, rhos=(0.5, 0.4), dim=300, seeds=8)
-"""steps: GD steps; rhos: the mixtures (fraction of C points); dim, seeds: the random
+"""steps: GD steps; rhos: the mixtures (fraction of C examples); dim, seeds: the random
 embeddings' dimension and seeds 0..seeds-1."""
 
 METRICS = ("counterfactual_accuracy", "parametric_accuracy", "train_accuracy", "reliance", "loss")

@@ -1,4 +1,4 @@
-"""The phase diagram in the mixture ratio ρ = n_C/n (the CS points fill the rest).
+"""The phase diagram in the mixture ratio ρ = n_C/n (the CS examples fill the rest).
 
 Varies ρ from 0 to its largest value. Computes (a) M_C over (ρ, step) from the reduced
 dynamics at real-valued counts, (b) initial, peak, final and drop of M_C vs ρ, from theory

@@ -10,7 +10,7 @@ few dimensions, a sweep of the mixture ρ = n_C/n per seed: the measured ρ*, wh
 step's change of M_C, M_C(1) − M_C(0), turns from ≤ 0 to > 0 (linear interpolation between
 the neighbouring grid mixtures; theory/NOTES.md §0.8, §4: no initial rise below ρ*), against the ρ*
 predicted from the base config's own margins (`cpi.sims.theory_inputs.initial_direction`: the
-mean initial pushes of its C and CS points on the conflict test gaps) and the paper's
+mean initial pushes of its C and CS examples on the conflict test gaps) and the paper's
 closed-form ρ* = |m_CS| / (m_C + |m_CS|).
 """
 

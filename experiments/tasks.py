@@ -1,10 +1,10 @@
-"""Two relations (tasks) that share part of their embedding (overlap γ), with CF points on
+"""Two relations (tasks) that share part of their embedding (overlap γ), with CF examples on
 relation 1 only: does augmentation on one task carry over to the other?
 
-Varies γ, with and without the CF points (`counterfactual`·n of them, in place of relation
-1's CS points). Computes M_C per relation vs step from the relation group form of the reduced
+Varies γ, with and without the CF examples (`counterfactual`·n of them, in place of relation
+1's CS examples). Computes M_C per relation vs step from the relation group form of the reduced
 dynamics at every γ, its final value and peak, the transfer to relation 2 (final M_C with
-minus without CF points), the first-step transfer, and the same from one simulated sweep over
+minus without CF examples), the first-step transfer, and the same from one simulated sweep over
 (with/without CF) × a few γ.
 """
 
@@ -27,13 +27,13 @@ PARAMS = dict(
     steps=600, counterfactual=0.25, held_out=5,
 )
 """gammas: the overlaps of the theory; sim_gammas: those simulated; steps: GD steps;
-counterfactual: the fraction of CF points; held_out: test and aligned points per world."""
+counterfactual: the fraction of CF examples; held_out: test and aligned examples per world."""
 
 
 def compute(base: Config, work: Path, gammas, sim_gammas, steps: int, counterfactual: float,
             held_out: int) -> dict:
-    """Two relations (tasks) with overlap γ; `counterfactual`·n CF points all on relation 1
-    (`mixture.counterfactual_relation = 1`, in place of its CS points) against the control
+    """Two relations (tasks) with overlap γ; `counterfactual`·n CF examples all on relation 1
+    (`mixture.counterfactual_relation = 1`, in place of its CS examples) against the control
     without them. Theory: the relation group form at every γ of `gammas`; simulation: one
     vmapped sweep over (with/without CF) × `sim_gammas`."""
     from cpi.theory.relations import first_step_gaps, relation_group_trajectory

@@ -58,7 +58,7 @@ def _counts(n: int, rho: float) -> tuple[int, int]:
 
 
 def _batch_c(seed: int, steps: int, n: int, n_c: int, batch_size: int) -> np.ndarray:
-    """C examples (the first n_c of the world's training points) in each of `steps` batches."""
+    """C examples (the first n_c of the world's training examples) in each of `steps` batches."""
     from cpi.sims.optimizers import batch_weights
 
     return np.array([float(np.sum(np.asarray(batch_weights(np.uint32(seed), k, n, batch_size, np.float32))[:n_c] > 0))

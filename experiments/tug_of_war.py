@@ -1,6 +1,6 @@
 """The tug of war behind the inversion, at the base config: nothing is varied.
 
-Computes the θ_C component of −∇L contributed by the C and the CS points at every step
+Computes the θ_C component of −∇L contributed by the C and the CS examples at every step
 (simulation and exact reduced theory), their sum, the total over every context group, the
 first step at which the C + CS sum is no longer positive, and the peak step of M_C.
 """

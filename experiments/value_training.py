@@ -2,9 +2,9 @@
 
 Varies `train.value_lr` (the step size of W_V; 0 = frozen, the paper's setting). Computes, from
 simulation only (`cpi.sims.value_training.value_training_run`), M_C, σ_c, aligned accuracy and
-the θ_C pulls of the C and CS points vs step, with peak, final value, drop and depth; every
+the θ_C pulls of the C and CS examples vs step, with peak, final value, drop and depth; every
 `record_every` steps the blocks of the value-logit change ΔV and the value margins; and, as
-the reference, the frozen-W_V reduced theory and M_C as a function of σ_c on a test point.
+the reference, the frozen-W_V reduced theory and M_C as a function of σ_c on a test example.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def compute(base: Config, work: Path, value_lrs, steps: int, record_every: int, 
     from cpi.theory.pretrained import logit, z0
 
     log_z0 = np.log(z0(knowledge.n_subjects, knowledge.n_answers, knowledge.o_c, knowledge.o_r, base.world.n_relations))
-    d_context = float(logit(base.knowledge.delta_c) + log_z0 - base.knowledge.o_c)  # V[c,c] − V[a,c] on a test point
+    d_context = float(logit(base.knowledge.delta_c) + log_z0 - base.knowledge.o_c)  # V[c,c] − V[a,c] on a test example
     d_subject = float(base.knowledge.o_c - logit(base.knowledge.delta_m) - log_z0)  # V[c,s] − V[a,s]
     sigma = np.linspace(0.0, 1.0, 201)
     data = dict(

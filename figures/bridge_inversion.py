@@ -12,11 +12,11 @@ LAYER_COLORS = [GREEN, PURPLE, "#8c564b", "#17becf"]
 
 
 def plot_bridge_inversion(data: dict):
-    """(a) M_C on held-out conflict points per seed, mean and spread, beside the calibrated toy's
+    """(a) M_C on held-out conflict examples per seed, mean and spread, beside the calibrated toy's
     (each seed's toy at its measured δ_C, δ_M, ρ and matched step size: mean, spread shaded,
     dashed); (b) argmax accuracies:
     context answer and memorised fact; (c) attention of r to the context, mean and per layer;
-    (d) the C and CS points' losses."""
+    (d) the C and CS examples' losses."""
     step = np.asarray(data["step"])
     fig, (ax, bx, cx, dx) = new_figure(18.0, 4.8, ncols=4)
     seed_band(ax, step, data["reliance"], "reliance", BLUE, "transformer, mean over seeds")
@@ -25,13 +25,13 @@ def plot_bridge_inversion(data: dict):
         seed_band(ax, toy_step, data["toy_reliance"], "toy_reliance", GREY,
                   f"calibrated toy (GD, η {mean_sd(data['toy_lr'])}; its δ_C, δ_M, ρ)", seeds=False, linestyle="--")
     ax.set_ylim(0, 1)
-    ax.set_ylabel("context reliance $M_C$ (held-out conflict points)")
+    ax.set_ylabel("context reliance $M_C$ (held-out conflict examples)")
     ax.legend(fontsize=8, loc="lower right")
     panel_label(ax, "(a) $M_C$ per seed")
     seed_band(bx, step, data["counterfactual_accuracy"], "counterfactual_accuracy", BLUE, "context answer", seeds=False)
     seed_band(bx, step, data["parametric_accuracy"], "parametric_accuracy", ORANGE, "memorised fact", seeds=False)
     bx.set_ylim(-0.02, 1.2)
-    bx.set_ylabel("share of conflict points with this argmax")
+    bx.set_ylabel("share of conflict examples with this argmax")
     bx.legend(fontsize=8, loc="upper center", ncols=2)
     panel_label(bx, "(b) the paper's accuracies")
     seed_band(cx, step, data["attention_context"], "attention_context", RED, "mean over layers", seeds=False)
@@ -42,8 +42,8 @@ def plot_bridge_inversion(data: dict):
     cx.set_ylabel("attention of r to the context")
     cx.legend(fontsize=8, loc="upper right")
     panel_label(cx, "(c) attention to the context")
-    seed_band(dx, step, data["loss_C"], "loss_C", BLUE, "C points", seeds=False)
-    seed_band(dx, step, data["loss_CS"], "loss_CS", ORANGE, "CS points", seeds=False)
+    seed_band(dx, step, data["loss_C"], "loss_C", BLUE, "C examples", seeds=False)
+    seed_band(dx, step, data["loss_CS"], "loss_CS", ORANGE, "CS examples", seeds=False)
     dx.set_yscale("log")
     dx.set_ylabel("finetuning loss")
     dx.legend(fontsize=8, loc="upper right")

@@ -1,4 +1,4 @@
-"""Mitigations in the bridge transformer beside the calibrated toy: filtering the CS points,
+"""Mitigations in the bridge transformer beside the calibrated toy: filtering the CS examples,
 counterfactual augmentation, and finetuning every parameter instead of the QK maps."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def plot_bridge_mitigations(data: dict):
     cx.set_ylabel("$M_C$")
     cx.legend(fontsize=8, loc="upper left", ncols=2)
     panel_label(cx, "(c) peak, final, fall below the peak")
-    headline(fig, "Mitigations: filtering, counterfactual points and training every parameter shrink the "
+    headline(fig, "Mitigations: filtering, counterfactual examples and training every parameter shrink the "
                   "transformer's fall; the calibrated toy barely falls in any setting", _finding(data, settings))
     return fig
 

@@ -45,7 +45,7 @@ def plot_bridge_onset(data: dict):
     on real mixtures, default pretraining), each seed a marker, the mean a bar; (b, c) the rise
     of M_C (peak − initial within the horizon) vs ρ at each GD step size for the default and the
     weakest pretraining (mean, seed band; real mixtures too at the default), ρ̂* and ρ* (means)
-    dashed; (d) each CS point's share d_i of the derivative (over the arm's mean d_C) against
+    dashed; (d) each CS example's share d_i of the derivative (over the arm's mean d_C) against
     its loss 1 − p_i, every seed."""
     rho, lrs = np.asarray(data["rho"]), np.asarray(data["lr"])
     arms = _arm_names(data)
@@ -104,10 +104,10 @@ def plot_bridge_onset(data: dict):
     dx.axhline(0.0, color=GREY, linewidth=0.8)
     dx.set_xscale("log")
     dx.set_yscale("symlog", linthresh=1e-3)
-    dx.set_xlabel(r"CS point's $1 - p_{target}$ on [c, s, r] (pretrained)")
+    dx.set_xlabel(r"CS example's $1 - p_{target}$ on [c, s, r] (pretrained)")
     dx.set_ylabel(r"its $d_i = -\langle\nabla M_C, \nabla \ell_i\rangle$ / mean $d_C$")
     dx.legend(fontsize=7.5, loc="lower left")
-    panel_label(dx, "(d) each CS point's pull on $M_C$ at t = 0 vs its loss")
+    panel_label(dx, "(d) each CS example's pull on $M_C$ at t = 0 vs its loss")
     headline(fig, "Where the transformer's rise starts: exact t = 0 derivatives against Lemma 4", _finding(data))
     return fig
 

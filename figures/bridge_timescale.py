@@ -13,7 +13,7 @@ COLORS = [BLUE, ORANGE, GREEN, PURPLE]
 
 
 def plot_bridge_timescale(data: dict):
-    """(a) M_C on held-out conflict points against the epoch, per optimizer (seeds and mean);
+    """(a) M_C on held-out conflict examples against the epoch, per optimizer (seeds and mean);
     then per optimizer, the loss of the C examples already visited in the current epoch and of
     those not yet visited (mean over seeds, band: lowest to highest seed), and the CS examples'
     loss; the epoch boundaries dotted."""
@@ -30,7 +30,7 @@ def plot_bridge_timescale(data: dict):
     ax = axes[0]
     for o, name in enumerate(names):
         seed_band(ax, epoch, np.asarray(data["reliance"])[o], f"reliance_{name}", COLORS[o % 4], titles[o])
-    ax.set_ylabel("context reliance $M_C$ (held-out conflict points)")
+    ax.set_ylabel("context reliance $M_C$ (held-out conflict examples)")
     ax.legend(fontsize=8, loc="lower right")
     panel_label(ax, "(a) $M_C$ per seed")
     for o, name in enumerate(names):

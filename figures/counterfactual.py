@@ -1,4 +1,4 @@
-"""Counterfactual augmentation: CF points (context contradicts the memorised fact, answer =
+"""Counterfactual augmentation: CF examples (context contradicts the memorised fact, answer =
 context) postpone the drop of context reliance rather than remove it."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ COLORS = [BLUE, "#17becf", GREEN, ORANGE, RED, PURPLE, "#8c564b", "#e377c2"]
 
 
 def plot_counterfactual(data: dict):
-    """(a) M_C vs step with k CF points in place of k CS points (theory lines, simulation
+    """(a) M_C vs step with k CF examples in place of k CS examples (theory lines, simulation
     markers); (b) peak, final, drop vs k; (c) gradient flow: time of the first peak and depth
-    of the fall after it vs k (simulated GD peak steps as markers); (d) the number of CF points
+    of the fall after it vs k (simulated GD peak steps as markers); (d) the number of CF examples
     to ADD to a C/CS mixture so that M_C does not fall within a horizon, for several n."""
     step = np.asarray(data["step"])
     last = int(step[-1])
@@ -35,9 +35,10 @@ def plot_counterfactual(data: dict):
     ax.set_xlim(0, last)
     ax.set_ylim(0.2, 1.0)
     ax.set_xlabel(r"training step t (symlog; $\eta$ = %g)" % scalar(data, "lr", 1.0))
-    ax.set_ylabel("context reliance $M_C$ on held-out conflict points")
+    ax.set_ylabel("context reliance $M_C$ on held-out conflict examples")
     ax.legend(title="markers: simulation, lines: theory", fontsize=8, title_fontsize=8, loc="lower right")
-    panel_label(ax, rf"(a) $M_C$ with k CF points in place of CS points (n = {n}, $\rho$ = {scalar(data, 'rho'):.2g})")
+    panel_label(ax, rf"(a) $M_C$ with k CF examples in place of CS examples "
+                    rf"(n = {n}, $\rho$ = {scalar(data, 'rho'):.2g})")
 
     for key, label, color, marker in (
         ("peak", "peak", BLUE, "o"), ("final", f"final (step {last})", ORANGE, "s"),
@@ -48,7 +49,7 @@ def plot_counterfactual(data: dict):
                  marker=marker)
     bx.set_xlim(ks[0], ks[-1])
     bx.set_ylim(-0.02, 1.02)
-    bx.set_xlabel(f"CF points k (mixture.counterfactual = k/{n}; CS points = {n_cs} − k)")
+    bx.set_xlabel(f"CF examples k (mixture.counterfactual = k/{n}; CS examples = {n_cs} − k)")
     bx.set_ylabel("context reliance $M_C$")
     bx.legend(fontsize=8, loc="center right")
     panel_label(bx, f"(b) peak, final and drop within {last} steps")
@@ -70,13 +71,13 @@ def plot_counterfactual(data: dict):
     tx.set_yscale("log")
     tx.set_ylabel("fall of $M_C$ after the peak (first peak − lowest after it)", color=RED)
     cx.set_xlim(ks[0], ks[-1])
-    cx.set_xlabel(f"CF points k in place of CS points (k = {n_cs}: no CS point left)")
+    cx.set_xlabel(f"CF examples k in place of CS examples (k = {n_cs}: no CS example left)")
     if not inv[-1]:
         cx.text(0.97, 0.05, f"k = {int(ks[-1])}: no peak, $M_C$ rises for ever", transform=cx.transAxes,
                 ha="right", **ANNOTATION)
     handles = [*cx.get_legend_handles_labels()[0], *tx.get_legend_handles_labels()[0]]
     cx.legend(handles=handles, fontsize=8, loc="center left")
-    panel_label(cx, r"(c) each CF point postpones the peak and shrinks the fall (gradient flow to $10^{12}$)")
+    panel_label(cx, r"(c) each CF example postpones the peak and shrinks the fall (gradient flow to $10^{12}$)")
 
     horizon = np.asarray(data["needed_horizon"])
     needed = np.asarray(data["needed"], dtype=np.float64)
@@ -92,11 +93,12 @@ def plot_counterfactual(data: dict):
     dx.set_xscale("log")
     dx.set_xlim(horizon[0], horizon[-1])
     dx.set_xlabel("horizon: gradient-descent steps at $\\eta$ = %g (log scale)" % scalar(data, "lr", 1.0))
-    dx.set_ylabel(r"CF points to add so that $M_C$ does not fall")
+    dx.set_ylabel(r"CF examples to add so that $M_C$ does not fall")
     dx.legend(fontsize=8, loc="upper left")
-    panel_label(dx, rf"(d) CF points to ADD to n points ($\rho$ = {scalar(data, 'rho'):.2g}): grows with the horizon")
+    panel_label(dx, rf"(d) CF examples to ADD to n examples ($\rho$ = {scalar(data, 'rho'):.2g}): "
+                    "grows with the horizon")
 
-    headline(fig, "Counterfactual points postpone the drop of context reliance rather than remove it", _finding(data))
+    headline(fig, "Counterfactual examples postpone the drop of context reliance rather than remove it", _finding(data))
     return fig
 
 
@@ -111,15 +113,15 @@ def _finding(data: dict) -> str:
         k1 = int(inv[-1])
         ratios = t[inv[1:]] / t[inv[:-1]]
         text = (
-            f"Each CF point multiplies the time of the peak (×{ratios[0]:.1f} for the first, ×{ratios[-1]:.0f} for "
+            f"Each CF example multiplies the time of the peak (×{ratios[0]:.1f} for the first, ×{ratios[-1]:.0f} for "
             f"the last, k = {k1}): flow peak {t[0]:.0f} → {t[k1]:.1e}, fall {depth[0]:.2f} → {depth[k1]:.0e};"
-            f" only replacing all {n_cs} CS points removes it.\n"
+            f" only replacing all {n_cs} CS examples removes it.\n"
         )
     horizon, needed = np.asarray(data["needed_horizon"]), np.asarray(data["needed"])
     n0 = int(np.asarray(data["needed_n"])[0])
     picks = [h for h in (300, 1000, 10000) if h in horizon]
     if picks:
         parts = [f"{int(needed[0][list(horizon).index(h)])} by step {h}" for h in picks]
-        text += f"CF points to add to n = {n0} so that $M_C$ does not fall: " + ", ".join(parts)
+        text += f"CF examples to add to n = {n0} so that $M_C$ does not fall: " + ", ".join(parts)
         text += " — a larger horizon always needs more"
     return text

@@ -1,4 +1,4 @@
-"""The inversion itself: context reliance M_C and attention σ_c on conflict points vs step."""
+"""The inversion itself: context reliance M_C and attention σ_c on conflict examples vs step."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from .style import (
 
 
 def plot_inversion(data: dict):
-    """(a) M_C and σ_c on held-out conflict points vs step, simulation (markers) and exact
-    reduced theory (lines), peak marked; (b) accuracy on held-out aligned points."""
+    """(a) M_C and σ_c on held-out conflict examples vs step, simulation (markers) and exact
+    reduced theory (lines), peak marked; (b) accuracy on held-out aligned examples."""
     step = np.asarray(data["step"])
     every = marker_every(len(step))
     peak_step, peak = int(scalar(data, "sim_peak_step")), float(scalar(data, "sim_peak"))
@@ -34,7 +34,7 @@ def plot_inversion(data: dict):
     star.set_gid("sim_peak")
     ax.axvline(peak_step, color="0.6", linestyle=":", linewidth=1)
     ax.set_xlabel("training step t (full-batch gradient descent, $\\eta$ = %g)" % scalar(data, "lr", 1.0))
-    ax.set_ylabel("mean over held-out conflict points")
+    ax.set_ylabel("mean over held-out conflict examples")
     ax.set_ylim(0, 1.02)
     ax.set_xlim(step[0], step[-1])
     a_key.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="upper center", ncol=2, frameon=False)
@@ -49,7 +49,7 @@ def plot_inversion(data: dict):
     bx.axvline(peak_step, color="0.6", linestyle=":", linewidth=1, label=f"peak of $M_C$ (t = {peak_step})")
     low = int(np.argmin(aligned))
     bx.set_xlabel("training step t")
-    bx.set_ylabel("$p_c$ on held-out aligned points")
+    bx.set_ylabel("$p_c$ on held-out aligned examples")
     bx.set_xlim(step[0], step[-1])
     b_key.legend(*bx.get_legend_handles_labels(), fontsize=8, loc="upper left", frameon=False)
     note = (
@@ -61,7 +61,7 @@ def plot_inversion(data: dict):
     )
     b_key.text(1.0, 1.0, note, transform=b_key.transAxes, ha="right", va="top", **ANNOTATION)
     bx.set_title("context = the memorised fact", loc="right", fontsize=8.5, color="0.35")
-    panel_label(bx, "(b) accuracy on held-out aligned points")
+    panel_label(bx, "(b) accuracy on held-out aligned examples")
 
     rho, rho_star = scalar(data, "rho"), scalar(data, "rho_star")
     finding = (

@@ -41,7 +41,7 @@ def _panel(ax, data, short: str, xlabel: str, norm, steps: int):
     ax.set_xlim(x[0], x[-1])
     ax.set_ylim(rho[0], rho[-1])
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(r"fraction of context-critical points $\rho$")
+    ax.set_ylabel(r"fraction of context-critical examples $\rho$")
     return mesh
 
 

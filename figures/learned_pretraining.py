@@ -15,7 +15,7 @@ COLORS = [BLUE, ORANGE, GREEN, PURPLE, RED]
 
 def plot_learned_pretraining(data: dict):
     """(a) M_C vs finetuning step for each shown pretraining length (simulation markers, exact
-    per-point theory with the learned table as lines; legend: the achieved δ_C, δ_M), and the
+    per-example theory with the learned table as lines; legend: the achieved δ_C, δ_M), and the
     constructed W_V of the base config as the reference; (b) over the pretraining length: the
     achieved δ_C and δ_M and the initial, peak and final M_C of the exact reduced dynamics."""
     step = np.asarray(data["step"])
@@ -40,8 +40,8 @@ def plot_learned_pretraining(data: dict):
     ax.set_xlim(0, last)
     ax.set_ylim(0, 1.08)
     ax.set_xlabel(f"finetuning step t (full-batch GD, $\\eta$ = {scalar(data, 'lr', 1.0):g}; symlog)")
-    ax.set_ylabel("context reliance $M_C$ on held-out conflict points")
-    ax.legend(title="markers: simulation; lines: exact per-point theory", fontsize=7.5, title_fontsize=7.5,
+    ax.set_ylabel("context reliance $M_C$ on held-out conflict examples")
+    ax.legend(title="markers: simulation; lines: exact per-example theory", fontsize=7.5, title_fontsize=7.5,
               loc="lower right")
     panel_label(ax, "(a) $M_C$ after learned pretraining ($W_V$ frozen)")
 

@@ -25,7 +25,7 @@ def plot_optimizers(data: dict):
     fig, (ax, bx) = new_figure(15.0, 5.4, ncols=2, gridspec_kw=dict(width_ratios=[1.6, 1.0]))
     lr, n_seeds = scalar(data, "lr"), len(np.asarray(data["seed"]))
 
-    theory_line(ax, step + 1, data["theory_gd_reliance"], "theory_gd_reliance", "GD: exact per-point theory",
+    theory_line(ax, step + 1, data["theory_gd_reliance"], "theory_gd_reliance", "GD: exact per-example theory",
                 color="k", linewidth=1.2)
     sim_line(ax, step + 1, data["gd_reliance"], "gd_reliance", rf"GD (full batch), $\eta$ = {lr:g}", every,
              color="k")
@@ -49,7 +49,7 @@ def plot_optimizers(data: dict):
     ax.set_xlim(1, step[-1] + 1)
     ax.set_ylim(0.2, 1.0)
     ax.set_xlabel("training step t + 1")
-    ax.set_ylabel(r"context reliance $M_C$ on held-out conflict points")
+    ax.set_ylabel(r"context reliance $M_C$ on held-out conflict examples")
     ax.legend(title=f"SGD: mean of {n_seeds} seeds, band min-max", fontsize=7.5, title_fontsize=7.5,
               loc="lower right")
     panel_label(ax, rf"(a) $M_C$ at $\rho$ = {scalar(data, 'rho'):.2g} under each optimizer")

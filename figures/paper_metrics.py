@@ -1,6 +1,6 @@
 """The paper's Figure 2 and Figure 1a in the toy: counterfactual vs parametric accuracy over
 steps (paper embeddings and random ones over seeds), and context reliance against the training
-points' answer probability while train accuracy stays at 1."""
+examples' answer probability while train accuracy stays at 1."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _accuracy_panel(ax, data, i, step):
     ax.set_ylim(-0.04, 1.35)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_xlabel("training step t + 1")
-    ax.set_ylabel(f"accuracy on the {int(scalar(data, 'n_test'))} conflict test points")
+    ax.set_ylabel(f"accuracy on the {int(scalar(data, 'n_test'))} conflict test examples")
     ax.legend(fontsize=7.5, loc="upper right", ncols=2, title_fontsize=7.5,
               title=f"random: dim {int(scalar(data, 'dim'))}, {np.asarray(data['seed']).size} seeds, band min-max")
 
@@ -39,7 +39,7 @@ def plot_paper_metrics(data: dict):
     """(a), (b) the paper's Figure 2 at each of two mixtures: counterfactual and parametric
     accuracy vs step, paper embeddings (dashed steps) and random ones (mean over seeds, min-max
     band); (c) the paper's Figure 1a: M_C against exp(−L), the geometric-mean probability of
-    the right answer on the finetuning points, along training (train accuracy is printed: it
+    the right answer on the finetuning examples, along training (train accuracy is printed: it
     is 1 at every step)."""
     step = np.asarray(data["step"])
     rhos = np.asarray(data["rho"])
@@ -66,8 +66,8 @@ def plot_paper_metrics(data: dict):
     cx.annotate("t = 0", (bench0, float(np.asarray(data["paper_reliance"])[0, 0])), xytext=(4, -12),
                 textcoords="offset points", **ANNOTATION)
     train_min = min(float(np.min(data["paper_train"])), float(np.min(data["random_train"])))
-    cx.set_xlabel("exp(−L): geometric-mean probability of\nthe right answer on the finetuning points")
-    cx.set_ylabel(r"context reliance $M_C$ on conflict test points")
+    cx.set_xlabel("exp(−L): geometric-mean probability of\nthe right answer on the finetuning examples")
+    cx.set_ylabel(r"context reliance $M_C$ on conflict test examples")
     cx.set_ylim(0.1, 1.12)
     cx.legend(fontsize=7.5, loc="upper right", title=f"train accuracy ≥ {train_min:.3f} at every step",
               title_fontsize=7.5)

@@ -73,7 +73,7 @@ def plot_phase_diagram(data: dict):
     sim_line(ax, sim_rho[shown], sim_peak_step[shown], "sim_peak_step", "peak step, simulation (markers)",
              color=RED, markerfacecolor="white", markersize=5)
     ax.axvline(rho_star, color="white", linestyle="--", linewidth=1.2, label=rf"$\rho^*$ = {rho_star:.3f}")
-    ax.set_xlabel(r"fraction of context-critical points $\rho = n_C/n$")
+    ax.set_xlabel(r"fraction of context-critical examples $\rho = n_C/n$")
     ax.set_ylabel(r"training step $t$ (symlog scale)")
     a_key.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="upper center", ncol=2,
                  facecolor="0.8", edgecolor="none")  # grey: the handles are white, as on the heat map

@@ -46,7 +46,7 @@ def plot_robustness(data: dict):
     ax.set_xlim(step[0], step[-1])
     ax.set_ylim(0.2, 1.0)
     ax.set_xlabel(r"training step t (full-batch GD, $\eta$ = %g)" % scalar(data, "lr", 1.0))
-    ax.set_ylabel(r"context reliance $M_C$ on held-out conflict points")
+    ax.set_ylabel(r"context reliance $M_C$ on held-out conflict examples")
     ax.legend(title="bands: min-max over seeds", fontsize=8, title_fontsize=8, loc="lower right")
     panel_label(ax, rf"(a) $M_C$ at $\rho$ = {scalar(data, 'rho'):.2g}, random embeddings")
 

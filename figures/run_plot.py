@@ -19,20 +19,20 @@ GROUP_COLORS = {"C": BLUE, "CS": ORANGE, "CF": RED, "S": PURPLE}
 
 def plot_run(metrics: dict, summary: dict, title: str = "One run"):
     """(a) M_C (and per relation) and aligned accuracy, peak marked; (b) attention σ_c on
-    the conflict test points and per training group (or per layer); (c) the training loss,
+    the conflict test examples and per training group (or per layer); (c) the training loss,
     total and per group. Metrics the run lacks are left out."""
     step = np.asarray(metrics["step"])
     every = marker_every(len(step))
     fig, (ax, bx, cx) = new_figure(14, 4.2, ncols=3)
 
-    sim_line(ax, step, metrics["reliance"], "reliance", "$M_C$ on conflict test points", every, color=BLUE,
+    sim_line(ax, step, metrics["reliance"], "reliance", "$M_C$ on conflict test examples", every, color=BLUE,
              linestyle="-", linewidth=1.2)
     relations = sorted(k for k in metrics if k.startswith("reliance_r"))
     if len(relations) > 1:
         for key in relations:
             ax.plot(step, metrics[key], linewidth=1, linestyle="--", label=f"$M_C$, relation {key[10:]}", gid=key)
     if "aligned_accuracy" in metrics:
-        sim_line(ax, step, metrics["aligned_accuracy"], "aligned_accuracy", "$p_c$ on aligned points", every,
+        sim_line(ax, step, metrics["aligned_accuracy"], "aligned_accuracy", "$p_c$ on aligned examples", every,
                  color=GREEN, marker="s", linestyle="-", linewidth=1.2)
     peak_step, peak = int(summary["peak_step"]), float(summary["peak_reliance"])
     (star,) = ax.plot([peak_step], [peak], marker="*", markersize=14, color="black", linestyle="none",
@@ -44,7 +44,7 @@ def plot_run(metrics: dict, summary: dict, title: str = "One run"):
     panel_label(ax, "(a) context reliance")
 
     if "attention_context" in metrics:
-        sim_line(bx, step, metrics["attention_context"], "attention_context", "conflict test points", every,
+        sim_line(bx, step, metrics["attention_context"], "attention_context", "conflict test examples", every,
                  color=GREY, linestyle="-", linewidth=1.2)
     for group, color in GROUP_COLORS.items():
         key = f"attention_context_{group}"
@@ -65,7 +65,7 @@ def plot_run(metrics: dict, summary: dict, title: str = "One run"):
     for group, color in GROUP_COLORS.items():
         key = f"loss_{group}"
         if key in metrics:
-            cx.plot(step, metrics[key], color=color, linewidth=1.2, label=f"group {group} (mean over its points)",
+            cx.plot(step, metrics[key], color=color, linewidth=1.2, label=f"group {group} (mean over its examples)",
                     gid=key)
     cx.set_xlabel("training step")
     cx.set_ylabel("cross-entropy loss")
@@ -80,7 +80,7 @@ def plot_run(metrics: dict, summary: dict, title: str = "One run"):
     return fig
 
 
-OVERLAY_PANELS = (("reliance", "(a) context reliance", "$M_C$ on conflict test points", (0, 1.02)),
+OVERLAY_PANELS = (("reliance", "(a) context reliance", "$M_C$ on conflict test examples", (0, 1.02)),
                   ("attention_context", "(b) attention on the context", "attention on the context $\\sigma_c$",
                    (0, 1.02)),
                   ("loss", "(c) training loss", "cross-entropy loss", None))

@@ -54,7 +54,7 @@ def _plot_one(key, coords, summary, title):
     if labels is not None:
         ax.set_xticks(range(len(labels)), labels)
     ax.set_xlabel(key)
-    ax.set_ylabel("context reliance $M_C$ on conflict test points")
+    ax.set_ylabel("context reliance $M_C$ on conflict test examples")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8, loc="best")
     panel_label(ax, f"summary of {len(x)} points")

@@ -28,9 +28,9 @@ def _horizon_limited(data: dict) -> np.ndarray:
 
 
 def plot_tasks(data: dict):
-    """(a) M_C on relation 2 vs step with CF points on relation 1 (lines: theory; markers:
+    """(a) M_C on relation 2 vs step with CF examples on relation 1 (lines: theory; markers:
     simulation) at several γ, the control and relation 1; (b) final M_C per relation vs γ,
-    with and without the CF points; (c) the transfer to relation 2 (final M_C with minus
+    with and without the CF examples; (c) the transfer to relation 2 (final M_C with minus
     without) and the closed-form transfer of the step-1 test gap. Grey: γ where relation 2's
     fall is not over by the last step (the final value depends on the horizon)."""
     step = np.asarray(data["step"])
@@ -52,13 +52,13 @@ def plot_tasks(data: dict):
                     linewidth=1.1)
     theory_line(ax, step, data["theory_aug_r1"][0], "theory_aug_r1_0", r"relation 1 (augmented), $\gamma$ = 0",
                 color="black", linestyle="-.", linewidth=1.2)
-    ax.plot([], [], color="0.3", linestyle=":", label="relation 2, control (no CF points)")
+    ax.plot([], [], color="0.3", linestyle=":", label="relation 2, control (no CF examples)")
     ax.set_xlim(step[0], step[-1])
     ax.set_ylim(0.2, 1.0)
     ax.set_xlabel(r"training step t ($\eta$ = %g)" % scalar(data, "lr", 1.0))
-    ax.set_ylabel("context reliance $M_C$ on the relation's conflict points")
+    ax.set_ylabel("context reliance $M_C$ on the relation's conflict examples")
     ax.legend(title="markers: simulation, lines: theory", fontsize=7.5, title_fontsize=8, loc="lower right")
-    panel_label(ax, "(a) $M_C$ on the task without CF points")
+    panel_label(ax, "(a) $M_C$ on the task without CF examples")
 
     for key, label, color, marker in (
         ("aug_r1", "relation 1, with CF", BLUE, "o"), ("aug_r2", "relation 2, CF on relation 1", ORANGE, "s"),
@@ -120,7 +120,7 @@ def _finding(data: dict) -> str:
         i = int(np.flatnonzero(ok)[-1])
         parts.append(f"{tr[i]:+.3f} at {gam[i]:g}")
     text = (
-        f"CF points on relation 1 keep its final $M_C$ at {r1.min():.2f}–{r1.max():.2f}; relation 2's final $M_C$ "
+        f"CF examples on relation 1 keep its final $M_C$ at {r1.min():.2f}–{r1.max():.2f}; relation 2's final $M_C$ "
         f"(step {steps}) changes by " + ", ".join(parts) + r" — exactly 0 without overlap, rising with $\gamma$"
     )
     if not ok.all():

@@ -20,7 +20,7 @@ def plot_three_steps(data: dict):
         theory_line(ax, eta, reliance[:, t], f"theory_reliance_{t}", rf"$M_C({t})$, closed form (line)", color=color)
         sim_line(ax, sim_eta, sim_reliance[:, t], f"sim_reliance_{t}", rf"$M_C({t})$, simulation (markers)",
                  color=color, marker=marker)
-    ax.set_ylabel(r"context reliance $M_C$ on conflict points")
+    ax.set_ylabel(r"context reliance $M_C$ on conflict examples")
     ax.set_ylim(0, 1.02)
     panel_label(ax, r"(a) $M_C$ at steps 0, 1, 2")
 

@@ -1,5 +1,5 @@
-"""The tug of war: the θ_C component of −∇L from C points (towards the context) against the
-one from CS points (towards the subject)."""
+"""The tug of war: the θ_C component of −∇L from C examples (towards the context) against the
+one from CS examples (towards the subject)."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ def plot_tug_of_war(data: dict):
     for ax, log in zip(axes, (False, True)):
         suffix = "_log" if log else ""
         every = log_marker_indices(len(step)) if log else marker_every(len(step))
-        theory_line(ax, step, data["theory_C"], "theory_C" + suffix, "C points, theory (line)", color=BLUE)
-        sim_line(ax, step, data["sim_C"], "sim_C" + suffix, "C points, simulation (markers)", every, color=BLUE)
-        theory_line(ax, step, data["theory_CS"], "theory_CS" + suffix, "CS points, theory (line)", color=RED)
-        sim_line(ax, step, data["sim_CS"], "sim_CS" + suffix, "CS points, simulation (markers)", every,
+        theory_line(ax, step, data["theory_C"], "theory_C" + suffix, "C examples, theory (line)", color=BLUE)
+        sim_line(ax, step, data["sim_C"], "sim_C" + suffix, "C examples, simulation (markers)", every, color=BLUE)
+        theory_line(ax, step, data["theory_CS"], "theory_CS" + suffix, "CS examples, theory (line)", color=RED)
+        sim_line(ax, step, data["sim_CS"], "sim_CS" + suffix, "CS examples, simulation (markers)", every,
                  color=RED, marker="s")
         theory_line(ax, step, data["theory_sum"], "theory_sum" + suffix, "sum C + CS, theory (line)", color="black")
         sim_line(ax, step, data["sim_sum"], "sim_sum" + suffix, "sum, simulation (markers)", every, color="black",
@@ -47,13 +47,13 @@ def plot_tug_of_war(data: dict):
             panel_label(ax, "(a) pull of each group on the shared context direction $\\theta_C$")
             ax.legend(fontsize=8, loc="upper right")
     if change >= 0:
-        axes[1].text(0.97, 0.96, f"C points pull attention to the context first;\nonce they are fit, "
-                     f"CS points win (t ≥ {change})", transform=axes[1].transAxes, ha="right", va="top",
+        axes[1].text(0.97, 0.96, f"C examples pull attention to the context first;\nonce they are fit, "
+                     f"CS examples win (t ≥ {change})", transform=axes[1].transAxes, ha="right", va="top",
                      **ANNOTATION)
 
     if change >= 0:
         finding = (
-            f"The $\\theta_C$ update from C points dominates until step {change}, where the CS pull wins and the sum "
+            f"The $\\theta_C$ update from C examples dominates until step {change}, where the CS pull wins and the sum "
             f"turns negative" + (f" — exactly the peak of $M_C$ (step {peak_step})" if change == peak_step else
                                  f" ($M_C$ peaks at step {peak_step})")
         )
@@ -61,5 +61,5 @@ def plot_tug_of_war(data: dict):
         finding = "The summed $\\theta_C$ component never changes sign in this window"
     if scalar(data, "other_groups", False):
         finding += " (CF/S groups omitted from the sum)"
-    headline(fig, "Tug of war between context-critical and context+subject points", finding)
+    headline(fig, "Tug of war between context-critical and context+subject examples", finding)
     return fig

@@ -11,10 +11,10 @@ from .style import (
 )
 
 BLOCKS = (
-    ("C_cs", "C points: $\\Delta V[c, s]$ (Prop. 3: subject learns answer)", BLUE, "o"),
-    ("C_cc", "C points: $\\Delta V[c, c]$ (context learns itself)", BLUE, "s"),
-    ("CS_cs", "CS points: $\\Delta V[c, s]$", RED, "o"),
-    ("CS_cc", "CS points: $\\Delta V[c, c]$", RED, "s"),
+    ("C_cs", "C examples: $\\Delta V[c, s]$ (Prop. 3: subject learns answer)", BLUE, "o"),
+    ("C_cc", "C examples: $\\Delta V[c, c]$ (context learns itself)", BLUE, "s"),
+    ("CS_cs", "CS examples: $\\Delta V[c, s]$", RED, "o"),
+    ("CS_cc", "CS examples: $\\Delta V[c, c]$", RED, "s"),
     ("test_cc", "test (unseen): $\\Delta V[c, c]$ = $\\Delta V[a, c]$", GREY, "^"),
     ("test_cs", "test (unseen): $\\Delta V[c, s]$ = $\\Delta V[a, s]$", GREY, "v"),
 )
@@ -34,7 +34,7 @@ def _index(values, v) -> int:
 def plot_value_training(data: dict):
     """(a) M_C vs step for several value_lr (simulation markers; the frozen-W_V theory as a
     line); (b) peak, final, depth of the first fall and final aligned accuracy vs value_lr;
-    (c) the CS points' value margin V[c, c] − V[c, s] over training; (d, e) mean ΔV blocks
+    (c) the CS examples' value margin V[c, c] − V[c, s] over training; (d, e) mean ΔV blocks
     over training at two value_lr; (f) test M_C against test attention σ_c for every run,
     on the closed-form curve of frozen values."""
     step, checkpoint = np.asarray(data["step"]), np.asarray(data["checkpoint"])
@@ -57,7 +57,7 @@ def plot_value_training(data: dict):
     ax.set_xlim(0, last)
     ax.set_ylim(0.2, 1.0)
     ax.set_xlabel(rf"training step t (symlog; $W_{{KQ}}$ step $\eta$ = {lr:g})")
-    ax.set_ylabel("context reliance $M_C$ on held-out conflict points")
+    ax.set_ylabel("context reliance $M_C$ on held-out conflict examples")
     ax.legend(title="markers: simulation", fontsize=8, title_fontsize=8, loc="lower right", ncol=2)
     panel_label(ax, "(a) $M_C$ when $W_V$ trains too")
 
@@ -83,16 +83,16 @@ def plot_value_training(data: dict):
         sim_line(cx, checkpoint, data["margin_CS"][i], f"margin_CS_{i}", f"value_lr = {value_lr[i]:g}",
                  marker_every(len(checkpoint), 20), color=colors[i], linestyle="-", linewidth=1.0, markersize=4)
     cx.axhline(0.0, color="0.4", linewidth=0.9)
-    cx.text(0.02, 0.97, "> 0: a CS point's context predicts its answer better than its\n"
-            "subject, so CS points pull attention to the context too",
+    cx.text(0.02, 0.97, "> 0: a CS example's context predicts its answer better than its\n"
+            "subject, so CS examples pull attention to the context too",
             transform=cx.transAxes, va="top", **ANNOTATION)
     cx.set_xlim(0, last)
     low, high = cx.get_ylim()
     cx.set_ylim(low, high + 0.45 * (high - low))
     cx.set_xlabel("training step t")
-    cx.set_ylabel("value margin $V[c, c] - V[c, s]$ of CS points")
+    cx.set_ylabel("value margin $V[c, c] - V[c, s]$ of CS examples")
     cx.legend(title="simulation", fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(0, 0.86), ncol=2)
-    panel_label(cx, "(c) why: CS points' contexts outgrow their subjects, or not")
+    panel_label(cx, "(c) why: CS examples' contexts outgrow their subjects, or not")
 
     for x, i, label in ((dx, detail[0], "(d)"), (ex, detail[-1], "(e)")):
         for key, text, color, marker in BLOCKS:
@@ -118,13 +118,13 @@ def plot_value_training(data: dict):
                  f"value_lr = {value_lr[i]:g}", marker_every(len(step), 40), color=colors[i], markersize=4)
     fx.set_xlim(0.45, 1.0)
     fx.set_ylim(0.2, 1.0)
-    fx.set_xlabel(r"attention $\sigma_c$ on the context of held-out conflict points")
-    fx.set_ylabel("$M_C$ on held-out conflict points")
+    fx.set_xlabel(r"attention $\sigma_c$ on the context of held-out conflict examples")
+    fx.set_ylabel("$M_C$ on held-out conflict examples")
     fx.legend(title="simulation (markers)", fontsize=8, title_fontsize=8, loc="lower right")
     fx.text(0.03, 0.97, "unseen test tokens: $\\Delta V$ is the same on the context row c\n"
             "and the fact row a, so $z_c - z_a$ changes only through $\\sigma_c$",
             transform=fx.transAxes, va="top", **ANNOTATION)
-    panel_label(fx, "(f) on test points only attention matters")
+    panel_label(fx, "(f) on test examples only attention matters")
 
     headline(fig, "Training $W_V$ as well (QKV) removes the inversion above a value step size — simulation only, "
              "the theory assumes $W_V$ frozen", _finding(data))
@@ -145,7 +145,7 @@ def _finding(data: dict) -> str:
         rf"value_lr ≤ {lo:g}: the peak comes later and $M_C$ still falls ({depth[0]:.2f} frozen, up to "
         f"{depth[value_lr <= lo].max():.2f}); value_lr ≥ {hi:g}: fall ≤ {depth[ih]:.3f} within {last} steps, and "
         f"aligned accuracy ends at {float(data['sim_aligned'][top][-1]):.2f}.\n"
-        rf"Why: attended context tokens learn their answers fast (C points at value_lr = {value_lr[top]:g}: "
+        rf"Why: attended context tokens learn their answers fast (C examples at value_lr = {value_lr[top]:g}: "
         rf"$\Delta V[c, c]$ = +{cc:.1f} vs Prop. 3's $\Delta V[c, s]$ = +{cs:.1f}); once CS contexts beat their "
-        "subjects (c), CS points stop pulling attention back"
+        "subjects (c), CS examples stop pulling attention back"
     )

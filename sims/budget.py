@@ -118,7 +118,7 @@ def check_run_budget(config: Config, record_every: int = 1, record: bool = True)
     w, m = config.world, config.mixture
     k = w.n_subjects + w.n_answers + w.n_relations
     steps = config.train.steps
-    parts = [f"its world of {k} tokens and {m.n_train} training points about {human_bytes(world)}"]
+    parts = [f"its world of {k} tokens and {m.n_train} training examples about {human_bytes(world)}"]
     if record:
         parts.append(f"train.steps = {steps} with --record-every {record_every}: {n_recorded(steps, record_every)} "
                      f"recorded steps of {len(metric_names(w.n_relations))} metrics about {human_bytes(records)}")
@@ -141,7 +141,7 @@ def check_world_budget(configs) -> None:
         k = w.n_subjects + w.n_answers + w.n_relations
         raise ConfigError(
             f"a world of {k} tokens (world.n_subjects {w.n_subjects} + n_answers {w.n_answers} + "
-            f"n_relations {w.n_relations}) and {config.mixture.n_train} training points needs about "
+            f"n_relations {w.n_relations}) and {config.mixture.n_train} training examples needs about "
             f"{human_bytes(need)} of memory, more than the {human_bytes(have)} available; use a smaller "
             "vocabulary and fewer points (mixture.n_train)"
         )

@@ -59,11 +59,11 @@ step, and the strengths δ_C, δ_M its pretrained W_V achieves (`cpi.sims.pretra
 
 def shape_key(config: Config) -> tuple:
     """Everything static about a point: the shapes of its packed world (vocabulary,
-    relations, training points after filtering, test and aligned points), the number of
+    relations, training examples after filtering, test and aligned examples), the number of
     steps, the dtype, whether W_V trains, the optimizer, the batch size and whether weights
     decay. Computed from the config (no world is built)."""
     w, m, t = config.world, config.mixture, config.train
-    return (w.n_subjects, w.n_answers, w.n_relations, cfg.training_points_after_filter(config.mixture),
+    return (w.n_subjects, w.n_answers, w.n_relations, cfg.training_examples_after_filter(config.mixture),
             m.n_test, m.n_aligned, t.steps, t.dtype, t.value_lr > 0, t.optimizer, t.batch_size, t.weight_decay > 0)
 
 
@@ -80,7 +80,7 @@ def world_key(config: Config, memo: dict[int, str] | None = None) -> str:
     (`cpi.sims.config.group_counts`, all that `cpi.sims.world.build_world` reads of them). Points
     with equal keys build identical worlds and train identically, so a sweep computes one of
     them and copies its results to the others (a grid finer than 1/n_train in a fraction
-    has such points: 41 values of ρ over 20 training points make 21 distinct mixtures)."""
+    has such points: 41 values of ρ over 20 training examples make 21 distinct mixtures)."""
     memo = {} if memo is None else memo
     m = config.mixture
     kept = {f.name: getattr(m, f.name) for f in dataclasses.fields(m) if f.name not in MIXTURE_FRACTIONS}
@@ -265,7 +265,7 @@ def _full_chunk(configs, size, record_every, record, progress):
         return (shared if shared_axis is None else pad_rows(shared, size), *batched)
 
     worlds = [build_world(c) for c in configs]
-    packed = [packing.pack_points(w, dtype, frozen_values=not train_values) for w in worlds]
+    packed = [packing.pack_examples(w, dtype, frozen_values=not train_values) for w in worlds]
     shared, points, lr, value_lr, hyper = host_arrays(worlds, packed, configs, total)
     points, lr, value_lr, hyper = _place((points, lr, value_lr, hyper))
     shared = _place(shared) if shared_axis == 0 else jax.device_put(shared)
@@ -302,11 +302,11 @@ def reduced_engine_problem(config: Config) -> str | None:
         return f"train.value_lr = {config.train.value_lr:g} trains W_V, and the reduction needs W_V frozen (0)"
     if config.world.embeddings != "paper":
         return (f"world.embeddings = {config.world.embeddings!r}: the group form needs the paper's symmetric "
-                "embeddings (all points of a group interchangeable); `cpi theory` gives the exact per-point "
+                "embeddings (all examples of a group interchangeable); `cpi theory` gives the exact per-example "
                 "prediction for random embeddings")
     if config.knowledge.pretraining == "learned":
         return ("knowledge.pretraining = 'learned': the group form needs the Lemma 3 table (every point of a group "
-                "alike); `cpi theory` gives the exact per-point prediction with the learned table")
+                "alike); `cpi theory` gives the exact per-example prediction with the learned table")
     if config.world.n_relations > 1:
         return (f"world.n_relations = {config.world.n_relations}: the reduced engine records the per-group "
                 "metrics of one relation only")
@@ -336,7 +336,7 @@ def reduced_chunk(configs, record_every: int, record: bool,
     the summary of every step is folded inside the theory's compiled scan, and only the
     recorded steps (none when not `record`) come back from it. The accuracies come from the
     theory's argmax per group (`cpi.theory.reduced_system.chosen`): counterfactual_accuracy and
-    parametric_accuracy of the conflict point, train_accuracy = Σ_G n_G accuracy_G / n."""
+    parametric_accuracy of the conflict example, train_accuracy = Σ_G n_G accuracy_G / n."""
     from cpi.theory.params import GroupCounts, Knowledge
     from cpi.theory.reduced import group_descent
 
@@ -362,7 +362,7 @@ def reduced_chunk(configs, record_every: int, record: bool,
         missing = set(engine.metric_names(1)) - set(metrics)
         if missing:
             raise RuntimeError(f"the reduced dynamics lacks metrics {sorted(missing)}")
-        if min(c.mixture.n_aligned for c in configs) == 0:  # the theory always has an aligned point
+        if min(c.mixture.n_aligned for c in configs) == 0:  # the theory always has an aligned example
             metrics["aligned_accuracy"] = np.where(
                 np.array([c.mixture.n_aligned == 0 for c in configs])[:, None], np.nan, metrics["aligned_accuracy"])
         out.update({k: np.ascontiguousarray(metrics[k]) for k in engine.metric_names(1)})

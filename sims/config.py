@@ -147,21 +147,21 @@ KEYS: dict[str, KeySpec] = {
                       "W_V learned by gradient descent on a pretraining corpus (pretrain.*) with W_KQ = 0 (uniform "
                       "attention), so finetuning still starts from W_KQ = 0; the knowledge keys above are then unused "
                       "and summary.json (a sweep: every row) reports the achieved_delta_c, achieved_delta_m"),
-    "mixture.n_train": KeySpec((1, math.inf, True, False), "n: training points (before filtering)"),
-    "mixture.context_critical": KeySpec(_UNIT, "fraction ρ of C points: only the context predicts the answer"),
+    "mixture.n_train": KeySpec((1, math.inf, True, False), "n: training examples (before filtering)"),
+    "mixture.context_critical": KeySpec(_UNIT, "fraction ρ of C examples: only the context predicts the answer"),
     "mixture.counterfactual": KeySpec(
-        _UNIT, "fraction of CF points: the context contradicts the memorised fact, answer = context"),
-    "mixture.fact_recall": KeySpec(_UNIT, "fraction of S points [s, r] with no context"),
-    "mixture.fact_recall_seen": KeySpec(_UNIT, "fraction of the S points whose fact was memorised (seen)"),
+        _UNIT, "fraction of CF examples: the context contradicts the memorised fact, answer = context"),
+    "mixture.fact_recall": KeySpec(_UNIT, "fraction of S examples [s, r] with no context"),
+    "mixture.fact_recall_seen": KeySpec(_UNIT, "fraction of the S examples whose fact was memorised (seen)"),
     "mixture.counterfactual_relation": KeySpec(
         (0, math.inf, True, False),
-        "0 spreads CF points over the relations; j puts them all on relation j, in place of its CS points"),
+        "0 spreads CF examples over the relations; j puts them all on relation j, in place of its CS examples"),
     "mixture.filter": KeySpec(
-        _UNIT, "fraction of context-bearing points dropped, those with the lowest loss on [s, r] alone "
-               "under the pretrained model (the paper's filtering); some training points must remain"),
-    "mixture.n_test": KeySpec((1, math.inf, True, False), "held-out conflict test points per relation"),
+        _UNIT, "fraction of context-bearing examples dropped, those with the lowest loss on [s, r] alone "
+               "under the pretrained model (the paper's filtering); some training examples must remain"),
+    "mixture.n_test": KeySpec((1, math.inf, True, False), "held-out conflict test examples per relation"),
     "mixture.n_aligned": KeySpec(
-        (0, math.inf, True, False), "held-out points whose context is the memorised fact"),
+        (0, math.inf, True, False), "held-out examples whose context is the memorised fact"),
     "train.lr": KeySpec(_POSITIVE, "step size η on W_KQ (the learning rate of train.optimizer)"),
     "train.steps": KeySpec((1, math.inf, True, False), "optimizer steps"),
     "train.value_lr": KeySpec((0.0, math.inf, True, False),
@@ -174,7 +174,7 @@ KEYS: dict[str, KeySpec] = {
         OPTIMIZERS, "gd: gradient descent (the theory's); sgd: with momentum and minibatches; adam, adamw "
                     "(optax); value_lr steps W_V with the same optimizer"),
     "train.batch_size": KeySpec(
-        (0, math.inf, True, False), "training points per step, drawn without replacement each epoch from "
+        (0, math.inf, True, False), "training examples per step, drawn without replacement each epoch from "
                                     "train.seed (0: every point, full batch)"),
     "train.momentum": KeySpec((0.0, 1.0, True, False), "momentum of sgd (0: none)"),
     "train.weight_decay": KeySpec(
@@ -184,10 +184,10 @@ KEYS: dict[str, KeySpec] = {
                                     "0 leaves W_V = 0"),
     "pretrain.lr": KeySpec(_POSITIVE, "step size of learned pretraining on W_V"),
     "pretrain.fact_repeats": KeySpec(
-        (0, math.inf, True, False), "copies of each fact point [s, r] -> a in the pretraining corpus: more "
+        (0, math.inf, True, False), "copies of each fact example [s, r] -> a in the pretraining corpus: more "
                                     "copies, stronger memorisation (larger achieved delta_m)"),
     "pretrain.context_repeats": KeySpec(
-        (0, math.inf, True, False), "copies of the context-copy point [c, s', r] -> c of every answer token c "
+        (0, math.inf, True, False), "copies of the context-copy example [c, s', r] -> c of every answer token c "
                                     "(s' a subject with no fact): more copies, larger achieved delta_c"),
     "pretrain.memorised": KeySpec(
         _UNIT, "fraction of the K_S subjects given a fact in pretraining (a seeded draw from train.seed, "
@@ -221,28 +221,28 @@ def group_counts(mixture) -> dict[str, int]:
     return {**counts, "S_seen": n_s_seen, "S_unseen": n_s - n_s_seen}
 
 
-def context_points(mixture) -> int:
+def context_examples(mixture) -> int:
     """Training points that carry a context (C, CS and CF), before filtering."""
     counts = group_counts(mixture)
     return counts["C"] + counts["CS"] + counts["CF"]
 
 
-def training_points_after_filter(mixture) -> int:
+def training_examples_after_filter(mixture) -> int:
     """Training points left after `mixture.filter` drops round(filter · #context-bearing
-    points) of them (`cpi.sims.world.filter_points`, `cpi.bridge.corpus.filter_points`), from
+    points) of them (`cpi.sims.world.filter_examples`, `cpi.bridge.corpus.filter_examples`), from
     the counts alone; the toy's mixtures and the bridge's alike."""
-    return mixture.n_train - round(mixture.filter * context_points(mixture))
+    return mixture.n_train - round(mixture.filter * context_examples(mixture))
 
 
 def _check_filter(m: MixtureConfig) -> None:
-    if m.filter == 0 or training_points_after_filter(m) > 0:
+    if m.filter == 0 or training_examples_after_filter(m) > 0:
         return
-    n_context = context_points(m)
+    n_context = context_examples(m)
     limit = (n_context - 0.5) / n_context  # round(f·n_context) < n_context below it
     raise ConfigError(
-        f"mixture.filter = {m.filter:g}: the filter leaves no training points (it drops "
-        f"round({m.filter:g} x {n_context}) = {n_context} of the {n_context} context-bearing points, "
-        f"and the mixture has no subject-only points); expected mixture.filter < {limit:.6g}, "
+        f"mixture.filter = {m.filter:g}: the filter leaves no training examples (it drops "
+        f"round({m.filter:g} x {n_context}) = {n_context} of the {n_context} context-bearing examples, "
+        f"and the mixture has no subject-only examples); expected mixture.filter < {limit:.6g}, "
         "or some mixture.fact_recall"
     )
 
@@ -257,11 +257,11 @@ def _check_optimizer(config: Config) -> None:
         raise ConfigError(
             f"train.batch_size = {t.batch_size} needs a stochastic optimizer: 'gd' is full-batch gradient "
             "descent; set train.optimizer = 'sgd' (or 'adam', 'adamw'), or train.batch_size = 0")
-    n = training_points_after_filter(config.mixture)
+    n = training_examples_after_filter(config.mixture)
     if t.batch_size > n:
         raise ConfigError(
             f"train.batch_size = {t.batch_size} is out of range; expected 0 (full batch) or an integer in "
-            f"[1, {n}] (the training points after filtering)")
+            f"[1, {n}] (the training examples after filtering)")
 
 
 def _check_embeddings(w: WorldConfig) -> None:
@@ -277,7 +277,7 @@ def _check_embeddings(w: WorldConfig) -> None:
 
 def _check_config(config: Config) -> None:
     """ConfigError where values that are each in range do not fit together: mixture fractions
-    summing to more than 1, a filter that leaves no training points, optimizer keys that need
+    summing to more than 1, a filter that leaves no training examples, optimizer keys that need
     another optimizer, relations and embeddings."""
     m = config.mixture
     total = m.context_critical + m.counterfactual + m.fact_recall
@@ -288,7 +288,7 @@ def _check_config(config: Config) -> None:
             f"{m.context_critical:g} + {m.counterfactual:g} + {m.fact_recall:g} = {total:g} "
             f"(rounded counts {counts['C']} + {counts['CF']} + "
             f"{counts['S_seen'] + counts['S_unseen']} of n_train = {m.n_train}); "
-            "they must sum to at most 1 (the rest are CS points)"
+            "they must sum to at most 1 (the rest are CS examples)"
         )
     _check_filter(m)
     _check_optimizer(config)

@@ -7,9 +7,9 @@ them, compilation and batching (`advance`, `advance_batch`) and the
 segments a run is cut into (`simulate`).
 
 Why it is exact. Every gradient of the loss lies in a fixed low-dimensional form (Lemma 1):
-∇_{W_KQ} ℓ_i = Σ_y w_iy φ(y) φ(r_{j_i})ᵀ over point i's visible keys y, with
+∇_{W_KQ} ℓ_i = Σ_y w_iy φ(y) φ(r_{j_i})ᵀ over example i's visible keys y, with
 w_iy = ∂ℓ_i/∂(attention score of y); and ∇_{W_V} ℓ_i = Φ (p_i − e_{a_i}) s_iᵀ Φᵀ with s_i ∈ R^K
-the attention σ_i scattered onto the point's tokens. Starting from W_KQ(0) = 0 and W_V(0),
+the attention σ_i scattered onto the example's tokens. Starting from W_KQ(0) = 0 and W_V(0),
 gradient descent therefore keeps
 
     W_KQ(t) = Φ A(t) Φ_Rᵀ,            A ∈ R^{K×R}   (Φ_R: the R relation embeddings)
@@ -20,11 +20,11 @@ and everything the model computes is a function of small tables:
     scores  φ(y)ᵀ W_KQ φ(r_j) = (G A Γ)[y, j],      G = ΦᵀΦ (token Gram), Γ = Φ_Rᵀ Φ_R
     logits  z_i = T[:, tokens_i] σ_i,              T = Φᵀ W_V Φ = T(0) + G B G
 
-with the updates A ← A − η C, C[y, j] = (1/n) Σ_i w_iy [token y, relation j of point i], and
+with the updates A ← A − η C, C[y, j] = (1/n) Σ_i w_iy [token y, relation j of example i], and
 (W_V training) B ← B − η_V D, T ← T − η_V G D G, D = (1/n) Σ_i (p_i − e_{a_i}) s_iᵀ.
-Shared work (G A Γ, and G D G when W_V trains) is done once per step, and per point the
+Shared work (G A Γ, and G D G when W_V trains) is done once per step, and per example the
 work is a gather of a few scores and a softmax over K tokens; with W_V frozen that softmax
-runs over the point's few distinct output rows (`output_classes`), set up once, outside the
+runs over the example's few distinct output rows (`output_classes`), set up once, outside the
 scan. The θ_C / θ_S pushes of each group come from the same
 w_iy (θᵀ∇ℓ_i φ(r_1) = Σ_y w_iy θᵀφ(y) Γ[j_i, 1]) instead of extra jvps.
 
@@ -32,10 +32,10 @@ When every point of a batch has the same tokens and relations (one world, or a s
 mixtures and knowledge strengths), A is kept on the m (token, relation) pairs of the training
 slots, the only entries its gradient ever has (`cpi.sims.packing.with_layout`: m ≈ 2n + 1 instead
 of K·R), and the scores, C and the θ projections of u are products with fixed matrices
-shared by the batch instead of per-point gathers and scatters; `full_parameters` maps A back.
+shared by the batch instead of per-example gathers and scatters; `full_parameters` maps A back.
 
 The tests check this engine against the generic d×d model to 1e-12 in float64 (W_V frozen
-and trained, several relations, CF and S points, filtering).
+and trained, several relations, CF and S examples, filtering).
 
 Accuracies (the paper's Figure 2 and 1a): `cpi.sims.model.chosen`, with W_V frozen over
 output classes of tokens with equal logits (the target is chosen when its class holds it
@@ -81,15 +81,15 @@ class State(NamedTuple):
     opt: Any = None  # optax state
 
 
-def initial_state(shared: Shared, points: PackedExamples, train_values: bool, tx=None) -> State:
+def initial_state(shared: Shared, examples: PackedExamples, train_values: bool, tx=None) -> State:
     """W_KQ(0) = 0 (A = 0), T(0) and B = 0 when W_V trains; the optimizer `tx` initialised
     on {"kq": A, "v": B}."""
-    k, r = points.table.shape[0], shared.relation_gram.shape[0]
-    kq = jnp.zeros((k, r) if shared.active is None else shared.active.shape[:1], points.table.dtype)
+    k, r = examples.table.shape[0], shared.relation_gram.shape[0]
+    kq = jnp.zeros((k, r) if shared.active is None else shared.active.shape[:1], examples.table.dtype)
     if not train_values:
         state = State(kq, None, None)
     else:
-        state = State(kq, jnp.asarray(points.table), jnp.zeros_like(points.table))
+        state = State(kq, jnp.asarray(examples.table), jnp.zeros_like(examples.table))
     return state if tx is None else state._replace(opt=tx.init(_params(state)))
 
 
@@ -104,7 +104,7 @@ def record_slots(steps: int, stride: int) -> int:
     return -(-steps // stride) + 1
 
 
-def _advance(shared, points, lr, value_lr, carry, hyper: Hyper | None = None, *, steps: int, stride: int,
+def _advance(shared, examples, lr, value_lr, carry, hyper: Hyper | None = None, *, steps: int, stride: int,
              last: bool, record: bool, train_values: bool, optimizer: str = "gd", batch_size: int = 0):
     """The training scan: run `steps` updates from carry = (state, fold, step), folding the
     metrics of every step into the summary; with `last`, also fold the metrics of the final
@@ -118,15 +118,15 @@ def _advance(shared, points, lr, value_lr, carry, hyper: Hyper | None = None, *,
     are written in order, so row j ends with the metrics of step j·stride, and the last row
     with those of the final state; segment lengths are multiples of the stride except the last
     segment's (`segment_plan`), so no other row is left holding an unrecorded step."""
-    dtype = points.table.dtype
+    dtype = examples.table.dtype
     plain = hyper is None  # the theory's full-batch gradient descent (`optimizers.is_plain`)
     tx = None if plain else optimizers.transform(optimizer, lr, value_lr, hyper, train_values)
     names = metric_names(shared.relation_gram.shape[-1])
     if carry is None:
-        carry = initial_carry(shared, points, train_values, len(names), tx)
-    prepared = prepare(shared, points)
-    n = points.group_onehot.shape[0]
-    frozen_outputs = None if train_values else outputs(points, prepared, points.table)
+        carry = initial_carry(shared, examples, train_values, len(names), tx)
+    prepared = prepare(shared, examples)
+    n = examples.group_onehot.shape[0]
+    frozen_outputs = None if train_values else outputs(examples, prepared, examples.table)
 
     def updated(state, grad_kq, grad_v):
         if not plain:  # an optax optimizer on the token coordinates (exact: `cpi.sims.optimizers`)
@@ -146,10 +146,10 @@ def _advance(shared, points, lr, value_lr, carry, hyper: Hyper | None = None, *,
 
     def body(c, i):
         (state, fold, t), buffer = c
-        out = outputs(points, prepared, state.table) if train_values else frozen_outputs
+        out = outputs(examples, prepared, state.table) if train_values else frozen_outputs
         weights = None if batch_size == 0 else optimizers.batch_weights(hyper.seed, t, n, batch_size, dtype)
-        forward, grad_kq, grad_v = step(shared, points, state.kq, out, train_values=train_values, weights=weights)
-        m = measure(shared, points, prepared, state.kq, forward)
+        forward, grad_kq, grad_v = step(shared, examples, state.kq, out, train_values=train_values, weights=weights)
+        m = measure(shared, examples, prepared, state.kq, forward)
         row = jnp.stack([m[k] for k in names])
         fold = fold_update(fold, m["reliance"], row, t, tol=inversion_tol(dtype))
         new = updated(state, grad_kq, grad_v)
@@ -177,11 +177,11 @@ advance = jax.jit(_advance, static_argnames=_STATIC)
 """One compiled segment of steps for one world."""
 
 
-def _advance_batch(shared, points, lr, value_lr, carry, hyper=None, *, shared_axis, **static):
+def _advance_batch(shared, examples, lr, value_lr, carry, hyper=None, *, shared_axis, **static):
     return jax.vmap(  # a carry (or hyper) of None has no leaves: vmap passes it through
         lambda s, p, eta, eta_v, c, h: _advance(s, p, eta, eta_v, c, h, **static),
         in_axes=(shared_axis, 0, 0, 0, 0, 0),
-    )(shared, points, lr, value_lr, carry, hyper)
+    )(shared, examples, lr, value_lr, carry, hyper)
 
 
 advance_batch = jax.jit(_advance_batch, static_argnames=("shared_axis", *_STATIC))
@@ -189,9 +189,9 @@ advance_batch = jax.jit(_advance_batch, static_argnames=("shared_axis", *_STATIC
 either once (shared_axis None) or per world (shared_axis 0)."""
 
 
-def initial_carry(shared, points, train_values: bool, n_metrics: int, tx=None):
-    state = initial_state(shared, points, train_values, tx)
-    return state, fold_init(n_metrics, points.table.dtype), jnp.zeros((), jnp.int32)
+def initial_carry(shared, examples, train_values: bool, n_metrics: int, tx=None):
+    state = initial_state(shared, examples, train_values, tx)
+    return state, fold_init(n_metrics, examples.table.dtype), jnp.zeros((), jnp.int32)
 
 
 def segment_plan(steps: int, record_every: int, segment_steps: int | None = None) -> list[dict]:
@@ -220,7 +220,7 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
     return np.append(np.arange(0, steps, record_every), steps)
 
 
-def simulate(shared: Shared, points: PackedExamples, lr, value_lr, steps: int, *, train_values: bool,
+def simulate(shared: Shared, examples: PackedExamples, lr, value_lr, steps: int, *, train_values: bool,
              record_every: int = 1, record: bool = True, hyper: Hyper | None = None, optimizer: str = "gd",
              batch_size: int = 0, progress: Callable[[int], None] | None = None, batched: bool = False,
              shared_axis: int | None = None) -> tuple[dict | None, dict, State]:
@@ -241,10 +241,10 @@ def simulate(shared: Shared, points: PackedExamples, lr, value_lr, steps: int, *
     pieces, done = [], 0
     for i, segment in enumerate(segment_plan(steps, record_every)):
         if batched:
-            carry, rec = advance_batch(shared, points, lr, value_lr, carry, hyper=hyper, shared_axis=shared_axis,
+            carry, rec = advance_batch(shared, examples, lr, value_lr, carry, hyper=hyper, shared_axis=shared_axis,
                                        **segment, **training)
         else:
-            carry, rec = advance(shared, points, lr, value_lr, carry, hyper=hyper, **segment, **training)
+            carry, rec = advance(shared, examples, lr, value_lr, carry, hyper=hyper, **segment, **training)
         jax.block_until_ready(carry)
         if rec is not None:
             pieces.append({k: np.asarray(v) for k, v in rec.items()})

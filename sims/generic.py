@@ -25,7 +25,7 @@ import optax
 from cpi.theory.groups import TRAINING_GROUPS
 
 from . import model
-from .metrics import PointValues, collect
+from .metrics import ExampleValues, collect
 from .model import batch_losses, batch_outputs, logits
 from .optimizers import Hyper, batch_weights, transform
 from .precision import precision
@@ -35,9 +35,9 @@ SEGMENT_STEPS = 20_000
 """Runs longer than this are cut into scans of at most this many steps, with progress shown."""
 
 
-def _points(points: Examples) -> tuple:
+def _points(examples: Examples) -> tuple:
     # device_put rather than jnp.asarray: no small compilation per integer-array shape.
-    return tuple(jax.device_put(np.asarray(x)) for x in (points.tokens, points.key_mask, points.answer))
+    return tuple(jax.device_put(np.asarray(x)) for x in (examples.tokens, examples.key_mask, examples.answer))
 
 
 def pack(world: World, dtype: str = "float64") -> dict:
@@ -81,7 +81,7 @@ def _product_sum(onehot, values):
 
 def metrics(params: dict, data: dict) -> dict:
     """Every per-step quantity (`cpi.sims.metrics`), computed literally: the θ pushes as
-    directional derivatives (jvps) of each training point's loss, the rest from the model's
+    directional derivatives (jvps) of each training example's loss, the rest from the model's
     outputs."""
     embed = data["embed"]
     relation = data["query"]
@@ -89,7 +89,7 @@ def metrics(params: dict, data: dict) -> dict:
     def train_losses(w_kq):
         return batch_losses({"kq": w_kq, "v": params["v"]}, embed, data["train"])
 
-    # Directional derivatives of every point's loss along θ φ(r)ᵀ: θᵀ ∇_{W_KQ} ℓ_i φ(r).
+    # Directional derivatives of every example's loss along θ φ(r)ᵀ: θᵀ ∇_{W_KQ} ℓ_i φ(r).
     losses, d_theta_c = jax.jvp(train_losses, (params["kq"],), (jnp.outer(data["theta_c"], relation),))
     _, d_theta_s = jax.jvp(train_losses, (params["kq"],), (jnp.outer(data["theta_s"], relation),))
     _, sigma_train = batch_outputs(params, embed, *data["train"][:2])
@@ -105,7 +105,7 @@ def metrics(params: dict, data: dict) -> dict:
     z_train, _ = z_of(params, embed, *data["train"][:2])
 
     u = params["kq"] @ relation
-    point = PointValues(
+    example = ExampleValues(
         reliance=p_c / (p_c + p_a),
         attention_test=sigma_test[:, 0],
         aligned=p_aligned,
@@ -119,7 +119,7 @@ def metrics(params: dict, data: dict) -> dict:
         parametric=_argmax_is(z_test, data["test_fact"]),
         train_chosen=_argmax_is(z_train, data["train"][2]),
     )
-    return collect(point, data["group_onehot"], data["test_relation_onehot"], group_sum=_product_sum)
+    return collect(example, data["group_onehot"], data["test_relation_onehot"], group_sum=_product_sum)
 
 
 def optimizer(lr, value_lr, train_values: bool, hyper: Hyper | None = None,
@@ -148,7 +148,7 @@ def initial_state(data: dict, lr, value_lr, train_values: bool, hyper: Hyper | N
 
 
 def gradient(params: dict, data: dict, train_values: bool, weights=None) -> dict:
-    """The model's step: ∇L of the loss of the training points (`cpi.sims.model.loss`: the
+    """The model's step: ∇L of the loss of the training examples (`cpi.sims.model.loss`: the
     forward pass σ_i, z_i and ℓ_i, with the equations) with respect to W_KQ (and W_V when
     it trains; else W_V is the data's), by autodiff; `weights` as there."""
     return jax.grad(lambda p: model.loss(_full(p, data, train_values), data["embed"], data["train"], weights))(params)
@@ -158,7 +158,7 @@ def gradient(params: dict, data: dict, train_values: bool, weights=None) -> dict
 def simulate_segment(data, lr, value_lr, state, hyper: Hyper | None = None, *, steps: int, train_values: bool,
                    name: str = "gd", batch_size: int = 0):
     """`steps` optimizer steps from `state`; returns (new state, metrics before each step).
-    The loss of step t is the mean over the training points, or over its minibatch
+    The loss of step t is the mean over the training examples, or over its minibatch
     (`cpi.sims.optimizers.batch_weights`) when batch_size > 0."""
     tx = optimizer(lr, value_lr, train_values, hyper, name)
     n = data["group_onehot"].shape[0]

@@ -1,17 +1,17 @@
-"""What a run records at every step, defined once for both engines: the per-point values
-each engine computes in its own coordinates (`PointValues`), and how they become the recorded
+"""What a run records at every step, defined once for both engines: the per-example values
+each engine computes in its own coordinates (`ExampleValues`), and how they become the recorded
 metrics (`collect`), named by `metric_names`.
 
-reliance: mean M_C = p_c/(p_c + p_a) over conflict test points; attention_context: mean
-σ_c on them; aligned_accuracy: mean p_c on held-out points whose context is their
+reliance: mean M_C = p_c/(p_c + p_a) over conflict test examples; attention_context: mean
+σ_c on them; aligned_accuracy: mean p_c on held-out examples whose context is their
 memorised fact; loss_G / attention_context_G: per training group; u_theta_c/s: θ_Cᵀu and
 θ_Sᵀu for u = W_KQ φ(r); neg_grad_theta_c_G / neg_grad_theta_s_G: the θ_C / θ_S
 components of −∇_{W_KQ} L_G φ(r), L_G = (1/n)Σ_{i∈G} ℓ_i (the groups sum to −∇L).
 With several relations, r is the first relation r_1 and reliance_r<j> is the mean M_C
-over the conflict test points queried with relation j.
-counterfactual_accuracy / parametric_accuracy: the fraction of conflict test points
+over the conflict test examples queried with relation j.
+counterfactual_accuracy / parametric_accuracy: the fraction of conflict test examples
 whose argmax output token is the context's answer c / the memorised fact a;
-train_accuracy: the fraction of training points whose argmax is their answer (the argmax
+train_accuracy: the fraction of training examples whose argmax is their answer (the argmax
 rule with its tie tolerance: `cpi.sims.model.chosen`).
 """
 
@@ -24,8 +24,8 @@ import jax.numpy as jnp
 from cpi.theory.groups import TRAINING_GROUPS, has_context
 
 ACCURACY_METRICS = ("counterfactual_accuracy", "parametric_accuracy", "train_accuracy")
-"""The paper's accuracies: the fraction of conflict test points whose argmax is the context's
-answer (counterfactual) or the memorised fact (parametric), and of training points whose
+"""The paper's accuracies: the fraction of conflict test examples whose argmax is the context's
+answer (counterfactual) or the memorised fact (parametric), and of training examples whose
 argmax is their answer (train)."""
 
 
@@ -40,14 +40,14 @@ def metric_names(n_relations: int) -> list[str]:
 
 
 def group_metric_names(group: str) -> list[str]:
-    """The metrics of training group `group` (NaN throughout when it has no points)."""
+    """The metrics of training group `group` (NaN throughout when it has no examples)."""
     attention = [f"attention_context_{group}"] if has_context(group) else []
     return [f"loss_{group}", *attention, f"neg_grad_theta_c_{group}", f"neg_grad_theta_s_{group}"]
 
 
-class PointValues(NamedTuple):
-    """The per-point values the metrics average, at one state: m conflict test points, n
-    training points, the aligned held-out points."""
+class ExampleValues(NamedTuple):
+    """The per-example values the metrics average, at one state: m conflict test examples, n
+    training examples, the aligned held-out examples."""
 
     reliance: Any  # (m,) M_C = p_c / (p_c + p_a)
     attention_test: Any  # (m,) σ on the context slot
@@ -60,7 +60,7 @@ class PointValues(NamedTuple):
     u_theta_s: Any  # () θ_Sᵀ W_KQ φ(r_1)
     counterfactual: Any  # (m,) 1.0 where the argmax is the context's answer (`cpi.sims.model.chosen`)
     parametric: Any  # (m,) 1.0 where the argmax is the memorised fact
-    train_chosen: Any  # (n,) 1.0 where the argmax is the point's answer
+    train_chosen: Any  # (n,) 1.0 where the argmax is the example's answer
 
 
 def masked_sum(onehot, values):
@@ -69,16 +69,16 @@ def masked_sum(onehot, values):
     return jnp.sum(onehot * values[:, None], axis=0)
 
 
-def collect(values: PointValues, group_onehot, relation_onehot, *, group_sum=masked_sum) -> dict:
-    """The metrics (the keys of `metric_names`) from the per-point values: means over the
-    points, per training group (`group_onehot`, (n, len(TRAINING_GROUPS))) and per relation
-    of the conflict test points (`relation_onehot`, (m, R)); a group's metrics are NaN when it
-    has no points. `group_sum(onehot, x)`: the sums of x within groups (`masked_sum`, or a
-    product; the two round differently past a few dozen points)."""
+def collect(values: ExampleValues, group_onehot, relation_onehot, *, group_sum=masked_sum) -> dict:
+    """The metrics (the keys of `metric_names`) from the per-example values: means over the
+    examples, per training group (`group_onehot`, (n, len(TRAINING_GROUPS))) and per relation
+    of the conflict test examples (`relation_onehot`, (m, R)); a group's metrics are NaN when it
+    has no examples. `group_sum(onehot, x)`: the sums of x within groups (`masked_sum`, or a
+    product; the two round differently past a few dozen examples)."""
     n = group_onehot.shape[0]
 
-    def group_mean(onehot, per_point):
-        return group_sum(onehot, per_point) / onehot.sum(axis=0)
+    def group_mean(onehot, per_example):
+        return group_sum(onehot, per_example) / onehot.sum(axis=0)
 
     out = {
         "reliance": jnp.mean(values.reliance),
@@ -102,7 +102,7 @@ def collect(values: PointValues, group_onehot, relation_onehot, *, group_sum=mas
     present = group_onehot.sum(axis=0) > 0
     for i, g in enumerate(TRAINING_GROUPS):
         out[f"loss_{g}"] = loss_g[i]
-        if has_context(g):  # subject-only points have no context to attend to
+        if has_context(g):  # subject-only examples have no context to attend to
             out[f"attention_context_{g}"] = attention_g[i]
         out[f"neg_grad_theta_c_{g}"] = jnp.where(present[i], push_c[i], jnp.nan)
         out[f"neg_grad_theta_s_{g}"] = jnp.where(present[i], push_s[i], jnp.nan)

@@ -48,35 +48,35 @@ def logits(
     return z, sigma
 
 
-def point_loss(params: dict, embed, tokens, key_mask, answer) -> Float[Array, ""]:
-    """Cross-entropy ℓ = −log softmax(z)_a of one point."""
+def example_loss(params: dict, embed, tokens, key_mask, answer) -> Float[Array, ""]:
+    """Cross-entropy ℓ = −log softmax(z)_a of one example."""
     z, _ = logits(params, embed, tokens, key_mask)
     return -jax.nn.log_softmax(z)[answer]
 
 
-def batch_losses(params: dict, embed, points) -> Float[Array, " n"]:
-    """Per-point losses of a batch of points (tokens, key_mask, answer arrays)."""
-    tokens, key_mask, answer = points
-    return jax.vmap(point_loss, in_axes=(None, None, 0, 0, 0))(
+def batch_losses(params: dict, embed, examples) -> Float[Array, " n"]:
+    """Per-example losses of a batch of examples (tokens, key_mask, answer arrays)."""
+    tokens, key_mask, answer = examples
+    return jax.vmap(example_loss, in_axes=(None, None, 0, 0, 0))(
         params, embed, tokens, key_mask, answer
     )
 
 
-def loss(params: dict, embed, points, weights=None) -> Float[Array, ""]:
-    """The finetuning loss of the training points x_i = [c_i, s_i, r_i] with answers a_i:
+def loss(params: dict, embed, examples, weights=None) -> Float[Array, ""]:
+    """The finetuning loss of the training examples x_i = [c_i, s_i, r_i] with answers a_i:
 
         σ_i = softmax_y(φ(y)ᵀ W_KQ φ(r_i)) over the visible keys y of x_i   (`attention`)
         z_i = Φᵀ W_V Σ_y σ_iy φ(y)                                         (`logits`)
-        ℓ_i = −log softmax(z_i)_{a_i}                                      (`point_loss`)
+        ℓ_i = −log softmax(z_i)_{a_i}                                      (`example_loss`)
         L   = (1/n) Σ_i ℓ_i, or Σ_i weights_i ℓ_i (a minibatch's weights)
 
     The generic engine (`cpi.sims.generic`) takes its gradient ∇_{W_KQ} L, ∇_{W_V} L by autodiff."""
-    losses = batch_losses(params, embed, points)
+    losses = batch_losses(params, embed, examples)
     return jnp.mean(losses) if weights is None else jnp.sum(weights * losses)
 
 
 def batch_outputs(params: dict, embed, tokens, key_mask):
-    """(softmax(z), σ) for a batch of points."""
+    """(softmax(z), σ) for a batch of examples."""
     z, sigma = jax.vmap(logits, in_axes=(None, None, 0, 0))(params, embed, tokens, key_mask)
     return jax.nn.softmax(z, axis=-1), sigma
 
@@ -88,7 +88,7 @@ def tie_tolerance(dtype) -> float:
 
 
 def chosen(margin, alone=None):
-    """The paper's accuracy rule, per point: 1.0 where the target token is the argmax of the
+    """The paper's accuracy rule, per example: 1.0 where the target token is the argmax of the
     logits z, else 0.0. `margin`: z_target minus the largest logit of every other token; the
     target is chosen when the margin exceeds `tie_tolerance` (a token tied with another at
     the top counts as not chosen). `alone`: False where another token is known to share the

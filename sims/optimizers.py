@@ -12,7 +12,7 @@ Weight decay λ acts on W_KQ only (coupled, λW added to the gradient, for gd, s
 decoupled for adamw): W_KQ starts at 0, so decay pulls it back to the pretrained model, while
 decaying W_V would pull it towards 0 rather than towards its pretrained value.
 
-Minibatches (`train.batch_size` b > 0): each epoch of ⌊n/b⌋ steps deals the n training points
+Minibatches (`train.batch_size` b > 0): each epoch of ⌊n/b⌋ steps deals the n training examples
 in a random order drawn from `train.seed` and takes them b at a time (the last n mod b of an
 epoch sit out); step t's gradient is the mean over its batch. Both engines draw the same
 batches (`batch_weights`), so they agree step for step.
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class Hyper(NamedTuple):
-    """Per-run optimizer numbers (arrays with a leading point axis in a sweep)."""
+    """Per-run optimizer numbers (arrays with a leading example axis in a sweep)."""
 
     momentum: jax.Array  # train.momentum (sgd)
     weight_decay: jax.Array  # train.weight_decay λ
@@ -78,8 +78,8 @@ def transform(name: str, lr, value_lr, hyper: Hyper, train_values: bool) -> "opt
 
 
 def batch_weights(seed, step, n: int, batch_size: int, dtype) -> jax.Array:
-    """(n,) the weight of each training point in step `step`'s mean loss: 1/b on the b
-    points of its minibatch, 0 elsewhere (1/n everywhere when batch_size is 0)."""
+    """(n,) the weight of each training example in step `step`'s mean loss: 1/b on the b
+    examples of its minibatch, 0 elsewhere (1/n everywhere when batch_size is 0)."""
     if batch_size == 0:
         return jnp.full((n,), 1.0 / n, dtype)
     per_epoch = n // batch_size

@@ -1,8 +1,8 @@
 """A world as the fast engine's arrays (`cpi.sims.engine`): what depends on the embeddings only
-(`Shared`: passed once for every point of a sweep that shares them) and what is each point's
+(`Shared`: passed once for every example of a sweep that shares them) and what is each example's
 own (`PackedExamples`: stacked along a leading axis in a sweep), built on the host in NumPy.
 
-With W_V frozen, `pack_points` also groups each point's K output tokens into classes of equal
+With W_V frozen, `pack_examples` also groups each example's K output tokens into classes of equal
 value rows (`output_classes`), so that the engine's softmax runs over about five classes with
 multiplicities instead of K tokens, exactly.
 """
@@ -20,14 +20,14 @@ from .world import World
 
 
 class Shared(NamedTuple):
-    """Arrays that depend on the embeddings only: the same for every point of a sweep that
+    """Arrays that depend on the embeddings only: the same for every example of a sweep that
     shares the vocabulary. K tokens, R relations."""
 
     gram: jax.Array  # (K, K) G = ΦᵀΦ
     relation_gram: jax.Array  # (R, R) Γ = Φ_Rᵀ Φ_R
     theta_c: jax.Array  # (K,) Φᵀθ_C
     theta_s: jax.Array  # (K,) Φᵀθ_S
-    # When every point of a batch has the same tokens and relations (`with_layout`): W_KQ in
+    # When every example of a batch has the same tokens and relations (`with_layout`): W_KQ in
     # the coordinates of its m active (token, relation) pairs, and the attention scores, the
     # gradient and the θ projections as products with fixed matrices (None: (K, R) and gathers).
     active: jax.Array | None = None  # (m, 2) int32 (y_p, j_p): the tokens and relations of training slots
@@ -45,10 +45,10 @@ class PackedExamples(NamedTuple):
     key_mask: jax.Array  # (N, 3) bool
     answer: jax.Array  # (N,) int32
     relation: jax.Array  # (N,) int32 j: the query is r_{j+1}
-    test_fact: jax.Array  # (m,) int32 the memorised fact a of each conflict test point
+    test_fact: jax.Array  # (m,) int32 the memorised fact a of each conflict test example
     group_onehot: jax.Array  # (n, len(TRAINING_GROUPS)) float
     test_relation_onehot: jax.Array  # (m, R) float
-    # With W_V frozen, each point's output classes (`output_classes`); None when W_V trains.
+    # With W_V frozen, each example's output classes (`output_classes`); None when W_V trains.
     class_values: jax.Array | None = None  # (N, C, 3) T[y, slot token] of each class
     class_log_mult: jax.Array | None = None  # (N, C) log of the number of tokens in it (−inf: padding)
     answer_class: jax.Array | None = None  # (N,) int32 the class of the target token
@@ -73,20 +73,20 @@ LAYOUT_ENTRIES = 2**22
 """`with_layout` adds its maps only when they hold at most this many entries together."""
 
 
-def with_layout(shared: Shared, points: PackedExamples) -> Shared:
-    """`shared` with the maps of the layout of `points` (one world's arrays), for a batch whose
-    points all have its tokens and relations.
+def with_layout(shared: Shared, examples: PackedExamples) -> Shared:
+    """`shared` with the maps of the layout of `examples` (one world's arrays), for a batch whose
+    examples all have its tokens and relations.
 
     A (W_KQ = Φ A Φ_Rᵀ) starts at 0 and its gradient C has entries only at the (token,
     relation) pairs (y_p, j_p) of the training slots, so A lives on those m pairs (about 2n + 1
     of the K·R): A = Σ_p a_p e_{y_p} e_{j_p}ᵀ. In these coordinates the scores of every slot
     are a·score_map, C = w·grad_map (w: ∂ℓ/∂score of each training slot) and the θ_C, θ_S
     projections of u = W_KQ φ(r_1) are theta_map·a: matrix products shared by the batch in
-    place of per-point gathers and scatters, with m instead of K rows. Unchanged (gathers, A
+    place of per-example gathers and scatters, with m instead of K rows. Unchanged (gathers, A
     over all K·R pairs) when the maps would hold more than LAYOUT_ENTRIES entries."""
     gram, gamma = np.asarray(shared.gram), np.asarray(shared.relation_gram)
-    tokens, relation = np.asarray(points.tokens), np.asarray(points.relation)
-    n = points.group_onehot.shape[0]
+    tokens, relation = np.asarray(examples.tokens), np.asarray(examples.relation)
+    n = examples.group_onehot.shape[0]
     slot_pairs = np.stack([tokens[:n].ravel(), np.repeat(relation[:n], tokens.shape[1])], axis=1)
     active, slot_pair = np.unique(slot_pairs, axis=0, return_inverse=True)
     m = len(active)
@@ -112,64 +112,64 @@ def full_coordinates(shared: Shared, kq: np.ndarray) -> np.ndarray:
 
 
 def pack(world: World, dtype: str = "float64", frozen_values: bool = True) -> tuple[Shared, PackedExamples]:
-    """(shared, points) of one world, as `cpi.sims.train.run` trains it: `pack_shared` with the
-    world's layout (`with_layout`) and `pack_points`."""
-    points = pack_points(world, dtype, frozen_values)
-    return with_layout(pack_shared(world, dtype), points), points
+    """(shared, examples) of one world, as `cpi.sims.train.run` trains it: `pack_shared` with the
+    world's layout (`with_layout`) and `pack_examples`."""
+    examples = pack_examples(world, dtype, frozen_values)
+    return with_layout(pack_shared(world, dtype), examples), examples
 
 
-def same_layout(points: list[PackedExamples]) -> bool:
+def same_layout(examples: list[PackedExamples]) -> bool:
     """Whether every packed world has the tokens and relations of the first."""
-    first = points[0]
+    first = examples[0]
     return all(np.array_equal(p.tokens, first.tokens) and np.array_equal(p.relation, first.relation)
-               for p in points[1:])
+               for p in examples[1:])
 
 
 def output_classes(table: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group each point's K output tokens into classes of equal value rows.
+    """Group each example's K output tokens into classes of equal value rows.
 
-    Token y's logit on point i is z_y = Σ_slot σ_slot T[y, t_slot]: tokens whose three values
+    Token y's logit on example i is z_y = Σ_slot σ_slot T[y, t_slot]: tokens whose three values
     T[y, t_1..3] are equal have equal logits for every attention σ, so with W_V frozen the
     softmax over K tokens is exactly a softmax over the distinct rows weighted by their
-    multiplicities (the paper's table has about five per point instead of K).
+    multiplicities (the paper's table has about five per example instead of K).
 
     Returns (values (N, C, 3), multiplicity (N, C), class_of (N, K)), C the most classes of
-    any point; the unused classes of a point have multiplicity 0."""
+    any example; the unused classes of a example have multiplicity 0."""
     n, k = tokens.shape[0], table.shape[0]
-    rows = np.transpose(table[:, tokens], (1, 0, 2)).reshape(n * k, 3)  # point-major, then token
-    point = np.repeat(np.arange(n), k)
-    order = np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0], point))
-    rows, point = rows[order], point[order]
+    rows = np.transpose(table[:, tokens], (1, 0, 2)).reshape(n * k, 3)  # example-major, then token
+    example = np.repeat(np.arange(n), k)
+    order = np.lexsort((rows[:, 2], rows[:, 1], rows[:, 0], example))
+    rows, example = rows[order], example[order]
     new = np.ones(n * k, dtype=bool)
-    new[1:] = (point[1:] != point[:-1]) | np.any(rows[1:] != rows[:-1], axis=1)
+    new[1:] = (example[1:] != example[:-1]) | np.any(rows[1:] != rows[:-1], axis=1)
     global_id = np.cumsum(new) - 1
-    first = global_id[np.searchsorted(point, np.arange(n))]
-    local = global_id - first[point]
+    first = global_id[np.searchsorted(example, np.arange(n))]
+    local = global_id - first[example]
     c = int(local.max()) + 1
     values = np.zeros((n, c, 3), dtype=table.dtype)
-    values[point[new], local[new]] = rows[new]
-    multiplicity = np.bincount(point * c + local, minlength=n * c).reshape(n, c).astype(np.float64)
+    values[example[new], local[new]] = rows[new]
+    multiplicity = np.bincount(example * c + local, minlength=n * c).reshape(n, c).astype(np.float64)
     class_of = np.empty((n, k), dtype=np.int32)
-    class_of[point, order % k] = local
+    class_of[example, order % k] = local
     return values, multiplicity, class_of
 
 
-def pad_classes(points: PackedExamples, size: int) -> PackedExamples:
-    """`points` with its output classes padded to `size` (multiplicity 0), so that the
-    points of several worlds stack."""
-    extra = size - points.class_values.shape[1]
+def pad_classes(examples: PackedExamples, size: int) -> PackedExamples:
+    """`examples` with its output classes padded to `size` (multiplicity 0), so that the
+    examples of several worlds stack."""
+    extra = size - examples.class_values.shape[1]
     if extra <= 0:
-        return points
-    values = np.concatenate([points.class_values, np.zeros((points.class_values.shape[0], extra, 3),
-                                                           points.class_values.dtype)], axis=1)
-    log_mult = np.concatenate([points.class_log_mult, np.full((points.class_log_mult.shape[0], extra), -np.inf,
-                                                              points.class_log_mult.dtype)], axis=1)
-    return points._replace(class_values=values, class_log_mult=log_mult)
+        return examples
+    values = np.concatenate([examples.class_values, np.zeros((examples.class_values.shape[0], extra, 3),
+                                                           examples.class_values.dtype)], axis=1)
+    log_mult = np.concatenate([examples.class_log_mult, np.full((examples.class_log_mult.shape[0], extra), -np.inf,
+                                                              examples.class_log_mult.dtype)], axis=1)
+    return examples._replace(class_values=values, class_log_mult=log_mult)
 
 
-def pack_points(world: World, dtype: str = "float64", frozen_values: bool = True) -> PackedExamples:
+def pack_examples(world: World, dtype: str = "float64", frozen_values: bool = True) -> PackedExamples:
     """The per-world arrays of `world` as host (NumPy) arrays, ready to stack over a sweep;
-    with `frozen_values`, also each point's output classes (`output_classes`)."""
+    with `frozen_values`, also each example's output classes (`output_classes`)."""
     f = np.dtype(dtype)
     sets = (world.train, world.test, world.aligned)
     tokens = np.concatenate([p.tokens for p in sets]).astype(np.int32)

@@ -5,13 +5,13 @@ The knowledge base. A seeded draw (train.seed; a stream of its own) picks round(
 · K_S) subjects and gives each a distinct answer token as its fact; the other subjects have no
 fact (`free_subjects`), the other answer tokens are nobody's fact (`free_answers`). It depends on
 the vocabulary, the seed and pretrain.memorised only, never on the finetuning mixture, which takes
-its memorised subjects (CS, CF, conflict test, aligned, seen S points) from the knowledge base
+its memorised subjects (CS, CF, conflict test, aligned, seen S examples) from the knowledge base
 and its C and unseen S subjects, and its fresh context tokens, from the rest (`cpi.sims.world`).
 
 The corpus (`corpus`), in the finetuning model's own input format:
-- fact points [s, r] → a (keys s and r) for every memorised subject s with fact a, each
+- fact examples [s, r] → a (keys s and r) for every memorised subject s with fact a, each
   `pretrain.fact_repeats` times (repeat k asks relation r_{k mod R});
-- context-copy points [c, s', r] → c (keys c and s', σ_r = 0 as in finetuning) for every
+- context-copy examples [c, s', r] → c (keys c and s', σ_r = 0 as in finetuning) for every
   answer token c, `pretrain.context_repeats` times, s' cycling over the subjects with no fact:
   a context token learns to predict itself, the analog of δ_C.
 
@@ -20,15 +20,15 @@ starting from W_V = 0, by `pretrain.steps` steps of full-batch gradient descent 
 on the mean cross-entropy of the corpus. W_KQ stays 0, so finetuning starts from W_KQ(0) = 0 as
 the theory assumes, and from the learned W_V (frozen, or trained per train.value_lr).
 
-Why it is computed in token coordinates. The gradient of point i is
-∇_{W_V} ℓ_i = Φ (p_i − e_{a_i}) s_iᵀ Φᵀ (s_i ∈ R^K: the attention ½, ½ on the point's keys), so
+Why it is computed in token coordinates. The gradient of example i is
+∇_{W_V} ℓ_i = Φ (p_i − e_{a_i}) s_iᵀ Φᵀ (s_i ∈ R^K: the attention ½, ½ on the example's keys), so
 from W_V(0) = 0 gradient descent keeps W_V(t) = Φ B(t) Φᵀ with B ← B − η D,
 D = (1/N) Σ_i (p_i − e_{a_i}) s_iᵀ, and the model reads W_V only through the value-logit table
 T = Φᵀ W_V Φ = G B G (G = ΦᵀΦ). This is gradient descent on the d×d W_V exactly, for any
 embeddings (the tests check it against a d×d NumPy descent).
 
 Achieved strengths (`achieved_strengths`), as theory/NOTES.md §0.4 defines δ_C and δ_M: the mean over the
-context-bearing finetuning, conflict test and aligned points of softmax(v(c))_c (δ_C), and of
+context-bearing finetuning, conflict test and aligned examples of softmax(v(c))_c (δ_C), and of
 softmax(v(s))_a over those whose subject s is memorised with fact a (δ_M), v(y) = T[:, y]. For a
 constructed W_V they are knowledge.delta_c and knowledge.delta_m.
 
@@ -67,7 +67,7 @@ _MEMORY: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 class KnowledgeBase:
     """What pretraining memorises: subject `memorised[i]` has fact `facts[i]` (answer tokens);
     `free_subjects` have no fact, `free_answers` are nobody's fact; `answers` is every answer
-    token in the draw's order (the order of the context-copy points)."""
+    token in the draw's order (the order of the context-copy examples)."""
 
     memorised: np.ndarray
     facts: np.ndarray
@@ -95,9 +95,9 @@ def knowledge_base(config: Config) -> KnowledgeBase:
 
 
 def corpus(config: Config, kb: KnowledgeBase) -> tuple[np.ndarray, np.ndarray]:
-    """The pretraining corpus as (keys (N, 2), answer (N,)): each point's two visible keys
-    (attention ½ each under W_KQ = 0) and its target. Fact points first (subject, relation),
-    then context-copy points (context, subject with no fact)."""
+    """The pretraining corpus as (keys (N, 2), answer (N,)): each example's two visible keys
+    (attention ½ each under W_KQ = 0) and its target. Fact examples first (subject, relation),
+    then context-copy examples (context, subject with no fact)."""
     p, w = config.pretrain, config.world
     relations = w.n_subjects + w.n_answers + np.arange(w.n_relations)
     keys, answer = [], []
@@ -108,7 +108,7 @@ def corpus(config: Config, kb: KnowledgeBase) -> tuple[np.ndarray, np.ndarray]:
         if len(kb.free_subjects) == 0:
             raise ConfigError(
                 f"pretrain.context_repeats = {p.context_repeats} needs a subject with no fact for the context-copy "
-                f"points [c, s', r] -> c, and pretrain.memorised = {p.memorised:g} memorises all "
+                f"examples [c, s', r] -> c, and pretrain.memorised = {p.memorised:g} memorises all "
                 f"{w.n_subjects} subjects; lower pretrain.memorised or set pretrain.context_repeats = 0")
         n_copy = p.context_repeats * len(kb.answers)
         c = np.tile(kb.answers, p.context_repeats)
@@ -120,7 +120,7 @@ def corpus(config: Config, kb: KnowledgeBase) -> tuple[np.ndarray, np.ndarray]:
 
 def descent(gram: np.ndarray, keys: np.ndarray, answer: np.ndarray, steps: int, lr: float) -> np.ndarray:
     """B after `steps` steps of full-batch gradient descent at `lr` on the mean cross-entropy
-    of the points (keys, answer) with W_V = Φ B Φᵀ, B(0) = 0 and attention ½ on each key:
+    of the examples (keys, answer) with W_V = Φ B Φᵀ, B(0) = 0 and attention ½ on each key:
     z_i = ½ T[:, key_i1] + ½ T[:, key_i2], T = G B G, B ← B − lr (1/N) Σ_i (p_i − e_{a_i}) s_iᵀ.
     Computed in float64 under one `lax.fori_loop`."""
     k = gram.shape[0]
@@ -220,14 +220,14 @@ def _softmax_at(table: np.ndarray, columns: np.ndarray, rows: np.ndarray) -> np.
     return np.exp(z[rows, np.arange(len(columns))]) / np.exp(z).sum(axis=0)
 
 
-def achieved_strengths(table: np.ndarray, point_sets) -> dict[str, float]:
-    """achieved_delta_c: mean softmax(v(c))_c over the context-bearing points of `point_sets`
+def achieved_strengths(table: np.ndarray, example_sets) -> dict[str, float]:
+    """achieved_delta_c: mean softmax(v(c))_c over the context-bearing examples of `example_sets`
     (`cpi.sims.world.Examples`: finetuning, conflict test, aligned); achieved_delta_m: mean
     softmax(v(s))_a over those whose subject s is memorised with fact a (NaN when none);
     v(y) = T[:, y], the value logits of token y."""
-    tokens = np.concatenate([p.tokens for p in point_sets])
-    context = np.concatenate([p.key_mask[:, 0] for p in point_sets])
-    fact = np.concatenate([p.fact for p in point_sets])
+    tokens = np.concatenate([p.tokens for p in example_sets])
+    context = np.concatenate([p.key_mask[:, 0] for p in example_sets])
+    fact = np.concatenate([p.fact for p in example_sets])
     c = tokens[context, 0]
     delta_c = float(_softmax_at(table, c, c).mean()) if len(c) else float("nan")
     memorised = context & (fact >= 0)
@@ -237,6 +237,6 @@ def achieved_strengths(table: np.ndarray, point_sets) -> dict[str, float]:
 
 
 def world_strengths(world) -> dict[str, float]:
-    """`achieved_strengths` of a built world's pretrained table over all its points
+    """`achieved_strengths` of a built world's pretrained table over all its examples
     (finetuning, conflict test, aligned), as `cpi run` and `cpi sweep` report them."""
     return achieved_strengths(world.value_table, (world.train, world.test, world.aligned))

@@ -18,7 +18,7 @@ from cpi.theory.summary import summarize
 
 from .config import Config
 from .pretraining import world_strengths
-from .theory_inputs import counts_of, initial_direction, knowledge_of, point_trajectory, reduced_trajectory
+from .theory_inputs import counts_of, initial_direction, knowledge_of, example_trajectory, reduced_trajectory
 from .world import build_world
 
 
@@ -80,8 +80,8 @@ def random_report(config: Config) -> dict:
     Lemma 3 table on the paper's embeddings): the Lemma 3 table's achieved error (random
     embeddings, constructed W_V), the achieved strengths δ_C, δ_M of the world's table, the
     config's own margins, initial drift, initial direction and ρ*
-    (`theory_inputs.initial_direction`), and the exact per-point prediction
-    (`theory_inputs.point_trajectory`, with the world's own value table: the learned one under
+    (`theory_inputs.initial_direction`), and the exact per-example prediction
+    (`theory_inputs.example_trajectory`, with the world's own value table: the learned one under
     learned pretraining) of the nearest exact config. The paper's closed forms that need its
     embeddings and table (η*, regime, long-time law) are None."""
     exact_config = nearest_exact(config)
@@ -89,7 +89,7 @@ def random_report(config: Config) -> dict:
     counts = counts_of(config)
     n = sum(counts)
     start = initial_direction(exact_config, world)
-    trajectory = point_trajectory(exact_config, world=world)
+    trajectory = example_trajectory(exact_config, world=world)
     report = {
         "embeddings": config.world.embeddings,
         "pretraining": config.knowledge.pretraining,

@@ -20,14 +20,14 @@ from .precision import precision
 from .world import World, build_world
 
 VALUE_BLOCKS = ("C_cs", "C_cc", "CS_cs", "CS_cc", "test_cc", "test_ac", "test_cs", "test_as")
-"""Mean ΔV[row, column] of `value_block_means`: for the C and CS training points, the answer
+"""Mean ΔV[row, column] of `value_block_means`: for the C and CS training examples, the answer
 row c on the subject column s (`_cs`) and on the context column c (`_cc`); for the conflict
-test points, the context row c and the memorised-fact row a on the columns c and s."""
+test examples, the context row c and the memorised-fact row a on the columns c and s."""
 
 
 def value_block_means(world: World, table: np.ndarray, table0: np.ndarray) -> dict:
     """Block means of ΔV = T − T(0) (T = Φᵀ W_V Φ, the value-logit table, (K, K)), the value
-    margins V[c, c] − V[c, s] on the C and CS points, and the probability a C point's subject
+    margins V[c, c] − V[c, s] on the C and CS examples, and the probability a C example's subject
     gives its answer (Proposition 3)."""
     delta = table - table0
     train, test = world.train, world.test
@@ -61,7 +61,7 @@ def value_training_run(config: Config, value_lrs, record_every: int = 10) -> dic
     train.lr), as one batch on the fast engine. Returns every engine metric of a present group
     as (V, steps + 1) arrays, `step`, `value_lr`, and, every `record_every` steps
     (`checkpoint`), the `value_block_means` of the table as (V, checkpoints) arrays, the blocks
-    under `dv_<block>`. value_lr = 0 points get exactly-zero W_V updates (frozen)."""
+    under `dv_<block>`. value_lr = 0 examples get exactly-zero W_V updates (frozen)."""
     world = build_world(config)
     dtype = config.train.dtype
     lr, steps = config.train.lr, config.train.steps
@@ -72,13 +72,13 @@ def value_training_run(config: Config, value_lrs, record_every: int = 10) -> dic
     segments = steps // record_every
     with precision(dtype):
         shared, one = packing.pack(world, dtype, frozen_values=False)
-        points = jax.tree_util.tree_map(lambda x: np.broadcast_to(x, (n, *np.shape(x))), one)
+        examples = jax.tree_util.tree_map(lambda x: np.broadcast_to(x, (n, *np.shape(x))), one)
         table0 = np.asarray(one.table)
         blocks = [[value_block_means(world, table0, table0)] * n]
         carry, pieces = None, []
         for i in range(segments):
             carry, recorded = engine.advance_batch(
-                shared, points, np.full(n, lr, dtype), value_lr, carry, shared_axis=None, steps=record_every,
+                shared, examples, np.full(n, lr, dtype), value_lr, carry, shared_axis=None, steps=record_every,
                 stride=1, train_values=True, record=True, last=i == segments - 1,
             )
             pieces.append({k: np.asarray(v) for k, v in recorded.items()})

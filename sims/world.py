@@ -1,14 +1,14 @@
-"""The world of one experiment: tokens, embeddings, the pretrained W_V, and the data points.
+"""The world of one experiment: tokens, embeddings, the pretrained W_V, and the data examples.
 
 Pieces kept separate so each can be replaced: the embeddings (`cpi.theory.embeddings`, the
-paper's Assumptions 2-4), `allocate_points` (which tokens form which data group, and what
+paper's Assumptions 2-4), `allocate_examples` (which tokens form which data group, and what
 the pretrained model memorised), `pretrained_values` (W_V from the value-logit table of
-Lemma 3), and `filter_points` (the paper's filtering by no-context loss).
+Lemma 3), and `filter_examples` (the paper's filtering by no-context loss).
 
 Token layout (shared with `cpi.theory.pretrained`): subjects 0..K_S-1, answers K_S..K_S+K_A-1,
-the R relations K_S+K_A..K-1. Every data point is a triple of slots [context, subject, relation] with a
-key mask: context-bearing points see keys (c, s) and mask the relation key (σ_r = 0, as the
-paper assumes); subject-only points [s, r] leave the context slot masked and see (s, r).
+the R relations K_S+K_A..K-1. Every data example is a triple of slots [context, subject, relation] with a
+key mask: context-bearing examples see keys (c, s) and mask the relation key (σ_r = 0, as the
+paper assumes); subject-only examples [s, r] leave the context slot masked and see (s, r).
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ def embedding_key(config: Config) -> tuple:
 
 def vocabulary_needs(config: Config) -> tuple[int, int]:
     """(subjects, answer tokens) the mixture uses: each subject/answer appears once
-    (Assumption 1); CF and conflict test points use two answer tokens each; there are
-    n_test conflict test points per relation."""
+    (Assumption 1); CF and conflict test examples use two answer tokens each; there are
+    n_test conflict test examples per relation."""
     counts = group_counts(config.mixture)
     m = config.mixture
     n_test = m.n_test * config.world.n_relations
@@ -134,8 +134,8 @@ def vocabulary_needs(config: Config) -> tuple[int, int]:
 def learned_needs(config: Config) -> dict[str, int]:
     """What the mixture takes from the knowledge base of learned pretraining
     (`cpi.sims.pretraining.knowledge_base`): memorised subjects (CS, CF, seen S, conflict test and
-    aligned points), subjects with no fact (C and unseen S points) and answer tokens that are
-    nobody's fact (the contexts of C, CF and conflict test points, the answers of unseen S)."""
+    aligned examples), subjects with no fact (C and unseen S examples) and answer tokens that are
+    nobody's fact (the contexts of C, CF and conflict test examples, the answers of unseen S)."""
     counts = group_counts(config.mixture)
     m = config.mixture
     n_test = m.n_test * config.world.n_relations
@@ -153,9 +153,9 @@ def check_learned_vocabulary(config: Config) -> None:
     w, p = config.world, config.pretrain
     n_mem = round(p.memorised * w.n_subjects)
     have = {"memorised": n_mem, "free_subjects": w.n_subjects - n_mem, "free_answers": w.n_answers - n_mem}
-    words = {"memorised": "memorised subjects (CS, CF, seen S, conflict test and aligned points)",
-             "free_subjects": "subjects with no fact (C and unseen S points)",
-             "free_answers": "answer tokens that are no subject's fact (contexts of C, CF and test points, "
+    words = {"memorised": "memorised subjects (CS, CF, seen S, conflict test and aligned examples)",
+             "free_subjects": "subjects with no fact (C and unseen S examples)",
+             "free_answers": "answer tokens that are no subject's fact (contexts of C, CF and test examples, "
                              "unseen S answers)"}
     problems = [f"{need[k]} {words[k]} but the knowledge base has {have[k]}" for k in need if need[k] > have[k]]
     if problems:
@@ -193,8 +193,8 @@ def check_vocabulary(config: Config) -> None:
     if need_a > w.n_answers:
         problems.append(
             f"world.n_answers = {w.n_answers} is too small: the mixture needs {need_a} distinct "
-            "answer tokens (one per C, CS and S point, two per counterfactual and conflict "
-            "test point, one per aligned point)"
+            "answer tokens (one per C, CS and S example, two per counterfactual and conflict "
+            "test example, one per aligned example)"
         )
         fixes.append(f"world.n_answers >= {need_a}")
     if problems:
@@ -202,15 +202,15 @@ def check_vocabulary(config: Config) -> None:
                           + " (e.g. " + " ".join(f"--set {f.replace(' >= ', '=')}" for f in fixes) + ")")
 
 
-def allocate_points(config: Config) -> tuple[Examples, Examples, Examples, np.ndarray, np.ndarray]:
-    """Draw fresh tokens for every point (a seeded permutation; results do not depend on it
+def allocate_examples(config: Config) -> tuple[Examples, Examples, Examples, np.ndarray, np.ndarray]:
+    """Draw fresh tokens for every example (a seeded permutation; results do not depend on it
     under the paper's symmetric embeddings) and record what the pretrained model memorised.
 
     Returns (train, test, aligned, fact, strength) with fact/strength per subject token
-    as `cpi.theory.pretrained.value_logit_table` takes them. Training points come in group
-    order C, CS, CF, S (seen first), so the C points are the first round(ρ·n) ones. The
-    i-th point of a group is queried with relation i mod R, except that CF points all use
-    relation `mixture.counterfactual_relation` when it is not 0; conflict test points
+    as `cpi.theory.pretrained.value_logit_table` takes them. Training examples come in group
+    order C, CS, CF, S (seen first), so the C examples are the first round(ρ·n) ones. The
+    i-th example of a group is queried with relation i mod R, except that CF examples all use
+    relation `mixture.counterfactual_relation` when it is not 0; conflict test examples
     number n_test per relation."""
     check_vocabulary(config)
     if config.knowledge.pretraining == "learned":
@@ -240,14 +240,14 @@ def allocate_points(config: Config) -> tuple[Examples, Examples, Examples, np.nd
         fact[s], strength[s] = memorised - k_s, delta_m
         return [c, s, r], CONTEXT_KEYS, c, memorised, group
 
-    return _points_of(config, make) + (fact, strength)
+    return _examples_of(config, make) + (fact, strength)
 
 
 def _allocate_learned(config: Config) -> tuple[Examples, Examples, Examples, np.ndarray, np.ndarray]:
-    """`allocate_points` under learned pretraining: the points take their subjects and facts
+    """`allocate_examples` under learned pretraining: the examples take their subjects and facts
     from the knowledge base (`cpi.sims.pretraining.knowledge_base`), in its order: memorised
-    subjects for CS, CF, seen S, conflict test and aligned points (CS and aligned: context =
-    the fact), subjects with no fact for C and unseen S points, and fresh context tokens (and
+    subjects for CS, CF, seen S, conflict test and aligned examples (CS and aligned: context =
+    the fact), subjects with no fact for C and unseen S examples, and fresh context tokens (and
     unseen S answers) from the answers that are nobody's fact. fact/strength are those of the
     knowledge base (strength: knowledge.delta_m, unused by the learned W_V)."""
     from .pretraining import knowledge_base
@@ -276,14 +276,14 @@ def _allocate_learned(config: Config) -> tuple[Examples, Examples, Examples, np.
         c = a if kind in ("CS", "aligned") else next(fresh)  # CF and test: a ≠ c
         return [c, s, r], CONTEXT_KEYS, c, a, group
 
-    return _points_of(config, make) + (fact, strength)
+    return _examples_of(config, make) + (fact, strength)
 
 
-def _points_of(config: Config, make) -> tuple[Examples, Examples, Examples]:
-    """(train, test, aligned) of `config`, each point made by `make(kind, group, relation)`."""
+def _examples_of(config: Config, make) -> tuple[Examples, Examples, Examples]:
+    """(train, test, aligned) of `config`, each example made by `make(kind, group, relation)`."""
     n_relations = config.world.n_relations
 
-    def points(kinds: list[tuple[str, int, int]]) -> Examples:
+    def examples(kinds: list[tuple[str, int, int]]) -> Examples:
         rows = [make(*kind) for kind in kinds]
         cols = list(zip(*rows)) if rows else [[], [], [], [], []]
         return Examples(
@@ -295,28 +295,28 @@ def _points_of(config: Config, make) -> tuple[Examples, Examples, Examples]:
         )
 
     counts = group_counts(config.mixture)
-    train = points(_training_kinds(counts, n_relations, config.mixture.counterfactual_relation))
-    test = points([("test", -1, j) for j in range(n_relations) for _ in range(config.mixture.n_test)])
-    aligned = points([("aligned", -1, i % n_relations) for i in range(config.mixture.n_aligned)])
+    train = examples(_training_kinds(counts, n_relations, config.mixture.counterfactual_relation))
+    test = examples([("test", -1, j) for j in range(n_relations) for _ in range(config.mixture.n_test)])
+    aligned = examples([("aligned", -1, i % n_relations) for i in range(config.mixture.n_aligned)])
     return train, test, aligned
 
 
 def _training_kinds(counts: dict, n_relations: int, cf_relation: int) -> list[tuple[str, int, int]]:
-    """(kind, group index, relation) of every training point, in group order.
+    """(kind, group index, relation) of every training example, in group order.
 
-    The i-th point of a group is queried with relation i mod R. With cf_relation = j > 0
+    The i-th example of a group is queried with relation i mod R. With cf_relation = j > 0
     (counterfactual augmentation of one task), relations are dealt over the CS and CF
-    points together, and the CF points take relation j's slots: the other relations get
-    exactly the points they would have with no CF points at all, and n is unchanged."""
+    examples together, and the CF examples take relation j's slots: the other relations get
+    exactly the examples they would have with no CF examples at all, and n is unchanged."""
     slots = {kind: [i % n_relations for i in range(counts[kind])] for kind in counts}
     if cf_relation:
         aligned = [i % n_relations for i in range(counts["CS"] + counts["CF"])]
         on_j = [i for i, r in enumerate(aligned) if r == cf_relation - 1]
         if len(on_j) < counts["CF"]:
             raise ConfigError(
-                f"mixture.counterfactual = {counts['CF']} points on relation {cf_relation} "
+                f"mixture.counterfactual = {counts['CF']} examples on relation {cf_relation} "
                 f"(mixture.counterfactual_relation) is too many: that relation has only "
-                f"{len(on_j)} context-aligned points for them to replace"
+                f"{len(on_j)} context-aligned examples for them to replace"
             )
         cf = set(on_j[: counts["CF"]])
         slots["CF"] = [r for i, r in enumerate(aligned) if i in cf]
@@ -324,36 +324,36 @@ def _training_kinds(counts: dict, n_relations: int, cf_relation: int) -> list[tu
     return [(kind, training_index(TRAINING_GROUP_OF[kind]), r) for kind in THEORY_GROUPS for r in slots[kind]]
 
 
-def no_context_losses(table: np.ndarray, points: Examples) -> np.ndarray:
-    """Loss of each point's answer on [s, r] alone under the pretrained model (W_KQ = 0, keys
+def no_context_losses(table: np.ndarray, examples: Examples) -> np.ndarray:
+    """Loss of each example's answer on [s, r] alone under the pretrained model (W_KQ = 0, keys
     s and r visible, σ = ½ each): −log softmax(½v(s) + ½v(r))_a."""
-    z = 0.5 * (table[:, points.tokens[:, 1]] + table[:, points.tokens[:, 2]])
+    z = 0.5 * (table[:, examples.tokens[:, 1]] + table[:, examples.tokens[:, 2]])
     z = z - z.max(axis=0)
     log_p = z - np.log(np.exp(z).sum(axis=0))
-    return -log_p[points.answer, np.arange(len(points))]
+    return -log_p[examples.answer, np.arange(len(examples))]
 
 
-def filter_points(points: Examples, table: np.ndarray, fraction: float) -> Examples:
-    """Drop round(fraction · #context-bearing points) context-bearing points with the lowest
+def filter_examples(examples: Examples, table: np.ndarray, fraction: float) -> Examples:
+    """Drop round(fraction · #context-bearing examples) context-bearing examples with the lowest
     no-context loss (the paper's filtering: their subject already predicts the answer);
-    ties go in point order. Subject-only points are kept."""
-    context = np.flatnonzero(points.key_mask[:, 0])
+    ties go in example order. Subject-only examples are kept."""
+    context = np.flatnonzero(examples.key_mask[:, 0])
     n_drop = round(fraction * len(context))
-    losses = no_context_losses(table, points)[context]
+    losses = no_context_losses(table, examples)[context]
     dropped = context[np.argsort(losses, kind="stable")[:n_drop]]
-    keep = np.setdiff1d(np.arange(len(points)), dropped)
-    return Examples(*(getattr(points, f)[keep] for f in ("tokens", "key_mask", "answer", "fact", "group")))
+    keep = np.setdiff1d(np.arange(len(examples)), dropped)
+    return Examples(*(getattr(examples, f)[keep] for f in ("tokens", "key_mask", "answer", "fact", "group")))
 
 
 def build_world(config: Config) -> World:
     """The world of `config`: its embeddings (the paper's, or random ones drawn from
-    train.seed), allocated points, pretrained W_V (built from the Lemma 3 table, or learned:
+    train.seed), allocated examples, pretrained W_V (built from the Lemma 3 table, or learned:
     `cpi.sims.pretraining`), and the training set after filtering (`mixture.filter`, by the
     achieved table)."""
     k, w = config.knowledge, config.world
-    train, test, aligned, fact, strength = allocate_points(config)
+    train, test, aligned, fact, strength = allocate_examples(config)
     if w.embeddings == "random":
-        # a stream of its own, so the token draw of allocate_points is the paper's
+        # a stream of its own, so the token draw of allocate_examples is the paper's
         rng = np.random.default_rng([config.train.seed, 1])
         embed, theta_c, theta_s = random_embeddings(
             w.n_subjects, w.n_answers, w.n_relations, w.relation_overlap, w.dim, rng)
@@ -374,7 +374,7 @@ def build_world(config: Config) -> World:
             core, table, error = random_values(embed, table)
             extra = dict(value_table_error=error, values_core=core)
     if config.mixture.filter > 0:
-        train = filter_points(train, table, config.mixture.filter)
+        train = filter_examples(train, table, config.mixture.filter)
     return World(
         embed=embed,
         theta_c=theta_c,

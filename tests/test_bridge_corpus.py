@@ -1,4 +1,4 @@
-"""The bridge's corpus: the requested finetuning groups, held-out points and pretraining
+"""The bridge's corpus: the requested finetuning groups, held-out examples and pretraining
 frequencies; and its config's bad-input messages."""
 
 import jax
@@ -76,7 +76,7 @@ def test_filter_drops_the_lowest_no_context_losses():
     config = tiny("mixture.n_train=8", "mixture.context_critical=0.5")
     train = corpus.build_corpus(config).train
     losses = np.arange(8.0)[::-1]  # the last points have the lowest loss
-    kept = corpus.filter_points(train, losses, 0.25)
+    kept = corpus.filter_examples(train, losses, 0.25)
     assert len(kept.target) == 6
     np.testing.assert_array_equal(kept.tokens, train.tokens[:6])
 

@@ -72,7 +72,7 @@ def test_reliance_is_the_bridges_measure():
 
 
 def test_mixture_derivative_is_the_bridges_gd_finetuning_step():
-    """One step of the bridge's own GD finetuning (mean loss over the mixture's points) moves
+    """One step of the bridge's own GD finetuning (mean loss over the mixture's examples) moves
     M_C by h·(ρ d_C + (1 − ρ) d_CS), ρ = n_C/n; a summed loss would move it n times as far."""
     from cpi.bridge.finetune import finetune
 
@@ -113,7 +113,7 @@ def test_weighted_descent_needs_both_groups():
     _, world, model = _world_and_model("mixture.context_critical=1.0")
     data = onset.onset_data(world)
     assert data.groups == ("C",)
-    with pytest.raises(ValueError, match="no CS points"):
+    with pytest.raises(ValueError, match="no CS examples"):
         onset.weighted_descent(model, data, [0.5], 0.1, 1)
 
 

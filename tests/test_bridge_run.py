@@ -103,7 +103,7 @@ def test_cpi_bridge_writes_the_toys_files_and_reruns_byte_identically(pretrained
     for key in ("reliance", "counterfactual_accuracy", "parametric_accuracy", "attention_context",
                 "attention_context_l1", "attention_context_l2", "loss_C", "loss_CS", "in_distribution_accuracy"):
         assert metrics[key].shape == (3,), key
-    # step 0 is the pretrained model: M_C = p_c/(p_c + p_a) on the conflict points, computed directly
+    # step 0 is the pretrained model: M_C = p_c/(p_c + p_a) on the conflict examples, computed directly
     p = _softmax(_last_logits(model, world.conflict.tokens))
     rows = np.arange(len(p))
     p_c, p_a = p[rows, world.conflict.context], p[rows, world.conflict.fact]

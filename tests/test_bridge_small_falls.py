@@ -86,7 +86,7 @@ def test_experiment_at_a_tiny_scale_returns_what_its_figure_reads(tmp_path):
     for key, value in tiny_data.items():
         assert np.ndim(d[key]) == np.ndim(value), key
     assert d["reliance"].shape[:4] == (3, 2, 2, 1)
-    # filtered: 4 of the 8 points dropped (at this tiny scale not all of them CS points)
+    # filtered: 4 of the 8 points dropped (at this tiny scale not all of them CS examples)
     assert int(d["n_CS"][[0, 2]].max()) == 0 and int(d["n_train"][1].max()) == 4
     assert int(d["n_C"][2].max()) == 0 and int(d["n_train"][2].max()) == 8  # CF only
     frozen = d["subject_context_layers"][:, :, 1, :, 0]

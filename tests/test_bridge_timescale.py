@@ -1,4 +1,4 @@
-"""The bridge timescale experiment: per-point losses at the recorded steps and the minibatch
+"""The bridge timescale experiment: per-example losses at the recorded steps and the minibatch
 visit bookkeeping on a tiny model (exact), and the experiment's data at a tiny scale."""
 
 import dataclasses
@@ -69,7 +69,7 @@ def test_visits_count_the_minibatches_of_each_epoch():
 def test_an_unvisited_point_is_untouched_by_plain_sgd_on_its_own_subject():
     """The bookkeeping matches what training does: with every parameter trained by SGD and an
     untied head, the embedding row of a point's subject moves exactly when the point has been in
-    a minibatch (every finetuning point has its own subject)."""
+    a minibatch (every finetuning example has its own subject)."""
     config = tiny("transformer.tied_head=false", "train.optimizer=sgd", "train.trainable=all", "train.lr=0.5",
                   "train.batch_size=2", "train.steps=6")
     world = corpus.build_corpus(config)

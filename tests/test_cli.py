@@ -172,7 +172,7 @@ def test_integer_keys_still_refuse_what_is_not_a_whole_number(text, capsys):
 def test_the_run_description_and_its_summary_share_standard_output(tmp_path, capsys):
     assert main(["run", *QUICK, "--out", str(tmp_path / "out")]) == 0
     out, err = capsys.readouterr()
-    assert "cpi run: 20 training points (10 C, 10 CS)" in out and "training points" not in err
+    assert "cpi run: 20 training examples (10 C, 10 CS)" in out and "training examples" not in err
     assert "context reliance M_C" in out
 
 

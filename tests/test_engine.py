@@ -19,7 +19,7 @@ from cpi.theory.summary import fold_finish, fold_init, fold_update, summarize
 ENGINE_CONFIGS = {
     "default": {"train.steps": 60},
     "W_V trained": {"train.value_lr": 0.5, "train.steps": 40, "mixture.fact_recall": 0.2},
-    "CF and S points": {"mixture.context_critical": 0.4, "mixture.counterfactual": 0.2, "mixture.fact_recall": 0.2,
+    "CF and S examples": {"mixture.context_critical": 0.4, "mixture.counterfactual": 0.2, "mixture.fact_recall": 0.2,
                         "mixture.fact_recall_seen": 0.5, "knowledge.delta_m": 0.7, "train.steps": 40},
     "filtering": {"mixture.filter": 0.3, "mixture.fact_recall": 0.1, "train.steps": 40},
     "relations, W_V trained": {"world.n_relations": 3, "world.relation_overlap": 0.4, "world.n_subjects": 80,
@@ -156,10 +156,10 @@ def test_the_step_gradient_is_the_gradient_of_its_loss(layout, train_values):
     the active pairs of a shared layout) and ∂L/∂T = D, T = Φᵀ W_V Φ."""
     import jax.numpy as jnp
 
-    world = build_world(with_values(load(), ENGINE_CONFIGS["CF and S points"]))
+    world = build_world(with_values(load(), ENGINE_CONFIGS["CF and S examples"]))
     n = len(world.train)
     with precision("float64"):
-        points = packing.pack_points(world, frozen_values=not train_values)
+        points = packing.pack_examples(world, frozen_values=not train_values)
         shared = packing.pack_shared(world)
         if layout:
             shared = packing.with_layout(shared, points)

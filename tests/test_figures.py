@@ -485,7 +485,7 @@ def drawn(fig):
 
 
 def data_points(fig) -> np.ndarray:
-    """Display coordinates of every plotted data point (artists tagged with a gid: lines, with
+    """Display coordinates of every plotted data example (artists tagged with a gid: lines, with
     their segments sampled finely, and marker collections) that lies inside its axes."""
     from matplotlib.lines import Line2D
 
@@ -525,7 +525,7 @@ def test_legends_and_labels_cover_no_data(name, make):
     assert boxes
     for box in boxes:
         inside = within(box, points)
-        assert not inside.any(), f"{inside.sum()} data points under {box}"
+        assert not inside.any(), f"{inside.sum()} data examples under {box}"
 
 
 LAYOUT_CASES = [*TINY.items(), ("inversion", inversion_at_rho_035), ("phase_diagram", phase_diagram_like_the_default)]

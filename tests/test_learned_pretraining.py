@@ -51,8 +51,8 @@ def pretrainings(monkeypatch) -> list:
 
 def numpy_descent(config, phi: np.ndarray) -> np.ndarray:
     """W_V (d × d) after pretrain.steps steps of full-batch GD from W_V = 0 on the corpus as
-    the docstring of sims.pretraining defines it, written out in d×d form: fact points
-    ([s, r_{k mod R}] -> a, fact_repeats times), context-copy points ([c, s'] -> c for every
+    the docstring of sims.pretraining defines it, written out in d×d form: fact examples
+    ([s, r_{k mod R}] -> a, fact_repeats times), context-copy examples ([c, s'] -> c for every
     answer c in the knowledge base's order, context_repeats times, s' cycling over the subjects
     with no fact); attention ½ on each key, z = Φᵀ W_V h, h = ½φ(x1) + ½φ(x2)."""
     kb = pretraining.knowledge_base(config)
@@ -80,7 +80,7 @@ def numpy_descent(config, phi: np.ndarray) -> np.ndarray:
 
 def numpy_strengths(w_v: np.ndarray, phi: np.ndarray, world) -> tuple[float, float]:
     """(δ_C, δ_M) as theory/NOTES.md §0.4 defines them, from the d×d W_V: mean softmax(Φᵀ W_V φ(c))_c over
-    the context tokens of every context-bearing finetuning, test and aligned point, and mean
+    the context tokens of every context-bearing finetuning, test and aligned example, and mean
     softmax(Φᵀ W_V φ(s))_a over those whose subject s has a fact a."""
     def prob(y, target):
         z = phi.T @ w_v @ phi[:, y]
@@ -213,7 +213,7 @@ def test_cpi_theory_predicts_cpi_run_with_the_learned_table(tmp_path, capsys):
     ("pretrain.context_repeats=-2", "pretrain.context_repeats"),
     ("pretrain.memorised=1.5", "pretrain.memorised"),
     ("pretrain.memorised=0.2", "pretrain.memorised"),  # too few memorised subjects for the mixture
-    ("pretrain.memorised=1", "pretrain.memorised"),  # no subject left for the C points
+    ("pretrain.memorised=1", "pretrain.memorised"),  # no subject left for the C examples
 ])
 def test_bad_values_exit_2_naming_the_key(setting, key, tmp_path, capsys):
     out = tmp_path / "run"

@@ -1,5 +1,5 @@
 """Mitigations and tasks in the full simulator, each against theory or a control run; and a
-filter (`mixture.filter`) that leaves no training points, refused before any work."""
+filter (`mixture.filter`) that leaves no training examples, refused before any work."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cpi.cli import execute as main
-from cpi.sims.config import load, training_points_after_filter, with_values
+from cpi.sims.config import load, training_examples_after_filter, with_values
 from cpi.sims.theory_inputs import reduced_trajectory, relation_counts
 from cpi.sims.train import run
 from cpi.sims.world import build_world
@@ -76,9 +76,9 @@ def test_proposition_3_one_value_step_makes_subjects_of_c_points_predictive():
         p = np.exp(z - z.max())
         return (p / p.sum())[answer]
 
-    c_points = world.train.group == training_index("C")
-    assert c_points.sum() == 10
-    for (c, s, _), answer in zip(world.train.tokens[c_points], world.train.answer[c_points]):
+    c_examples = world.train.group == training_index("C")
+    assert c_examples.sum() == 10
+    for (c, s, _), answer in zip(world.train.tokens[c_examples], world.train.answer[c_examples]):
         assert prob(result.params["v"], s, answer) > prob(world.w_v, s, answer) + 1e-6
 
 
@@ -88,7 +88,7 @@ def test_mitigation_knobs_sweep_like_run(tmp_path):
     base = with_values(load(), {**TWO_TASKS, "world.relation_overlap": 0.2, "mixture.counterfactual": 0.2,
                                 "mixture.counterfactual_relation": 1, "train.steps": 60})
     result = run_sweep(base, ["mixture.filter=0,0.25", "world.relation_overlap=0,0.2"], out=tmp_path)
-    assert result.n_buckets == 2  # filtering changes the number of training points
+    assert result.n_buckets == 2  # filtering changes the number of training examples
     for i, config in enumerate(result.configs):
         expected = run(config).metrics
         for key in ["reliance", "reliance_r1", "reliance_r2"]:
@@ -107,7 +107,7 @@ def test_a_filter_that_leaves_no_training_points_is_bad_input(tmp_path, capsys, 
     extra = [] if command == ["theory"] else ["--out", str(out)]
     assert main([*command, "--set", f"mixture.filter={value}", *extra]) == 2
     err = capsys.readouterr().err
-    assert "the filter leaves no training points" in err and f"mixture.filter = {value}" in err
+    assert "the filter leaves no training examples" in err and f"mixture.filter = {value}" in err
     assert "mixture.filter < 0.975" in err
     assert not out.exists()
 
@@ -116,16 +116,16 @@ def test_a_sweep_point_that_filters_everything_is_refused_before_any_work(tmp_pa
     out = tmp_path / "out"
     assert main(["sweep", *FAST, "--grid", "mixture.filter=0,0.5,1", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "grid point mixture.filter=1.0" in err and "the filter leaves no training points" in err
+    assert "grid point mixture.filter=1.0" in err and "the filter leaves no training examples" in err
     assert not out.exists()
 
 
 def test_subject_only_points_survive_a_full_filter():
     config = load(overrides=["mixture.filter=1", "mixture.fact_recall=0.2"])
-    assert training_points_after_filter(config.mixture) == 4
+    assert training_examples_after_filter(config.mixture) == 4
 
 
 def test_the_run_header_counts_the_points_left_after_filtering(tmp_path, capsys):
     assert main(["run", *FAST, "--set", "mixture.filter=0.25", "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert "cpi run: 15 training points after filtering 20 (10 C, 5 CS)" in out
+    assert "cpi run: 15 training examples after filtering 20 (10 C, 5 CS)" in out

@@ -22,7 +22,7 @@ from cpi.sims import config as cfg
 from cpi.sims import generic, optimizers
 from cpi.sims.precision import precision
 from cpi.core.errors import ConfigError
-from cpi.sims.theory_inputs import point_trajectory
+from cpi.sims.theory_inputs import example_trajectory
 from cpi.sims.train import run
 from cpi.sims.world import build_world
 from tests.tiny_experiments import data_of, line_data, tiny_base
@@ -137,7 +137,7 @@ def test_optimizers_gd_is_the_theory_and_sgd_seeds_are_single_runs(tmp_path):
     d = data_of("optimizers", tmp_path, steps=6, seeds=2, batch_sizes=(2,), momentum=0.9, momentum_batch=2,
                 adam_factors=(1.0,))
     gd = cfg.with_values(tiny_base(), {"train.steps": 6})
-    np.testing.assert_allclose(d["gd_reliance"], point_trajectory(gd)["reliance"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(d["gd_reliance"], example_trajectory(gd)["reliance"], rtol=0, atol=1e-10)
     np.testing.assert_allclose(d["theory_gd_reliance"], d["gd_reliance"], rtol=0, atol=1e-10)
     assert d["sgd_reliance"].shape == (1, 2, 7) and d["momentum_reliance"].shape == (2, 7)
     for seed in (0, 1):

@@ -28,7 +28,7 @@ TIE = 1e-9
 CONFIGS = {
     "default": {"train.steps": 40},
     "tie at step 0 (delta_c = delta_m)": {"knowledge.delta_c": 0.6, "train.steps": 20},
-    "CF and S points": {"mixture.context_critical": 0.4, "mixture.counterfactual": 0.2, "mixture.fact_recall": 0.2,
+    "CF and S examples": {"mixture.context_critical": 0.4, "mixture.counterfactual": 0.2, "mixture.fact_recall": 0.2,
                         "mixture.fact_recall_seen": 0.5, "knowledge.delta_m": 0.7, "train.steps": 40},
     "filtering": {"mixture.filter": 0.3, "mixture.fact_recall": 0.1, "mixture.context_critical": 0.4,
                   "train.steps": 80},
@@ -114,7 +114,7 @@ def test_ties_count_as_not_chosen():
     np.testing.assert_allclose(unseen.metrics["train_accuracy"], 0.5, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["CF and S points", "tie at step 0 (delta_c = delta_m)"])
+@pytest.mark.parametrize("name", ["CF and S examples", "tie at step 0 (delta_c = delta_m)"])
 def test_fast_engine_accuracies_equal_the_generic_model(name):
     config = config_of(CONFIGS[name])
     expected, _ = generic.simulate(generic.pack(build_world(config)), config.train.lr, 0.0, config.train.steps,
@@ -141,11 +141,11 @@ def test_reduced_engine_accuracies_equal_the_full_engine(tmp_path):
 def test_counterfactual_accuracy_rises_and_the_fall_needs_less_context():
     """Default: the conflict answer flips to the context's at step 2 and stays (M_C → 0.571 >
     ½: no fall, unlike the paper's Figure 2). ρ = 0.4: it rises at step 4 and falls back to
-    the memorised fact at step 59. Train accuracy stays 1 throughout (C and CS points)."""
+    the memorised fact at step 59. Train accuracy stays 1 throughout (C and CS examples)."""
     default = run(config_of({"train.steps": 300})).metrics
     lower = run(config_of({"train.steps": 100, "mixture.context_critical": 0.4})).metrics
     for m in (default, lower):
-        # all conflict points are alike: the argmax is c exactly when M_C > ½
+        # all conflict examples are alike: the argmax is c exactly when M_C > ½
         np.testing.assert_array_equal(m["counterfactual_accuracy"], (m["reliance"] > 0.5).astype(float))
         np.testing.assert_allclose(m["counterfactual_accuracy"] + m["parametric_accuracy"], 1.0, rtol=0, atol=1e-12)
         np.testing.assert_allclose(m["train_accuracy"], 1.0, rtol=0, atol=1e-12)

@@ -1,7 +1,7 @@
 """Random embeddings: `world.embeddings = "random"`, `world.dim`.
 
 Every number is checked against an independent computation: the fast engine against the
-exact per-point reduced dynamics and the generic d×d model; the achieved value table against
+exact per-example reduced dynamics and the generic d×d model; the achieved value table against
 a projector built from Φ's SVD; dim → ∞ against the paper's embeddings."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from cpi.cli import execute as main
 from cpi.sims import chunks, generic
 from cpi.sims import config as cfg
 from cpi.sims.precision import precision
-from cpi.sims.theory_inputs import initial_direction, point_trajectory, reduced_trajectory
+from cpi.sims.theory_inputs import initial_direction, example_trajectory, reduced_trajectory
 from cpi.sims.theory_report import theory_report
 from cpi.sims.train import run
 from cpi.sims.world import build_world
@@ -33,13 +33,13 @@ def load(*sets):
 @pytest.mark.parametrize("sets", [
     ["world.dim=300"],  # dim ≥ K: the table is exact
     ["world.dim=40"],  # dim < K: least squares
-    ["world.dim=200", *RICH],  # CF and S points, two overlapping relations
+    ["world.dim=200", *RICH],  # CF and S examples, two overlapping relations
     ["world.dim=80", "mixture.filter=0.3", "train.lr=3", "train.steps=150"],
 ])
 def test_runs_equal_the_exact_per_point_reduced_dynamics(sets):
     config = load(*sets)
     result = run(config)
-    theory = point_trajectory(config)
+    theory = example_trajectory(config)
     compared = [k for k in ("reliance", "attention_context", "aligned_accuracy", "loss")
                 + tuple(f"reliance_r{j}" for j in (1, 2)) if k in result.metrics]
     assert len(compared) >= 4
@@ -155,7 +155,7 @@ def test_the_per_point_form_of_the_paper_world_is_the_group_form():
     """The bridge (keys, relation factor, readout) against the independent group recursion,
     and the world's own margins and ρ* against the paper's closed forms."""
     config = cfg.load()
-    ours, group = point_trajectory(config), reduced_trajectory(config)
+    ours, group = example_trajectory(config), reduced_trajectory(config)
     for key in ("reliance", "attention_context", "aligned_accuracy"):
         np.testing.assert_allclose(ours[key], group[key], rtol=0, atol=1e-12)
     start, q = initial_direction(config), paper_quantities(knowledge_of(config))
@@ -176,7 +176,7 @@ def test_the_initial_direction_is_the_sign_of_the_first_step():
         config = load(*world, f"mixture.context_critical={round(rho + shift, 2)}")
         start = initial_direction(config)
         assert start["initial_direction"] == direction
-        gap = point_trajectory(config)["attention_context"]
+        gap = example_trajectory(config)["attention_context"]
         assert (gap[1] > gap[0]) == (direction == "rise")
 
 

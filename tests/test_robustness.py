@@ -2,8 +2,8 @@
 embeddings against the dimension, and ρ* measured (the first rise over a grid of mixtures)
 against ρ* predicted from each world's own margins.
 
-The computation runs at tiny parameters and is checked against the exact per-point reduced
-dynamics (`cpi.sims.theory_inputs.point_trajectory`) and a single run of the paper's world; the
+The computation runs at tiny parameters and is checked against the exact per-example reduced
+dynamics (`cpi.sims.theory_inputs.example_trajectory`) and a single run of the paper's world; the
 plot draws exactly the arrays of a tiny hand-made data dict (the layout checks of
 `tests/test_figures.py` run over it too)."""
 
@@ -16,7 +16,7 @@ import cpi.figures
 from cpi.experiments.robustness import first_rise
 from cpi.figures.style import artist
 from cpi.sims import config as cfg
-from cpi.sims.theory_inputs import initial_direction, point_trajectory
+from cpi.sims.theory_inputs import initial_direction, example_trajectory
 from cpi.sims.train import run
 from tests.tiny_experiments import data_of, line_data, tiny_base
 
@@ -39,7 +39,7 @@ def test_robustness_is_the_exact_per_point_dynamics_and_measures_rho_star(tmp_pa
     for i, dim in enumerate((12, 60)):
         for seed in (0, 1):
             config = cfg.with_values(base, {"world.dim": dim, "train.seed": seed})
-            np.testing.assert_allclose(d["sim_reliance"][i, seed], point_trajectory(config)["reliance"],
+            np.testing.assert_allclose(d["sim_reliance"][i, seed], example_trajectory(config)["reliance"],
                                        rtol=0, atol=1e-10)
     paper = run(tiny_base()).metrics["reliance"]
     np.testing.assert_allclose(d["paper_reliance"], paper, rtol=0, atol=1e-12)
@@ -50,7 +50,7 @@ def test_robustness_is_the_exact_per_point_dynamics_and_measures_rho_star(tmp_pa
         change = []
         for rho in d["rho_grid"]:
             config = cfg.with_values(base, {"world.dim": 60, "train.seed": seed, "mixture.context_critical": rho})
-            r = point_trajectory(config, steps=1)["reliance"]
+            r = example_trajectory(config, steps=1)["reliance"]
             change.append(r[1] - r[0])
         np.testing.assert_allclose(d["rho_first_change"][0, seed], change, rtol=0, atol=1e-10)
         assert d["rho_star_measured"][0, seed] == pytest.approx(first_rise(d["rho_grid"], np.array(change)), abs=1e-9)

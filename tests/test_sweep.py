@@ -190,7 +190,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, args, words)
 
 def test_buckets_follow_the_built_worlds():
     """Everything that changes an array shape splits buckets, even through the world (filtering
-    drops training points); step sizes, knowledge and ρ alone do not."""
+    drops training examples); step sizes, knowledge and ρ alone do not."""
     grid = expand_grid(base(), ["mixture.filter=0,0.3", "mixture.context_critical=0.25,0.5",
                                 "train.lr=0.5,1", "knowledge.delta_m=0.5,0.6"])
     groups = chunks.bucket_points(grid.configs)
@@ -221,8 +221,8 @@ def _world_arrays(world) -> dict[str, np.ndarray]:
 ])
 def test_points_whose_mixtures_round_to_the_same_counts_share_a_world_key_and_world(values):
     """Fractions reach the world only through the point counts they round to: ρ = 0.25 and
-    0.26 of 20 training points are both 5 C points, so they have one key and the same world,
-    array for array; 6 C points, or another seed or step size, have another key."""
+    0.26 of 20 training examples are both 5 C examples, so they have one key and the same world,
+    array for array; 6 C examples, or another seed or step size, have another key."""
     one = cfg.with_values(base(), {**values, "mixture.context_critical": 0.25})
     same = cfg.with_values(one, {"mixture.context_critical": 0.26})
     assert cfg.group_counts(one.mixture) == cfg.group_counts(same.mixture)

@@ -311,7 +311,7 @@ def test_the_header_goes_with_the_table_to_stdout_and_progress_to_stderr(tmp_pat
     assert main(["sweep", *TINY_SET, *PAIR, "--out", str(tmp_path / "a")]) == 0
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
-    assert lines[0].startswith("cpi sweep: base config 8 training points")
+    assert lines[0].startswith("cpi sweep: base config 8 training examples")
     assert lines[1].strip().startswith("2 points, 24 point-steps, engine fast")
     assert "base config" not in captured.err and "point-steps/s" in captured.err
     assert "point-steps/s" not in captured.out

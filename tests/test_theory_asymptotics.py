@@ -67,7 +67,7 @@ def test_a_infinity_at_balanced_mixture():
 
 @pytest.mark.parametrize("counts", [(5, 3, 2, 4, 1), (8, 4, 0, 3, 0), (6, 6, 3, 0, 0)])
 def test_general_log_law_with_cf_and_s_points(counts):
-    """The matched-asymptotics law rᵀM⁻¹(ε ln t + a) for mixtures with CF and S points."""
+    """The matched-asymptotics law rᵀM⁻¹(ε ln t + a) for mixtures with CF and S examples."""
     law = long_time_law(KNOWLEDGE, GroupCounts(*counts))
     assert law["consistent"]
     flow = group_flow(KNOWLEDGE, GroupCounts(*counts), times=np.array([0.0, 1e9, 1e11]))

@@ -25,7 +25,7 @@ from cpi.theory.closed_forms import (
 from cpi.theory.embeddings import paper_embeddings, theta_directions
 from cpi.theory.groups import GROUPS
 from cpi.theory.propositions import value_matrix
-from cpi.theory.reduced import group_trajectory, paper_points
+from cpi.theory.reduced import group_trajectory, paper_examples
 
 
 def test_default_numbers():
@@ -71,7 +71,7 @@ def test_margins_match_autodiff_of_explicit_model():
     """−∇_u ℓ at u = 0, by JAX autodiff of the explicit model, equals (m/4)·k for each group
     (Lemmas 1-2 and 4), so its θ_C / θ_S components are m θ·k / 4."""
     args = (12, 30, 0.2, 0.6, 1.0, 0.5)
-    pts = paper_points(Knowledge(*args, delta_s=0.85), GroupCounts(1, 1, 1, 1, 1))
+    pts = paper_examples(Knowledge(*args, delta_s=0.85), GroupCounts(1, 1, 1, 1, 1))
     phi = paper_embeddings(12, 30)
     w_v = value_matrix(pts["table"], phi)
     np.testing.assert_allclose(phi.T @ w_v @ phi, pts["table"], atol=1e-11)
@@ -90,7 +90,7 @@ def test_margins_match_autodiff_of_explicit_model():
 
 def test_lemma1_gradient_is_rank_one_in_w_kq():
     """−∇_{W_KQ} ℓ = (−∇_u ℓ) φ(r)ᵀ: only u = W_KQ φ(r) matters (Lemma 1), at a random W_KQ."""
-    pts = paper_points(KNOWLEDGE.replace(n_subjects=12, n_answers=30), GroupCounts(1, 1))
+    pts = paper_examples(KNOWLEDGE.replace(n_subjects=12, n_answers=30), GroupCounts(1, 1))
     phi = paper_embeddings(12, 30)
     w_v = jnp.asarray(value_matrix(pts["table"], phi))
     r = phi[:, -1]

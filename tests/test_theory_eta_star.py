@@ -46,7 +46,7 @@ def test_theorem1_unresolvable_when_c_points_dominate():
 
 def test_no_eta_star_without_initial_rise_or_without_cs_points():
     assert np.isnan(eta_star(KNOWLEDGE, GroupCounts(5, 15)))  # ρ < ρ*: F(0⁺) < 0
-    assert np.isnan(eta_star(KNOWLEDGE, GroupCounts(20, 0)))  # only C points: F > 0 for every η
+    assert np.isnan(eta_star(KNOWLEDGE, GroupCounts(20, 0)))  # only C examples: F > 0 for every η
 
 
 def test_theorem1_fails_at_lr_one():

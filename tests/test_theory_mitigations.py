@@ -13,8 +13,8 @@ from cpi.theory.mitigations import (
     filtered_counts,
     no_context_loss,
 )
-from cpi.theory.reduced import group_flow, group_trajectory, paper_points
-from cpi.theory.relations import relation_points
+from cpi.theory.reduced import group_flow, group_trajectory, paper_examples
+from cpi.theory.relations import relation_examples
 from cpi.theory.summary import reliance_drop
 
 
@@ -22,10 +22,10 @@ from cpi.theory.summary import reliance_drop
 def test_no_context_loss_matches_full_table(n_rel):
     """ℓ_nc = −log softmax(½v(s) + ½v(r))_a read off the full K×K table, one point per group."""
     if n_rel == 1:
-        pts = paper_points(KNOWLEDGE.replace(delta_s=0.85), GroupCounts(1, 1, 1, 1, 1))
+        pts = paper_examples(KNOWLEDGE.replace(delta_s=0.85), GroupCounts(1, 1, 1, 1, 1))
         relation_token = np.full(5, pts["table"].shape[0] - 1)
     else:
-        pts = relation_points(KNOWLEDGE.replace(delta_s=0.85), np.array([[1, 1, 1, 0, 0], [0, 0, 0, 1, 1]]), 0.3)
+        pts = relation_examples(KNOWLEDGE.replace(delta_s=0.85), np.array([[1, 1, 1, 0, 0], [0, 0, 0, 1, 1]]), 0.3)
         relation_token = KNOWLEDGE.n_subjects + KNOWLEDGE.n_answers + pts["relation"]
     table = pts["table"]
     subject = np.where(np.arange(5) < 3, pts["keys"][:, 1], pts["keys"][:, 0])
@@ -43,7 +43,7 @@ def test_filtered_counts():
     assert filtered_counts([10, 10, 0, 0, 0], 0.5).tolist() == [10, 0, 0, 0, 0]
     assert filtered_counts([10, 10, 0, 0, 0], 0.25).tolist() == [10, 5, 0, 0, 0]
     assert filtered_counts([10, 10, 0, 0, 0], 0.75).tolist() == [5, 0, 0, 0, 0]
-    # S points are never dropped and do not count; CF points go last
+    # S examples are never dropped and do not count; CF examples go last
     assert filtered_counts([4, 2, 4, 6, 3], 0.9).tolist() == [0, 0, 1, 6, 3]
     # round half to even, as sims' group counts: 0.25 × 10 = 2.5 → 2
     assert filtered_counts([6, 1, 3, 0, 0], 0.25).tolist() == [5, 0, 3, 0, 0]
@@ -59,7 +59,7 @@ def test_filtered_counts():
 
 def test_filtering_all_context_and_subject_points_removes_the_drop():
     """ρ = ½: dropping half of the context points by lowest no-context loss drops exactly the
-    CS points; the reduced trajectory then rises monotonically (the unfiltered one inverts)."""
+    CS examples; the reduced trajectory then rises monotonically (the unfiltered one inverts)."""
     counts = np.array([10, 10, 0, 0, 0])
     loss = no_context_loss(KNOWLEDGE)
     kept = filtered_counts(counts, 0.5, loss)
@@ -69,7 +69,7 @@ def test_filtering_all_context_and_subject_points_removes_the_drop():
     assert reliance_drop(before) > 0.3
     assert np.all(np.diff(after) >= 0) and after[-1] > after[0] + 0.5
     assert classify_regime(KNOWLEDGE, GroupCounts(*kept)) == "monotone rise"
-    # the paper's 25 % leaves 5 CS points: still an inversion, with a smaller drop
+    # the paper's 25 % leaves 5 CS examples: still an inversion, with a smaller drop
     quarter = filtered_counts(counts, 0.25, loss)
     r = group_trajectory(KNOWLEDGE, GroupCounts(*quarter), steps=300)["reliance"]
     assert 0 < reliance_drop(r) < reliance_drop(before)
@@ -77,7 +77,7 @@ def test_filtering_all_context_and_subject_points_removes_the_drop():
 
 def test_counterfactual_needed_discrete_and_flow():
     """The returned k removes the drop within the horizon and k − 1 does not (checked on
-    independent runs); in the flow more CF points postpone the peak rather than remove it."""
+    independent runs); in the flow more CF examples postpone the peak rather than remove it."""
     out = counterfactual_needed(KNOWLEDGE, 0.5, 20, criterion="discrete", lr=1.0, steps=300, max_cf=40)
     k = out["n_cf"]
     assert out["base_has_drop"] and out["counts"] == (10, 10, k) and out["fraction"] == k / (20 + k)
@@ -93,7 +93,7 @@ def test_counterfactual_needed_discrete_and_flow():
     for kk, dropped in ((kf - 1, True), (kf, False)):
         r = group_flow(KNOWLEDGE, GroupCounts(10, 10, kk), times=times)["reliance"]
         assert (reliance_drop(r) > 1e-9) == dropped
-    # ... but the drop is only postponed: the peak of M_C moves later with every CF point
+    # ... but the drop is only postponed: the peak of M_C moves later with every CF example
     times = np.concatenate([[0.0], np.geomspace(1e-3, 1e7, 300)])
     base, late = (group_flow(KNOWLEDGE, GroupCounts(10, 10, kk), times=times)["reliance"] for kk in (0, kf))
     assert times[np.argmax(late)] > 100 * times[np.argmax(base)]

@@ -1,4 +1,4 @@
-"""Proposition 2 (S points at t = 0) and Proposition 3 (one step on W_V)."""
+"""Proposition 2 (S examples at t = 0) and Proposition 3 (one step on W_V)."""
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +18,7 @@ from cpi.theory.propositions import (
     value_matrix,
     value_step,
 )
-from cpi.theory.reduced import paper_points
+from cpi.theory.reduced import paper_examples
 
 
 def test_token_gram_is_phi_transpose_phi():
@@ -41,7 +41,7 @@ def test_proposition2(n_s):
 def test_value_step_equals_autodiff_of_explicit_w_v():
     """ΔV = (η/n)Σ G(e_a − p)(Gw)ᵀ equals Φᵀ(W_V − η∇_{W_V}L)Φ by JAX autodiff."""
     n_s, n_a, lr = 12, 30, 3.0
-    pts = paper_points(KNOWLEDGE.replace(n_subjects=n_s, n_answers=n_a), GroupCounts(3, 2, 1, 2, 1))
+    pts = paper_examples(KNOWLEDGE.replace(n_subjects=n_s, n_answers=n_a), GroupCounts(3, 2, 1, 2, 1))
     phi = paper_embeddings(n_s, n_a)
     gaps = np.random.default_rng(1).normal(size=len(pts["answers"]))
     w = attention_weights(pts["keys"], gaps, phi.shape[1])

@@ -1,4 +1,4 @@
-"""Reduced dynamics: the group recursion against the general per-point form, the explicit
+"""Reduced dynamics: the group recursion against the general per-example form, the explicit
 d×d model, and the gradient flow."""
 
 import jax.numpy as jnp
@@ -11,7 +11,7 @@ from cpi.theory.groups import GROUPS
 from cpi.theory.embeddings import paper_embeddings
 from cpi.theory.propositions import value_matrix
 from tests.explicit_descent import w_kq_trajectory
-from cpi.theory.reduced import general_flow, general_trajectory, group_flow, group_trajectory, paper_points
+from cpi.theory.reduced import general_flow, general_trajectory, group_flow, group_trajectory, paper_examples
 
 
 def test_default_trajectory_numbers():
@@ -42,7 +42,7 @@ def test_general_form_equals_group_form(counts):
     """One α per point with the Gram built from explicit embedding vectors and full K×K
     value table == one α per group with the 5-class compressed softmax (to 1e-12)."""
     lr, steps = 1.7, 150
-    pts = paper_points(KNOWLEDGE.replace(delta_s=0.85), GroupCounts(*counts))
+    pts = paper_examples(KNOWLEDGE.replace(delta_s=0.85), GroupCounts(*counts))
     gen = general_trajectory(pts["gram"], pts["v1"], pts["v2"], pts["answers"], lr, steps, pts["test_inner"])
     grp = group_trajectory(KNOWLEDGE.replace(delta_s=0.85), GroupCounts(*counts), lr=lr, steps=steps)
     np.testing.assert_allclose(gen["test_gaps"][:, 0], grp["A"], atol=1e-12)
@@ -65,14 +65,14 @@ def test_group_form_equals_explicit_d_by_d_model():
     lr, steps = 2.0, 40
     n_s, n_a = 20, 40
     args = (n_s, n_a, 0.2, 0.6, 1.0, 0.5)
-    pts = paper_points(Knowledge(*args, delta_s=0.9), GroupCounts(*counts))
+    pts = paper_examples(Knowledge(*args, delta_s=0.9), GroupCounts(*counts))
     phi = jnp.asarray(paper_embeddings(n_s, n_a))
     w_v = jnp.asarray(value_matrix(pts["table"], np.asarray(phi)))
     r = phi[:, -1]
     queries = jnp.broadcast_to(r[:, None], (r.shape[0], len(pts["answers"])))
     ws = w_kq_trajectory(phi, w_v, pts["keys"], queries, pts["answers"], lr, steps)
     c_t, s_t = (int(x) for x in pts["test_keys"][0])
-    test_key = phi[:, c_t] - phi[:, s_t]  # the conflict point's key difference
+    test_key = phi[:, c_t] - phi[:, s_t]  # the conflict example's key difference
     a_full = np.asarray(jnp.einsum("tij,j,i->t", ws, r, test_key))
     grp = group_trajectory(Knowledge(*args, delta_s=0.9), GroupCounts(*counts), lr=lr, steps=steps)
     np.testing.assert_allclose(a_full, grp["A"], atol=1e-11)
@@ -104,7 +104,7 @@ def test_flow_log_time_equals_linear_time_and_general_flow():
     a = group_flow(KNOWLEDGE, GroupCounts(*counts), times=times, log_time=True)
     b = group_flow(KNOWLEDGE, GroupCounts(*counts), times=times, log_time=False)
     np.testing.assert_allclose(a["A"], b["A"], atol=1e-9)
-    pts = paper_points(KNOWLEDGE, GroupCounts(*counts))
+    pts = paper_examples(KNOWLEDGE, GroupCounts(*counts))
     gen = general_flow(pts["gram"], pts["v1"], pts["v2"], pts["answers"], times, pts["test_inner"])
     np.testing.assert_allclose(gen["test_gaps"][:, 0], a["A"], atol=1e-9)
 
@@ -122,7 +122,7 @@ def test_output_bookkeeping():
     # u(t+1) − u(t) = η·(−∇L) along θ_C and θ_S
     np.testing.assert_allclose(np.diff(out["u_theta_c"]), out["neg_grad_theta_c"][:-1], atol=1e-14)
     np.testing.assert_allclose(np.diff(out["u_theta_s"]), out["neg_grad_theta_s"][:-1], atol=1e-14)
-    # without S points A = √2 θ_C·u
+    # without S examples A = √2 θ_C·u
     cs = group_trajectory(KNOWLEDGE, GroupCounts(12, 8), steps=20)
     np.testing.assert_allclose(cs["A"], np.sqrt(2) * cs["u_theta_c"], atol=1e-13)
     np.testing.assert_allclose(cs["attention_context"], sigmoid(cs["A"]), atol=0)

@@ -29,7 +29,7 @@ from cpi.theory.relations import (
     relation_gram,
     relation_group_trajectory,
     relation_margins,
-    relation_points,
+    relation_examples,
 )
 
 
@@ -86,9 +86,9 @@ def test_single_relation_arrays_unchanged_bitwise():
 
 def test_single_relation_group_and_points_reduce_to_paper_forms():
     counts = (5, 3, 2, 4, 1)
-    rel = relation_points(KNOWLEDGE, np.array([counts]))
+    rel = relation_examples(KNOWLEDGE, np.array([counts]))
     # The paper's key-difference inner products, written out: context points 1 apart and 2
-    # with themselves, subject-only points 3/2 apart and 2 with themselves, −1/2 across.
+    # with themselves, subject-only examples 3/2 apart and 2 with themselves, −1/2 across.
     is_s = np.isin(rel["group"], [3, 4])
     expected = np.where(is_s[:, None] & is_s[None, :], 1.5, np.where(is_s[:, None] ^ is_s[None, :], -0.5, 1.0))
     np.fill_diagonal(expected, 2.0)
@@ -151,7 +151,7 @@ def test_general_form_equals_relation_group_form(counts, gamma):
     table) == one α per (relation, group), to 1e-12, on every relation."""
     counts = np.array(counts)
     lr, steps = 1.7, 150
-    pts = relation_points(BIG.replace(delta_s=0.85), counts, gamma)
+    pts = relation_examples(BIG.replace(delta_s=0.85), counts, gamma)
     gen = general_trajectory(pts["gram"], pts["v1"], pts["v2"], pts["answers"], lr, steps, pts["test_inner"])
     grp = relation_group_trajectory(BIG.replace(delta_s=0.85), counts, len(counts), gamma, lr=lr, steps=steps)
     assert grp["reliance"].shape == (len(counts), steps + 1)
@@ -182,7 +182,7 @@ def test_relation_group_form_equals_explicit_d_by_d_model():
     gamma, lr, steps = 0.3, 2.0, 40
     k_s, k_a = 30, 50
     knowledge = (k_s, k_a, 0.2, 0.6, 1.0, 0.5)
-    pts = relation_points(Knowledge(*knowledge, delta_s=0.9), counts, gamma)
+    pts = relation_examples(Knowledge(*knowledge, delta_s=0.9), counts, gamma)
     phi_np = paper_embeddings(k_s, k_a, 2, gamma)
     phi = jnp.asarray(phi_np)
     w_v = jnp.asarray(value_matrix(pts["table"], phi_np))
@@ -219,7 +219,7 @@ def test_relations_independent_at_zero_overlap():
 
 
 def test_overlap_transfers_counterfactual_points_and_first_step_formula():
-    """γ > 0: CF points on relation 1 raise relation 2's test gap; after one step by exactly
+    """γ > 0: CF examples on relation 1 raise relation 2's test gap; after one step by exactly
     γ η n_CF m_CF/(4n) (first_step_gaps), linear in γ; the trajectory agrees."""
     lr = 1.0
     for n_cf in (10, 20):

@@ -10,7 +10,7 @@ from cpi.sims import config as cfg
 
 
 def tiny_base() -> cfg.Config:
-    """A small world (25 tokens) with 4 training points: seconds per experiment."""
+    """A small world (25 tokens) with 4 training examples: seconds per experiment."""
     return cfg.with_values(
         cfg.Config(),
         {"world.n_subjects": 8, "world.n_answers": 16, "mixture.n_train": 4, "mixture.n_test": 2,

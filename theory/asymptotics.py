@@ -1,7 +1,7 @@
 """Phase boundaries and long-time behaviour of the reduced dynamics.
 
 Conventions: counts per group in `groups.GROUPS` order (C, CS, CF, S_seen, S_unseen);
-A is the gap of a fresh conflict (or aligned) point, A = Σ_G n_G·test_G·α_G with test_G = 1
+A is the gap of a fresh conflict (or aligned) example, A = Σ_G n_G·test_G·α_G with test_G = 1
 for context groups and −½ for S groups. M_C is increasing in A, so the shape of M_C(t)
 is the shape of A(t).
 """
@@ -53,7 +53,7 @@ def _margins_vector(m: dict) -> np.ndarray:
 
 
 def initial_drift(knowledge: Knowledge, counts: GroupCounts) -> float:
-    """dA/dt at t = 0 of the flow: (1/4n) Σ_G n_G test_G m_G. For C and CS points only this
+    """dA/dt at t = 0 of the flow: (1/4n) Σ_G n_G test_G m_G. For C and CS examples only this
     is (1/4)(ρ m_C + (1 − ρ) m_CS): positive iff ρ > ρ*."""
     counts = counts.array()
     m = _margins_vector(lemma4_margins(knowledge))
@@ -82,7 +82,7 @@ _DIRECTIONS = np.array([1.0, -1.0, 1.0, 1.0, 0.0])
 def long_time_law(knowledge: Knowledge, counts: GroupCounts) -> dict:
     """Matched asymptotics of the flow for any mixture of groups.
 
-    Ansatz g_G = ε_G ln t + a_G (ε_C = ε_CF = ε_S = +1, ε_CS = −1; unseen S points have
+    Ansatz g_G = ε_G ln t + a_G (ε_C = ε_CF = ε_S = +1, ε_CS = −1; unseen S examples have
     h ≡ 0 and stay at α = 0). With g = Mα on the active groups, α = M⁻¹g, so
     dα/dt = M⁻¹ε/t must equal h_G/n ≈ ε_G κ_G e^{−ε_G g_G}/n, κ = tail coefficient. This
     needs β_G = ε_G (M⁻¹ε)_G > 0 ("consistent") and gives a_G = −ε_G ln(n β_G/κ_G);
@@ -141,7 +141,7 @@ def regime_details(knowledge: Knowledge, counts: GroupCounts, t_max: float = 1e8
     first = int(seq[0]) if seq.size else 0
     direction = int(np.sign(drift0)) if drift0 != 0 else first
     # The long-time law fixes the eventual sign of dA/dt when the slope is non-zero: a turning
-    # point beyond t_max that it implies is appended with time inf.
+    # example beyond t_max that it implies is appended with time inf.
     last = int(seq[-1]) if seq.size else direction
     if law["slope"] != 0 and np.sign(law["slope"]) != last and abs(law["slope"]) > 1e-12:
         turning_times = np.append(turning_times, np.inf)
@@ -185,7 +185,7 @@ def classify_regime(knowledge: Knowledge, counts: GroupCounts, t_max: float = 1e
     to t_max, and the sign of the long-time slope (which supplies a turning point beyond
     t_max when the last observed direction disagrees with it):
 
-    - "monotone rise": A never turns (only C-like points, or n_C ≫ n_CS with the trough
+    - "monotone rise": A never turns (only C-like examples, or n_C ≫ n_CS with the trough
       beyond any horizon the law can see — in practice n_CS = 0);
     - "inversion without recovery": A rises, peaks, then falls for good (n_C < n_CS:
       A → −∞ like (n_C − n_CS)/(n + 1)·ln t; n_C = n_CS: A → A∞ from above);
@@ -197,6 +197,6 @@ def classify_regime(knowledge: Knowledge, counts: GroupCounts, t_max: float = 1e
     - "fall then slow recovery": initial fall, then a single minimum (ρ* ≥ ½ and
       n_C ≥ n_CS — only outside Lemma 6's region; at n_C = n_CS the "recovery" is to A∞);
     - "fall with transient rebound": fall, small rebound (min then max), then a fall for
-      good (small ρ: C points are still being fitted after the CS points are).
+      good (small ρ: C examples are still being fitted after the CS examples are).
     """
     return regime_details(knowledge, counts, t_max)["label"]

@@ -1,10 +1,10 @@
 """Closed forms of the paper at t = 0 (Lemmas 2, 4-6, Propositions 1-2, Theorem 1).
 
-Notation. A training point has two visible keys (x₁, x₂): (c, s) for a context point
-[c, s, r] (the relation key is masked, σ_r = 0) and (s, r) for a subject-only point [s, r].
+Notation. A training example has two visible keys (x₁, x₂): (c, s) for a context example
+[c, s, r] (the relation key is masked, σ_r = 0) and (s, r) for a subject-only example [s, r].
 Its attention gap is g = logit σ_{x₁}; the prediction is z = σ(g)v(x₁) + σ(−g)v(x₂), with
 v(y) = V[:, y] the value logits of token y over all K output tokens, p = softmax(z).
-The drive of a point is
+The drive of a example is
 
     h(g) = σ(g)σ(−g)⟨v(x₁) − v(x₂), e_a − p⟩ = −∂ℓ/∂g,
 
@@ -13,10 +13,10 @@ At t = 0 (u = 0, σ = ½) h = ¼·m with the margin of Lemma 4
 
     m = ⟨v(x₁) − v(x₂), e_a − softmax(½v(x₁) + ½v(x₂))⟩.
 
-Groups (one representative point each; every group's points are alike up to relabelling):
+Groups (one representative example each; every group's examples are alike up to relabelling):
 C (s not memorised), CS (s memorised with fact c at δ_M), CF (s memorised with b ≠ c at δ_M,
 answer c), S_seen ([s, r], s memorised with its answer at δ_S), S_unseen ([s, r], s not
-memorised). Conflict test point: fresh c, s memorised with a ≠ c at δ_M.
+memorised). Conflict test example: fresh c, s memorised with a ≠ c at δ_M.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .params import PAPER_KNOWLEDGE, GroupCounts, Knowledge
 from .pretrained import logit, value_logit_table, z0
 
 
-# Paper embeddings: inner products of key differences k = φ(x₁) − φ(x₂), fresh tokens per point.
+# Paper embeddings: inner products of key differences k = φ(x₁) − φ(x₂), fresh tokens per example.
 SELF_INNER = np.array([2.0, 2.0, 2.0, 2.0, 2.0])
 """k_i·k_i for each group."""
 DISTINCT_INNER = np.array(
@@ -41,9 +41,9 @@ DISTINCT_INNER = np.array(
         [-0.5, -0.5, -0.5, 1.5, 1.5],
     ]
 )
-"""k_i·k_j for two distinct points of groups G, H: context·context 1, context·S −½, S·S 3/2."""
+"""k_i·k_j for two distinct examples of groups G, H: context·context 1, context·S −½, S·S 3/2."""
 TEST_INNER = np.array([1.0, 1.0, 1.0, -0.5, -0.5])
-"""k_test·k_j for a fresh conflict (or aligned) test point against a point of group G."""
+"""k_test·k_j for a fresh conflict (or aligned) test example against a example of group G."""
 THETA_C = np.array([1.0, 1.0, 1.0, 0.0, 0.0]) / np.sqrt(2.0)
 """θ_C·k for each group."""
 THETA_S = np.array([-1.0, -1.0, -1.0, 1.0, 1.0]) / np.sqrt(2.0)
@@ -89,7 +89,7 @@ def drive(g, v1, v2, answer):
     return sigmoid(g) * sigmoid(-g) * inner
 
 
-def point_loss(g, v1, v2, answer):
+def example_loss(g, v1, v2, answer):
     """ℓ = −log softmax(σ(g)v₁ + σ(−g)v₂)_a."""
     z = mix(g, v1, v2)
     return logsumexp(z, axis=-1) - _answer_entry(z, answer)
@@ -105,10 +105,10 @@ def representative_columns(knowledge: Knowledge = PAPER_KNOWLEDGE) -> dict:
     `value_logit_table` (so they carry the table's exact Lemma 3 construction).
 
     Answer tokens: c = K_S (the context / answer), b = K_S + 1 (another answer: the CF
-    point's memorised fact and the conflict point's parametric answer a).
+    example's memorised fact and the conflict example's parametric answer a).
     Keys: context v(c); flat (a subject that is not memorised); relation v(r);
-    memorised_c (fact c at δ_M: CS point, aligned point); memorised_b (fact b at δ_M: CF
-    point, conflict point); seen_c (fact c at δ_S: a seen S point whose answer is c).
+    memorised_c (fact c at δ_M: CS example, aligned example); memorised_b (fact b at δ_M: CF
+    example, conflict example); seen_c (fact c at δ_S: a seen S example whose answer is c).
     """
     n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s = knowledge
     if n_answers < 2 or n_subjects < 1:
@@ -141,7 +141,7 @@ def representative_columns(knowledge: Knowledge = PAPER_KNOWLEDGE) -> dict:
 
 
 def group_columns(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(v(x₁), v(x₂), answer) for one representative point of each group in GROUPS."""
+    """(v(x₁), v(x₂), answer) for one representative example of each group in GROUPS."""
     v1 = np.stack([cols["context"], cols["context"], cols["context"], cols["seen_c"], cols["flat"]])
     v2 = np.stack([cols["flat"], cols["memorised_c"], cols["memorised_b"], cols["relation"], cols["relation"]])
     answer = np.full(len(GROUPS), cols["c"])
@@ -149,13 +149,13 @@ def group_columns(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def conflict_reliance(gap, cols: dict):
-    """M_C = p_c/(p_c + p_a) on a conflict point with attention gap A (s memorised with a ≠ c)."""
+    """M_C = p_c/(p_c + p_a) on a conflict example with attention gap A (s memorised with a ≠ c)."""
     z = mix(gap, cols["context"], cols["memorised_b"])
     return sigmoid(z[..., cols["c"]] - z[..., cols["b"]])
 
 
 def aligned_accuracy(gap, cols: dict):
-    """p_c on an aligned held-out point (s memorised with fact c at δ_M) with gap A."""
+    """p_c on an aligned held-out example (s memorised with fact c at δ_M) with gap A."""
     z = mix(gap, cols["context"], cols["memorised_c"])
     return np.exp(z[..., cols["c"]] - logsumexp(z, axis=-1))
 
@@ -168,8 +168,8 @@ def lemma4_margins(knowledge: Knowledge = PAPER_KNOWLEDGE) -> dict:
         m_CS   = λ_CS [logit δ_C − logit δ_M]                    (< 0 iff δ_M > δ_C)
         m_CF   = λ_CF [logit δ_C + log Z₀ − o_c] + μ_CF [logit δ_M + log Z₀ − o_c],
                  μ_CF = p_b at t = 0 (v(c) − v(s) has a second, negative entry on row b)
-        m_S    = λ_S [logit δ_S + log Z₀ − o_c]   (seen S point, key pair (s, r))
-        m_S_unseen = 0 (v(s) = v(r): an unseen S point never drives attention).
+        m_S    = λ_S [logit δ_S + log Z₀ − o_c]   (seen S example, key pair (s, r))
+        m_S_unseen = 0 (v(s) = v(r): an unseen S example never drives attention).
     """
     n_subjects, n_answers, delta_c, delta_m, o_c, o_r, delta_s = knowledge
     cols = representative_columns(knowledge)
@@ -233,7 +233,7 @@ def lemma6_holds(m_c: float, m_cs: float) -> bool:
 
 
 def rho_star(m_c: float, m_cs: float) -> float:
-    """ρ* = |m_CS|/(m_C + |m_CS|): below it (C and CS points only) attention to context
+    """ρ* = |m_CS|/(m_C + |m_CS|): below it (C and CS examples only) attention to context
     falls from t = 0, since dA ∝ ρ m_C + (1 − ρ) m_CS."""
     return abs(m_cs) / (m_c + abs(m_cs))
 
@@ -245,7 +245,7 @@ def group_gram(counts: np.ndarray) -> np.ndarray:
 
 
 def initial_gradient_components(knowledge: Knowledge, counts: GroupCounts) -> dict:
-    """θ_C and θ_S components of −∇_u L at t = 0 (mean loss over n points), per group and
+    """θ_C and θ_S components of −∇_u L at t = 0 (mean loss over n examples), per group and
     in total (Propositions 1-2, Lemma 2 with σ_c = σ_s = ½):
 
         θ_C·(−∇L) = (1/(4√2 n)) (n_C m_C + n_CS m_CS + n_CF m_CF)

@@ -103,7 +103,7 @@ def token_gram(n_subjects: int, n_answers: int, n_relations: int = 1, relation_o
 
 
 def key_differences(phi: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Columns k_i = φ(first_i) − φ(second_i) for the two visible keys of each point."""
+    """Columns k_i = φ(first_i) − φ(second_i) for the two visible keys of each example."""
     return phi[:, np.asarray(first)] - phi[:, np.asarray(second)]
 
 

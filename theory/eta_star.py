@@ -5,7 +5,7 @@ m the Lemma 4 margins), and the θ_C component of −∇_u L at t = 1 is
 
     F(η) = (1/(√2 n)) Σ_{G context} n_G h_G(g_G(1)).
 
-F(0⁺) ∝ Σ n_G m_G > 0 when C points dominate at t = 0 (ρ > ρ*). With C and CS points
+F(0⁺) ∝ Σ n_G m_G > 0 when C examples dominate at t = 0 (ρ > ρ*). With C and CS examples
 only, h_C > 0 > h_CS for every g, g_C(1) − g_CS(1) = η(m_C − m_CS)/4n grows with η, and
 both tails decay like e^{−g}: F turns negative for η large enough. η* = the smallest η
 with F(η) < 0 (first sign change on a log grid, refined with brentq). For C and CS only

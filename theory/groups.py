@@ -1,6 +1,6 @@
 """The data groups, named once for theory, the simulator and the experiments.
 
-A training point belongs to one of four groups (`TRAINING_GROUPS`, the order of
+A training example belongs to one of four groups (`TRAINING_GROUPS`, the order of
 `cpi.sims.world.Examples.group`): C (context-critical: context, no memorised fact), CS
 (context + subject: the context agrees with the memorised fact), CF (counterfactual: the
 context contradicts it) and S (subject only: no context token). Theory splits S by whether
@@ -23,7 +23,7 @@ TRAINING_GROUP_OF = {"C": "C", "CS": "CS", "CF": "CF", "S_seen": "S", "S_unseen"
 """The training group of each of theory's groups."""
 
 CONTEXT_GROUPS = ("C", "CS", "CF")
-"""The groups whose points carry a context token (the others are subject-only)."""
+"""The groups whose examples carry a context token (the others are subject-only)."""
 
 CONTEXT_MASK = np.array([g in CONTEXT_GROUPS for g in GROUPS])
 """(5,) bool: which of theory's groups carry a context, in GROUPS order."""
@@ -38,7 +38,7 @@ S_SEEN, S_UNSEEN = INDEX["S_seen"], INDEX["S_unseen"]
 
 
 def has_context(name: str) -> bool:
-    """Whether the points of group `name` (theory's or a training group) carry a context."""
+    """Whether the examples of group `name` (theory's or a training group) carry a context."""
     if name not in GROUPS and name not in TRAINING_GROUPS:
         raise ValueError(f"unknown group {name!r}; groups are {GROUPS + TRAINING_GROUPS[-1:]}")
     return name in CONTEXT_GROUPS
@@ -57,7 +57,7 @@ def training_counts(counts) -> np.ndarray:
 
 
 def theory_indices(training_group, fact) -> np.ndarray:
-    """Theory's group (index into GROUPS) of training points, from their training group
+    """Theory's group (index into GROUPS) of training examples, from their training group
     (index into TRAINING_GROUPS) and memorised fact (−1: none): S splits into S_seen and
     S_unseen, the context groups keep their names."""
     training_group, fact = np.asarray(training_group), np.asarray(fact)

@@ -34,7 +34,7 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
 
 SLICE_POINTS = 128
 """Descent runs a batch in slices of at most this many systems, each a compiled call whose
-arrays stay in cache (faster per point than larger slices; the timings are in CHANGELOG.md)."""
+arrays stay in cache (faster per example than larger slices; the timings are in CHANGELOG.md)."""
 
 SHARDED_SLICE_POINTS = 512
 """Systems per device in a slice split over several local devices: a split call costs more
@@ -139,7 +139,7 @@ def descend(system: ReducedSystem, steps: int, record_every: int = 1, record: bo
     Returns (recorded, summary): recorded maps each `state_metrics` key to an array
     (B, len(recorded_steps), ...) (None when not `record`); summary is
     `cpi.theory.summary.fold_finish` of the folds (arrays over B: initial/peak/peak_step/final
-    reliance M_C of relation 0's conflict point, inversion, nonfinite_step with −1 for none),
+    reliance M_C of relation 0's conflict example, inversion, nonfinite_step with −1 for none),
     taken over every step, when `summarize` (class forms only; None otherwise)."""
     if summarize and system.test_x1 is None:
         raise ValueError("only the class forms have a reliance curve to summarise")
@@ -148,7 +148,7 @@ def descend(system: ReducedSystem, steps: int, record_every: int = 1, record: bo
     batch = system.batch
     with float64():
         # NumPy leaves go to the compiled function as they are (jnp.asarray of each would run
-        # one eager operation per leaf and slice, about a second for 10^4 points).
+        # one eager operation per leaf and slice, about a second for 10^4 examples).
         devices = len(jax.local_devices())
         per_device = SLICE_POINTS if devices < 2 else SHARDED_SLICE_POINTS
         size = devices * min(per_device, -(-batch // devices))  # a multiple of the devices

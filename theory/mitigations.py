@@ -1,8 +1,8 @@
 """Mitigations of the inversion in the reduced dynamics (issue 5): filtering by no-context
 loss and counterfactual augmentation.
 
-Filtering (the paper's mitigation for LLMs: drop the points with the lowest no-context
-loss). The no-context loss of a training point is the loss of its answer given [s, r] alone
+Filtering (the paper's mitigation for LLMs: drop the examples with the lowest no-context
+loss). The no-context loss of a training example is the loss of its answer given [s, r] alone
 under the pretrained model (W_KQ = 0, keys s and r both visible, σ = ½ each):
 
     ℓ_nc = −log softmax(½v(s) + ½v(r))_a.
@@ -17,12 +17,12 @@ probability e^{o_c}/(Z₀ + e^{o_c})),
     CF          : log(Z' − e^{o_c} + e^{(L + o_c)/2}) − o_c                  (> C)
     S_seen      : as CS with δ_S in place of δ_M.
 
-So the CS points go first (their subject already predicts the answer), then C, then CF.
+So the CS examples go first (their subject already predicts the answer), then C, then CF.
 
 Counterfactual augmentation: `counterfactual_needed` finds the smallest number of CF
-points to add to (or to put in place of CS points of) a C/CS mixture so that the
+examples to add to (or to put in place of CS examples of) a C/CS mixture so that the
 conflict reliance no longer falls within a horizon. A horizon is needed: in the gradient
-flow CF points postpone the drop (geometrically in their number) rather than remove it
+flow CF examples postpone the drop (geometrically in their number) rather than remove it
 (NOTES.md, section 13).
 """
 
@@ -43,7 +43,7 @@ _DEFAULT_ORDER = tuple(GROUPS.index(g) for g in ("CS", "C", "CF"))
 
 
 def no_context_loss(knowledge: Knowledge, n_relations: int = 1) -> np.ndarray:
-    """ℓ_nc = −log softmax(½v(s) + ½v(r))_a for one point of each group, shape (…, 5) in
+    """ℓ_nc = −log softmax(½v(s) + ½v(r))_a for one example of each group, shape (…, 5) in
     GROUPS order (C, CS, CF, S_seen, S_unseen); the fields of `knowledge` broadcast.
     δ_C does not enter (no context token is read)."""
     cols = class_columns(knowledge, n_relations)
@@ -65,9 +65,9 @@ def context_order(no_context_losses=None) -> tuple[int, ...]:
 
 
 def filtered_counts(counts, fraction: float, no_context_losses=None) -> np.ndarray:
-    """Drop round(fraction × (n_C + n_CS + n_CF)) context-bearing points, those with the
-    LOWEST no-context loss first (points of one group are interchangeable), and return the
-    new counts. S points are never dropped. counts: (…, 5) in GROUPS order (leading axes:
+    """Drop round(fraction × (n_C + n_CS + n_CF)) context-bearing examples, those with the
+    LOWEST no-context loss first (examples of one group are interchangeable), and return the
+    new counts. S examples are never dropped. counts: (…, 5) in GROUPS order (leading axes:
     independent data sets, each filtered on its own; for relation counts (R, 5) this filters
     each relation separately). round is Python's (half to even), as sims' group counts.
     no_context_losses: (5,) from `no_context_loss`; None uses the order CS, C, CF."""
@@ -117,8 +117,8 @@ def has_drop(
       tol below its running maximum (`reliance_drop`);
     - "discrete": the same for GD at rate lr over `steps` steps (the counts may be arrays);
     - "regime": `asymptotics.classify_regime(..., t_max)` is not "monotone rise" (turning
-      points of A, however small their effect on M_C, plus the long-time slope).
-    Every criterion needs a horizon: in the flow, CF points postpone the drop rather than
+      examples of A, however small their effect on M_C, plus the long-time slope).
+    Every criterion needs a horizon: in the flow, CF examples postpone the drop rather than
     remove it (measured up to t = 1e13, with a heuristic argument in NOTES.md)."""
     if criterion == "flow":
         from .reduced import group_flow
@@ -149,16 +149,16 @@ def counterfactual_needed(
     max_cf=None,
     n_grid: int = 2000,
 ) -> dict:
-    """Smallest number k of counterfactual points that removes the drop of a C/CS mixture
+    """Smallest number k of counterfactual examples that removes the drop of a C/CS mixture
     (n_C = round(ρn), n_CS = n − n_C) within the horizon of `has_drop`'s `criterion`
     (flow up to t_max, or GD at lr for `steps` steps, or the regime up to t_max).
 
-    mode "add" (the default, augmentation): the data become (n_C, n_CS, k), n + k points;
+    mode "add" (the default, augmentation): the data become (n_C, n_CS, k), n + k examples;
     fraction = k/(n + k), the CF share of the augmented set. mode "replace": k of the CS
-    points become CF points, (n_C, n_CS − k, k), n points; fraction = k/n.
+    examples become CF examples, (n_C, n_CS − k, k), n examples; fraction = k/n.
     Search: "discrete" tries every k in 0..max_cf at once (exact smallest); "flow" and
     "regime" double then bisect, which assumes that a k without a drop stays without one
-    for larger k (true in every scan made, NOTES.md: more CF points push the peak later).
+    for larger k (true in every scan made, NOTES.md: more CF examples push the peak later).
     max_cf defaults to 20n (add) / n_CS (replace); n_grid is the flow's log grid.
     Returns n_cf (None if no k ≤ max_cf works), fraction, per_n (= k/n), counts
     (n_C, n_CS, n_CF) of the result, and base_has_drop (k = 0)."""

@@ -1,5 +1,5 @@
 """The parameters of the theory, named: what the pretrained model knows (`Knowledge`) and how
-many training points each group has (`GroupCounts`), with the paper's defaults in one place.
+many training examples each group has (`GroupCounts`), with the paper's defaults in one place.
 
 Every field may be a number or a NumPy array; the theory functions broadcast them together
 (e.g. `GroupCounts(n_c=np.arange(21), n_cs=20 - np.arange(21))` is 21 mixtures at once).
@@ -29,7 +29,7 @@ class Knowledge(NamedTuple):
     n_subjects K_S and n_answers K_A (vocabulary sizes), delta_c δ_C (probability a context
     token's value gives to itself), delta_m δ_M (a memorised subject's value to its fact),
     o_c and o_r (value logits of the other answers and of the relation), delta_s δ_S (the
-    memorised strength of the subjects of seen fact-recall points S_seen)."""
+    memorised strength of the subjects of seen fact-recall examples S_seen)."""
 
     n_subjects: Any = 40
     n_answers: Any = 80
@@ -43,9 +43,9 @@ class Knowledge(NamedTuple):
 
 
 class GroupCounts(NamedTuple):
-    """Training points per group of `cpi.theory.groups.GROUPS`: C (context only), CS (context and
+    """Training examples per group of `cpi.theory.groups.GROUPS`: C (context only), CS (context and
     an agreeing memorised fact), CF (counterfactual context), S_seen and S_unseen
-    (subject-only points whose subject is, or is not, memorised)."""
+    (subject-only examples whose subject is, or is not, memorised)."""
 
     n_c: Any = 0
     n_cs: Any = 0
@@ -57,7 +57,7 @@ class GroupCounts(NamedTuple):
 
     @classmethod
     def default(cls) -> GroupCounts:
-        """The paper's default mixture: 20 points, ρ = 1/2 (10 C, 10 CS), as `cpi run`'s
+        """The paper's default mixture: 20 examples, ρ = 1/2 (10 C, 10 CS), as `cpi run`'s
         default config."""
         return PAPER_COUNTS
 
@@ -75,7 +75,7 @@ class GroupCounts(NamedTuple):
 
     @property
     def total(self):
-        """n, the number of training points."""
+        """n, the number of training examples."""
         return self.array().sum(axis=-1)
 
 

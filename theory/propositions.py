@@ -1,21 +1,21 @@
 """Propositions 2 and 3 of the paper, in the explicit forms this project checks.
 
-Proposition 2 (S points at t = 0). A seen S point [s, r] has keys (s, r) with σ_s = σ_r = ½
+Proposition 2 (S examples at t = 0). A seen S example [s, r] has keys (s, r) with σ_s = σ_r = ½
 at u = 0 and key difference k = φ(s) − φ(r): θ_C·k = 0, θ_S·k = 1/√2, and margin
 m_S = λ_S[logit δ_S + log Z₀ − o_c] > 0. Its contribution to −∇_u L is therefore
 (1/n)(m_S/4)k: nothing along θ_C, a positive amount along θ_S. With the MEAN loss, adding
-n_S such points also rescales the other groups' contributions by n/(n + n_S): the θ_C
+n_S such examples also rescales the other groups' contributions by n/(n + n_S): the θ_C
 component keeps its sign but shrinks; in the paper's per-group (sum) accounting it is
 unchanged.
 
 Proposition 3 (one step on W_V). With the tied head W_H = Φ and W_V = Φ G⁻¹ V G⁻¹ Φᵀ
-(G = ΦᵀΦ the K×K token Gram), the value logits are V = ΦᵀW_VΦ, the prediction of point i is
+(G = ΦᵀΦ the K×K token Gram), the value logits are V = ΦᵀW_VΦ, the prediction of example i is
 z_i = V w_i (w_i ∈ R^K its attention weights on tokens) and −∇_{W_V} ℓ_i = Φ(e_{a_i} − p_i)x̄_iᵀ
 with x̄_i = Φw_i. One GD step of rate η on the mean loss therefore changes V by
 
     ΔV = Φᵀ ΔW_V Φ = (η/n) Σ_i G(e_{a_i} − p_i)(G w_i)ᵀ.
 
-Because G couples every subject to every other (½ off the diagonal), each point's update
+Because G couples every subject to every other (½ off the diagonal), each example's update
 reaches all subject columns, its own subject's column with twice the weight.
 """
 
@@ -27,7 +27,7 @@ from .numerics import logsumexp
 from .closed_forms import initial_gradient_components, sigmoid, softmax
 from .embeddings import paper_embeddings, token_gram
 from .params import GroupCounts, Knowledge
-from .reduced import paper_points
+from .reduced import paper_examples
 
 __all__ = [
     "paper_embeddings",
@@ -41,7 +41,7 @@ __all__ = [
 
 
 def proposition2(knowledge: Knowledge, counts: GroupCounts) -> dict:
-    """t = 0 θ-components of −∇_u L without and with the counts' n_s_seen seen S points (mean loss),
+    """t = 0 θ-components of −∇_u L without and with the counts' n_s_seen seen S examples (mean loss),
     the S group's own contribution, and the sum-loss (n·component) view.
 
     Keys: theta_c_without, theta_s_without, theta_c_with, theta_s_with, theta_c_S,
@@ -72,7 +72,7 @@ def proposition2(knowledge: Knowledge, counts: GroupCounts) -> dict:
 
 
 def attention_weights(keys, gaps, n_tokens: int) -> np.ndarray:
-    """w ∈ R^{n×K}: σ(g_i) on the first visible key of point i, σ(−g_i) on the second."""
+    """w ∈ R^{n×K}: σ(g_i) on the first visible key of example i, σ(−g_i) on the second."""
     keys = np.asarray(keys)
     gaps = np.asarray(gaps, dtype=np.float64)
     w = np.zeros((len(keys), n_tokens))
@@ -101,20 +101,20 @@ def value_matrix(table, phi) -> np.ndarray:
 
 
 def proposition3(knowledge: Knowledge, counts: GroupCounts, lr: float = 1.0, gaps=None) -> dict:
-    """One W_V step at attention `gaps` (default: t = 0, all gaps 0) on an explicit point set
-    (`reduced.paper_points`). Returns the new table V', and for every C point the probability
+    """One W_V step at attention `gaps` (default: t = 0, all gaps 0) on an explicit example set
+    (`reduced.paper_examples`). Returns the new table V', and for every C example the probability
     its subject's value column gives its answer, before (p_before) and after (p_after);
-    holds = every C point's subject became more predictive of its answer."""
-    pts = paper_points(knowledge, counts)
+    holds = every C example's subject became more predictive of its answer."""
+    pts = paper_examples(knowledge, counts)
     n_subjects, n_answers = knowledge.n_subjects, knowledge.n_answers
     k = n_subjects + n_answers + 1
     gaps = np.zeros(len(pts["answers"])) if gaps is None else np.asarray(gaps, dtype=np.float64)
     w = attention_weights(pts["keys"], gaps, k)
     table = pts["table"]
     new = value_step(table, token_gram(n_subjects, n_answers), w, pts["answers"], lr)
-    c_points = np.flatnonzero(pts["group"] == 0)
-    subj = pts["keys"][c_points, 1]
-    ans = pts["answers"][c_points]
+    c_examples = np.flatnonzero(pts["group"] == 0)
+    subj = pts["keys"][c_examples, 1]
+    ans = pts["answers"][c_examples]
 
     def prob(tab):
         cols = tab[:, subj]

@@ -5,15 +5,15 @@ Argmax: a token is chosen when its logit exceeds every other token's by more tha
 `reduced_system.ARGMAX_TOLERANCE` (a tie at the top counts as not chosen).
 
 Per relation j (axis −2 of every output) and recorded time (last axis):
-  time, A (gap of the conflict test point on relation j), reliance (its M_C),
-  attention_context (σ(A)), aligned_accuracy (p_c on an aligned point),
-  counterfactual_accuracy / parametric_accuracy (1 where the conflict point's argmax is the
-  context's answer c / the memorised fact b, else 0: its points are interchangeable),
-  alpha_G, gap_G, loss_G for G in GROUPS (NaN where relation j has no point of G),
+  time, A (gap of the conflict test example on relation j), reliance (its M_C),
+  attention_context (σ(A)), aligned_accuracy (p_c on an aligned example),
+  counterfactual_accuracy / parametric_accuracy (1 where the conflict example's argmax is the
+  context's answer c / the memorised fact b, else 0: its examples are interchangeable),
+  alpha_G, gap_G, loss_G for G in GROUPS (NaN where relation j has no example of G),
   accuracy_G (1 where group G's argmax is its answer, else 0; NaN where absent) and
-  train_accuracy = Σ_G n_jG accuracy_G / Σ_G n_jG (relation j's training points),
+  train_accuracy = Σ_G n_jG accuracy_G / Σ_G n_jG (relation j's training examples),
   attention_context_{C,CS,CF} (σ(g_G)), attention_subject_{S_seen,S_unseen} (σ(g_S)),
-  loss_S (mean over relation j's S points),
+  loss_S (mean over relation j's S examples),
   u_theta_c, u_theta_s: θ_C·W_KQ φ(r_j), θ_S·W_KQ φ(r_j) (= θ·u for one relation),
   neg_grad_theta_c_G, neg_grad_theta_s_G for G in C, CS, CF, S and the totals
   neg_grad_theta_c, neg_grad_theta_s: writing −∇_{W_KQ}L = Σ_j w_j φ(r_j)ᵀ with

@@ -10,23 +10,23 @@ with x₁ᵤ, x₂ᵤ the value columns of a unit's two visible keys over C outp
 class carrying a multiplicity (the softmax sums mult_c·e^{z_c}). The three forms differ only
 in what a unit is:
 
-- per point (`point_system`): one unit per training point, the K tokens as classes of
+- per example (`example_system`): one unit per training example, the K tokens as classes of
   multiplicity 1, any Gram matrix (`reduced.general_trajectory`);
-- per group (`relation_system` with one relation): the paper's embeddings make all points of
+- per group (`relation_system` with one relation): the paper's embeddings make all examples of
   a group interchangeable, one unit per group of GROUPS; the value columns take five values
   per column (subjects ×K_S, relations ×R, answer c, other fact b, other answers ×(K_A − 2)),
   so C = 5 classes with log-multiplicities (`reduced.group_trajectory`);
 - per (relation, group) (`relation_system`): R relations with overlap γ, U = 5R units and the
   Gram of `relation_group_gram` (`relations.relation_group_trajectory`).
 
-Held-out points: a row of inner products gives their gap A = test·α; in the class forms each
-relation has a conflict point (context c, subject memorised with b ≠ c) and an aligned one
+Held-out examples: a row of inner products gives their gap A = test·α; in the class forms each
+relation has a conflict example (context c, subject memorised with b ≠ c) and an aligned one
 (memorised with c) sharing that gap, read out by `held_out_readout`.
 
-Argmax (the paper's accuracies): a point's output is its target y when z_y exceeds the
+Argmax (the paper's accuracies): a example's output is its target y when z_y exceeds the
 logit of every other output token by more than ARGMAX_TOLERANCE (`chosen`); a token tied
 with another at the top counts as not chosen. Each unit says whether its answer is chosen
-(`correct`), each held-out gap whether the conflict point's argmax is the context's answer c
+(`correct`), each held-out gap whether the conflict example's argmax is the context's answer c
 (`counterfactual`) or the memorised fact b (`parametric`).
 
 `state_metrics` is the recursion's one definition; `cpi.theory.integrate` runs it (descent and
@@ -55,7 +55,7 @@ ANSWER_CLASS, FACT_CLASS = 0, 1
 """Indices of the answer c and of the other fact b among the moving classes."""
 _STILL = [0, 1, 4]  # subjects, relations, other answers: one value in every column
 ARGMAX_TOLERANCE = 1e-9
-"""A token is a point's argmax when its logit exceeds every other token's by more than this:
+"""A token is a example's argmax when its logit exceeds every other token's by more than this:
 logits equal in exact arithmetic (a tie, counted as not chosen) differ by rounding only,
 about 1e-15 in float64, and the engines that compute them differently must agree."""
 _S_BLOCK = np.zeros((5, 5), dtype=bool)
@@ -78,7 +78,7 @@ class ReducedSystem(NamedTuple):
     answer: np.ndarray  # (1 or U, C, B) one-hot target class
     step: np.ndarray  # (B,) η/n
     test: np.ndarray | None = None  # (M, U, B) rows of the held-out gaps A = test·α
-    test_x1: np.ndarray | None = None  # (M, 2, C, B) conflict / aligned point's first key
+    test_x1: np.ndarray | None = None  # (M, 2, C, B) conflict / aligned example's first key
     test_x2: np.ndarray | None = None  # (M, 2, C, B) ... and second key
     test_still: np.ndarray | None = None  # (1, B)
     still_top: np.ndarray | None = None  # (1 or U, B) largest value of the still tokens (−inf: none)
@@ -147,7 +147,7 @@ def unit_correct(gaps, x1, x2, answer, still_top=None):
 
 
 def held_out_choice(gap, test_x1, test_x2, test_still_top=None):
-    """(counterfactual, parametric): 1.0 where the conflict point's argmax at held-out gaps A
+    """(counterfactual, parametric): 1.0 where the conflict example's argmax at held-out gaps A
     (M, ...) is the context's answer c, resp. the memorised fact b (class forms)."""
     s, sn = sigmoid_pair(gap)
     conflict = s[:, None] * test_x1[:, 0] + sn[:, None] * test_x2[:, 0]  # (M, C, ...)
@@ -158,8 +158,8 @@ def held_out_choice(gap, test_x1, test_x2, test_still_top=None):
 
 
 def held_out_readout(gap, test_x1, test_x2, test_still):
-    """(M_C, p_c): the conflict reliance σ(z_c − z_b) of the conflict point and the answer
-    probability p_c of the aligned point, both at held-out gaps A (M, ...) (class forms);
+    """(M_C, p_c): the conflict reliance σ(z_c − z_b) of the conflict example and the answer
+    probability p_c of the aligned example, both at held-out gaps A (M, ...) (class forms);
     test_x1, test_x2 (M, 2, C, ...)."""
     s, sn = sigmoid_pair(gap)
     z = s[:, None, None] * test_x1 + sn[:, None, None] * test_x2
@@ -173,7 +173,7 @@ def state_metrics(system: ReducedSystem, alpha) -> dict:
     """Everything the integrators record at state α (U, ...): alpha, gaps g, drive h, loss ℓ
     and correct (1.0 where the unit's answer is its argmax, `chosen`) per unit; with
     held-out rows A; in the class forms reliance (M_C), aligned_accuracy (p_c),
-    counterfactual and parametric (1.0 where the conflict point's argmax is c, resp. b) per
+    counterfactual and parametric (1.0 where the conflict example's argmax is c, resp. b) per
     held-out gap."""
     gaps = jnp.sum(system.gram * alpha[None], axis=1)
     drive, loss = unit_response(gaps, system.x1, system.x2, system.still, system.answer)
@@ -189,13 +189,13 @@ def state_metrics(system: ReducedSystem, alpha) -> dict:
     return out
 
 
-# ----------------------------------------------------------------------------- per point
+# ----------------------------------------------------------------------------- per example
 
 
-def point_system(gram, v1, v2, answers, lr, test_inner=None) -> ReducedSystem:
-    """One unit per point: gram (n, n) key-difference Gram, v1, v2 (n, K) value columns of
-    each point's two visible keys, answers (n,) target tokens, test_inner (m, n) rows
-    k_testᵀk_j of held-out points (or None). Every token is its own class. A batch of one."""
+def example_system(gram, v1, v2, answers, lr, test_inner=None) -> ReducedSystem:
+    """One unit per example: gram (n, n) key-difference Gram, v1, v2 (n, K) value columns of
+    each example's two visible keys, answers (n,) target tokens, test_inner (m, n) rows
+    k_testᵀk_j of held-out examples (or None). Every token is its own class. A batch of one."""
     gram = np.asarray(gram, dtype=np.float64)
     v1, v2 = np.asarray(v1, dtype=np.float64), np.asarray(v2, dtype=np.float64)
     n, k = v1.shape
@@ -255,7 +255,7 @@ def moving_classes(cols: dict) -> dict:
 
 def group_key_columns(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x1, x2) of the 5 groups (…, 5, C) and (t1, t2) of the conflict and aligned held-out
-    points (…, 2, C), from `class_columns` or `moving_classes`."""
+    examples (…, 2, C), from `class_columns` or `moving_classes`."""
     x1 = np.stack([cols["context"]] * 3 + [cols["seen"], cols["flat"]], axis=-2)
     x2 = np.stack([cols["flat"], cols["mem_c"], cols["mem_b"], cols["flat"], cols["flat"]], axis=-2)
     t1 = np.stack([cols["context"], cols["context"]], axis=-2)
@@ -265,7 +265,7 @@ def group_key_columns(cols: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 
 def relation_group_gram(counts, relation_overlap=0.0):
     """(M, T): M (…, 5R, 5R) with g = Mα for α flattened relation-major ((j, G) ↦ 5j + G), and
-    T (…, R, 5R) with A = Tα (conflict test point on each relation). counts (…, R, 5) and
+    T (…, R, 5R) with A = Tα (conflict test example on each relation). counts (…, R, 5) and
     relation_overlap broadcast over the leading axes.
 
         M_{jG,lH} = n_lH D^{jl}_GH Γ_jl + δ_jl δ_GH (self_G − distinct_GG),
@@ -292,7 +292,7 @@ class Layout(NamedTuple):
 
     shape: tuple  # the broadcast shape of the arguments (the batch, before flattening)
     counts: np.ndarray  # (B, R, 5)
-    n: np.ndarray  # (B,) training points
+    n: np.ndarray  # (B,) training examples
     lr: np.ndarray  # (B,) η
     overlap: np.ndarray  # (B,) γ
 
@@ -320,7 +320,7 @@ def relation_system(knowledge: Knowledge, counts, n_relations=None, relation_ove
         raise ValueError("relation_overlap must lie in [0, 1)")
     n = counts.sum(axis=(-2, -1))
     if np.any(n <= 0):
-        raise ValueError("need at least one training point")
+        raise ValueError("need at least one training example")
     cols = moving_classes(class_columns(Knowledge(ks, ka, dc, dm, oc, orr, ds), n_rel))
     x1, x2, t1, t2 = group_key_columns(cols)  # (B, 5, C), (B, 2, C)
     gram, test = relation_group_gram(counts, gam)

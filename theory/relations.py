@@ -1,12 +1,12 @@
 """Several relations (tasks) with a tunable overlap γ: exact reduced dynamics (issue 5).
 
 Layout (`cpi.theory.embeddings`): R relation tokens r_1..r_R are the last R token ids, with
-φ(r_i)·φ(r_j) = γ for i ≠ j (Γ = (1 − γ)I + γ11ᵀ the relation Gram). Every training point
+φ(r_i)·φ(r_j) = γ for i ≠ j (Γ = (1 − γ)I + γ11ᵀ the relation Gram). Every training example
 carries a relation j_i, its query: [c, s, r_j] (keys c, s; the relation key is masked) or
-[s, r_j] (keys s, r_j). The prediction of point i is read at its query, with attention
+[s, r_j] (keys s, r_j). The prediction of example i is read at its query, with attention
 logits φ(y)ᵀW_KQ φ(r_{j_i}).
 
-Reduction. Lemma 1 holds per point with u replaced by W_KQ φ(r_{j_i}):
+Reduction. Lemma 1 holds per example with u replaced by W_KQ φ(r_{j_i}):
 ∇_{W_KQ} ℓ_i = −h_i(g_i) k_i φ(r_{j_i})ᵀ, so from W_KQ(0) = 0
 
     W_KQ(t) = Σ_i α_i(t) k_i φ(r_{j_i})ᵀ,   α_i ← α_i + (η/n) h_i(g_i),
@@ -14,10 +14,10 @@ Reduction. Lemma 1 holds per point with u replaced by W_KQ φ(r_{j_i}):
 
 the Gram of the reduced dynamics is the elementwise product of the key Gram and the
 relation Gram (`relation_gram`); `reduced.general_trajectory` runs it unchanged. The key
-Gram itself sees γ through the S points, whose key k = φ(s) − φ(r_j) contains the relation:
-for distinct points, context·context 1, context·S −½ (as for R = 1), and S·S
+Gram itself sees γ through the S examples, whose key k = φ(s) − φ(r_j) contains the relation:
+for distinct examples, context·context 1, context·S −½ (as for R = 1), and S·S
 φ(s)·φ(s') + φ(r_j)·φ(r_l) = ½ + Γ_jl (3/2 on one relation, ½ + γ across relations).
-A held-out conflict point on relation j has gap A_j = Σ_l α_l (k_test·k_l) Γ_{j j_l}.
+A held-out conflict example on relation j has gap A_j = Σ_l α_l (k_test·k_l) Γ_{j j_l}.
 
 Group form (`relation_group_trajectory`): one α per (relation, group),
 
@@ -25,7 +25,7 @@ Group form (`relation_group_trajectory`): one α per (relation, group),
     A_j    = Σ_{l,H} n_{lH} test_H Γ_jl α_{lH},
 
 D^{jl} = `closed_forms.DISTINCT_INNER` with the S·S block replaced by ½ + Γ_jl. At γ = 0,
-Γ = I and relation j's α evolve from relation j's points alone (the other relations enter
+Γ = I and relation j's α evolve from relation j's examples alone (the other relations enter
 only through the mean-loss normalisation 1/n: relation j runs the single-relation recursion
 at rate η n_j/n). The value columns do not depend on the relation; the vocabulary has R
 relation rows (all o_r), so the 5-class softmax of `cpi.theory.reduced` carries multiplicity R
@@ -37,7 +37,7 @@ First step (exact, `first_step_gaps`): α_{lH}(1) = (η/4n) m_H for every relati
 
 with m_H the Lemma 4 margins of the R-relation vocabulary (`relation_margins`). The
 transfer to relation j is exactly linear in γ at step 1: a relation-1 block of n_CF
-counterfactual points adds γ η n_CF m_CF/(4n) to every other relation's test gap.
+counterfactual examples adds γ η n_CF m_CF/(4n) to every other relation's test gap.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ from .reduced_system import (
 
 __all__ = [
     "relation_gram",
-    "relation_points",
+    "relation_examples",
     "class_columns",
     "relation_margins",
     "relation_group_gram",
@@ -80,14 +80,14 @@ __all__ = [
 
 def relation_gram(keys, relations, relation_overlap: float = 0.0, n_relations=None, other_keys=None,
                   other_relations=None):
-    """Gram of the reduced dynamics with per-point relations:
+    """Gram of the reduced dynamics with per-example relations:
 
         Gram_il = (k_i·k_l)·Γ_{j_i j_l},   Γ = (1 − γ)I + γ11ᵀ (the relation Gram).
 
-    keys: (d, n) key-difference vectors k_i (built with embeddings that contain the points'
+    keys: (d, n) key-difference vectors k_i (built with embeddings that contain the examples'
     relations, e.g. `paper_embeddings(..., n_relations, relation_overlap)`); relations: (n,)
-    relation ids 0..R−1 (each point's query). With other_keys (d, m) and other_relations
-    (m,) it returns the (m, n) rows of held-out points instead (their test_inner).
+    relation ids 0..R−1 (each example's query). With other_keys (d, m) and other_relations
+    (m,) it returns the (m, n) rows of held-out examples instead (their test_inner).
     n_relations defaults to 1 + the largest id (only matters for the validity check)."""
     keys = np.asarray(keys, dtype=np.float64)
     relations = np.asarray(relations, dtype=int)
@@ -99,14 +99,14 @@ def relation_gram(keys, relations, relation_overlap: float = 0.0, n_relations=No
     return (rows_k.T @ keys) * gamma_mat[np.ix_(rows_r, relations)]
 
 
-def relation_points(knowledge: Knowledge, counts, relation_overlap: float = 0.0) -> dict:
-    """An explicit point set for the general form with R = counts.shape[0] relations: fresh
-    subject and answer tokens per point, the full K×K value table (K = K_S + K_A + R), key
+def relation_examples(knowledge: Knowledge, counts, relation_overlap: float = 0.0) -> dict:
+    """An explicit example set for the general form with R = counts.shape[0] relations: fresh
+    subject and answer tokens per example, the full K×K value table (K = K_S + K_A + R), key
     vectors from `paper_embeddings(..., R, γ)` and the Gram from `relation_gram`.
 
-    counts: (R, 5) group counts per relation (GROUPS order). Points are ordered by relation,
-    then group. Held-out points follow, two per relation: index 2j the conflict point on
-    relation j (s memorised with a ≠ c), 2j + 1 the aligned point (fact = c).
+    counts: (R, 5) group counts per relation (GROUPS order). Examples are ordered by relation,
+    then group. Held-out examples follow, two per relation: index 2j the conflict example on
+    relation j (s memorised with a ≠ c), 2j + 1 the aligned example (fact = c).
 
     Returns gram, v1, v2, answers, group (index into GROUPS), relation, keys (n, 2) token
     ids, table, phi, test_inner (2R, n), test_keys (2R, 2), test_relation, test_v1,
@@ -127,13 +127,13 @@ def relation_points(knowledge: Knowledge, counts, relation_overlap: float = 0.0)
         try:
             return n_subjects + next(next_answer)
         except StopIteration:
-            raise ValueError("not enough answer tokens for fresh tokens per point") from None
+            raise ValueError("not enough answer tokens for fresh tokens per example") from None
 
     def subject_token() -> int:
         try:
             return next(next_subject)
         except StopIteration:
-            raise ValueError("not enough subjects for fresh tokens per point") from None
+            raise ValueError("not enough subjects for fresh tokens per example") from None
 
     keys, answers, group, relation = [], [], [], []
     for j in range(n_rel):
@@ -219,11 +219,11 @@ def relation_group_trajectory(
     lr=1.0,
     steps: int = 300,
 ) -> dict:
-    """Discrete GD (rate η = lr, mean loss over all n = Σ counts points) on W_KQ with W_V
+    """Discrete GD (rate η = lr, mean loss over all n = Σ counts examples) on W_KQ with W_V
     frozen, R relations with overlap γ, one α per (relation, group).
 
     counts: (..., R, 5) group counts per relation (GROUPS order); n_relations, if given,
-    must equal R (relations with no points still count in the vocabulary). The fields of
+    must equal R (relations with no examples still count in the vocabulary). The fields of
     `knowledge`, relation_overlap and lr broadcast with counts' leading axes.
     Every output has shape batch + (R, steps + 1); axis −2 is the relation j. Keys: step,
     and those of `cpi.theory.reduced_outputs` (time = η·step, A, reliance, aligned_accuracy,

@@ -36,7 +36,7 @@ TIE_EPS = 8
 """A rise or fall of M_C computed in a dtype coarser than float64 counts when it exceeds
 TIE_EPS machine epsilons of that dtype. The same M_C evaluated twice within one compiled
 step (XLA may compute a value in two fusions, rounded differently) differs by up to 0.23
-float32 epsilons (2.7e-8) in the runs measured, lr 1 to 1000 and up to 200 training points:
+float32 epsilons (2.7e-8) in the runs measured, lr 1 to 1000 and up to 200 training examples:
 8 epsilons (9.5e-7 in float32) stays well above that tie-level noise and far below the
 smallest inversion the theory describes (a fall of about 1e-3)."""
 

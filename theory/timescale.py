@@ -125,7 +125,7 @@ def first_epoch_gap(knowledge: Knowledge, batch_c, batch_size: int, lr: float) -
     A_{k+1} = A_k + (η/b)[b_C(k) h_C(A_k) + (b − b_C(k)) h_CS(A_k)], A_0 = 0.
 
     batch_c: (..., steps) C examples in each batch (real values allowed: ρb gives the expected
-    recursion). Returns gap (..., steps + 1) and reliance (M_C of a conflict point, same shape)."""
+    recursion). Returns gap (..., steps + 1) and reliance (M_C of a conflict example, same shape)."""
     batch_c = np.asarray(batch_c, dtype=np.float64)
     gap = np.zeros(batch_c.shape[:-1] + (batch_c.shape[-1] + 1,))
     for k in range(batch_c.shape[-1]):

@@ -88,7 +88,7 @@ def _run_and_save(args, config, out: Path) -> int:
 
     counts = bcfg.group_counts(config.mixture)
     t, tr = config.transformer, config.train
-    print(f"cpi bridge: {config.mixture.n_train} finetuning points ("
+    print(f"cpi bridge: {config.mixture.n_train} finetuning examples ("
           + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
           + f"); transformer {t.layers} layers x {t.heads} heads, d_model {t.d_model}; {tr.optimizer} lr {tr.lr:g}, "
           f"{tr.steps} steps, trainable {tr.trainable}, seed {tr.seed}")
@@ -113,7 +113,7 @@ def _run_and_save(args, config, out: Path) -> int:
     print(f"pretrained model ({'trained now' if 'pretrain' in bars else 'from the cache'}, {s['pretrain_digest']}): "
           f"delta_c {s['delta_c']:.4f}, delta_m {s['delta_m']:.4f}; margins m_C {s.get('m_C', s['m_C_heldout']):.4f}, "
           f"m_CS {s.get('m_CS', s['m_CS_heldout']):.4f} -> predicted rho* {s['rho_star']:.4f}")
-    print(f"context reliance M_C on {config.mixture.n_test} conflict test points:")
+    print(f"context reliance M_C on {config.mixture.n_test} conflict test examples:")
     print(f"  initial {s['initial_reliance']:.4f} -> peak {s['peak_reliance']:.4f} at step {s['peak_step']} "
           f"-> final {s['final_reliance']:.4f}")
     print(f"  inversion (rise, then fall below the peak): {'yes' if s['inversion'] else 'no'}; "
@@ -123,8 +123,8 @@ def _run_and_save(args, config, out: Path) -> int:
     print(f"in-distribution held-out accuracy: {m['in_distribution_accuracy'][0]:.4f} -> "
           f"{m['in_distribution_accuracy'][-1]:.4f}")
     cf, par, tr_acc = m["counterfactual_accuracy"], m["parametric_accuracy"], m["train_accuracy"]
-    print(f"argmax on the conflict test points: context answer {cf[0]:.2f} -> max {cf.max():.2f} -> {cf[-1]:.2f}, "
-          f"memorised fact {par[0]:.2f} -> {par[-1]:.2f}; training points right {tr_acc[0]:.2f} -> {tr_acc[-1]:.2f}")
+    print(f"argmax on the conflict test examples: context answer {cf[0]:.2f} -> max {cf.max():.2f} -> {cf[-1]:.2f}, "
+          f"memorised fact {par[0]:.2f} -> {par[-1]:.2f}; training examples right {tr_acc[0]:.2f} -> {tr_acc[-1]:.2f}")
     print(f"wrote {out}/config.toml, metrics.npz, summary.json ({elapsed:.1f} s incl. compile)")
     return 0
 

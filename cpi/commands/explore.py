@@ -76,9 +76,9 @@ def exact_theory(config) -> tuple[dict | None, str]:
     """(trajectory, note): the exact reduced dynamics of a toy `config` (metrics at steps
     0..train.steps) where the reduction is exact (`cpi.sims.theory_report.inexact_reasons` is
     empty: W_V frozen, full-batch gradient descent), as `cpi theory` computes it: the group form
-    for the paper's embeddings and constructed W_V, the per-point form otherwise; else None
+    for the paper's embeddings and constructed W_V, the per-example form otherwise; else None
     and why not."""
-    from cpi.sims.theory_inputs import point_trajectory, reduced_trajectory
+    from cpi.sims.theory_inputs import example_trajectory, reduced_trajectory
     from cpi.sims.theory_report import inexact_reasons
 
     reasons = inexact_reasons(config)
@@ -86,7 +86,7 @@ def exact_theory(config) -> tuple[dict | None, str]:
         return None, "none exact for this config: " + "; ".join(reasons)
     if config.world.embeddings == "paper" and config.knowledge.pretraining == "constructed":
         return reduced_trajectory(config), "exact reduced dynamics (group form), dashed"
-    return point_trajectory(config), "exact reduced dynamics (per-point form), dashed"
+    return example_trajectory(config), "exact reduced dynamics (per-example form), dashed"
 
 
 def _entry(label: str, steps, metrics_at, config, summary_rows, bridge: bool):

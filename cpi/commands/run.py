@@ -76,7 +76,7 @@ def _train_and_save(args, config, out: Path) -> int:
                  if config.knowledge.pretraining == "learned" else "W_V built from the Lemma 3 table: achieved")
     print(f"{strengths} delta_c {s['achieved_delta_c']:.4f}, delta_m {s['achieved_delta_m']:.4f} "
           "(mean probability of a context token's value on itself, of a memorised subject's value on its fact)")
-    print(f"context reliance M_C on {config.mixture.n_test * n_rel} conflict test points{per}:")
+    print(f"context reliance M_C on {config.mixture.n_test * n_rel} conflict test examples{per}:")
     for line in reliance_lines(s):
         print(f"  {line}")
     for j in range(1, n_rel + 1 if n_rel > 1 else 1):
@@ -90,7 +90,8 @@ def _train_and_save(args, config, out: Path) -> int:
         )
     if "counterfactual_accuracy" in m:
         cf, par, tr = m["counterfactual_accuracy"], m["parametric_accuracy"], m["train_accuracy"]
-        print(f"argmax on the conflict test points: context answer {cf[0]:.2f} -> max {cf.max():.2f} -> {cf[-1]:.2f}, "
-              f"memorised fact {par[0]:.2f} -> {par[-1]:.2f}; training points right {tr[0]:.2f} -> {tr[-1]:.2f}")
+        print(f"argmax on the conflict test examples: context answer {cf[0]:.2f} -> max {cf.max():.2f} "
+              f"-> {cf[-1]:.2f}, "
+              f"memorised fact {par[0]:.2f} -> {par[-1]:.2f}; training examples right {tr[0]:.2f} -> {tr[-1]:.2f}")
     print(f"wrote {out}/config.toml, metrics.npz, summary.json ({elapsed:.1f} s incl. compile)")
     return 0

@@ -132,7 +132,7 @@ def _report_table(grid, summaries) -> None:
     """Print the inversion count and the table of `summaries` (stdout), and warn (stderr) of
     points that became non-finite."""
     n_inv = sum(bool(r["inversion"]) for r in summaries)
-    print(f"context reliance M_C on the conflict test points; inversion at {n_inv} of {len(summaries)} points:")
+    print(f"context reliance M_C on the conflict test examples; inversion at {n_inv} of {len(summaries)} points:")
     print("\n".join(table(grid, summaries)))
     bad = [i for i, r in enumerate(summaries) if r["nonfinite_step"] is not None]
     if bad:

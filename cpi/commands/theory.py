@@ -20,7 +20,7 @@ def add_parser(subparsers):
             "horizon asked for (train.steps at train.lr); where the regime and the horizon disagree on the "
             "inversion, one line says why. With world.embeddings = 'random' "
             "the closed forms of the paper's embeddings give way to that world's own margins, initial drift "
-            "and rho*, and the prediction is the exact per-point form. Where nothing is exact (adam, "
+            "and rho*, and the prediction is the exact per-example form. Where nothing is exact (adam, "
             "minibatches, momentum, weight decay, a W_V that trains) it says so and prints the nearest exact "
             "prediction (full-batch gd, W_V frozen) to compare with. Writes nothing.", 100),
         epilog=glossary_text(), formatter_class=argparse.RawDescriptionHelpFormatter,
