@@ -54,3 +54,14 @@ def sweep_columns(result) -> dict:
         inversion=np.array([r["inversion"] for r in rows], dtype=bool),
         configs=np.array([cfg.to_toml(c) for c in result.configs]),
     )
+
+
+def mean_sd(values, finite_only: bool = False) -> tuple[float, float]:
+    """(mean, standard deviation with ddof = 1) of a number over seeds (sd 0 for one value); with
+    `finite_only`, over its finite values only (NaN for none)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if finite_only:
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return float("nan"), 0.0
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0

@@ -16,6 +16,7 @@ import numpy as np
 from cpi.bridge import config as bcfg
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
+from .analysis import mean_sd
 
 PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(), layers=(1, 2, 4))
 """seeds, overrides: as every bridge experiment; layers: the depths."""
@@ -42,10 +43,6 @@ def compute(base, work: Path, seeds, overrides, layers) -> dict:
     return out
 
 
-def _spread(values) -> tuple[float, float]:
-    """Mean and standard deviation (ddof = 1) over seeds."""
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def headline(data: dict) -> dict:
@@ -55,7 +52,7 @@ def headline(data: dict) -> dict:
     out = dict(seeds=int(len(data["seeds"])), steps=int(data["step"][-1]))
     means, sds = [], []
     for i, layers in enumerate(data["layers"]):
-        mean, sd = _spread(data["drop"][i])
+        mean, sd = mean_sd(data["drop"][i])
         out[f"fall_mean_{int(layers)}"], out[f"fall_sd_{int(layers)}"] = mean, sd
         out[f"inverting_seeds_{int(layers)}"] = int(np.sum(data["inversion_005"][i]))
         means.append(mean)

@@ -24,6 +24,7 @@ from cpi.bridge import config as bcfg
 from cpi.theory.summary import reliance_drop
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points
+from .analysis import mean_sd
 
 PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(), trainables=("attention", "all"), lrs=(1e-4, 3e-4, 1e-3, 3e-3),
               optimizer="adamw", weight_decay=0.01, batch_size=16, steps=1200, eval_every=20)
@@ -67,16 +68,12 @@ def compute(base, work: Path, seeds, overrides, trainables, lrs, optimizer, weig
     return out
 
 
-def _spread(values) -> tuple[float, float]:
-    """Mean and standard deviation (ddof = 1) over seeds."""
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def differ(a, b) -> bool:
     """Whether two sets of per-seed values differ: their means further apart than the larger of
     their standard deviations (ddof = 1)."""
-    (ma, sa), (mb, sb) = _spread(a), _spread(b)
+    (ma, sa), (mb, sb) = mean_sd(a), mean_sd(b)
     return abs(ma - mb) > max(sa, sb)
 
 
@@ -100,13 +97,13 @@ def headline(data: dict) -> dict:
             key = f"{tr}_{i}"
             for name in ("initial", "peak", "final", "drop"):
                 label = "fall" if name == "drop" else name
-                out[f"{key}_{label}_mean"], out[f"{key}_{label}_sd"] = _spread(np.asarray(data[name])[k, i])
+                out[f"{key}_{label}_mean"], out[f"{key}_{label}_sd"] = mean_sd(np.asarray(data[name])[k, i])
             out[f"{key}_falling_seeds"] = int(np.sum(np.asarray(data["drop"])[k, i] >= FALL))
             out[f"{key}_peak_at_end_seeds"] = int(np.sum(np.argmax(np.asarray(data["reliance"])[k, i], axis=-1)
                                                          == len(data["step"]) - 1))
             for group in ("C", "CS"):
                 out[f"{key}_final_loss_{group}_max"] = float(np.max(np.asarray(data[f"loss_{group}"])[k, i, :, -1]))
-            out[f"{key}_attention_fall_mean"], out[f"{key}_attention_fall_sd"] = _spread(
+            out[f"{key}_attention_fall_mean"], out[f"{key}_attention_fall_sd"] = mean_sd(
                 np.asarray(data["attention_drop"])[k, i])
             falls.append(out[f"{key}_fall_mean"])
         out[f"{tr}_largest_fall_mean"] = float(max(falls))

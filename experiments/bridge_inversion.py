@@ -23,6 +23,7 @@ from cpi.sims.theory_inputs import reduced_trajectory
 
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
 from .calibration import calibrate_runs, calibration_arrays, effective_delta_m, initial_tolerance
+from .analysis import mean_sd
 
 PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=())
 """seeds: train.seed of each run; overrides: bridge settings "section.key=value" on the defaults."""
@@ -78,10 +79,6 @@ def calibrated_toys(base, results, configs, steps: int) -> dict:
     return out
 
 
-def _spread(values) -> tuple[float, float]:
-    """Mean and standard deviation (ddof = 1) over seeds."""
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def headline(data: dict) -> dict:
@@ -98,8 +95,8 @@ def headline(data: dict) -> dict:
                optimizer=str(data["optimizer"]), inverting_seeds=int(np.sum(data["inversion_005"])))
     for key in ("initial", "peak", "final", "drop", "peak_step", "delta_c", "delta_m", "rho_star"):
         name = "fall" if key == "drop" else key
-        out[f"{name}_mean"], out[f"{name}_sd"] = _spread(data[key])
-    out["peak_minus_final_mean"], out["peak_minus_final_sd"] = _spread(data["peak"] - data["final"])
+        out[f"{name}_mean"], out[f"{name}_sd"] = mean_sd(data[key])
+    out["peak_minus_final_mean"], out["peak_minus_final_sd"] = mean_sd(data["peak"] - data["final"])
     peak_index = np.argmax(data["reliance"], axis=-1)
     for group in ("C", "CS"):
         loss = data[f"loss_{group}"]
@@ -122,11 +119,11 @@ def toy_headline(data: dict) -> dict:
                toy_interval=int(data["toy_interval"]))
     for key in ("initial", "peak", "final", "drop", "peak_step", "lr", "target"):
         name = "fall" if key == "drop" else key
-        out[f"toy_{name}_mean"], out[f"toy_{name}_sd"] = _spread(data[f"toy_{key}"])
+        out[f"toy_{name}_mean"], out[f"toy_{name}_sd"] = mean_sd(data[f"toy_{key}"])
     for key in ("initial", "peak", "final", "drop"):
         name = "fall" if key == "drop" else key
-        out[f"gap_{name}_mean"], out[f"gap_{name}_sd"] = _spread(np.asarray(data[f"toy_{key}"]) - data[key])
-    out["effective_delta_m_mean"], out["effective_delta_m_sd"] = _spread(
+        out[f"gap_{name}_mean"], out[f"gap_{name}_sd"] = mean_sd(np.asarray(data[f"toy_{key}"]) - data[key])
+    out["effective_delta_m_mean"], out["effective_delta_m_sd"] = mean_sd(
         effective_delta_m(data["delta_c"], data["initial"]))
     out["toy_initial_tolerance"] = initial_tolerance(
         np.std(data["delta_c"], ddof=1) if len(data["delta_c"]) > 1 else 0.0,

@@ -28,6 +28,7 @@ from .bridge_runs import bridge_config, curves, peak_final_drop, run_points
 from .calibration import calibrate_runs, calibration_arrays
 from .configs import with_values
 from .simulations import cached_run
+from .analysis import mean_sd
 
 PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(), filter=0.5, counterfactual=0.25, toy_value_ratio=1.0)
 """seeds: train.seed of each run; overrides: bridge settings on the defaults; filter: the
@@ -91,10 +92,6 @@ def _toy_reliance(config, work: Path) -> np.ndarray:
     return np.asarray(cached_run(config, work)[0]["reliance"], dtype=np.float64)
 
 
-def _spread(values) -> tuple[float, float]:
-    """Mean and standard deviation (ddof = 1) over seeds."""
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def headline(data: dict) -> dict:
@@ -107,9 +104,9 @@ def headline(data: dict) -> dict:
                filter=float(data["filter"]), counterfactual=float(data["counterfactual"]),
                toy_value_ratio=float(data["toy_value_ratio"]), toy_matched_seeds=int(np.sum(data["toy_matched"])),
                toy_clamped_seeds=int(np.sum(data["toy_clamped"])))
-    out["toy_lr_mean"], out["toy_lr_sd"] = _spread(data["toy_lr"])
+    out["toy_lr_mean"], out["toy_lr_sd"] = mean_sd(data["toy_lr"])
     for i, name in enumerate(SETTING_KEYS[:len(data["settings"])]):
-        out[f"{name}_fall_mean"], out[f"{name}_fall_sd"] = _spread(data["drop"][i])
+        out[f"{name}_fall_mean"], out[f"{name}_fall_sd"] = mean_sd(data["drop"][i])
         out[f"{name}_inverting_seeds"] = int(np.sum(data["inversion_005"][i]))
-        out[f"{name}_toy_fall_mean"], out[f"{name}_toy_fall_sd"] = _spread(data["toy_drop"][i])
+        out[f"{name}_toy_fall_mean"], out[f"{name}_toy_fall_sd"] = mean_sd(data["toy_drop"][i])
     return out

@@ -31,6 +31,7 @@ from cpi.theory.reduced import group_trajectory
 from .bridge_runs import bridge_config, curves, peak_final_drop, run_points, summary_values
 from .calibration import calibrate_runs, calibration_arrays
 from .configs import rho_max, theory_counts
+from .analysis import mean_sd
 
 PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(),
               rhos=(0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0),
@@ -120,10 +121,6 @@ def compute(base, work: Path, seeds, overrides, rhos, optimizer, lr, steps, toy_
     return out
 
 
-def _spread(values) -> tuple[float, float]:
-    """Mean and standard deviation (ddof = 1) over seeds."""
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def headline(data: dict) -> dict:
@@ -136,14 +133,14 @@ def headline(data: dict) -> dict:
     out = dict(seeds=int(len(data["seeds"])), steps=int(data["step"][-1]), lr=float(data["lr"]),
                optimizer=str(data["optimizer"]), n_rho=int(rho.size))
     for key, name in (("rise_rho", "onset_first_step"), ("rise_rho_005", "onset_005"), ("rho_star", "rho_star")):
-        out[f"{name}_mean"], out[f"{name}_sd"] = _spread(data[key])
+        out[f"{name}_mean"], out[f"{name}_sd"] = mean_sd(data[key])
     top, half = int(np.argmax(rho)), int(np.argmin(np.abs(rho - 0.5)))
-    out["final_at_rho1_mean"], out["final_at_rho1_sd"] = _spread(data["final"][:, top])
-    out["final_at_half_mean"], out["final_at_half_sd"] = _spread(data["final"][:, half])
-    out["fall_at_rho1_mean"], out["fall_at_rho1_sd"] = _spread(data["drop"][:, top])
-    out["fall_at_half_mean"], out["fall_at_half_sd"] = _spread(data["drop"][:, half])
-    out["initial_at_half_mean"], out["initial_at_half_sd"] = _spread(data["initial"][:, half])
-    out["peak_at_half_mean"], out["peak_at_half_sd"] = _spread(data["peak"][:, half])
+    out["final_at_rho1_mean"], out["final_at_rho1_sd"] = mean_sd(data["final"][:, top])
+    out["final_at_half_mean"], out["final_at_half_sd"] = mean_sd(data["final"][:, half])
+    out["fall_at_rho1_mean"], out["fall_at_rho1_sd"] = mean_sd(data["drop"][:, top])
+    out["fall_at_half_mean"], out["fall_at_half_sd"] = mean_sd(data["drop"][:, half])
+    out["initial_at_half_mean"], out["initial_at_half_sd"] = mean_sd(data["initial"][:, half])
+    out["peak_at_half_mean"], out["peak_at_half_sd"] = mean_sd(data["peak"][:, half])
     out.update(_toy_headline(data))
     return out
 
@@ -154,9 +151,9 @@ def _toy_headline(data: dict) -> dict:
                toy_interval=int(data["toy_interval"]))
     for key, name in (("toy_rise_rho", "toy_onset_first_step"), ("toy_rise_rho_005", "toy_onset_005"),
                       ("toy_rho_star", "toy_rho_star"), ("toy_lr", "toy_lr")):
-        out[f"{name}_mean"], out[f"{name}_sd"] = _spread(data[key])
+        out[f"{name}_mean"], out[f"{name}_sd"] = mean_sd(data[key])
     top, half = int(np.argmax(toy_rho)), int(np.argmin(np.abs(toy_rho - 0.5)))
     for key, name in (("final", "final"), ("drop", "fall"), ("initial", "initial"), ("peak", "peak")):
         for where, i in (("rho1", top), ("half", half)):
-            out[f"toy_{name}_at_{where}_mean"], out[f"toy_{name}_at_{where}_sd"] = _spread(data[f"toy_{key}"][:, i])
+            out[f"toy_{name}_at_{where}_mean"], out[f"toy_{name}_at_{where}_sd"] = mean_sd(data[f"toy_{key}"][:, i])
     return out

@@ -25,6 +25,7 @@ from cpi.core import store
 
 from .bridge_runs import bridge_config, run_points
 from .prediction import Run, measure, predict, score
+from .analysis import mean_sd
 
 PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(),
               rhos=(0.0, 0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0),
@@ -85,10 +86,6 @@ def compute(base, work: Path, seeds, overrides, rhos, optimizer, lr, steps, filt
     return out
 
 
-def _spread(values) -> tuple[float, float]:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return (float(v.mean()), float(v.std(ddof=1))) if v.size > 1 else (float(v.mean()) if v.size else float("nan"), 0.0)
 
 
 def headline(data: dict) -> dict:
@@ -103,10 +100,10 @@ def headline(data: dict) -> dict:
                     "rise", "fall_order_tau", "fall_order_groups", "filter_response", "filter_pairs"):
             value = float(data[f"{grid}_score_{key}"])
             out[f"{grid}_{key}"] = int(value) if key.endswith(("runs", "groups", "pairs")) else value
-    out["toy_rho_star_mean"], out["toy_rho_star_sd"] = _spread(data["rho_toy_rho_star"])
+    out["toy_rho_star_mean"], out["toy_rho_star_sd"] = mean_sd(data["rho_toy_rho_star"], finite_only=True)
     out["rho_hat_minus_rho_max"] = float(np.nanmax(np.abs(data["rho_rho_hat"] - data["rho_rho"])))
     for j, f in enumerate(np.asarray(data["filters"])):
         tag = f"{round(100 * float(f)):02d}"
-        out[f"fall_filter{tag}_mean"], out[f"fall_filter{tag}_sd"] = _spread(data["filter_fall"][:, j])
-        out[f"toy_fall_filter{tag}_mean"], out[f"toy_fall_filter{tag}_sd"] = _spread(data["filter_toy_fall"][:, j])
+        for key, name in (("filter_fall", "fall"), ("filter_toy_fall", "toy_fall")):
+            out[f"{name}_filter{tag}_mean"], out[f"{name}_filter{tag}_sd"] = mean_sd(data[key][:, j], finite_only=True)
     return out

@@ -33,6 +33,7 @@ from cpi.core import store
 from .bridge_runs import bridge_config, peak_final_drop
 from .configs import with_values
 from .simulations import cached_arrays, cached_run
+from .analysis import mean_sd
 
 MIXTURES = {"C only": "c_only", "filtered": "filtered", "CF only": "cf_only"}
 """The mixtures (names in the figure: names in the headline summary)."""
@@ -191,10 +192,6 @@ def compute(base, work: Path, seeds, overrides, mixtures, optimizers, steps, tra
     return out
 
 
-def _spread(values) -> tuple[float, float]:
-    """Mean and standard deviation (ddof = 1) over seeds."""
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def _at_fall(curve: np.ndarray, reliance: np.ndarray) -> float:
@@ -209,7 +206,7 @@ def _at_fall(curve: np.ndarray, reliance: np.ndarray) -> float:
 def differ(a, b) -> bool:
     """Whether two sets of per-seed values differ: their means further apart than the larger
     of their standard deviations (ddof = 1)."""
-    (ma, sa), (mb, sb) = _spread(a), _spread(b)
+    (ma, sa), (mb, sb) = mean_sd(a), mean_sd(b)
     return abs(ma - mb) > max(sa, sb)
 
 
@@ -232,7 +229,7 @@ def headline(data: dict) -> dict:
     drop, reliance = np.asarray(data["drop"]), np.asarray(data["reliance"])
     att, sub = np.asarray(data["attention_context_layers"]), np.asarray(data["subject_context_layers"])
     for name, values in (("first_attention", att[:, :, :, :, 0, 0]), ("subject_context_l1", sub[:, :, :, :, 0, 0])):
-        out[f"initial_{name}_mean"], out[f"initial_{name}_sd"] = _spread(values[0, 0, 0])
+        out[f"initial_{name}_mean"], out[f"initial_{name}_sd"] = mean_sd(values[0, 0, 0])
     for i, mix in enumerate(MIXTURES[str(m)] for m in mixtures):
         out[f"{mix}_n_C"] = int(np.asarray(data["n_C"])[i].flat[0])
         out[f"{mix}_n_train"] = int(np.asarray(data["n_train"])[i].flat[0])
@@ -240,27 +237,27 @@ def headline(data: dict) -> dict:
         for j, opt in enumerate(opts):
             for k, tr in enumerate(trainables):
                 key = f"{mix}_{opt}_{tr}"
-                out[f"{key}_fall_mean"], out[f"{key}_fall_sd"] = _spread(drop[i, j, k])
+                out[f"{key}_fall_mean"], out[f"{key}_fall_sd"] = mean_sd(drop[i, j, k])
                 out[f"{key}_falling_seeds"] = int(np.sum(drop[i, j, k] >= 0.05))
-                out[f"{key}_peak_mean"], out[f"{key}_peak_sd"] = _spread(np.asarray(data["peak"])[i, j, k])
-                out[f"{key}_rise_mean"], out[f"{key}_rise_sd"] = _spread(
+                out[f"{key}_peak_mean"], out[f"{key}_peak_sd"] = mean_sd(np.asarray(data["peak"])[i, j, k])
+                out[f"{key}_rise_mean"], out[f"{key}_rise_sd"] = mean_sd(
                     np.asarray(data["peak"])[i, j, k] - np.asarray(data["initial"])[i, j, k])
                 out[f"{key}_below_start_seeds"] = int(np.sum(np.asarray(data["final"])[i, j, k]
                                                              < np.asarray(data["initial"])[i, j, k] - 0.05))
                 seeds = range(drop.shape[-1])
                 for layer, name in ((0, "first"), (-1, "last")):
                     change = [_at_fall(att[i, j, k, s, layer], reliance[i, j, k, s]) for s in seeds]
-                    out[f"{key}_{name}_attention_change_mean"], out[f"{key}_{name}_attention_change_sd"] = _spread(
+                    out[f"{key}_{name}_attention_change_mean"], out[f"{key}_{name}_attention_change_sd"] = mean_sd(
                         change)
                     out[f"{key}_{name}_attention_fell_seeds"] = int(np.sum(np.asarray(change) < 0))
                 peaks = np.argmax(reliance[i, j, k], axis=-1)
-                out[f"{key}_first_attention_at_peak_mean"], out[f"{key}_first_attention_at_peak_sd"] = _spread(
+                out[f"{key}_first_attention_at_peak_mean"], out[f"{key}_first_attention_at_peak_sd"] = mean_sd(
                     [att[i, j, k, s, 0, peaks[s]] for s in seeds])
-                out[f"{key}_subject_context_l1_change_mean"], out[f"{key}_subject_context_l1_change_sd"] = _spread(
+                out[f"{key}_subject_context_l1_change_mean"], out[f"{key}_subject_context_l1_change_sd"] = mean_sd(
                     [_at_fall(sub[i, j, k, s, 0], reliance[i, j, k, s]) for s in seeds])
                 out[f"{key}_subject_context_l1_fell_seeds"] = int(np.sum(np.asarray(
                     [_at_fall(sub[i, j, k, s, 0], reliance[i, j, k, s]) for s in seeds]) < 0))
-                out[f"{key}_subject_context_l1_range_mean"], _ = _spread(
+                out[f"{key}_subject_context_l1_range_mean"], _ = mean_sd(
                     [np.ptp(sub[i, j, k, s, 0]) for s in seeds])
             if len(trainables) > 1:
                 out[f"{mix}_{opt}_frozen_l1_differs"] = differ(drop[i, j, 0], drop[i, j, 1])

@@ -38,6 +38,7 @@ from cpi.core import store
 from cpi.theory.summary import reliance_drop
 
 from .bridge_runs import bridge_config
+from .analysis import mean_sd
 
 PARAMS = dict(
     seeds=(0, 1, 2, 3, 4), n_train=4096, batch_size=64, epochs=3, eval_every=4,
@@ -175,10 +176,6 @@ def _trainables(data: dict) -> np.ndarray:
     return np.asarray(data.get("trainables", ["attention"] * len(np.asarray(data["optimizers"]))))
 
 
-def _spread(values) -> tuple[float, float]:
-    """Mean and standard deviation (ddof = 1) over seeds."""
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0
 
 
 def _at(curves: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -239,7 +236,7 @@ def headline(data: dict) -> dict:
                eval_every=int(step[1] - step[0]), n_subjects=int(data["n_subjects"]),
                pretrain_steps=int(data["pretrain_steps"]), weight_decay=float(data["weight_decay"]))
     for key in ("delta_c", "delta_m"):
-        out[f"{key}_mean"], out[f"{key}_sd"] = _spread(data[key])
+        out[f"{key}_mean"], out[f"{key}_sd"] = mean_sd(data[key])
     half = int(np.argmin(np.abs(step - per_epoch / 2)))
     out["half_epoch_step"] = int(step[half])
     out["first_record_step"] = int(step[1])
@@ -276,13 +273,13 @@ def headline(data: dict) -> dict:
             if g == "C":
                 pooled.setdefault("fall", []).extend(values["first_epoch_fall"][falls])
         for key, v in values.items():
-            out[f"{p}_{key}_mean"], out[f"{p}_{key}_sd"] = _spread(v)
+            out[f"{p}_{key}_mean"], out[f"{p}_{key}_sd"] = mean_sd(v)
         out[f"{p}_peak_before_one_epoch"] = int(np.sum(step[peak] < per_epoch))
         out[f"{p}_falling_seeds"] = int(np.sum(values["fall"] >= 0.05))
         out[f"{p}_first_epoch_falling_seeds"] = int(np.sum(values["first_epoch_fall"] >= 0.05))
         ratio = values["fall_C_unvisited_half_epoch"] / values["fall_C_visited_half_epoch"]
         out[f"{p}_unvisited_over_visited_half_epoch_mean"], out[f"{p}_unvisited_over_visited_half_epoch_sd"] = \
-            _spread(ratio)
+            mean_sd(ratio)
     # every run (setting and seed) whose M_C falls >= DROP in epoch 1: the visit gap over that fall
     defined = np.isfinite(np.asarray(pooled["C"], dtype=np.float64))
     out["first_epoch_falls"] = int(len(pooled["C"]))
@@ -290,5 +287,5 @@ def headline(data: dict) -> dict:
     for key in ("C", "CS", "fall"):
         v = np.asarray(pooled[key], dtype=np.float64)[defined]
         name = "first_epoch_fall_size" if key == "fall" else f"visit_gap_{key}_over_falls"
-        out[f"{name}_mean"], out[f"{name}_sd"] = _spread(v) if v.size else (float("nan"), float("nan"))
+        out[f"{name}_mean"], out[f"{name}_sd"] = mean_sd(v) if v.size else (float("nan"), float("nan"))
     return out
