@@ -37,6 +37,7 @@ from cpi.core import store
 from cpi.theory.closed_forms import margin, rho_star
 
 from .bridge_phase import RISE, rise_onset
+from .analysis import mean_sd
 from .bridge_runs import bridge_config, curves, run_points
 
 PARAMS = dict(seeds=(0, 1, 2, 3, 4), overrides=(), weak_pretrain_steps=(250, 100),
@@ -135,13 +136,13 @@ def compute(base, work: Path, seeds, overrides, weak_pretrain_steps, rhos, lrs, 
 
 
 def _stats(name: str, values) -> dict:
-    """{name_mean, name_sd} over the finite values (sd: population, as `mean_sd`) and name_n,
+    """{name_mean, name_sd} over the finite values (`analysis.mean_sd`: sd with ddof 1) and name_n,
     their number; mean and sd left out when none is finite."""
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[np.isfinite(v)]
     out = {f"{name}_n": int(v.size)}
     if v.size:
-        out.update({f"{name}_mean": float(v.mean()), f"{name}_sd": float(v.std())})
+        out[f"{name}_mean"], out[f"{name}_sd"] = mean_sd(v)
     return out
 
 

@@ -235,9 +235,9 @@ def headline(data: dict) -> dict:
             sgd = np.asarray(data["sgd_peak_step"])[i, j]
             if np.all(sgd >= 0):
                 out[f"sgd_peak_step_{k}_n{int(n)}_mean"] = float(np.mean(sgd))
-                out[f"sgd_peak_step_{k}_n{int(n)}_sd"] = float(np.std(sgd))
+                out[f"sgd_peak_step_{k}_n{int(n)}_sd"] = float(np.std(sgd, ddof=1) if sgd.size > 1 else 0.0)
                 out[f"sgd_peak_epoch_{k}_n{int(n)}_mean"] = float(np.mean(sgd) * b / n)
-                out[f"sgd_peak_epoch_{k}_n{int(n)}_sd"] = float(np.std(sgd) * b / n)
+                out[f"sgd_peak_epoch_{k}_n{int(n)}_sd"] = float((np.std(sgd, ddof=1) if sgd.size > 1 else 0.0) * b / n)
         out[f"psi_{k}_n{int(ns[-1])}"] = float(np.asarray(data["law_psi"])[i, -1])
         out[f"rho_inf_n{int(ns[-1])}"] = float(np.asarray(data["rho_inf"])[i, -1])
         out[f"law_constant_{k}_n{int(ns[-2])}"] = float(np.asarray(data["law_constant"])[i, -2])
@@ -252,10 +252,10 @@ def headline(data: dict) -> dict:
         fall = np.asarray(data["epoch_fall"])[a]
         out[f"first_epoch_steps_n{int(n)}"] = int(np.asarray(data["epoch_steps"])[a])
         out[f"first_epoch_fall_n{int(n)}_mean"] = float(np.mean(fall))
-        out[f"first_epoch_fall_n{int(n)}_sd"] = float(np.std(fall))
+        out[f"first_epoch_fall_n{int(n)}_sd"] = float(np.std(fall, ddof=1) if np.size(fall) > 1 else 0.0)
         out[f"first_epoch_expected_min_step_n{int(n)}"] = float(np.asarray(data["epoch_expected_min_step"])[a])
         final = engine[a, :, int(np.asarray(data["epoch_steps"])[a])]
         out[f"first_epoch_final_reliance_n{int(n)}_mean"] = float(np.mean(final))
-        out[f"first_epoch_final_reliance_n{int(n)}_sd"] = float(np.std(final))
+        out[f"first_epoch_final_reliance_n{int(n)}_sd"] = float(np.std(final, ddof=1) if np.size(final) > 1 else 0.0)
     out["gd_drop_n20"] = float(data["gd_final_drop"])
     return out

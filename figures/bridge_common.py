@@ -21,9 +21,9 @@ def seed_band(ax, x, curves, gid: str, color: str, label: str | None = None, see
 
 
 def mean_sd(values) -> str:
-    """'m ± s' over seeds (s the standard deviation; just m for one seed)."""
+    """'m ± s' over seeds (s the standard deviation with ddof 1; just m for one seed)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return "n/a"
-    return f"{np.nanmean(v):.2f}" + (f" ± {np.nanstd(v):.2f}" if v.size > 1 else "")
+    return f"{np.nanmean(v):.2f}" + (f" ± {np.nanstd(v, ddof=1):.2f}" if v.size > 1 else "")

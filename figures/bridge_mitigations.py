@@ -36,7 +36,7 @@ def plot_bridge_mitigations(data: dict):
     x0 = np.arange(len(MEASURES))
     for i, name in enumerate(settings):
         mean = np.array([np.mean(np.asarray(data[m])[i]) for m in MEASURES])
-        sd = np.array([np.std(np.asarray(data[m])[i]) for m in MEASURES])
+        sd = np.array([np.std(np.asarray(data[m])[i], ddof=1) for m in MEASURES])
         toy_values = np.array([np.mean(np.asarray(data[f"toy_{m}"])[i]) for m in MEASURES])
         offset = (i - (len(settings) - 1) / 2) * width
         bars = cx.bar(x0 + offset - width / 4, mean, width / 2, yerr=sd, color=COLORS[i % 4], label=name,

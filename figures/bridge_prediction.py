@@ -10,7 +10,7 @@ from .style import BLUE, GREEN, ORANGE, headline, new_figure, panel_label
 
 def _mean_sd(values, axis=0):
     v = np.asarray(values, dtype=np.float64)
-    return np.nanmean(v, axis=axis), np.nanstd(v, axis=axis)
+    return np.nanmean(v, axis=axis), np.nanstd(v, axis=axis, ddof=1)
 
 
 def plot_bridge_prediction(data: dict):

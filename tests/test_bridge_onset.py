@@ -143,7 +143,7 @@ def test_headline_is_flat_finite_and_read_off_the_data():
     assert numbers["pretrain1000_rho_hat_mean"] == pytest.approx(0.0035)
     assert numbers["pretrain100_rho_star_lambda_n"] == 1  # the NaN seed left out
     assert numbers["pretrain100_onset_rise_lr0.3_n"] == 1
-    assert numbers["pretrain1000_onset_rise_lr3_sd"] == pytest.approx(np.std([0.01, 0.015]))
+    assert numbers["pretrain1000_onset_rise_lr3_sd"] == pytest.approx(np.std([0.01, 0.015], ddof=1))
     assert numbers["pretrain100_minus_default_rho_hat_mean"] == pytest.approx(np.mean([0.138, 0.085]))
     assert numbers["pretrain1000_mixture_onset_rise_mean"] == pytest.approx(0.0075)
     assert numbers["mixture_rho_min_nonzero"] == 0.03125
