@@ -25,9 +25,14 @@ __all__ = ["inputs_digest", "is_saved", "experiment_data", "data_bytes", "load_d
 
 
 def inputs_digest(name: str, base: Config, params: dict) -> str:
-    """The key (`cpi.core.store.EXPERIMENT`) of the experiment name, the base config's TOML and
-    the experiment's resolved parameters: the key under which saved data is reused."""
-    return store.EXPERIMENT.key({"experiment": name, "config": cfg.to_toml(base), "params": params})
+    """The key (`cpi.core.store.EXPERIMENT`) of the experiment name, the base config's TOML, the
+    experiment's resolved parameters and, from its second version on, the version of its
+    computation (`Experiment.version`): the key under which saved data is reused."""
+    payload = {"experiment": name, "config": cfg.to_toml(base), "params": params}
+    version = get(name).version
+    if version != 1:
+        payload["version"] = version
+    return store.EXPERIMENT.key(payload)
 
 
 def is_saved(name: str, base: Config | None = None, data_dir: str | Path | None = None, **params) -> bool:

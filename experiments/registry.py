@@ -22,6 +22,11 @@ class Experiment:
 
     name: str
     description: str  # one line: what the data show
+    version: int = 1
+    """The version of the computation: raise it when `compute` changes what it returns for the
+    same config and parameters, so that data saved by the earlier code are computed again
+    (saved data are reused while their inputs key, `cpi.experiments.cache.inputs_digest`,
+    matches, and the key does not see the code)."""
 
     @property
     def module(self):
@@ -74,9 +79,11 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("learned_pretraining",
                "W_V learned in pretraining: M_C vs step for several pretraining lengths, achieved δ's"),
     Experiment("bridge_inversion",
-               "the transformer bridge at its defaults: M_C, accuracies, attention, losses (seeds)"),
-    Experiment("bridge_phase", "the transformer's M_C over (ρ, step) under GD beside the toy's, rise onset vs ρ*"),
-    Experiment("bridge_mitigations", "filter, counterfactual, all parameters: the transformer beside the toy"),
+               "the transformer bridge at its defaults: M_C, accuracies, attention, losses (seeds)", version=2),
+    Experiment("bridge_phase", "the transformer's M_C over (ρ, step) under GD beside the toy's, rise onset vs ρ*",
+               version=2),
+    Experiment("bridge_mitigations", "filter, counterfactual, all parameters: the transformer beside the toy",
+               version=2),
     Experiment("bridge_depth", "the transformer's inversion at 1, 2 and 4 layers (seeds)"),
     Experiment("timescale", "peak step of M_C vs n (flow, GD, SGD), the law nΨ(ρ) + ½ ln n, the first epoch of SGD"),
     Experiment("bridge_prediction",

@@ -141,3 +141,28 @@ def test_summary_equals_a_recomputation(name, tmp_path):
     differ = {k: (v, fresh["numbers"][k]) for k, v in committed["numbers"].items()
               if not _close(v, fresh["numbers"][k])}
     assert not differ, differ
+
+
+def test_a_new_version_of_an_experiment_computes_its_data_again(tmp_path, monkeypatch):
+    """Saved data are reused while the inputs key matches; raising an experiment's `version`
+    (its computation changed) changes the key, so `cpi figures` computes the data again instead
+    of summarising data the earlier code saved."""
+    import dataclasses
+
+    from cpi.experiments import cache
+
+    base = cfg.validate(cfg.Config())
+    experiment = registry.get("three_steps")
+    first = inputs_digest("three_steps", base, experiment.resolve({}))
+    calls = []
+    real = experiment.module.compute
+    monkeypatch.setattr(experiment.module, "compute", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cache.experiment_data("three_steps", base, tmp_path)
+    cache.experiment_data("three_steps", base, tmp_path)
+    assert len(calls) == 1  # the second call reused the saved data
+    bumped = {**registry._BY_NAME, "three_steps": dataclasses.replace(experiment, version=2)}
+    monkeypatch.setattr(registry, "_BY_NAME", bumped)
+    assert inputs_digest("three_steps", base, experiment.resolve({})) != first
+    assert not cache.is_saved("three_steps", base, tmp_path)
+    cache.experiment_data("three_steps", base, tmp_path)
+    assert len(calls) == 2
