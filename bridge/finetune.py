@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cpi.sims.optimizers import batch_weights
+from cpi.sims.optimizers import batch_weights, epoch_order
 
 from . import measure
 from .config import BridgeTrainConfig
@@ -133,14 +133,16 @@ rates, and data arrays)."""
 
 
 def _recorded_rows(program, params, static, state, arrays, groups, train: BridgeTrainConfig, first, progress) -> list:
-    """[first, then the metrics after each segment of `train`'s recorded steps], running the
-    compiled `program` (`_segment_one` or `_segment_batch`) segment by segment from step 0."""
-    rows = [np.asarray(first)]
+    """[first, then what `program` returns after each segment of `train`'s recorded steps (the
+    metrics; for `_segment_losses` the metrics and each example's loss), as NumPy], running the
+    compiled `program` (`_segment_one`, `_segment_batch` or `_segment_losses`) segment by segment
+    from step 0."""
+    rows = [jax.tree_util.tree_map(np.asarray, first)]
     steps = record_steps(train)
     for start, stop in zip(steps[:-1], steps[1:]):
         params, state, metrics = program(params, static, state, arrays, groups, program_train(train),
                                          jnp.int32(start), int(stop - start))
-        rows.append(np.asarray(metrics))
+        rows.append(jax.tree_util.tree_map(np.asarray, metrics))
         if progress is not None:
             progress(int(stop))
     return rows
@@ -153,6 +155,35 @@ def finetune(model: Transformer, train: BridgeTrainConfig, data: measure.EvalDat
     arrays, groups = _arrays(data), data.groups_present
     first = _evaluate(model, arrays, groups)
     return np.stack(_recorded_rows(_segment_one, params, static, state, arrays, groups, train, first, progress))
+
+
+@eqx.filter_jit
+def _observed(model, arrays, groups, observe: Callable):
+    return observe(model, _as_data(arrays, groups))
+
+
+@eqx.filter_jit
+def _segment_observed(params, static, state, arrays, groups, train: BridgeTrainConfig, start, length: int,
+                      observe: Callable):
+    segment = steps_then_metrics(static, optimizer(train), train, int(arrays["train_target"].shape[0]),
+                                 observe=observe)
+    return segment(params, state, _as_data(arrays, groups), start, length)
+
+
+def finetune_observed(model: Transformer, train: BridgeTrainConfig, data: measure.EvalData, observe: Callable,
+                      progress=None) -> list:
+    """`finetune`'s optimizer steps, with `observe(model, data)` (traceable; `data` holds the
+    arrays of `BATCHED_FIELDS` and `groups_present`) in place of `measure.evaluate` at step 0
+    and at every recorded step: the list of its values, as NumPy."""
+    params, static = eqx.partition(model, trainable_filter(model, train.trainable))
+    state = optimizer(train).init(params)
+    arrays, groups = _arrays(data), data.groups_present
+    first = _observed(model, arrays, groups, observe)
+
+    def program(*args):
+        return _segment_observed(*args, observe)
+
+    return _recorded_rows(program, params, static, state, arrays, groups, train, first, progress)
 
 
 def finetune_batch(model: Transformer, train: BridgeTrainConfig, datas: list[measure.EvalData], progress=None,
@@ -195,10 +226,8 @@ def _metrics_and_losses(model, data):
 
 def batch_indices(seed, step, n: int, batch_size: int) -> jax.Array:
     """(batch_size,) the examples of step `step`'s minibatch: those `batch_weights` weights (the
-    epoch's permutation from `seed`, dealt in order)."""
-    per_epoch = n // batch_size
-    epoch, within = step // per_epoch, step % per_epoch
-    order = jax.random.permutation(jax.random.fold_in(jax.random.key(seed), epoch), n)
+    epoch's permutation from `seed`, dealt in order: `cpi.sims.optimizers.epoch_order`)."""
+    order, within = epoch_order(seed, step, n, batch_size)
     return jax.lax.dynamic_slice(order, (within * batch_size,), (batch_size,))
 
 
@@ -244,16 +273,8 @@ def finetune_with_losses(model: Transformer, train: BridgeTrainConfig, data: mea
     state = optimizer(train).init(params)
     arrays, groups = _arrays(data), data.groups_present
     first = _metrics_and_losses(model, _as_data(arrays, groups))
-    rows, losses = [np.asarray(first[0])], [np.asarray(first[1])]
-    steps = record_steps(train)
-    for start, stop in zip(steps[:-1], steps[1:]):
-        params, state, (metrics, loss) = _segment_losses(params, static, state, arrays, groups, program_train(train),
-                                                         jnp.int32(start), int(stop - start))
-        rows.append(np.asarray(metrics))
-        losses.append(np.asarray(loss))
-        if progress is not None:
-            progress(int(stop))
-    return np.stack(rows), np.stack(losses)
+    rows = _recorded_rows(_segment_losses, params, static, state, arrays, groups, train, first, progress)
+    return np.stack([metrics for metrics, _ in rows]), np.stack([losses for _, losses in rows])
 
 
 def visits(train: BridgeTrainConfig, steps, n: int) -> tuple[np.ndarray, np.ndarray]:

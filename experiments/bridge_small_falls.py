@@ -23,7 +23,6 @@ full-batch GD and Adam at several learning rates (multiples of the rate whose fi
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -68,49 +67,22 @@ def subject_context_attention(model, tokens):
     return jnp.mean(attention[:, :, :, 1, 0], axis=(0, 2))
 
 
-def _evaluate(model, arrays, groups):
+def _probe(model, data):
+    """Every metric of `measure.evaluate` and the subject-to-context attention per layer."""
     import jax.numpy as jnp
 
     from cpi.bridge import measure
 
-    data = SimpleNamespace(**arrays, groups_present=groups)
-    return jnp.concatenate([measure.evaluate(model, data), subject_context_attention(model, arrays["conflict_tokens"])])
-
-
-def _segment(params, static, state, arrays, groups, train, start, length: int):
-    """`length` steps of `cpi.bridge.finetune.steps_then_metrics`, then every metric of the
-    model reached and its subject-to-context attention per layer."""
-    import equinox as eqx
-
-    from cpi.bridge.finetune import optimizer, steps_then_metrics
-
-    data = SimpleNamespace(**arrays, groups_present=groups)
-    segment = steps_then_metrics(static, optimizer(train), train, int(arrays["train_target"].shape[0]))
-    params, state, _ = segment(params, state, data, start, length)
-    return params, state, _evaluate(eqx.combine(params, static), arrays, groups)
+    return jnp.concatenate([measure.evaluate(model, data), subject_context_attention(model, data.conflict_tokens)])
 
 
 def finetune_with_probe(model, train, data) -> np.ndarray:
     """Rows (recorded steps × (`measure.metric_names` then `subject_context_l1..L`)) of the
     finetuning `cpi.bridge.finetune.finetune(model, train, data)` computes, step for step (same
     optimizer, loss and batches), with the subject-to-context attention appended."""
-    import equinox as eqx
-    import jax.numpy as jnp
+    from cpi.bridge.finetune import finetune_observed
 
-    from cpi.bridge.finetune import BATCHED_FIELDS, optimizer, program_train, record_steps
-    from cpi.bridge.model import trainable_filter
-
-    segment, evaluate = eqx.filter_jit(_segment), eqx.filter_jit(_evaluate)
-    params, static = eqx.partition(model, trainable_filter(model, train.trainable))
-    state = optimizer(train).init(params)
-    arrays = {f: jnp.asarray(getattr(data, f)) for f in BATCHED_FIELDS}
-    rows = [np.asarray(evaluate(model, arrays, data.groups_present))]
-    steps = record_steps(train)
-    for start, stop in zip(steps[:-1], steps[1:]):
-        params, state, row = segment(params, static, state, arrays, data.groups_present, program_train(train),
-                                     jnp.int32(start), int(stop - start))
-        rows.append(np.asarray(row))
-    return np.stack(rows)
+    return np.stack(finetune_observed(model, train, data, _probe))
 
 
 def probe_run(config, work: Path) -> dict:

@@ -77,14 +77,21 @@ def transform(name: str, lr, value_lr, hyper: Hyper, train_values: bool) -> "opt
     return optax.multi_transform({"kq": kq, "v": v}, {"kq": "kq", "v": "v"})
 
 
+def epoch_order(seed, step, n: int, batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """(order, within): the permutation of the n examples that step `step`'s epoch deals (drawn
+    from `seed` and the epoch), and the index of the step's minibatch in it: the minibatch is
+    order[within·b : (within + 1)·b] (batch_size b > 0)."""
+    per_epoch = n // batch_size
+    epoch, within = step // per_epoch, step % per_epoch
+    return jax.random.permutation(jax.random.fold_in(jax.random.key(seed), epoch), n), within
+
+
 def batch_weights(seed, step, n: int, batch_size: int, dtype) -> jax.Array:
     """(n,) the weight of each training example in step `step`'s mean loss: 1/b on the b
     examples of its minibatch, 0 elsewhere (1/n everywhere when batch_size is 0)."""
     if batch_size == 0:
         return jnp.full((n,), 1.0 / n, dtype)
-    per_epoch = n // batch_size
-    epoch, within = step // per_epoch, step % per_epoch
-    order = jax.random.permutation(jax.random.fold_in(jax.random.key(seed), epoch), n)
+    order, within = epoch_order(seed, step, n, batch_size)
     position = jnp.zeros((n,), jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
     chosen = (position >= within * batch_size) & (position < (within + 1) * batch_size)
     return chosen.astype(dtype) / batch_size
