@@ -109,8 +109,8 @@ def knowledge(model, corpus: Corpus) -> dict:
     out = {"delta_c": float(_probability(v_c, conflict.context).mean()),
            "delta_m": float(_probability(v_s, conflict.fact).mean())}
     train = corpus.train
-    v_c, v_s = value_columns(model, train.tokens)
-    m = margin(v_c, v_s, train.target)
+    v_c, v_s_train = value_columns(model, train.tokens)
+    m = margin(v_c, v_s_train, train.target)
     for g, name in enumerate(GROUPS[:3]):
         if np.any(train.group == g):
             out[f"m_{name}"] = float(m[train.group == g].mean())
@@ -122,8 +122,15 @@ def knowledge(model, corpus: Corpus) -> dict:
     out["m_CS_heldout"] = float(m_held[corpus.aligned.group == 1].mean())
     m_c, m_cs = out.get("m_C", out["m_C_heldout"]), out.get("m_CS", out["m_CS_heldout"])
     out["rho_star"] = float(rho_star(m_c, m_cs)) if m_c > 0 > m_cs else float("nan")
-    out["context_needed_share"] = context_needed_share(model, train)
+    out["context_needed_share"] = _needed_share(v_s_train, train)
     return out
+
+
+def _needed_share(v_s: np.ndarray, train: Examples) -> float:
+    bearing = train.group < GROUPS.index("S")
+    if not np.any(bearing):
+        return float("nan")
+    return float(np.mean(_probability(v_s[bearing], train.target[bearing]) < 0.5))
 
 
 def context_needed_share(model, train: Examples) -> float:
@@ -131,8 +138,4 @@ def context_needed_share(model, train: Examples) -> float:
     (C, CS, CF; before any filtering), the fraction whose target the pretrained `model` gives
     probability below ½ from [∅, s, r], i.e. whose no-context loss exceeds ln 2: the examples
     that need their context (NaN without context-bearing examples)."""
-    bearing = train.group < GROUPS.index("S")
-    if not np.any(bearing):
-        return float("nan")
-    _, v_s = value_columns(model, train.tokens[bearing])
-    return float(np.mean(_probability(v_s, train.target[bearing]) < 0.5))
+    return _needed_share(value_columns(model, train.tokens)[1], train)

@@ -37,23 +37,26 @@ MEASURED = ("delta_c", "delta_m", "rho", "rho_hat", "rho_star_margins", "initial
 PREDICTED = ("toy_rho_star", "rises_initially", "toy_lr", "toy_matched", "toy_initial", "toy_rise", "toy_fall")
 
 
-def _share_of(config, work: Path) -> float:
-    """The pretrained model's `context_needed_share` (runs saved before summaries carried it)."""
+def _share_of(config, work: Path, models: dict) -> float:
+    """The pretrained model's `context_needed_share` (runs saved before summaries carried it);
+    each pretrained model is loaded once into `models`, by its digest."""
     from cpi.bridge.corpus import build_corpus
     from cpi.bridge.measure import context_needed_share
     from cpi.bridge.pretrain import pretrained
 
     corpus = build_corpus(config)
-    model, _ = pretrained(config, corpus.vocab, Path(work) / store.CHECKPOINT.name)
-    return context_needed_share(model, corpus.train)
+    digest = bcfg.pretrain_digest(config)
+    if digest not in models:
+        models[digest] = pretrained(config, corpus.vocab, Path(work) / store.CHECKPOINT.name)[0]
+    return context_needed_share(models[digest], corpus.train)
 
 
 def _grid(configs, results, work: Path, shape) -> tuple[dict, list, list]:
-    runs = []
-    for config, (metrics, summary) in zip(configs, results):
+    runs, models = [], {}
+    for i, (config, (metrics, summary)) in enumerate(zip(configs, results)):
         if summary.get("context_needed_share") is None:
-            summary = {**summary, "context_needed_share": _share_of(config, work)}
-        runs.append(Run(bcfg.to_toml(config), config, summary, metrics))
+            summary = {**summary, "context_needed_share": _share_of(config, work, models)}
+        runs.append(Run(f"run {i}", config, summary, metrics))
     measured = [measure(r) for r in runs]
     predicted = [predict(m) for m in measured]
     arrays = {k: np.array([m[k] for m in measured], dtype=np.float64).reshape(shape) for k in MEASURED}
