@@ -20,7 +20,7 @@ def seed_band(ax, x, curves, gid: str, color: str, label: str | None = None, see
     return line
 
 
-def mean_sd(values) -> str:
+def mean_sd_text(values) -> str:
     """'m ± s' over seeds (s the standard deviation with ddof 1; just m for one seed)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bridge_common import mean_sd, seed_band
+from .bridge_common import mean_sd_text, seed_band
 from .style import BLUE, GREEN, ORANGE, PURPLE, headline, new_figure, panel_label
 
 COLORS = [BLUE, ORANGE, GREEN, PURPLE]
@@ -42,7 +42,7 @@ def plot_bridge_depth(data: dict):
     cx.legend(fontsize=8, loc="upper center", ncols=4)
     panel_label(cx, "(c) initial, peak, final, fall")
     inv = np.asarray(data["inversion_005"])
-    finding = "; ".join(f"{L} layer(s): fall {mean_sd(np.asarray(data['drop'])[i])}, "
+    finding = "; ".join(f"{L} layer(s): fall {mean_sd_text(np.asarray(data['drop'])[i])}, "
                         f"{int(inv[i].sum())}/{inv.shape[1]} "
                         f"seeds ≥ 0.05" for i, L in enumerate(layers))
     headline(fig, "Depth: the inversion in transformers of 1, 2 and 4 layers", finding)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bridge_common import mean_sd, seed_band
+from .bridge_common import mean_sd_text, seed_band
 from .style import BLUE, GREEN, ORANGE, PURPLE, RED, headline, new_figure, panel_label
 
 COLORS = [BLUE, GREEN, ORANGE, RED, PURPLE]
@@ -54,5 +54,5 @@ def plot_bridge_finetuning(data: dict):
 def _finding(trainables, lrs, drop) -> str:
     parts = []
     for k, tr in enumerate(trainables):
-        parts.append(f"{NAMES.get(tr, tr)}: fall " + ", ".join(mean_sd(drop[k, i]) for i in range(len(lrs))))
+        parts.append(f"{NAMES.get(tr, tr)}: fall " + ", ".join(mean_sd_text(drop[k, i]) for i in range(len(lrs))))
     return "; ".join(parts) + f" (lr {', '.join(f'{lr:g}' for lr in lrs)})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bridge_common import mean_sd, seed_band
+from .bridge_common import mean_sd_text, seed_band
 from .style import BLUE, GREEN, GREY, ORANGE, PURPLE, RED, headline, new_figure, panel_label, scalar
 
 LAYER_COLORS = [GREEN, PURPLE, "#8c564b", "#17becf"]
@@ -23,7 +23,8 @@ def plot_bridge_inversion(data: dict):
     if "toy_reliance" in data:
         toy_step = np.asarray(data["toy_step"])
         seed_band(ax, toy_step, data["toy_reliance"], "toy_reliance", GREY,
-                  f"calibrated toy (GD, η {mean_sd(data['toy_lr'])}; its δ_C, δ_M, ρ)", seeds=False, linestyle="--")
+                  f"calibrated toy (GD, η {mean_sd_text(data['toy_lr'])}; its δ_C, δ_M, ρ)", seeds=False,
+                  linestyle="--")
     ax.set_ylim(0, 1)
     ax.set_ylabel("context reliance $M_C$ (held-out conflict examples)")
     ax.legend(fontsize=8, loc="lower right")
@@ -58,11 +59,13 @@ def plot_bridge_inversion(data: dict):
 
 
 def _finding(data: dict, inv) -> str:
-    text = (f"M_C {mean_sd(data['initial'])} → peak {mean_sd(data['peak'])} → final {mean_sd(data['final'])}; "
-            f"fall below the peak {mean_sd(data['drop'])}; {int(inv.sum())} of {inv.size} seeds fall ≥ 0.05 "
-            f"(mean ± sd over seeds; δ_C {mean_sd(data['delta_c'])}, ρ* {mean_sd(data['rho_star'])})")
+    text = (f"M_C {mean_sd_text(data['initial'])} → peak {mean_sd_text(data['peak'])} → "
+            f"final {mean_sd_text(data['final'])}; "
+            f"fall below the peak {mean_sd_text(data['drop'])}; {int(inv.sum())} of {inv.size} seeds fall ≥ 0.05 "
+            f"(mean ± sd over seeds; δ_C {mean_sd_text(data['delta_c'])}, ρ* {mean_sd_text(data['rho_star'])})")
     if "toy_reliance" not in data:
         return text
     return (text + f"\ncalibrated toy (its δ_C, δ_M, ρ; η matched on the first {scalar(data, 'toy_interval')} steps): "
-            f"{mean_sd(data['toy_initial'])} → peak {mean_sd(data['toy_peak'])} → final {mean_sd(data['toy_final'])}, "
-            f"fall {mean_sd(data['toy_drop'])}: it starts far lower (M_C(0) = σ(½(logit δ_C − logit δ_M)))")
+            f"{mean_sd_text(data['toy_initial'])} → peak {mean_sd_text(data['toy_peak'])} → "
+            f"final {mean_sd_text(data['toy_final'])}, "
+            f"fall {mean_sd_text(data['toy_drop'])}: it starts far lower (M_C(0) = σ(½(logit δ_C − logit δ_M)))")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bridge_common import mean_sd, seed_band
+from .bridge_common import mean_sd_text, seed_band
 from .style import BLUE, GREEN, ORANGE, RED, headline, new_figure, panel_label
 
 COLORS = [BLUE, GREEN, ORANGE, RED]
@@ -25,7 +25,8 @@ def plot_bridge_mitigations(data: dict):
         seed_band(ax, step, reliance[i], f"reliance_{i}", COLORS[i % 4], name, seeds=False)
         seed_band(bx, toy_step, toy[i], f"toy_reliance_{i}", COLORS[i % 4], name, seeds=False)
     ax.set_xlabel("finetuning step (transformer)")
-    bx.set_xlabel(f"GD step (calibrated toy, η {mean_sd(data['toy_lr'])})" if "toy_lr" in data else "GD step (toy)")
+    bx.set_xlabel(f"GD step (calibrated toy, η {mean_sd_text(data['toy_lr'])})" if "toy_lr" in data
+                  else "GD step (toy)")
     for x, title in ((ax, "(a) transformer: $M_C$, mean over seeds"),
                      (bx, "(b) calibrated toy: $M_C$, mean over seeds' toys")):
         x.set_ylim(0, 1)
@@ -60,6 +61,6 @@ def plot_bridge_mitigations(data: dict):
 
 def _finding(data: dict, settings) -> str:
     drop, toy_drop = np.asarray(data["drop"]), np.asarray(data["toy_drop"])
-    parts = [f"{name}: fall {mean_sd(drop[i])} (calibrated toy {mean_sd(toy_drop[i])})"
+    parts = [f"{name}: fall {mean_sd_text(drop[i])} (calibrated toy {mean_sd_text(toy_drop[i])})"
              for i, name in enumerate(settings)]
     return "; ".join(parts[:2]) + (";\n" + "; ".join(parts[2:]) if len(parts) > 2 else "")

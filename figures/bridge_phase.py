@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bridge_common import mean_sd
+from .bridge_common import mean_sd_text
 from .style import BLUE, GREY, ORANGE, RED, headline, new_figure, panel_label, scalar
 
 
@@ -28,7 +28,7 @@ def plot_bridge_phase(data: dict):
     mesh = _heat(ax, fig, np.asarray(data["toy_step"]), np.asarray(data["toy_rho"]), toy, "toy_reliance")
     toy_star = float(np.mean(data["toy_rho_star"]))
     ax.axhline(toy_star, color="white", linestyle="--", linewidth=1.2)
-    ax.set_xlabel(r"GD step (calibrated toy, $\eta$ = %s)" % mean_sd(data["toy_lr"]))
+    ax.set_xlabel(r"GD step (calibrated toy, $\eta$ = %s)" % mean_sd_text(data["toy_lr"]))
     panel_label(ax, rf"(a) calibrated toy: $M_C$, $\rho^*$ = {toy_star:.2f} (dashed)")
     _heat(bx, fig, step, rho, np.asarray(data["reliance"]).mean(axis=0), "reliance_mean")
     for r in np.asarray(data["rho_star"]):
@@ -60,7 +60,7 @@ def plot_bridge_phase(data: dict):
 
 def _finding(data: dict) -> str:
     rise, first, star = (np.asarray(data[k]) for k in ("rise_rho_005", "rise_rho", "rho_star"))
-    return (rf"the rise reaches 0.05 from $\rho$ = {mean_sd(rise)}, the first step's change turns positive at "
-            rf"{mean_sd(first)}, the predicted $\rho^*$ = {mean_sd(star)} (mean ± sd over {star.size} seeds);"
-            f"\nthe calibrated toy's rise reaches 0.05 from ρ = {mean_sd(data['toy_rise_rho_005'])}, "
-            f"its ρ* = {mean_sd(data['toy_rho_star'])}")
+    return (rf"the rise reaches 0.05 from $\rho$ = {mean_sd_text(rise)}, the first step's change turns positive at "
+            rf"{mean_sd_text(first)}, the predicted $\rho^*$ = {mean_sd_text(star)} (mean ± sd over {star.size} seeds);"
+            f"\nthe calibrated toy's rise reaches 0.05 from ρ = {mean_sd_text(data['toy_rise_rho_005'])}, "
+            f"its ρ* = {mean_sd_text(data['toy_rho_star'])}")

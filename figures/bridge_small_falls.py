@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bridge_common import mean_sd
+from .bridge_common import mean_sd_text
 from .style import BLUE, GREEN, ORANGE, PURPLE, RED, headline, new_figure, panel_label
 
 COLORS = {("gd", "attention"): BLUE, ("adam", "attention"): RED, ("gd", "attention_after_l1"): GREEN,
@@ -102,6 +102,6 @@ def plot_bridge_small_falls(data: dict):
 
 
 def _finding(mixtures, opts, trainables, drop, toy_drop) -> str:
-    parts = [f"{mix}, {_label(opt, tr)}: {mean_sd(drop[i, j, k])}" for i, mix in enumerate(mixtures)
+    parts = [f"{mix}, {_label(opt, tr)}: {mean_sd_text(drop[i, j, k])}" for i, mix in enumerate(mixtures)
              for j, opt in enumerate(opts) for k, tr in enumerate(trainables) if k == 0]
     return "; ".join(parts) + f"; toy: largest fall {toy_drop.max():.3f}"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bridge_common import mean_sd, seed_band
+from .bridge_common import mean_sd_text, seed_band
 from .style import BLUE, GREEN, ORANGE, PURPLE, RED, headline, new_figure, panel_label
 
 COLORS = [BLUE, ORANGE, GREEN, PURPLE]
@@ -68,6 +68,6 @@ def _finding(data: dict, names: list, step: np.ndarray, per_epoch: int) -> str:
     for o, name in enumerate(names):
         r = np.asarray(data["reliance"])[o]
         peak_step = step[np.argmax(r, axis=-1)]
-        parts.append(f"{name}: peak epoch {mean_sd(peak_step / per_epoch)}, "
+        parts.append(f"{name}: peak epoch {mean_sd_text(peak_step / per_epoch)}, "
                      f"{int(np.sum(peak_step < per_epoch))} of {len(r)} seeds before one epoch")
     return "; ".join(parts) + " (mean ± sd over seeds)"
