@@ -194,9 +194,9 @@ def main():
         print(f"{count} points x {STEPS} steps, {len(names)} metrics, {points.tokens.shape[1]} slots, "
               f"{classes} output classes, float64, {len(jax.devices())} device(s)")
         zero = jnp.zeros_like(lr)
-        segment = engine.segment_plan(STEPS, 1)[0]  # the engine's first segment, as simulate(batched=True) runs it
+        segment = engine.segment_plan(STEPS, 1)[0]  # the engine's first segment, as simulate(stacked=True) runs it
         recorded = timed("engine",
-                         lambda: engine.advance_batch.lower(shared, points, lr, zero, None, train_values=False,
+                         lambda: engine.advance_stack.lower(shared, points, lr, zero, None, train_values=False,
                                                             shared_axis=None, hyper=None, record=True,
                                                             optimizer="gd", batch_size=0, **segment),
                          lambda c: c(shared, points, lr, zero, None, hyper=None)[1])
@@ -216,7 +216,8 @@ def main():
                       to_first=np.asarray(shared.relation_gram)[relation, 0], key_mask=np.asarray(points.key_mask)[0])
         program = jax.jit(minor_segment(shared, points, names))
         buffer = np.asarray(timed("minor", lambda: program.lower(arrays), lambda c: c(arrays)))
-        pairs = [(np.asarray(recorded[k]), buffer[:, j].T) for j, k in enumerate(names)]
+        recorded = engine.recorded_metrics(recorded, names, last=segment["last"])
+        pairs = [(recorded[k], buffer[:, j].T) for j, k in enumerate(names)]
         same_nan = all(np.array_equal(np.isnan(a), np.isnan(b)) for a, b in pairs)
         worst = max(float(np.max(np.abs(a - b)[~np.isnan(a)], initial=0.0)) for a, b in pairs)
         print(f"largest |engine - minor| over every metric, step and point: {worst:.1e} "

@@ -260,9 +260,9 @@ def _full_chunk(configs, size, record_every, record, progress):
             np.array([c.train.momentum for c in configs], dtype=dtype),
             np.array([c.train.weight_decay for c in configs], dtype=dtype),
             np.array([c.train.seed for c in configs], dtype=np.uint32))
-        batched = pad_rows((_stack(packed), np.array([c.train.lr for c in configs], dtype=dtype),
+        per_point = pad_rows((_stack(packed), np.array([c.train.lr for c in configs], dtype=dtype),
                             np.array([c.train.value_lr for c in configs], dtype=dtype), hyper), size)
-        return (shared if shared_axis is None else pad_rows(shared, size), *batched)
+        return (shared if shared_axis is None else pad_rows(shared, size), *per_point)
 
     worlds = [build_world(c) for c in configs]
     packed = [packing.pack_examples(w, dtype, frozen_values=not train_values) for w in worlds]
@@ -271,7 +271,7 @@ def _full_chunk(configs, size, record_every, record, progress):
     shared = _place(shared) if shared_axis == 0 else jax.device_put(shared)
     recorded, summary, _ = engine.simulate(
         shared, points, lr, value_lr, steps, train_values=train_values,
-        record_every=record_every, record=record, batched=True, shared_axis=shared_axis,
+        record_every=record_every, record=record, stacked=True, shared_axis=shared_axis,
         progress=None if progress is None else (lambda done: progress(done * n)),
         hyper=hyper, optimizer=t.optimizer, batch_size=t.batch_size,
     )

@@ -3,7 +3,7 @@
 Three layers: the model's step (`cpi.sims.step.step`: forward pass, loss and gradient, pure)
 and what is recorded of it (`cpi.sims.step.measure`, `cpi.sims.metrics`); the training scan
 over steps, with its updates, summary fold and record buffer (`_advance`); and here, around
-them, compilation and batching (`advance`, `advance_batch`) and the
+them, compilation and vmapping over a stack of worlds (`advance`, `advance_stack`) and the
 segments a run is cut into (`simulate`).
 
 Why it is exact. Every gradient of the loss lies in a fixed low-dimensional form (Lemma 1):
@@ -28,11 +28,11 @@ runs over the example's few distinct output rows (`output_classes`), set up once
 scan. The θ_C / θ_S pushes of each group come from the same
 w_iy (θᵀ∇ℓ_i φ(r_1) = Σ_y w_iy θᵀφ(y) Γ[j_i, 1]) instead of extra jvps.
 
-When every point of a batch has the same tokens and relations (one world, or a sweep over
+When every world of a stack has the same tokens and relations (one world, or a sweep over
 mixtures and knowledge strengths), A is kept on the m (token, relation) pairs of the training
 slots, the only entries its gradient ever has (`cpi.sims.packing.with_layout`: m ≈ 2n + 1 instead
 of K·R), and the scores, C and the θ projections of u are products with fixed matrices
-shared by the batch instead of per-example gathers and scatters; `full_parameters` maps A back.
+shared by the stack instead of per-example gathers and scatters; `full_parameters` maps A back.
 
 The tests check this engine against the generic d×d model to 1e-12 in float64 (W_V frozen
 and trained, several relations, CF and S examples, filtering).
@@ -109,8 +109,10 @@ def _advance(shared, examples, lr, value_lr, carry, hyper: Hyper | None = None, 
     """The training scan: run `steps` updates from carry = (state, fold, step), folding the
     metrics of every step into the summary; with `last`, also fold the metrics of the final
     state. With `record`, return the metrics of every stride-th step (and of the final state,
-    with `last`). carry None starts from the initial state. Returns (carry, recorded dict or
-    None). `optimizer`, `batch_size` and `hyper` as in `simulate`.
+    with `last`) as a record buffer, rows over the recorded steps and columns over
+    `metric_names` (`recorded_metrics` reads it). carry None starts from the initial state.
+    Returns (carry, record buffer or None). `optimizer`, `batch_size` and `hyper` as in
+    `simulate`.
 
     One scan of steps (+1 with `last`) iterations computes everything, so the step is traced
     and compiled once: iteration i measures the state and then updates it (not at i = steps,
@@ -165,11 +167,7 @@ def _advance(shared, examples, lr, value_lr, carry, hyper: Hyper | None = None, 
     ((state, fold, t), buffer), _ = jax.lax.scan(body, (carry, buffer), jnp.arange(iterations))
     if last:
         t = t - 1  # the final measurement is not a step
-    carry = (state, fold, t)
-    if not record:
-        return carry, None
-    rows = buffer if last else buffer[:-1]
-    return carry, {k: rows[:, j] for j, k in enumerate(names)}
+    return (state, fold, t), buffer
 
 
 _STATIC = ("steps", "stride", "train_values", "record", "last", "optimizer", "batch_size")
@@ -177,16 +175,35 @@ advance = jax.jit(_advance, static_argnames=_STATIC)
 """One compiled segment of steps for one world."""
 
 
-def _advance_batch(shared, examples, lr, value_lr, carry, hyper=None, *, shared_axis, **static):
+def _advance_stack(shared, examples, lr, value_lr, carry, hyper=None, *, shared_axis, **static):
     return jax.vmap(  # a carry (or hyper) of None has no leaves: vmap passes it through
         lambda s, p, eta, eta_v, c, h: _advance(s, p, eta, eta_v, c, h, **static),
         in_axes=(shared_axis, 0, 0, 0, 0, 0),
     )(shared, examples, lr, value_lr, carry, hyper)
 
 
-advance_batch = jax.jit(_advance_batch, static_argnames=("shared_axis", *_STATIC))
-"""One compiled segment of steps for a batch of worlds (leading axis), the shared arrays
+advance_stack = jax.jit(_advance_stack, static_argnames=("shared_axis", *_STATIC))
+"""One compiled segment of steps for a stack of worlds (leading axis), the shared arrays
 either once (shared_axis None) or per world (shared_axis 0)."""
+
+
+def recorded_metrics(buffer, names: list[str], *, last: bool) -> dict[str, np.ndarray]:
+    """The metrics in a record buffer of `advance` (or `advance_stack`: a leading axis of
+    worlds), on the host: name -> (recorded steps,) array (or (worlds, recorded steps)), its
+    unfilled last row dropped unless `last`. The arrays are views of one host copy laid out
+    metric by metric, each metric's steps contiguous, taken from each device's part of the
+    buffer in place of a gather followed by a slice per metric."""
+    if buffer.is_fully_addressable:
+        rows = np.empty((*buffer.shape[:-2], buffer.shape[-1], buffer.shape[-2]), buffer.dtype)
+        for shard in buffer.addressable_shards:
+            if shard.replica_id == 0:
+                lead = shard.index[:-2]
+                rows[lead] = np.swapaxes(np.asarray(shard.data), -1, -2)
+    else:
+        rows = np.swapaxes(np.asarray(buffer), -1, -2)
+    if not last:
+        rows = rows[..., :-1]
+    return {k: rows[..., j, :] for j, k in enumerate(names)}
 
 
 def initial_carry(shared, examples, train_values: bool, n_metrics: int, tx=None):
@@ -222,13 +239,13 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
 
 def simulate(shared: Shared, examples: PackedExamples, lr, value_lr, steps: int, *, train_values: bool,
              record_every: int = 1, record: bool = True, hyper: Hyper | None = None, optimizer: str = "gd",
-             batch_size: int = 0, progress: Callable[[int], None] | None = None, batched: bool = False,
+             batch_size: int = 0, progress: Callable[[int], None] | None = None, stacked: bool = False,
              shared_axis: int | None = None) -> tuple[dict | None, dict, State]:
-    """Train one world (or, `batched`, a leading axis of worlds) for `steps` steps at step
+    """Train one world (or, `stacked`, a leading axis of worlds) for `steps` steps at step
     sizes lr (W_KQ) and value_lr (W_V, trained when `train_values`).
 
     Returns (recorded, summary, state): recorded metrics (arrays over `recorded_steps`, with
-    a leading point axis when batched; None when not `record`), the summary fold of every
+    a leading axis of worlds when stacked; None when not `record`), the summary fold of every
     step (`cpi.theory.summary.fold_finish`: initial/peak/peak_step/final reliance and the first
     non-finite step), and the final State. `optimizer` (gd or sgd), `batch_size` and `hyper`
     (momentum, weight decay, seed) as in `cpi.sims.optimizers`; `hyper` None is plain
@@ -240,14 +257,14 @@ def simulate(shared: Shared, examples: PackedExamples, lr, value_lr, steps: int,
     carry = None
     pieces, done = [], 0
     for i, segment in enumerate(segment_plan(steps, record_every)):
-        if batched:
-            carry, rec = advance_batch(shared, examples, lr, value_lr, carry, hyper=hyper, shared_axis=shared_axis,
+        if stacked:
+            carry, rec = advance_stack(shared, examples, lr, value_lr, carry, hyper=hyper, shared_axis=shared_axis,
                                        **segment, **training)
         else:
             carry, rec = advance(shared, examples, lr, value_lr, carry, hyper=hyper, **segment, **training)
         jax.block_until_ready(carry)
         if rec is not None:
-            pieces.append({k: np.asarray(v) for k, v in rec.items()})
+            pieces.append(recorded_metrics(rec, names, last=segment["last"]))
         done += segment["steps"]
         if progress is not None:
             progress(done)
@@ -255,7 +272,7 @@ def simulate(shared: Shared, examples: PackedExamples, lr, value_lr, steps: int,
     summary = fold_finish(jax.tree_util.tree_map(np.asarray, fold))
     recorded = None
     if record:
-        axis = 1 if batched else 0
+        axis = 1 if stacked else 0
         recorded = {k: pieces[0][k] if len(pieces) == 1 else np.concatenate([p[k] for p in pieces], axis=axis)
                     for k in names}
     return recorded, summary, state

@@ -65,7 +65,7 @@ class ExampleValues(NamedTuple):
 
 def masked_sum(onehot, values):
     """Σ of `values` (n,) within each group of `onehot` (n, G), as a multiply-and-sum (XLA's
-    CPU backend runs the tiny batched products of a vmapped `onehot.T @ values` slowly)."""
+    CPU backend runs the tiny products of a vmapped `onehot.T @ values` slowly)."""
     return jnp.sum(onehot * values[:, None], axis=0)
 
 

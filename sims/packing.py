@@ -27,7 +27,7 @@ class Shared(NamedTuple):
     relation_gram: jax.Array  # (R, R) Γ = Φ_Rᵀ Φ_R
     theta_c: jax.Array  # (K,) Φᵀθ_C
     theta_s: jax.Array  # (K,) Φᵀθ_S
-    # When every example of a batch has the same tokens and relations (`with_layout`): W_KQ in
+    # When every world of a stack has the same tokens and relations (`with_layout`): W_KQ in
     # the coordinates of its m active (token, relation) pairs, and the attention scores, the
     # gradient and the θ projections as products with fixed matrices (None: (K, R) and gathers).
     active: jax.Array | None = None  # (m, 2) int32 (y_p, j_p): the tokens and relations of training slots
@@ -81,7 +81,7 @@ def with_layout(shared: Shared, examples: PackedExamples) -> Shared:
     relation) pairs (y_p, j_p) of the training slots, so A lives on those m pairs (about 2n + 1
     of the K·R): A = Σ_p a_p e_{y_p} e_{j_p}ᵀ. In these coordinates the scores of every slot
     are a·score_map, C = w·grad_map (w: ∂ℓ/∂score of each training slot) and the θ_C, θ_S
-    projections of u = W_KQ φ(r_1) are theta_map·a: matrix products shared by the batch in
+    projections of u = W_KQ φ(r_1) are theta_map·a: matrix products shared by the stack in
     place of per-example gathers and scatters, with m instead of K rows. Unchanged (gathers, A
     over all K·R pairs) when the maps would hold more than LAYOUT_ENTRIES entries."""
     gram, gamma = np.asarray(shared.gram), np.asarray(shared.relation_gram)

@@ -15,6 +15,7 @@ import os
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -48,17 +49,59 @@ def write_atomic(path: Path, data) -> None:
         raise
 
 
-def write_npz(stream, arrays: dict[str, np.ndarray]) -> None:
+class Deferred(NamedTuple):
+    """An array for `write_npz` that is computed when its member is written: `fill(out)` writes
+    it into `out`, a buffer of `shape` and `dtype` that the writer reuses for every deferred
+    array of that shape, so that an archive of many such arrays is written without holding
+    them all."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fill: Callable[[np.ndarray], Any]
+
+
+def write_npz(stream, arrays: dict[str, np.ndarray | Deferred]) -> None:
     """Write an .npz archive (readable by np.load) of `arrays` to a seekable binary stream,
-    member by member without copying the arrays: its bytes depend only on the arrays (names
-    sorted, fixed zip timestamps)."""
+    member by member: its bytes depend only on the arrays (names sorted, fixed zip
+    timestamps). A `Deferred` array, and an array that is not contiguous, is written from a
+    buffer reused for every member of its shape and dtype."""
+    buffers: dict[tuple, np.ndarray] = {}
+
+    def contiguous(value) -> np.ndarray:
+        if isinstance(value, Deferred):
+            shape, dtype = tuple(value.shape), np.dtype(value.dtype)
+        else:
+            value = np.asarray(value)
+            if value.flags.c_contiguous:
+                return value
+            shape, dtype = value.shape, value.dtype
+        buffer = buffers.get((shape, dtype))
+        if buffer is None:
+            buffer = buffers[(shape, dtype)] = np.empty(shape, dtype)
+        if isinstance(value, Deferred):
+            value.fill(buffer)
+        else:
+            buffer[...] = value
+        return buffer
+
     with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED) as archive:
         for name in sorted(arrays):
-            array = np.asarray(arrays[name])
+            array = contiguous(arrays[name])
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_EPOCH)
             info.external_attr = 0o644 << 16
             with archive.open(info, "w", force_zip64=array.nbytes > ZIP64_BYTES) as member:
-                np.lib.format.write_array(member, array, allow_pickle=False)
+                _write_npy(member, array)
+
+
+def _write_npy(member, array: np.ndarray) -> None:
+    """`np.lib.format.write_array` of a contiguous array, its data written from the array's own
+    memory (write_array copies it into bytes first, block by block)."""
+    try:
+        np.lib.format.write_array_header_1_0(member, np.lib.format.header_data_from_array_1_0(array))
+    except ValueError:  # a header too long for format 1.0
+        np.lib.format.write_array(member, array, allow_pickle=False)
+        return
+    member.write(memoryview(array).cast("B"))
 
 
 ZIP64_BYTES = 2**30

@@ -145,7 +145,7 @@ def u_theta(shared: Shared, kq):
 
 
 def _kq_gamma(shared: Shared, kq):
-    """A Γ, (K, R), as a multiply-and-sum (XLA's CPU backend runs tiny batched dots slowly)."""
+    """A Γ, (K, R), as a multiply-and-sum (XLA's CPU backend runs tiny vmapped dots slowly)."""
     return jnp.sum(kq[:, :, None] * shared.relation_gram[None], axis=1)
 
 

@@ -205,13 +205,13 @@ def _write_results(sweep: _Sweep, plan: list[_Chunk], saved: dict) -> dict:
     """Assemble every chunk's values (`saved`, by path) and write sweep.npz, summary.csv and
     summary.json (last); the SweepResult's fields."""
     expanded = sweep.expanded
-    chunk_values = [(chunk.indices, saved[chunk.path]) for chunk in plan]
+    chunk_values = [(chunk.indices, saved[chunk.path], None) for chunk in plan]
     chunk_values += [_copied_rows(chunk, saved[chunk.path]) for chunk in plan if chunk.copies]
     metrics, summary = _assemble(expanded, chunk_values, sweep.record_every)
     summaries = _summary_rows(expanded, summary)
     coords = _coords(expanded)
     steps = np.array([c.train.steps for c in expanded.configs], dtype=np.int64)
-    arrays = {**coords, **metrics, **{f"summary_{k}": v for k, v in summary.items()}, "steps": steps}
+    arrays = {**coords, **metrics.deferred(), **{f"summary_{k}": v for k, v in summary.items()}, "steps": steps}
     write_npz_atomic(sweep.out / "sweep.npz", arrays)
     write_atomic(sweep.out / "summary.csv", _csv_bytes(expanded.keys, summaries))
     identity = sweep.identity
@@ -360,10 +360,10 @@ def run_shard(
     return report
 
 
-def _copied_rows(chunk: _Chunk, values: dict) -> tuple[list[int], dict]:
-    """(indices, values) of the points that copy rows of `chunk`'s computed values."""
+def _copied_rows(chunk: _Chunk, values: dict) -> tuple[list[int], dict, list[int]]:
+    """(points, values, rows) of the points that copy rows of `chunk`'s computed values."""
     points, rows = (list(x) for x in zip(*chunk.copies))
-    return points, {k: np.asarray(v)[rows] for k, v in values.items()}
+    return points, values, rows
 
 
 def _run_distributed(plan, missing, *, processes, sweep: _Sweep, saved, bar, writer) -> None:

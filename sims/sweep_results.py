@@ -4,6 +4,7 @@ arrays over every point, its summary rows, and `load_sweep`, which reads a saved
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from .chunks import SUMMARY_FIELDS
 from .config import Config, engine_name
 from .engine import recorded_steps
 from .grid import Grid, expand_grid
+from .results import Deferred
 
 
 @dataclass
@@ -27,7 +29,7 @@ class SweepResult:
 
     grid: Grid
     coords: dict[str, np.ndarray]
-    metrics: dict[str, np.ndarray]
+    metrics: Mapping[str, np.ndarray]
     steps: np.ndarray
     summaries: list[dict]
     out: Path | None = None
@@ -79,37 +81,88 @@ def _summary_rows(grid: Grid, summary: dict[str, np.ndarray]) -> list[dict]:
     return rows
 
 
-def _assemble(grid: Grid, chunk_values: list[tuple[list[int], dict]], record_every: int) -> tuple[dict, dict]:
-    """(metrics, summary arrays) over all points from each chunk's (indices, values): row r of
-    every value is point indices[r]'s."""
+class Gathered(Mapping):
+    """The sweep's metrics over every point, gathered from the chunks' rows when read: name ->
+    (n points, recorded steps) array, NaN where a point's chunk lacks the metric or recorded
+    fewer steps. `fill(name, out)` gathers one metric into a buffer of the caller's (what
+    `cpi.sims.results.write_npz` does with a `Deferred`, one buffer for every metric), so that
+    writing sweep.npz does not hold a second copy of every metric; reading a name builds its
+    array once and keeps it."""
+
+    def __init__(self, n: int, recorded: np.ndarray, pieces: list[tuple[np.ndarray, dict, np.ndarray]]):
+        self._n, self._recorded, self._pieces = n, recorded, pieces  # (points, values, rows of values)
+        names = sorted({name for _, values, _ in pieces for name in values} - set(SUMMARY_FIELDS))
+        self._names = [*names, "step"] if names else []
+        self._built: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._built:
+            if name not in self._names:
+                raise KeyError(name)
+            only = self._pieces[0] if len(self._pieces) == 1 else None
+            if name == "step":
+                self._built[name] = self._recorded
+            elif only is not None and np.array_equal(only[0], np.arange(self._n)) \
+                    and np.array_equal(only[2], only[0]) and only[1][name].shape == self.shape:
+                self._built[name] = only[1][name]  # one chunk, in order: its array as it is
+            else:
+                self._built[name] = self.fill(name, np.empty(self.shape, self.dtype(name)))
+        return self._built[name]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._n, len(self._recorded)
+
+    def dtype(self, name: str) -> np.dtype:
+        if name == "step":
+            return self._recorded.dtype
+        return np.result_type(*(values[name].dtype for _, values, _ in self._pieces if name in values))
+
+    def fill(self, name: str, out: np.ndarray) -> np.ndarray:
+        """Gather metric `name` of every point into `out` (shape `self.shape`) and return it."""
+        if name == "step" or name in self._built:
+            out[...] = self[name]
+            return out
+        width = out.shape[1]
+        complete = sum(len(points) for points, values, _ in self._pieces
+                       if name in values and values[name].shape[1] == width)
+        if complete < self._n:  # every point's row whole (the pieces' points are disjoint): no NaN left
+            out.fill(np.nan)
+        for points, values, rows in self._pieces:
+            if name in values:
+                source = values[name]
+                out[points, : source.shape[1]] = source[rows]
+        return out
+
+    def deferred(self) -> dict:
+        """Each metric as a `cpi.sims.results.Deferred`, for `write_npz`."""
+        return {name: self[name] if name == "step" or name in self._built
+                else Deferred(self.shape, self.dtype(name), lambda out, name=name: self.fill(name, out))
+                for name in self._names}
+
+
+def _assemble(grid: Grid, chunk_values: list[tuple[list[int], dict, list[int] | None]],
+              record_every: int) -> tuple[Gathered, dict]:
+    """(metrics, summary arrays) over all points from each chunk's (points, values, rows):
+    row rows[r] of every value is point points[r]'s (rows None: row r)."""
     n = len(grid)
+    pieces = [(np.asarray(points, dtype=np.intp),
+               values,
+               np.arange(len(points)) if rows is None else np.asarray(rows, dtype=np.intp))
+              for points, values, rows in chunk_values]
     summary = {}
     for field in SUMMARY_FIELDS:
-        first = chunk_values[0][1][field]
-        summary[field] = np.empty(n, dtype=first.dtype)
-        for indices, values in chunk_values:
-            summary[field][indices] = values[field]
+        summary[field] = np.empty(n, dtype=pieces[0][1][field].dtype)
+        for points, values, rows in pieces:
+            summary[field][points] = values[field][rows]
     steps = max(c.train.steps for c in grid.configs)
-    recorded = recorded_steps(steps, record_every)
-    names = sorted({name for _, values in chunk_values for name in values} - set(SUMMARY_FIELDS))
-    metrics = {}
-    whole = len(chunk_values) == 1 and list(chunk_values[0][0]) == list(range(n))
-    for name in names:  # a metric some groups lack (reliance_r2 with one relation, say) is NaN there
-        if whole and chunk_values[0][1][name].shape == (n, len(recorded)):  # one chunk in order: as it is
-            metrics[name] = chunk_values[0][1][name]
-            continue
-        dtype = np.result_type(*(values[name].dtype for _, values in chunk_values if name in values))
-        filled = sum(len(indices) for indices, values in chunk_values
-                     if name in values and values[name].shape[1] == len(recorded))
-        # every point's row whole (the chunks' points are disjoint): nothing is left as NaN
-        stacked = np.empty((n, len(recorded)), dtype) if filled == n else np.full((n, len(recorded)), np.nan, dtype)
-        for indices, values in chunk_values:
-            if name in values:
-                stacked[indices, : values[name].shape[1]] = values[name]
-        metrics[name] = stacked
-    if metrics:
-        metrics["step"] = recorded
-    return metrics, summary
+    return Gathered(n, recorded_steps(steps, record_every), pieces), summary
 
 
 def _coords(grid: Grid) -> dict[str, np.ndarray]:

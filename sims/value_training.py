@@ -2,7 +2,7 @@
 along the way: the simulation behind the value-training experiment.
 
 `value_training_run` trains one world on the fast engine (`cpi.sims.engine`, W_V trained:
-T(t) = Φᵀ W_V(t) Φ is part of its state), batched over value_lr, and reads the table T
+T(t) = Φᵀ W_V(t) Φ is part of its state), stacked over value_lr, and reads the table T
 every `record_every` steps; `value_block_means` reduces each table to the blocks of
 ΔV = T(t) − T(0) and the margins that the experiment plots.
 """
@@ -16,6 +16,7 @@ from cpi.theory.groups import training_index
 
 from . import engine, packing
 from .config import Config
+from .metrics import metric_names
 from .precision import precision
 from .world import World, build_world
 
@@ -58,7 +59,7 @@ def value_block_means(world: World, table: np.ndarray, table0: np.ndarray) -> di
 
 def value_training_run(config: Config, value_lrs, record_every: int = 10) -> dict:
     """Train `config`'s world with W_V trained at each step size in `value_lrs` (W_KQ at
-    train.lr), as one batch on the fast engine. Returns every engine metric of a present group
+    train.lr), as one stack on the fast engine. Returns every engine metric of a present group
     as (V, steps + 1) arrays, `step`, `value_lr`, and, every `record_every` steps
     (`checkpoint`), the `value_block_means` of the table as (V, checkpoints) arrays, the blocks
     under `dv_<block>`. value_lr = 0 examples get exactly-zero W_V updates (frozen)."""
@@ -72,16 +73,17 @@ def value_training_run(config: Config, value_lrs, record_every: int = 10) -> dic
     segments = steps // record_every
     with precision(dtype):
         shared, one = packing.pack(world, dtype, frozen_values=False)
+        names = metric_names(shared.relation_gram.shape[-1])
         examples = jax.tree_util.tree_map(lambda x: np.broadcast_to(x, (n, *np.shape(x))), one)
         table0 = np.asarray(one.table)
         blocks = [[value_block_means(world, table0, table0)] * n]
         carry, pieces = None, []
         for i in range(segments):
-            carry, recorded = engine.advance_batch(
+            carry, recorded = engine.advance_stack(
                 shared, examples, np.full(n, lr, dtype), value_lr, carry, shared_axis=None, steps=record_every,
                 stride=1, train_values=True, record=True, last=i == segments - 1,
             )
-            pieces.append({k: np.asarray(v) for k, v in recorded.items()})
+            pieces.append(engine.recorded_metrics(recorded, names, last=i == segments - 1))
             tables = np.asarray(carry[0].table)
             blocks.append([value_block_means(world, tables[j], table0) for j in range(n)])
     out = {k: np.concatenate([p[k] for p in pieces], axis=1) for k in pieces[0]}

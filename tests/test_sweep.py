@@ -58,7 +58,7 @@ def compilations():
 
 @contextlib.contextmanager
 def traces():
-    """How often the engine's training scan (`engine._advance`, which the batched chunk
+    """How often the engine's training scan (`engine._advance`, which the stacked chunk
     vmaps) is traced in the block: each trace of a chunk is one XLA compilation."""
     calls = []
     advance = engine._advance
@@ -283,7 +283,7 @@ def rho_sweep(tmp_path_factory):
 def test_sweep_equals_run_at_every_point(rho_sweep):
     result, traces, compiled = rho_sweep
     # One vmapped computation (none if this shape was compiled before in this process).
-    assert traces <= 1 and compiled in ([], ["jit(_advance_batch)"])
+    assert traces <= 1 and compiled in ([], ["jit(_advance_stack)"])
     assert result.n_buckets == 1 and result.n_groups == 1 and len(result) == 5  # n_groups: the former name
     np.testing.assert_array_equal(result.coords["mixture.context_critical"], [0, 0.25, 0.5, 0.75, 1])
     assert_matches_run(result)
@@ -505,7 +505,7 @@ def test_41_point_rho_sweep_is_one_compiled_call_and_equals_run(tmp_path):
         result = run_sweep(cfg.load(), ["mixture.context_critical=0:1:41"], out=tmp_path)
     cold = time.perf_counter() - start
     assert len(traced) == 1
-    assert [name for name in compiled if name != STAGE] == ["jit(_advance_batch)"], compiled
+    assert [name for name in compiled if name != STAGE] == ["jit(_advance_stack)"], compiled
     assert len(result) == 41 and result.n_buckets == 1 and result.metrics["reliance"].shape == (41, 301)
     assert_matches_run(result, [0, 7, 20, 33, 40])
     assert result.summaries[20]["peak_step"] == 32 and result.summaries[20]["inversion"] is True
