@@ -166,9 +166,9 @@ def test_finetunings_of_one_shape_share_one_compilation(pretrained, chunk_traces
     assert not np.array_equal(rows[0], rows[1])  # different data, different curves
 
 
-def test_learning_rates_share_one_compilation_and_batch_like_single_runs(pretrained, chunk_traces):
+def test_learning_rates_share_one_compilation_and_stack_like_single_runs(pretrained, chunk_traces):
     """Finetunings that differ only in train.lr trace the chunk once (the rate is in the
-    optimizer's state), give different curves, and a vmapped batch over the rates equals the
+    optimizer's state), give different curves, and a vmapped stack over the rates equals the
     one-by-one runs to float32 rounding."""
     from cpi.bridge import finetune as ft
     from cpi.bridge.run import prepare
@@ -181,6 +181,6 @@ def test_learning_rates_share_one_compilation_and_batch_like_single_runs(pretrai
     rows = [ft.finetune(model, train, data) for train in trains]
     assert len(chunk_traces) == 1
     assert not np.array_equal(rows[0], rows[1])  # each run's own rate, not the one first traced
-    batched = ft.finetune_batch(model, trains[0], [data, data], lrs=[t.lr for t in trains])
-    for one, many in zip(rows, batched):
+    stacked = ft.finetune_stack(model, trains[0], [data, data], lrs=[t.lr for t in trains])
+    for one, many in zip(rows, stacked):
         np.testing.assert_allclose(many, one, rtol=0, atol=5e-6)
