@@ -8,10 +8,10 @@ step 0 and the last step) `measure.evaluate` records every metric. The learning 
 value in the optimizer's state (`optax.inject_hyperparams`), not a constant of the compiled
 program, so finetunings that differ only in train.lr share one compilation.
 
-`finetune_batch` runs several finetunings of one pretrained model at once, `jax.vmap` over
-their data and learning rates (mixtures and learning rates that share the pretrained model,
-the rest of the train config and the number of examples): what a sweep over mixture keys or
-train.lr at a fixed seed needs (`cpi.bridge.sweep`).
+`finetune_stack` runs several finetunings of one pretrained model at once: a stack of them, one
+`jax.vmap`-ped computation over their data and learning rates (mixtures and learning rates that
+share the pretrained model, the rest of the train config and the number of examples): what a
+sweep over mixture keys or train.lr at a fixed seed needs (`cpi.bridge.sweep`).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def steps_then_metrics(static, opt: optax.GradientTransformation, train: BridgeT
     return segment
 
 
-BATCHED_FIELDS = ("train_tokens", "train_target", "train_group", "conflict_tokens", "conflict_context",
+STACKED_FIELDS = ("train_tokens", "train_target", "train_group", "conflict_tokens", "conflict_context",
                   "conflict_fact", "aligned_tokens", "aligned_target", "aligned_is_cs")
 """The `measure.EvalData` arrays that differ between finetunings (arguments of the compiled
 programs, so that finetunings of one shape and train config, the learning rate aside, share
@@ -99,7 +99,7 @@ def _as_data(arrays: dict, groups: tuple) -> SimpleNamespace:
 
 
 def _arrays(data: measure.EvalData) -> dict:
-    return {f: jnp.asarray(getattr(data, f)) for f in BATCHED_FIELDS}
+    return {f: jnp.asarray(getattr(data, f)) for f in STACKED_FIELDS}
 
 
 def _stacked(trees: list):
@@ -113,7 +113,7 @@ def _evaluate(model, arrays, groups):
 
 
 @eqx.filter_jit
-def _evaluate_batch(model, arrays, groups):
+def _evaluate_stack(model, arrays, groups):
     return jax.vmap(lambda a: measure.evaluate(model, _as_data(a, groups)))(arrays)
 
 
@@ -127,15 +127,15 @@ _segment_one = eqx.filter_jit(_segment)
 without the learning rate), data shapes and segment length (the data, the start step, the
 weights and the optimizer's state, which holds the learning rate, are arguments)."""
 
-_segment_batch = eqx.filter_jit(eqx.filter_vmap(_segment, in_axes=(0, None, 0, 0, None, None, None, None)))
-"""`_segment_one` for a batch of finetunings (leading axis of params, state, and so of learning
+_segment_stack = eqx.filter_jit(eqx.filter_vmap(_segment, in_axes=(0, None, 0, 0, None, None, None, None)))
+"""`_segment_one` for a stack of finetunings (leading axis of params, state, and so of learning
 rates, and data arrays)."""
 
 
 def _recorded_rows(program, params, static, state, arrays, groups, train: BridgeTrainConfig, first, progress) -> list:
     """[first, then what `program` returns after each segment of `train`'s recorded steps (the
     metrics; for `_segment_losses` the metrics and each example's loss), as NumPy], running the
-    compiled `program` (`_segment_one`, `_segment_batch` or `_segment_losses`) segment by segment
+    compiled `program` (`_segment_one`, `_segment_stack` or `_segment_losses`) segment by segment
     from step 0."""
     rows = [jax.tree_util.tree_map(np.asarray, first)]
     steps = record_steps(train)
@@ -173,7 +173,7 @@ def _segment_observed(params, static, state, arrays, groups, train: BridgeTrainC
 def finetune_observed(model: Transformer, train: BridgeTrainConfig, data: measure.EvalData, observe: Callable,
                       progress=None) -> list:
     """`finetune`'s optimizer steps, with `observe(model, data)` (traceable; `data` holds the
-    arrays of `BATCHED_FIELDS` and `groups_present`) in place of `measure.evaluate` at step 0
+    arrays of `STACKED_FIELDS` and `groups_present`) in place of `measure.evaluate` at step 0
     and at every recorded step: the list of its values, as NumPy."""
     params, static = eqx.partition(model, trainable_filter(model, train.trainable))
     state = optimizer(train).init(params)
@@ -186,12 +186,12 @@ def finetune_observed(model: Transformer, train: BridgeTrainConfig, data: measur
     return _recorded_rows(program, params, static, state, arrays, groups, train, first, progress)
 
 
-def finetune_batch(model: Transformer, train: BridgeTrainConfig, datas: list[measure.EvalData], progress=None,
+def finetune_stack(model: Transformer, train: BridgeTrainConfig, datas: list[measure.EvalData], progress=None,
                    lrs=None) -> list[np.ndarray]:
     """`finetune(model, train at lrs[i], datas[i])` for every data set of `datas` (same shapes;
-    `lrs` None: train.lr for all), computed as one `jax.vmap`-ped computation; each entry's
-    columns are those of `measure.metric_names` of its own data. `progress(done)` is told of
-    finished steps. Rows equal the one-by-one rows to float32 rounding (the batched matrix
+    `lrs` None: train.lr for all), stacked and computed as one `jax.vmap`-ped computation; each
+    entry's columns are those of `measure.metric_names` of its own data. `progress(done)` is told
+    of finished steps. Rows equal the one-by-one rows to float32 rounding (the stacked matrix
     products round differently: up to 5e-7 on the tiny test model)."""
     groups = tuple(sorted({g for d in datas for g in d.groups_present}))
     arrays = _stacked([_arrays(d) for d in datas])
@@ -200,10 +200,10 @@ def finetune_batch(model: Transformer, train: BridgeTrainConfig, datas: list[mea
     if len(lrs) != len(datas):
         raise ValueError(f"{len(lrs)} learning rates for {len(datas)} data sets")
     state = _stacked([optimizer(dataclasses.replace(train, lr=lr)).init(params) for lr in lrs])
-    stack = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(datas), *x.shape)), tree)
-    first = _evaluate_batch(model, arrays, groups)
-    rows = _recorded_rows(_segment_batch, stack(params), static, state, arrays, groups, train, first, progress)
-    rows = np.stack(rows, axis=1)  # (b, recorded steps, metrics of the union of groups)
+    broadcast = lambda tree: jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (len(datas), *x.shape)), tree)
+    first = _evaluate_stack(model, arrays, groups)
+    rows = _recorded_rows(_segment_stack, broadcast(params), static, state, arrays, groups, train, first, progress)
+    rows = np.stack(rows, axis=1)  # (stack, recorded steps, metrics of the union of groups)
     return [_own_columns(rows[i], d, groups, model) for i, d in enumerate(datas)]
 
 

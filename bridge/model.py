@@ -5,7 +5,7 @@ tokens (T,) → x⁰ = E[tokens] + P[0..T−1]; for each of L blocks (pre-LayerN
 then logits = LN_f(x) Eᵀ (tied head) or LN_f(x) W_headᵀ. Attn is causal multi-head softmax
 attention: per head h, A_h = softmax(mask(Q_h K_hᵀ / √d_head)), out = Σ_h A_h V_h W_O,h + b_O.
 
-One example per call (shapes in the docstrings), batched with `jax.vmap` by the caller, as
+One example per call (shapes in the docstrings), vmapped by the caller (`jax.vmap`), as
 equinox does; the forward pass also returns every attention matrix, from which the bridge
 reads the attention of the last position (r) to the context (position 0).
 """

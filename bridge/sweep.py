@@ -5,11 +5,11 @@ first spec varying slowest, then `seeds` consecutive train.seed values innermost
 bridge's keys. `run_configs` computes a list of bridge configs: each pretrained model (one per
 `config.pretrain_digest`) is loaded or trained once and kept in memory for every point that
 shares it, and the points that also share the train config (but for train.lr) and the shapes
-of their data (mixtures or learning rates at one seed, say) are finetuned together as one
-`jax.vmap`-ped computation (`finetune.finetune_batch`); `vmap=False` runs them one by one,
+of their data (mixtures or learning rates at one seed, say) form a chunk, finetuned together as
+one stacked, `jax.vmap`-ped computation (`finetune.finetune_stack`); `vmap=False` runs them one by one,
 bit for bit as `cpi.bridge.run.run`.
 Each point is saved as a run directory (`cpi bridge`'s files) named by the key of its config
-(`config_digest`), and reused when there; the batches (`batches`) are the units a shard
+(`config_digest`), and reused when there; the chunks (`chunks`) are the units a shard
 (`run_shard`) computes.
 
 `run_sweep` writes the toy's sweep directory: `sweep.json` (what the directory computes,
@@ -108,8 +108,8 @@ def load_point(run_dir: Path) -> tuple[dict, dict] | None:
     return (saved.metrics, saved.summary) if saved.kind == BRIDGE_RUN else None
 
 
-def _batch_key(config: BridgeConfig) -> tuple:
-    """Points with the same key finetune as one vmapped batch: one pretrained model, one train
+def _chunk_key(config: BridgeConfig) -> tuple:
+    """Points with the same key finetune as one vmapped chunk: one pretrained model, one train
     config but for the learning rate, the same data shapes (finetuning examples after the
     filter, test and aligned examples)."""
     from cpi.sims.config import training_examples_after_filter
@@ -121,24 +121,24 @@ def _batch_key(config: BridgeConfig) -> tuple:
             m.n_test, m.n_aligned)
 
 
-def batches(configs, vmap: bool = True) -> list[list[int]]:
-    """The indices of `configs` in batches that finetune together (`_batch_key`; one point
-    each without `vmap`), batches in order of their first point. A sweep computes each batch
+def chunks(configs, vmap: bool = True) -> list[list[int]]:
+    """The indices of `configs` in chunks that finetune together (`_chunk_key`; one point
+    each without `vmap`), chunks in order of their first point. A sweep computes each chunk
     whole, so that a point's numbers do not depend on which others were computed with it."""
     found: dict = {}
     for i, config in enumerate(configs):
-        found.setdefault(_batch_key(config) if vmap else i, []).append(i)
+        found.setdefault(_chunk_key(config) if vmap else i, []).append(i)
     return list(found.values())
 
 
 def run_configs(configs, cache_dir=None, runs_dir=None, vmap: bool = True, progress=None) -> list[tuple[dict, dict]]:
     """(metrics, summary) of `cpi.bridge.run.run(config)` for each config, in order. Each pretrained
-    model is loaded (or trained) once; points that share a batch key finetune together
+    model is loaded (or trained) once; points that share a chunk key finetune together
     (`vmap`), equal to the one-by-one runs up to float32 rounding; with `vmap=False` bit for
     bit. With `runs_dir`, each point is saved to / reused from `runs_dir/<config_digest>`.
     `progress(done, total)` is told of finished points."""
     from . import corpus
-    from .finetune import finetune, finetune_batch
+    from .finetune import finetune, finetune_stack
     from .pretrain import pretrained
     from .run import prepare, results, save
 
@@ -151,28 +151,28 @@ def run_configs(configs, cache_dir=None, runs_dir=None, vmap: bool = True, progr
     done = [sum(o is not None for o in out)]
     if progress:
         progress(done[0], len(configs))
-    by_digest: dict[str, list[list[int]]] = {}  # the batches of missing points, by pretrained model
+    by_digest: dict[str, list[list[int]]] = {}  # the chunks of missing points, by pretrained model
     missing = [i for i in range(len(configs)) if out[i] is None]
-    for batch in batches([configs[i] for i in missing], vmap):
-        batch = [missing[j] for j in batch]
-        by_digest.setdefault(bcfg.pretrain_digest(configs[batch[0]]), []).append(batch)
-    for digest_batches in by_digest.values():
-        members = [i for batch in digest_batches for i in batch]
+    for chunk in chunks([configs[i] for i in missing], vmap):
+        chunk = [missing[j] for j in chunk]
+        by_digest.setdefault(bcfg.pretrain_digest(configs[chunk[0]]), []).append(chunk)
+    for digest_chunks in by_digest.values():
+        members = [i for chunk in digest_chunks for i in chunk]
         corpora = {i: corpus.build_corpus(configs[i]) for i in members}
         model, _ = pretrained(configs[members[0]], corpora[members[0]].vocab, cache_dir)
         prepared = {i: prepare(configs[i], model, corpora[i]) for i in members}
-        for batch in digest_batches:
-            train = configs[batch[0]].train
-            if len(batch) == 1:
-                rows = [finetune(model, train, prepared[batch[0]][2])]
+        for chunk in digest_chunks:
+            train = configs[chunk[0]].train
+            if len(chunk) == 1:
+                rows = [finetune(model, train, prepared[chunk[0]][2])]
             else:
-                rows = finetune_batch(model, train, [prepared[i][2] for i in batch],
-                                      lrs=[configs[i].train.lr for i in batch])
-            for i, r in zip(batch, rows):
+                rows = finetune_stack(model, train, [prepared[i][2] for i in chunk],
+                                      lrs=[configs[i].train.lr for i in chunk])
+            for i, r in zip(chunk, rows):
                 out[i] = results(configs[i], model, *prepared[i], r)
                 if dirs[i] is not None:
                     save(dirs[i], configs[i], *out[i])
-            done[0] += len(batch)
+            done[0] += len(chunk)
             if progress:
                 progress(done[0], len(configs))
     return out
@@ -268,7 +268,7 @@ def run_sweep(base: BridgeConfig, grid=(), seeds: int = 1, out=None, *, cache_di
 
 def run_shard(base: BridgeConfig, grid=(), seeds: int = 1, out=None, *, shard: Shard, cache_dir=None,
               progress: bool = False, vmap: bool = True) -> ShardReport:
-    """Compute the batches of `shard` (`cpi.core.shards.Shard.share` of `batches`) whose points
+    """Compute the chunks of `shard` (`cpi.core.shards.Shard.share` of `chunks`) whose points
     are not all saved yet into `out`, the directory `run_sweep` writes, beside other shards
     of the same sweep running at the same time: no lock is held while computing; the
     manifest and config.toml are written only when absent and must be this sweep's; each
@@ -283,7 +283,7 @@ def run_shard(base: BridgeConfig, grid=(), seeds: int = 1, out=None, *, shard: S
     identity = sweep_identity(base, grid, seeds)
     check_sweep_dir(out, identity)
     core_dir.write_identity_files(out, _identity_files(base, identity), write_atomic, exclusive=False)
-    units = batches(configs, vmap)
+    units = chunks(configs, vmap)
     mine = shard.share(len(units))
     saved = saved_points(configs, out)
     todo = [u for u in mine if not all(saved[i] for i in units[u])]

@@ -1,5 +1,5 @@
 """Shards: `--shard I/N` computes only the I-th of N shares of a sweep's units of work (the
-toy's chunks of points, the transformer's batches of points), so that N processes started
+chunks of points of the toy's and of the transformer's sweeps), so that N processes started
 independently (a SLURM array job, submitit) compute a sweep together into one directory with
 no coordinator and no collective. I counts from 0. Units are dealt round-robin in the
 sweep's order, the same way by every process, so the N shares are disjoint and cover the

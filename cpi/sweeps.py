@@ -50,8 +50,8 @@ def check_shard_flags(args, shard) -> None:
 
 
 def shard_lines(report, out: Path, units: str, folder: str, command: str) -> list[str]:
-    """What a shard that did not assemble the sweep says: how many of its `units` ("chunks",
-    "batches") it computed, how many of the sweep's are saved, and which shards owe the
+    """What a shard that did not assemble the sweep says: how many of its `units` ("chunks")
+    it computed, how many of the sweep's are saved, and which shards owe the
     missing ones (or that every one is saved)."""
     shard, saved = report.shard, report.total - len(report.missing)
     lines = [f"{command}: shard {shard}: computed {report.computed} of its {report.mine} {units} "

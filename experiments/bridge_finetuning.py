@@ -11,7 +11,7 @@ finetuned by `optimizer` (AdamW, decoupled weight decay `weight_decay`) on minib
 (mean over layers) and the C and CS examples' losses over finetuning steps, and per run
 M_C's initial, peak and final value and largest fall below its running peak, and the same fall
 of the attention to the context. Runs of one seed and trainable set share a pretrained model
-and a train config but for the learning rate, so their learning rates are one vmapped batch.
+and a train config but for the learning rate, so their learning rates finetune as one vmapped stack.
 """
 
 from __future__ import annotations

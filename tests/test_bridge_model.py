@@ -127,7 +127,7 @@ def test_attention_after_l1_finetuning_leaves_the_first_layers_maps_and_attentio
     segment = finetune.steps_then_metrics(static, opt, train, len(data.train.target))
     from types import SimpleNamespace
 
-    arrays = SimpleNamespace(**{f: getattr(evaluation, f) for f in finetune.BATCHED_FIELDS},
+    arrays = SimpleNamespace(**{f: getattr(evaluation, f) for f in finetune.STACKED_FIELDS},
                              groups_present=evaluation.groups_present)
     params, _, _ = segment(params, opt.init(params), arrays, jnp.int32(0), 5)
     after = eqx.combine(params, static)

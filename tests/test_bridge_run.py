@@ -141,8 +141,8 @@ def test_keys_lists_every_bridge_key(capsys):
 
 
 @pytest.fixture
-def chunk_traces(monkeypatch) -> list:
-    """A list that grows by one each time a finetuning chunk is traced (compiled)."""
+def segment_traces(monkeypatch) -> list:
+    """A list that grows by one each time a finetuning segment is traced (compiled)."""
     from cpi.bridge import finetune as ft
 
     traces = []
@@ -151,9 +151,9 @@ def chunk_traces(monkeypatch) -> list:
     return traces
 
 
-def test_finetunings_of_one_shape_share_one_compilation(pretrained, chunk_traces):
+def test_finetunings_of_one_shape_share_one_compilation(pretrained, segment_traces):
     """Two finetunings of one train config on different data of the same shapes trace the
-    chunk once: the data are arguments of the program, not constants in it."""
+    segment once: the data are arguments of the program, not constants in it."""
     from cpi.bridge import finetune as ft
     from cpi.bridge.run import prepare
 
@@ -162,25 +162,25 @@ def test_finetunings_of_one_shape_share_one_compilation(pretrained, chunk_traces
     datas = [prepare(tiny(f"mixture.context_critical={rho}"), model)[2] for rho in (0.25, 0.75)]
     assert datas[0].groups_present == datas[1].groups_present
     rows = [ft.finetune(model, train, d) for d in datas]
-    assert len(chunk_traces) == 1
+    assert len(segment_traces) == 1
     assert not np.array_equal(rows[0], rows[1])  # different data, different curves
 
 
-def test_learning_rates_share_one_compilation_and_batch_like_single_runs(pretrained, chunk_traces):
-    """Finetunings that differ only in train.lr trace the chunk once (the rate is in the
-    optimizer's state), give different curves, and a vmapped batch over the rates equals the
+def test_learning_rates_share_one_compilation_and_stack_like_single_runs(pretrained, segment_traces):
+    """Finetunings that differ only in train.lr trace the segment once (the rate is in the
+    optimizer's state), give different curves, and a vmapped stack over the rates equals the
     one-by-one runs to float32 rounding."""
     from cpi.bridge import finetune as ft
     from cpi.bridge.run import prepare
 
     model = pretrained[2]
-    # A chunk shape no other test compiles (the programs are cached for the whole process).
+    # A segment shape no other test compiles (the programs are cached for the whole process).
     trains = [bcfg.load(overrides=[*TINY, "train.steps=6", "train.eval_every=3", f"train.lr={lr}"]).train
               for lr in (0.0071, 0.0213)]
     data = prepare(tiny(), model)[2]
     rows = [ft.finetune(model, train, data) for train in trains]
-    assert len(chunk_traces) == 1
+    assert len(segment_traces) == 1
     assert not np.array_equal(rows[0], rows[1])  # each run's own rate, not the one first traced
-    batched = ft.finetune_batch(model, trains[0], [data, data], lrs=[t.lr for t in trains])
-    for one, many in zip(rows, batched):
+    stacked = ft.finetune_stack(model, trains[0], [data, data], lrs=[t.lr for t in trains])
+    for one, many in zip(rows, stacked):
         np.testing.assert_allclose(many, one, rtol=0, atol=5e-6)

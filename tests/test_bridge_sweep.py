@@ -82,10 +82,10 @@ def test_cli_sweep_reuses_saved_points_and_refuses_bad_grids(swept, tmp_path, ca
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
-def test_learning_rates_at_one_seed_finetune_as_one_batch():
-    """Points that differ only in train.lr share a batch key (one vmapped finetuning); any
+def test_learning_rates_at_one_seed_finetune_as_one_chunk():
+    """Points that differ only in train.lr share a chunk key (one vmapped finetuning); any
     other train key still separates them."""
-    key = sweep._batch_key(tiny("train.lr=0.01"))
-    assert sweep._batch_key(tiny("train.lr=0.02")) == key
-    assert sweep._batch_key(tiny("train.lr=0.01", "train.steps=11")) != key
-    assert sweep._batch_key(tiny("train.lr=0.01", "train.seed=1")) != key
+    key = sweep._chunk_key(tiny("train.lr=0.01"))
+    assert sweep._chunk_key(tiny("train.lr=0.02")) == key
+    assert sweep._chunk_key(tiny("train.lr=0.01", "train.steps=11")) != key
+    assert sweep._chunk_key(tiny("train.lr=0.01", "train.seed=1")) != key

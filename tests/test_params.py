@@ -61,12 +61,12 @@ def test_record_fields_broadcast_through_the_dynamics():
     grid equals the calls at each point."""
     delta_m = np.array([[0.5], [0.7]])
     n_c = np.array([8, 12])
-    batch = group_trajectory(KNOWLEDGE.replace(delta_m=delta_m), GroupCounts(n_c, 20 - n_c), steps=5)["reliance"]
-    assert batch.shape == (2, 2, 6)
+    stacked = group_trajectory(KNOWLEDGE.replace(delta_m=delta_m), GroupCounts(n_c, 20 - n_c), steps=5)["reliance"]
+    assert stacked.shape == (2, 2, 6)
     for i, dm in enumerate(delta_m[:, 0]):
         for j, c in enumerate(n_c):
             single = group_trajectory(KNOWLEDGE.replace(delta_m=dm), GroupCounts(c, 20 - c), steps=5)["reliance"]
-            np.testing.assert_allclose(batch[i, j], single, rtol=0, atol=1e-15)
+            np.testing.assert_allclose(stacked[i, j], single, rtol=0, atol=1e-15)
 
 
 def test_positional_numbers_are_refused():

@@ -184,7 +184,7 @@ def test_two_shard_processes_at_once_write_one_sweep(tmp_path, capsys):
 
 BRIDGE_SETS = [a for s in BRIDGE_TINY for a in ("--set", s)]
 BRIDGE_GRID = [*BRIDGE_SETS, "--grid", "mixture.context_critical=0.25,0.5", "--seeds", "2"]
-"""Four points, two pretrained models (one per seed), so two batches of two points."""
+"""Four points, two pretrained models (one per seed), so two chunks of two points."""
 
 
 def test_two_bridge_shards_then_assembly_equal_one_process_exactly(tmp_path, capsys):
@@ -193,8 +193,8 @@ def test_two_bridge_shards_then_assembly_equal_one_process_exactly(tmp_path, cap
     out = tmp_path / "sharded"
     assert main(["bridge", *BRIDGE_GRID, "--shard", "1/2", "--out", str(out), "--cache", str(cache)]) == 0
     said = capsys.readouterr().out
-    assert "shard 1/2: computed 1 of its 1 batches" in said and "1 of 2 batches of this sweep are now saved" in said
-    assert "missing: the batches of shard 0/2" in said
+    assert "shard 1/2: computed 1 of its 1 chunks" in said and "1 of 2 chunks of this sweep are now saved" in said
+    assert "missing: the chunks of shard 0/2" in said
     assert len(list((out / "runs").iterdir())) == 2 and not (out / "sweep.npz").exists()
     assert main(["bridge", *BRIDGE_GRID, "--shard", "0/2", "--out", str(out), "--cache", str(cache)]) == 0
     assert "this shard wrote the results" in capsys.readouterr().out

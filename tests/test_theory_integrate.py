@@ -79,7 +79,7 @@ def test_descent_summaries_fold_every_step_whatever_is_recorded(record_every):
         np.testing.assert_array_equal(strided[key], values[:, columns], err_msg=key)
 
 
-def test_slices_of_a_batch_give_the_batch(monkeypatch):
+def test_slices_of_a_stack_give_the_stack(monkeypatch):
     n_c = np.arange(1, 20)
     whole = group_descent(KNOWLEDGE, GroupCounts(n_c, 20 - n_c), steps=50)
     monkeypatch.setattr(integrate, "SLICE_POINTS", 4)  # 5 slices, the last padded

@@ -49,8 +49,8 @@ def test_filtered_counts():
     assert filtered_counts([6, 1, 3, 0, 0], 0.25).tolist() == [5, 0, 3, 0, 0]
     assert filtered_counts([6, 1, 3, 0, 0], 0.75).tolist() == [0, 0, 2, 0, 0]  # 7.5 → 8
     # leading axes are independent data sets
-    batch = filtered_counts(np.array([[10, 10, 0, 0, 0], [2, 8, 4, 1, 0]]), 0.5)
-    assert batch.tolist() == [[10, 0, 0, 0, 0], [2, 1, 4, 1, 0]]
+    stacked = filtered_counts(np.array([[10, 10, 0, 0, 0], [2, 8, 4, 1, 0]]), 0.5)
+    assert stacked.tolist() == [[10, 0, 0, 0, 0], [2, 1, 4, 1, 0]]
     # another loss order is followed
     assert filtered_counts([3, 3, 3, 0, 0], 0.5, [1.0, 3.0, 2.0, 0.0, 0.0]).tolist() == [0, 3, 2, 0, 0]  # 4.5 → 4
     with pytest.raises(ValueError):

@@ -130,8 +130,8 @@ def test_output_bookkeeping():
 
 def test_broadcasting_over_mixtures_matches_single_runs():
     n_c = np.array([4, 10, 16])
-    batch = group_trajectory(KNOWLEDGE, GroupCounts(n_c, 20 - n_c), lr=1.0, steps=50)
-    assert batch["reliance"].shape == (3, 51)
+    stacked = group_trajectory(KNOWLEDGE, GroupCounts(n_c, 20 - n_c), lr=1.0, steps=50)
+    assert stacked["reliance"].shape == (3, 51)
     for i, nc in enumerate(n_c):
         single = group_trajectory(KNOWLEDGE, GroupCounts(int(nc), int(20 - nc)), lr=1.0, steps=50)
-        np.testing.assert_allclose(batch["reliance"][i], single["reliance"], atol=1e-15)
+        np.testing.assert_allclose(stacked["reliance"][i], single["reliance"], atol=1e-15)

@@ -261,10 +261,10 @@ def test_relation_bookkeeping_and_broadcasting():
     assert np.all(np.isnan(out["gap_C"][1])) and np.all(np.isfinite(out["gap_C"][0]))
     np.testing.assert_allclose(out["attention_context"], sigmoid(out["A"]), atol=0)
     assert np.all(out["time"] == 1.5 * out["step"])
-    # batch axes broadcast with the knowledge arguments
-    batch = relation_group_trajectory(KNOWLEDGE, counts, 3, np.array([[0.0], [gamma]]), lr=1.5, steps=30)
-    assert batch["reliance"].shape == (2, 1, 3, 31)
-    np.testing.assert_allclose(batch["reliance"][1, 0], out["reliance"], atol=1e-15)
+    # stack axes broadcast with the knowledge arguments
+    stacked = relation_group_trajectory(KNOWLEDGE, counts, 3, np.array([[0.0], [gamma]]), lr=1.5, steps=30)
+    assert stacked["reliance"].shape == (2, 1, 3, 31)
+    np.testing.assert_allclose(stacked["reliance"][1, 0], out["reliance"], atol=1e-15)
     with pytest.raises(ValueError):
         relation_group_trajectory(KNOWLEDGE, counts, 2, gamma)
     with pytest.raises(ValueError):

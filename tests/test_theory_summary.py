@@ -65,10 +65,10 @@ def test_inversion_is_a_rise_above_the_start_then_a_fall_below_a_peak(curve, inv
     assert folded == s
 
 
-def test_summarize_reads_the_last_axis_of_a_batch():
-    batch = np.stack([RECOVERY, RECOVERY[::-1], np.sort(RECOVERY)])
-    s = summarize(batch)
-    rows = [summarize(r) for r in batch]
+def test_summarize_reads_the_last_axis_of_a_stack():
+    stacked = np.stack([RECOVERY, RECOVERY[::-1], np.sort(RECOVERY)])
+    s = summarize(stacked)
+    rows = [summarize(r) for r in stacked]
     for key, values in s.items():
         assert values.shape == (3,)
         assert values.tolist() == [row[key] for row in rows], key

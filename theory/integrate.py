@@ -33,7 +33,7 @@ def recorded_steps(steps: int, record_every: int) -> np.ndarray:
 
 
 SLICE_POINTS = 128
-"""Descent runs a batch in slices of at most this many systems, each a compiled call whose
+"""Descent runs a stack in slices of at most this many systems, each a compiled call whose
 arrays stay in cache (faster per example than larger slices; the timings are in CHANGELOG.md)."""
 
 SHARDED_SLICE_POINTS = 512
@@ -50,29 +50,29 @@ any output turns non-finite is the same; and a summaries-only descent need not c
 the others (the compiled scan drops them)."""
 
 
-def _metric_rows(metrics: dict, batch: int):
-    """The WATCHED metrics of a step as one (number of values, batch) array."""
-    return jnp.concatenate([jnp.reshape(metrics[key], (-1, batch)) for key in WATCHED])
+def _metric_rows(metrics: dict, stack: int):
+    """The WATCHED metrics of a step as one (number of values, stack) array."""
+    return jnp.concatenate([jnp.reshape(metrics[key], (-1, stack)) for key in WATCHED])
 
 
 _fold_update = jax.vmap(fold_update, in_axes=(0, 0, 1, None, None))
 
 
 def _descend(system: ReducedSystem, steps: int, stride: int, record: bool, summarize: bool):
-    """GD on a batch of systems (batch last): (recorded metrics (T, ..., B) or None, summary
+    """GD on a stack of systems (stacked last): (recorded metrics (T, ..., B) or None, summary
     fold (B, ...) or None)."""
-    batch = system.step.shape[-1]
-    alpha = jnp.zeros((system.gram.shape[0], batch), system.gram.dtype)
+    stack = system.step.shape[-1]
+    alpha = jnp.zeros((system.gram.shape[0], stack), system.gram.dtype)
     fold = None
     if summarize:
-        size = jax.eval_shape(lambda a: _metric_rows(state_metrics(system, a), batch), alpha).shape[0]
-        fold = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (batch,) + x.shape), fold_init(size, alpha.dtype))
+        size = jax.eval_shape(lambda a: _metric_rows(state_metrics(system, a), stack), alpha).shape[0]
+        fold = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (stack,) + x.shape), fold_init(size, alpha.dtype))
 
     def one(carry, _=None):
         alpha, fold, t = carry
         m = state_metrics(system, alpha)
         if summarize:  # relation 0's conflict reliance
-            fold = _fold_update(fold, m["reliance"][0], _metric_rows(m, batch), t, inversion_tol(alpha.dtype))
+            fold = _fold_update(fold, m["reliance"][0], _metric_rows(m, stack), t, inversion_tol(alpha.dtype))
         return (alpha + system.step * m["drive"], fold, t + 1), m
 
     def silent(carry, _):
@@ -109,7 +109,7 @@ _descend_compiled = jax.jit(_descend, static_argnums=(1, 2, 3, 4))
 
 def _slices(system: ReducedSystem, size: int):
     """Consecutive slices of `size` systems (the last padded with copies of its last system)."""
-    for start in range(0, system.batch, size):
+    for start in range(0, system.stack, size):
         def cut(x):
             part = x[..., start:start + size]
             missing = size - part.shape[-1]
@@ -134,7 +134,7 @@ def _place(part: ReducedSystem, devices: int):
 
 def descend(system: ReducedSystem, steps: int, record_every: int = 1, record: bool = True,
             summarize: bool = False):
-    """Gradient descent α ← α + (η/n)h from α = 0 on every system of the batch.
+    """Gradient descent α ← α + (η/n)h from α = 0 on every system of the stack.
 
     Returns (recorded, summary): recorded maps each `state_metrics` key to an array
     (B, len(recorded_steps), ...) (None when not `record`); summary is
@@ -145,29 +145,29 @@ def descend(system: ReducedSystem, steps: int, record_every: int = 1, record: bo
         raise ValueError("only the class forms have a reliance curve to summarise")
     if steps < 0 or record_every < 1:
         raise ValueError(f"need steps >= 0 and record_every >= 1, got {steps} and {record_every}")
-    batch = system.batch
+    stack = system.stack
     with float64():
         # NumPy leaves go to the compiled function as they are (jnp.asarray of each would run
         # one eager operation per leaf and slice, about a second for 10^4 examples).
         devices = len(jax.local_devices())
         per_device = SLICE_POINTS if devices < 2 else SHARDED_SLICE_POINTS
-        size = devices * min(per_device, -(-batch // devices))  # a multiple of the devices
+        size = devices * min(per_device, -(-stack // devices))  # a multiple of the devices
         parts = [_descend_compiled(_place(part, devices), int(steps), int(record_every), bool(record), bool(summarize))
                  for part in _slices(system, size)]
         recorded = summary = None
         if record:
-            recorded = {key: np.moveaxis(np.concatenate([np.asarray(r[key]) for r, _ in parts], axis=-1)[..., :batch],
+            recorded = {key: np.moveaxis(np.concatenate([np.asarray(r[key]) for r, _ in parts], axis=-1)[..., :stack],
                                          -1, 0) for key in parts[0][0]}
         if summarize:
             folds = [jax.tree_util.tree_map(np.asarray, fold) for _, fold in parts]
-            fold = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs)[:batch], *folds)
+            fold = jax.tree_util.tree_map(lambda *xs: np.concatenate(xs)[:stack], *folds)
             summary = fold_finish(fold)
     return recorded, summary
 
 
 @jax.jit
 def _rate(system, alpha):
-    """dα/dt (U,) of a batch of one system whose step is 1/n (built with η = 1)."""
+    """dα/dt (U,) of a stack of one system whose step is 1/n (built with η = 1)."""
     return (system.step * state_metrics(system, alpha[:, None])["drive"])[:, 0]
 
 
@@ -201,14 +201,14 @@ def solve_flow(rhs, y0, times, log_time: bool, rtol: float, atol: float, method:
 
 
 def _single(system: ReducedSystem) -> ReducedSystem:
-    """A batch of one as JAX arrays (call inside `float64()`)."""
-    if system.batch != 1:
-        raise ValueError(f"the flow integrates one system, got a batch of {system.batch}")
+    """A stack of one as JAX arrays (call inside `float64()`)."""
+    if system.stack != 1:
+        raise ValueError(f"the flow integrates one system, got a stack of {system.stack}")
     return jax.tree_util.tree_map(jnp.asarray, system)
 
 
 def rate_function(system: ReducedSystem):
-    """f(α) = dα/dt = h(Gram·α)/n of a batch of one built with η = 1, as a NumPy function
+    """f(α) = dα/dt = h(Gram·α)/n of a stack of one built with η = 1, as a NumPy function
     (float64 on every call)."""
     with float64():
         one = _single(system)
@@ -221,7 +221,7 @@ def rate_function(system: ReducedSystem):
 
 
 def flow(system: ReducedSystem, times, log_time: bool = True, rtol: float = 1e-11, atol: float = 1e-12) -> dict:
-    """Gradient flow dα/dt = h(Gram·α)/n of a batch of one system built with η = 1 (so that
+    """Gradient flow dα/dt = h(Gram·α)/n of a stack of one system built with η = 1 (so that
     its step is 1/n), evaluated at `times` (t = η·steps of the descent). Returns the
     `state_metrics` keys as arrays (1, len(times), ...)."""
     with float64():

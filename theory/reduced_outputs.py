@@ -32,15 +32,15 @@ from .reduced_system import Layout
 
 
 def class_outputs(raw: dict, layout: Layout, time) -> dict:
-    """The outputs above, each (B, R, T), from raw states (B, T, ...) of a batch of
+    """The outputs above, each (B, R, T), from raw states (B, T, ...) of a stack of
     class-form systems (`reduced_system.relation_system`) and the time of each state
     (B, T)."""
     counts = layout.counts
-    batch, n_rel = counts.shape[:2]
+    stack, n_rel = counts.shape[:2]
     n_times = raw["A"].shape[1]
 
     def per_unit(x):  # (B, T, 5R) -> (B, R, 5, T)
-        return np.moveaxis(np.asarray(x).reshape(batch, n_times, n_rel, len(GROUPS)), 1, -1)
+        return np.moveaxis(np.asarray(x).reshape(stack, n_times, n_rel, len(GROUPS)), 1, -1)
 
     def per_relation(x):  # (B, T, R) -> (B, R, T)
         return np.moveaxis(np.asarray(x), 1, -1)
@@ -48,7 +48,7 @@ def class_outputs(raw: dict, layout: Layout, time) -> dict:
     alpha, gaps, h, loss, correct = (per_unit(raw[k]) for k in ("alpha", "gaps", "drive", "loss", "correct"))
     a_gap = per_relation(raw["A"])
     out = dict(
-        time=np.broadcast_to(np.asarray(time, dtype=np.float64)[:, None, :], (batch, n_rel, n_times)).copy(),
+        time=np.broadcast_to(np.asarray(time, dtype=np.float64)[:, None, :], (stack, n_rel, n_times)).copy(),
         A=a_gap,
         reliance=per_relation(raw["reliance"]),
         attention_context=expit(a_gap),

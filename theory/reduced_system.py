@@ -64,8 +64,8 @@ _S_BLOCK[3:, 3:] = True
 
 class ReducedSystem(NamedTuple):
     """The arrays of B reduced systems: U units, C classes of multiplicity 1, M held-out
-    gaps, and the batch as the LAST axis of every array (so that the compiled step runs
-    along contiguous batches). Fields that a form lacks are None.
+    gaps, and the systems stacked along the LAST axis of every array (so that the compiled
+    step runs along contiguous memory). Fields that a form lacks are None.
 
     `still` is log Σ_k mult_k e^{v_k} over the output tokens whose value is the same in both
     keys of a unit (v_k), so that their logits never move: a constant added to every
@@ -85,12 +85,13 @@ class ReducedSystem(NamedTuple):
     test_still_top: np.ndarray | None = None  # (1, B)
 
     @property
-    def batch(self) -> int:
+    def stack(self) -> int:
+        """B, the number of systems stacked along the last axis."""
         return self.step.shape[-1]
 
 
 # ----------------------------------------------------------------------------- the recursion
-# Arrays carry units (or held-out gaps) on axis 0, classes after them, and any batch axes
+# Arrays carry units (or held-out gaps) on axis 0, classes after them, and any stack axes
 # last. Inside a compiled loop the terms that depend on the system alone (d, the bound, the
 # still mass) are computed once (XLA hoists them out of the loop).
 
@@ -195,7 +196,7 @@ def state_metrics(system: ReducedSystem, alpha) -> dict:
 def example_system(gram, v1, v2, answers, lr, test_inner=None) -> ReducedSystem:
     """One unit per example: gram (n, n) key-difference Gram, v1, v2 (n, K) value columns of
     each example's two visible keys, answers (n,) target tokens, test_inner (m, n) rows
-    k_testᵀk_j of held-out examples (or None). Every token is its own class. A batch of one."""
+    k_testᵀk_j of held-out examples (or None). Every token is its own class. A stack of one."""
     gram = np.asarray(gram, dtype=np.float64)
     v1, v2 = np.asarray(v1, dtype=np.float64), np.asarray(v2, dtype=np.float64)
     n, k = v1.shape
@@ -288,9 +289,9 @@ def relation_group_gram(counts, relation_overlap=0.0):
 
 
 class Layout(NamedTuple):
-    """How a batch of class-form systems maps back to the caller's arguments."""
+    """How a stack of class-form systems maps back to the caller's arguments."""
 
-    shape: tuple  # the broadcast shape of the arguments (the batch, before flattening)
+    shape: tuple  # the broadcast shape of the arguments (the stack, before flattening)
     counts: np.ndarray  # (B, R, 5)
     n: np.ndarray  # (B,) training examples
     lr: np.ndarray  # (B,) η
@@ -303,7 +304,7 @@ def relation_system(knowledge: Knowledge, counts, n_relations=None, relation_ove
 
     counts (…, R, 5): group counts per relation (GROUPS order); n_relations, if given, must
     equal R. The fields of `knowledge` and the other numeric arguments broadcast with
-    the leading axes of counts; the batch is their flattened broadcast shape."""
+    the leading axes of counts; the stack is their flattened broadcast shape."""
     counts = np.asarray(counts, dtype=np.float64)
     if counts.ndim < 2 or counts.shape[-1] != len(GROUPS):
         raise ValueError("counts must have shape (..., n_relations, 5)")
@@ -324,24 +325,24 @@ def relation_system(knowledge: Knowledge, counts, n_relations=None, relation_ove
     cols = moving_classes(class_columns(Knowledge(ks, ka, dc, dm, oc, orr, ds), n_rel))
     x1, x2, t1, t2 = group_key_columns(cols)  # (B, 5, C), (B, 2, C)
     gram, test = relation_group_gram(counts, gam)
-    batch, classes = len(n), MOVING_CLASSES
-    answer = np.zeros((1, classes, batch))
+    stack, classes = len(n), MOVING_CLASSES
+    answer = np.zeros((1, classes, stack))
     answer[:, ANSWER_CLASS] = 1.0
     still = cols["still"][None]  # (1, B)
 
-    def batch_last(x):
+    def stack_last(x):
         return np.ascontiguousarray(np.moveaxis(x, 0, -1))
 
     system = ReducedSystem(
-        gram=batch_last(gram),
-        x1=batch_last(np.tile(x1, (1, n_rel, 1))),
-        x2=batch_last(np.tile(x2, (1, n_rel, 1))),
+        gram=stack_last(gram),
+        x1=stack_last(np.tile(x1, (1, n_rel, 1))),
+        x2=stack_last(np.tile(x2, (1, n_rel, 1))),
         still=still,
         answer=answer,
         step=eta / n,
-        test=batch_last(test),
-        test_x1=batch_last(np.broadcast_to(t1[:, None], (batch, n_rel, 2, classes))),
-        test_x2=batch_last(np.broadcast_to(t2[:, None], (batch, n_rel, 2, classes))),
+        test=stack_last(test),
+        test_x1=stack_last(np.broadcast_to(t1[:, None], (stack, n_rel, 2, classes))),
+        test_x2=stack_last(np.broadcast_to(t2[:, None], (stack, n_rel, 2, classes))),
         test_still=still,
         still_top=cols["still_top"][None],
         test_still_top=cols["still_top"][None],

@@ -225,7 +225,8 @@ def relation_group_trajectory(
     counts: (..., R, 5) group counts per relation (GROUPS order); n_relations, if given,
     must equal R (relations with no examples still count in the vocabulary). The fields of
     `knowledge`, relation_overlap and lr broadcast with counts' leading axes.
-    Every output has shape batch + (R, steps + 1); axis −2 is the relation j. Keys: step,
+    Every output has shape lead + (R, steps + 1), lead the broadcast shape of the arguments'
+    leading axes (a stack); axis −2 is the relation j. Keys: step,
     and those of `cpi.theory.reduced_outputs` (time = η·step, A, reliance, aligned_accuracy,
     alpha_G, gap_G, loss_G, attention_*, loss_S, u_theta_c/s, neg_grad_theta_c/s[_G]).
     For R = 1 this is `reduced.group_trajectory` (the same computation)."""

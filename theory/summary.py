@@ -66,7 +66,7 @@ def summarize(reliance, tol: float = INVERSION_TOL) -> dict:
     lowest M_C at or after first_peak_step and its first step; NaN from a NaN on) and
     inversion (such a t exists).
 
-    Along the last axis: one curve gives Python numbers, a batch gives arrays."""
+    Along the last axis: one curve gives Python numbers, a stack of curves gives arrays."""
     r = np.asarray(reliance, dtype=np.float64)
     running = np.maximum.accumulate(r, axis=-1)  # NaN from the first NaN on
     before = np.concatenate([np.full_like(r[..., :1], -np.inf), running[..., :-1]], axis=-1)
@@ -165,7 +165,7 @@ def fold_update(fold: SummaryFold, reliance, metrics, step, tol: float = INVERSI
 
 def fold_finish(fold: SummaryFold) -> dict:
     """The `summarize` dict of the folded trajectory, plus `nonfinite_step` (None: none).
-    Works on a batch of folds (leading axes) too: then every value is an array (−1: none)."""
+    Works on a stack of folds (leading axes) too: then every value is an array (−1: none)."""
     initial, peak, final, first_peak, trough = (np.asarray(x, dtype=np.float64)
                                                 for x in (fold.initial, fold.peak, fold.final, fold.first_peak,
                                                           fold.trough))

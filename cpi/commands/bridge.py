@@ -36,14 +36,14 @@ def add_parser(subparsers):
                         help="sweep a key (repeatable; or SECTION.KEY=V1,V2,...): writes a sweep directory "
                         "(sweep.npz, summary.csv, summary.json, config.toml, sweep.json, runs/) instead of one run; "
                         "points sharing a pretrained model reuse it, and those sharing the train config and "
-                        "shapes finetune as one vmapped batch; every finished point is saved under DIR/runs at "
+                        "shapes finetune as one vmapped chunk; every finished point is saved under DIR/runs at "
                         "once, so Ctrl-C keeps them and a rerun of the same command computes only the others")
     parser.add_argument("--seeds", type=int, default=1, metavar="N",
                         help="with --grid: N seeds per point, train.seed, train.seed+1, ... (default 1)")
     parser.add_argument("--no-vmap", dest="vmap", action="store_false",
                         help="with --grid: finetune the points one by one (bit for bit as single runs)")
     parser.add_argument("--shard", metavar="I/N",
-                        help="with --grid: " + SHARD_HELP.format(units="batches of points (points that "
+                        help="with --grid: " + SHARD_HELP.format(units="chunks of points (points that "
                              "share a pretrained model and finetune together)")
                         + "; shards that share a pretrained model each train it once unless --cache is a "
                           "folder they share")
@@ -145,7 +145,7 @@ def _sweep(args, config) -> int:
         check_out_dir(args.cache, flag="--cache")
     check_sweep_dir(out, sweep_identity(config, args.grid, args.seeds), force=args.force)
     print(f"cpi bridge: sweep of {len(expanded)} points ({', '.join(args.grid) or 'base config'}, "
-          f"{args.seeds} seed(s))" + (f", shard {shard} (its share of the batches)" if shard else ""))
+          f"{args.seeds} seed(s))" + (f", shard {shard} (its share of the chunks)" if shard else ""))
     if shard is None and not args.force:
         saved = sum(saved_points(expanded.configs, out))
         if 0 < saved < len(expanded):
@@ -155,7 +155,7 @@ def _sweep(args, config) -> int:
     def interrupted():
         saved = sum(saved_points(expanded.configs, out))
         print(f"\ncpi bridge: interrupted; {saved} of {len(expanded)} point(s) of this sweep are saved under "
-              f"{out}/runs (the batch in progress is lost); rerun the same command to compute only the missing ones",
+              f"{out}/runs (the chunk in progress is lost); rerun the same command to compute only the missing ones",
               file=sys.stderr)
 
     start = time.perf_counter()
@@ -163,9 +163,9 @@ def _sweep(args, config) -> int:
         report = run_interruptibly(lambda: run_shard(config, args.grid, args.seeds, out, shard=shard,
                                                      cache_dir=args.cache, progress=True, vmap=args.vmap), interrupted)
         if report.result is None:
-            print("\n".join(shard_lines(report, out, "batches", "runs", "cpi bridge")))
+            print("\n".join(shard_lines(report, out, "chunks", "runs", "cpi bridge")))
             return 0
-        print(f"cpi bridge: shard {shard}: every batch of the sweep is saved, so this shard wrote the results")
+        print(f"cpi bridge: shard {shard}: every chunk of the sweep is saved, so this shard wrote the results")
         result = report.result
     else:
         result = run_interruptibly(lambda: run_sweep(config, args.grid, args.seeds, out=out, cache_dir=args.cache,
