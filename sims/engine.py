@@ -99,8 +99,8 @@ def _params(state: State) -> dict:
 
 
 def record_slots(steps: int, stride: int) -> int:
-    """Columns of the record buffer of a segment of `steps` updates: ceil(steps / stride) + 1
-    (the last holds the final state's metrics, or nothing when another segment follows)."""
+    """Rows of the record buffer of a segment of `steps` updates: ceil(steps / stride) + 1 (the
+    last row holds the final state's metrics, or nothing when another segment follows)."""
     return -(-steps // stride) + 1
 
 
@@ -109,18 +109,17 @@ def _advance(shared, examples, lr, value_lr, carry, hyper: Hyper | None = None, 
     """The training scan: run `steps` updates from carry = (state, fold, step), folding the
     metrics of every step into the summary; with `last`, also fold the metrics of the final
     state. With `record`, return the metrics of every stride-th step (and of the final state,
-    with `last`) as a record buffer, a row per metric of `metric_names` and a column per
-    recorded step (`recorded_metrics` reads it). carry None starts from the initial state.
+    with `last`) as a record buffer, rows over the recorded steps and columns over
+    `metric_names` (`recorded_metrics` reads it). carry None starts from the initial state.
     Returns (carry, record buffer or None). `optimizer`, `batch_size` and `hyper` as in
     `simulate`.
 
     One scan of steps (+1 with `last`) iterations computes everything, so the step is traced
     and compiled once: iteration i measures the state and then updates it (not at i = steps,
-    the final measurement), and writes its metrics to column ceil(i / stride) of the buffer.
-    Columns are written in order, so column j ends with the metrics of step j·stride, and the
-    last with those of the final state; segment lengths are multiples of the stride except the
-    last segment's (`segment_plan`), so no other column is left holding an unrecorded step.
-    Each metric's steps are contiguous, as the files that keep them store them."""
+    the final measurement), and writes its metrics to row ceil(i / stride) of a buffer. Rows
+    are written in order, so row j ends with the metrics of step j·stride, and the last row
+    with those of the final state; segment lengths are multiples of the stride except the last
+    segment's (`segment_plan`), so no other row is left holding an unrecorded step."""
     dtype = examples.table.dtype
     plain = hyper is None  # the theory's full-batch gradient descent (`optimizers.is_plain`)
     tx = None if plain else optimizers.transform(optimizer, lr, value_lr, hyper, train_values)
@@ -159,11 +158,11 @@ def _advance(shared, examples, lr, value_lr, carry, hyper: Hyper | None = None, 
         if last:  # the final iteration measures without updating
             new = jax.tree_util.tree_map(lambda a, b: jnp.where(i < steps, a, b), new, state)
         if record:
-            buffer = jax.lax.dynamic_update_index_in_dim(buffer, row, (i + stride - 1) // stride, axis=1)
+            buffer = jax.lax.dynamic_update_index_in_dim(buffer, row, (i + stride - 1) // stride, axis=0)
         return ((new, fold, t + 1), buffer), None
 
     slots = record_slots(steps, stride)
-    buffer = jnp.zeros((len(names), slots), dtype) if record else None
+    buffer = jnp.zeros((slots, len(names)), dtype) if record else None
     iterations = steps + 1 if last else steps
     ((state, fold, t), buffer), _ = jax.lax.scan(body, (carry, buffer), jnp.arange(iterations))
     if last:
@@ -191,9 +190,17 @@ either once (shared_axis None) or per world (shared_axis 0)."""
 def recorded_metrics(buffer, names: list[str], *, last: bool) -> dict[str, np.ndarray]:
     """The metrics in a record buffer of `advance` (or `advance_stack`: a leading axis of
     worlds), on the host: name -> (recorded steps,) array (or (worlds, recorded steps)), its
-    unfilled last column dropped unless `last`; views of one host copy of the buffer (one
-    gather of the devices' parts, not one per metric)."""
-    rows = np.asarray(buffer)
+    unfilled last row dropped unless `last`. The arrays are views of one host copy laid out
+    metric by metric, each metric's steps contiguous, taken from each device's part of the
+    buffer in place of a gather followed by a slice per metric."""
+    if buffer.is_fully_addressable:
+        rows = np.empty((*buffer.shape[:-2], buffer.shape[-1], buffer.shape[-2]), buffer.dtype)
+        for shard in buffer.addressable_shards:
+            if shard.replica_id == 0:
+                lead = shard.index[:-2]
+                rows[lead] = np.swapaxes(np.asarray(shard.data), -1, -2)
+    else:
+        rows = np.swapaxes(np.asarray(buffer), -1, -2)
     if not last:
         rows = rows[..., :-1]
     return {k: rows[..., j, :] for j, k in enumerate(names)}
