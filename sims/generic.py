@@ -26,7 +26,7 @@ from cpi.theory.groups import TRAINING_GROUPS
 
 from . import model
 from .metrics import ExampleValues, collect
-from .model import batch_losses, batch_outputs, logits
+from .model import example_losses, example_outputs, logits
 from .optimizers import Hyper, batch_weights, transform
 from .precision import precision
 from .world import Examples, World
@@ -87,17 +87,17 @@ def metrics(params: dict, data: dict) -> dict:
     relation = data["query"]
 
     def train_losses(w_kq):
-        return batch_losses({"kq": w_kq, "v": params["v"]}, embed, data["train"])
+        return example_losses({"kq": w_kq, "v": params["v"]}, embed, data["train"])
 
     # Directional derivatives of every example's loss along θ φ(r)ᵀ: θᵀ ∇_{W_KQ} ℓ_i φ(r).
     losses, d_theta_c = jax.jvp(train_losses, (params["kq"],), (jnp.outer(data["theta_c"], relation),))
     _, d_theta_s = jax.jvp(train_losses, (params["kq"],), (jnp.outer(data["theta_s"], relation),))
-    _, sigma_train = batch_outputs(params, embed, *data["train"][:2])
+    _, sigma_train = example_outputs(params, embed, *data["train"][:2])
 
-    probs, sigma_test = batch_outputs(params, embed, *data["test"][:2])
+    probs, sigma_test = example_outputs(params, embed, *data["test"][:2])
     rows = jnp.arange(probs.shape[0])
     p_c, p_a = probs[rows, data["test"][2]], probs[rows, data["test_fact"]]
-    probs_aligned, _ = batch_outputs(params, embed, *data["aligned"][:2])
+    probs_aligned, _ = example_outputs(params, embed, *data["aligned"][:2])
     p_aligned = probs_aligned[jnp.arange(probs_aligned.shape[0]), data["aligned"][2]]
 
     z_of = jax.vmap(logits, in_axes=(None, None, 0, 0))

@@ -54,8 +54,8 @@ def example_loss(params: dict, embed, tokens, key_mask, answer) -> Float[Array, 
     return -jax.nn.log_softmax(z)[answer]
 
 
-def batch_losses(params: dict, embed, examples) -> Float[Array, " n"]:
-    """Per-example losses of a batch of examples (tokens, key_mask, answer arrays)."""
+def example_losses(params: dict, embed, examples) -> Float[Array, " n"]:
+    """Per-example losses of a set of examples (tokens, key_mask, answer arrays)."""
     tokens, key_mask, answer = examples
     return jax.vmap(example_loss, in_axes=(None, None, 0, 0, 0))(
         params, embed, tokens, key_mask, answer
@@ -71,12 +71,12 @@ def loss(params: dict, embed, examples, weights=None) -> Float[Array, ""]:
         L   = (1/n) Σ_i ℓ_i, or Σ_i weights_i ℓ_i (a minibatch's weights)
 
     The generic engine (`cpi.sims.generic`) takes its gradient ∇_{W_KQ} L, ∇_{W_V} L by autodiff."""
-    losses = batch_losses(params, embed, examples)
+    losses = example_losses(params, embed, examples)
     return jnp.mean(losses) if weights is None else jnp.sum(weights * losses)
 
 
-def batch_outputs(params: dict, embed, tokens, key_mask):
-    """(softmax(z), σ) for a batch of examples."""
+def example_outputs(params: dict, embed, tokens, key_mask):
+    """(softmax(z), σ) for a set of examples."""
     z, sigma = jax.vmap(logits, in_axes=(None, None, 0, 0))(params, embed, tokens, key_mask)
     return jax.nn.softmax(z, axis=-1), sigma
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cpi.sims.config import load, with_values
-from cpi.sims.model import batch_losses, logits
+from cpi.sims.model import example_losses, logits
 from cpi.sims.generic import pack
 from cpi.sims.train import run
 from cpi.sims.world import build_world
@@ -99,7 +99,7 @@ def test_autodiff_gradient_equals_lemma_1():
     ref.phi, ref.k, ref.r = world.embed, world.embed.shape[1], world.relation
     data = pack(world)
     with jax.enable_x64(True):  # the oracle's float64, for this computation only
-        grad = jax.grad(lambda kq: jnp.mean(batch_losses({"kq": kq, "v": jnp.asarray(params["v"])},
+        grad = jax.grad(lambda kq: jnp.mean(example_losses({"kq": kq, "v": jnp.asarray(params["v"])},
                                                            data["embed"], data["train"])))(
             jnp.asarray(params["kq"]))
     expected = -np.mean(
