@@ -14,6 +14,8 @@ Jobs (each one: the cpi command as a whole process, wall clock, vs the same work
   sweep328  41 ρ x 8 δ_M, 2000 steps, every metric; NumPy times 41 points, extrapolated
   reduced   `--engine reduced --summaries-only`, 101 x 100 points, 1000 steps; NumPy times 20
             points, extrapolated, and checks their peak/final reliance against summary.csv
+  large     410 x 80 points (32 800), 2000 steps, summaries only, fast engine: the sweep to set a
+            GPU's µs per point-step beside the CPU's; NumPy times 20 points, extrapolated
   memory    a 10^5-point summaries-only sweep: peak RSS of the cpi process
 Each job also gives µs per point-step for both sides, against an arithmetic floor: one NumPy
 softmax over a (1000, 40, 121) array (the 40 length-K softmaxes of one step, for 1000 points)
@@ -127,6 +129,9 @@ JOBS = {  # job: (cpi sweep arguments or None, NumPy points (rho, delta_m), step
     "reduced": (["--engine", "reduced", "--summaries-only", "--grid", "mixture.context_critical=0:1:101",
                  "--grid", "knowledge.delta_m=0.5:0.9:100", "--set", "train.steps=1000"],
                 list(itertools.product(grid(0, 1, 101), grid(0.5, 0.9, 100))), 1000, 20),
+    "large": (["--summaries-only", "--grid", "mixture.context_critical=0:1:410",
+               "--grid", "knowledge.delta_m=0.5:0.9:80", "--set", "train.steps=2000"],
+              list(itertools.product(grid(0, 1, 410), grid(0.5, 0.9, 80))), 2000, 20),
     "memory": (["--summaries-only", "--engine", "fast", "--grid", "mixture.context_critical=0:1:100",
                 "--grid", "knowledge.delta_m=0.5:0.9:1000", "--set", "train.steps=20"], [], 20, 0),
 }
@@ -267,7 +272,8 @@ def job_sweep(job, tmp):
     if distinct < n_total:  # cpi trains each distinct world once; so could a NumPy loop
         np_distinct = np_s * distinct / n_timed
         print(f"            {distinct} of the {n_total} points have distinct worlds (n_C = round(ρ·20)); numpy over "
-              f"those only {np_distinct:.2f} s: numpy-distinct/cpi {np_distinct / wall:.1f} (engine for engine)")
+              f"those only {np_distinct:.2f} s: numpy-distinct/cpi {np_distinct / wall:.1f} (engine for engine); "
+              f"cpi {per_step(wall, distinct, steps):.3f} µs per distinct point-step")
     print(f"            {compare_summaries(results, read_summary(tmp / job / 'summary.csv'))}")
 
 

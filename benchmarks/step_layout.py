@@ -21,11 +21,15 @@ inversion flag: a few more elementwise operations per step).
 
 The layout's fixed arrays (the score and gradient maps, the key mask, the θ columns) are
 arguments of both programs: as constants XLA would fold them into the program, which the
-engine cannot do. Measured on the 2-core development CPU, idle, three runs:
+engine cannot do. Measured on the 2-core development CPU, idle, three runs (float64):
 
-  engine  lower 0.37-0.55 s, compile 1.84-2.50 s, first run 1.75-2.10 s
-  minor   lower 0.13-0.26 s, compile 1.10-1.59 s, first run 1.55-1.87 s
+  engine  lower 0.17-0.20 s, compile 0.57-0.60 s, first run 0.67-0.73 s
+  minor   lower 0.09-0.10 s, compile 0.42-0.45 s, first run 0.48-0.56 s
   the two programs' metrics agree to 1.4e-13, with NaN at the same places
+
+(Earlier versions of the engine, measured the same way: engine lower 0.37-0.55 s, compile
+1.84-2.50 s, first run 1.75-2.10 s; minor lower 0.13-0.26 s, compile 1.10-1.59 s, first run
+1.55-1.87 s.)
 
 (A first version of this script closed over those arrays as constants, and the minor program
 then compiled in 0.99-1.17 s and ran in 1.32-1.47 s: part of its lead was the constants.)
