@@ -62,23 +62,27 @@ def record_steps(train: BridgeTrainConfig) -> np.ndarray:
 
 
 def steps_then_metrics(static, opt: optax.GradientTransformation, train: BridgeTrainConfig, n: int,
-                       observe: Callable = measure.evaluate) -> Callable:
+                       observe: Callable = measure.evaluate, *, gather: bool = False) -> Callable:
     """segment(params, state, data, start, length): `length` optimizer steps of `opt` from step
     `start` on the loss Σ_i w_i ℓ_i over the n training examples of `data` (w: the step's batch
     weights from train.seed), then every metric of the model they reach (`observe(model, data)`,
     by default `measure.evaluate`). Returns (params, state, metrics); `static` is the frozen part
-    of the model."""
+    of the model. With `gather` (minibatches only), each step's loss is the mean over the
+    examples of its minibatch, gathered by `batch_indices`: the same steps (equal to float32
+    rounding), without computing the examples of weight 0."""
 
     def segment(params, state, data, start, length: int):
-        def loss(params, weights):
+        def loss(params, t):
             m = eqx.combine(params, static)
+            if gather:
+                index = batch_indices(train.seed, t, n, train.batch_size)
+                return jnp.mean(cross_entropy(answer_logits(m, data.train_tokens[index]), data.train_target[index]))
+            weights = batch_weights(train.seed, t, n, train.batch_size, jnp.float32)
             return jnp.sum(weights * cross_entropy(answer_logits(m, data.train_tokens), data.train_target))
 
         def step(carry, t):
             params, state = carry
-            weights = batch_weights(train.seed, t, n, train.batch_size, jnp.float32)
-            grads = jax.grad(loss)(params, weights)
-            updates, state = opt.update(grads, state, params)
+            updates, state = opt.update(jax.grad(loss)(params, t), state, params)
             return (optax.apply_updates(params, updates), state), None
 
         (params, state), _ = jax.lax.scan(step, (params, state), start + jnp.arange(length))
@@ -231,35 +235,11 @@ def batch_indices(seed, step, n: int, batch_size: int) -> jax.Array:
     return jax.lax.dynamic_slice(order, (within * batch_size,), (batch_size,))
 
 
-def _minibatch_steps(static, opt: optax.GradientTransformation, train: BridgeTrainConfig, n: int) -> Callable:
-    """As `steps_then_metrics` with `observe = _metrics_and_losses`, the loss of each step taken
-    over its minibatch's examples only (gathered by `batch_indices`): the same steps, computed
-    without the examples of weight 0 (equal to float32 rounding)."""
-
-    def segment(params, state, data, start, length: int):
-        def loss(params, index):
-            m = eqx.combine(params, static)
-            return jnp.mean(cross_entropy(answer_logits(m, data.train_tokens[index]), data.train_target[index]))
-
-        def step(carry, t):
-            params, state = carry
-            grads = jax.grad(loss)(params, batch_indices(train.seed, t, n, train.batch_size))
-            updates, state = opt.update(grads, state, params)
-            return (optax.apply_updates(params, updates), state), None
-
-        (params, state), _ = jax.lax.scan(step, (params, state), start + jnp.arange(length))
-        return params, state, _metrics_and_losses(eqx.combine(params, static), data)
-
-    return segment
-
-
 @eqx.filter_jit
 def _segment_losses(params, static, state, arrays, groups, train: BridgeTrainConfig, start, length: int):
     n = int(arrays["train_target"].shape[0])
-    if train.batch_size:
-        segment = _minibatch_steps(static, optimizer(train), train, n)
-    else:
-        segment = steps_then_metrics(static, optimizer(train), train, n, observe=_metrics_and_losses)
+    segment = steps_then_metrics(static, optimizer(train), train, n, observe=_metrics_and_losses,
+                                 gather=bool(train.batch_size))
     return segment(params, state, _as_data(arrays, groups), start, length)
 
 
