@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
 from . import NAMES, plot
 
 DPI = 150
@@ -59,6 +61,7 @@ def make_figures(
         middle = time.perf_counter()
         fig = plot(name, data)
         paths = save_figure(fig, out_dir, name)
+        plt.close(fig)  # pyplot keeps every figure it made open until closed
         paths.append(save_summary(out_dir / f"{name}.json", headline(name, data)))
         written += paths
         if progress:
