@@ -93,7 +93,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("bridge_finetuning", "all parameters vs query/key maps only, AdamW with minibatches at several "
                "learning rates (seeds): against the paper's Figures 5c and 13"),
     Experiment("bridge_small_falls", "the transformer's small falls without CS examples: GD vs Adam, the first "
-               "layer's subject-to-context attention, its maps frozen; the toy at ρ = 1 under Adam"),
+               "layer's subject-to-context attention, its maps frozen; the toy at ρ = 1 under Adam", version=2),
     Experiment("bridge_timescale", "the transformer on thousands of examples, minibatch AdamW and SGD over epochs: "
                "when M_C peaks, and the loss of C examples visited or not yet visited (seeds)"),
 )

@@ -127,9 +127,17 @@ def test_figures_docs_command_outside_the_repository(tmp_path, monkeypatch, caps
     assert os.listdir(tmp_path) == []
 
 
-def _close(a, b) -> bool:
+FLOAT32_REL = 1e-4
+"""How close a transformer experiment's recomputed numbers must be (relative). The transformer
+trains in float32, and a run's last bits depend on the stack of finetunings it was first
+computed in (a stack equals one-by-one finetuning to float32 rounding), which the run cache
+keeps: recomputed from scratch, bridge_mitigations' numbers moved by up to 4e-6 and
+bridge_onset's by 7e-6. The toy computes in float64 and is held to 1e-6."""
+
+
+def _close(a, b, rel: float = 1e-6) -> bool:
     if isinstance(a, float) or isinstance(b, float):
-        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
+        return math.isclose(float(a), float(b), rel_tol=rel, abs_tol=1e-9)
     return a == b
 
 
@@ -160,8 +168,9 @@ def test_summary_equals_a_recomputation(name, tmp_path):
     fresh = json.loads(done.stdout)
     assert fresh["inputs"] == committed["inputs"]
     assert fresh["numbers"].keys() == committed["numbers"].keys()
+    rel = FLOAT32_REL if name.startswith("bridge_") else 1e-6  # the transformer experiments
     differ = {k: (v, fresh["numbers"][k]) for k, v in committed["numbers"].items()
-              if not _close(v, fresh["numbers"][k])}
+              if not _close(v, fresh["numbers"][k], rel)}
     assert not differ, differ
 
 
