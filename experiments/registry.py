@@ -91,11 +91,11 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("bridge_onset", "where the transformer's rise starts: ρ̂* from exact t = 0 derivatives beside "
                "Lemma 4's ρ* and the measured onset, default and weaker facts (seeds)"),
     Experiment("bridge_finetuning", "all parameters vs query/key maps only, AdamW with minibatches at several "
-               "learning rates (seeds): against the paper's Figures 5c and 13"),
+               "learning rates (seeds): against the paper's Figures 5c and 13", version=2),
     Experiment("bridge_small_falls", "the transformer's small falls without CS examples: GD vs Adam, the first "
                "layer's subject-to-context attention, its maps frozen; the toy at ρ = 1 under Adam", version=2),
     Experiment("bridge_timescale", "the transformer on thousands of examples, minibatch AdamW and SGD over epochs: "
-               "when M_C peaks, and the loss of C examples visited or not yet visited (seeds)"),
+               "when M_C peaks, and the loss of C examples visited or not yet visited (seeds)", version=2),
 )
 
 NAMES: tuple[str, ...] = tuple(e.name for e in EXPERIMENTS)
