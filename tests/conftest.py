@@ -39,6 +39,12 @@ def xla_flags_with(flag: str) -> str:
     return f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
 
+def xla_flags_at_xla_level() -> str:
+    """This process's XLA_FLAGS without the suite's `TEST_OPTIMIZATION` (for a subprocess that
+    must compute as `cpi` does, at XLA's own optimisation level)."""
+    return os.environ.get("XLA_FLAGS", "").replace(TEST_OPTIMIZATION, "").strip()
+
+
 if OPTIMIZATION_FLAG not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = xla_flags_with(TEST_OPTIMIZATION)
 configure_arithmetic()

@@ -22,7 +22,7 @@ from cpi.experiments.summaries import load_summaries, summary_text
 from cpi.figures import document
 from cpi.sims import config as cfg
 
-from .conftest import TEST_OPTIMIZATION
+from .conftest import xla_flags_at_xla_level
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,9 +161,8 @@ def test_summary_equals_a_recomputation(name, tmp_path):
     """The committed numbers are what the experiment computes now (data recomputed from scratch
     in a fresh data directory: minutes for the bridge experiments)."""
     committed = json.loads((ROOT / "figures" / f"{name}.json").read_text(encoding="utf-8"))
-    flags = os.environ.get("XLA_FLAGS", "").replace(TEST_OPTIMIZATION, "").strip()
     done = subprocess.run([sys.executable, "-c", RECOMPUTE, name, str(tmp_path)], capture_output=True, text=True,
-                          env=dict(os.environ, XLA_FLAGS=flags), cwd=ROOT, check=False)
+                          env=dict(os.environ, XLA_FLAGS=xla_flags_at_xla_level()), cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     fresh = json.loads(done.stdout)
     assert fresh["inputs"] == committed["inputs"]

@@ -178,9 +178,9 @@ def test_float32_runs_close_to_float64(default_run):
 def test_the_optimised_build_computes_what_the_tests_check(default_run, tmp_path):
     """The suite runs XLA without backend optimisation (`tests/conftest.py`); a `cpi run` of
     the default config compiled at XLA's own optimisation level gives the same metrics."""
-    from tests.conftest import TEST_OPTIMIZATION
+    from tests.conftest import TEST_OPTIMIZATION, xla_flags_at_xla_level
 
-    flags = os.environ.get("XLA_FLAGS", "").replace(TEST_OPTIMIZATION, "").strip()
+    flags = xla_flags_at_xla_level()
     assert TEST_OPTIMIZATION not in flags
     env = {**os.environ, "XLA_FLAGS": flags, "CPI_COMPILATION_CACHE": "0"}
     subprocess.run([sys.executable, "-m", "cpi.cli", "run", "--out", str(tmp_path / "run")], check=True, env=env,
