@@ -4,8 +4,12 @@ The NumPy side is written here from theory/NOTES.md §0 and shares no code with 
 `tests`: W_V frozen, the Lemma 3 value-logit table V[a, y] built directly, attention of the
 query r over the two visible keys (context, subject), cross-entropy, and full-batch gradient
 descent with the analytic Lemma 1 gradient, in u = W_KQ φ(r) coordinates (W_KQ(t) = u(t) φ(r)ᵀ
-exactly, since every gradient ends in φ(r)ᵀ). One step is loop-free over the points; reliance
-M_C on the conflict test examples and accuracy on the aligned examples are recorded every step.
+exactly, since every gradient ends in φ(r)ᵀ). One step is loop-free over the examples. Each job
+gives NumPy the job's own work: where the cpi command records every metric at every step (run,
+sweep41, sweep328), `train_all` computes all of them and saves them, and the benchmark checks
+every one against cpi's file; where it keeps summaries only (reduced, large), `train` records
+reliance M_C on the conflict test examples and accuracy on the aligned examples. The recording
+jobs also time `train` and print that ratio too: earlier versions compared those jobs with it.
 
 Jobs (each one: the cpi command as a whole process, wall clock, vs the same work in NumPy):
   run       `cpi run` (cold JAX compilation cache, then a second run reusing it) vs the NumPy
@@ -91,7 +95,8 @@ def build(rho=0.5, delta_m=0.6, n_subjects=40, n_answers=80, delta_c=0.2, o_c=1.
 
 
 def train(world, lr=1.0, steps=300, n_train=20, n_test=10):
-    """Full-batch GD on u; returns (reliance, aligned accuracy) at steps 0..steps."""
+    """Full-batch GD on u, recording what a summary needs: {"reliance", "aligned_accuracy"} ->
+    (steps + 1,) arrays."""
     phi, table, keys, answer, fact = world
     x = phi.T[keys]  # (P, 2, d) key embeddings φ(c), φ(s)
     vals = table.T[keys]  # (P, 2, K) value columns v(c), v(s)
@@ -111,7 +116,67 @@ def train(world, lr=1.0, steps=300, n_train=20, n_test=10):
         g = np.einsum("nkj,nj->nk", vals[:n_train], target - p[:n_train])
         coef = s_tr * (g - (s_tr * g).sum(axis=1, keepdims=True))
         u += lr / n_train * np.einsum("nk,nkd->d", coef, x[:n_train])
-    return reliance, accuracy
+    return {"reliance": reliance, "aligned_accuracy": accuracy}
+
+
+TIE = 1e-9  # float64 argmax rule: the target's logit must exceed every other token's by this
+GROUPS = ("C", "CS", "CF", "S")  # the training groups whose metrics a run records
+METRICS = ["reliance", "attention_context", "aligned_accuracy", "loss", "u_theta_c", "u_theta_s",
+           "counterfactual_accuracy", "parametric_accuracy", "train_accuracy",
+           *[f"{m}_{g}" for m in ("loss", "attention_context", "neg_grad_theta_c", "neg_grad_theta_s") for g in GROUPS]]
+
+
+def train_all(world, lr=1.0, steps=300, n_train=20, n_test=10):
+    """`train` recording every metric that `cpi run` and `cpi sweep` record (the README's
+    glossary defines them): name -> (steps + 1,) array. Group metrics are sums
+    over a group's examples (one product with the group one-hot), NaN for an empty group;
+    attention_context_S is not a metric (S examples have no context)."""
+    phi, table, keys, answer, fact = world
+    d = phi.shape[0]
+    x = phi.T[keys]
+    vals = table.T[keys]
+    te, al = np.arange(n_train, n_train + n_test), np.arange(n_train + n_test, len(answer))
+    tr = np.arange(n_train)
+    target = np.eye(table.shape[0])[answer[:n_train]]
+    onehot = np.zeros((n_train, len(GROUPS)))  # the world's training groups: C (no fact) and CS
+    onehot[tr, np.where(fact[:n_train] < 0, 0, 1)] = 1.0
+    count = onehot.sum(axis=0)
+    scale = np.stack([count, count, np.full(4, n_train), np.full(4, n_train)], axis=1)
+    scale = np.where(count[:, None] > 0, 1 / np.maximum(scale, 1), np.nan)  # (group, [loss, attention, θ pushes])
+    thetas = x[:n_train][:, :, [d - 2, d - 3]]  # θ_Cᵀφ(y), θ_Sᵀφ(y) of each key
+    argmax_rows = np.concatenate([te, te, tr])  # counterfactual, parametric, train accuracy
+    argmax_targets = np.concatenate([answer[te], fact[te], answer[:n_train]])
+    argmax_groups = np.repeat(np.eye(3) / [n_test, n_test, n_train], [n_test, n_test, n_train], axis=0)
+    u = np.zeros(d)
+    rec = np.empty((steps + 1, len(METRICS)))
+    for t in range(steps + 1):
+        sigma = softmax(x @ u)
+        z = np.einsum("pk,pkj->pj", sigma, vals)
+        p = softmax(z)
+        p_c, p_a = p[te, answer[te]], p[te, fact[te]]
+        s_tr = sigma[:n_train]
+        g = np.einsum("nkj,nj->nk", vals[:n_train], target - p[:n_train])
+        coef = s_tr * (g - (s_tr * g).sum(axis=1, keepdims=True))  # -∂ℓ_i/∂score_iy
+        losses = -np.log(p[tr, answer[:n_train]])
+        per_example = np.column_stack([losses, s_tr[:, 0], np.einsum("nk,nkc->nc", coef, thetas)])
+        groups = onehot.T @ per_example * scale  # (group, metric)
+        rec[t, :6] = (np.mean(p_c / (p_c + p_a)), sigma[te, 0].mean(), p[al, answer[al]].mean(), losses.mean(),
+                      u[d - 2], u[d - 3])
+        rec[t, 6:9] = chosen(z[argmax_rows], argmax_targets) @ argmax_groups
+        rec[t, 9:] = groups.T.reshape(-1)
+        if t < steps:
+            u += lr / n_train * np.einsum("nk,nkd->d", coef, x[:n_train])
+    out = {name: rec[:, j] for j, name in enumerate(METRICS)}
+    del out["attention_context_S"]
+    return out
+
+
+def chosen(z, target):
+    """1.0 where token `target` is the argmax of the logits z by more than TIE, else 0.0."""
+    rows = np.arange(len(target))
+    others = z.copy()
+    others[rows, target] = -np.inf
+    return (z[rows, target] - others.max(axis=1) > TIE).astype(float)
 
 
 # ----------------------------------------------------------------------------- jobs and grids
@@ -138,14 +203,26 @@ JOBS = {  # job: (cpi sweep arguments or None, NumPy points (rho, delta_m), step
 TARGETS = {"sweep328": 20, "reduced": 300}  # numpy/cpi speedup to reach
 
 
-def numpy_job(job):
+def records(job):
+    """Whether the job's cpi command records every metric at every step (else summaries only)."""
+    args = JOBS[job][0]
+    return args is None or "--summaries-only" not in args
+
+
+def numpy_job(job, every_metric=None):
     """Time the NumPy side of a job in-process: (seconds, points timed, total points, results)
-    with results {(rho, delta_m): (reliance curve, aligned accuracy curve)}."""
+    with results {(rho, delta_m): {metric: curve}}. `every_metric` (default: what the job's
+    command records) computes every metric with `train_all` and saves them as one .npz, as the
+    command does; else `train`'s two."""
     _, points, steps, n_timed = JOBS[job]
+    every_metric = records(job) if every_metric is None else every_metric
     subset = [points[i] for i in np.linspace(0, len(points) - 1, n_timed).round().astype(int)]
     start, results = time.perf_counter(), {}
     for rho, delta_m in subset:
-        results[(rho, delta_m)] = train(build(rho, delta_m), steps=steps)
+        results[(rho, delta_m)] = (train_all if every_metric else train)(build(rho, delta_m), steps=steps)
+    if every_metric:
+        with tempfile.TemporaryFile() as f:
+            np.savez(f, **{k: np.stack([r[k] for r in results.values()]) for k in results[subset[0]]})
     return time.perf_counter() - start, len(subset), len(points), results
 
 
@@ -202,8 +279,8 @@ def _key(rho, delta_m):
 def compare_summaries(results, summary):
     """Max |Δ| of peak and final reliance (and peak step) of NumPy points vs cpi's summary.csv."""
     worst, steps, matched = 0.0, 0, 0
-    for key, (rel, _) in results.items():
-        row = summary.get(_key(*key))
+    for key, curves in results.items():
+        rel, row = curves["reliance"], summary.get(_key(*key))
         if row is None or row["nonfinite_step"]:
             continue
         matched += 1
@@ -211,6 +288,39 @@ def compare_summaries(results, summary):
         steps = max(steps, abs(int(np.argmax(rel)) - int(row["peak_step"])))
     return f"{matched} points vs summary.csv: max |Δ| peak/final reliance {worst:.2e} " \
            f"(target 1e-4: {'pass' if matched and worst <= 1e-4 else 'FAIL'}), max |Δ| peak step {steps}"
+
+
+def compare_metrics(curves, saved, index=None):
+    """Max |Δ| over every metric and step of NumPy `curves` vs cpi's saved arrays (row `index`
+    of a sweep's), and the metrics that disagree on being NaN: an empty group's metrics are NaN
+    here, NaN in a sweep's file and left out of a run's."""
+    worst, differ = 0.0, []
+    for name, mine in curves.items():
+        if name not in saved.files:
+            if not np.isnan(mine).all():
+                differ.append(name)
+            continue
+        theirs = saved[name] if index is None else saved[name][index]
+        if not np.array_equal(np.isnan(mine), np.isnan(theirs)):
+            differ.append(name)
+        elif not np.isnan(mine).all():
+            worst = max(worst, float(np.nanmax(np.abs(mine - theirs))))
+    return worst, differ
+
+
+def metrics_note(results, sweep_npz):
+    """One line: every metric of the NumPy points against the same points of sweep.npz."""
+    saved = np.load(sweep_npz)
+    rho = saved["mixture.context_critical"]  # delta_m is 0.6 when not swept, as in read_summary
+    delta_m = saved["knowledge.delta_m"] if "knowledge.delta_m" in saved.files else np.full(len(rho), 0.6)
+    index = {_key(r, m): i for i, (r, m) in enumerate(zip(rho, delta_m))}
+    worst, differ = 0.0, set()
+    for key, curves in results.items():
+        w, d = compare_metrics(curves, saved, index[_key(*key)])
+        worst, differ = max(worst, w), differ | set(d)
+    n_metrics = len(next(iter(results.values())))
+    return f"{len(results)} points vs sweep.npz, all {n_metrics} metrics at every step: max |Δ| {worst:.2e}" \
+           f"{f'; NaNs differ in {sorted(differ)}' if differ else ''}"
 
 
 def verdict(ok):
@@ -226,7 +336,8 @@ def job_run(tmp):
                       dict(os.environ, CPI_COMPILATION_CACHE_DIR=str(cache)))
     np_proc, rc, _, _ = spawn([sys.executable, __file__, "--numpy-only", "run"])
     np_in, _, _, results = numpy_job("run")
-    rel, acc = results[(0.5, 0.6)]
+    curves = results[(0.5, 0.6)]
+    rel = curves["reliance"]
     got = (rel[0], rel.max(), int(np.argmax(rel)), rel[-1])
     ok = all(abs(g - e) <= 1e-4 for g, e in zip(got, EXPECTED))
     print(f"  numpy self-check: initial {got[0]:.4f} -> peak {got[1]:.4f} at step {got[2]} -> final "
@@ -234,9 +345,9 @@ def job_run(tmp):
     if err or err2:
         print(f"  run       cpi {err or err2}")
         return
-    metrics = np.load(tmp / "run2" / "metrics.npz")
-    print(f"  max |Δ| vs cpi over all 301 steps: reliance {np.abs(metrics['reliance'] - rel).max():.2e}, "
-          f"aligned accuracy {np.abs(metrics['aligned_accuracy'] - acc).max():.2e}")
+    worst, differ = compare_metrics(curves, np.load(tmp / "run2" / "metrics.npz"))
+    print(f"  max |Δ| vs cpi over all {len(curves)} metrics and 301 steps: {worst:.2e}"
+          f"{f'; NaNs differ in {differ}' if differ else ''}")
     print(f"  run       cpi cold {cold:6.2f} s, second run {second:6.2f} s{compile_note(out2)}; "
           f"floor process (import jax, one op) {floor:5.2f} s")
     print(f"            numpy whole process {np_proc:5.2f} s (exit {rc}), in-process {np_in:6.3f} s")
@@ -259,8 +370,14 @@ def job_sweep(job, tmp):
     np_s, n_timed, n_total, results = numpy_job(job)
     np_total = np_s * n_total / n_timed
     extrapolated = f" (timed {n_timed} of {n_total} points, {np_s:.2f} s, scaled x{n_total / n_timed:.1f})"
-    print(f"            numpy {np_total:.2f} s{extrapolated if n_timed < n_total else ''}, in-process, "
-          f"{per_step(np_s, n_timed, steps):.2f} µs per point-step")
+    what = "every metric, saved" if records(job) else "reliance and aligned accuracy, as a summary needs"
+    print(f"            numpy ({what}) {np_total:.2f} s{extrapolated if n_timed < n_total else ''}, "
+          f"in-process, {per_step(np_s, n_timed, steps):.2f} µs per point-step")
+    if records(job):  # the loop that earlier versions compared with: two metrics of the job's
+        np2_s, *_ = numpy_job(job, every_metric=False)
+        print(f"            numpy (reliance and aligned accuracy only) {np2_s * n_total / n_timed:.2f} s, "
+              f"{per_step(np2_s, n_timed, steps):.2f} µs per point-step"
+              + ("" if err else f": numpy-two-metrics/cpi {np2_s * n_total / n_timed / wall:.1f}"))
     if err:
         return
     target = TARGETS.get(job)
@@ -275,6 +392,8 @@ def job_sweep(job, tmp):
               f"those only {np_distinct:.2f} s: numpy-distinct/cpi {np_distinct / wall:.1f} (engine for engine); "
               f"cpi {per_step(wall, distinct, steps):.3f} µs per distinct point-step")
     print(f"            {compare_summaries(results, read_summary(tmp / job / 'summary.csv'))}")
+    if records(job):
+        print(f"            {metrics_note(results, tmp / job / 'sweep.npz')}")
 
 
 def softmax_floor(points=1000, repeats=5):
