@@ -127,8 +127,8 @@ METRICS = ["reliance", "attention_context", "aligned_accuracy", "loss", "u_theta
 
 
 def train_all(world, lr=1.0, steps=300, n_train=20, n_test=10):
-    """`train` recording every metric that `cpi run` and `cpi sweep` record (the README's
-    glossary defines them): name -> (steps + 1,) array. Group metrics are sums
+    """`train` recording every metric that `cpi run` and `cpi sweep` record (docs/guide.md
+    defines them): name -> (steps + 1,) array. Group metrics are sums
     over a group's examples (one product with the group one-hot), NaN for an empty group;
     attention_context_S is not a metric (S examples have no context)."""
     phi, table, keys, answer, fact = world
