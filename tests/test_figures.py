@@ -668,9 +668,11 @@ def test_saved_data_have_deterministic_bytes():
 
 @pytest.fixture
 def fake_data(monkeypatch):
-    """Every figure's computation replaced by its tiny data dict."""
-    for name, make in TINY.items():
-        monkeypatch.setattr(get(name).module, "compute", lambda base, work, _make=make, **params: _make())
+    """Every figure's computation replaced by its tiny data dict, made before any is replaced
+    (a tiny dict may come from the experiment's own computation at a small scale)."""
+    data = {name: make() for name, make in TINY.items()}
+    for name in TINY:
+        monkeypatch.setattr(get(name).module, "compute", lambda base, work, _data=data[name], **params: _data)
 
 
 def one_line_figure(name, data):

@@ -112,18 +112,13 @@ def test_first_epoch_of_sgd_is_the_one_dimensional_recursion():
 # ---------------------------------------------------------------------------- experiment, figure, headline
 
 
-COMPUTE = experiment.compute
-"""The experiment's computation, taken before any test replaces it: tests/test_figures.py's
-`fake_data` makes `experiment.compute` return `tiny_timescale()`, which would then call itself."""
-
-
 @lru_cache(maxsize=1)
 def _tiny_computed() -> dict:
     import tempfile
     from pathlib import Path
 
     with tempfile.TemporaryDirectory() as work:
-        data = COMPUTE(cfg.Config(), Path(work), n_train=(20, 40), rho=(0.5, 0.6), rho_grid=(0.3, 0.7, 5),
+        data = experiment.compute(cfg.Config(), Path(work), n_train=(20, 40), rho=(0.5, 0.6), rho_grid=(0.3, 0.7, 5),
                                   rho_grid_n=(40,), gd_steps=400, sgd_steps=300, sgd_seeds=2, batch_size=10,
                                   first_epoch_n=(40,), first_epoch_seeds=2)
     return normalise(data)
