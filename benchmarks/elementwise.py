@@ -27,11 +27,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-REPO = Path(__file__).resolve().parents[1]
 
 SHAPE = (84, 40, 5)
 STEPS = 2000
@@ -90,7 +87,6 @@ def measure():
 def main():
     if os.environ.get("ELEMENTWISE_CHILD"):
         return measure()
-    sys.path.insert(0, str(REPO))
     from cpi.cli import xla_flags_for_speed
 
     print(f"array {SHAPE} float64, {STEPS} iterations, numpy {np.__version__}")
