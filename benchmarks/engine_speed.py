@@ -4,12 +4,13 @@ The NumPy side is written here from theory/NOTES.md §0 and shares no code with 
 `tests`: W_V frozen, the Lemma 3 value-logit table V[a, y] built directly, attention of the
 query r over the two visible keys (context, subject), cross-entropy, and full-batch gradient
 descent with the analytic Lemma 1 gradient, in u = W_KQ φ(r) coordinates (W_KQ(t) = u(t) φ(r)ᵀ
-exactly, since every gradient ends in φ(r)ᵀ). One step is loop-free over the examples. Each job
-gives NumPy the job's own work: where the cpi command records every metric at every step (run,
-sweep41, sweep328), `train_all` computes all of them and saves them, and the benchmark checks
-every one against cpi's file; where it keeps summaries only (reduced, large), `train` records
-reliance M_C on the conflict test examples and accuracy on the aligned examples. The recording
-jobs also time `train` and print that ratio too: earlier versions compared those jobs with it.
+exactly, since every gradient ends in φ(r)ᵀ), written once (`descend`). One step is loop-free
+over the examples. Each job gives NumPy the job's own work: where the cpi command records every
+metric at every step (run, sweep41, sweep328), `train_all` computes all of them and saves them,
+and the benchmark checks every one against cpi's file; where it keeps summaries only (reduced,
+large), `train` records reliance M_C on the conflict test examples and accuracy on the aligned
+examples. The recording jobs also time `train` and print that ratio too: earlier versions
+compared those jobs with it.
 
 Jobs (each one: the cpi command as a whole process, wall clock, vs the same work in NumPy):
   run       `cpi run` (cold JAX compilation cache, then a second run reusing it) vs the NumPy
@@ -94,28 +95,36 @@ def build(rho=0.5, delta_m=0.6, n_subjects=40, n_answers=80, delta_c=0.2, o_c=1.
     return phi, table, pts[:, :2], pts[:, 2], pts[:, 3]
 
 
-def train(world, lr=1.0, steps=300, n_train=20, n_test=10):
-    """Full-batch GD on u, recording what a summary needs: {"reliance", "aligned_accuracy"} ->
-    (steps + 1,) arrays."""
-    phi, table, keys, answer, fact = world
+def descend(world, lr=1.0, steps=300, n_train=20):
+    """Full-batch GD on u: yields (σ, z, p, coef, u) at steps 0..steps, each before its update,
+    with coef_iy = −∂ℓ_i/∂score_iy of the training examples."""
+    phi, table, keys, answer, _ = world
     x = phi.T[keys]  # (P, 2, d) key embeddings φ(c), φ(s)
     vals = table.T[keys]  # (P, 2, K) value columns v(c), v(s)
-    te, al = np.arange(n_train, n_train + n_test), np.arange(n_train + n_test, len(answer))
     target = np.eye(table.shape[0])[answer[:n_train]]  # e_a of the training examples
     u = np.zeros(phi.shape[0])
-    reliance, accuracy = np.empty(steps + 1), np.empty(steps + 1)
     for t in range(steps + 1):
         sigma = softmax(x @ u)  # (P, 2) attention of the query r over (c, s)
-        p = softmax(np.einsum("pk,pkj->pj", sigma, vals))  # (P, K)
-        p_c, p_a = p[te, answer[te]], p[te, fact[te]]
-        reliance[t], accuracy[t] = np.mean(p_c / (p_c + p_a)), p[al, answer[al]].mean()
-        if t == steps:
-            break
+        z = np.einsum("pk,pkj->pj", sigma, vals)
+        p = softmax(z)  # (P, K)
         # Lemma 1: -dℓ/du = Σ_y φ(y) σ_y (g_y - Σ_y' σ_y' g_y'), g_y = v(y)ᵀ(e_a - p)
         s_tr = sigma[:n_train]
         g = np.einsum("nkj,nj->nk", vals[:n_train], target - p[:n_train])
         coef = s_tr * (g - (s_tr * g).sum(axis=1, keepdims=True))
-        u += lr / n_train * np.einsum("nk,nkd->d", coef, x[:n_train])
+        yield sigma, z, p, coef, u
+        if t < steps:
+            u += lr / n_train * np.einsum("nk,nkd->d", coef, x[:n_train])
+
+
+def train(world, lr=1.0, steps=300, n_train=20, n_test=10):
+    """`descend`, recording what a summary needs: {"reliance", "aligned_accuracy"} ->
+    (steps + 1,) arrays."""
+    answer, fact = world[3], world[4]
+    te, al = np.arange(n_train, n_train + n_test), np.arange(n_train + n_test, len(answer))
+    reliance, accuracy = np.empty(steps + 1), np.empty(steps + 1)
+    for t, (_, _, p, _, _) in enumerate(descend(world, lr, steps, n_train)):
+        p_c, p_a = p[te, answer[te]], p[te, fact[te]]
+        reliance[t], accuracy[t] = np.mean(p_c / (p_c + p_a)), p[al, answer[al]].mean()
     return {"reliance": reliance, "aligned_accuracy": accuracy}
 
 
@@ -127,45 +136,33 @@ METRICS = ["reliance", "attention_context", "aligned_accuracy", "loss", "u_theta
 
 
 def train_all(world, lr=1.0, steps=300, n_train=20, n_test=10):
-    """`train` recording every metric that `cpi run` and `cpi sweep` record (docs/guide.md
-    defines them): name -> (steps + 1,) array. Group metrics are sums
-    over a group's examples (one product with the group one-hot), NaN for an empty group;
-    attention_context_S is not a metric (S examples have no context)."""
-    phi, table, keys, answer, fact = world
+    """`descend`, recording every metric that `cpi run` and `cpi sweep` record (docs/guide.md
+    defines them): name -> (steps + 1,) array. Group metrics are sums over a group's examples
+    (one product with the group one-hot), NaN for an empty group; attention_context_S is not a
+    metric (S examples have no context)."""
+    phi, _, keys, answer, fact = world
     d = phi.shape[0]
-    x = phi.T[keys]
-    vals = table.T[keys]
     te, al = np.arange(n_train, n_train + n_test), np.arange(n_train + n_test, len(answer))
     tr = np.arange(n_train)
-    target = np.eye(table.shape[0])[answer[:n_train]]
     onehot = np.zeros((n_train, len(GROUPS)))  # the world's training groups: C (no fact) and CS
     onehot[tr, np.where(fact[:n_train] < 0, 0, 1)] = 1.0
     count = onehot.sum(axis=0)
     scale = np.stack([count, count, np.full(4, n_train), np.full(4, n_train)], axis=1)
     scale = np.where(count[:, None] > 0, 1 / np.maximum(scale, 1), np.nan)  # (group, [loss, attention, θ pushes])
-    thetas = x[:n_train][:, :, [d - 2, d - 3]]  # θ_Cᵀφ(y), θ_Sᵀφ(y) of each key
+    thetas = phi.T[keys[:n_train]][:, :, [d - 2, d - 3]]  # θ_Cᵀφ(y), θ_Sᵀφ(y) of each key
     argmax_rows = np.concatenate([te, te, tr])  # counterfactual, parametric, train accuracy
     argmax_targets = np.concatenate([answer[te], fact[te], answer[:n_train]])
     argmax_groups = np.repeat(np.eye(3) / [n_test, n_test, n_train], [n_test, n_test, n_train], axis=0)
-    u = np.zeros(d)
     rec = np.empty((steps + 1, len(METRICS)))
-    for t in range(steps + 1):
-        sigma = softmax(x @ u)
-        z = np.einsum("pk,pkj->pj", sigma, vals)
-        p = softmax(z)
+    for t, (sigma, z, p, coef, u) in enumerate(descend(world, lr, steps, n_train)):
         p_c, p_a = p[te, answer[te]], p[te, fact[te]]
-        s_tr = sigma[:n_train]
-        g = np.einsum("nkj,nj->nk", vals[:n_train], target - p[:n_train])
-        coef = s_tr * (g - (s_tr * g).sum(axis=1, keepdims=True))  # -∂ℓ_i/∂score_iy
         losses = -np.log(p[tr, answer[:n_train]])
-        per_example = np.column_stack([losses, s_tr[:, 0], np.einsum("nk,nkc->nc", coef, thetas)])
+        per_example = np.column_stack([losses, sigma[:n_train, 0], np.einsum("nk,nkc->nc", coef, thetas)])
         groups = onehot.T @ per_example * scale  # (group, metric)
         rec[t, :6] = (np.mean(p_c / (p_c + p_a)), sigma[te, 0].mean(), p[al, answer[al]].mean(), losses.mean(),
                       u[d - 2], u[d - 3])
         rec[t, 6:9] = chosen(z[argmax_rows], argmax_targets) @ argmax_groups
         rec[t, 9:] = groups.T.reshape(-1)
-        if t < steps:
-            u += lr / n_train * np.einsum("nk,nkd->d", coef, x[:n_train])
     out = {name: rec[:, j] for j, name in enumerate(METRICS)}
     del out["attention_context_S"]
     return out
